@@ -1,0 +1,32 @@
+# Pocket Terminal. On a fresh Debian machine with Python 3.11 these do all the set-up:
+#   make run    the virtual handheld with its rig (prints "REPL on <pty>")
+#   make test   every test: gates, on-device tests in the virtual handheld, host tests
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+FIRMWARE := boot.py main.py $(shell find board drivers lib -name '*.py' 2>/dev/null)
+
+.PHONY: setup image run test clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+image: build/flash.img
+
+build/flash.img: $(STAMP) $(FIRMWARE) tools/image.py
+	$(PY) -m tools.image -o $@
+
+run: build/flash.img
+	$(PY) -m tools.vdevice --image build/flash.img
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+clean:
+	rm -rf build

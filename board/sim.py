@@ -1,0 +1,390 @@
+"""The virtual handheld's "machine": Pin, UART, I2C, SPI and ADC over loopback sockets to the rig.
+
+The only firmware module that knows it runs on the MicroPython unix port. The classes take the
+arguments and behave as machine's do on the ESP32 (errors included: an I2C NACK is
+OSError(ENODEV)), so board/handheld.py builds the same buses on them and drivers cannot tell.
+The wire protocol is tools/rig/PROTOCOL.md; the rig's address comes from $PT_RIG.
+"""
+
+import errno
+import io
+import os
+import select
+import socket
+import struct
+import time
+
+import _thread
+import micropython
+from micropython import const
+
+NAME = "sim"
+
+# Status bytes of the rig's answers (tools/rig/rig.py has the same table).
+_OK = const(0)
+_NACK = const(1)
+
+_MP_STREAM_POLL = const(3)
+_MP_STREAM_GET_FILENO = const(10)
+_POLL_RD = const(1)
+_POLL_WR = const(4)
+
+
+class RigUnreachable(OSError):
+    pass
+
+
+def _rig_address():
+    return os.getenv("PT_RIG") or "127.0.0.1:7800"
+
+
+def _connect(hello):
+    """A connection to the rig for one bus object, introduced by its hello line."""
+    host, port = _rig_address().rsplit(":", 1)
+    sock = socket.socket()
+    try:
+        sock.connect(socket.getaddrinfo(host, int(port))[0][-1])
+    except OSError as e:
+        sock.close()
+        raise RigUnreachable(e.errno, "no rig at %s:%s for %s: start python -m tools.vdevice" % (host, port, hello))
+    sock.write(hello.encode() + b"\n")
+    answer = sock.readline()
+    if answer != b"ok\n":
+        sock.close()
+        raise RigUnreachable(errno.ENODEV, "rig refused %s: %s" % (hello, answer.decode().strip()))
+    return sock
+
+
+class _Link:
+    """Request/response frames: op(1) length(2) payload -> status(1) length(2) payload."""
+
+    def __init__(self, hello):
+        self.hello = hello
+        self.sock = _connect(hello)
+        self.head = bytearray(3)
+        self.busy = False
+
+    def send(self, op, payload=b""):
+        # One write for the whole frame: an interrupt cannot split it.
+        self.sock.write(struct.pack(">BH", op[0], len(payload)) + payload)
+
+    def request(self, op, payload=b""):
+        try:
+            self.send(op, payload)
+            self.sock.readinto(self.head)
+            status, n = struct.unpack(">BH", self.head)
+            return status, self.sock.read(n) if n else b""
+        except BaseException:
+            # Interrupted mid-exchange (Ctrl-C, a lost rig): the stream may hold half a frame,
+            # so start a clean one, as a bus controller aborts a transfer.
+            self.sock.close()
+            self.sock = _connect(self.hello)
+            raise
+
+    def close(self):
+        self.sock.close()
+
+
+# ---- Pin -----------------------------------------------------------------------------------
+
+_pin_links = []
+_irq_handlers = {}  # GPIO -> (Pin, handler)
+
+
+def _pin_request(op, payload):
+    # A soft IRQ handler may read a pin in the middle of another pin request (scheduled code
+    # runs between any two VM instructions); a nested request takes a connection of its own
+    # so that the two never interleave on one wire.
+    for link in _pin_links:
+        if not link.busy:
+            break
+    else:
+        link = _Link("pins")
+        _pin_links.append(link)
+    link.busy = True
+    try:
+        return link.request(op, payload)[1]
+    finally:
+        link.busy = False
+
+
+def _irq_listener(sock):
+    # A thread of its own, as the ESP32's GPIO interrupt is: each edge the rig reports is
+    # handed to the VM as a soft IRQ (micropython.schedule), as machine.Pin's handlers are.
+    while True:
+        event = sock.read(2)
+        if not event or len(event) < 2:
+            return
+        entry = _irq_handlers.get(event[0])
+        if entry:
+            try:
+                micropython.schedule(entry[1], entry[0])
+            except RuntimeError:  # schedule queue full: the edge is lost, as on the board
+                pass
+
+
+class Pin:
+    IN = 1
+    OUT = 3
+    OPEN_DRAIN = 7
+    PULL_UP = 2
+    PULL_DOWN = 1
+    IRQ_FALLING = 2
+    IRQ_RISING = 1
+    _irq_thread = False
+
+    def __init__(self, id, mode=-1, pull=-1, value=None):
+        self.id = id
+        self.init(mode, pull, value)
+
+    def init(self, mode=-1, pull=-1, value=None):
+        mode = {self.IN: 0, self.OUT: 1, self.OPEN_DRAIN: 2}.get(mode, 0) if mode != -1 else 0
+        pull = {self.PULL_UP: 1, self.PULL_DOWN: 2}.get(pull, 0) if pull not in (-1, None) else 0
+        self._request(b"M", bytes((mode, pull, 255 if value is None else int(bool(value)))))
+
+    def _request(self, op, rest=b""):
+        return _pin_request(op, bytes((self.id,)) + rest)
+
+    def value(self, v=None):
+        if v is None:
+            return self._request(b"G")[0]
+        self._request(b"V", bytes((int(bool(v)),)))
+
+    __call__ = value
+
+    def on(self):
+        self.value(1)
+
+    def off(self):
+        self.value(0)
+
+    def irq(self, handler=None, trigger=IRQ_FALLING | IRQ_RISING):
+        if handler is None:
+            _irq_handlers.pop(self.id, None)
+            trigger = 0
+        else:
+            _irq_handlers[self.id] = (self, handler)
+            if not Pin._irq_thread:
+                Pin._irq_thread = True
+                _thread.start_new_thread(_irq_listener, (_connect("irq"),))
+        # The rig's trigger bits: 1 falling, 2 rising.
+        rig_trigger = (1 if trigger & self.IRQ_FALLING else 0) | (2 if trigger & self.IRQ_RISING else 0)
+        self._request(b"I", bytes((rig_trigger,)))
+
+
+class ADC:
+    ATTN_0DB = 0
+    ATTN_2_5DB = 1
+    ATTN_6DB = 2
+    ATTN_11DB = 3
+    # Full-scale input of the ESP32's ADC at each attenuation, in microvolts.
+    _FULL_SCALE_UV = (950_000, 1_250_000, 1_750_000, 2_450_000)
+
+    def __init__(self, pin, atten=ATTN_0DB):
+        self.pin = pin
+        self._atten = atten
+
+    def atten(self, atten):
+        self._atten = atten
+
+    def read_uv(self):
+        uv = struct.unpack(">I", self.pin._request(b"A"))[0]
+        return min(uv, self._FULL_SCALE_UV[self._atten])
+
+    def read_u16(self):
+        return self.read_uv() * 65535 // self._FULL_SCALE_UV[self._atten]
+
+
+# ---- UART ----------------------------------------------------------------------------------
+
+class UART(io.IOBase):
+    """A UART whose far end is the rig. TX is framed (data and line settings); RX is the raw
+    byte stream, paced by the rig at the baud rate, so the socket is readable exactly when
+    bytes have arrived and select/asyncio can poll its descriptor."""
+
+    def __init__(self, id, baudrate=115200, **kw):
+        self.id = id
+        self._link = _Link("uart %d" % id)
+        self._sock = self._link.sock
+        self._poll = select.poll()
+        self._poll.register(self._sock, select.POLLIN)
+        self._tx_done = time.ticks_us()
+        self.bits, self.parity, self.stop, self.timeout, self.timeout_char = 8, None, 1, 0, 1
+        self.init(baudrate, **kw)
+
+    def init(self, baudrate=None, bits=None, parity=-1, stop=None, tx=None, rx=None, timeout=None,
+             timeout_char=None, rxbuf=None, txbuf=None, **_):
+        if baudrate is not None:
+            self.baudrate = baudrate
+        if bits is not None:
+            self.bits = bits
+        if parity != -1:
+            self.parity = parity
+        if stop is not None:
+            self.stop = stop
+        if timeout is not None:
+            self.timeout = timeout
+        if timeout_char is not None:
+            self.timeout_char = timeout_char
+        # The rig's parity code: 0 none, 1 even, 2 odd (machine: None, 0 even, 1 odd).
+        parity_code = 0 if self.parity is None else 1 if self.parity == 0 else 2
+        self._link.send(b"C", struct.pack(">IBBB", self.baudrate, self.bits, parity_code, self.stop))
+
+    def deinit(self):
+        self._link.close()
+
+    def _char_us(self):
+        return (1 + self.bits + (self.parity is not None) + self.stop) * 1_000_000 // self.baudrate
+
+    def write(self, buf):
+        buf = bytes(buf)
+        self._link.send(b"D", buf)
+        # The transmitter shifts the bytes out at the baud rate after the ones before them.
+        now = time.ticks_us()
+        start = self._tx_done if time.ticks_diff(self._tx_done, now) > 0 else now
+        self._tx_done = time.ticks_add(start, len(buf) * self._char_us())
+        return len(buf)
+
+    def flush(self):
+        wait = time.ticks_diff(self._tx_done, time.ticks_us())
+        if wait > 0:
+            time.sleep_us(wait)
+
+    def txdone(self):
+        return time.ticks_diff(self._tx_done, time.ticks_us()) <= 0
+
+    def any(self):
+        try:
+            return len(self._sock.recv(4096, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except OSError:
+            return 0
+
+    def _wait(self, ms):
+        return bool(self._poll.poll(ms))
+
+    def readinto(self, buf, nbytes=None):
+        n = len(buf) if nbytes is None else nbytes
+        got = 0
+        mv = memoryview(buf)
+        wait = self.timeout
+        while got < n and self._wait(wait):
+            chunk = self._sock.recv(n - got)
+            if not chunk:
+                break
+            mv[got:got + len(chunk)] = chunk
+            got += len(chunk)
+            wait = self.timeout_char
+        return got or None
+
+    def read(self, nbytes=-1):
+        if nbytes is None or nbytes < 0:
+            nbytes = self.any()
+            if not nbytes and not self._wait(self.timeout):
+                return None
+            nbytes = max(nbytes, self.any())
+        buf = bytearray(nbytes)
+        n = self.readinto(buf)
+        return None if n is None else bytes(buf[:n])
+
+    def readline(self):
+        line = bytearray()
+        while True:
+            b = self.read(1)
+            if not b:
+                break
+            line += b
+            if b == b"\n":
+                break
+        return bytes(line) or None
+
+    def ioctl(self, req, arg):
+        if req == _MP_STREAM_GET_FILENO:  # lets select.poll and asyncio wait on the socket
+            return self._sock.fileno()
+        if req == _MP_STREAM_POLL:
+            ready = _POLL_WR & arg
+            if arg & _POLL_RD and self.any():
+                ready |= _POLL_RD
+            return ready
+        return 0
+
+
+# ---- I2C -----------------------------------------------------------------------------------
+
+class I2C:
+    def __init__(self, id, scl=None, sda=None, freq=400000, timeout=50000):
+        self._link = _Link("i2c %d" % id)
+        self.init(freq=freq)
+
+    def init(self, scl=None, sda=None, freq=400000, timeout=None):
+        self._link.request(b"F", struct.pack(">I", freq))
+
+    def scan(self):
+        return list(self._link.request(b"S")[1])
+
+    def _check(self, status, payload):
+        if status != _OK:
+            raise OSError(errno.ENODEV)
+        return payload
+
+    def writeto(self, addr, buf, stop=True):
+        payload = self._check(*self._link.request(b"W", bytes((addr, stop)) + bytes(buf)))
+        return struct.unpack(">H", payload)[0]
+
+    def writevto(self, addr, vector, stop=True):
+        return self.writeto(addr, b"".join(bytes(b) for b in vector), stop)
+
+    def readfrom_into(self, addr, buf, stop=True):
+        data = self._check(*self._link.request(b"R", bytes((addr, stop)) + struct.pack(">H", len(buf))))
+        buf[:] = data
+
+    def readfrom(self, addr, nbytes, stop=True):
+        buf = bytearray(nbytes)
+        self.readfrom_into(addr, buf, stop)
+        return bytes(buf)
+
+    def _memaddr(self, memaddr, addrsize):
+        return memaddr.to_bytes(addrsize // 8, "big")
+
+    def writeto_mem(self, addr, memaddr, buf, addrsize=8):
+        self.writeto(addr, self._memaddr(memaddr, addrsize) + bytes(buf))
+
+    def readfrom_mem_into(self, addr, memaddr, buf, addrsize=8):
+        self.writeto(addr, self._memaddr(memaddr, addrsize), False)
+        self.readfrom_into(addr, buf)
+
+    def readfrom_mem(self, addr, memaddr, nbytes, addrsize=8):
+        buf = bytearray(nbytes)
+        self.readfrom_mem_into(addr, memaddr, buf, addrsize)
+        return bytes(buf)
+
+
+# ---- SPI -----------------------------------------------------------------------------------
+
+class SPI:
+    MSB = 0
+    LSB = 1
+
+    def __init__(self, id, baudrate=1000000, **kw):
+        self._link = _Link("spi %d" % id)
+        self.init(baudrate, **kw)
+
+    def init(self, baudrate=1000000, **_):
+        self._link.request(b"C", struct.pack(">I", baudrate))
+
+    def deinit(self):
+        self._link.close()
+
+    def _transfer(self, data):
+        return self._link.request(b"T", bytes(data))[1]
+
+    def write(self, buf):
+        self._transfer(buf)
+
+    def write_readinto(self, write_buf, read_buf):
+        read_buf[:] = self._transfer(write_buf)
+
+    def readinto(self, buf, write=0x00):
+        buf[:] = self._transfer(bytes((write,)) * len(buf))
+
+    def read(self, nbytes, write=0x00):
+        return self._transfer(bytes((write,)) * nbytes)

@@ -1,0 +1,118 @@
+"""Diagnostics: the state of every bus and peripheral. At the REPL: `import diag; diag.report()`.
+
+checks() returns (name, ok, detail, remedy) for each item, for the diagnostics screen as well as
+for report(). Each check is independent: a bus that cannot even be opened is a fault with its
+own remedy, never a crash of the report.
+"""
+
+import gc
+import os
+
+import board
+from board import handheld as hw
+
+# The I2C0 devices of the reference handheld: address -> (part, remedy when it does not answer).
+I2C_DEVICES = (
+    (0x24, "PN532 NFC controller", "reseat the NFC module; check I2C pull-ups and that RSTPDN is high"),
+    (0x38, "FT6336U touch controller", "check the touch flex cable; check I2C pull-ups"),
+)
+
+
+def _heap():
+    gc.collect()
+    free, used = gc.mem_free(), gc.mem_alloc()
+    return True, "%d bytes free of %d" % (free, free + used), None
+
+
+def _flash():
+    bsize, _, blocks, bfree = os.statvfs("/")[:4]
+    return True, "%d KB free of %d KB" % (bfree * bsize // 1024, blocks * bsize // 1024), None
+
+
+def _i2c():
+    found = board.buses.i2c().scan()
+    known = [a for a, _, _ in I2C_DEVICES]
+    extra = ["0x%02x" % a for a in found if a not in known]
+    return True, "%d kHz, answering: %s" % (hw.I2C_FREQ // 1000, ", ".join("0x%02x" % a for a in found) or "none") + (
+        " (unknown: %s)" % ", ".join(extra) if extra else ""), None
+
+
+def _i2c_device(addr):
+    def check():
+        present = addr in board.buses.i2c().scan()
+        return present, "0x%02x %s" % (addr, "answers" if present else "does not answer"), None
+    return check
+
+
+def _uart(make, baud):
+    def check():
+        make()
+        return True, "open at %d baud" % baud, None
+    return check
+
+
+def _spi():
+    board.buses.display_spi()
+    return True, "open at %d MHz" % (hw.SPI_DISPLAY_BAUD // 1_000_000), None
+
+
+def _standby_key():
+    return True, "pressed" if board.buses.standby_key().value() == 0 else "released", None
+
+
+def _card_detect():
+    present = board.buses.pin(hw.PIN_CARD_DETECT, pull=board.buses.machine.Pin.PULL_UP).value() == 0
+    return True, "card in" if present else "no card", None
+
+
+def _battery():
+    uv = board.buses.battery_adc().read_uv() * hw.BATTERY_DIVIDER
+    return True, "%d mV" % (uv // 1000), None
+
+
+def _crashlog():
+    import crashlog
+
+    n = crashlog.count()
+    return n == 0, "%d entries" % n, "read them with crashlog.show(); clear with crashlog.clear()"
+
+
+def _items():
+    items = [
+        ("board", lambda: (True, board.NAME, None), None),
+        ("heap", _heap, None),
+        ("flash", _flash, None),
+        ("i2c0", _i2c, "check SDA/SCL wiring and pull-ups"),
+    ]
+    for addr, part, remedy in I2C_DEVICES:
+        items.append((part, _i2c_device(addr), remedy))
+    items += [
+        ("display spi", _spi, "check the display's SPI wiring"),
+        ("fingerprint uart1", _uart(board.buses.fingerprint_uart, hw.UART_FINGERPRINT_BAUD),
+         "check the fingerprint module's TX/RX wiring"),
+        ("card slot uart2", _uart(board.buses.card_uart, 10752), "check the slot's I/O line"),
+        ("card detect", _card_detect, "check the slot's detect switch"),
+        ("standby key", _standby_key, "check the key"),
+        ("battery", _battery, "check the battery connector"),
+        ("crash log", _crashlog, None),
+    ]
+    return items
+
+
+def checks():
+    """[(name, ok, detail, remedy or None)] for every bus and peripheral."""
+    out = []
+    for name, check, remedy in _items():
+        try:
+            ok, detail, own_remedy = check()
+            out.append((name, ok, detail, own_remedy or (None if ok else remedy)))
+        except Exception as e:  # the check itself failed: that is the finding
+            out.append((name, False, "%s: %s" % (type(e).__name__, e), remedy))
+    return out
+
+
+def report():
+    for name, ok, detail, remedy in checks():
+        print("%-20s %-5s %s" % (name, "ok" if ok else "FAULT", detail))
+        if not ok and remedy:
+            print("%-26s-> %s" % ("", remedy))

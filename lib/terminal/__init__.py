@@ -1,0 +1,86 @@
+"""The terminal application's entry point and its supervisor (main.py calls run()).
+
+The supervisor runs the application under asyncio, feeds the watchdog from a task of its own,
+logs an uncaught error to the crash log and starts the application again after a pause that
+doubles with each crash in a row (up to MAX_BACKOFF_MS). Ctrl-C stops it and leaves the REPL.
+"""
+
+import gc
+
+from micropython import const
+
+BACKOFF_MS = const(1000)
+MAX_BACKOFF_MS = const(30_000)
+# A run that lasted this long was healthy: the next crash starts the backoff from the beginning.
+HEALTHY_MS = const(60_000)
+FEED_MS = const(1000)
+
+
+async def _idle():
+    # The cardholder's application arrives with its own issue (lib/terminal/app.py); until then
+    # the terminal only keeps the device alive and the REPL one Ctrl-C away.
+    import asyncio
+
+    while True:
+        await asyncio.sleep_ms(60_000)
+
+
+async def _feeder():
+    import asyncio
+    import watchdog
+
+    while True:
+        watchdog.feed()
+        await asyncio.sleep_ms(FEED_MS)
+
+
+async def _with_feeder(main):
+    import asyncio
+
+    feeder = asyncio.create_task(_feeder())
+    try:
+        await main()
+    finally:
+        feeder.cancel()
+
+
+def supervise(main, backoff_ms=BACKOFF_MS, max_runs=None):
+    """Run main() (a coroutine function) until it returns, restarting it after each crash.
+
+    Returns the number of crashes; max_runs bounds the runs (for tests)."""
+    import asyncio
+    import time
+
+    import crashlog
+    import watchdog
+
+    watchdog.start()
+    crashes = 0
+    delay = backoff_ms
+    runs = 0
+    try:
+        while max_runs is None or runs < max_runs:
+            runs += 1
+            started = time.ticks_ms()
+            asyncio.new_event_loop()  # a clean loop: nothing left from the crashed run
+            watchdog.resume()
+            try:
+                asyncio.run(_with_feeder(main))
+                return crashes
+            except Exception as e:
+                crashes += 1
+                crashlog.record(e, "terminal crash %d" % crashes)
+                if time.ticks_diff(time.ticks_ms(), started) > HEALTHY_MS:
+                    delay = backoff_ms
+                print("terminal: crashed (%s); logged, restarting in %d ms" % (type(e).__name__, delay))
+            gc.collect()
+            time.sleep_ms(delay)
+            delay = min(delay * 2, MAX_BACKOFF_MS)
+    except KeyboardInterrupt:
+        watchdog.release_to_repl()
+        print("terminal: stopped by Ctrl-C")
+    return crashes
+
+
+def run():
+    supervise(_idle)

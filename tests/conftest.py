@@ -1,0 +1,110 @@
+"""The test harness: one `pytest` for all three layers (shared/DESIGN.md, "Testing").
+
+- tests/device/test_*.py are MicroPython modules run ON the device: each `test_*` function is a
+  pytest item of its own, run through mpremote's transport; a failure shows the device's
+  traceback. By default the device is a virtual handheld that this harness builds and starts;
+  with `--port /dev/ttyUSB0` it is a real board, to which the firmware is deployed first.
+- tests/host/test_*.py are CPython tests: of tools/, and integration tests that drive the
+  virtual handheld and its rig (those need the virtual handheld and skip with --port).
+"""
+
+import ast
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tools import image
+from tools.device import Device, DeviceExecError
+from tools.vdevice.spawn import VDeviceProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+DEVICE_TESTS = Path(__file__).resolve().parent / "device"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--port", default=None,
+                     help="run the on-device tests on a real board at this serial port (e.g. /dev/ttyUSB0)")
+
+
+@pytest.fixture(scope="session")
+def firmware_image(tmp_path_factory):
+    """The flash image built from this tree, as `make image` builds it."""
+    out = tmp_path_factory.mktemp("image") / "flash.img"
+    image.build(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def vdevice(request, firmware_image, tmp_path_factory):
+    """The session's virtual handheld (and its rig): its own copy of the image, its own state dir."""
+    if request.config.getoption("--port"):
+        pytest.skip("drives the virtual handheld's rig; this run is on a real board")
+    state = tmp_path_factory.mktemp("vdevice")
+    img = state / "flash.img"
+    shutil.copyfile(firmware_image, img)
+    vd = VDeviceProcess(img, state)
+    yield vd
+    vd.stop()
+
+
+@pytest.fixture(scope="session")
+def device(request, tmp_path_factory):
+    """The device under test, its REPL taken in raw mode and the device tests on its flash."""
+    port = request.config.getoption("--port")
+    if port:
+        dev = Device(port)
+        staged = tmp_path_factory.mktemp("fs")
+        image.stage(staged, board="handheld")
+        dev.deploy(staged)
+    else:
+        dev = Device(request.getfixturevalue("vdevice").repl)
+    dev.deploy(_compile_device_tests(tmp_path_factory.mktemp("device-tests")))
+    yield dev
+    dev.close()
+
+
+def _compile_device_tests(out):
+    """tests/device/*.py compiled to .mpy under out/tests/ (the device imports them from /tests)."""
+    exe = image.mpy_cross()
+    target = Path(out) / "tests"
+    target.mkdir(parents=True)
+    for src in sorted(DEVICE_TESTS.glob("*.py")):
+        subprocess.run([exe, "-s", src.relative_to(ROOT).as_posix(), "-o", str(target / (src.stem + ".mpy")),
+                        str(src)], check=True)
+    return out
+
+
+# ---- on-device tests as pytest items ---------------------------------------------------------
+
+def pytest_pycollect_makemodule(module_path, parent):
+    # A device test module is MicroPython code: never import it into CPython.
+    if Path(module_path).parent == DEVICE_TESTS and module_path.name.startswith("test_"):
+        return DeviceModule.from_parent(parent, path=module_path)
+    return None
+
+
+class DeviceModule(pytest.File):
+    def collect(self):
+        tree = ast.parse(self.path.read_text(), str(self.path))
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                yield DeviceTest.from_parent(self, name=node.name, callobj=_runner(self.path.stem, node.name))
+
+
+def _runner(module, name):
+    def run_on_device(device):
+        __tracebackhide__ = True
+        device.run_test(module, name)
+    return run_on_device
+
+
+class DeviceTest(pytest.Function):
+    """One test function of a device test module, run inside MicroPython."""
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, DeviceExecError):
+            e = excinfo.value
+            return "on the device:\n" + e.traceback + ("\noutput before it:\n" + e.output if e.output.strip() else "")
+        return super().repr_failure(excinfo)

@@ -1,0 +1,52 @@
+"""The flash image: what `make image` builds, read back with littlefs-python."""
+
+import littlefs
+
+from tools import image
+
+
+def mount(path):
+    fs = littlefs.LittleFS(block_size=image.BLOCK_SIZE, block_count=image.VFS_BLOCKS, mount=False)
+    fs.context.buffer = bytearray(path.read_bytes())
+    fs.mount()
+    return fs
+
+
+def test_image_is_the_vfs_partition(firmware_image):
+    assert firmware_image.stat().st_size == image.VFS_BLOCKS * 4096 == 0x200000
+
+
+def test_image_holds_boot_main_and_bytecode(firmware_image):
+    fs = mount(firmware_image)
+    root = fs.listdir("/")
+    assert {"boot.py", "main.py", "board", "lib"} <= set(root), root
+    with fs.open("boot.py", "rb") as f:
+        assert f.read() == (image.ROOT / "boot.py").read_bytes()
+    with fs.open("lib/diag.mpy", "rb") as f:
+        header = f.read(4)
+    # .mpy v6, no native architecture: plain bytecode that both the ESP32 and unix ports load.
+    assert header[0:2] == b"M\x06", header
+    assert header[2] >> 2 == 0, "native code in lib/diag.mpy: arch %d" % (header[2] >> 2)
+
+
+def test_sim_board_only_in_the_virtual_image(tmp_path):
+    image.build(tmp_path / "handheld.img", board="handheld")
+    assert "sim.mpy" not in mount(tmp_path / "handheld.img").listdir("board")
+    image.build(tmp_path / "sim.img", board="sim")
+    assert "sim.mpy" in mount(tmp_path / "sim.img").listdir("board")
+
+
+def test_a_firmware_file_that_does_not_compile_is_named(tmp_path, monkeypatch):
+    bad = tmp_path / "lib"
+    bad.mkdir()
+    (bad / "broken.py").write_text("def f(:\n")
+    (tmp_path / "boot.py").write_text("")
+    (tmp_path / "main.py").write_text("")
+    monkeypatch.setattr(image, "ROOT", tmp_path)
+    monkeypatch.setattr(image, "PACKAGES", {"lib": "lib"})
+    try:
+        image.build(tmp_path / "x.img")
+    except image.ImageError as e:
+        assert "lib/broken.py" in str(e)
+    else:
+        raise AssertionError("a syntax error built an image")

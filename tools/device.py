@@ -1,0 +1,135 @@
+"""Talk to a Pocket Terminal's REPL from the host: the board on a serial port, or the virtual
+handheld's pty. Built on mpremote's own transport, so it behaves as `mpremote` does.
+
+    dev = Device("/dev/ttyUSB0")          # or "build/vdevice.tty"
+    dev.exec("import diag; diag.report()")
+    dev.eval("1 + 1")                     # -> 2
+    dev.soft_reset()
+"""
+
+import os
+import time
+from pathlib import Path
+
+from mpremote.transport import TransportError, TransportExecError
+from mpremote.transport_serial import SerialTransport
+
+
+class DeviceError(Exception):
+    """The device could not be reached, or did not answer as a MicroPython REPL does."""
+
+
+class DeviceExecError(DeviceError):
+    """Code run on the device raised; the message is the device's own traceback."""
+
+    def __init__(self, traceback, output=""):
+        super().__init__(traceback)
+        self.traceback = traceback
+        self.output = output
+
+
+class Device:
+    def __init__(self, port, timeout=10):
+        self.port = str(port)
+        self.timeout = timeout
+        self.transport = None
+        self._test_module = None
+        self.connect()
+
+    def connect(self):
+        """Open the port and take the REPL into raw mode (interrupting whatever runs)."""
+        self.close()
+        path = os.path.realpath(self.port)
+        if not os.path.exists(path):
+            raise DeviceError("no serial port at %s: is the device connected (or `make run` running)?" % self.port)
+        try:
+            # A read timeout: a silent device makes calls fail instead of hanging.
+            self.transport = SerialTransport(path, baudrate=115200, timeout=1)
+        except TransportError as e:
+            raise DeviceError("cannot open %s: %s" % (self.port, e)) from None
+        self._raw_repl(soft_reset=False)
+
+    def _raw_repl(self, soft_reset):
+        try:
+            self.transport.enter_raw_repl(soft_reset=soft_reset, timeout_overall=self.timeout)
+        except (TransportError, OSError) as e:
+            raise DeviceError("no MicroPython REPL answered on %s within %d s (%s): is the device powered "
+                              "and running, not stuck with interrupts off?" % (self.port, self.timeout, e)) from None
+
+    def exec(self, code, timeout=None):
+        """Run code in the raw REPL; return its output. Raises DeviceExecError with the
+        device's traceback if the code raised."""
+        try:
+            out, err = self.transport.exec_raw(code, timeout=timeout or self.timeout)
+        except (TransportError, OSError) as e:
+            raise DeviceError("the REPL on %s stopped answering: %s" % (self.port, e)) from None
+        out = out.decode(errors="replace")
+        if err:
+            raise DeviceExecError(err.decode(errors="replace").replace("\r\n", "\n"), out)
+        return out.replace("\r\n", "\n")
+
+    def eval(self, expression, timeout=None):
+        """Evaluate an expression on the device; its repr is parsed back into a value."""
+        import ast
+
+        return ast.literal_eval(self.exec("print(repr(%s))" % expression, timeout).strip())
+
+    def soft_reset(self):
+        """Ctrl-D: a fresh interpreter (and heap); boot.py runs again, main.py does not."""
+        self._raw_repl(soft_reset=True)
+
+    def reconnect(self, within=10):
+        """After a reset or power cut: wait for the REPL to come back and take it again."""
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                return self.connect()
+            except DeviceError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def run_test(self, module, name, timeout=60):
+        """Run test function `name` of the test module `module` in /tests on the device.
+
+        Each module starts in a fresh interpreter (a soft reset), so that the heap and state
+        one module leaves do not leak into the next."""
+        if self._test_module != module:
+            self.soft_reset()
+            self._test_module = module
+        self.exec("import sys\nif '/tests' not in sys.path: sys.path.append('/tests')\n"
+                  "import %s\n%s.%s()" % (module, module, name), timeout=timeout)
+
+    # ---- files ---------------------------------------------------------------------------
+
+    def write_file(self, path, data):
+        self.makedirs(path.rpartition("/")[0])
+        try:
+            self.transport.fs_writefile(path, data, chunk_size=1024)
+        except (TransportError, TransportExecError) as e:
+            raise DeviceError("writing %s failed: %s" % (path, e)) from None
+
+    def read_file(self, path):
+        return self.transport.fs_readfile(path)
+
+    def makedirs(self, path):
+        parts = [p for p in path.split("/") if p]
+        for i in range(1, len(parts) + 1):
+            d = "/" + "/".join(parts[:i])
+            if not self.transport.fs_exists(d):
+                self.transport.fs_mkdir(d)
+
+    def deploy(self, tree):
+        """Copy a staged file tree (tools.image.stage) to the device's file system."""
+        tree = Path(tree)
+        for src in sorted(tree.rglob("*")):
+            if src.is_file():
+                self.write_file("/" + src.relative_to(tree).as_posix(), src.read_bytes())
+
+    def close(self):
+        if self.transport is not None:
+            try:
+                self.transport.close()
+            except OSError:
+                pass
+            self.transport = None

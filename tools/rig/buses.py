@@ -1,0 +1,220 @@
+"""The rig's side of each bus: wire timing, addressing and the models attached to it.
+
+A model is the chip at the far end of a bus. What a model implements, by bus kind:
+  UART  receive(data)             bytes that arrived from the host (after their wire time);
+        it answers through port.send(data), which paces the bytes at the host's baud rate.
+  I2C   i2c_write(data, stop) -> number of bytes acknowledged (fewer = NACK at that byte)
+        i2c_read(n) -> n bytes
+  SPI   spi_transfer(data) -> bytes clocked out on MISO (same length), or None for 0xFF
+Models that care about pins (chip select, reset, interrupt lines) are given the PinBank.
+"""
+
+import asyncio
+
+# A character on an asynchronous serial line: start bit, data bits, parity bit, stop bits.
+def char_bits(bits=8, parity=None, stop=1):
+    return 1 + bits + (0 if parity is None else 1) + stop
+
+
+class Line:
+    """One direction of a serial line: each byte is delivered when its last bit has arrived."""
+
+    def __init__(self, deliver):
+        self.deliver = deliver
+        self.free_at = 0.0
+
+    def send(self, data, char_time):
+        loop = asyncio.get_running_loop()
+        start = max(loop.time(), self.free_at)
+        # Deliver in chunks of about a millisecond of wire time: a reader sees bytes trickle
+        # in as on a real line, without one timer per byte at high rates.
+        chunk = max(1, int(0.001 / char_time))
+        for i in range(0, len(data), chunk):
+            part = data[i:i + chunk]
+            loop.call_at(start + (i + len(part)) * char_time, self.deliver, part)
+        self.free_at = start + len(data) * char_time
+
+
+class UartPort:
+    """A UART between the device and one model, optionally also reachable from a pty."""
+
+    kind = "uart"
+
+    def __init__(self, name):
+        self.name = name
+        self.baud = 115200
+        self.char_bits = char_bits()
+        self.model = None
+        self.device = None  # asyncio writer of the device's connection
+        self.hosts = {}  # host name -> (Line towards it, its char_time function)
+        self.to_model = Line(self._deliver_to_model)
+        self.received = 0
+        self.sent = 0
+
+    def char_time(self):
+        return self.char_bits / self.baud
+
+    def configure(self, baud, bits, parity, stop):
+        self.baud = baud
+        self.char_bits = char_bits(bits, parity, stop)
+
+    def from_host(self, data, char_time):
+        """Bytes a host put on the TX line (the device's UART, or host software on the pty)."""
+        self.to_model.send(data, char_time)
+
+    def _deliver_to_model(self, data):
+        self.received += len(data)
+        if self.model is not None:
+            self.model.receive(data)
+
+    def send(self, data):
+        """The model's transmitter: towards every connected host, each at its own rate."""
+        self.sent += len(data)
+        for line, char_time in self.hosts.values():
+            line.send(data, char_time())
+
+    def connect_device(self, writer):
+        self.device = writer
+        self.hosts["device"] = (Line(writer.write), self.char_time)
+
+    def disconnect_device(self):
+        self.device = None
+        self.hosts.pop("device", None)
+
+    def status(self):
+        return {"baud": self.baud, "model": self.model and self.model.name,
+                "device_connected": self.device is not None,
+                "bytes_to_model": self.received, "bytes_from_model": self.sent}
+
+
+class I2cBus:
+    kind = "i2c"
+
+    def __init__(self, name):
+        self.name = name
+        self.freq = 100000
+        self.devices = {}
+
+    def wire_time(self, nbytes):
+        # START, address byte and data bytes of 9 clocks each (8 bits + ACK), STOP.
+        return (2 + 9 * (1 + nbytes)) / self.freq
+
+    async def write(self, addr, data, stop):
+        await asyncio.sleep(self.wire_time(len(data)))
+        model = self.devices.get(addr)
+        if model is None:
+            return None
+        return model.i2c_write(bytes(data), stop)
+
+    async def read(self, addr, n):
+        await asyncio.sleep(self.wire_time(n))
+        model = self.devices.get(addr)
+        if model is None:
+            return None
+        data = bytes(model.i2c_read(n))
+        assert len(data) == n, "%s returned %d bytes for a read of %d" % (model.name, len(data), n)
+        return data
+
+    def status(self):
+        return {"freq": self.freq, "devices": {"0x%02x" % a: m.name for a, m in sorted(self.devices.items())}}
+
+
+class SpiBus:
+    """SPI: the device whose chip-select pin is low gets the bytes (and the DC line, via pins)."""
+
+    kind = "spi"
+
+    def __init__(self, name, pins):
+        self.name = name
+        self.pins = pins
+        self.baud = 1000000
+        self.devices = {}  # chip-select GPIO -> model
+        self.bytes = 0
+
+    async def transfer(self, data):
+        await asyncio.sleep(len(data) * 8 / self.baud)
+        self.bytes += len(data)
+        selected = [m for cs, m in self.devices.items() if self.pins.level(cs) == 0]
+        if len(selected) != 1:  # nobody (or a bus fight) on MISO: the line floats high
+            return b"\xff" * len(data)
+        out = selected[0].spi_transfer(bytes(data))
+        return b"\xff" * len(data) if out is None else bytes(out)
+
+    def status(self):
+        return {"baud": self.baud, "bytes": self.bytes,
+                "devices": {"cs=%d" % cs: m.name for cs, m in sorted(self.devices.items())}}
+
+
+class Pin:
+    __slots__ = ("mode", "pull", "out", "external", "trigger")
+
+    def __init__(self):
+        self.mode = None  # None (not configured), "in", "out", "open_drain"
+        self.pull = None  # None, "up", "down"
+        self.out = 0
+        self.external = None  # level driven from outside the ESP32 (a key, a chip), or None
+        self.trigger = 0  # IRQ_RISING | IRQ_FALLING bits the device asked for
+
+
+IRQ_FALLING = 1  # machine.Pin.IRQ_FALLING on the ESP32
+IRQ_RISING = 2
+
+
+class PinBank:
+    """The GPIOs: what the device drives, what the outside drives, pulls, and edges."""
+
+    def __init__(self):
+        self.pins = {}
+        self.adc_uv = {}  # GPIO -> microvolts at the ADC input
+        self.irq_writers = set()
+        self.watchers = []  # callables (gpio, level) for models that watch lines
+
+    def pin(self, n):
+        if n not in self.pins:
+            self.pins[n] = Pin()
+        return self.pins[n]
+
+    def level(self, n):
+        p = self.pin(n)
+        if p.mode == "out" or (p.mode == "open_drain" and p.out == 0):
+            return p.out
+        if p.external is not None:
+            return p.external
+        return 0 if p.pull == "down" else 1 if p.pull == "up" or p.mode == "open_drain" else 0
+
+    def _changing(self, n, change):
+        before = self.level(n)
+        change(self.pin(n))
+        after = self.level(n)
+        if after != before:
+            self._edge(n, after)
+
+    def _edge(self, n, level):
+        trigger = self.pin(n).trigger
+        if trigger & (IRQ_RISING if level else IRQ_FALLING):
+            for w in list(self.irq_writers):
+                w.write(bytes((n, level)))
+        for watch in self.watchers:
+            watch(n, level)
+
+    def configure(self, n, mode, pull, value):
+        def change(p):
+            p.mode, p.pull = mode, pull
+            if value is not None:
+                p.out = value
+        self._changing(n, change)
+
+    def drive(self, n, value):
+        """The device writes a level."""
+        self._changing(n, lambda p: setattr(p, "out", value))
+
+    def set_external(self, n, value):
+        """The outside world drives the line (None releases it)."""
+        self._changing(n, lambda p: setattr(p, "external", value))
+
+    def set_trigger(self, n, trigger):
+        self.pin(n).trigger = trigger
+
+    def status(self):
+        return {str(n): {"mode": p.mode, "pull": p.pull, "level": self.level(n), "external": p.external}
+                for n, p in sorted(self.pins.items())}

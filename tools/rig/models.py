@@ -1,0 +1,81 @@
+"""Models of the chips at the far end of the buses that the bus plumbing itself needs.
+
+The handheld's own chips (PN532, R503, FT6336U, ST7789, chip cards) get modules of their own
+with the issues that bring their drivers; what is here are the instruments a bench has: a
+jumper, a small EEPROM, a logic probe.
+"""
+
+
+class Model:
+    name = None
+    pins = None  # the PinBank, for models that watch or drive lines
+
+    def status(self):
+        return {}
+
+
+class Loopback(Model):
+    """A jumper from TX to RX: every byte comes back, after its wire time both ways."""
+
+    def __init__(self, port):
+        self.port = port
+
+    def receive(self, data):
+        self.port.send(data)
+
+
+class AT24C02(Model):
+    """Microchip AT24C02: 256-byte I2C EEPROM, 8-byte pages, one-byte word address.
+
+    A write sets the address pointer with its first byte, then stores bytes that wrap inside
+    the 8-byte page; a read returns bytes from the pointer on, wrapping at the end."""
+
+    PAGE = 8
+
+    def __init__(self, port=None):
+        self.memory = bytearray(b"\xff" * 256)
+        self.pointer = 0
+
+    def i2c_write(self, data, stop):
+        if data:
+            self.pointer = data[0]
+            page = self.pointer & ~(self.PAGE - 1)
+            for i, b in enumerate(data[1:]):
+                self.memory[page + (self.pointer + i) % self.PAGE] = b
+            if len(data) > 1:
+                self.pointer = page + (self.pointer + len(data) - 1) % self.PAGE
+        return len(data)
+
+    def i2c_read(self, n):
+        out = bytes(self.memory[(self.pointer + i) % 256] for i in range(n))
+        self.pointer = (self.pointer + n) % 256
+        return out
+
+    def status(self):
+        return {"pointer": self.pointer}
+
+
+class SpiProbe(Model):
+    """A logic probe on SPI: records each transfer with the level of the DC line (if given),
+    and drives MISO with the complement of MOSI so that reads are checkable."""
+
+    def __init__(self, port=None, dc=None):
+        self.dc = dc
+        self.log = []
+
+    def spi_transfer(self, data):
+        dc = self.pins.level(self.dc) if self.dc is not None else None
+        self.log.append((dc, data.hex()))
+        del self.log[:-64]
+        return bytes(b ^ 0xFF for b in data)
+
+    def status(self):
+        return {"transfers": [{"dc": dc, "data": h} for dc, h in self.log]}
+
+
+# Model kinds the control API can attach, by bus kind.
+KINDS = {
+    "loopback": ("uart", Loopback),
+    "at24c02": ("i2c", AT24C02),
+    "probe": ("spi", SpiProbe),
+}

