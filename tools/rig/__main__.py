@@ -22,6 +22,7 @@ async def serve(state_dir, attach):
         await asyncio.Event().wait()
     finally:
         rig.close()
+        await asyncio.sleep(0.05)
 
 
 def main():

@@ -8,7 +8,7 @@ The control block (<state_dir>/vdevice.ctl) is shared with the launcher:
   offset 0  u32 LE  flash operations so far (an erase or a program each)
   offset 4  u32 LE  the operation at which power is cut (0: none)
   offset 8  u8      1 while code runs (so Ctrl-C becomes SIGINT: KeyboardInterrupt), else 0
-  offset 9  u8      set to 1 by each boot once the flash has mounted
+  offset 9  u8      how far this boot has come: 0 mounting the flash, 1 boot.py, 2 main.py, 3 REPL
 """
 
 import asyncio
@@ -27,8 +27,10 @@ from tools.rig.rig import Rig
 LAUNCHER = Path(__file__).resolve().parent / "launcher.py"
 DEFAULT_HEAP = "256K"  # shared/DESIGN.md: the board's ~110 KB heap plus room for its frozen code
 SOFT_RESET_FRIENDLY, SOFT_RESET_RAW, BAD_IMAGE = 64, 65, 66  # launcher.py's exit codes
+PHASES = ("mounting", "boot.py", "main.py", "repl")
 BLOCK_SIZE = 4096
 CTRL_C = 3
+OUTPUT_BACKLOG = 1 << 20
 # A device that dies this often this fast is broken, not rebooting: give up with its output.
 CRASH_LOOP = (3, 10.0)
 
@@ -81,8 +83,10 @@ class VDevice:
         self.last_stderr = []
         self.exited = asyncio.Event()
         self.failure = None
-        self._last_sigint = 0.0
+        self._last_sigint = (None, 0.0)  # (pid, when)
         self._cr = False
+        self._out = bytearray()  # device output the pty has not taken yet
+        self._writer_armed = False
         self.rig = Rig(self.state_dir)
         for name in ("power_cut", "flash_writes", "reset", "device"):
             self.rig.command(name, getattr(self, "cmd_" + name))
@@ -104,6 +108,9 @@ class VDevice:
 
     def executing(self):
         return self._ctl(8, "<B") == 1
+
+    def phase(self):
+        return PHASES[self._ctl(9, "<B")]
 
     # ---- start, the REPL bridge ----------------------------------------------------------
 
@@ -134,7 +141,7 @@ class VDevice:
         # Announce the device only once it has mounted its flash: a bad image is an error
         # at start, not a REPL that never answers.
         deadline = time.monotonic() + 10
-        while not self._ctl(9, "<B") and not self.exited.is_set():
+        while self.phase() == "mounting" and not self.exited.is_set():
             if time.monotonic() > deadline:
                 raise VDeviceError("the device did not mount its flash within 10 s:\n" + "\n".join(self.last_stderr))
             await asyncio.sleep(0.01)
@@ -187,16 +194,29 @@ class VDevice:
     def _to_host(self, data):
         # The board's console turns "\n" into "\r\n" (print is "cooked" on the ESP32's UART);
         # the unix port does not, so do it here, leaving "\r\n" that is already there alone.
-        out = bytearray()
         for b in data:
             if b == 10 and not self._cr:
-                out.append(13)
-            out.append(b)
+                self._out.append(13)
+            self._out.append(b)
             self._cr = b == 13
+        # A host that reads slowly (or not at all) must not lose what the device said: keep
+        # it until the pty takes it, up to OUTPUT_BACKLOG; beyond that the oldest goes.
+        del self._out[:-OUTPUT_BACKLOG]
+        self._flush_out()
+
+    def _flush_out(self):
+        loop = asyncio.get_running_loop()
         try:
-            os.write(self.master, out)
+            while self._out:
+                del self._out[:os.write(self.master, self._out)]
         except BlockingIOError:
-            pass  # nobody reads the serial port: output is lost, as on the board's UART
+            if not self._writer_armed:
+                self._writer_armed = True
+                loop.add_writer(self.master, self._flush_out)
+            return
+        if self._writer_armed:
+            self._writer_armed = False
+            loop.remove_writer(self.master)
 
     def _from_host(self):
         try:
@@ -206,10 +226,11 @@ class VDevice:
         if CTRL_C in data and self.executing():
             # As the ESP32's UART does while code runs: Ctrl-C becomes KeyboardInterrupt and
             # is not queued as input. (The unix port exits on a second SIGINT that arrives
-            # before the first is handled, hence one per 100 ms.)
+            # before the first is handled, hence one per 100 ms to one process.)
             now = time.monotonic()
-            if now - self._last_sigint > 0.1 and self.proc and self.proc.returncode is None:
-                self._last_sigint = now
+            last_pid, last_time = self._last_sigint
+            if self.proc and self.proc.returncode is None and (self.proc.pid != last_pid or now - last_time > 0.1):
+                self._last_sigint = (self.proc.pid, now)
                 self.proc.send_signal(signal.SIGINT)
             data = data.replace(bytes((CTRL_C,)), b"")
         if data and self.proc and self.proc.returncode is None:
@@ -241,7 +262,7 @@ class VDevice:
         return {"boots": self.boots}
 
     def cmd_device(self):
-        return {"pid": self.proc.pid if self.proc else None, "boots": self.boots, "heap": self.heap,
+        return {"pid": self.proc.pid if self.proc else None, "boots": self.boots, "phase": self.phase(), "heap": self.heap,
                 "power_cuts": self.power_cuts, "flash_ops": self.flash_ops(), "repl": self.repl_path,
                 "image": str(self.image)}
 
@@ -258,9 +279,11 @@ class VDevice:
             await proc.wait()
         loop = asyncio.get_running_loop()
         loop.remove_reader(self.master)
+        loop.remove_writer(self.master)
         if os.path.islink(self.link) and os.readlink(self.link) == self.repl_path:
             os.unlink(self.link)
         os.close(self.master)
         os.close(self.slave)
         self.rig.close()
+        await asyncio.sleep(0.05)  # let the rig's connections see their end before the loop does
         self.image_lock.close()

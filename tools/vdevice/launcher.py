@@ -10,8 +10,8 @@
 #
 # The control block is a small file shared with tools/vdevice: the flash operation counter, the
 # operation at which power is to be cut, and whether code is running (so that tools/vdevice turns
-# Ctrl-C into SIGINT only then, as the board's UART turns it into KeyboardInterrupt), and whether
-# the flash mounted.
+# Ctrl-C into SIGINT only then, as the board's UART turns it into KeyboardInterrupt), and how far
+# the boot has come.
 import sys
 import os
 import vfs
@@ -49,9 +49,10 @@ class Control:
         self.f.seek(8)
         self.f.write(b"\x01" if flag else b"\x00")
 
-    def mounted(self):
+    def phase(self, n):
+        """0 mounting, 1 boot.py, 2 main.py, 3 REPL: how far this boot has come."""
         self.f.seek(9)
-        self.f.write(b"\x01")
+        self.f.write(bytes((n,)))
 
 
 def power_cut():
@@ -122,8 +123,15 @@ def write(s):
     out.write(s if isinstance(s, bytes) else s.encode())
 
 
+pushback = b""  # input read ahead by ctrl_c_pending()
+
+
 def getch():
     """One byte of input; a Ctrl-C that arrives as SIGINT counts as the byte."""
+    global pushback
+    if pushback:
+        c, pushback = pushback[0], pushback[1:]
+        return c
     try:
         b = inp.read(1)
     except KeyboardInterrupt:
@@ -131,6 +139,26 @@ def getch():
     if not b:  # tools/vdevice went away: power off
         sys.exit(0)
     return b[0]
+
+
+def ctrl_c_pending():
+    """Did a Ctrl-C arrive as a byte just before code started? tools/vdevice turns Ctrl-C into
+    SIGINT only once the executing flag is up; one that came a moment earlier sits in the
+    input, and would otherwise go unseen until the code ends (if it ever does)."""
+    global pushback
+    import select
+
+    poller = select.poll()
+    poller.register(inp, select.POLLIN)
+    while poller.poll(0):
+        b = inp.read(1)
+        if not b:
+            break
+        pushback += b
+    last = pushback.rfind(b"\x03")
+    # As at the REPL, Ctrl-C discards what was typed before it.
+    pushback = pushback[last + 1:]
+    return last >= 0
 
 
 def print_exception(e):
@@ -154,6 +182,8 @@ def execute(source, filename, mode="exec", raw=False):
     soft_reset = False
     try:
         try:
+            if ctrl_c_pending():
+                raise KeyboardInterrupt
             code = compile(source, filename, mode)
             if mode == "eval":
                 result = eval(code, globals_main)
@@ -409,7 +439,6 @@ def main():
         flash = Flash(image, control)
         vfs.umount("/")
         vfs.mount(flash, "/")
-        control.mounted()
     except (OSError, ValueError) as e:
         sys.stderr.write("flash image %s does not mount: %r\n" % (image, e))
         sys.exit(BAD_IMAGE)
@@ -418,10 +447,13 @@ def main():
     os.chdir("/")
     # As the ESP32 port: main.py runs only in the friendly REPL's mode and only if boot.py ran
     # to its end (an error or a Ctrl-C in boot.py leaves the REPL alone).
+    control.phase(1)
     booted = run_file("boot.py")
     soft_reset = booted is True
     if booted is None and mode == "friendly":
+        control.phase(2)
         soft_reset = run_file("main.py") is True
+    control.phase(3)
     while not soft_reset:
         try:
             result = raw_repl() if mode == "raw" else friendly_repl()

@@ -48,10 +48,23 @@ class VDeviceProcess:
         # Keep reading what it prints (a pty line per attached UART model), so it never blocks.
         threading.Thread(target=self._drain, daemon=True).start()
         self.rig = RigClient.from_state(self.state_dir)
+        self.wait_booted()
 
     def _drain(self):
         for line in self.proc.stdout:
             self.lines.append(line.rstrip())
+
+    def wait_booted(self, after_boots=0, timeout=10):
+        """Wait until a boot (later than boot number after_boots) has left boot.py: connecting
+        earlier would interrupt boot.py, as on a board. Returns the device's status."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.rig.call("device")
+            if status["boots"] > after_boots and status["phase"] in ("main.py", "repl"):
+                return status
+            if time.monotonic() > deadline:
+                raise VDeviceError("the virtual handheld is still at %s after %d s" % (status["phase"], timeout))
+            time.sleep(0.02)
 
     def stop(self):
         if self.proc.poll() is None:
