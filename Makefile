@@ -7,7 +7,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FIRMWARE := boot.py main.py $(shell find board drivers lib -name '*.py' 2>/dev/null)
 
-.PHONY: setup image run test clean
+PORT ?= /dev/ttyUSB0
+
+.PHONY: setup image run test deploy clean
 
 setup: $(STAMP)
 
@@ -27,6 +29,10 @@ run: build/flash.img
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# A real board (README): the firmware files onto its file system, over mpremote.
+deploy: $(STAMP)
+	$(PY) -m tools.device --port $(PORT) deploy
 
 clean:
 	rm -rf build

@@ -29,17 +29,21 @@ def _flash():
     return True, "%d KB free of %d KB" % (bfree * bsize // 1024, blocks * bsize // 1024), None
 
 
-def _i2c():
-    found = board.buses.i2c().scan()
-    known = [a for a, _, _ in I2C_DEVICES]
-    extra = ["0x%02x" % a for a in found if a not in known]
-    return True, "%d kHz, answering: %s" % (hw.I2C_FREQ // 1000, ", ".join("0x%02x" % a for a in found) or "none") + (
-        " (unknown: %s)" % ", ".join(extra) if extra else ""), None
-
-
-def _i2c_device(addr):
+def _i2c(found):
     def check():
-        present = addr in board.buses.i2c().scan()
+        found[:] = board.buses.i2c().scan()
+        known = [a for a, _, _ in I2C_DEVICES]
+        extra = ["0x%02x" % a for a in found if a not in known]
+        return True, "%d kHz, answering: %s%s" % (
+            hw.I2C_FREQ // 1000, ", ".join("0x%02x" % a for a in found) or "none",
+            " (unknown: %s)" % ", ".join(extra) if extra else ""), None
+    return check
+
+
+def _i2c_device(addr, found):
+    # From the bus scan just made: one scan serves every device on the bus.
+    def check():
+        present = addr in found
         return present, "0x%02x %s" % (addr, "answers" if present else "does not answer"), None
     return check
 
@@ -78,14 +82,15 @@ def _crashlog():
 
 
 def _items():
+    found = []  # the I2C scan, filled by the i2c0 check, read by the device checks after it
     items = [
         ("board", lambda: (True, board.NAME, None), None),
         ("heap", _heap, None),
         ("flash", _flash, None),
-        ("i2c0", _i2c, "check SDA/SCL wiring and pull-ups"),
+        ("i2c0", _i2c(found), "check SDA/SCL wiring and pull-ups"),
     ]
     for addr, part, remedy in I2C_DEVICES:
-        items.append((part, _i2c_device(addr), remedy))
+        items.append((part, _i2c_device(addr, found), remedy))
     items += [
         ("display spi", _spi, "check the display's SPI wiring"),
         ("fingerprint uart1", _uart(board.buses.fingerprint_uart, hw.UART_FINGERPRINT_BAUD),

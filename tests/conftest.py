@@ -10,7 +10,6 @@
 
 import ast
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -55,9 +54,7 @@ def device(request, tmp_path_factory):
     port = request.config.getoption("--port")
     if port:
         dev = Device(port)
-        staged = tmp_path_factory.mktemp("fs")
-        image.stage(staged, board="handheld")
-        dev.deploy(staged)
+        dev.deploy_firmware()
     else:
         dev = Device(request.getfixturevalue("vdevice").repl)
     dev.deploy(_compile_device_tests(tmp_path_factory.mktemp("device-tests")))
@@ -67,12 +64,10 @@ def device(request, tmp_path_factory):
 
 def _compile_device_tests(out):
     """tests/device/*.py compiled to .mpy under out/tests/ (the device imports them from /tests)."""
-    exe = image.mpy_cross()
     target = Path(out) / "tests"
     target.mkdir(parents=True)
     for src in sorted(DEVICE_TESTS.glob("*.py")):
-        subprocess.run([exe, "-s", src.relative_to(ROOT).as_posix(), "-o", str(target / (src.stem + ".mpy")),
-                        str(src)], check=True)
+        image.compile_mpy(src, target / (src.stem + ".mpy"), src.relative_to(ROOT).as_posix())
     return out
 
 
@@ -90,7 +85,9 @@ class DeviceModule(pytest.File):
         tree = ast.parse(self.path.read_text(), str(self.path))
         for node in tree.body:
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
-                yield DeviceTest.from_parent(self, name=node.name, callobj=_runner(self.path.stem, node.name))
+                item = DeviceTest.from_parent(self, name=node.name, callobj=_runner(self.path.stem, node.name))
+                item.device_lineno = node.lineno
+                yield item
 
 
 def _runner(module, name):
@@ -102,6 +99,9 @@ def _runner(module, name):
 
 class DeviceTest(pytest.Function):
     """One test function of a device test module, run inside MicroPython."""
+
+    def reportinfo(self):
+        return self.path, self.device_lineno - 1, "%s (on the device)" % self.name
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, DeviceExecError):

@@ -120,11 +120,24 @@ class Device:
                 self.transport.fs_mkdir(d)
 
     def deploy(self, tree):
-        """Copy a staged file tree (tools.image.stage) to the device's file system."""
+        """Copy a file tree to the device's file system; return the device paths written."""
         tree = Path(tree)
+        written = []
         for src in sorted(tree.rglob("*")):
             if src.is_file():
-                self.write_file("/" + src.relative_to(tree).as_posix(), src.read_bytes())
+                written.append("/" + src.relative_to(tree).as_posix())
+                self.write_file(written[-1], src.read_bytes())
+        return written
+
+    def deploy_firmware(self):
+        """This tree's firmware, as for the board (tools.image, without board/sim.py)."""
+        import tempfile
+
+        from tools import image
+
+        with tempfile.TemporaryDirectory() as staging:
+            image.stage(Path(staging) / "fs", board="handheld")
+            return self.deploy(Path(staging) / "fs")
 
     def close(self):
         if self.transport is not None:
@@ -133,3 +146,29 @@ class Device:
             except OSError:
                 pass
             self.transport = None
+
+
+def main(argv=None):
+    """`python -m tools.device --port /dev/ttyUSB0 deploy`: put this tree's firmware on a board."""
+    import argparse
+    import sys
+
+    from tools import image
+
+    parser = argparse.ArgumentParser(prog="python -m tools.device", description=main.__doc__.split(":")[0])
+    parser.add_argument("--port", required=True, help="the board's serial port, or the virtual handheld's pty")
+    parser.add_argument("command", choices=("deploy",))
+    args = parser.parse_args(argv)
+    try:
+        dev = Device(args.port)
+        files = dev.deploy_firmware()
+        print("deployed %d files to %s; reset the board to start them" % (len(files), args.port))
+        dev.close()
+    except (DeviceError, image.ImageError) as e:
+        print("device: %s" % e, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

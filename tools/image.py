@@ -61,23 +61,24 @@ def mpy_cross():
     return exe
 
 
+def compile_mpy(src, out, name):
+    """src compiled to bytecode at out; name is how tracebacks call it (lib/diag.py)."""
+    result = subprocess.run([mpy_cross(), "-s", name, "-o", str(out), str(src)], capture_output=True, text=True)
+    if result.returncode:
+        raise ImageError("mpy-cross failed on %s:\n%s" % (name, result.stderr.strip()))
+
+
 def stage(out_dir, board="sim"):
     """Write the device's file tree into out_dir (compiling packages); return the device paths."""
     out_dir = Path(out_dir)
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    exe = mpy_cross()
     paths = []
     for src, dest in firmware_sources(board):
         target = out_dir / dest
         target.parent.mkdir(parents=True, exist_ok=True)
         if dest.endswith(".mpy"):
-            # -s names the source in tracebacks as the device sees it: lib/diag.py.
-            result = subprocess.run(
-                [exe, "-s", src.relative_to(ROOT).as_posix(), "-o", str(target), str(src)],
-                capture_output=True, text=True)
-            if result.returncode:
-                raise ImageError("mpy-cross failed on %s:\n%s" % (src.relative_to(ROOT), result.stderr.strip()))
+            compile_mpy(src, target, src.relative_to(ROOT).as_posix())
         else:
             shutil.copyfile(src, target)
         paths.append(dest)
