@@ -10,6 +10,10 @@ import os
 
 import board
 from board import handheld as hw
+from micropython import const
+
+# A Li-ion cell below this has little left: the terminal should not start a payment on it.
+BATTERY_LOW_MV = const(3300)
 
 # The I2C0 devices of the reference handheld: address -> (part, remedy when it does not answer).
 I2C_DEVICES = (
@@ -70,8 +74,8 @@ def _card_detect():
 
 
 def _battery():
-    uv = board.buses.battery_adc().read_uv() * hw.BATTERY_DIVIDER
-    return True, "%d mV" % (uv // 1000), None
+    mv = board.buses.battery_adc().read_uv() * hw.BATTERY_DIVIDER // 1000
+    return mv >= BATTERY_LOW_MV, "%d mV" % mv, None
 
 
 def _crashlog():
@@ -98,7 +102,7 @@ def _items():
         ("card slot uart2", _uart(board.buses.card_uart, 10752), "check the slot's I/O line"),
         ("card detect", _card_detect, "check the slot's detect switch"),
         ("standby key", _standby_key, "check the key"),
-        ("battery", _battery, "check the battery connector"),
+        ("battery", _battery, "charge the battery; if it stays low, check its connector"),
         ("crash log", _crashlog, None),
     ]
     return items

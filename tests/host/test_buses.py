@@ -125,3 +125,14 @@ def test_control_api_errors_are_clear(rig):
         rig.attach("i2c0", "loopback")
     with pytest.raises(RigClientError, match="no pin 'nope'"):
         rig.call("pin", pin="nope")
+
+
+def test_diag_reports_a_flat_battery(dev, rig):
+    rig.call("set_adc", pin="battery_sense", volts=1.5)  # 3.0 V at the cell
+    try:
+        out = dev.exec("import diag\ndiag.report()")
+        assert "battery              FAULT 3000 mV" in out, out
+        assert "-> charge the battery" in out, out
+    finally:
+        rig.call("set_adc", pin="battery_sense", volts=1.95)
+    assert "battery              ok    3900 mV" in dev.exec("diag.report()")

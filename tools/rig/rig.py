@@ -57,6 +57,8 @@ class Rig:
         for name in ("ping", "status", "models", "attach", "detach", "pin", "set_pin", "set_adc",
                      "model"):
             self.command(name, getattr(self, "cmd_" + name))
+        # A charged battery: 3.9 V, halved by the divider in front of the ADC.
+        self.cmd_set_adc("battery_sense", 1.95)
 
     def command(self, name, handler):
         """Register a control-API command: handler(**args) -> JSON-able result (may be async)."""
