@@ -47,12 +47,14 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from tools import image  # noqa: E402  (what goes on the device is the image builder's to say)
+
 PYRIGHT_CONFIG = ROOT / "pyrightconfig.json"
 
-TOP_FILES = ("boot.py", "main.py")
-PACKAGE_DIRS = ("board", "drivers")  # packages at the root: `import board.x`
 LIB_DIR = "lib"  # on sys.path as /lib: lib/diag.py is `import diag`
-SIM = ROOT / "board" / "sim.py"  # the one firmware file that may use unix-port-only APIs
+SIM = ROOT / image.SIM_ONLY[0]  # the one firmware file that may use unix-port-only APIs
 
 STUB_DISTS = ("micropython-esp32-stubs", "micropython-stdlib-stubs")
 
@@ -89,12 +91,7 @@ def __exit__(self, *args: object) -> None: ...
 
 def firmware_files() -> list[Path]:
     """Every firmware source file, board/sim.py included, sorted."""
-    files = [ROOT / name for name in TOP_FILES if (ROOT / name).is_file()]
-    for folder in (*PACKAGE_DIRS, LIB_DIR):
-        base = ROOT / folder
-        if base.is_dir():
-            files += [p for p in base.rglob("*.py") if "__pycache__" not in p.parts]
-    return sorted(files)
+    return sorted(src for src, _ in image.firmware_sources(board="sim") if src.is_file())
 
 
 def rel(path: Path) -> str:

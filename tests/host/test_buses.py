@@ -136,3 +136,23 @@ def test_diag_reports_a_flat_battery(dev, rig):
     finally:
         rig.call("set_adc", pin="battery_sense", volts=1.95)
     assert "battery              ok    3900 mV" in dev.exec("diag.report()")
+
+
+def test_uart_works_under_asyncio(dev, rig):
+    # Drivers are asyncio throughout: the UART must be awaitable as a stream, and a reader
+    # must wake when bytes arrive, not by polling.
+    rig.attach("uart1", "loopback")
+    out = dev.exec(
+        "import asyncio, board, time\n"
+        "u = board.buses.fingerprint_uart()\nu.init(baudrate=57600)\nu.read()\n"
+        "async def main():\n"
+        "    reader, writer = asyncio.StreamReader(u), asyncio.StreamWriter(u, {})\n"
+        "    writer.write(b'EF01' * 8)\n"
+        "    await writer.drain()\n"
+        "    t = time.ticks_ms()\n"
+        "    got = await asyncio.wait_for_ms(reader.readexactly(32), 1000)\n"
+        "    return got, time.ticks_diff(time.ticks_ms(), t)\n"
+        "got, ms = asyncio.run(main())\nprint(got == b'EF01' * 8, ms)")
+    same, ms = out.split()
+    assert same == "True", out
+    assert int(ms) < 100, out  # 32 bytes at 57600 baud: 5.6 ms of wire time

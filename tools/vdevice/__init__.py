@@ -31,7 +31,8 @@ PHASES = ("mounting", "boot.py", "main.py", "repl")
 BLOCK_SIZE = 4096
 CTRL_C = 3
 OUTPUT_BACKLOG = 1 << 20
-# A device that dies this often this fast is broken, not rebooting: give up with its output.
+# A device process that dies (not a reset, not a power cut) this often this fast is broken:
+# give up, with its output.
 CRASH_LOOP = (3, 10.0)
 
 
@@ -80,6 +81,7 @@ class VDevice:
         self.proc = None
         self.boots = 0
         self.power_cuts = 0
+        self.crashes = []  # when the device process last died of something else than a reset
         self.last_stderr = []
         self.exited = asyncio.Event()
         self.failure = None
@@ -155,7 +157,6 @@ class VDevice:
             self.exe, "-X", "heapsize=%d" % self.heap, str(LAUNCHER), str(self.image), str(self.ctl_path), mode,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
         self.boots += 1
-        self.boot_times = getattr(self, "boot_times", [])[-CRASH_LOOP[0] + 1:] + [time.monotonic()]
         asyncio.get_running_loop().create_task(self._run(self.proc))
 
     async def _run(self, proc):
@@ -174,11 +175,14 @@ class VDevice:
             await self._boot("friendly")
         elif code == BAD_IMAGE:
             self.stop("the device could not mount its flash: " + " ".join(self.last_stderr))
-        elif len(self.boot_times) >= CRASH_LOOP[0] and time.monotonic() - self.boot_times[0] < CRASH_LOOP[1]:
-            self.stop("the device process keeps dying (exit %s):\n%s" % (code, "\n".join(self.last_stderr)))
         else:
-            self.say("device process ended (exit %s); booting again" % code)
-            await self._boot("friendly")
+            now = time.monotonic()
+            self.crashes = [t for t in self.crashes if now - t < CRASH_LOOP[1]] + [now]
+            if len(self.crashes) >= CRASH_LOOP[0]:
+                self.stop("the device process keeps dying (exit %s):\n%s" % (code, "\n".join(self.last_stderr)))
+            else:
+                self.say("device process ended (exit %s); booting again" % code)
+                await self._boot("friendly")
 
     async def _pump_stdout(self, proc):
         while data := await proc.stdout.read(4096):

@@ -79,8 +79,8 @@ class Flash:
         self.f.seek(block * BLOCK_SIZE + offset)
         self.f.readinto(buf)
 
-    def writeblocks(self, block, buf, offset=0):
-        if offset is None:  # old-style call: whole blocks, erase first
+    def writeblocks(self, block, buf, offset=None):
+        if offset is None:  # the simple interface: whole blocks, erased first
             for i in range(len(buf) // BLOCK_SIZE):
                 self.ioctl(6, block + i)
             offset = 0
@@ -176,6 +176,8 @@ def execute(source, filename, mode="exec", raw=False):
     """Compile and run source in __main__'s globals; True if it asked for a soft reset
     (SystemExit), False if it raised, None if it ran to the end.
 
+    mode "repl" is the friendly REPL's: an expression's value is printed (as the unix port's
+    compile() has no "single" mode that prints with the board's line endings).
     In the raw REPL the output is framed for the host: normal output, EOF, error output, EOF."""
     control.executing(True)
     error = None
@@ -184,7 +186,13 @@ def execute(source, filename, mode="exec", raw=False):
         try:
             if ctrl_c_pending():
                 raise KeyboardInterrupt
-            code = compile(source, filename, mode)
+            if mode == "repl":
+                try:
+                    code, mode = compile(source, filename, "eval"), "eval"
+                except SyntaxError:
+                    code, mode = compile(source + "\n", filename, "exec"), "exec"
+            else:
+                code = compile(source, filename, mode)
             if mode == "eval":
                 result = eval(code, globals_main)
                 if result is not None:
@@ -374,16 +382,16 @@ def paste_mode():
 
 
 def friendly_repl():
-    """Friendly REPL: returns 'raw' on Ctrl-A, or a SOFT_RESET_* code."""
+    """Friendly REPL: returns 'raw' on Ctrl-A, 'friendly' on Ctrl-B, or a SOFT_RESET_* code."""
     write(BANNER % (sys.implementation.version[:3] + (sys.version.rsplit(" ", 1)[-1],)))
     while True:
         r = readline(">>> ")
         if r == 1:
             write("\r\n")
             return "raw"
-        if r == 2:
+        if r == 2:  # Ctrl-B: the friendly REPL afresh, banner and all
             write("\r\n")
-            return friendly_repl()
+            return "friendly"
         if r == CTRL_C:
             write("\r\n")
             continue
@@ -415,20 +423,8 @@ def friendly_repl():
             text += "\n" + more if more.strip() else "\n"
         if text is None:
             continue
-        if is_expression(text):
-            done = execute(text, "<stdin>", "eval")
-        else:
-            done = execute(text + "\n", "<stdin>")
-        if done:
+        if execute(text, "<stdin>", "repl"):
             return SOFT_RESET_FRIENDLY
-
-
-def is_expression(text):
-    try:
-        compile(text, "<stdin>", "eval")
-        return True
-    except SyntaxError:
-        return False
 
 
 def main():
