@@ -47,6 +47,9 @@ class UartPort:
         self.model = None
         self.device = None  # asyncio writer of the device's connection
         self.hosts = {}  # host name -> (Line towards it, its char_time function)
+        # The model's TX goes to the host that spoke to it last: the device, or host software
+        # on the pty. One wire, two connectors; only one is in use at a time.
+        self.active = "device"
         self.to_model = Line(self._deliver_to_model)
         self.received = 0
         self.sent = 0
@@ -58,9 +61,10 @@ class UartPort:
         self.baud = baud
         self.char_bits = char_bits(bits, parity, stop)
 
-    def from_host(self, data, char_time):
-        """Bytes a host put on the TX line (the device's UART, or host software on the pty)."""
-        self.to_model.send(data, char_time)
+    def from_host(self, host, data):
+        """Bytes a host ("device" or "pty") put on the line, at that host's rate."""
+        self.active = host
+        self.to_model.send(data, self.hosts[host][1]())
 
     def _deliver_to_model(self, data):
         self.received += len(data)
@@ -68,9 +72,10 @@ class UartPort:
             self.model.receive(data)
 
     def send(self, data):
-        """The model's transmitter: towards every connected host, each at its own rate."""
+        """The model's transmitter, towards the active host at its rate (lost if none)."""
         self.sent += len(data)
-        for line, char_time in self.hosts.values():
+        if self.active in self.hosts:
+            line, char_time = self.hosts[self.active]
             line.send(data, char_time())
 
     def connect_device(self, writer):

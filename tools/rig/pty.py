@@ -45,7 +45,7 @@ class PtyHost:
         except OSError:
             return
         if data:
-            self.port.from_host(data, self.char_time())
+            self.port.from_host("pty", data)
 
     def _write(self, data):
         try:

@@ -156,7 +156,7 @@ class Rig:
                     baud, bits, parity, stop = struct.unpack(">IBBB", payload)
                     port.configure(baud, bits, PARITY[parity], stop)
                 elif op == "D":
-                    port.from_host(payload, port.char_time())
+                    port.from_host("device", payload)
         finally:
             port.disconnect_device()
 
