@@ -308,6 +308,13 @@ class UART(io.IOBase):
         return 0
 
 
+def _until(start_us, duration_us):
+    """Spend what is left of a transfer's wire time since start_us (the rig answers at once)."""
+    left = duration_us - time.ticks_diff(time.ticks_us(), start_us)
+    if left > 0:
+        time.sleep_us(left)
+
+
 # ---- I2C -----------------------------------------------------------------------------------
 
 class I2C:
@@ -316,26 +323,30 @@ class I2C:
         self.init(freq=freq)
 
     def init(self, scl=None, sda=None, freq=400000, timeout=None):
+        self.freq = freq
         self._link.request(b"F", struct.pack(">I", freq))
 
     def scan(self):
         return list(self._link.request(b"S")[1])
 
-    def _check(self, status, payload):
+    def _transfer(self, op, payload, nbytes):
+        # START, the address byte and nbytes of 9 clocks each (8 bits and ACK), STOP.
+        start = time.ticks_us()
+        status, answer = self._link.request(op, payload)
+        _until(start, (2 + 9 * (1 + nbytes)) * 1_000_000 // self.freq)
         if status != _OK:
             raise OSError(errno.ENODEV)
-        return payload
+        return answer
 
     def writeto(self, addr, buf, stop=True):
-        payload = self._check(*self._link.request(b"W", bytes((addr, stop)) + bytes(buf)))
+        payload = self._transfer(b"W", bytes((addr, stop)) + bytes(buf), len(buf))
         return struct.unpack(">H", payload)[0]
 
     def writevto(self, addr, vector, stop=True):
         return self.writeto(addr, b"".join(bytes(b) for b in vector), stop)
 
     def readfrom_into(self, addr, buf, stop=True):
-        data = self._check(*self._link.request(b"R", bytes((addr, stop)) + struct.pack(">H", len(buf))))
-        buf[:] = data
+        buf[:] = self._transfer(b"R", bytes((addr, stop)) + struct.pack(">H", len(buf)), len(buf))
 
     def readfrom(self, addr, nbytes, stop=True):
         buf = bytearray(nbytes)
@@ -369,13 +380,17 @@ class SPI:
         self.init(baudrate, **kw)
 
     def init(self, baudrate=1000000, **_):
+        self.baudrate = baudrate
         self._link.request(b"C", struct.pack(">I", baudrate))
 
     def deinit(self):
         self._link.close()
 
     def _transfer(self, data):
-        return self._link.request(b"T", bytes(data))[1]
+        start = time.ticks_us()
+        answer = self._link.request(b"T", bytes(data))[1]
+        _until(start, len(data) * 8_000_000 // self.baudrate)
+        return answer
 
     def write(self, buf):
         self._transfer(buf)

@@ -156,3 +156,16 @@ def test_uart_works_under_asyncio(dev, rig):
     same, ms = out.split()
     assert same == "True", out
     assert int(ms) < 100, out  # 32 bytes at 57600 baud: 5.6 ms of wire time
+
+
+def test_i2c_transfer_takes_its_wire_time(dev, rig):
+    rig.attach("i2c0", "at24c02", addr=0x50)
+    n = 50
+    dev.exec("import board, time\ni2c = board.buses.i2c()\ni2c.init(freq=100_000)")
+    try:
+        us = int(dev.exec("t = time.ticks_us()\nfor _ in range(%d):\n    i2c.writeto(0x50, bytes(17))\n"
+                          "print(time.ticks_diff(time.ticks_us(), t))" % n)) / n
+    finally:
+        dev.exec("i2c.init(freq=400_000)")
+    wire = (2 + 9 * 18) / 100_000 * 1e6  # START, address and 17 bytes of 9 clocks, STOP: 1640 us
+    assert wire <= us < wire * 1.3, (us, wire)

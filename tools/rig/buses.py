@@ -100,19 +100,16 @@ class I2cBus:
         self.freq = 100000
         self.devices = {}
 
-    def wire_time(self, nbytes):
-        # START, address byte and data bytes of 9 clocks each (8 bits + ACK), STOP.
-        return (2 + 9 * (1 + nbytes)) / self.freq
+    # The transfer's wire time is spent by the device side (board/sim.py), which knows when the
+    # transfer began to the microsecond; an asyncio sleep here would round it up to milliseconds.
 
-    async def write(self, addr, data, stop):
-        await asyncio.sleep(self.wire_time(len(data)))
+    def write(self, addr, data, stop):
         model = self.devices.get(addr)
         if model is None:
             return None
         return model.i2c_write(bytes(data), stop)
 
-    async def read(self, addr, n):
-        await asyncio.sleep(self.wire_time(n))
+    def read(self, addr, n):
         model = self.devices.get(addr)
         if model is None:
             return None
@@ -136,8 +133,7 @@ class SpiBus:
         self.devices = {}  # chip-select GPIO -> model
         self.bytes = 0
 
-    async def transfer(self, data):
-        await asyncio.sleep(len(data) * 8 / self.baud)
+    def transfer(self, data):
         self.bytes += len(data)
         selected = [m for cs, m in self.devices.items() if self.pins.level(cs) == 0]
         if len(selected) != 1:  # nobody (or a bus fight) on MISO: the line floats high

@@ -168,13 +168,13 @@ class Rig:
             elif op == "S":
                 self._reply(writer, OK, bytes(sorted(bus.devices)))
             elif op == "W":
-                acks = await bus.write(payload[0], payload[2:], bool(payload[1]))
+                acks = bus.write(payload[0], payload[2:], bool(payload[1]))
                 if acks is None or acks < len(payload) - 2:
                     self._reply(writer, NACK)
                 else:
                     self._reply(writer, OK, struct.pack(">H", acks))
             elif op == "R":
-                data = await bus.read(payload[0], struct.unpack(">H", payload[2:4])[0])
+                data = bus.read(payload[0], struct.unpack(">H", payload[2:4])[0])
                 self._reply(writer, NACK) if data is None else self._reply(writer, OK, data)
             else:
                 self._reply(writer, ERROR, b"unknown op")
@@ -185,7 +185,7 @@ class Rig:
                 bus.baud = struct.unpack(">I", payload)[0]
                 self._reply(writer, OK)
             elif op == "T":
-                self._reply(writer, OK, await bus.transfer(payload))
+                self._reply(writer, OK, bus.transfer(payload))
             else:
                 self._reply(writer, ERROR, b"unknown op")
 
