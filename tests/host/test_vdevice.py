@@ -46,6 +46,12 @@ def test_mpremote_fs_ls_lists_boot_and_main(vd):
     assert "boot.py" in out and "main.py" in out, out
 
 
+def test_mpremote_run_runs_a_host_script(vd, tmp_path):
+    script = tmp_path / "hello.py"
+    script.write_text("import board\nprint('hello from', board.NAME)\n")
+    assert mpremote(vd, "run", str(script)).strip() == "hello from handheld (virtual, over the rig)"
+
+
 def test_files_survive_soft_reset(vd, tmp_path):
     src = tmp_path / "note.txt"
     src.write_text("written before the reset\n")

@@ -40,6 +40,14 @@ class VDeviceError(Exception):
     pass
 
 
+def _die_with_parent():
+    # In the child before exec: if this process dies however hard, the device dies with it
+    # (Linux PR_SET_PDEATHSIG), instead of running on as an orphan.
+    import ctypes
+
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+
+
 def micropython_exe():
     exe = shutil.which("micropython", path=str(Path(sys.executable).parent)) or shutil.which("micropython")
     if not exe:
@@ -155,7 +163,8 @@ class VDevice:
         env = dict(os.environ, PT_RIG=self.rig.bus_addr)
         self.proc = await asyncio.create_subprocess_exec(
             self.exe, "-X", "heapsize=%d" % self.heap, str(LAUNCHER), str(self.image), str(self.ctl_path), mode,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+            preexec_fn=_die_with_parent)
         self.boots += 1
         asyncio.get_running_loop().create_task(self._run(self.proc))
 
