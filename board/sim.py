@@ -34,13 +34,12 @@ class RigUnreachable(OSError):
     pass
 
 
-def _rig_address():
-    return os.getenv("PT_RIG") or "127.0.0.1:7800"
-
-
 def _connect(hello):
     """A connection to the rig for one bus object, introduced by its hello line."""
-    host, port = _rig_address().rsplit(":", 1)
+    address = os.getenv("PT_RIG")
+    if not address:
+        raise RigUnreachable(errno.ENODEV, "PT_RIG is not set: the virtual handheld (python -m tools.vdevice) sets it")
+    host, port = address.rsplit(":", 1)
     sock = socket.socket()
     try:
         sock.connect(socket.getaddrinfo(host, int(port))[0][-1])
