@@ -5,3 +5,7 @@ if not safemode.active:
     import terminal
 
     terminal.run()
+
+import production
+
+production.after_main()

@@ -27,6 +27,21 @@ else:
 buses = handheld.Buses(_machine)
 
 
+def refuse_repl():
+    """A production unit: Ctrl-C no longer interrupts, and the REPL must never come up."""
+    if sys.platform == "esp32":
+        import micropython
+
+        micropython.kbd_intr(-1)
+    else:
+        _machine.refuse_repl()
+
+
+def reset():
+    """A hard reset, as the EN button."""
+    _machine.reset()
+
+
 def watchdog(timeout_ms=handheld.WATCHDOG_MS):
     """Start the hardware watchdog (it cannot be stopped again); None where there is none."""
     if not HAS_WATCHDOG:

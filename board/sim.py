@@ -84,6 +84,22 @@ class _Link:
         self.sock.close()
 
 
+# ---- the chip ------------------------------------------------------------------------------
+
+def reset():
+    """machine.reset(): the virtual handheld boots afresh."""
+    import _vdevice
+
+    _vdevice.reset()
+
+
+def refuse_repl():
+    """A production unit: the virtual handheld's REPL says so and hangs up; Ctrl-C is ignored."""
+    import _vdevice
+
+    _vdevice.refuse_repl()
+
+
 # ---- Pin -----------------------------------------------------------------------------------
 
 _pin_links = []

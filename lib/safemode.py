@@ -10,6 +10,10 @@ active = False
 def check():
     global active
     import board
+    import production
+
+    if production.locked:  # safe mode is a way to the REPL, which a production unit refuses
+        return False
 
     try:
         held = board.buses.standby_key().value() == 0

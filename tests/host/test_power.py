@@ -1,8 +1,10 @@
 """Power: cuts at a chosen flash operation, hard reset, and safe mode at reset."""
 
 import shutil
+import time
 
 import littlefs
+import serial
 import pytest
 
 from tools import image
@@ -110,3 +112,35 @@ def test_heap_option_sets_the_budget(firmware_image, tmp_path):
         with pytest.raises(Exception, match="MemoryError"):
             dev.exec("x = bytearray(100 * 1024)")
         dev.close()
+
+
+PROVISION_PRODUCTION = """
+import vault
+v = vault.Vault().open()
+for item in vault.PROVISIONING_ITEMS:
+    v.provision(item, b'secret for ' + item.encode())
+v.finish_provisioning()
+v.lock_production()
+"""
+
+
+def test_production_unit_refuses_the_repl(vd):
+    dev = Device(vd.repl)
+    dev.exec(PROVISION_PRODUCTION)
+    dev.close()
+    for key in (None, 0):  # and safe mode (the standby key held) does not open it either
+        vd.rig.set_pin("standby_key", key)
+        boots = vd.rig.call("reset")["boots"]
+        assert vd.wait_booted(after_boots=boots - 1)["phase"] == "main.py"
+    said = b""
+    with serial.Serial(vd.repl, 115200, timeout=2) as port:
+        port.write(b"\r\x03\x03\r\x01")
+        deadline = time.monotonic() + 5
+        with pytest.raises(serial.SerialException):  # it says so, then hangs up
+            while time.monotonic() < deadline:
+                said += port.read(1)
+    assert b"REPL refused: this is a production unit" in said, said
+    with pytest.raises(DeviceError):
+        Device(vd.repl, timeout=2)
+    # The terminal itself runs on: Ctrl-C did not stop it.
+    assert vd.rig.call("device")["phase"] == "main.py"

@@ -9,6 +9,7 @@ The control block (<state_dir>/vdevice.ctl) is shared with the launcher:
   offset 4  u32 LE  the operation at which power is cut (0: none)
   offset 8  u8      1 while code runs (so Ctrl-C becomes SIGINT: KeyboardInterrupt), else 0
   offset 9  u8      how far this boot has come: 0 mounting the flash, 1 boot.py, 2 main.py, 3 REPL
+  offset 10 u8      1 once the firmware refused the REPL (a production unit), for this boot
 """
 
 import asyncio
@@ -26,7 +27,7 @@ from tools.rig.rig import Rig
 
 LAUNCHER = Path(__file__).resolve().parent / "launcher.py"
 DEFAULT_HEAP = "256K"  # shared/DESIGN.md: the board's ~110 KB heap plus room for its frozen code
-SOFT_RESET_FRIENDLY, SOFT_RESET_RAW, BAD_IMAGE = 64, 65, 66  # launcher.py's exit codes
+SOFT_RESET_FRIENDLY, SOFT_RESET_RAW, BAD_IMAGE, HARD_RESET = 64, 65, 66, 67  # launcher.py's exit codes
 PHASES = ("mounting", "boot.py", "main.py", "repl")
 BLOCK_SIZE = 4096
 CTRL_C = 3
@@ -97,6 +98,7 @@ class VDevice:
         self._cr = False
         self._out = bytearray()  # device output the pty has not taken yet
         self._writer_armed = False
+        self.repl_closed = False  # a production unit refused the REPL: the pty says so, then is dead
         self.rig = Rig(self.state_dir)
         for name in ("power_cut", "flash_writes", "reset", "device"):
             self.rig.command(name, getattr(self, "cmd_" + name))
@@ -121,6 +123,9 @@ class VDevice:
 
     def phase(self):
         return PHASES[self._ctl(9, "<B")]
+
+    def repl_refused(self):
+        return self._ctl(10, "<B") == 1
 
     # ---- start, the REPL bridge ----------------------------------------------------------
 
@@ -160,6 +165,7 @@ class VDevice:
 
     async def _boot(self, mode):
         self._ctl(9, "<B", 0)
+        self._ctl(10, "<B", 0)
         env = dict(os.environ, PT_RIG=self.rig.bus_addr)
         self.proc = await asyncio.create_subprocess_exec(
             self.exe, "-X", "heapsize=%d" % self.heap, str(LAUNCHER), str(self.image), str(self.ctl_path), mode,
@@ -177,6 +183,8 @@ class VDevice:
             return
         if code in (SOFT_RESET_FRIENDLY, SOFT_RESET_RAW):
             await self._boot("raw" if code == SOFT_RESET_RAW else "friendly")
+        elif code == HARD_RESET:
+            await self._boot("friendly")
         elif code == -signal.SIGKILL:
             self.power_cuts += 1
             self.say("power cut at flash operation %d; powering up again" % self.flash_ops())
@@ -205,6 +213,8 @@ class VDevice:
             self.say("device stderr: " + text)
 
     def _to_host(self, data):
+        if self.repl_closed:
+            return
         # The board's console turns "\n" into "\r\n" (print is "cooked" on the ESP32's UART);
         # the unix port does not, so do it here, leaving "\r\n" that is already there alone.
         for b in data:
@@ -236,6 +246,13 @@ class VDevice:
             data = os.read(self.master, 4096)
         except OSError:
             return
+        if self.repl_refused():
+            # A production unit: no keyboard interrupt, no REPL. Say so, and from then on the
+            # port is dead: nothing read, nothing written.
+            self._out[:] = b"\r\nREPL refused: this is a production unit\r\n"
+            self._flush_out()
+            self._close_repl()
+            return
         if CTRL_C in data and self.executing():
             # As the ESP32's UART does while code runs: Ctrl-C becomes KeyboardInterrupt and
             # is not queued as input. (The unix port exits on a second SIGINT that arrives
@@ -248,6 +265,17 @@ class VDevice:
             data = data.replace(bytes((CTRL_C,)), b"")
         if data and self.proc and self.proc.returncode is None:
             self.proc.stdin.write(data)
+
+    def _close_repl(self):
+        """Hang up the REPL's pty (its client reads EOF or EIO); the device runs on."""
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self.master)
+        loop.remove_writer(self.master)
+        self.repl_closed = True
+        if os.path.islink(self.link) and os.readlink(self.link) == self.repl_path:
+            os.unlink(self.link)
+        os.close(self.master)
+        os.close(self.slave)
 
     # ---- control API commands ------------------------------------------------------------
 
@@ -290,13 +318,8 @@ class VDevice:
             self.proc, proc = None, self.proc
             proc.kill()
             await proc.wait()
-        loop = asyncio.get_running_loop()
-        loop.remove_reader(self.master)
-        loop.remove_writer(self.master)
-        if os.path.islink(self.link) and os.readlink(self.link) == self.repl_path:
-            os.unlink(self.link)
-        os.close(self.master)
-        os.close(self.slave)
+        if not self.repl_closed:
+            self._close_repl()
         self.rig.close()
         await asyncio.sleep(0.05)  # let the rig's connections see their end before the loop does
         self.image_lock.close()

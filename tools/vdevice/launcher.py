@@ -10,8 +10,8 @@
 #
 # The control block is a small file shared with tools/vdevice: the flash operation counter, the
 # operation at which power is to be cut, and whether code is running (so that tools/vdevice turns
-# Ctrl-C into SIGINT only then, as the board's UART turns it into KeyboardInterrupt), and how far
-# the boot has come.
+# Ctrl-C into SIGINT only then, as the board's UART turns it into KeyboardInterrupt), how far
+# the boot has come, and whether the firmware refused the REPL (a production unit).
 import sys
 import os
 import vfs
@@ -20,6 +20,7 @@ import struct
 SOFT_RESET_FRIENDLY = 64  # exit codes understood by tools/vdevice
 SOFT_RESET_RAW = 65
 BAD_IMAGE = 66
+HARD_RESET = 67
 
 BLOCK_SIZE = 4096
 CTRL_C = 3
@@ -53,6 +54,32 @@ class Control:
         """0 mounting, 1 boot.py, 2 main.py, 3 REPL: how far this boot has come."""
         self.f.seek(9)
         self.f.write(bytes((n,)))
+
+    def refuse_repl(self):
+        self.f.seek(10)
+        self.f.write(b"\x01")
+
+
+class Hardware:
+    """What board/sim.py reaches of the virtual hardware beyond the rig, as `import _vdevice`:
+    the ESP32's reset, and its production configuration without a REPL."""
+
+    def __init__(self):
+        self.repl_refused = False
+        self.resetting = False
+
+    def refuse_repl(self):
+        # From now on (this boot) Ctrl-C does nothing and the REPL never starts.
+        self.repl_refused = True
+        control.refuse_repl()
+
+    def reset(self):
+        self.resetting = True
+        raise SystemExit
+
+
+hardware = Hardware()
+sys.modules["_vdevice"] = hardware
 
 
 def power_cut():
@@ -203,6 +230,8 @@ def execute(source, filename, mode="exec", raw=False):
         finally:
             control.executing(False)
     except SystemExit:
+        if hardware.resetting:
+            sys.exit(HARD_RESET)
         soft_reset = True
     except BaseException as e:
         error = e
@@ -449,6 +478,9 @@ def main():
     if booted is None and mode == "friendly":
         control.phase(2)
         soft_reset = run_file("main.py") is True
+    if hardware.resetting or hardware.repl_refused:
+        # machine.reset(), or a production unit whose main.py ended: the board resets.
+        sys.exit(HARD_RESET)
     control.phase(3)
     while not soft_reset:
         try:

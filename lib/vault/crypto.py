@@ -1,0 +1,131 @@
+"""The vault's primitives: HMAC-SHA256, PBKDF2-HMAC-SHA256, AES-256-CBC, and wiping.
+
+Built on hashlib.sha256 and cryptolib.aes, which the ESP32 port runs in hardware. Secrets are
+kept in bytearrays so that they can be overwritten; the bytes objects hashlib returns cannot,
+and are left to the garbage collector: they never leave these functions.
+"""
+
+import hashlib
+import os
+
+import cryptolib
+from micropython import const
+
+_BLOCK = const(64)  # SHA-256 block size
+_AES_CBC = const(2)  # cryptolib.aes mode
+KEY_SIZE = const(32)
+TAG_SIZE = const(32)
+IV_SIZE = const(16)
+
+
+class TagMismatch(Exception):
+    """An authentication tag did not match: wrong key, or altered data."""
+
+
+def wipe(buf):
+    """Overwrite a bytearray (key, PIN) in place."""
+    if buf is not None:
+        for i in range(len(buf)):
+            buf[i] = 0
+
+
+def equal(a, b):
+    """Compare in time independent of where the first difference is."""
+    if len(a) != len(b):
+        return False
+    diff = 0
+    for x, y in zip(a, b):
+        diff |= x ^ y
+    return diff == 0
+
+
+def _pads(key):
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    ipad = bytearray(_BLOCK)
+    opad = bytearray(_BLOCK)
+    for i in range(len(key)):
+        ipad[i] = key[i]
+        opad[i] = key[i]
+    for i in range(_BLOCK):
+        ipad[i] ^= 0x36
+        opad[i] ^= 0x5C
+    return ipad, opad
+
+
+def _hmac(ipad, opad, msg):
+    inner = hashlib.sha256(ipad)
+    inner.update(msg)
+    outer = hashlib.sha256(opad)
+    outer.update(inner.digest())
+    return outer.digest()
+
+
+def hmac_sha256(key, msg):
+    ipad, opad = _pads(key)
+    try:
+        return _hmac(ipad, opad, msg)
+    finally:
+        wipe(ipad)
+        wipe(opad)
+
+
+def pbkdf2_sha256(password, salt, iterations):
+    """PBKDF2-HMAC-SHA256 (RFC 8018), one 32-byte block, returned in a bytearray."""
+    ipad, opad = _pads(password)
+    try:
+        u = _hmac(ipad, opad, salt + b"\x00\x00\x00\x01")
+        # XOR the chain as one big integer: 32 byte-wise XORs per iteration in bytecode would
+        # cost more than the two hashes.
+        acc = int.from_bytes(u, "big")
+        for _ in range(iterations - 1):
+            u = _hmac(ipad, opad, u)
+            acc ^= int.from_bytes(u, "big")
+        return bytearray(acc.to_bytes(KEY_SIZE, "big"))
+    finally:
+        wipe(ipad)
+        wipe(opad)
+
+
+def subkey(key, label):
+    """A key for one purpose from a master key: HMAC(key, label), in a bytearray."""
+    return bytearray(hmac_sha256(key, label))
+
+
+def random_bytes(n):
+    return bytearray(os.urandom(n))
+
+
+def seal(enc_key, mac_key, plaintext, associated):
+    """AES-256-CBC (PKCS#7) then HMAC-SHA256 over associated data, IV and ciphertext.
+
+    Returns iv + ciphertext + tag."""
+    iv = os.urandom(IV_SIZE)
+    pad = 16 - len(plaintext) % 16
+    padded = bytearray(plaintext)
+    padded.extend(bytes((pad,)) * pad)
+    try:
+        body = iv + cryptolib.aes(enc_key, _AES_CBC, iv).encrypt(padded)
+    finally:
+        wipe(padded)
+    return body + hmac_sha256(mac_key, associated + body)
+
+
+def tag_of(sealed):
+    return sealed[-TAG_SIZE:]
+
+
+def unseal(enc_key, mac_key, sealed, associated):
+    """The plaintext of seal()'s output, in a bytearray; TagMismatch if anything differs."""
+    if len(sealed) < IV_SIZE + 16 + TAG_SIZE or (len(sealed) - IV_SIZE - TAG_SIZE) % 16:
+        raise TagMismatch("sealed data has a wrong length")
+    body = sealed[:-TAG_SIZE]
+    if not equal(hmac_sha256(mac_key, associated + body), sealed[-TAG_SIZE:]):
+        raise TagMismatch("tag does not match")
+    plain = bytearray(cryptolib.aes(enc_key, _AES_CBC, body[:IV_SIZE]).decrypt(body[IV_SIZE:]))
+    pad = plain[-1]
+    out = bytearray(plain[:-pad]) if 1 <= pad <= 16 else None
+    wipe(plain)
+    if out is None:
+        raise TagMismatch("bad padding under a valid tag")
+    return out

@@ -1,0 +1,263 @@
+"""The vault's files on flash: a device secret, an authenticated meta record, sealed entries.
+
+    /store/secret      32 random bytes, made at first start (on a production board the vfs
+                       partition is flash-encrypted, so it cannot be read off the chip)
+    /store/meta        JSON + HMAC-SHA256 under a key derived from the secret: lifecycle
+                       state, PIN fail counter, wrapped keys, policy, and the index
+    /store/e.<name>    one entry: AES-256-CBC then HMAC-SHA256 (vault.crypto.seal), with the
+                       name, its key domain and its version as associated data
+    /store/wiped       present once the vault is wiped
+
+The index in meta records each entry's domain, version and tag, so an entry that is altered,
+swapped with another, deleted or replaced by an older copy no longer matches it: open()
+refuses the store (Tampered) rather than trust any of it.
+
+Meta is the commit point. An entry is written as e.<name>.new, then meta (written to a
+temporary file and renamed over the old one: atomic on LittleFS) records its new tag, then the
+.new file is renamed into place. Whatever instant the power fails, open() finds either the old
+meta, and drops the .new file, or the new one, and finishes the rename.
+"""
+
+import json
+import os
+
+from micropython import const
+
+from vault import crypto
+
+ROOT = "/store"
+_SECRET = "secret"
+_META = "meta"
+_WIPED = "wiped"
+_ENTRY = "e."
+_NEW = ".new"
+_TMP = ".tmp"
+_SECRET_SIZE = const(32)
+_FORMAT = const(1)
+
+# Key domains: "device" entries (provisioning secrets) are sealed under keys from the device
+# secret; "owner" entries under keys from the data key, which only the owner's PIN unwraps.
+DEVICE = "device"
+OWNER = "owner"
+
+
+class Tampered(Exception):
+    """A store file is not what the store wrote. The message names the file, never contents."""
+
+
+class Store:
+    def __init__(self, root=ROOT):
+        self.root = root
+        self.status = None  # after open(): "empty", "wiped" or "ready"
+        self.meta = {}
+        self._secret = None
+        self._keys = {}  # domain -> (encryption key, MAC key), bytearrays
+
+    def _path(self, name):
+        return self.root + "/" + name
+
+    def _files(self):
+        try:
+            return os.listdir(self.root)
+        except OSError:
+            return []
+
+    def _read(self, name):
+        with open(self._path(name), "rb") as f:
+            return f.read()
+
+    def _write_atomic(self, name, data):
+        tmp = self._path(name + _TMP)
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.rename(tmp, self._path(name))
+
+    def _remove(self, name):
+        try:
+            os.remove(self._path(name))
+        except OSError:
+            pass
+
+    # ---- opening ---------------------------------------------------------------------------
+
+    def open(self):
+        """Recover from an interrupted write, check every file, load meta.
+
+        Returns "empty" (nothing yet), "wiped", or "ready". Raises Tampered."""
+        self.status = self._open()
+        return self.status
+
+    def _open(self):
+        files = self._files()
+        if _WIPED in files:
+            self._finish_wipe()
+            return "wiped"
+        for name in files:
+            if name.endswith(_TMP):  # a write that never reached its rename
+                self._remove(name)
+        files = self._files()
+        if _META not in files:
+            # A first start, or one cut short between the secret and the first meta.
+            self._remove(_SECRET)
+            return "empty"
+        if _SECRET not in files:
+            raise Tampered("store: the device secret is missing")
+        self._load_secret(self._read(_SECRET))
+        self.meta = self._verified_meta(self._read(_META))
+        self._recover_entries(files)
+        self._check_entries()
+        return "ready"
+
+    def _load_secret(self, secret):
+        if len(secret) != _SECRET_SIZE:
+            raise Tampered("store: the device secret has a wrong size")
+        self.close()
+        self._secret = bytearray(secret)
+        self._meta_key = crypto.subkey(self._secret, b"meta-mac")
+        self._keys[DEVICE] = (crypto.subkey(self._secret, b"device-enc"), crypto.subkey(self._secret, b"device-mac"))
+
+    def _verified_meta(self, raw):
+        body, tag = raw[:-crypto.TAG_SIZE], raw[-crypto.TAG_SIZE:]
+        if len(raw) <= crypto.TAG_SIZE or not crypto.equal(crypto.hmac_sha256(self._meta_key, b"meta" + body), tag):
+            raise Tampered("store: meta fails its authentication")
+        meta = json.loads(body)
+        if meta.get("format") != _FORMAT:
+            raise Tampered("store: meta has an unknown format")
+        return meta
+
+    def _recover_entries(self, files):
+        index = self.meta["index"]
+        for name in files:
+            if name.startswith(_ENTRY) and name.endswith(_NEW):
+                entry = name[len(_ENTRY):-len(_NEW)]
+                sealed = self._read(name)
+                if entry in index and crypto.tag_of(sealed).hex() == index[entry][2]:
+                    os.rename(self._path(name), self._path(_ENTRY + entry))  # meta has it: finish
+                else:
+                    self._remove(name)  # meta never recorded it: the old version stands
+            elif name.startswith(_ENTRY) and name[len(_ENTRY):] not in index:
+                self._remove(name)  # deleted from the index, the file not yet removed
+
+    def _check_entries(self):
+        for entry, (domain, version, tag) in self.meta["index"].items():
+            try:
+                sealed = self._read(_ENTRY + entry)
+            except OSError:
+                raise Tampered("store: entry %s is missing" % entry)
+            if crypto.tag_of(sealed).hex() != tag:
+                raise Tampered("store: entry %s is not the version the index records" % entry)
+            if domain in self._keys:
+                self._unsealed(entry, domain, version, sealed)  # full check where the key is here
+
+    def reread_meta(self):
+        """Meta as it is on flash now, authenticated (to read back what was just committed)."""
+        return self._verified_meta(self._read(_META))
+
+    # ---- writing meta ----------------------------------------------------------------------
+
+    def create(self, meta):
+        """A new store: a fresh device secret and a first meta (FACTORY)."""
+        try:
+            os.mkdir(self.root)
+        except OSError:
+            pass
+        self._remove(_WIPED)
+        secret = crypto.random_bytes(_SECRET_SIZE)
+        self._write_atomic(_SECRET, secret)
+        self._load_secret(secret)
+        crypto.wipe(secret)
+        meta["format"] = _FORMAT
+        meta["seq"] = 0
+        meta["index"] = {}
+        self.meta = meta
+        self.commit()
+        self.status = "ready"
+
+    def commit(self):
+        """Write meta (the commit point of every change)."""
+        self.meta["seq"] += 1
+        body = json.dumps(self.meta).encode()
+        self._write_atomic(_META, body + crypto.hmac_sha256(self._meta_key, b"meta" + body))
+
+    # ---- entries ---------------------------------------------------------------------------
+
+    def set_domain_key(self, domain, key):
+        """Make a domain's entries readable with key (the owner's data key, once unlocked)."""
+        self.drop_domain_key(domain)
+        self._keys[domain] = (crypto.subkey(key, domain.encode() + b"-enc"), crypto.subkey(key, domain.encode() + b"-mac"))
+
+    def drop_domain_key(self, domain):
+        for k in self._keys.pop(domain, ()):
+            crypto.wipe(k)
+
+    def has_key(self, domain):
+        return domain in self._keys
+
+    @staticmethod
+    def _associated(entry, domain, version):
+        return b"entry\x00" + entry.encode() + b"\x00" + domain.encode() + b"\x00" + version.to_bytes(4, "big")
+
+    def _unsealed(self, entry, domain, version, sealed):
+        enc, mac = self._keys[domain]
+        try:
+            return crypto.unseal(enc, mac, sealed, self._associated(entry, domain, version))
+        except crypto.TagMismatch:
+            raise Tampered("store: entry %s fails its authentication" % entry)
+
+    def put(self, entry, domain, data):
+        """Store data (bytes) as entry, atomically: afterwards it is the old or the new."""
+        old = self.meta["index"].get(entry)
+        if old and old[0] != domain:
+            raise ValueError("entry %s belongs to the %s domain" % (entry, old[0]))
+        version = old[1] + 1 if old else 1
+        enc, mac = self._keys[domain]
+        sealed = crypto.seal(enc, mac, data, self._associated(entry, domain, version))
+        with open(self._path(_ENTRY + entry + _NEW), "wb") as f:
+            f.write(sealed)
+        self.meta["index"][entry] = [domain, version, crypto.tag_of(sealed).hex()]
+        self.commit()
+        os.rename(self._path(_ENTRY + entry + _NEW), self._path(_ENTRY + entry))
+
+    def get(self, entry):
+        """The entry's plaintext in a bytearray (wipe it after use); KeyError if absent."""
+        domain, version, tag = self.meta["index"][entry]
+        sealed = self._read(_ENTRY + entry)
+        if crypto.tag_of(sealed).hex() != tag:
+            raise Tampered("store: entry %s is not the version the index records" % entry)
+        return self._unsealed(entry, domain, version, sealed)
+
+    def remove(self, *entries):
+        """Drop entries: from the index first (the commit), then their files."""
+        index = self.meta["index"]
+        gone = [e for e in entries if e in index]
+        for e in gone:
+            del index[e]
+        if gone:
+            self.commit()
+        for e in gone:
+            self._remove(_ENTRY + e)
+
+    def entries(self, domain=None):
+        return sorted(e for e, (d, _, _) in self.meta["index"].items() if domain in (None, d))
+
+    # ---- the end ---------------------------------------------------------------------------
+
+    def wipe(self):
+        """Destroy everything: the marker first, so that a cut wipe finishes at the next open."""
+        self._write_atomic(_WIPED, b"wiped")
+        self._finish_wipe()
+
+    def _finish_wipe(self):
+        for name in self._files():
+            if name != _WIPED:
+                self._remove(name)
+        self.close()
+        self.meta = {}
+        self.status = "wiped"
+
+    def close(self):
+        for domain in list(self._keys):
+            self.drop_domain_key(domain)
+        crypto.wipe(self._secret)
+        crypto.wipe(getattr(self, "_meta_key", None))
+        self._secret = None

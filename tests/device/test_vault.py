@@ -1,0 +1,234 @@
+# The vault's lifecycle: every transition, and every refusal leaving the state unchanged.
+import vault
+from vault import BLOCKED, FACTORY, PERSONALIZED, PROVISIONED, WIPED, crypto
+
+from expect import raises
+from vaultfix import ITEMS, PIN, UNBLOCK_KEY, factory, personalized, provisioned, reopened
+
+OTHER = bytearray(b"135790")
+WRONG = bytearray(b"000000")
+
+
+def refused(v, exc, call, *args):
+    """call(*args) raises exc and leaves state, meta and the index as they were."""
+    before = (v.state, repr(v.meta))
+    with raises(exc):
+        call(*args)
+    assert (v.state, repr(v.meta)) == before, (v.state, before[0])
+
+
+def test_blank_device_starts_in_factory():
+    v = factory()
+    assert v.state == FACTORY and not v.unlocked and not v.production
+    assert reopened(v).state == FACTORY
+
+
+def test_factory_refuses_owner_operations():
+    v = factory()
+    refused(v, vault.WrongState, v.set_pin, PIN)
+    refused(v, vault.WrongState, v.verify_pin, PIN)
+    refused(v, vault.WrongState, v.device_secret, "device.key")
+    refused(v, vault.WrongState, v.unblock, b"x" * 32)
+    refused(v, vault.WrongState, v.lock_production)
+    refused(v, vault.WrongState, v.reinitialize)
+    refused(v, ValueError, v.provision, "not.an.item", b"x")
+    refused(v, ValueError, lambda: v.set_policy(max_tries=3))
+
+
+def test_provisioning_needs_every_item():
+    v = factory()
+    v.provision("device.key", ITEMS["device.key"])
+    refused(v, vault.WrongState, v.finish_provisioning)
+    for item, data in ITEMS.items():
+        v.provision(item, data)
+    v.finish_provisioning()
+    assert v.state == PROVISIONED
+    refused(v, vault.WrongState, v.provision, "device.key", b"again")
+    refused(v, vault.WrongState, lambda: v.set_policy(max_fails=3))
+    refused(v, vault.WrongState, v.finish_provisioning)
+    assert bytes(v.device_secret("dukpt.ik")) == ITEMS["dukpt.ik"]
+
+
+def test_set_pin_personalizes_and_unlocks():
+    v = provisioned()
+    refused(v, ValueError, v.set_pin, bytearray(b"12"))
+    refused(v, ValueError, v.set_pin, bytearray(b"12a4"))
+    refused(v, vault.WrongState, v.verify_pin, PIN)
+    v.set_pin(PIN)
+    assert v.state == PERSONALIZED and v.unlocked
+    refused(v, vault.WrongState, v.set_pin, OTHER)
+    v = reopened(v)
+    assert v.state == PERSONALIZED and not v.unlocked
+    v.verify_pin(PIN)
+    assert v.unlocked
+
+
+def test_the_pin_is_not_stored():
+    v = personalized()
+    assert b"246810" not in repr(v.meta).encode()
+    for name in ("secret", "meta"):
+        with open(v.store.root + "/" + name, "rb") as f:
+            assert b"246810" not in f.read()
+
+
+def test_locked_vault_refuses_owner_operations():
+    v = personalized()
+    v.put("note", b"hello")
+    v.lock()
+    refused(v, vault.Locked, v.get, "note")
+    refused(v, vault.Locked, v.put, "note", b"changed")
+    refused(v, vault.Locked, v.bind_account, "1", b"r", b"c")
+    refused(v, vault.Locked, v.enroll_finger, 1)
+    refused(v, vault.Locked, v.wipe)
+    # Provisioning secrets stay usable (the bank connection does not wait for the owner).
+    assert bytes(v.device_secret("device.cert")) == ITEMS["device.cert"]
+    v.verify_pin(PIN)
+    assert bytes(v.get("note")) == b"hello"
+
+
+def test_wrong_pin_counts_and_a_right_one_resets():
+    v = personalized()
+    v.lock()
+    for left in (9, 8, 7):
+        with raises(vault.WrongPin) as e:
+            v.verify_pin(OTHER)
+        assert e.value.attempts_left == left and not v.unlocked
+    v = reopened(v)
+    assert v.meta["fails"] == 3  # on flash, not only in RAM
+    v.verify_pin(PIN)
+    assert v.unlocked and v.meta["fails"] == 0 and v.attempts_left == 10
+
+
+def test_delay_doubles_after_the_free_attempts():
+    v = personalized(delay_ms=250)
+    v.lock()
+    for _ in range(8):
+        with raises(vault.WrongPin):
+            v.verify_pin(OTHER)
+    assert v.sleep_ms.delays == [0, 0, 0, 250, 500, 1000, 2000, 4000], v.sleep_ms.delays
+    assert v.delay_ms(40) == vault.MAX_DELAY_MS
+
+
+def test_n_wrong_pins_block():
+    v = personalized(max_fails=5, delay_ms=1)
+    v.put("note", b"owner data")
+    v.bind_account("001", b"record", b"certificate")
+    v.lock()
+    for _ in range(4):
+        with raises(vault.WrongPin):
+            v.verify_pin(OTHER)
+    with raises(vault.Blocked):
+        v.verify_pin(OTHER)
+    assert v.state == BLOCKED and not v.unlocked
+    # The PIN secrets are destroyed: the PIN wrap, the fingerprint wrap, the owner's entries.
+    assert v.meta["pin"] is None and v.meta["fp_wrap"] is None
+    assert v.store.entries("owner") == []
+    refused(v, vault.WrongState, v.verify_pin, PIN)
+    refused(v, vault.WrongState, v.set_pin, PIN)
+    v = reopened(v)
+    assert v.state == BLOCKED
+    assert bytes(v.device_secret("issuer.ca")) == ITEMS["issuer.ca"]
+
+
+def test_right_pin_at_the_last_attempt_still_unlocks():
+    v = personalized(max_fails=5, delay_ms=1)
+    v.lock()
+    for _ in range(4):
+        with raises(vault.WrongPin):
+            v.verify_pin(OTHER)
+    assert v.attempts_left == 1
+    v.verify_pin(PIN)
+    assert v.unlocked and v.state == PERSONALIZED and v.attempts_left == 5
+
+
+def test_a_block_cut_short_is_finished_at_open():
+    v = personalized(max_fails=3, delay_ms=1)
+    v.lock()
+    v.meta["fails"] = 3  # the counter reached the limit, the power failed before the block
+    v.store.commit()
+    assert reopened(v).state == BLOCKED
+
+
+def block(v):
+    v.lock()
+    for _ in range(v.attempts_left - 1):
+        with raises(vault.WrongPin):
+            v.verify_pin(WRONG)
+    with raises(vault.Blocked):
+        v.verify_pin(WRONG)
+
+
+def test_unblock_needs_the_issuers_signature_and_cannot_be_replayed():
+    v = personalized(max_fails=3, delay_ms=1)
+    block(v)
+    challenge = v.unblock_challenge()
+    assert len(challenge) == 16
+    refused(v, vault.Refused, v.unblock, crypto.hmac_sha256(b"\x00" * 32, vault.UNBLOCK_LABEL + challenge))
+    refused(v, vault.Refused, v.unblock, b"\x00" * 32)
+    signed = crypto.hmac_sha256(UNBLOCK_KEY, vault.UNBLOCK_LABEL + challenge)
+    v.unblock(signed)
+    assert v.state == PROVISIONED and v.meta["fails"] == 0
+    refused(v, vault.WrongState, v.unblock, signed)  # not blocked: nothing to unblock
+    v.set_pin(OTHER)
+    block(v)
+    assert v.unblock_challenge() != challenge  # a fresh challenge at each block
+    refused(v, vault.Refused, v.unblock, signed)  # the old message is refused
+
+
+def test_change_pin():
+    v = personalized(delay_ms=1)
+    v.put("note", b"kept")
+    v.lock()
+    with raises(vault.WrongPin):
+        v.change_pin(OTHER, bytearray(b"1111"))
+    with raises(ValueError):
+        v.change_pin(PIN, bytearray(b"1"))
+    v.change_pin(PIN, bytearray(b"1111"))
+    v = reopened(v)
+    with raises(vault.WrongPin):
+        v.verify_pin(PIN)
+    v.verify_pin(bytearray(b"1111"))
+    assert bytes(v.get("note")) == b"kept"
+
+
+def test_accounts_are_bound_to_the_owner():
+    v = personalized()
+    v.bind_account("DE89370400440532013000", b"account record", b"-----BEGIN CERTIFICATE-----")
+    v.bind_account("FR1420041010050500013M02606", b"second", b"cert 2")
+    v = reopened(v)
+    assert sorted(v.accounts()) == ["DE89370400440532013000", "FR1420041010050500013M02606"]
+    with raises(vault.Locked):
+        v.account("DE89370400440532013000")
+    v.verify_pin(PIN)
+    assert v.account("DE89370400440532013000") == (b"account record", b"-----BEGIN CERTIFICATE-----")
+
+
+def test_wipe_and_reinitialize():
+    v = personalized()
+    v.lock()
+    refused(v, vault.Locked, v.wipe)
+    v.verify_pin(PIN)
+    v.wipe()
+    assert v.state == WIPED and not v.unlocked
+    v = reopened(v)
+    assert v.state == WIPED
+    for call, args in ((v.verify_pin, (PIN,)), (v.provision, ("device.key", b"k")), (v.set_pin, (PIN,)),
+                       (v.device_secret, ("device.key",))):
+        with raises(vault.WrongState):
+            call(*args)
+    v.reinitialize()
+    assert v.state == FACTORY and v.store.entries() == []
+
+
+def test_blocked_vault_can_be_wiped():
+    v = personalized(max_fails=3, delay_ms=1)
+    block(v)
+    v.wipe()
+    assert v.state == WIPED
+
+
+def test_production_flag():
+    v = provisioned()
+    assert not v.production
+    v.lock_production()
+    assert reopened(v).production

@@ -1,0 +1,57 @@
+# Sessions: idle timeout and standby lock, and the interrupted operation resumed after unlock.
+from vault.session import LOCKED, UNLOCKED, Session
+
+from vaultfix import PIN, personalized
+
+
+class Millis:
+    def __init__(self):
+        self.now = 0
+
+    def __call__(self):
+        return self.now
+
+
+def test_idle_timeout_locks():
+    v = personalized(idle_s=60)
+    clock = Millis()
+    s = Session(v, clock)
+    clock.now = 59_999
+    assert s.tick() == UNLOCKED
+    s.activity()
+    clock.now += 59_999
+    assert s.tick() == UNLOCKED
+    clock.now += 1
+    assert s.tick() == LOCKED and s.lock_reason == "idle" and not v.unlocked
+
+
+def test_standby_key_locks_at_once():
+    v = personalized()
+    s = Session(v, Millis())
+    s.lock("standby")
+    assert s.state == LOCKED and v.data_key is None
+
+
+def test_interrupted_operation_resumes_after_pin():
+    v = personalized(idle_s=60)
+    clock = Millis()
+    s = Session(v, clock)
+    payment = {"order": "A-1001", "amount": 1250, "step": "confirm"}
+    s.begin(payment)
+    clock.now = 61_000
+    s.tick()
+    assert s.state == LOCKED and s.operation is None
+    assert s.unlock_with_pin(PIN) is payment
+    assert s.operation is payment and s.state == UNLOCKED
+    s.end()
+    s.lock()
+    assert s.unlock_with_pin(PIN) is None  # nothing was interrupted this time
+
+
+def test_interrupted_operation_resumes_after_fingerprint():
+    v = personalized()
+    v.enroll_finger(1)
+    s = Session(v, Millis())
+    s.begin("transfer")
+    s.lock("standby")
+    assert s.unlock_with_fingerprint(1) == "transfer"
