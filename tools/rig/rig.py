@@ -54,6 +54,7 @@ class Rig:
         self.commands = {}
         self.bus_addr = self.control_addr = None
         self.clients = set()  # open connections, closed with the rig
+        self.servers = []
         for name in ("ping", "status", "models", "attach", "detach", "pin", "set_pin", "set_adc",
                      "model"):
             self.command(name, getattr(self, "cmd_" + name))

@@ -19,6 +19,7 @@ import shutil
 import signal
 import struct
 import sys
+import termios
 import time
 import tty
 from pathlib import Path
@@ -88,6 +89,7 @@ class VDevice:
         self.log = log
         self.power_cut_at = power_cut_at
         self.proc = None
+        self.master = self.slave = self.image_lock = None
         self.boots = 0
         self.power_cuts = 0
         self.crashes = []  # when the device process last died of something else than a reset
@@ -251,7 +253,10 @@ class VDevice:
             # port is dead: nothing read, nothing written.
             self._out[:] = b"\r\nREPL refused: this is a production unit\r\n"
             self._flush_out()
-            self._close_repl()
+            self.repl_closed = True
+            asyncio.get_running_loop().remove_reader(self.master)
+            # (The kernel moves written bytes to the reading side a moment later.)
+            asyncio.get_running_loop().call_later(0.05, self._hang_up_when_read, time.monotonic() + 2)
             return
         if CTRL_C in data and self.executing():
             # As the ESP32's UART does while code runs: Ctrl-C becomes KeyboardInterrupt and
@@ -266,8 +271,18 @@ class VDevice:
         if data and self.proc and self.proc.returncode is None:
             self.proc.stdin.write(data)
 
+    def _hang_up_when_read(self, deadline):
+        # A hang-up drops what the client has not read yet: wait (a little) until it has.
+        unread = struct.unpack("i", fcntl.ioctl(self.slave, termios.FIONREAD, b"\0\0\0\0"))[0]
+        if (unread or self._out) and time.monotonic() < deadline:
+            asyncio.get_running_loop().call_later(0.02, self._hang_up_when_read, deadline)
+        else:
+            self._close_repl()
+
     def _close_repl(self):
         """Hang up the REPL's pty (its client reads EOF or EIO); the device runs on."""
+        if self.master is None:
+            return
         loop = asyncio.get_running_loop()
         loop.remove_reader(self.master)
         loop.remove_writer(self.master)
@@ -276,6 +291,7 @@ class VDevice:
             os.unlink(self.link)
         os.close(self.master)
         os.close(self.slave)
+        self.master = self.slave = None
 
     # ---- control API commands ------------------------------------------------------------
 
@@ -318,8 +334,8 @@ class VDevice:
             self.proc, proc = None, self.proc
             proc.kill()
             await proc.wait()
-        if not self.repl_closed:
-            self._close_repl()
+        self._close_repl()
         self.rig.close()
         await asyncio.sleep(0.05)  # let the rig's connections see their end before the loop does
-        self.image_lock.close()
+        if self.image_lock:
+            self.image_lock.close()

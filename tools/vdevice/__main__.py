@@ -30,8 +30,7 @@ async def serve(args):
                    % (device.rig.bus_addr, device.rig.control_addr, Path(args.state_dir) / "rig.json"))
         await device.exited.wait()
     finally:
-        if hasattr(device, "master"):
-            await device.close()
+        await device.close()
     if device.failure:
         raise VDeviceError(device.failure)
 
