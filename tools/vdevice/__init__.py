@@ -102,7 +102,7 @@ class VDevice:
         self._writer_armed = False
         self.repl_closed = False  # a production unit refused the REPL: the pty says so, then is dead
         self.rig = Rig(self.state_dir)
-        for name in ("power_cut", "flash_writes", "reset", "device"):
+        for name in ("power_cut", "flash_writes", "reset", "device", "snapshot", "restore"):
             self.rig.command(name, getattr(self, "cmd_" + name))
 
     def say(self, text):
@@ -316,6 +316,22 @@ class VDevice:
         old = self.proc
         await self._boot("friendly")
         old.kill()
+        return {"boots": self.boots}
+
+    def cmd_snapshot(self, path):
+        """Copy the flash as it is now to path (with the device idle at its REPL, every file
+        is closed and so complete on the image)."""
+        shutil.copyfile(self.image, path)
+        return {"flash_ops": self.flash_ops()}
+
+    async def cmd_restore(self, path):
+        """Power off, write the flash from a snapshot (as a programmer would), power on."""
+        old, self.proc = self.proc, None
+        if old and old.returncode is None:
+            old.kill()
+            await old.wait()
+        shutil.copyfile(path, self.image)
+        await self._boot("friendly")
         return {"boots": self.boots}
 
     def cmd_device(self):
