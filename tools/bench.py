@@ -1,4 +1,4 @@
-"""Benchmarks that print figures: `python -m tools.bench vdevice|pystone`.
+"""Benchmarks that print figures: `python -m tools.bench vdevice|pystone|pin`.
 
 vdevice: what the virtual handheld itself costs, so that figures measured on it can be read:
 start-up, soft reset, a REPL round trip, an I2C transaction against its wire time, and the heap
@@ -7,6 +7,10 @@ the launcher and boot leave to the firmware.
 pystone: the MicroPython unix port's pystones/s on this host (tools/bench_pystone.py), its ratio
 to the ESP32's, and so what a millisecond of firmware CPU time here means on the board
 (esp32_estimate(), shared/DESIGN.md "Performance budgets").
+
+pin: the vault's PIN key derivation (PBKDF2) per PIN check, on the unix port and as an ESP32
+estimate, the iteration count that would take 0.5 s there, and the flash writes each vault
+operation makes.
 """
 
 import argparse
@@ -22,6 +26,7 @@ from tools.device import Device
 from tools.vdevice import DEFAULT_HEAP, micropython_exe
 from tools.vdevice.spawn import VDeviceProcess
 
+ROOT = Path(__file__).resolve().parent.parent
 PYSTONE = Path(__file__).resolve().parent / "bench_pystone.py"
 # shared/DESIGN.md "Performance budgets": the ESP32 runs Pystone (micropython-lib's pystone_lowmem,
 # whose loop tools/bench_pystone.py keeps unchanged) at ~1400 pystones/s. Firmware CPU time
@@ -119,7 +124,49 @@ def bench_pystone():
     print("1 ms of firmware CPU time on this host ~ %.0f ms on the ESP32" % (esp32_estimate(0.001) * 1000))
 
 
-BENCHES = {"vdevice": bench_vdevice, "pystone": bench_pystone}
+# PBKDF2 on the unix port, outside any device: the firmware's own vault.crypto and count.
+PIN_KDF = """
+import sys, time
+sys.path.insert(0, 'lib')
+import vault
+from vault import crypto
+password, salt = bytearray(b'\\x11' * 32), b'\\x22' * 16
+best = None
+for _ in range(7):
+    t = time.ticks_us()
+    crypto.pbkdf2_sha256(password, salt, vault.PIN_ITERATIONS)
+    us = time.ticks_diff(time.ticks_us(), t)
+    best = us if best is None else min(best, us)
+print(vault.PIN_ITERATIONS, best)
+"""
+PIN_CHECK_TARGET_S = 0.5  # shared/DESIGN.md: PIN key derivation sized for ~0.5 s on the ESP32
+
+
+def bench_pin():
+    """The vault: PBKDF2 per PIN check (host, ESP32 estimate), and flash writes per operation."""
+    from tools.vaultops import OPERATIONS, VaultBench
+
+    out = subprocess.run([micropython_exe(), "-X", "heapsize=%s" % DEFAULT_HEAP, "-c", PIN_KDF],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    if out.returncode:
+        raise RuntimeError("PBKDF2 run failed:\n" + out.stdout + out.stderr)
+    iterations, best_us = (int(x) for x in out.stdout.split())
+    host_s = best_us / 1e6
+    esp32_s = esp32_estimate(host_s)
+    print("PBKDF2-HMAC-SHA256, %d iterations (vault.PIN_ITERATIONS), one PIN check:" % iterations)
+    print("  unix port here: %.1f ms; ESP32 estimate (x%.0f pystone ratio): %.0f ms" % (host_s * 1e3, esp32_ratio(), esp32_s * 1e3))
+    print("  iterations for %.1f s on the ESP32 by this estimate: %d"
+          % (PIN_CHECK_TARGET_S, int(iterations * PIN_CHECK_TARGET_S / esp32_s)))
+    print("flash writes (erases and programs) per vault operation, on the virtual handheld:")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        image.build(tmp / "firmware.img")
+        with VaultBench(tmp / "firmware.img", tmp) as bench:
+            for name in OPERATIONS:
+                print("  %-26s %4d" % (name, bench.flash_writes(name, bench.prepare(name))))
+
+
+BENCHES = {"vdevice": bench_vdevice, "pystone": bench_pystone, "pin": bench_pin}
 
 
 def main(argv=None):

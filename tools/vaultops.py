@@ -1,10 +1,19 @@
-"""MicroPython snippets that drive the vault on a device, shared by the power-cut tests
+"""Driving the vault on a virtual handheld, shared by the power-cut tests
 (tests/host/test_vault_power.py) and the benchmark (python -m tools.bench pin).
 
-Run COMMON after every boot; a state's code then builds that state from a blank store; an
-operation is a preamble (opening, unlocking: not part of what is measured or cut) and the
-operation itself.
+COMMON runs on the device after every boot; a state's code builds that state from a blank
+store; an operation is a preamble (opening, unlocking: not part of what is measured or cut) and
+the operation itself. VaultBench runs them: from flash snapshots, counting flash writes,
+cutting the power at one of them.
 """
+
+import ast
+import shutil
+import time
+from pathlib import Path
+
+from tools.device import Device
+from tools.vdevice.spawn import VDeviceProcess
 
 COMMON = """
 import vault
@@ -67,3 +76,77 @@ OPERATIONS = {
     "unblock": (BLOCKED, "v = open_vault()\nsigned = crypto.hmac_sha256(UNBLOCK_KEY, vault.UNBLOCK_LABEL + v.unblock_challenge())",
                 "v.unblock(signed)"),
 }
+
+
+class VaultBench:
+    """A virtual handheld of its own, with a blank flash image to start every state from."""
+
+    def __init__(self, image, workdir):
+        self.tmp = Path(workdir)
+        shutil.copyfile(image, self.tmp / "flash.img")
+        shutil.copyfile(image, self.tmp / "blank.img")
+        self.vd = VDeviceProcess(self.tmp / "flash.img", self.tmp / "state")
+        self.dev = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.dev:
+            self.dev.close()
+        self.vd.stop()
+
+    def boot_from(self, snapshot):
+        """Power off, flash a snapshot, power on, and take the REPL."""
+        boots = self.vd.rig.call("restore", path=str(snapshot))["boots"]
+        self.vd.wait_booted(after_boots=boots - 1)
+        self.connect()
+
+    def connect(self):
+        if self.dev is None:
+            self.dev = Device(self.vd.repl)
+        else:
+            self.dev.reconnect()
+        self.dev.exec(COMMON)
+
+    def prepare(self, name):
+        """The flash snapshot of the state operation `name` starts from."""
+        snapshot = self.tmp / ("before %s.img" % name)
+        self.boot_from(self.tmp / "blank.img")
+        self.dev.exec(OPERATIONS[name][0], timeout=60)
+        self.vd.rig.call("snapshot", path=str(snapshot))
+        return snapshot
+
+    def flash_writes(self, name, snapshot):
+        """Flash operations (erases and programs) that operation `name` makes."""
+        _, preamble, operation = OPERATIONS[name]
+        self.boot_from(snapshot)
+        self.dev.exec(preamble)
+        start = self.vd.rig.call("flash_writes")
+        self.dev.exec(operation)
+        return self.vd.rig.call("flash_writes") - start
+
+    def report(self, code):
+        """Run code that prints a repr; the value."""
+        return ast.literal_eval(self.dev.exec(code, timeout=30).strip().splitlines()[-1])
+
+    def cut(self, k, code):
+        """Run code with the power failing at its k-th flash operation; what it printed."""
+        boots = self.vd.rig.call("device")["boots"]
+        self.vd.rig.call("power_cut", after=k)
+        self.dev.transport.exec_raw_no_follow(code)
+        said = b""
+        deadline = time.monotonic() + 20
+        serial = self.dev.transport.serial
+        while self.vd.rig.call("device")["boots"] == boots:
+            if serial.in_waiting:
+                said += serial.read(serial.in_waiting)
+            else:
+                time.sleep(0.002)
+            if time.monotonic() > deadline:
+                raise AssertionError("no power cut at operation %d of %r: %r" % (k, code, said))
+        if serial.in_waiting:
+            said += serial.read(serial.in_waiting)
+        self.vd.wait_booted(after_boots=boots)
+        self.connect()
+        return said

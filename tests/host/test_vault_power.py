@@ -9,15 +9,9 @@ the power fails, the virtual handheld boots again, and the invariants must hold:
 The test prints how many cut points it covered.
 """
 
-import ast
-import shutil
-import time
-
 import pytest
 
-from tools.device import Device
-from tools.vaultops import COMMON, OPERATIONS
-from tools.vdevice.spawn import VDeviceProcess
+from tools.vaultops import OPERATIONS, VaultBench
 
 # What every check reports: the store opens, its state, the fail counter, the device secrets.
 REPORT = """
@@ -118,58 +112,10 @@ def check(name, report, checking):
         assert state == "PROVISIONED" or report.get("unblocked_later") == "PROVISIONED", report
 
 
-class Bench:
-    def __init__(self, vd, tmp):
-        self.vd = vd
-        self.tmp = tmp
-        self.dev = None
-
-    def boot_from(self, snapshot):
-        boots = self.vd.rig.call("restore", path=str(snapshot))["boots"]
-        self.vd.wait_booted(after_boots=boots - 1)
-        self.connect()
-
-    def connect(self):
-        if self.dev is None:
-            self.dev = Device(self.vd.repl)
-        else:
-            self.dev.reconnect()
-        self.dev.exec(COMMON)
-
-    def report(self, code):
-        return ast.literal_eval(self.dev.exec(code, timeout=30).strip().splitlines()[-1])
-
-    def cut(self, k, code):
-        """Run code with the power failing at its k-th flash operation; what it printed."""
-        boots = self.vd.rig.call("device")["boots"]
-        self.vd.rig.call("power_cut", after=k)
-        self.dev.transport.exec_raw_no_follow(code)
-        said = b""
-        deadline = time.monotonic() + 20
-        serial = self.dev.transport.serial
-        while self.vd.rig.call("device")["boots"] == boots:
-            if serial.in_waiting:
-                said += serial.read(serial.in_waiting)
-            else:
-                time.sleep(0.002)
-            assert time.monotonic() < deadline, "no power cut at operation %d of %r: %r" % (k, code, said)
-        if serial.in_waiting:
-            said += serial.read(serial.in_waiting)
-        self.vd.wait_booted(after_boots=boots)
-        self.connect()
-        return said
-
-
 @pytest.fixture(scope="module")
 def bench(firmware_image, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("vault-power")
-    shutil.copyfile(firmware_image, tmp / "flash.img")
-    shutil.copyfile(firmware_image, tmp / "blank.img")
-    with VDeviceProcess(tmp / "flash.img", tmp / "state") as vd:
-        b = Bench(vd, tmp)
+    with VaultBench(firmware_image, tmp_path_factory.mktemp("vault-power")) as b:
         yield b
-        if b.dev:
-            b.dev.close()
 
 
 def test_every_operation_has_a_probe():
@@ -178,18 +124,9 @@ def test_every_operation_has_a_probe():
 
 @pytest.mark.parametrize("name", list(OPERATIONS))
 def test_power_cut_at_every_flash_write(bench, name, capsys):
-    before, preamble, operation = OPERATIONS[name]
-    probe_code = PROBES[name]
-    snapshot = bench.tmp / ("before %s.img" % name)
-    bench.boot_from(bench.tmp / "blank.img")
-    bench.dev.exec(before, timeout=60)
-    bench.vd.rig.call("snapshot", path=str(snapshot))
-    # A dry run counts the operation's flash writes.
-    bench.boot_from(snapshot)
-    bench.dev.exec(preamble)
-    start = bench.vd.rig.call("flash_writes")
-    bench.dev.exec(operation)
-    writes = bench.vd.rig.call("flash_writes") - start
+    _, preamble, operation = OPERATIONS[name]
+    snapshot = bench.prepare(name)
+    writes = bench.flash_writes(name, snapshot)  # a dry run counts them
     assert writes > 0, name
     after_check = 0
     for k in range(1, writes + 1):
@@ -197,7 +134,7 @@ def test_power_cut_at_every_flash_write(bench, name, capsys):
         bench.dev.exec(preamble)
         checking = b"CHECKING" in bench.cut(k, operation)
         after_check += checking
-        check(name, bench.report(probe_code), checking)
+        check(name, bench.report(PROBES[name]), checking)
     if name == "verify wrong PIN":
         # Every write comes before the check: no answer is ever given before the count is on flash.
         assert after_check == 0, (name, after_check)
