@@ -12,7 +12,7 @@ import shutil
 import time
 from pathlib import Path
 
-from tools.device import Device
+from tools.device import Device, DeviceError
 from tools.vdevice.spawn import VDeviceProcess
 
 COMMON = """
@@ -103,10 +103,13 @@ class VaultBench:
         self.connect()
 
     def connect(self):
-        if self.dev is None:
-            self.dev = Device(self.vd.repl)
-        else:
-            self.dev.reconnect()
+        try:
+            if self.dev is None:
+                self.dev = Device(self.vd.repl)
+            else:
+                self.dev.reconnect()
+        except DeviceError as e:
+            raise DeviceError("%s\nvirtual handheld's log:\n%s" % (e, self.vd.log_tail())) from None
         self.dev.exec(COMMON)
 
     def prepare(self, name):

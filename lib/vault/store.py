@@ -2,20 +2,25 @@
 
     /store/secret      32 random bytes, made at first start (on a production board the vfs
                        partition is flash-encrypted, so it cannot be read off the chip)
-    /store/meta        JSON + HMAC-SHA256 under a key derived from the secret: lifecycle
-                       state, PIN fail counter, wrapped keys, policy, and the index
+    /store/meta.<seq>  JSON + HMAC-SHA256 under a key derived from the secret: lifecycle
+                       state, PIN fail counter, wrapped keys, policy, and the index; <seq>
+                       counts its writes and is inside it too
     /store/e.<name>    one entry: AES-256-CBC then HMAC-SHA256 (vault.crypto.seal), with the
                        name, its key domain and its version as associated data
     /store/wiped       present once the vault is wiped
 
 The index in meta records each entry's domain, version and tag, so an entry that is altered,
-swapped with another, deleted or replaced by an older copy no longer matches it: open()
-refuses the store (Tampered) rather than trust any of it.
+swapped with another, deleted or replaced by an older copy no longer matches it; an older meta
+copied over the current one carries a sequence number that its name contradicts. open()
+then refuses the store (Tampered) rather than trust any of it. What files cannot show is a
+rollback of the whole store (every file, names included, as it was): that needs a monotonic
+counter outside the flash, which the ESP32 does not have.
 
-Meta is the commit point. An entry is written as e.<name>.new, then meta (written to a
-temporary file and renamed over the old one: atomic on LittleFS) records its new tag, then the
-.new file is renamed into place. Whatever instant the power fails, open() finds either the old
-meta, and drops the .new file, or the new one, and finishes the rename.
+Meta is the commit point. An entry is written as e.<name>.new, then the next meta (written to a
+temporary file, renamed: atomic on LittleFS; then the previous one removed) records its new
+tag, then the .new file is renamed into place. Whatever instant the power fails, open() finds
+the old meta, and drops the .new file, or the new one, and finishes the rename (and drops the
+old meta).
 """
 
 import json
@@ -27,7 +32,7 @@ from vault import crypto
 
 ROOT = "/store"
 _SECRET = "secret"
-_META = "meta"
+_META = "meta."
 _WIPED = "wiped"
 _ENTRY = "e."
 _NEW = ".new"
@@ -96,14 +101,20 @@ class Store:
             if name.endswith(_TMP):  # a write that never reached its rename
                 self._remove(name)
         files = self._files()
-        if _META not in files:
+        metas = sorted(int(name[len(_META):]) for name in files
+                       if name.startswith(_META) and name[len(_META):].isdigit())
+        if not metas:
             # A first start, or one cut short between the secret and the first meta.
             self._remove(_SECRET)
             return "empty"
         if _SECRET not in files:
             raise Tampered("store: the device secret is missing")
         self._load_secret(self._read(_SECRET))
-        self.meta = self._verified_meta(self._read(_META))
+        # The newest meta is the truth (it was complete before its rename); an older one left
+        # beside it is a commit cut short before it removed its predecessor.
+        self.meta = self._verified_meta(metas[-1])
+        for seq in metas[:-1]:
+            self._remove(_META + str(seq))
         self._recover_entries(files)
         self._check_entries()
         return "ready"
@@ -116,13 +127,16 @@ class Store:
         self._meta_key = crypto.subkey(self._secret, b"meta-mac")
         self._keys[DEVICE] = (crypto.subkey(self._secret, b"device-enc"), crypto.subkey(self._secret, b"device-mac"))
 
-    def _verified_meta(self, raw):
+    def _verified_meta(self, seq):
+        raw = self._read(_META + str(seq))
         body, tag = raw[:-crypto.TAG_SIZE], raw[-crypto.TAG_SIZE:]
         if len(raw) <= crypto.TAG_SIZE or not crypto.equal(crypto.hmac_sha256(self._meta_key, b"meta" + body), tag):
             raise Tampered("store: meta fails its authentication")
         meta = json.loads(body)
         if meta.get("format") != _FORMAT:
             raise Tampered("store: meta has an unknown format")
+        if meta.get("seq") != seq:
+            raise Tampered("store: meta is not the version its name says (an older copy?)")
         return meta
 
     def _recover_entries(self, files):
@@ -151,7 +165,7 @@ class Store:
 
     def reread_meta(self):
         """Meta as it is on flash now, authenticated (to read back what was just committed)."""
-        return self._verified_meta(self._read(_META))
+        return self._verified_meta(self.meta["seq"])
 
     # ---- writing meta ----------------------------------------------------------------------
 
@@ -174,10 +188,11 @@ class Store:
         self.status = "ready"
 
     def commit(self):
-        """Write meta (the commit point of every change)."""
+        """Write the next meta (the commit point of every change), then drop the previous."""
         self.meta["seq"] += 1
         body = json.dumps(self.meta).encode()
-        self._write_atomic(_META, body + crypto.hmac_sha256(self._meta_key, b"meta" + body))
+        self._write_atomic(_META + str(self.meta["seq"]), body + crypto.hmac_sha256(self._meta_key, b"meta" + body))
+        self._remove(_META + str(self.meta["seq"] - 1))
 
     # ---- entries ---------------------------------------------------------------------------
 

@@ -40,28 +40,40 @@ def store_with_entries():
     return sorted(os.listdir(ROOT))
 
 
+def meta_name():
+    return [n for n in os.listdir(ROOT) if n.startswith("meta.")][0]
+
+
+def put_back(files):
+    """The store exactly as it was (checking it may have committed a new meta)."""
+    for name in os.listdir(ROOT):
+        os.remove(ROOT + "/" + name)
+    for name, data in files.items():
+        write(name, data)
+
+
 def test_every_byte_of_every_file_is_covered():
-    files = store_with_entries()
-    assert files == ["e.account.001", "e.device.cert", "e.device.key", "e.dukpt.ik", "e.dukpt.ksn",
-                     "e.issuer.ca", "e.issuer.unblock", "e.note", "meta", "secret"], files
+    names = store_with_entries()
+    assert names == ["e.account.001", "e.device.cert", "e.device.key", "e.dukpt.ik", "e.dukpt.ksn",
+                     "e.issuer.ca", "e.issuer.unblock", "e.note", meta_name(), "secret"], names
+    files = {name: read(name) for name in names}
     flips = 0
-    for name in files:
-        original = read(name)
+    for name, original in files.items():
         # Every byte of the small files; a spread of positions in the larger ones.
         step = 1 if len(original) <= 128 else 7
         for i in list(range(0, len(original), step)) + [len(original) - 1]:
+            put_back(files)
             data = bytearray(original)
             data[i] ^= 0x20
             write(name, data)
-            owner = name in ("e.note", "e.account.001")
-            if owner:
+            if name in ("e.note", "e.account.001"):
                 # Owner entries are checked against the index at open, and in full once the
                 # owner's key is there: either refusal counts.
                 assert not opens() or not owner_entry_reads(name), (name, i)
             else:
                 assert not opens(), (name, i)
             flips += 1
-        write(name, original)
+    put_back(files)
     assert opens()
     print("flipped", flips, "bytes")
 
@@ -106,11 +118,43 @@ def test_an_older_copy_of_an_entry_is_detected():
 def test_an_older_meta_is_detected_when_entries_moved_on():
     v = personalized()
     v.put("note", b"version 1")
-    old = read("meta")
+    old = read(meta_name())
     v.put("note", b"version 2")
     v.store.close()
-    write("meta", old)
+    write(meta_name(), old)
     assert not opens()
+
+
+def test_an_older_meta_is_detected_when_only_the_fail_counter_moved_on():
+    # The attack that matters: note the meta, guess PINs, put the old meta back.
+    v = personalized()
+    v.lock()
+    old = read(meta_name())
+    for _ in range(3):
+        try:
+            v.verify_pin(bytearray(b"000000"))
+        except Exception:
+            pass
+    v.store.close()
+    write(meta_name(), old)
+    assert not opens()
+
+
+def test_an_older_meta_beside_the_current_one_is_ignored():
+    v = personalized()
+    v.lock()
+    old_name, old = meta_name(), read(meta_name())
+    try:
+        v.verify_pin(bytearray(b"000000"))
+    except Exception:
+        pass
+    v.store.close()
+    write(old_name, old)  # back under its own, older name
+    store = Store(ROOT)
+    reopened = Vault(store).open()
+    assert reopened.meta["fails"] == 1  # the newest meta counts; the older one is dropped
+    assert meta_name() != old_name and len([n for n in os.listdir(ROOT) if n.startswith("meta.")]) == 1
+    store.close()
 
 
 def test_a_missing_secret_is_detected():

@@ -240,10 +240,13 @@ def execute(source, filename, mode="exec", raw=False):
 
 
 def finish(error, raw):
-    if raw:
-        write(b"\x04")
-    if error is not None:
-        print_exception(error)
+    try:
+        if raw:
+            write(b"\x04")
+        if error is not None:
+            print_exception(error)
+    except KeyboardInterrupt:  # a late Ctrl-C while reporting: the report is all that is lost
+        pass
     if raw:
         write(b"\x04")
 
@@ -472,12 +475,18 @@ def main():
     os.chdir("/")
     # As the ESP32 port: main.py runs only in the friendly REPL's mode and only if boot.py ran
     # to its end (an error or a Ctrl-C in boot.py leaves the REPL alone).
-    control.phase(1)
-    booted = run_file("boot.py")
-    soft_reset = booted is True
-    if booted is None and mode == "friendly":
-        control.phase(2)
-        soft_reset = run_file("main.py") is True
+    soft_reset = False
+    try:
+        control.phase(1)
+        booted = run_file("boot.py")
+        soft_reset = booted is True
+        if booted is None and mode == "friendly":
+            control.phase(2)
+            soft_reset = run_file("main.py") is True
+    except KeyboardInterrupt:
+        # A Ctrl-C that landed just as boot.py or main.py ended, outside their code: the
+        # scripts were interrupted, as far as anyone can tell; on to the REPL.
+        pass
     if hardware.resetting or hardware.repl_refused:
         # machine.reset(), or a production unit whose main.py ended: the board resets.
         sys.exit(HARD_RESET)

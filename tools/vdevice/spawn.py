@@ -66,6 +66,10 @@ class VDeviceProcess:
                 raise VDeviceError("the virtual handheld is still at %s after %d s" % (status["phase"], timeout))
             time.sleep(0.02)
 
+    def log_tail(self, lines=20):
+        """The end of the virtual handheld's log (its own messages, the device's stderr)."""
+        return "\n".join(self.log_path.read_text().splitlines()[-lines:])
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
