@@ -78,6 +78,13 @@ def _battery():
     return mv >= BATTERY_LOW_MV, "%d mV" % mv, None
 
 
+def _vault():
+    import vault
+
+    state, production = vault.describe()
+    return state != "TAMPERED", "%s%s" % (state, ", production unit" if production else ""), None
+
+
 def _crashlog():
     import crashlog
 
@@ -103,6 +110,7 @@ def _items():
         ("card detect", _card_detect, "check the slot's detect switch"),
         ("standby key", _standby_key, "check the key"),
         ("battery", _battery, "charge the battery; if it stays low, check its connector"),
+        ("secure store", _vault, "its files were altered: return the unit to the issuer for service"),
         ("crash log", _crashlog, None),
     ]
     return items

@@ -14,6 +14,10 @@ a key derived from the PIN and the device secret (PBKDF2-HMAC-SHA256), and, for 
 unlock, under a device key, a wrap the vault destroys as soon as the fingerprint policy
 no longer allows it. The PIN itself is never stored.
 
+PINs are passed in bytearrays and never copied into immutable objects; the caller owns the
+buffer (vault.session wipes it after use). Nothing secret is printed, logged or put in an
+exception message: messages name states, entries and counts, never values.
+
 Files and their atomicity: vault.store. Sessions, idle lock and resuming: vault.session.
 """
 
@@ -187,11 +191,14 @@ class Vault:
 
     def _pin_key(self, pin, salt, iterations):
         # PBKDF2 over the PIN bound to this device: without the device secret the wrap cannot
-        # even be attacked offline.
-        password = crypto.subkey(self.store._secret, b"pin\x00" + bytes(pin))
+        # even be attacked offline. Every copy of the PIN here is a bytearray, wiped after.
+        labelled = bytearray(b"pin\x00")
+        labelled.extend(pin)
+        password = crypto.subkey(self.store._secret, labelled)
         try:
             return crypto.pbkdf2_sha256(password, salt, iterations)
         finally:
+            crypto.wipe(labelled)
             crypto.wipe(password)
 
     def _wrap(self, key, material):
@@ -427,6 +434,23 @@ class Vault:
         """A wiped device back to FACTORY, for the factory to provision again."""
         self._require("reinitialize", WIPED)
         self._create()
+
+
+def describe():
+    """The vault's state for diagnostics, without changing it: (state or "TAMPERED" or
+    "BLANK", production flag)."""
+    store = Store()
+    try:
+        status = store.open()
+    except (Tampered, ValueError):
+        return "TAMPERED", False
+    finally:
+        store.close()
+    if status == "empty":
+        return "BLANK", False
+    if status == "wiped":
+        return WIPED, False
+    return store.meta["state"], store.meta["production"]
 
 
 def is_production():

@@ -7,9 +7,10 @@ the operation that a lock interrupted.
     resumed = session.unlock_with_pin(pin)   # -> payment: carry on where it stopped
     session.end()                   # the operation is done
 
-The app calls tick() from its loop and activity() on every touch or key; the standby key calls
-lock(). A lock wipes the data key at once; what the session keeps is the operation object, so
-that after re-authentication the app continues it instead of starting over.
+The app calls tick() from its loop and activity() on every touch or key; watch_standby() makes
+the standby key lock. A lock wipes the data key at once; what the session keeps is the
+operation object, so that after re-authentication the app continues it instead of starting
+over. A PIN handed to the session is wiped once it has been checked.
 """
 
 import time
@@ -66,9 +67,19 @@ class Session:
             self.operation = resumed
         return resumed
 
+    def watch_standby(self, key):
+        """Lock when the standby key (a machine.Pin, pressed = low) goes down."""
+        key.irq(handler=lambda pin: self.lock("standby"), trigger=key.IRQ_FALLING)
+
     def unlock_with_pin(self, pin):
-        """Unlock with the PIN (vault rules apply); returns the interrupted operation, if any."""
-        self.vault.verify_pin(pin)
+        """Unlock with the PIN (a bytearray, wiped here after the check; vault rules apply).
+        Returns the interrupted operation, if any."""
+        from vault.crypto import wipe
+
+        try:
+            self.vault.verify_pin(pin)
+        finally:
+            wipe(pin)
         return self._resume()
 
     def unlock_with_fingerprint(self, template_id):

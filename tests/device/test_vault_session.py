@@ -41,11 +41,13 @@ def test_interrupted_operation_resumes_after_pin():
     clock.now = 61_000
     s.tick()
     assert s.state == LOCKED and s.operation is None
-    assert s.unlock_with_pin(PIN) is payment
+    typed = bytearray(PIN)
+    assert s.unlock_with_pin(typed) is payment
+    assert typed == bytearray(len(PIN))  # the session wiped the PIN it was handed
     assert s.operation is payment and s.state == UNLOCKED
     s.end()
     s.lock()
-    assert s.unlock_with_pin(PIN) is None  # nothing was interrupted this time
+    assert s.unlock_with_pin(bytearray(PIN)) is None  # nothing was interrupted this time
 
 
 def test_interrupted_operation_resumes_after_fingerprint():
@@ -55,3 +57,20 @@ def test_interrupted_operation_resumes_after_fingerprint():
     s.begin("transfer")
     s.lock("standby")
     assert s.unlock_with_fingerprint(1) == "transfer"
+
+
+def test_standby_key_irq_locks():
+    # The key's interrupt handler locks: here driven through a Pin-like stand-in; the rig-driven
+    # version (a real edge on the virtual handheld) is in tests/host/test_vault_host.py.
+    class Key:
+        IRQ_FALLING = 2
+
+        def irq(self, handler, trigger):
+            self.handler = handler
+
+    v = personalized()
+    s = Session(v, Millis())
+    key = Key()
+    s.watch_standby(key)
+    key.handler(key)
+    assert s.state == LOCKED and s.lock_reason == "standby"
