@@ -7,6 +7,9 @@ jumper, a small EEPROM, a logic probe.
 
 
 class Model:
+    """Base of the models. Control-API actions on a model are its do_<action>(**args) methods
+    (`{"cmd": "do", "args": {"name": ..., "action": ..., ...}}`)."""
+
     name = None
     pins = None  # the PinBank, for models that watch or drive lines
 
@@ -73,9 +76,17 @@ class SpiProbe(Model):
         return {"transfers": [{"dc": dc, "data": h} for dc, h in self.log]}
 
 
-# Model kinds the control API can attach, by bus kind.
+# Model kinds the control API can attach: kind -> (bus kind, "module:Class" in tools.rig).
+# Each chip's model lives in a module of its own, imported when first attached.
 KINDS = {
-    "loopback": ("uart", Loopback),
-    "at24c02": ("i2c", AT24C02),
-    "probe": ("spi", SpiProbe),
+    "loopback": ("uart", "models:Loopback"),
+    "at24c02": ("i2c", "models:AT24C02"),
+    "probe": ("spi", "models:SpiProbe"),
 }
+
+
+def model_class(kind):
+    import importlib
+
+    module, cls = KINDS[kind][1].split(":")
+    return getattr(importlib.import_module("tools.rig." + module), cls)

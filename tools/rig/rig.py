@@ -13,7 +13,7 @@ import struct
 from pathlib import Path
 
 from .buses import I2cBus, PinBank, SpiBus, UartPort
-from .models import KINDS
+from .models import KINDS, model_class
 from .pty import PtyHost
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -56,7 +56,7 @@ class Rig:
         self.clients = set()  # open connections, closed with the rig
         self.servers = []
         for name in ("ping", "status", "models", "attach", "detach", "pin", "set_pin", "set_adc",
-                     "model"):
+                     "model", "do"):
             self.command(name, getattr(self, "cmd_" + name))
         # A charged battery: 3.9 V, halved by the divider in front of the ADC.
         self.cmd_set_adc("battery_sense", 1.95)
@@ -246,13 +246,13 @@ class Rig:
                 "pins": self.pins.status(), "ptys": {n: h.path for n, h in self.ptys.items()}}
 
     def cmd_models(self):
-        return {kind: {"bus": bus, "about": cls.__doc__.split("\n")[0]} for kind, (bus, cls) in KINDS.items()}
+        return {kind: {"bus": bus, "about": model_class(kind).__doc__.split("\n")[0]} for kind, (bus, _) in KINDS.items()}
 
     def cmd_attach(self, bus, model, addr=None, cs=None, dc=None, name=None):
         """Attach a model: UART (one per port, also on a pty), I2C at addr, SPI at chip select cs."""
         if model not in KINDS:
             raise RigError("no model %r; models: %s" % (model, ", ".join(sorted(KINDS))))
-        kind, cls = KINDS[model]
+        kind, cls = KINDS[model][0], model_class(model)
         port = self.bus(bus)
         if port.kind != kind:
             raise RigError("%s is a %s model, %s is a %s bus" % (model, kind, bus, port.kind))
@@ -301,6 +301,15 @@ class Rig:
     def cmd_model(self, name):
         """A model's own state (what it received, its registers, ...)."""
         return self._find(name)[1].status()
+
+    def cmd_do(self, name, action, **args):
+        """An action on a model: its do_<action>(**args) (a touch, a finger on the sensor)."""
+        model = self._find(name)[1]
+        method = getattr(model, "do_" + action, None)
+        if method is None:
+            actions = sorted(a[3:] for a in dir(model) if a.startswith("do_"))
+            raise RigError("%s has no action %r; actions: %s" % (name, action, ", ".join(actions) or "none"))
+        return method(**args)
 
     def cmd_pin(self, pin):
         n = self.gpio(pin)
