@@ -82,6 +82,10 @@ def stage(out_dir, board="sim"):
         else:
             shutil.copyfile(src, target)
         paths.append(dest)
+    # Data made at build time: the UI's bitmap fonts, rendered from a real typeface.
+    from tools import fonts
+
+    paths += ["fonts/" + name for name in fonts.build(out_dir / "fonts")]
     return paths
 
 

@@ -82,6 +82,7 @@ KINDS = {
     "loopback": ("uart", "models:Loopback"),
     "at24c02": ("i2c", "models:AT24C02"),
     "probe": ("spi", "models:SpiProbe"),
+    "st7789": ("spi", "st7789:ST7789"),
 }
 
 

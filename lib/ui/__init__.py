@@ -1,0 +1,1 @@
+"""The on-screen toolkit: fonts, strip rendering, widgets and the screens (ui.screens)."""

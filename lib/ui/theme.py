@@ -1,0 +1,37 @@
+"""Colours, fonts and sizes of the screens."""
+
+from drivers.st7789 import color
+from micropython import const
+
+WIDTH = const(240)
+HEIGHT = const(320)
+STATUS_HEIGHT = const(24)
+MARGIN = const(12)
+# Touch targets: at least ~9 mm on the 2.0-inch panel (about 48 px), per platform guidelines.
+TARGET = const(48)
+
+BACKGROUND = color(16, 24, 32)
+TEXT = color(236, 240, 244)
+MUTED = color(140, 150, 160)
+ACCENT = color(40, 140, 255)
+GOOD = color(40, 180, 90)
+BAD = color(220, 60, 50)
+STATUS = color(0, 0, 0)
+BUTTON = color(44, 54, 66)
+BUTTON_EDGE = color(70, 82, 96)
+BUTTON_TEXT = TEXT
+
+SMALL = const(16)
+BODY = const(24)
+LARGE = const(40)
+
+_fonts = {}
+
+
+def font(size):
+    """The font of that size, opened on first use."""
+    if size not in _fonts:
+        from ui.font import Font
+
+        _fonts[size] = Font("/fonts/roboto-%d.ptf" % size)
+    return _fonts[size]
