@@ -24,6 +24,8 @@ NAME = "sim"
 _OK = const(0)
 _NACK = const(1)
 
+_IPPROTO_TCP = const(6)  # not exported by the unix port's socket module
+_TCP_NODELAY = const(1)
 _MP_STREAM_POLL = const(3)
 _MP_STREAM_GET_FILENO = const(10)
 _POLL_RD = const(1)
@@ -46,6 +48,9 @@ def _connect(hello):
     except OSError as e:
         sock.close()
         raise RigUnreachable(e.errno, "no rig at %s:%s for %s: start python -m tools.vdevice" % (host, port, hello))
+    # Every frame is a request waiting for its answer: Nagle's algorithm would hold back the
+    # second small write of a frame until the first is acknowledged (tens of milliseconds).
+    sock.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
     sock.write(hello.encode() + b"\n")
     answer = sock.readline()
     if answer != b"ok\n":
@@ -63,21 +68,37 @@ class _Link:
         self.head = bytearray(3)
         self.busy = False
 
-    def send(self, op, payload=b""):
-        # One write for the whole frame: an interrupt cannot split it.
-        self.sock.write(struct.pack(">BH", op[0], len(payload)) + payload)
+    def send(self, op, payload=b"", atomic=False):
+        """A frame. atomic: in one write (a copy, for small frames on a stream that must never
+        be restarted, the UART's); else header and payload apart, the payload as it is (a
+        display strip is 7.5 KB, and the board's SPI does not copy it either), and an
+        interruption between them restarts the connection."""
+        header = struct.pack(">BH", op[0], len(payload))
+        if atomic or len(payload) <= 64:
+            self.sock.write(header + payload)
+            return
+        try:
+            self.sock.write(header)
+            if payload:
+                self.sock.write(payload)
+        except BaseException:
+            self._restart()
+            raise
+
+    def _restart(self):
+        # Interrupted mid-exchange (Ctrl-C, a lost rig): the stream may hold half a frame,
+        # so start a clean one, as a bus controller aborts a transfer.
+        self.sock.close()
+        self.sock = _connect(self.hello)
 
     def request(self, op, payload=b""):
+        self.send(op, payload)
         try:
-            self.send(op, payload)
             self.sock.readinto(self.head)
             status, n = struct.unpack(">BH", self.head)
             return status, self.sock.read(n) if n else b""
         except BaseException:
-            # Interrupted mid-exchange (Ctrl-C, a lost rig): the stream may hold half a frame,
-            # so start a clean one, as a bus controller aborts a transfer.
-            self.sock.close()
-            self.sock = _connect(self.hello)
+            self._restart()
             raise
 
     def close(self):
@@ -243,7 +264,7 @@ class UART(io.IOBase):
             self.timeout_char = timeout_char
         # The rig's parity code: 0 none, 1 even, 2 odd (machine: None, 0 even, 1 odd).
         parity_code = 0 if self.parity is None else 1 if self.parity == 0 else 2
-        self._link.send(b"C", struct.pack(">IBBB", self.baudrate, self.bits, parity_code, self.stop))
+        self._link.send(b"C", struct.pack(">IBBB", self.baudrate, self.bits, parity_code, self.stop), atomic=True)
 
     def deinit(self):
         self._link.close()
@@ -253,7 +274,7 @@ class UART(io.IOBase):
 
     def write(self, buf):
         buf = bytes(buf)
-        self._link.send(b"D", buf)
+        self._link.send(b"D", buf, atomic=True)
         # The transmitter shifts the bytes out at the baud rate after the ones before them.
         now = time.ticks_us()
         start = self._tx_done if time.ticks_diff(self._tx_done, now) > 0 else now
@@ -401,14 +422,15 @@ class SPI:
     def deinit(self):
         self._link.close()
 
-    def _transfer(self, data):
+    def _transfer(self, data, read=True):
+        # "T" brings MISO back; "W" does not, so a write costs no buffer of its size here.
         start = time.ticks_us()
-        answer = self._link.request(b"T", bytes(data))[1]
+        answer = self._link.request(b"T" if read else b"W", data)[1]
         _until(start, len(data) * 8_000_000 // self.baudrate)
         return answer
 
     def write(self, buf):
-        self._transfer(buf)
+        self._transfer(buf, read=False)
 
     def write_readinto(self, write_buf, read_buf):
         read_buf[:] = self._transfer(write_buf)

@@ -9,7 +9,9 @@ import ast
 import asyncio
 import json
 import os
+import socket
 import struct
+import sys
 from pathlib import Path
 
 from .buses import I2cBus, PinBank, SpiBus, UartPort
@@ -111,33 +113,43 @@ class Rig:
 
     async def _bus_client(self, reader, writer):
         self.clients.add(writer)
+        # Answers go out at once: the device waits for each (no Nagle delay).
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             hello = (await reader.readline()).decode().split()
             if not hello:
                 return
-            if hello[0] == "irq":
-                writer.write(b"ok\n")
-                self.pins.irq_writers.add(writer)
-                try:
-                    await reader.read()  # until the device goes away
-                finally:
-                    self.pins.irq_writers.discard(writer)
+            try:
+                if hello[0] == "irq":
+                    handler, bus = self._serve_irq, None
+                elif hello[0] == "pins":
+                    handler, bus = self._serve_pins, None
+                else:
+                    bus = self.bus(hello[0] + hello[1])
+                    handler = getattr(self, "_serve_" + bus.kind)
+            except (RigError, IndexError) as e:
+                writer.write(("error %s\n" % (e or "bad hello")).encode())
                 return
-            if hello[0] == "pins":
-                handler = self._serve_pins
-                bus = None
-            else:
-                bus = self.bus(hello[0] + hello[1])
-                handler = getattr(self, "_serve_" + bus.kind)
             writer.write(b"ok\n")
             await handler(bus, reader, writer)
-        except (RigError, IndexError) as e:
-            writer.write(("error %s\n" % e).encode())
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        except Exception:
+            # A model or the rig itself failed: say so, and hang up on the device (it sees the
+            # connection end) rather than answer with anything that is not a frame.
+            import traceback
+
+            print("rig: %s connection failed:\n%s" % (" ".join(hello), traceback.format_exc()), file=sys.stderr, flush=True)
         finally:
             self.clients.discard(writer)
             writer.close()
+
+    async def _serve_irq(self, _, reader, writer):
+        self.pins.irq_writers.add(writer)
+        try:
+            await reader.read()  # until the device goes away
+        finally:
+            self.pins.irq_writers.discard(writer)
 
     @staticmethod
     async def _frames(reader):
@@ -187,6 +199,9 @@ class Rig:
                 self._reply(writer, OK)
             elif op == "T":
                 self._reply(writer, OK, bus.transfer(payload))
+            elif op == "W":  # a write: MISO is not wanted back
+                bus.transfer(payload)
+                self._reply(writer, OK)
             else:
                 self._reply(writer, ERROR, b"unknown op")
 
