@@ -82,6 +82,8 @@ KINDS = {
     "loopback": ("uart", "models:Loopback"),
     "at24c02": ("i2c", "models:AT24C02"),
     "probe": ("spi", "models:SpiProbe"),
+    "ft6336": ("i2c", "ft6336:FT6336"),
+    "r503": ("uart", "r503:R503"),
     "st7789": ("spi", "st7789:ST7789"),
 }
 
