@@ -1,4 +1,4 @@
-"""Benchmarks that print figures: `python -m tools.bench vdevice|pystone|pin`.
+"""Benchmarks that print figures: `python -m tools.bench vdevice|pystone|pin|screens`.
 
 vdevice: what the virtual handheld itself costs, so that figures measured on it can be read:
 start-up, soft reset, a REPL round trip, an I2C transaction against its wire time, and the heap
@@ -11,6 +11,8 @@ to the ESP32's, and so what a millisecond of firmware CPU time here means on the
 pin: the vault's PIN key derivation (PBKDF2) per PIN check, on the unix port and as an ESP32
 estimate, the iteration count that would take 0.5 s there, and the flash writes each vault
 operation makes.
+
+screens: the heap each screen of the toolkit needs while it draws, against the budget.
 """
 
 import argparse
@@ -166,7 +168,78 @@ def bench_pin():
                 print("  %-26s %4d" % (name, bench.flash_writes(name, bench.prepare(name))))
 
 
-BENCHES = {"vdevice": bench_vdevice, "pystone": bench_pystone, "pin": bench_pin}
+# The working set of a piece of device code: the least free heap in which it still runs,
+# found by filling the heap with blocks down to 16 bytes (one large block could fail for
+# fragmentation, not for want of memory) and bisecting.
+WORKING_SET = """
+import gc
+def working_set(fn, top=96 * 1024, step=256):
+    lo, hi = 0, top
+    hoard = [None] * 2048  # made once: growing it while memory is short would fail by itself
+    while hi - lo > step:
+        mid = (lo + hi) // 2
+        gc.collect()
+        n = 0
+        for size in (4096, 1024, 256, 64, 16):
+            while gc.mem_free() > mid + size + 16 and n < len(hoard):
+                try:
+                    hoard[n] = bytearray(size)
+                    n += 1
+                except MemoryError:  # no hole that large left: go on with smaller blocks
+                    break
+        try:
+            fn()
+            ok = True
+        except MemoryError:
+            ok = False
+        for i in range(n):
+            hoard[i] = None
+        if n == len(hoard):
+            raise RuntimeError("working_set: the hoard list is too short to fill the heap")
+        if ok:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+"""
+# shared/DESIGN.md: the board has ~110 KB of heap for everything; a screen may take at most
+# this much of it while it draws (the strip buffer, glyphs, the widgets).
+SCREEN_BUDGET = 32 * 1024
+
+
+def bench_screens():
+    """Peak heap while drawing each screen: its working set, against SCREEN_BUDGET.
+
+    Measured with the toolkit drawing into a display that discards the strips: the bus of the
+    virtual handheld allocates for every transfer, which the board's SPI does not, and a
+    memory error inside it would be the simulator's, not the screen's."""
+    from tools.screenshots import SCREENS, SETUP, attach_display
+
+    null_display = ("class NullDisplay:\n    width, height = display.width, display.height\n"
+                    "    def blit(self, *args):\n        pass\n"
+                    "_status = ui.status\nui = UI(NullDisplay(), NoTouch(), _status)\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        image.build(tmp / "flash.img")
+        with VDeviceProcess(tmp / "flash.img", tmp / "state") as vd:
+            attach_display(vd.rig)
+            dev = Device(vd.repl)
+            print("heap needed while drawing each screen (its working set; budget %d KB):" % (SCREEN_BUDGET // 1024))
+            for name, expr in SCREENS.items():
+                dev.soft_reset()
+                dev.exec(SETUP + WORKING_SET + null_display, timeout=60)
+                dev.exec("_code = compile(%r, 'screen', 'exec')\n_draw = lambda: exec(_code, globals())\n_draw()" % expr)
+                need = dev.eval("working_set(_draw)", timeout=300)
+                garbage = dev.eval("(gc.collect(), gc.disable(), gc.mem_alloc(), _draw(), gc.mem_alloc(), gc.enable())",
+                                   timeout=60)
+                resident = dev.eval("(gc.collect(), gc.mem_alloc())[1]")
+                print("  %-16s %5.1f KB %-11s allocated while drawing: %5.1f KB; resident after setting up: %5.1f KB"
+                      % (name, need / 1024, "ok" if need <= SCREEN_BUDGET else "OVER BUDGET",
+                         (garbage[4] - garbage[2]) / 1024, resident / 1024))
+            dev.close()
+
+
+BENCHES = {"vdevice": bench_vdevice, "pystone": bench_pystone, "pin": bench_pin, "screens": bench_screens}
 
 
 def main(argv=None):

@@ -91,9 +91,9 @@ class StatusBar:
             fb.fill_rect(x, y, 4, h, theme.TEXT if lit else theme.MUTED)
         if s.wifi is None:
             small.draw(fb, "no network", 36 - ox, 4 - oy, theme.MUTED, canvas.palette)
-        # The lock: a shackle over a body, open when unlocked.
+        # The lock: a shackle over a body; unlocked, the shackle swings open to the right.
         lx = 132 - ox
-        fb.rect(lx + 2, 3 - oy + (0 if s.locked else -2), 8, 8, theme.TEXT)
+        fb.rect(lx + (2 if s.locked else 8), 3 - oy, 8, 8, theme.TEXT)
         fb.fill_rect(lx, 9 - oy, 12, 9, theme.TEXT)
         # Battery: an outline filled to the charge, with its percentage.
         bx = 196 - ox
