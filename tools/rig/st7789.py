@@ -36,6 +36,23 @@ def png(width, height, rgb_rows):
             + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
 
 
+def read_png(path):
+    """(width, height, rows of RGB bytes) of a PNG that png() wrote (RGB, 8 bits, no filter)."""
+    data = open(path, "rb").read()
+    pos, idat, width, height = 8, b"", None, None
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            width, height = struct.unpack(">II", body[:8])
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    raw = zlib.decompress(idat)
+    stride = 1 + 3 * width
+    return width, height, [raw[y * stride + 1:(y + 1) * stride] for y in range(height)]
+
+
 class ST7789(Model):
     """Sitronix ST7789 240x320 TFT controller on SPI, with DC."""
 
