@@ -15,10 +15,10 @@ from micropython import const
 # A Li-ion cell below this has little left: the terminal should not start a payment on it.
 BATTERY_LOW_MV = const(3300)
 
-# The I2C0 devices of the reference handheld: address -> (part, remedy when it does not answer).
+# I2C0 devices of the reference handheld without a driver of their own here yet:
+# address -> (part, remedy when it does not answer).
 I2C_DEVICES = (
     (0x24, "PN532 NFC controller", "reseat the NFC module; check I2C pull-ups and that RSTPDN is high"),
-    (0x38, "FT6336U touch controller", "check the touch flex cable; check I2C pull-ups"),
 )
 
 
@@ -64,6 +64,22 @@ def _spi():
     return True, "open at %d MHz" % (hw.SPI_DISPLAY_BAUD // 1_000_000), None
 
 
+def _touch():
+    from drivers.ft6336 import FT6336
+
+    M = board.buses.machine
+    return FT6336(board.buses.i2c(), int_pin=board.buses.pin(hw.PIN_TOUCH_INT, M.Pin.IN)).self_test() + (None,)
+
+
+def _fingerprint():
+    import asyncio
+
+    from drivers.r503 import R503
+
+    sensor = R503(board.buses.fingerprint_uart(), timeout_ms=300)
+    return asyncio.run(sensor.self_test()) + (None,)
+
+
 def _standby_key():
     return True, "pressed" if board.buses.standby_key().value() == 0 else "released", None
 
@@ -103,6 +119,8 @@ def _items():
     for addr, part, remedy in I2C_DEVICES:
         items.append((part, _i2c_device(addr, found), remedy))
     items += [
+        ("touch FT6336U", _touch, "check the touch flex cable and the I2C pull-ups"),
+        ("fingerprint R503", _fingerprint, "check the sensor's cable (TX/RX crossed?, 3.3 V) and its password"),
         ("display spi", _spi, "check the display's SPI wiring"),
         ("fingerprint uart1", _uart(board.buses.fingerprint_uart, hw.UART_FINGERPRINT_BAUD),
          "check the fingerprint module's TX/RX wiring"),

@@ -77,6 +77,7 @@ class Device:
     def soft_reset(self):
         """Ctrl-D: a fresh interpreter (and heap); boot.py runs again, main.py does not."""
         self._raw_repl(soft_reset=True)
+        self._test_module = None
 
     def reconnect(self, within=10):
         """After a reset or power cut: wait for the REPL to come back and take it again."""

@@ -48,6 +48,7 @@ SCREENS = {
     "confirm_amount": "show(ui.confirm_amount('Coffee Corner, Hauptstraße 12', 1250, 'EUR', 'DE89 •••• 3000', "
                       "timeout_ms=1))",
     "progress": "show(ui.progress('Authorising', 'Contacting your bank', 0.4))",
+    "fingerprint_enrol": "show(ui.progress('Add fingerprint', 'Place the same finger again (2 of 3)', 1 / 3))",
     "no_network": "ui.status.wifi = None; ui.status.battery = 12; ui.status.locked = False; "
                   "show(ui.message('No network', 'The terminal cannot reach the bank.', "
                   "remedy='Move closer to the Wi-Fi access point, or choose another network in Settings.', "

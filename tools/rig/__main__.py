@@ -10,9 +10,11 @@ import asyncio
 from .rig import Rig
 
 
-async def serve(state_dir, attach):
+async def serve(state_dir, attach, handheld):
     rig = Rig(state_dir)
     await rig.start()
+    if handheld:
+        rig.attach_handheld()
     for spec in attach:
         bus, model = spec.split(":", 1)
         rig.cmd_attach(bus, model)
@@ -28,11 +30,13 @@ async def serve(state_dir, attach):
 def main():
     parser = argparse.ArgumentParser(prog="python -m tools.rig", description=__doc__.split("\n")[0])
     parser.add_argument("--state-dir", default="build", help="where rig.json and rig/<device>.tty go")
+    parser.add_argument("--handheld", action="store_true",
+                        help="attach the reference handheld's peripherals (display, touch, fingerprint sensor)")
     parser.add_argument("--attach", action="append", default=[], metavar="BUS:MODEL",
                         help="attach a model at start, e.g. uart1:loopback (repeatable)")
     args = parser.parse_args()
     try:
-        asyncio.run(serve(args.state_dir, args.attach))
+        asyncio.run(serve(args.state_dir, args.attach, args.handheld))
     except KeyboardInterrupt:
         pass
 

@@ -45,6 +45,14 @@ class RigError(Exception):
     pass
 
 
+# The reference handheld's peripherals that have models: what `make run` attaches.
+HANDHELD_PARTS = (
+    ("spi1", "st7789", {"cs": "display_cs", "dc": "display_dc", "name": "display"}),
+    ("i2c0", "ft6336", {"addr": 0x38, "name": "touch"}),
+    ("uart1", "r503", {"name": "r503"}),
+)
+
+
 class Rig:
     def __init__(self, state_dir):
         self.state_dir = Path(state_dir)
@@ -303,6 +311,10 @@ class Rig:
                 if m is not None and m.name == name:
                     return bus, m
         raise RigError("no model named %r attached" % name)
+
+    def attach_handheld(self):
+        """Attach the reference handheld's peripherals (HANDHELD_PARTS)."""
+        return [self.cmd_attach(bus, model, **where)["name"] for bus, model, where in HANDHELD_PARTS]
 
     def cmd_detach(self, name):
         bus, model = self._find(name)

@@ -22,6 +22,8 @@ async def serve(args):
         loop.add_signal_handler(sig, device.stop)
     try:
         await device.start()
+        if not args.bare:
+            device.rig.attach_handheld()
         for spec in args.attach:
             bus, model = spec.split(":", 1)
             device.rig.cmd_attach(bus, model)
@@ -43,6 +45,8 @@ def main():
                         help="where vdevice.tty, rig.json and rig/<device>.tty go")
     parser.add_argument("--power-cut-at", type=int, default=0, metavar="N",
                         help="cut power at the Nth flash operation (erase or program) after start")
+    parser.add_argument("--bare", action="store_true",
+                        help="start with no peripheral models attached (tests attach their own)")
     parser.add_argument("--attach", action="append", default=[], metavar="BUS:MODEL",
                         help="attach a rig model at start, e.g. uart1:loopback (repeatable)")
     args = parser.parse_args()

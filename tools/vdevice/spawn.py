@@ -19,13 +19,16 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 class VDeviceProcess:
-    def __init__(self, image, state_dir, heap=None, extra_args=(), start_timeout=20):
+    def __init__(self, image, state_dir, heap=None, extra_args=(), start_timeout=20, bare=True):
+        """bare: no peripheral models attached at start (tests attach what they need)."""
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.state_dir / "vdevice.log"
         args = [sys.executable, "-m", "tools.vdevice", "--image", str(image), "--state-dir", str(state_dir)]
         if heap:
             args += ["--heap", str(heap)]
+        if bare:
+            args.append("--bare")
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(args + list(extra_args), cwd=ROOT, stdout=subprocess.PIPE,
                                      stderr=self.log, text=True)

@@ -1,0 +1,101 @@
+"""Fingerprint flows on screen: enrol (guided capture by capture), unlock by fingerprint, delete.
+
+The templates live in the sensor (drivers.r503); the vault keeps which template ids are the
+owner's. Enrolment stores in the sensor first and records the id in the vault after, deletion
+removes the id from the vault first: a power cut in between leaves at worst a template in the
+sensor that the vault does not accept, never an id that unlocks without its template.
+"""
+
+from drivers.r503 import (STEP_CAPTURED, STEP_LIFT, STEP_PLACE, STEP_PLACE_AGAIN, STEP_STORED, EnrollMismatch,
+                          FingerNotLifted, FingerprintError, FingerprintTimeout, ImageError, LibraryFull, NoFinger,
+                          NoMatch)
+
+CAPTURES = 3  # images merged into one template at enrolment
+
+GUIDE = {
+    STEP_PLACE: "Place your finger on the sensor",
+    STEP_CAPTURED: "Got it",
+    STEP_LIFT: "Lift your finger",
+    STEP_PLACE_AGAIN: "Place the same finger again",
+    STEP_STORED: "Saved",
+}
+
+
+async def _failed(ui, e):
+    """The screen for a sensor failure, with what to do. Returns None."""
+    if isinstance(e, ImageError):
+        await ui.message("Not readable", "The sensor could not read your finger.",
+                         remedy="Dry your finger and press it flat on the whole ring, then try again.", error=True)
+    elif isinstance(e, EnrollMismatch):
+        await ui.message("Different fingers", "The captures were not of the same finger.",
+                         remedy="Use the same finger each time and try again.", error=True)
+    elif isinstance(e, LibraryFull):
+        await ui.message("Sensor full", "The sensor has no room for another fingerprint.",
+                         remedy="Delete a fingerprint you no longer use in Settings.", error=True)
+    elif isinstance(e, (NoFinger, FingerNotLifted)):
+        await ui.message("Too slow", "No finger was placed (or lifted) in time.", remedy="Try again.", error=True)
+    elif isinstance(e, FingerprintTimeout):
+        await ui.message("Sensor not answering", "The fingerprint sensor does not answer.",
+                         remedy="Restart the terminal; if it happens again, have it serviced.", error=True)
+    else:
+        await ui.message("Sensor error", "The fingerprint sensor reported an error (%s)." % type(e).__name__,
+                         remedy="Try again; if it happens again, restart the terminal.", error=True)
+    return None
+
+
+async def enroll(ui, sensor, vault, captures=CAPTURES):
+    """Enrol a finger of the (unlocked) owner; the template id, or None after an error screen."""
+    def guide(step, n):
+        done = n if step in (STEP_CAPTURED, STEP_LIFT) else n - 1
+        if step == STEP_STORED:
+            done = captures
+        ui.progress("Add fingerprint", "%s (%d of %d)" % (GUIDE[step], min(n, captures), captures)
+                    if step != STEP_STORED else GUIDE[step], done / captures)
+
+    try:
+        template_id = await sensor.enroll(captures=captures, on_step=guide)
+    except FingerprintError as e:
+        return await _failed(ui, e)
+    vault.enroll_finger(template_id)
+    await ui.message("Fingerprint added", "You can now unlock with this finger.", timeout_ms=3000)
+    return template_id
+
+
+async def unlock(ui, sensor, session):
+    """Unlock the session by fingerprint, if the vault's policy allows it now.
+
+    Returns the interrupted operation (as Session.unlock_with_fingerprint), True if unlocked with
+    nothing to resume, or None (not recognised, policy says PIN: the caller asks for the PIN)."""
+    vault = session.vault
+    if not vault.fingerprint_allowed():
+        return None
+    ui.progress("Unlock", "Place your finger on the sensor")
+    try:
+        template_id, _ = await sensor.identify()
+    except NoMatch:
+        vault.fingerprint_failed()
+        await ui.message("Not recognised", "This finger does not unlock the terminal.",
+                         remedy="Try again, or enter your PIN.", error=True, timeout_ms=3000)
+        return None
+    except FingerprintError as e:
+        return await _failed(ui, e)
+    if template_id not in vault.fingers:
+        vault.fingerprint_failed()
+        return None
+    import vault as vault_module
+
+    try:
+        resumed = session.unlock_with_fingerprint(template_id)
+    except vault_module.PinRequired:
+        return None
+    return resumed if resumed is not None else True
+
+
+async def delete(ui, sensor, vault, template_id):
+    """Remove a fingerprint: from the vault's ids first, then from the sensor."""
+    vault.remove_finger(template_id)
+    try:
+        await sensor.delete(template_id)
+    except FingerprintError as e:
+        return await _failed(ui, e)
+    return True
