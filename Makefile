@@ -9,7 +9,7 @@ FIRMWARE := boot.py main.py $(shell find board drivers lib -name '*.py' 2>/dev/n
 
 PORT ?= /dev/ttyUSB0
 
-.PHONY: setup image run test deploy clean
+.PHONY: setup image run test deploy screens clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,10 @@ test: $(STAMP)
 # A real board (README): the firmware files onto its file system, over mpremote.
 deploy: $(STAMP)
 	$(PY) -m tools.device --port $(PORT) deploy
+
+# Re-record the golden screenshots in tests/screens (look at them before committing).
+screens: $(STAMP)
+	$(PY) -m tools.screenshots record
 
 clean:
 	rm -rf build

@@ -23,8 +23,8 @@ registers is not reported twice, and a tap that began and ended between two read
 
 Coordinates: the panel is 240 x 320 portrait (its origin top-left). mirror_x / mirror_y say that
 the touch panel's axes run the other way to the display's (how the panel is mounted, applied
-first, in panel coordinates); rotation (0, 90, 180, 270) is the screen's picture turned that
-many degrees clockwise from the panel's portrait, so for 90 and 270 the screen is 320 x 240.
+first, in panel coordinates); rotation (0, 90, 180, 270) is the display's (drivers.st7789: at 90
+the screen's top-left is the panel's top-right corner), so for 90 and 270 the screen is 320 x 240.
 `width` and `height` are the screen's size in the current rotation.
 
 Timing (FT6x36 datasheet and the drivers that follow it): RESET low for at least 5 ms, then the
@@ -155,7 +155,7 @@ class FT6336:
     # ---- set-up ------------------------------------------------------------------------------
 
     def set_rotation(self, rotation):
-        """The screen's rotation: 0, 90, 180 or 270 degrees clockwise from the panel's portrait."""
+        """The screen's rotation, as the display's: 0, 90, 180 or 270."""
         if rotation not in (0, 90, 180, 270):
             raise ValueError("rotation must be 0, 90, 180 or 270")
         self.rotation = rotation
@@ -266,13 +266,16 @@ class FT6336:
             x = WIDTH - 1 - x
         if self.mirror_y:
             y = HEIGHT - 1 - y
+        # The same rotation as drivers.st7789's (its MADCTL): at 90 the screen's top-left is
+        # the panel's top-right corner, at 270 its bottom-left (tests/host/test_display.py
+        # checks that a touch and a pixel agree).
         r = self.rotation
         if r == 90:
-            return HEIGHT - 1 - y, x
+            return y, WIDTH - 1 - x
         if r == 180:
             return WIDTH - 1 - x, HEIGHT - 1 - y
         if r == 270:
-            return y, WIDTH - 1 - x
+            return HEIGHT - 1 - y, x
         return x, y
 
     def _records(self):

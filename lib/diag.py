@@ -15,6 +15,8 @@ from micropython import const
 # A Li-ion cell below this has little left: the terminal should not start a payment on it.
 BATTERY_LOW_MV = const(3300)
 
+# Every part on the handheld's I2C0, by address (anything else answering is worth a look).
+I2C_PARTS = {0x24: "PN532", 0x38: "FT6336U"}
 # I2C0 devices of the reference handheld without a driver of their own here yet:
 # address -> (part, remedy when it does not answer).
 I2C_DEVICES = (
@@ -36,8 +38,7 @@ def _flash():
 def _i2c(found):
     def check():
         found[:] = board.buses.i2c().scan()
-        known = [a for a, _, _ in I2C_DEVICES]
-        extra = ["0x%02x" % a for a in found if a not in known]
+        extra = ["0x%02x" % a for a in found if a not in I2C_PARTS]
         return True, "%d kHz, answering: %s%s" % (
             hw.I2C_FREQ // 1000, ", ".join("0x%02x" % a for a in found) or "none",
             " (unknown: %s)" % ", ".join(extra) if extra else ""), None

@@ -217,19 +217,20 @@ def test_touch_maps_to_screen_for_each_rotation_and_mirror(device, touch):
         "[(r, mx, my, (t.set_rotation(r), t.width, t.height)[1:], "
         "(setattr(t, 'mirror_x', mx), setattr(t, 'mirror_y', my), t.read_points())[2]) "
         "for r in (0, 90, 180, 270) for mx in (False, True) for my in (False, True)]")
-    # Panel (30, 50) on a 240 x 320 portrait panel; the picture turned clockwise.
-    screen = {0: (30, 50), 90: (319 - 50, 30), 180: (239 - 30, 319 - 50), 270: (50, 239 - 30)}
-    assert screen == {0: (30, 50), 90: (269, 30), 180: (209, 269), 270: (50, 209)}
+    # Panel (30, 50) on a 240 x 320 portrait panel, in the display's rotations (drivers.st7789:
+    # at 90 the screen's top-left is the panel's top-right corner).
+    def turned(r, x, y):
+        return {0: (x, y), 90: (y, 239 - x), 180: (239 - x, 319 - y), 270: (319 - y, x)}[r]
+
+    assert [turned(r, 30, 50) for r in (0, 90, 180, 270)] == [(30, 50), (50, 209), (209, 269), (269, 30)]
     for r, mx, my, size, points in got:
         assert size == ((240, 320) if r in (0, 180) else (320, 240)), (r, size)
         # Mirroring is how the panel is mounted: applied in panel coordinates, before rotating.
-        x, y = (239 - 30 if mx else 30), (319 - 50 if my else 50)
-        for _ in range(r // 90):  # one quarter turn clockwise: (x, y) in W x H -> (H-1-y, x)
-            x, y = (319 if _ % 2 == 0 else 239) - y, x
+        x, y = turned(r, 239 - 30 if mx else 30, 319 - 50 if my else 50)
         # The chip reports press down, then contact every frame while the finger stays.
         assert [(i, xy) for i, _, *xy in points] == [(0, [x, y])], (r, mx, my, points)
         assert points[0][1] in ("down", "contact"), points
-    assert got[4][4][0][2:] == (269, 30)  # 90, no mirror
+    assert got[4][4][0][2:] == (50, 209)  # 90, no mirror
     assert got[3][4][0][2:] == (209, 269)  # 0, mirrored both ways: as 180
     touch.do("release")
     device.exec("t.set_rotation(0); t.mirror_x = t.mirror_y = False")
@@ -252,7 +253,7 @@ def test_drag_gives_down_moves_up(device, touch):
     device.exec("t.set_rotation(90)")
     touch.do("drag", from_x=20, from_y=300, to_x=200, to_y=40, steps=2, after_ms=100)
     events = device.eval("collect(t)")
-    assert events[0] == ("down", 319 - 300, 20) and events[-1] == ("up", 319 - 40, 200), events
+    assert events[0] == ("down", 300, 239 - 20) and events[-1] == ("up", 40, 239 - 200), events
 
 
 def test_repeated_contact_reports_are_deduplicated(device, touch):
