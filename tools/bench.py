@@ -215,7 +215,7 @@ def bench_screens():
     memory error inside it would be the simulator's, not the screen's."""
     from tools.screenshots import SCREENS, SETUP, attach_display
 
-    null_display = ("class NullDisplay:\n    width, height = display.width, display.height\n"
+    null_display = ("import time\nclass NullDisplay:\n    width, height = display.width, display.height\n"
                     "    def blit(self, *args):\n        pass\n"
                     "_status = ui.status\nui = UI(NullDisplay(), NoTouch(), _status)\n")
     with tempfile.TemporaryDirectory() as tmp:
@@ -233,9 +233,13 @@ def bench_screens():
                 garbage = dev.eval("(gc.collect(), gc.disable(), gc.mem_alloc(), _draw(), gc.mem_alloc(), gc.enable())",
                                    timeout=60)
                 resident = dev.eval("(gc.collect(), gc.mem_alloc())[1]")
-                print("  %-16s %5.1f KB %-11s allocated while drawing: %5.1f KB; resident after setting up: %5.1f KB"
+                cpu_us = min(dev.eval("(lambda t: (_draw(), time.ticks_diff(time.ticks_us(), t))[1])(time.ticks_us())")
+                             for _ in range(3))
+                print("  %-18s %5.1f KB %-11s allocated while drawing %5.1f KB, resident %5.1f KB;"
+                      " drawing %4.1f ms here, ESP32 estimate %4.0f ms"
                       % (name, need / 1024, "ok" if need <= SCREEN_BUDGET else "OVER BUDGET",
-                         (garbage[4] - garbage[2]) / 1024, resident / 1024))
+                         (garbage[4] - garbage[2]) / 1024, resident / 1024, cpu_us / 1000,
+                         esp32_estimate(cpu_us / 1e6) * 1000))
             dev.close()
 
 
