@@ -99,18 +99,22 @@ class ST7789:
         four[0], four[1], four[2], four[3] = y >> 8, y & 0xFF, (y + h - 1) >> 8, (y + h - 1) & 0xFF
         self._command(_RASET, four)
 
-    def blit(self, x, y, w, h, pixels):
-        """Write w x h pixels (RGB565, wire order: see color()) at x, y."""
-        if not self.ready:
-            raise DisplayError("display not initialised")
-        if x < 0 or y < 0 or x + w > self.width or y + h > self.height or len(pixels) < w * h * 2:
-            raise ValueError("window %d,%d %dx%d is outside the %dx%d screen or the data" % (x, y, w, h, self.width, self.height))
+    def _start_write(self, x, y, w, h):
+        """Window, RAMWR, and the bus left selected in data mode for the pixels."""
         self._window(x, y, w, h)
         self.cs(0)
         self.dc(0)
         self._one[0] = _RAMWR
         self.spi.write(self._one)
         self.dc(1)
+
+    def blit(self, x, y, w, h, pixels):
+        """Write w x h pixels (RGB565, wire order: see color()) at x, y."""
+        if not self.ready:
+            raise DisplayError("display not initialised")
+        if x < 0 or y < 0 or x + w > self.width or y + h > self.height or len(pixels) < w * h * 2:
+            raise ValueError("window %d,%d %dx%d is outside the %dx%d screen or the data" % (x, y, w, h, self.width, self.height))
+        self._start_write(x, y, w, h)
         self.spi.write(memoryview(pixels)[: w * h * 2])
         self.cs(1)
 
@@ -119,12 +123,7 @@ class ST7789:
         chunk = chunk or bytearray(2 * PANEL_WIDTH)
         for i in range(0, len(chunk), 2):
             chunk[i], chunk[i + 1] = colour & 0xFF, colour >> 8
-        self._window(x, y, w, h)
-        self.cs(0)
-        self.dc(0)
-        self._one[0] = _RAMWR
-        self.spi.write(self._one)
-        self.dc(1)
+        self._start_write(x, y, w, h)
         left = w * h * 2
         while left > 0:
             n = min(left, len(chunk))

@@ -213,34 +213,28 @@ def bench_screens():
     Measured with the toolkit drawing into a display that discards the strips: the bus of the
     virtual handheld allocates for every transfer, which the board's SPI does not, and a
     memory error inside it would be the simulator's, not the screen's."""
-    from tools.screenshots import SCREENS, SETUP, attach_display
+    from tools.screenshots import SCREENS, SETUP, handheld_with_display
 
     null_display = ("import time\nclass NullDisplay:\n    width, height = display.width, display.height\n"
                     "    def blit(self, *args):\n        pass\n"
                     "_status = ui.status\nui = UI(NullDisplay(), NoTouch(), _status)\n")
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        image.build(tmp / "flash.img")
-        with VDeviceProcess(tmp / "flash.img", tmp / "state") as vd:
-            attach_display(vd.rig)
-            dev = Device(vd.repl)
-            print("heap needed while drawing each screen (its working set; budget %d KB):" % (SCREEN_BUDGET // 1024))
-            for name, expr in SCREENS.items():
-                dev.soft_reset()
-                dev.exec(SETUP + WORKING_SET + null_display, timeout=60)
-                dev.exec("_code = compile(%r, 'screen', 'exec')\n_draw = lambda: exec(_code, globals())\n_draw()" % expr)
-                need = dev.eval("working_set(_draw)", timeout=300)
-                garbage = dev.eval("(gc.collect(), gc.disable(), gc.mem_alloc(), _draw(), gc.mem_alloc(), gc.enable())",
-                                   timeout=60)
-                resident = dev.eval("(gc.collect(), gc.mem_alloc())[1]")
-                cpu_us = min(dev.eval("(lambda t: (_draw(), time.ticks_diff(time.ticks_us(), t))[1])(time.ticks_us())")
-                             for _ in range(3))
-                print("  %-18s %5.1f KB %-11s allocated while drawing %5.1f KB, resident %5.1f KB;"
-                      " drawing %4.1f ms here, ESP32 estimate %4.0f ms"
-                      % (name, need / 1024, "ok" if need <= SCREEN_BUDGET else "OVER BUDGET",
-                         (garbage[4] - garbage[2]) / 1024, resident / 1024, cpu_us / 1000,
-                         esp32_estimate(cpu_us / 1e6) * 1000))
-            dev.close()
+    with handheld_with_display() as (dev, vd, tmp):
+        print("heap needed while drawing each screen (its working set; budget %d KB):" % (SCREEN_BUDGET // 1024))
+        for name, expr in SCREENS.items():
+            dev.soft_reset()
+            dev.exec(SETUP + WORKING_SET + null_display, timeout=60)
+            dev.exec("_code = compile(%r, 'screen', 'exec')\n_draw = lambda: exec(_code, globals())\n_draw()" % expr)
+            need = dev.eval("working_set(_draw)", timeout=300)
+            garbage = dev.eval("(gc.collect(), gc.disable(), gc.mem_alloc(), _draw(), gc.mem_alloc(), gc.enable())",
+                               timeout=60)
+            resident = dev.eval("(gc.collect(), gc.mem_alloc())[1]")
+            cpu_us = min(dev.eval("(lambda t: (_draw(), time.ticks_diff(time.ticks_us(), t))[1])(time.ticks_us())")
+                         for _ in range(3))
+            print("  %-18s %5.1f KB %-11s allocated while drawing %5.1f KB, resident %5.1f KB;"
+                  " drawing %4.1f ms here, ESP32 estimate %4.0f ms"
+                  % (name, need / 1024, "ok" if need <= SCREEN_BUDGET else "OVER BUDGET",
+                     (garbage[4] - garbage[2]) / 1024, resident / 1024, cpu_us / 1000,
+                     esp32_estimate(cpu_us / 1e6) * 1000))
 
 
 BENCHES = {"vdevice": bench_vdevice, "pystone": bench_pystone, "pin": bench_pin, "screens": bench_screens}

@@ -5,6 +5,7 @@ test, the heap benchmark and the README share.
     python -m tools.screenshots record     # re-record tests/screens/*.png (then look at them)
 """
 
+import contextlib
 import hashlib
 import shutil
 import sys
@@ -60,6 +61,26 @@ def attach_display(rig):
     return rig.attach("spi1", "st7789", cs="display_cs", dc="display_dc", name="display")
 
 
+@contextlib.contextmanager
+def handheld_with_display():
+    """A virtual handheld of its own on this tree's image, with the display attached:
+    (device, virtual handheld process, a scratch directory)."""
+    from tools import image
+    from tools.device import Device
+    from tools.vdevice.spawn import VDeviceProcess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        image.build(tmp / "flash.img")
+        with VDeviceProcess(tmp / "flash.img", tmp / "state") as vd:
+            attach_display(vd.rig)
+            dev = Device(vd.repl)
+            try:
+                yield dev, vd, tmp
+            finally:
+                dev.close()
+
+
 def shoot(dev, rig, name, out_dir):
     """Draw screen `name` on the device and screenshot it into out_dir; (path, sha256)."""
     dev.exec(SCREENS[name], timeout=60)
@@ -74,24 +95,14 @@ def golden_sha256(name):
 
 
 def record():
-    from tools import image
-    from tools.device import Device
-    from tools.vdevice.spawn import VDeviceProcess
-
     GOLDEN.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        image.build(tmp / "flash.img")
-        with VDeviceProcess(tmp / "flash.img", tmp / "state") as vd:
-            attach_display(vd.rig)
-            dev = Device(vd.repl)
-            dev.exec(SETUP, timeout=60)
-            for name in SCREENS:
-                path, sha = shoot(dev, vd.rig, name, tmp)
-                changed = sha != golden_sha256(name)
-                shutil.copyfile(path, GOLDEN / path.name)
-                print("%-16s %s %s" % (name, sha[:16], "changed" if changed else "same"))
-            dev.close()
+    with handheld_with_display() as (dev, vd, tmp):
+        dev.exec(SETUP, timeout=60)
+        for name in SCREENS:
+            path, sha = shoot(dev, vd.rig, name, tmp)
+            changed = sha != golden_sha256(name)
+            shutil.copyfile(path, GOLDEN / path.name)
+            print("%-18s %s %s" % (name, sha[:16], "changed" if changed else "same"))
 
 
 if __name__ == "__main__":

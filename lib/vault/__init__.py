@@ -201,8 +201,12 @@ class Vault:
             crypto.wipe(labelled)
             crypto.wipe(password)
 
+    @staticmethod
+    def _wrap_keys(key):
+        return crypto.subkey(key, b"wrap-enc"), crypto.subkey(key, b"wrap-mac")
+
     def _wrap(self, key, material):
-        enc, mac = crypto.subkey(key, b"wrap-enc"), crypto.subkey(key, b"wrap-mac")
+        enc, mac = self._wrap_keys(key)
         try:
             return crypto.seal(enc, mac, material, b"data key").hex()
         finally:
@@ -210,7 +214,7 @@ class Vault:
             crypto.wipe(mac)
 
     def _unwrap(self, key, wrapped):
-        enc, mac = crypto.subkey(key, b"wrap-enc"), crypto.subkey(key, b"wrap-mac")
+        enc, mac = self._wrap_keys(key)
         try:
             return crypto.unseal(enc, mac, bytes.fromhex(wrapped), b"data key")
         finally:

@@ -127,20 +127,9 @@ class FT6336(Model):
 
     # ---- wiring: the rig sets .pins after construction --------------------------------------
 
-    @property
-    def pins(self):
-        return self._pins
-
-    @pins.setter
-    def pins(self, bank):
-        self._pins = bank
-        if bank is None:
-            return
-        from .rig import pin_names
-
-        names = pin_names()
-        self.int_gpio = names["touch_int"]
-        self.reset_gpio = names["touch_reset"]
+    def wire(self, bank):
+        self.int_gpio = self.gpio("touch_int")
+        self.reset_gpio = self.gpio("touch_reset")
         bank.watchers.append(self._watch)
         self._sync_reset()
         self._set_int(1)

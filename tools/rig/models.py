@@ -8,10 +8,33 @@ jumper, a small EEPROM, a logic probe.
 
 class Model:
     """Base of the models. Control-API actions on a model are its do_<action>(**args) methods
-    (`{"cmd": "do", "args": {"name": ..., "action": ..., ...}}`)."""
+    (`{"cmd": "do", "args": {"name": ..., "action": ..., ...}}`).
+
+    The rig hands every model the pin bank after constructing it (model.pins = bank); a model
+    that watches or drives lines does its wiring in wire(bank), finding its GPIOs by the
+    handheld's pin names with gpio()."""
 
     name = None
-    pins = None  # the PinBank, for models that watch or drive lines
+    _pins = None
+
+    @property
+    def pins(self):
+        return self._pins
+
+    @pins.setter
+    def pins(self, bank):
+        self._pins = bank
+        if bank is not None:
+            self.wire(bank)
+
+    def wire(self, bank):
+        pass
+
+    @staticmethod
+    def gpio(name):
+        from .rig import pin_names
+
+        return pin_names()[name]
 
     def status(self):
         return {}

@@ -189,19 +189,10 @@ class R503(Model):
 
     # ---- the WAKEUP line -------------------------------------------------------------------
 
-    @property
-    def pins(self):
-        return self._pins
-
-    @pins.setter
-    def pins(self, bank):
+    def wire(self, bank):
         # The rig gives the pin bank after construction: from then on the module drives WAKEUP.
-        self._pins = bank
-        if bank is not None:
-            from .rig import pin_names
-
-            self._wakeup = pin_names()["fingerprint_wakeup"]
-            self._drive_wakeup()
+        self._wakeup = self.gpio("fingerprint_wakeup")
+        self._drive_wakeup()
 
     def _drive_wakeup(self):
         if self._pins is not None:

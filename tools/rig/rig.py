@@ -7,6 +7,7 @@ Two loopback TCP servers:
 
 import ast
 import asyncio
+import functools
 import json
 import os
 import socket
@@ -30,6 +31,7 @@ PIN_MODES = {0: "in", 1: "out", 2: "open_drain"}
 PULLS = {0: None, 1: "up", 2: "down"}
 
 
+@functools.lru_cache(maxsize=None)
 def pin_names():
     """GPIO numbers by name, read from the handheld's pin map (board/handheld.py, PIN_* consts)."""
     tree = ast.parse((ROOT / "board" / "handheld.py").read_text())
