@@ -9,9 +9,17 @@ FIRMWARE := boot.py main.py $(shell find board drivers lib -name '*.py' 2>/dev/n
 
 PORT ?= /dev/ttyUSB0
 
-.PHONY: setup image run test deploy screens clean
+.PHONY: setup image run test deploy screens clean host-tools
 
-setup: $(STAMP)
+setup: $(STAMP) host-tools
+
+# Host software the independent checks run (tests/host/test_pn532_model.py): libnfc's nfc-list,
+# from Debian's libnfc-bin, installed when missing (as root, as CI runs; lists updated if needed).
+host-tools:
+	@command -v nfc-list >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q libnfc-bin \
+		|| (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libnfc-bin) \
+		|| { echo "setup: nfc-list (Debian package libnfc-bin) is missing and could not be installed;" \
+			"install it as root: apt-get install libnfc-bin" >&2; exit 1; }
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +35,7 @@ build/flash.img: $(STAMP) $(FIRMWARE) tools/image.py
 run: build/flash.img
 	$(PY) -m tools.vdevice --image build/flash.img
 
-test: $(STAMP)
+test: $(STAMP) host-tools
 	$(PY) -m pytest
 
 # A real board (README): the firmware files onto its file system, over mpremote.

@@ -107,6 +107,8 @@ KINDS = {
     "probe": ("spi", "models:SpiProbe"),
     "ft6336": ("i2c", "ft6336:FT6336"),
     "r503": ("uart", "r503:R503"),
+    "pn532": ("i2c", "pn532:PN532"),
+    "pn532-hsu": ("uart", "pn532:PN532"),
     "st7789": ("spi", "st7789:ST7789"),
 }
 
