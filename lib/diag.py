@@ -17,11 +17,6 @@ BATTERY_LOW_MV = const(3300)
 
 # Every part on the handheld's I2C0, by address (anything else answering is worth a look).
 I2C_PARTS = {0x24: "PN532", 0x38: "FT6336U"}
-# I2C0 devices of the reference handheld without a driver of their own here yet:
-# address -> (part, remedy when it does not answer).
-I2C_DEVICES = (
-    (0x24, "PN532 NFC controller", "reseat the NFC module; check I2C pull-ups and that RSTPDN is high"),
-)
 
 
 def _heap():
@@ -35,22 +30,10 @@ def _flash():
     return True, "%d KB free of %d KB" % (bfree * bsize // 1024, blocks * bsize // 1024), None
 
 
-def _i2c(found):
-    def check():
-        found[:] = board.buses.i2c().scan()
-        extra = ["0x%02x" % a for a in found if a not in I2C_PARTS]
-        return True, "%d kHz, answering: %s%s" % (
-            hw.I2C_FREQ // 1000, ", ".join("0x%02x" % a for a in found) or "none",
-            " (unknown: %s)" % ", ".join(extra) if extra else ""), None
-    return check
-
-
-def _i2c_device(addr, found):
-    # From the bus scan just made: one scan serves every device on the bus.
-    def check():
-        present = addr in found
-        return present, "0x%02x %s" % (addr, "answers" if present else "does not answer"), None
-    return check
+def _i2c():
+    found = board.buses.i2c().scan()
+    names = ["0x%02x %s" % (a, I2C_PARTS.get(a, "unknown")) for a in found]
+    return True, "%d kHz, answering: %s" % (hw.I2C_FREQ // 1000, ", ".join(names) or "none"), None
 
 
 def _uart(make, baud):
@@ -70,6 +53,17 @@ def _touch():
 
     M = board.buses.machine
     return FT6336(board.buses.i2c(), int_pin=board.buses.pin(hw.PIN_TOUCH_INT, M.Pin.IN)).self_test() + (None,)
+
+
+def _nfc():
+    import asyncio
+
+    from drivers.pn532 import PN532, I2CLink
+
+    M = board.buses.machine
+    nfc = PN532(I2CLink(board.buses.i2c(), irq=board.buses.pin(hw.PIN_NFC_IRQ, M.Pin.IN)),
+                reset=board.buses.pin(hw.PIN_NFC_RESET, M.Pin.OUT, value=1))
+    return asyncio.run(nfc.self_test()) + (None,)
 
 
 def _fingerprint():
@@ -110,17 +104,13 @@ def _crashlog():
 
 
 def _items():
-    found = []  # the I2C scan, filled by the i2c0 check, read by the device checks after it
-    items = [
+    return [
         ("board", lambda: (True, board.NAME, None), None),
         ("heap", _heap, None),
         ("flash", _flash, None),
-        ("i2c0", _i2c(found), "check SDA/SCL wiring and pull-ups"),
-    ]
-    for addr, part, remedy in I2C_DEVICES:
-        items.append((part, _i2c_device(addr, found), remedy))
-    items += [
+        ("i2c0", _i2c, "check SDA/SCL wiring and pull-ups"),
         ("touch FT6336U", _touch, "check the touch flex cable and the I2C pull-ups"),
+        ("NFC PN532", _nfc, "reseat the NFC module; check I2C pull-ups and that RSTPDN is high"),
         ("fingerprint R503", _fingerprint, "check the sensor's cable (TX/RX crossed?, 3.3 V) and its password"),
         ("display spi", _spi, "check the display's SPI wiring"),
         ("fingerprint uart1", _uart(board.buses.fingerprint_uart, hw.UART_FINGERPRINT_BAUD),
@@ -132,7 +122,6 @@ def _items():
         ("secure store", _vault, "its files were altered: return the unit to the issuer for service"),
         ("crash log", _crashlog, None),
     ]
-    return items
 
 
 def checks():

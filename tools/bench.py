@@ -1,4 +1,4 @@
-"""Benchmarks that print figures: `python -m tools.bench vdevice|pystone|pin|screens`.
+"""Benchmarks that print figures: `python -m tools.bench vdevice|pystone|pin|screens|nfc`.
 
 vdevice: what the virtual handheld itself costs, so that figures measured on it can be read:
 start-up, soft reset, a REPL round trip, an I2C transaction against its wire time, and the heap
@@ -13,6 +13,9 @@ estimate, the iteration count that would take 0.5 s there, and the flash writes 
 operation makes.
 
 screens: the heap each screen of the toolkit needs while it draws, against the budget.
+
+nfc: a SELECT PPSE and a 10-APDU exchange over the PN532: bus transactions, wire time, driver
+CPU time and the ESP32 estimate.
 """
 
 import argparse
@@ -237,7 +240,71 @@ def bench_screens():
                      esp32_estimate(cpu_us / 1e6) * 1000))
 
 
-BENCHES = {"vdevice": bench_vdevice, "pystone": bench_pystone, "pin": bench_pin, "screens": bench_screens}
+NFC_SETUP = """
+import asyncio, board, time
+from board import handheld as h
+from drivers.pn532 import PN532, I2CLink
+_pin = board.buses.machine.Pin
+i2c = board.buses.i2c()
+nfc = PN532(I2CLink(i2c, irq=board.buses.pin(h.PIN_NFC_IRQ, _pin.IN)),
+            reset=board.buses.pin(h.PIN_NFC_RESET, _pin.OUT, value=1))
+asyncio.run(nfc.begin())
+card = asyncio.run(nfc.poll(2000))
+async def _exchange(apdus, rounds):
+    for _ in range(rounds):
+        for apdu in apdus:
+            await card.transceive(apdu)
+def measure(apdus, rounds):
+    # Per round: elapsed us, device CPU us, I2C transactions, their wire time us.
+    i2c.transactions = i2c.wire_us = 0
+    c, t = time.clock(), time.ticks_us()
+    asyncio.run(_exchange(apdus, rounds))
+    return (time.ticks_diff(time.ticks_us(), t) / rounds, (time.clock() - c) * 1e6 / rounds,
+            i2c.transactions / rounds, i2c.wire_us / rounds)
+def bus_cpu(n=300):
+    # The simulator's own CPU per I2C transaction (its socket round trip), not the driver's.
+    c = time.clock()
+    for _ in range(n):
+        i2c.readfrom(0x24, 1)
+    return (time.clock() - c) * 1e6 / n
+"""
+SELECT_PPSE = "00A404000E325041592E5359532E444446303100"
+# Ten APDUs of the sizes a contactless purchase sends: SELECT, GPO, READ RECORDs, GENERATE AC.
+TEN_APDUS = [SELECT_PPSE, "00A4040007A000000003101000", "80A8000002830000"] + ["00B2%02X0C00" % r for r in range(1, 7)] + [
+    "80AE8000" + "2B" + "00" * 43 + "00"]
+
+
+def bench_nfc():
+    """A SELECT PPSE and a 10-APDU exchange over the PN532 on I2C: bus transactions, wire time,
+    the device's CPU time (the driver's, with the simulator's own bus calls taken out), the time
+    spent waiting for the chip and the card, and the ESP32 estimate."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        image.build(tmp / "flash.img")
+        with VDeviceProcess(tmp / "flash.img", tmp / "state") as vd:
+            vd.rig.attach("i2c0", "pn532", addr=0x24, name="nfc")
+            vd.rig.call("do", name="nfc", action="place", kind="iso-dep", applet="echo")
+            dev = Device(vd.repl)
+            dev.exec(NFC_SETUP, timeout=60)
+            per_txn = min(dev.eval("bus_cpu()") for _ in range(3))
+            print("PN532 on I2C at 400 kHz, an ISO-DEP card at 106 kbps (the rig's chip and card timing);"
+                  " the simulator's bus costs %.0f us of CPU a transaction, taken out below" % per_txn)
+            for label, apdus in (("SELECT PPSE", [SELECT_PPSE]), ("10-APDU exchange", TEN_APDUS)):
+                apdu_list = "[%s]" % ", ".join("bytes.fromhex(%r)" % a for a in apdus)
+                runs = [dev.eval("measure(%s, 5)" % apdu_list, timeout=120) for _ in range(3)]
+                elapsed, cpu, txns, wire = min(runs, key=lambda r: r[1])
+                driver = max(0.0, cpu - txns * per_txn)
+                waiting = max(0.0, elapsed - wire - cpu)
+                esp32 = wire + waiting + esp32_estimate(driver / 1e6) * 1e6
+                print("  %-17s %3d I2C transactions; wire %5.1f ms, chip and card %5.1f ms, driver CPU %5.2f ms"
+                      " (ESP32 estimate %5.1f ms); total here %5.1f ms, on the ESP32 about %5.1f ms"
+                      % (label, txns, wire / 1e3, waiting / 1e3, driver / 1e3, esp32_estimate(driver / 1e6) * 1e3,
+                         elapsed / 1e3, esp32 / 1e3))
+            dev.close()
+
+
+BENCHES = {"vdevice": bench_vdevice, "pystone": bench_pystone, "pin": bench_pin, "screens": bench_screens,
+           "nfc": bench_nfc}
 
 
 def main(argv=None):

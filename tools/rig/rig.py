@@ -52,6 +52,7 @@ HANDHELD_PARTS = (
     ("spi1", "st7789", {"cs": "display_cs", "dc": "display_dc", "name": "display"}),
     ("i2c0", "ft6336", {"addr": 0x38, "name": "touch"}),
     ("uart1", "r503", {"name": "r503"}),
+    ("i2c0", "pn532", {"addr": 0x24, "name": "nfc"}),
 )
 
 
