@@ -48,6 +48,7 @@ SCREENS = {
     "pin_pad": "show(ui.pin_pad('Enter PIN', prompt='Coffee Corner  €12.50', timeout_ms=1))",
     "confirm_amount": "show(ui.confirm_amount('Coffee Corner, Hauptstraße 12', 1250, 'EUR', 'DE89 •••• 3000', "
                       "timeout_ms=1))",
+    "confirm_from_shop": "show(ui.confirm_amount('Bakery Müller', 349, 'EUR', '', title='Confirm', timeout_ms=1))",
     "progress": "show(ui.progress('Authorising', 'Contacting your bank', 0.4))",
     "fingerprint_enrol": "show(ui.progress('Add fingerprint', 'Place the same finger again (2 of 3)', 1 / 3))",
     "no_network": "ui.status.wifi = None; ui.status.battery = 12; ui.status.locked = False; "

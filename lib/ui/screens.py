@@ -250,7 +250,8 @@ class UI:
         lines, y = paragraph(theme.MARGIN, 82, merchant, theme.font(theme.BODY), theme.TEXT, width)
         items += lines
         items.append(Text(theme.MARGIN, y + 18, format_amount(amount_minor, currency), large, theme.TEXT, width, "center"))
-        items.append(Text(theme.MARGIN, y + 18 + large.height + 12, "from " + account, small, theme.MUTED, width, "center"))
+        if account:
+            items.append(Text(theme.MARGIN, y + 18 + large.height + 12, "from " + account, small, theme.MUTED, width, "center"))
         bottom = theme.HEIGHT - theme.TARGET - theme.MARGIN
         cancel = Button(theme.MARGIN, bottom, 104, theme.TARGET, "Cancel", CANCEL, fill=theme.BAD)
         confirm = Button(theme.WIDTH - theme.MARGIN - 104, bottom, 104, theme.TARGET, "Confirm", True, fill=theme.GOOD)

@@ -2,21 +2,11 @@
 tells where each digit is (the randomised layout too), the FT6336U model takes the taps, and
 the PIN pad on the device returns the digits."""
 
-import ast
-
 import pytest
 
-from tools.rig.st7789 import read_png
+from touchscreen import TOUCH, crop, key_cells, read_keys, show_pad, tap_keys
 from tools.screenshots import SETUP, attach_display
 
-TOUCH = """
-from drivers.ft6336 import FT6336
-from ui.screens import keypad_layout
-touch = FT6336(board.buses.i2c(), int_pin=board.buses.pin(h.PIN_TOUCH_INT, _pin.IN),
-               reset_pin=board.buses.pin(h.PIN_TOUCH_RESET, _pin.OUT, value=1))
-asyncio.run(touch.init())
-ui = UI(display, touch, ui.status)
-"""
 
 
 @pytest.fixture(scope="module")
@@ -28,55 +18,6 @@ def keypad(vdevice, device):
     yield device
     vdevice.rig.detach("touch")
     vdevice.rig.detach("display")
-
-
-def key_cells(device):
-    """[(x, y, w, h)] of the keys, from the device's own layout, with the label they carry in
-    the standard order."""
-    return [(tuple(k[:4]), k[4]) for k in ast.literal_eval(device.exec("print(keypad_layout())").strip())]
-
-
-def crop(rows, cell):
-    x, y, w, h = cell
-    return tuple(bytes(row[3 * (x + 8):3 * (x + w - 8)]) for row in rows[y + 8:y + h - 8])
-
-
-def read_keys(rows, cells, references):
-    """Which label each key shows, by comparing its picture with the standard layout's."""
-    out = {}
-    for cell, _ in cells:
-        found = [label for label, picture in references.items() if picture == crop(rows, cell)]
-        assert len(found) == 1, "key at %s shows no single known label" % (cell,)
-        out[found[0]] = cell
-    return out
-
-
-def show_pad(vdevice, device, tmp_path, randomize):
-    """Start the PIN pad on the device (it waits for touches) and return its picture's rows."""
-    import time
-
-    drawn = vdevice.rig.call("model", name="display")["commands"]
-    device.transport.exec_raw_no_follow(
-        "print(repr(asyncio.run(ui.pin_pad('Enter PIN', randomize=%s, timeout_ms=20000))))" % randomize)
-    # The pad is on the screen once the display has taken new commands and then stays quiet.
-    deadline = time.monotonic() + 10
-    last = drawn
-    while True:
-        time.sleep(0.1)
-        now = vdevice.rig.call("model", name="display")["commands"]
-        if now == last and now > drawn:
-            break
-        last = now
-        assert time.monotonic() < deadline, "the PIN pad never appeared"
-    vdevice.rig.call("do", name="display", action="screenshot", path=str(tmp_path / "pad.png"))
-    return read_png(tmp_path / "pad.png")[2]
-
-
-def tap_keys(vdevice, keys, labels):
-    # One tap every 200 ms: down, held 80 ms, up (as a finger does), at the key's centre.
-    for i, label in enumerate(labels):
-        x, y, w, h = keys[label]
-        vdevice.rig.call("do", name="touch", action="tap", x=x + w // 2, y=y + h // 2, after_ms=200 * i)
 
 
 def test_typing_a_pin_on_the_standard_and_the_random_layout(vdevice, keypad, tmp_path):
