@@ -208,6 +208,36 @@ class Pin:
         self._request(b"I", bytes((rig_trigger,)))
 
 
+class PWM:
+    """machine.PWM (the ESP32's LEDC): a clock or a duty cycle on a pin, as the rig sees it
+    (the contact slot's card clock comes from one)."""
+
+    def __init__(self, pin, freq=5000, duty_u16=32768):
+        self.pin = pin
+        self._freq = freq
+        self._duty = duty_u16
+        self._send()
+
+    def _send(self):
+        _pin_request(b"P", bytes((self.pin.id,)) + struct.pack(">IH", self._freq, self._duty))
+
+    def freq(self, value=None):
+        if value is None:
+            return self._freq
+        self._freq = value
+        self._send()
+
+    def duty_u16(self, value=None):
+        if value is None:
+            return self._duty
+        self._duty = value
+        self._send()
+
+    def deinit(self):
+        self._freq, self._duty = 0, 0
+        self._send()
+
+
 class ADC:
     ATTN_0DB = 0
     ATTN_2_5DB = 1

@@ -169,3 +169,15 @@ def test_i2c_transfer_takes_its_wire_time(dev, rig):
         dev.exec("i2c.init(freq=400_000)")
     wire = (2 + 9 * 18) / 100_000 * 1e6  # START, address and 17 bytes of 9 clocks, STOP: 1640 us
     assert wire <= us < wire * 1.3, (us, wire)
+
+
+def test_pwm_clock_reaches_the_rig(dev, vdevice):
+    # The contact slot's card clock: LEDC on the ESP32, machine.PWM here.
+    dev.exec("import board\nfrom board import handheld as h\n"
+             "clk = board.buses.machine.PWM(board.buses.pin(h.PIN_CARD_CLK, board.buses.machine.Pin.OUT), "
+             "freq=4_000_000, duty_u16=32768)")
+    assert vdevice.rig.call("pin", pin="card_clk")["pwm"] == [4_000_000, 32768]
+    dev.exec("clk.freq(1_000_000)")
+    assert vdevice.rig.call("pin", pin="card_clk")["pwm"] == [1_000_000, 32768]
+    dev.exec("clk.deinit()")
+    assert vdevice.rig.call("pin", pin="card_clk")["pwm"] == [0, 0]

@@ -167,6 +167,7 @@ class PinBank:
     def __init__(self):
         self.pins = {}
         self.adc_uv = {}  # GPIO -> microvolts at the ADC input
+        self.pwm = {}  # GPIO -> (frequency in Hz, duty out of 65535): a clock the device drives
         self.irq_writers = set()
         self.watchers = []  # callables (gpio, level) for models that watch lines
 

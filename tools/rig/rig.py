@@ -234,6 +234,11 @@ class Rig:
                 self._reply(writer, OK)
             elif op == "A":
                 self._reply(writer, OK, struct.pack(">I", pins.adc_uv.get(n, 0)))
+            elif op == "P":
+                pins.pwm[n] = struct.unpack(">IH", payload[1:7])
+                for watch in pins.watchers:
+                    watch(n, None)  # a clock started, changed or stopped
+                self._reply(writer, OK)
             else:
                 self._reply(writer, ERROR, b"unknown op")
 
@@ -344,7 +349,8 @@ class Rig:
     def cmd_pin(self, pin):
         n = self.gpio(pin)
         p = self.pins.pin(n)
-        return {"gpio": n, "level": self.pins.level(n), "mode": p.mode, "pull": p.pull, "external": p.external}
+        return {"gpio": n, "level": self.pins.level(n), "mode": p.mode, "pull": p.pull, "external": p.external,
+                "pwm": self.pins.pwm.get(n)}
 
     def cmd_set_pin(self, pin, level):
         """Drive a line from outside (a key, a chip); level None releases it."""
