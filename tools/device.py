@@ -43,8 +43,10 @@ class Device:
         if not os.path.exists(path):
             raise DeviceError("no serial port at %s: is the device connected (or `make run` running)?" % self.port)
         try:
-            # A read timeout: a silent device makes calls fail instead of hanging.
-            self.transport = SerialTransport(path, baudrate=115200, timeout=1)
+            # A read timeout: a silent device makes calls fail instead of hanging. Generous,
+            # because mpremote reads some answers with a single read (the raw-paste handshake)
+            # and a busy machine can take over a second to give them.
+            self.transport = SerialTransport(path, baudrate=115200, timeout=5)
         except TransportError as e:
             raise DeviceError("cannot open %s: %s" % (self.port, e)) from None
         self._raw_repl(soft_reset=False)
