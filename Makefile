@@ -14,14 +14,21 @@ PORT ?= /dev/ttyUSB0
 setup: $(STAMP) host-tools
 
 # Host software the independent checks run (tests/host/test_pn532_model.py): libnfc's nfc-list,
-# from Debian's libnfc-bin, installed when missing (as root, as CI runs; lists updated if needed).
+# from Debian's libnfc-bin; and what pip needs to build pyscard (no manylinux wheel on PyPI) for
+# tests/host/test_atr.py: swig, libpcsclite-dev, a C compiler and the Python headers. Installed
+# when missing (as root, as CI runs; lists updated if needed).
+HOST_DEBS = libnfc-bin swig libpcsclite-dev gcc python3-dev
+PY_HEADERS = import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))
 host-tools:
-	@command -v nfc-list >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q libnfc-bin \
-		|| (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libnfc-bin) \
-		|| { echo "setup: nfc-list (Debian package libnfc-bin) is missing and could not be installed;" \
-			"install it as root: apt-get install libnfc-bin" >&2; exit 1; }
+	@{ command -v nfc-list && command -v swig && command -v gcc && test -f /usr/include/PCSC/winscard.h \
+		&& $(PYTHON) -c '$(PY_HEADERS)'; } >/dev/null 2>&1 \
+		|| DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(HOST_DEBS) \
+		|| (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(HOST_DEBS)) \
+		|| { echo "setup: $(HOST_DEBS) (Debian packages) are missing and could not be installed;" \
+			"install them as root: apt-get install $(HOST_DEBS)" >&2; exit 1; }
 
-$(STAMP): requirements.txt
+# pyscard builds against swig and libpcsclite-dev: the Debian packages come first.
+$(STAMP): requirements.txt | host-tools
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt

@@ -29,6 +29,7 @@ _TCP_NODELAY = const(1)
 _MP_STREAM_POLL = const(3)
 _MP_STREAM_GET_FILENO = const(10)
 _POLL_RD = const(1)
+_PEEK = const(256)
 _POLL_WR = const(4)
 
 
@@ -320,8 +321,10 @@ class UART(io.IOBase):
         return time.ticks_diff(self._tx_done, time.ticks_us()) <= 0
 
     def any(self):
+        # Bytes waiting, counted by peeking (the unix port has no FIONREAD); at most _PEEK,
+        # so that a poll costs a small buffer, not a large one.
         try:
-            return len(self._sock.recv(4096, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+            return len(self._sock.recv(_PEEK, socket.MSG_PEEK | socket.MSG_DONTWAIT))
         except OSError:
             return 0
 
