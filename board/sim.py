@@ -276,6 +276,7 @@ class UART(io.IOBase):
         self._poll = select.poll()
         self._poll.register(self._sock, select.POLLIN)
         self._tx_done = time.ticks_us()
+        self.rx_chars = 0
         self.bits, self.parity, self.stop, self.timeout, self.timeout_char = 8, None, 1, 0, 1
         self.init(baudrate, **kw)
 
@@ -343,6 +344,7 @@ class UART(io.IOBase):
             mv[got:got + len(chunk)] = chunk
             got += len(chunk)
             wait = self.timeout_char
+        self.rx_chars += got  # for benchmarks: characters that came in off the line
         return got or None
 
     def read(self, nbytes=-1):

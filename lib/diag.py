@@ -79,9 +79,12 @@ def _standby_key():
     return True, "pressed" if board.buses.standby_key().value() == 0 else "released", None
 
 
-def _card_detect():
-    present = board.buses.pin(hw.PIN_CARD_DETECT, pull=board.buses.machine.Pin.PULL_UP).value() == 0
-    return True, "card in" if present else "no card", None
+def _card_slot():
+    import asyncio
+
+    from drivers.iso7816_slot import Slot
+
+    return asyncio.run(Slot.from_board(board).self_test()) + (None,)
 
 
 def _battery():
@@ -116,7 +119,7 @@ def _items():
         ("fingerprint uart1", _uart(board.buses.fingerprint_uart, hw.UART_FINGERPRINT_BAUD),
          "check the fingerprint module's TX/RX wiring"),
         ("card slot uart2", _uart(board.buses.card_uart, 10752), "check the slot's I/O line"),
-        ("card detect", _card_detect, "check the slot's detect switch"),
+        ("card slot", _card_slot, "take the card out and put it in again; clean its contacts; check the slot's detect switch"),
         ("standby key", _standby_key, "check the key"),
         ("battery", _battery, "charge the battery; if it stays low, check its connector"),
         ("secure store", _vault, "its files were altered: return the unit to the issuer for service"),

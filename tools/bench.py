@@ -1,4 +1,4 @@
-"""Benchmarks that print figures: `python -m tools.bench vdevice|pystone|pin|screens|nfc`.
+"""Benchmarks that print figures: `python -m tools.bench vdevice|pystone|pin|screens|nfc|contact`.
 
 vdevice: what the virtual handheld itself costs, so that figures measured on it can be read:
 start-up, soft reset, a REPL round trip, an I2C transaction against its wire time, and the heap
@@ -16,6 +16,8 @@ screens: the heap each screen of the toolkit needs while it draws, against the b
 
 nfc: a SELECT PPSE and a 10-APDU exchange over the PN532: bus transactions, wire time, driver
 CPU time and the ESP32 estimate.
+
+contact: the same over the contact slot, at the initial etu and after PPS.
 """
 
 import argparse
@@ -303,8 +305,57 @@ def bench_nfc():
             dev.close()
 
 
+CONTACT_SETUP = """
+import asyncio, board, time
+from drivers.iso7816_slot import Slot
+slot = Slot.from_board(board)
+uart = board.buses.card_uart()
+async def _exchange(apdus, rounds):
+    for _ in range(rounds):
+        for apdu in apdus:
+            await slot.transceive(apdu)
+def measure(apdus, rounds):
+    # Per round: elapsed us, device CPU us, characters on the line (every one comes back to the
+    # UART: the device's own as the echo, the card's), their wire time us at the current etu.
+    uart.rx_chars = 0
+    c, t = time.clock(), time.ticks_us()
+    asyncio.run(_exchange(apdus, rounds))
+    chars = uart.rx_chars / rounds
+    return (time.ticks_diff(time.ticks_us(), t) / rounds, (time.clock() - c) * 1e6 / rounds,
+            chars, chars * uart._char_us())
+"""
+
+
+def bench_contact():
+    """A SELECT and the 10-APDU exchange over the contact slot: at the initial etu (372 clocks
+    at 4 MHz, the 9600-class rate) on a T=0 card, and after PPS to D=4 on a T=1 card."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        image.build(tmp / "flash.img")
+        with VDeviceProcess(tmp / "flash.img", tmp / "state") as vd:
+            vd.rig.attach("uart2", "iso7816", name="card")
+            dev = Device(vd.repl)
+            dev.exec(CONTACT_SETUP, timeout=60)
+            for preset, label in (("emv-t0", "T=0, initial etu (10752 baud)"), ("t1", "T=1 after PPS to D=4")):
+                vd.rig.call("do", name="card", action="insert", atr=preset, applet="echo")
+                atr = dev.eval("asyncio.run(slot.activate()).raw.hex()", timeout=30)
+                print("%s (ATR %s):" % (label, atr))
+                for name, apdus in (("SELECT", [SELECT_PPSE]), ("10-APDU exchange", TEN_APDUS)):
+                    apdu_list = "[%s]" % ", ".join("bytes.fromhex(%r)" % a for a in apdus)
+                    runs = [dev.eval("measure(%s, 3)" % apdu_list, timeout=300) for _ in range(2)]
+                    elapsed, cpu, chars, wire = min(runs, key=lambda r: r[1])
+                    esp32 = wire + max(0.0, elapsed - wire - cpu) + esp32_estimate(cpu / 1e6) * 1e6
+                    print("  %-17s %4d characters; wire %6.1f ms, device CPU %5.2f ms (ESP32 estimate %6.1f ms);"
+                          " total here %6.1f ms, on the ESP32 about %6.1f ms"
+                          % (name, chars, wire / 1e3, cpu / 1e3, esp32_estimate(cpu / 1e6) * 1e3, elapsed / 1e3,
+                             esp32 / 1e3))
+                dev.exec("asyncio.run(slot.deactivate())")
+                vd.rig.call("do", name="card", action="remove")
+            dev.close()
+
+
 BENCHES = {"vdevice": bench_vdevice, "pystone": bench_pystone, "pin": bench_pin, "screens": bench_screens,
-           "nfc": bench_nfc}
+           "nfc": bench_nfc, "contact": bench_contact}
 
 
 def main(argv=None):

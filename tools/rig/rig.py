@@ -53,6 +53,7 @@ HANDHELD_PARTS = (
     ("i2c0", "ft6336", {"addr": 0x38, "name": "touch"}),
     ("uart1", "r503", {"name": "r503"}),
     ("i2c0", "pn532", {"addr": 0x24, "name": "nfc"}),
+    ("uart2", "iso7816", {"name": "card"}),  # the contact slot, empty until a card is inserted
 )
 
 
