@@ -43,7 +43,6 @@ by configuring the line straight to output-low makes no edge in the rig's pin ba
 unconfigured line reads 0 there), so the model notices it at the next transfer or line change.
 """
 
-import asyncio
 import time
 
 from .models import Model
@@ -235,29 +234,6 @@ class FT6336(Model):
         return out
 
     # ---- reports and INT -------------------------------------------------------------------
-
-    def _loop(self):
-        try:
-            return asyncio.get_running_loop()
-        except RuntimeError:
-            return None
-
-    def _later(self, delay, fn, *args):
-        loop = self._loop()
-        if loop is None:
-            fn(*args)
-            return None
-
-        def run():
-            self._timers.discard(handle)
-            if self._attached():
-                fn(*args)
-            else:
-                self._gone()
-
-        handle = loop.call_later(max(0.0, delay), run)
-        self._timers.add(handle)
-        return handle
 
     def _cancel_frames(self):
         if self._frame_timer is not None:

@@ -5,6 +5,8 @@ with the issues that bring their drivers; what is here are the instruments a ben
 jumper, a small EEPROM, a logic probe.
 """
 
+import asyncio
+
 
 class Model:
     """Base of the models. Control-API actions on a model are its do_<action>(**args) methods
@@ -29,6 +31,44 @@ class Model:
 
     def wire(self, bank):
         pass
+
+    # ---- timed behaviour: a model that answers later (processing time, RF time, pulses) ------
+
+    def _loop(self):
+        try:
+            return asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+
+    def _attached(self):
+        """Still on its bus? (The rig has no detach hook: a model that schedules work checks.)"""
+        return True
+
+    def _gone(self):
+        """Detached: stop everything scheduled."""
+        for handle in list(self._timers):
+            handle.cancel()
+        self._timers.clear()
+
+    def _later(self, delay, fn, *args):
+        """fn(*args) after delay seconds while the model is attached; at once when no event loop
+        runs (the model driven directly, as in its own tests). Returns the timer handle."""
+        loop = self._loop()
+        if loop is None:
+            fn(*args)
+            return None
+        timers = self.__dict__.setdefault("_timers", set())
+
+        def run():
+            timers.discard(handle)
+            if self._attached():
+                fn(*args)
+            else:
+                self._gone()
+
+        handle = loop.call_later(max(0.0, delay), run)
+        timers.add(handle)
+        return handle
 
     @staticmethod
     def gpio(name):

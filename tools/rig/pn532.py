@@ -131,7 +131,6 @@ The `model` command returns the state: power, field, card, targets, target mode,
 counters and the last commands (hex).
 """
 
-import asyncio
 import time
 
 from .models import Model
@@ -650,35 +649,12 @@ class PN532(Model):
         if self.card is not None:
             self.card.power_off()
 
-    def _loop(self):
-        try:
-            return asyncio.get_running_loop()
-        except RuntimeError:
-            return None
-
     def _now(self):
         loop = self._loop()
         return loop.time() if loop is not None else time.monotonic()
 
     def _s(self, ms):
         return ms / 1000 * self.scale
-
-    def _later(self, delay, fn, *args):
-        loop = self._loop()
-        if loop is None:
-            fn(*args)
-            return None
-
-        def run():
-            self._timers.discard(handle)
-            if self._attached():
-                fn(*args)
-            else:
-                self._gone()
-
-        handle = loop.call_later(max(0.0, delay), run)
-        self._timers.add(handle)
-        return handle
 
     # ---- wiring -----------------------------------------------------------------------------
 
