@@ -81,16 +81,22 @@ class Device:
         self._raw_repl(soft_reset=True)
         self._test_module = None
 
-    def reconnect(self, within=10):
-        """After a reset or power cut: wait for the REPL to come back and take it again."""
+    def reconnect(self, within=20, attempt=4):
+        """After a reset or power cut: wait for the REPL to come back and take it again, in
+        attempts of `attempt` seconds each (as a person presses Ctrl-C again when the first
+        press went to a device that was still starting)."""
         deadline = time.monotonic() + within
-        while True:
-            try:
-                return self.connect()
-            except DeviceError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        timeout, self.timeout = self.timeout, attempt
+        try:
+            while True:
+                try:
+                    return self.connect()
+                except DeviceError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+        finally:
+            self.timeout = timeout
 
     def run_test(self, module, name, timeout=60):
         """Run test function `name` of the test module `module` in /tests on the device.
