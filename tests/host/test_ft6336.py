@@ -119,6 +119,7 @@ def test_model_reset_nacks_then_boots():
         assert _regs(bus, 0xA3, 1) == b"\x64"
         # Detached: the model lets go of INT and stops watching the lines.
         bus.devices.clear()
+        model.detach()  # what the rig does when a model is detached
         pins.drive(33, 0)
         assert pins.pin(39).external is None
     asyncio.run(run())

@@ -534,7 +534,7 @@ def test_on_a_rig_uart_with_wire_timing(tmp_path):
         assert st["line_format"] == [8, "even", 2] or st["line_format"] == (8, "even", 2)
         assert st["counters"]["apdus"] == 1 and st["counters"]["echoed"] == 5
         rig.cmd_detach("card")
-        pins.drive(RST, 0)  # the detached model notices at the next line event and lets go
+        pins.drive(RST, 0)  # detached: the model has let go and ignores the line
         assert pins.level(DETECT) == 1 and card_watchers(pins) == 0
         for host in list(rig.ptys.values()):
             host.close()

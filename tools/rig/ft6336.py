@@ -103,7 +103,6 @@ class FT6336(Model):
 
     def __init__(self, port=None):
         self.port = port
-        self._was_attached = False
         self._pins = None
         self.int_gpio = self.reset_gpio = None
         self.boot_s = BOOT_S
@@ -132,15 +131,6 @@ class FT6336(Model):
         bank.watchers.append(self._watch)
         self._sync_reset()
         self._set_int(1)
-
-    def _attached(self):
-        """On the bus (or not yet put there: the rig wires the pins before it attaches)."""
-        if self.port is None:
-            return True
-        if any(m is self for m in getattr(self.port, "devices", {}).values()):
-            self._was_attached = True
-            return True
-        return not self._was_attached
 
     def _watch(self, gpio, level):
         if not self._attached():

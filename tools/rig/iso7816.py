@@ -212,14 +212,6 @@ class ChipCard(Model):
         bank.watchers.append(self._watch)
         self._sync()
 
-    def _attached(self):
-        """On its port (or not yet put there); False once detached from it."""
-        model = getattr(self.port, "model", self)
-        if model is self:
-            self._was_attached = True
-            return True
-        return model is None and not getattr(self, "_was_attached", False)
-
     def _gone(self):
         """Detached: no more timers, no watching, the detect switch released."""
         self._cancel()

@@ -40,15 +40,21 @@ class Model:
         except RuntimeError:
             return None
 
+    detached = False
+
+    def detach(self):
+        """The rig took the model off its bus: from now on it does nothing (_gone cleans up)."""
+        self.detached = True
+        self._gone()
+
     def _attached(self):
-        """Still on its bus? (The rig has no detach hook: a model that schedules work checks.)"""
-        return True
+        return not self.detached
 
     def _gone(self):
-        """Detached: stop everything scheduled."""
-        for handle in list(self._timers):
+        """Detached: stop everything scheduled (models that drive lines release them too)."""
+        for handle in list(self.__dict__.get("_timers", ())):
             handle.cancel()
-        self._timers.clear()
+        self.__dict__.get("_timers", set()).clear()
 
     def _later(self, delay, fn, *args):
         """fn(*args) after delay seconds while the model is attached; at once when no event loop

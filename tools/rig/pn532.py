@@ -601,7 +601,6 @@ class PN532(Model):
     def __init__(self, port=None):
         self.port = port
         self.hsu = getattr(port, "kind", "i2c") == "uart"
-        self._was_attached = False
         self._pins = None
         self.irq_gpio = self.reset_gpio = None
         self.scale = 1.0
@@ -666,18 +665,6 @@ class PN532(Model):
         bank.watchers.append(self._watch)
         self._sync_reset()
         self._irq()
-
-    def _attached(self):
-        if self.port is None:
-            return True
-        if self.hsu:
-            here = getattr(self.port, "model", None) is self
-        else:
-            here = any(m is self for m in getattr(self.port, "devices", {}).values())
-        if here:
-            self._was_attached = True
-            return True
-        return not self._was_attached
 
     def _gone(self):
         for h in list(self._timers):

@@ -332,6 +332,7 @@ class Rig:
             self.ptys.pop(name).close()
         else:
             bus.devices = {k: m for k, m in bus.devices.items() if m is not model}
+        model.detach()
         return None
 
     def cmd_model(self, name):
