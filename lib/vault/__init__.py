@@ -384,6 +384,12 @@ class Vault:
         self._require_unlocked("get")
         return self.store.get(name)
 
+    def remove(self, name):
+        """Drop an owner entry (no error if there is none)."""
+        self._require_unlocked("remove")
+        if self.store.meta["index"].get(name, (None,))[0] == OWNER:
+            self.store.remove(name)
+
     def bind_account(self, account_id, record, certificate):
         """Bind a bank account to this device: its record and its certificate, as one entry."""
         self._require_unlocked("bind_account")
