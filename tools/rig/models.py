@@ -6,6 +6,8 @@ jumper, a small EEPROM, a logic probe.
 """
 
 import asyncio
+import collections
+import time
 
 
 class Model:
@@ -143,6 +145,41 @@ class SpiProbe(Model):
 
     def status(self):
         return {"transfers": [{"dc": dc, "data": h} for dc, h in self.log]}
+
+
+class Trace:
+    """What the models saw, for viewers (the web simulator's APDU trace): a bounded list of
+    events numbered from 1; the control API's `events since=N` returns those after N."""
+
+    def __init__(self, size=1000):
+        self.events = collections.deque(maxlen=size)
+        self.seq = 0
+
+    def add(self, source, kind, **data):
+        self.seq += 1
+        self.events.append(dict(data, seq=self.seq, time=time.time(), source=source, kind=kind))
+
+    def since(self, n=0):
+        events = [e for e in self.events if e["seq"] > n]
+        # Events the list no longer holds, when the caller is further behind than its size.
+        lost = (events[0]["seq"] - n - 1) if events else 0
+        return {"next": self.seq, "lost": lost, "events": events}
+
+
+class TracedApplet:
+    """A card's applet seen through the trace: each APDU and its answer become an "apdu" event
+    of source (the model's name); everything else is the applet's own."""
+
+    def __init__(self, applet, source, trace):
+        self._applet, self._source, self._trace = applet, source, trace
+
+    def process(self, apdu):
+        response = self._applet.process(apdu)
+        self._trace.add(self._source, "apdu", command=bytes(apdu).hex(), response=bytes(response).hex())
+        return response
+
+    def __getattr__(self, name):
+        return getattr(self._applet, name)
 
 
 # Model kinds the control API can attach: kind -> (bus kind, "module:Class" in tools.rig).

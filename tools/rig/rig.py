@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from .buses import I2cBus, PinBank, SpiBus, UartPort
-from .models import KINDS, model_class
+from .models import KINDS, Trace, TracedApplet, model_class
 from .pty import PtyHost
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -69,8 +69,9 @@ class Rig:
         self.bus_addr = self.control_addr = None
         self.clients = set()  # open connections, closed with the rig
         self.servers = []
+        self.trace = Trace()
         for name in ("ping", "status", "models", "attach", "detach", "pin", "set_pin", "set_adc",
-                     "model", "do"):
+                     "model", "do", "events"):
             self.command(name, getattr(self, "cmd_" + name))
         # A charged battery: 3.9 V, halved by the divider in front of the ADC.
         self.cmd_set_adc("battery_sense", 1.95)
@@ -346,7 +347,22 @@ class Rig:
         if method is None:
             actions = sorted(a[3:] for a in dir(model) if a.startswith("do_"))
             raise RigError("%s has no action %r; actions: %s" % (name, action, ", ".join(actions) or "none"))
-        return method(**args)
+        result = method(**args)
+        self.trace.add(name, "do", action=action, args=args)
+        self._trace_applets(model)
+        return result
+
+    def _trace_applets(self, model):
+        # A card just placed in the NFC field (model.card.applet) or in the contact slot
+        # (model.applet): its APDUs go to the trace from now on, unnoticed by the applet.
+        for holder in (model, getattr(model, "card", None)):
+            applet = getattr(holder, "applet", None)
+            if applet is not None and not isinstance(applet, TracedApplet):
+                holder.applet = TracedApplet(applet, model.name, self.trace)
+
+    def cmd_events(self, since=0):
+        """Trace events after number `since`: APDUs the cards answered, actions done on models."""
+        return self.trace.since(int(since))
 
     def cmd_pin(self, pin):
         n = self.gpio(pin)

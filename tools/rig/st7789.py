@@ -7,9 +7,12 @@ MV and BGR: the address mapping of the window onto the panel), CASET, RASET, RAM
 writes continuing across transfers. The panel shows black while asleep or off, and RAM
 written in another pixel format than 16 bits is refused (counted as an error).
 
-Actions: do_screenshot(path) writes the PNG and returns its SHA-256 and size.
+Actions: do_screenshot(path) writes the PNG and returns its SHA-256 and size; do_frame(since,
+pixels) is the change counter (every SPI transfer the panel takes bumps it), for viewers that
+poll (the web simulator), with the panel memory when it changed.
 """
 
+import base64
 import hashlib
 import struct
 import zlib
@@ -62,6 +65,7 @@ class ST7789(Model):
         self.reset()
         self.errors = 0
         self.commands = 0
+        self.frame = 0  # change counter: bumped by every transfer (do_frame)
 
     def reset(self):
         self.sleeping = True
@@ -77,6 +81,7 @@ class ST7789(Model):
         self.cursor = None
 
     def spi_transfer(self, data):
+        self.frame += 1
         if self.pins.level(self.dc) == 0:
             for cmd in data:
                 self._command(cmd)
@@ -171,6 +176,16 @@ class ST7789(Model):
         with open(path, "wb") as f:
             f.write(data)
         return {"path": path, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+    def do_frame(self, since=None, pixels=False):
+        """The change counter and how the panel shows its memory (shown: awake and on; inverted;
+        bgr). With pixels, and unless the counter is still `since`, the memory too: "rgb565",
+        base64 of WIDTH x HEIGHT big-endian RGB565 pixels in panel order, before inversion."""
+        frame = {"frame": self.frame, "width": WIDTH, "height": HEIGHT, "shown": self.on and not self.sleeping,
+                 "inverted": self.inverted, "bgr": bool(self.madctl & BGR)}
+        if pixels and since != self.frame:
+            frame["rgb565"] = base64.b64encode(self.ram).decode()
+        return frame
 
     def status(self):
         return {"on": self.on, "sleeping": self.sleeping, "madctl": self.madctl, "colmod": self.colmod,
