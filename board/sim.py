@@ -480,3 +480,107 @@ class SPI:
 
     def read(self, nbytes, write=0x00):
         return self._transfer(bytes((write,)) * nbytes)
+
+
+# ---- WLAN (network.WLAN) -------------------------------------------------------------------
+# The ESP32's radio is the rig's `wlan0`, and the access point model in range there is the
+# handheld's only route out (tools/rig/wifi.py): its sockets connect to the AP's forwarding
+# address on 127.0.0.1 (route()), which reaches the bank only while the station is associated.
+
+STA_IF = const(0)
+AP_IF = const(1)
+# ESP-IDF station status codes, as MicroPython's network module exposes them on the ESP32.
+STAT_IDLE = const(1000)
+STAT_CONNECTING = const(1001)
+STAT_GOT_IP = const(1010)
+STAT_BEACON_TIMEOUT = const(200)
+STAT_NO_AP_FOUND = const(201)
+STAT_WRONG_PASSWORD = const(202)
+STAT_ASSOC_FAIL = const(203)
+STAT_HANDSHAKE_TIMEOUT = const(204)
+_SECURITY_OPEN = const(0)
+_SECURITY_WPA2_PSK = const(3)
+
+
+class WLAN:
+    """network.WLAN(network.STA_IF) of the ESP32: the station, its state kept by the rig's AP."""
+
+    _MAC = b"\x24\x0a\xc4\x00\x00\x01"
+
+    def __init__(self, interface=STA_IF):
+        if interface != STA_IF:
+            raise ValueError("only the station interface (STA_IF) is simulated")
+        self._link = None
+        self._ssid = ""
+
+    def _request(self, op, payload=None):
+        if self._link is None:
+            raise OSError("Wifi Not Started")
+        import json
+
+        status, answer = self._link.request(op, json.dumps(payload).encode() if payload is not None else b"")
+        if status != _OK:
+            raise OSError(errno.EIO, "rig: %s" % answer.decode())
+        return json.loads(answer)
+
+    def active(self, on=None):
+        if on is None:
+            return self._link is not None
+        if on and self._link is None:
+            self._link = _Link("wlan 0")
+        elif not on and self._link is not None:
+            self._link.close()  # the radio off: the rig drops the station
+            self._link = None
+
+    def connect(self, ssid=None, key=None, *, bssid=None):
+        if ssid is not None:
+            self._ssid = ssid
+        self._request(b"C", [self._ssid, key or ""])
+
+    def disconnect(self):
+        self._request(b"D")
+
+    def _station(self):
+        return self._request(b"Q")
+
+    def status(self, param=None):
+        if param == "rssi":
+            rssi = self._station()["rssi"]
+            if rssi is None:
+                raise OSError("STA is not connected")
+            return rssi
+        if param is not None:
+            raise ValueError("unknown status param")
+        if self._link is None:
+            return STAT_IDLE
+        return self._station()["status"]
+
+    def isconnected(self):
+        return self._link is not None and self.status() == STAT_GOT_IP
+
+    def scan(self):
+        """(ssid, bssid, channel, RSSI, security, hidden) per network, as the ESP32 returns them."""
+        return [(ssid.encode(), self._MAC, 6, rssi, _SECURITY_WPA2_PSK if secured else _SECURITY_OPEN, False)
+                for ssid, rssi, secured in self._request(b"S")]
+
+    def ifconfig(self, config=None):
+        if config is not None:
+            raise OSError(errno.EPERM, "static addresses are not simulated")
+        ip = self._station()["ip"] if self._link is not None else None
+        return tuple(ip) if ip else ("0.0.0.0",) * 4
+
+    def config(self, param):
+        if param in ("essid", "ssid"):
+            return self._ssid
+        if param == "mac":
+            return self._MAC
+        if param == "hostname":
+            return "pocket-terminal"
+        raise ValueError("unknown config param")
+
+    def route(self, host, port):
+        """Where a socket to (host, port) goes: the AP's forwarding address, the one route out."""
+        route = self._station()["route"]
+        if route is None:
+            raise OSError(errno.EHOSTUNREACH, "no access point in range")
+        return route[0], route[1]

@@ -194,6 +194,7 @@ KINDS = {
     "pn532-hsu": ("uart", "pn532:PN532"),
     "st7789": ("spi", "st7789:ST7789"),
     "iso7816": ("uart", "iso7816:ChipCard"),
+    "wifi": ("wlan", "wifi:AccessPoint"),
 }
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from .buses import I2cBus, PinBank, SpiBus, UartPort
 from .models import KINDS, Trace, TracedApplet, model_class
 from .pty import PtyHost
+from .wifi import WlanRadio
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -54,6 +55,7 @@ HANDHELD_PARTS = (
     ("uart1", "r503", {"name": "r503"}),
     ("i2c0", "pn532", {"addr": 0x24, "name": "nfc"}),
     ("uart2", "iso7816", {"name": "card"}),  # the contact slot, empty until a card is inserted
+    ("wlan0", "wifi", {"name": "wifi"}),  # an access point in range, the route to the bank
 )
 
 
@@ -92,8 +94,10 @@ class Rig:
                 self.buses[name] = I2cBus(name)
             elif kind == "spi":
                 self.buses[name] = SpiBus(name, self.pins)
+            elif kind == "wlan":
+                self.buses[name] = WlanRadio(name)
             else:
-                raise RigError("no bus kind %r (uart<N>, i2c<N>, spi<N>)" % kind)
+                raise RigError("no bus kind %r (uart<N>, i2c<N>, spi<N>, wlan<N>)" % kind)
         return self.buses[name]
 
     def gpio(self, pin):
@@ -137,6 +141,8 @@ class Rig:
                     handler, bus = self._serve_irq, None
                 elif hello[0] == "pins":
                     handler, bus = self._serve_pins, None
+                elif hello[0] == "control":  # the control API for code on the device (its tests)
+                    handler, bus = self._serve_control, None
                 else:
                     bus = self.bus(hello[0] + hello[1])
                     handler = getattr(self, "_serve_" + bus.kind)
@@ -218,6 +224,16 @@ class Rig:
             else:
                 self._reply(writer, ERROR, b"unknown op")
 
+    async def _serve_wlan(self, radio, reader, writer):
+        try:
+            async for op, payload in self._frames(reader):
+                self._reply(writer, *await radio.request(op, payload))
+        finally:
+            radio.reset()  # the device's radio went away (a reboot): its station leaves
+
+    async def _serve_control(self, _, reader, writer):
+        await self._control_client(reader, writer)
+
     async def _serve_pins(self, _, reader, writer):
         pins = self.pins
         async for op, payload in self._frames(reader):
@@ -293,7 +309,11 @@ class Rig:
         instance.name = name or model
         instance.pins = self.pins
         result = {"name": instance.name}
-        if kind == "uart":
+        if kind == "wlan":
+            if port.model is not None:
+                raise RigError("%s already has %s in range" % (bus, port.model.name))
+            port.model = instance
+        elif kind == "uart":
             if port.model is not None:
                 raise RigError("%s already has %s attached" % (bus, port.model.name))
             port.model = instance
@@ -316,7 +336,7 @@ class Rig:
 
     def _find(self, name):
         for bus in self.buses.values():
-            models = [bus.model] if bus.kind == "uart" else list(bus.devices.values())
+            models = [bus.model] if bus.kind in ("uart", "wlan") else list(bus.devices.values())
             for m in models:
                 if m is not None and m.name == name:
                     return bus, m
@@ -331,6 +351,8 @@ class Rig:
         if bus.kind == "uart":
             bus.model = None
             self.ptys.pop(name).close()
+        elif bus.kind == "wlan":
+            bus.model = None
         else:
             bus.devices = {k: m for k, m in bus.devices.items() if m is not model}
         model.detach()
