@@ -384,7 +384,26 @@ class EchoApplet:
         return bytes(data) + b"\x90\x00"
 
 
-APPLETS = {"echo": EchoApplet}
+class _Applets(dict):
+    """Applet factories by name; "emv:<card>" names resolve to tools.emvcard's card applets,
+    imported when first asked for."""
+
+    def __missing__(self, name):
+        if isinstance(name, str) and name.startswith("emv:"):
+            from tools import emvcard
+            emvcard.load_profile(name[4:].split("#", 1)[0])  # KeyError: no such card
+            return lambda: emvcard.applet(name[4:])
+        raise KeyError(name)
+
+    def __contains__(self, name):
+        try:
+            self[name]
+            return True
+        except KeyError:
+            return False
+
+
+APPLETS = _Applets(echo=EchoApplet)
 
 
 def register_applet(name, factory):

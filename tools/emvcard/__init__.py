@@ -1,0 +1,62 @@
+"""EMV cards for the rig: personalisation (python -m tools.emvcard) and the card applets.
+
+The rig names a card "emv:<profile>" (insert(applet=...) in the contact slot, place(applet=...)
+on the antenna); applet(name) makes its applet. "emv:<profile>#<tag>" is another card of the
+same profile with its own counters (a fresh PIN try counter for a test, say).
+"""
+
+import json
+import os
+
+CARDS_DIR = os.path.join(os.path.dirname(__file__), "cards")
+
+_profiles = {}
+_states = {}
+
+
+def profile_names():
+    return sorted(f[:-5] for f in os.listdir(CARDS_DIR)
+                  if f.endswith(".json") and not f.startswith(("ca-", "issuer-")))
+
+
+def load_profile(name):
+    if name not in _profiles:
+        path = os.path.join(CARDS_DIR, name + ".json")
+        if "/" in name or not os.path.exists(path):
+            raise KeyError("no EMV card profile %r; profiles: %s"
+                           % (name, ", ".join(profile_names())))
+        with open(path) as f:
+            _profiles[name] = json.load(f)
+    return _profiles[name]
+
+
+def applet(name):
+    """The applet of card `name` ("visa-classic" or "visa-classic#2"), its state shared with
+    every earlier applet of that name in this process."""
+    from .applet import CardState, EmvCard
+    profile = load_profile(name.split("#", 1)[0])
+    if name not in _states:
+        _states[name] = CardState(profile)
+    return EmvCard(profile, _states[name])
+
+
+def forget(name=None):
+    """Drop the kept state of one card (or of all): the next applet starts as personalised."""
+    if name is None:
+        _states.clear()
+    else:
+        _states.pop(name, None)
+
+
+def issuer_keys(pan):
+    """The issuer file (dict, with imk_ac, imk_smi, imk_smc) whose BIN is the longest prefix of
+    `pan`, or None: what a bank host needs to check the cards' cryptograms."""
+    best = None
+    for f in sorted(os.listdir(CARDS_DIR)):
+        if f.startswith("issuer-") and f.endswith(".json"):
+            with open(os.path.join(CARDS_DIR, f)) as fh:
+                issuer = json.load(fh)
+            for b in issuer["bins"]:
+                if pan.startswith(b) and (best is None or len(b) > best[0]):
+                    best = (len(b), issuer)
+    return best[1] if best else None
