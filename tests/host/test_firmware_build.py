@@ -1,0 +1,154 @@
+"""What can be checked here of the custom firmware build (firmware/): no ESP-IDF, no xtensa
+compiler, so no firmware is built. Checked instead: the partition table parses, is aligned,
+fits the 4 MB flash without overlaps and holds the vfs image tools/image.py builds; the manifest
+freezes exactly the firmware files the board runs, each of which exists and compiles with
+mpy-cross for the ESP32; the sdkconfig fragment sets every option firmware/README.md claims."""
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tools import image
+from tools.provision import partitions
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRMWARE = ROOT / "firmware"
+
+
+def test_partition_table_fits_4mb_without_overlaps():
+    parts = partitions.parse()
+    assert [p.name for p in parts] == ["nvs", "phy_init", "fdata", "factory", "vfs"]
+    spans = sorted((p.offset, p.end) for p in parts)
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+    assert spans[0][0] >= partitions.TABLE_OFFSET + partitions.TABLE_SIZE
+    assert spans[-1][1] <= 4 * 1024 * 1024
+    app = partitions.find(parts, "factory")
+    assert app.offset % 0x10000 == 0 and app.size == 0x1E0000
+
+
+def test_vfs_partition_is_the_image_tools_image_builds():
+    vfs = partitions.find(partitions.parse(), "vfs")
+    assert (vfs.offset, vfs.size) == (0x200000, image.VFS_BLOCKS * image.BLOCK_SIZE)
+    assert vfs.encrypted and vfs.subtype == 0x81  # the port's _boot.py mounts it by its label "vfs"
+    assert partitions.find(partitions.parse(), "fdata").encrypted
+
+
+def test_partition_table_binary_format():
+    parts = partitions.parse()
+    table = partitions.to_binary(parts)
+    assert len(table) == 0xC00
+    # The first entry, by hand from gen_esp32part.py's format: nvs, data (1), nvs (2), 0x11000, 0x6000.
+    assert table[:32] == (b"\xaa\x50\x01\x02" + (0x11000).to_bytes(4, "little") + (0x6000).to_bytes(4, "little")
+                          + b"nvs".ljust(16, b"\x00") + b"\x00\x00\x00\x00")
+    md5_at = 32 * len(parts)
+    assert table[md5_at:md5_at + 16] == b"\xeb\xeb" + b"\xff" * 14
+    assert set(table[md5_at + 32:]) == {0xFF}
+    assert [repr(p) for p in partitions.from_binary(table)] == [repr(p) for p in parts]
+    corrupted = bytearray(table)
+    corrupted[40] ^= 1
+    with pytest.raises(partitions.PartitionError, match="MD5"):
+        partitions.from_binary(bytes(corrupted))
+
+
+@pytest.mark.parametrize("row, error", [
+    ("extra, data, nvs, 0x1f0000, 0x20000,", "overlaps"),
+    ("extra, data, nvs, 0x400000, 0x1000,", "past the 4 MB"),
+    ("app2, app, factory, 0x21000, 0x1000,", "not aligned"),
+    ("extra, data, nvs, 0xf000, 0x1000,", "overlaps the partition table"),
+])
+def test_partition_checks_refuse_bad_layouts(tmp_path, row, error):
+    csv = tmp_path / "partitions.csv"
+    csv.write_text((FIRMWARE / "partitions.csv").read_text() + row + "\n")
+    with pytest.raises(partitions.PartitionError, match=error):
+        partitions.parse(csv)
+
+
+def manifest_files():
+    """Run firmware/manifest.py as MicroPython's tools/manifestfile.py does (working directory
+    = the manifest's folder; package/module/freeze semantics as there); return
+    {frozen name: source path} for this tree's files, and the port's own inclusions."""
+    frozen, external = {}, []
+
+    def add(base, names):
+        for name in names:
+            frozen[name] = (FIRMWARE / base / name).resolve()
+
+    def walk(base, package):
+        top = (FIRMWARE / base / package).resolve()
+        return [p.relative_to((FIRMWARE / base).resolve()).as_posix() for p in sorted(top.rglob("*.py"))]
+
+    def package(path, files=None, base_path="."):
+        add(base_path, [path + "/" + f for f in files] if files is not None else walk(base_path, path))
+
+    def module(path, base_path="."):
+        add(base_path, [path])
+
+    def freeze(path, script=None):
+        if "$(" in path:
+            external.append(path)
+        else:
+            add(path, walk(path, "."))
+
+    def include(path):
+        external.append(path)
+
+    exec((FIRMWARE / "manifest.py").read_text(),
+         {"package": package, "module": module, "freeze": freeze, "include": include})
+    return frozen, external
+
+
+def test_manifest_freezes_what_the_board_runs():
+    frozen, external = manifest_files()
+    expected = {dest[:-4] + ".py" if dest.endswith(".mpy") else dest: src.resolve()
+                for src, dest in image.firmware_sources(board="handheld")}
+    # lib/ is /lib on the device, and frozen names are relative to it.
+    expected = {name[4:] if name.startswith("lib/") else name: src for name, src in expected.items()}
+    assert frozen == expected
+    assert "board/sim.py" not in frozen
+    assert external == ["$(PORT_DIR)/modules", "$(MPY_DIR)/extmod/asyncio"]
+
+
+def test_every_frozen_file_compiles_for_the_esp32(tmp_path):
+    frozen, _ = manifest_files()
+    assert len(frozen) > 20
+    for name, src in frozen.items():
+        assert src.is_file(), name
+        result = subprocess.run([image.mpy_cross(), "-march=xtensawin", "-s", name, "-o", str(tmp_path / "out.mpy"),
+                                 str(src)], capture_output=True, text=True)
+        assert result.returncode == 0, (name, result.stderr)
+
+
+def sdkconfig():
+    settings = {}
+    for line in (FIRMWARE / "sdkconfig.board").read_text().splitlines():
+        if line.startswith("CONFIG_"):
+            key, _, value = line.partition("=")
+            assert key not in settings, "%s set twice" % key
+            settings[key] = value
+    return settings
+
+
+def test_sdkconfig_sets_what_the_readme_claims():
+    settings = sdkconfig()
+    claimed = re.findall(r"`(CONFIG_[A-Z0-9_]+)=([^`]*)`", (FIRMWARE / "README.md").read_text())
+    assert len(claimed) >= 15
+    for key, value in claimed:
+        assert settings.get(key) == value, key
+    # The security settings this board cannot do without, whatever the README says.
+    for key, value in {"CONFIG_SECURE_BOOT_V2_ENABLED": "y", "CONFIG_SECURE_BOOT_V2_RSA_ENABLED": "y",
+                       "CONFIG_SECURE_FLASH_ENC_ENABLED": "y", "CONFIG_SECURE_FLASH_ENCRYPTION_MODE_RELEASE": "y",
+                       "CONFIG_SECURE_BOOT_ALLOW_JTAG": "n", "CONFIG_SECURE_DISABLE_ROM_DL_MODE": "y",
+                       "CONFIG_ESP32_REV_MIN_FULL": "300", "CONFIG_ESPTOOLPY_FLASHSIZE_4MB": "y",
+                       "CONFIG_PARTITION_TABLE_OFFSET": hex(partitions.TABLE_OFFSET)}.items():
+        assert settings.get(key) == value, key
+
+
+def test_board_files_name_each_other():
+    cmake = (FIRMWARE / "mpconfigboard.cmake").read_text()
+    assert "${MICROPY_BOARD_DIR}/sdkconfig.board" in cmake
+    assert "${MICROPY_BOARD_DIR}/manifest.py" in cmake
+    assert "${MICROPY_BOARD_DIR}/partitions.csv" in cmake
+    assert "set(IDF_TARGET esp32)" in cmake
+    assert "sdkconfig.ble" not in cmake.split("set(SDKCONFIG_DEFAULTS")[1]
