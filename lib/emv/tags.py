@@ -15,6 +15,7 @@ APP_TEMPLATE = const(0x61)  # directory entry (PSE record, PPSE FCI)
 RECORD_TEMPLATE = const(0x70)  # READ RECORD answer
 RESPONSE_FORMAT_1 = const(0x80)  # GPO / GENERATE AC answer, primitive
 RESPONSE_FORMAT_2 = const(0x77)  # GPO / GENERATE AC answer, constructed
+COMMAND_TEMPLATE = const(0x83)  # GPO's data: the PDOL's values
 ISSUER_SCRIPT_71 = const(0x71)  # issuer scripts, processed before the second GENERATE AC
 ISSUER_SCRIPT_72 = const(0x72)  # ... after it
 ISSUER_SCRIPT_COMMAND = const(0x86)
