@@ -1,0 +1,360 @@
+"""The bank's ledger: accounts, cards, devices and what is bound to them, holds, postings, the
+transaction log, payment requests and the idempotency table.
+
+SQLite (WAL) by default, PostgreSQL when the URL says postgresql:// (psycopg 3): the same code
+and the same SQL for both; the only adapter is the parameter style (`?` -> `%s`), how a write
+transaction begins, and which exception a unique constraint raises.
+
+Never in here: a clear PIN, a PIN block, a full PAN (cards are found by the HSM's keyed hash of
+the PAN and shown masked), or any key (the card row names its issuer key id; the key is in the
+HSM).
+"""
+
+import contextlib
+import datetime
+import sqlite3
+import threading
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, currency TEXT NOT NULL,
+    balance BIGINT NOT NULL, created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cards (
+    token TEXT PRIMARY KEY, pan_hash TEXT NOT NULL UNIQUE, pan_masked TEXT NOT NULL,
+    expiry TEXT NOT NULL, psn TEXT NOT NULL, pvv TEXT NOT NULL, issuer_key_id TEXT NOT NULL,
+    account_id TEXT NOT NULL REFERENCES accounts(id), pin_tries INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS devices (
+    serial TEXT PRIMARY KEY, cert_sha256 TEXT NOT NULL, status TEXT NOT NULL,
+    merchant_account TEXT REFERENCES accounts(id), created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS device_accounts (
+    serial TEXT NOT NULL REFERENCES devices(serial), account_id TEXT NOT NULL REFERENCES accounts(id),
+    role TEXT NOT NULL, PRIMARY KEY (serial, account_id));
+CREATE TABLE IF NOT EXISTS holds (
+    id TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts(id), amount BIGINT NOT NULL,
+    reason TEXT NOT NULL, active INTEGER NOT NULL, created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS transactions (
+    rrn TEXT PRIMARY KEY, serial TEXT NOT NULL, stan TEXT NOT NULL, dt TEXT NOT NULL,
+    mti TEXT NOT NULL, kind TEXT NOT NULL, amount BIGINT NOT NULL, currency TEXT NOT NULL,
+    account_id TEXT, card_token TEXT, rc TEXT NOT NULL, auth_code TEXT, request_id TEXT,
+    reverses TEXT UNIQUE, reversed INTEGER NOT NULL DEFAULT 0, created TEXT NOT NULL,
+    UNIQUE (serial, stan, dt));
+CREATE TABLE IF NOT EXISTS postings (
+    rrn TEXT NOT NULL REFERENCES transactions(rrn), account_id TEXT NOT NULL REFERENCES accounts(id),
+    amount BIGINT NOT NULL, created TEXT NOT NULL, PRIMARY KEY (rrn, account_id));
+CREATE TABLE IF NOT EXISTS payment_requests (
+    id TEXT PRIMARY KEY, serial TEXT NOT NULL REFERENCES devices(serial), merchant_id TEXT NOT NULL,
+    merchant TEXT NOT NULL, order_no TEXT NOT NULL, amount BIGINT NOT NULL, currency TEXT NOT NULL,
+    status TEXT NOT NULL, rrn TEXT, created TEXT NOT NULL, expires TEXT NOT NULL,
+    UNIQUE (serial, order_no));
+CREATE TABLE IF NOT EXISTS idempotency (
+    serial TEXT NOT NULL, stan TEXT NOT NULL, dt TEXT NOT NULL, answer TEXT NOT NULL,
+    created TEXT NOT NULL, PRIMARY KEY (serial, stan, dt));
+"""
+
+# The bank's own side of card and pushed-request payments when a device has no merchant account.
+CLEARING = "CLEARING"
+
+
+class LedgerError(Exception):
+    """A ledger operation refused: unknown account, card or device, or a duplicate."""
+
+
+class Conflict(LedgerError):
+    """A unique constraint said no: the row exists already (a duplicate message, a re-issue)."""
+
+
+def now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def mask_pan(pan):
+    return pan[:6] + "*" * (len(pan) - 10) + pan[-4:]
+
+
+class Database:
+    """A connection factory for a URL: sqlite:///path (or a bare path) or postgresql://...
+    Each thread gets its own connection (the host runs the ledger in a thread pool)."""
+
+    def __init__(self, url):
+        self.url = url
+        self.postgres = url.startswith(("postgresql://", "postgres://"))
+        if self.postgres:
+            import psycopg
+            self._driver = psycopg
+            self._unique = psycopg.errors.UniqueViolation
+        else:
+            self.path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url
+            self._unique = sqlite3.IntegrityError
+        self._local = threading.local()
+        self._all = []
+        self._all_lock = threading.Lock()
+
+    def _connect(self):
+        if self.postgres:
+            conn = self._driver.connect(self.url, autocommit=True)
+        else:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        with self._all_lock:
+            self._all.append(conn)
+        return conn
+
+    @property
+    def conn(self):
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            c = self._local.conn = self._connect()
+        return c
+
+    def sql(self, text):
+        return text.replace("?", "%s") if self.postgres else text
+
+    def execute(self, text, params=()):
+        try:
+            return self.conn.execute(self.sql(text), params)
+        except self._unique as e:
+            raise Conflict(str(e).splitlines()[0]) from None
+
+    def one(self, text, params=()):
+        return self.execute(text, params).fetchone()
+
+    def all(self, text, params=()):
+        return self.execute(text, params).fetchall()
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """A write transaction: SQLite takes the write lock at once (BEGIN IMMEDIATE) so that
+        read-then-write never deadlocks; PostgreSQL relies on row locks and constraints."""
+        c = self.conn
+        c.execute("BEGIN" if self.postgres else "BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        c.execute("COMMIT")
+
+    def init_schema(self):
+        with self.transaction():
+            for stmt in SCHEMA.split(";"):
+                if stmt.strip():
+                    self.execute(stmt)
+            self.execute("INSERT INTO accounts (id, name, currency, balance, created) "
+                         "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                         (CLEARING, "bank clearing", "000", 0, now()))
+
+    def close(self):
+        with self._all_lock:
+            for c in self._all:
+                c.close()
+            self._all.clear()
+        self._local = threading.local()
+
+
+class Ledger:
+    """The bank's books over a Database."""
+
+    def __init__(self, db):
+        self.db = db
+
+    # ---- accounts ----------------------------------------------------------------------------
+
+    def create_account(self, account_id, name, currency, balance=0):
+        with self.db.transaction():
+            self.db.execute("INSERT INTO accounts (id, name, currency, balance, created) "
+                            "VALUES (?, ?, ?, ?, ?)", (account_id, name, currency, balance, now()))
+
+    def account(self, account_id):
+        row = self.db.one("SELECT id, name, currency, balance FROM accounts WHERE id = ?",
+                          (account_id,))
+        if row is None:
+            return None
+        held = self.db.one("SELECT COALESCE(SUM(amount), 0) FROM holds "
+                           "WHERE account_id = ? AND active = 1", (account_id,))[0]
+        return {"id": row[0], "name": row[1], "currency": row[2], "balance": int(row[3]),
+                "held": int(held), "available": int(row[3]) - int(held)}
+
+    def accounts(self):
+        return [self.account(r[0]) for r in self.db.all("SELECT id FROM accounts ORDER BY id")]
+
+    def place_hold(self, hold_id, account_id, amount, reason):
+        with self.db.transaction():
+            self.db.execute("INSERT INTO holds (id, account_id, amount, reason, active, created) "
+                            "VALUES (?, ?, ?, ?, 1, ?)", (hold_id, account_id, amount, reason, now()))
+
+    def release_hold(self, hold_id):
+        with self.db.transaction():
+            if self.db.execute("UPDATE holds SET active = 0 WHERE id = ? AND active = 1",
+                               (hold_id,)).rowcount != 1:
+                raise LedgerError("no active hold %s" % hold_id)
+
+    def debit(self, account_id, amount):
+        """Take amount from an account if its available balance (balance - active holds) covers
+        it; False otherwise. One conditional UPDATE: atomic on both databases."""
+        cur = self.db.execute(
+            "UPDATE accounts SET balance = balance - ? WHERE id = ? AND balance - ? >= "
+            "(SELECT COALESCE(SUM(amount), 0) FROM holds WHERE account_id = ? AND active = 1)",
+            (amount, account_id, amount, account_id))
+        return cur.rowcount == 1
+
+    def credit(self, account_id, amount):
+        self.db.execute("UPDATE accounts SET balance = balance + ? WHERE id = ?", (amount, account_id))
+
+    def post(self, rrn, account_id, amount):
+        """One posting of a transaction (negative = debit); (rrn, account) is unique, so a
+        transaction never posts twice to an account."""
+        self.db.execute("INSERT INTO postings (rrn, account_id, amount, created) VALUES (?, ?, ?, ?)",
+                        (rrn, account_id, amount, now()))
+
+    def postings(self, account_id=None):
+        q = "SELECT rrn, account_id, amount, created FROM postings"
+        rows = (self.db.all(q + " WHERE account_id = ? ORDER BY created", (account_id,))
+                if account_id else self.db.all(q + " ORDER BY created"))
+        return [{"rrn": r[0], "account": r[1], "amount": int(r[2]), "created": r[3]} for r in rows]
+
+    # ---- cards -------------------------------------------------------------------------------
+
+    def add_card(self, token, pan_hash, pan_masked, expiry, psn, pvv, issuer_key_id, account_id):
+        with self.db.transaction():
+            self.db.execute(
+                "INSERT INTO cards (token, pan_hash, pan_masked, expiry, psn, pvv, issuer_key_id, "
+                "account_id, pin_tries, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 'active')",
+                (token, pan_hash, pan_masked, expiry, psn, pvv, issuer_key_id, account_id))
+
+    def card_by_hash(self, pan_hash):
+        row = self.db.one("SELECT token, pan_masked, expiry, psn, pvv, issuer_key_id, account_id, "
+                          "pin_tries, status FROM cards WHERE pan_hash = ?", (pan_hash,))
+        if row is None:
+            return None
+        keys = ("token", "pan_masked", "expiry", "psn", "pvv", "issuer_key_id", "account_id",
+                "pin_tries", "status")
+        return dict(zip(keys, row))
+
+    def cards(self):
+        return [dict(zip(("token", "pan_masked", "expiry", "account_id", "pin_tries", "status"), r))
+                for r in self.db.all("SELECT token, pan_masked, expiry, account_id, pin_tries, "
+                                     "status FROM cards ORDER BY token")]
+
+    def set_pin_tries(self, token, tries):
+        self.db.execute("UPDATE cards SET pin_tries = ? WHERE token = ?", (tries, token))
+
+    # ---- devices -----------------------------------------------------------------------------
+
+    def add_device(self, serial, cert_sha256, merchant_account=None):
+        with self.db.transaction():
+            self.db.execute("INSERT INTO devices (serial, cert_sha256, status, merchant_account, "
+                            "created) VALUES (?, ?, 'active', ?, ?)",
+                            (serial, cert_sha256, merchant_account, now()))
+
+    def device(self, serial):
+        row = self.db.one("SELECT serial, cert_sha256, status, merchant_account FROM devices "
+                          "WHERE serial = ?", (serial,))
+        return dict(zip(("serial", "cert_sha256", "status", "merchant_account"), row)) if row else None
+
+    def devices(self):
+        return [self.device(r[0]) for r in self.db.all("SELECT serial FROM devices ORDER BY serial")]
+
+    def bind(self, serial, account_id, role="owner"):
+        """Bind an account to a device: role 'owner' (the device may debit it) or 'payee' (a
+        saved transfer destination)."""
+        if role not in ("owner", "payee"):
+            raise LedgerError("a binding is 'owner' or 'payee'")
+        with self.db.transaction():
+            self.db.execute("INSERT INTO device_accounts (serial, account_id, role) VALUES (?, ?, ?)",
+                            (serial, account_id, role))
+
+    def binding(self, serial, account_id):
+        row = self.db.one("SELECT role FROM device_accounts WHERE serial = ? AND account_id = ?",
+                          (serial, account_id))
+        return row[0] if row else None
+
+    def bindings(self, serial):
+        return self.db.all("SELECT account_id, role FROM device_accounts WHERE serial = ? "
+                           "ORDER BY account_id", (serial,))
+
+    # ---- transactions, idempotency -----------------------------------------------------------
+
+    def answer_for(self, serial, stan, dt):
+        row = self.db.one("SELECT answer FROM idempotency WHERE serial = ? AND stan = ? AND dt = ?",
+                          (serial, stan, dt))
+        return bytes.fromhex(row[0]) if row else None
+
+    def remember_answer(self, serial, stan, dt, answer):
+        self.db.execute("INSERT INTO idempotency (serial, stan, dt, answer, created) "
+                        "VALUES (?, ?, ?, ?, ?)", (serial, stan, dt, bytes(answer).hex(), now()))
+
+    def log(self, rrn, serial, stan, dt, mti, kind, amount, currency, rc, account_id=None,
+            card_token=None, auth_code=None, request_id=None, reverses=None):
+        self.db.execute(
+            "INSERT INTO transactions (rrn, serial, stan, dt, mti, kind, amount, currency, "
+            "account_id, card_token, rc, auth_code, request_id, reverses, reversed, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+            (rrn, serial, stan, dt, mti, kind, amount, currency, account_id, card_token, rc,
+             auth_code, request_id, reverses, now()))
+
+    def original(self, serial, stan, dt):
+        row = self.db.one("SELECT rrn, rc, reversed, request_id FROM transactions "
+                          "WHERE serial = ? AND stan = ? AND dt = ?", (serial, stan, dt))
+        return dict(zip(("rrn", "rc", "reversed", "request_id"), row)) if row else None
+
+    def reverse(self, original_rrn, reversal_rrn):
+        """Undo every posting of a transaction under a new transaction reversal_rrn (logged by
+        the caller first); the original is marked reversed, once."""
+        if self.db.execute("UPDATE transactions SET reversed = 1 WHERE rrn = ? AND reversed = 0",
+                           (original_rrn,)).rowcount != 1:
+            return False
+        for account_id, amount in self.db.all("SELECT account_id, amount FROM postings WHERE rrn = ?",
+                                              (original_rrn,)):
+            self.credit(account_id, -int(amount))
+            self.post(reversal_rrn, account_id, -int(amount))
+        return True
+
+    def transactions(self):
+        keys = ("rrn", "serial", "stan", "mti", "kind", "amount", "currency", "account_id", "rc",
+                "auth_code", "reversed", "created")
+        return [dict(zip(keys, r)) for r in self.db.all(
+            "SELECT rrn, serial, stan, mti, kind, amount, currency, account_id, rc, auth_code, "
+            "reversed, created FROM transactions ORDER BY created")]
+
+    # ---- payment requests --------------------------------------------------------------------
+
+    def add_request(self, request_id, serial, merchant_id, merchant, order_no, amount, currency,
+                    expires):
+        with self.db.transaction():
+            self.db.execute(
+                "INSERT INTO payment_requests (id, serial, merchant_id, merchant, order_no, amount, "
+                "currency, status, rrn, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?, 'pushed', "
+                "NULL, ?, ?)", (request_id, serial, merchant_id, merchant, order_no, amount,
+                                currency, now(), expires))
+
+    def request(self, request_id=None, serial=None, order_no=None):
+        cols = "id, serial, merchant_id, merchant, order_no, amount, currency, status, rrn, created, expires"
+        if request_id is not None:
+            row = self.db.one("SELECT %s FROM payment_requests WHERE id = ?" % cols, (request_id,))
+        else:
+            row = self.db.one("SELECT %s FROM payment_requests WHERE serial = ? AND order_no = ?"
+                              % cols, (serial, order_no))
+        if row is None:
+            return None
+        req = dict(zip(("id", "device", "merchant_id", "merchant", "order", "amount", "currency",
+                        "status", "rrn", "created", "expires"), row))
+        req["amount"] = int(req["amount"])
+        if req["status"] == "pushed" and req["expires"] < now():
+            req["status"] = "expired"
+        return req
+
+    def set_request_status(self, request_id, status, rrn=None, only_from="pushed"):
+        return self.db.execute("UPDATE payment_requests SET status = ?, rrn = ? WHERE id = ? "
+                               "AND status = ?", (status, rrn, request_id, only_from)).rowcount == 1
+
+    def dump(self):
+        """Every table's rows, for the admin's `show` and the tests' secret scan."""
+        out = {}
+        for table in ("accounts", "cards", "devices", "device_accounts", "holds", "transactions",
+                      "postings", "payment_requests", "idempotency"):
+            out[table] = [tuple(r) for r in self.db.all("SELECT * FROM %s" % table)]
+        return out
