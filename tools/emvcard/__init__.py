@@ -1,7 +1,7 @@
 """EMV cards for the rig: personalisation (python -m tools.emvcard) and the card applets.
 
 The rig names a card "emv:<profile>" (insert(applet=...) in the contact slot, place(applet=...)
-on the antenna); applet(name) makes its applet. "emv:<profile>#<tag>" is another card of the
+on the antenna); card_applet(name) makes its applet. "emv:<profile>#<tag>" is another card of the
 same profile with its own counters (a fresh PIN try counter for a test, say).
 """
 
@@ -30,7 +30,7 @@ def load_profile(name):
     return _profiles[name]
 
 
-def applet(name):
+def card_applet(name):
     """The applet of card `name` ("visa-classic" or "visa-classic#2"), its state shared with
     every earlier applet of that name in this process."""
     from .applet import CardState, EmvCard

@@ -90,15 +90,10 @@ class App:
         self.limits = obj["limits"]
         self.records = records_bytes(obj["records"])
         self.mk_ac, self.mk_smi, self.mk_smc = icc_master_keys(obj)
-        self.track2 = find(find(self.records["1.1"], 0x70) or b"", 0x57) \
-            if self._well_formed("1.1") else None
-
-    def _well_formed(self, key):
-        try:
-            find(self.records[key], 0x70)
-            return True
+        try:  # for the contactless GPO answer; absent when the record is broken on purpose
+            self.track2 = find(find(self.records["1.1"], 0x70) or b"", 0x57)
         except TlvError:
-            return False
+            self.track2 = None
 
     def directory_entry(self):
         return tlv(0x61, tlvs((0x4F, self.aid), (0x50, self.label),
@@ -222,9 +217,10 @@ class EmvCard:
         if st.blocked:
             raise CardError(0x6985)
         pdol_data = tlv_value(data, 0x83)
-        terminal = split_dol(app.pdol, pdol_data) if app.pdol else {}
-        if len(pdol_data) != sum(len(v) for v in terminal.values()):
-            raise CardError(0x6700)
+        try:
+            terminal = split_dol(app.pdol, pdol_data)
+        except TlvError:
+            raise CardError(0x6700) from None
         st.atc = (st.atc + 1) & 0xFFFF
         ttq = terminal.get(0x9F66, b"\x00")
         contactless = app.afl_contactless is not None and bool(ttq[0] & 0x20)

@@ -16,7 +16,7 @@ Data covered by the cryptogram (EMV Book 2 Table 26, the recommended minimum), i
 The IAD of the test cards is 06 01 12 03 <CVR 3 bytes>: length, key index 01, CVN 0x12, CVR.
 """
 
-from pyemv import ac, kd
+from pyemv import ac, kd, sm
 
 CVN = 0x12
 ARQC_TAGS = (0x9F02, 0x9F03, 0x9F1A, 0x95, 0x5F2A, 0x9A, 0x9C, 0x9F37, 0x82, 0x9F36)
@@ -55,3 +55,22 @@ def cryptogram(sk: bytes, tags: dict) -> bytes:
 def arpc(sk: bytes, arqc: bytes, arc: bytes) -> bytes:
     """The issuer's answer cryptogram (8 bytes) for an ARQC and a 2-byte response code."""
     return ac.generate_arpc_1(sk, arqc, arc)
+
+
+def script_command(imk_smi: bytes, pan: str, psn: str, atc: bytes, arqc: bytes,
+                   header: bytes, data: bytes = b"", mac_len: int = 8) -> bytes:
+    """An issuer script command (CLA 84) with its secure messaging MAC (EMV Book 2 9.2): the
+    MAC key is the common session key of the card's SMI master key with R = ARQC; the MAC
+    covers CLA INS P1 P2 Lc || ATC || ARQC || data, and is sent after the data."""
+    sk = kd.derive_common_sk(icc_master_key(imk_smi, pan, psn), arqc)
+    head = bytes(header) + bytes((len(data) + mac_len,))
+    mac = sm.generate_command_mac(sk, head + bytes(atc) + bytes(arqc) + bytes(data), mac_len)
+    return head + bytes(data) + mac
+
+
+def script_pin_block(imk_smc: bytes, pan: str, psn: str, arqc: bytes, pin: str) -> bytes:
+    """The enciphered PIN block of a PIN CHANGE script (84 24 00 02): format 2, 3DES under the
+    common session key of the card's SMC master key with R = ARQC (one block, no padding)."""
+    sk = kd.derive_common_sk(icc_master_key(imk_smc, pan, psn), arqc)
+    return sm.encrypt_command_data(sk, sm.format_iso9564_2_pin_block(pin),
+                                   sm.EncryptionType.MASTERCARD)

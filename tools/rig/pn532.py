@@ -392,7 +392,7 @@ class _Applets(dict):
         if isinstance(name, str) and name.startswith("emv:"):
             from tools import emvcard
             emvcard.load_profile(name[4:].split("#", 1)[0])  # KeyError: no such card
-            return lambda: emvcard.applet(name[4:])
+            return lambda: emvcard.card_applet(name[4:])
         raise KeyError(name)
 
     def __contains__(self, name):
