@@ -1,0 +1,543 @@
+"""The EMV kernel (lib/emv/README.md): one transaction over `async transceive(apdu)`, contact
+(EMV Book 3) or contactless (the short path: the cryptogram comes in the GPO answer), then
+completion after the online answer.
+
+    kernel = Kernel(TerminalConfig(), capk.Store.load(), choose=ui_choose, pin=ui_pin)
+    result = await kernel.transact(slot.transceive, amount=1234)
+    final = await kernel.complete(slot.transceive, result, arc=b"00", issuer_auth=de55_91)
+
+Bad card data (malformed TLV, lying lengths, a redundant or missing mandatory object, an
+answer that breaks the protocol) ends the transaction: outcome END with the reason. A broken
+interface (the card removed, mute) raises the kernel's CardError (sw None): the caller asks
+for the card again.
+"""
+
+import os
+
+from micropython import const
+
+from emv import APPROVED, DECLINED, END, ONLINE, TRY_ANOTHER_INTERFACE, EmvError, OdaFailed, risk, tlv
+from emv.apdu import SW_OK, Channel, InterfaceError
+
+_AIP_SDA = const(0x40)
+_AIP_DDA = const(0x20)
+_AIP_CVM = const(0x10)
+_AIP_TRM = const(0x08)
+_AIP_ISSUER_AUTH = const(0x04)
+_CAP_SDA = const(0x80)  # terminal capabilities byte 3
+_CAP_DDA = const(0x40)
+_DEFAULT_DDOL = b"\x9f\x37\x04"  # Book 3 10.3: the terminal's default DDOL
+_APPROVE_ARCS = (b"00", b"10", b"11")  # approved, approved (cardholder id), approved (VIP)
+
+# DE55: the ICC data the bank needs (the ARQC's inputs first), in this order, as available.
+DE55_TAGS = (0x9F26, 0x9F27, 0x9F10, 0x9F37, 0x9F36, 0x95, 0x9A, 0x9C, 0x9F02, 0x5F2A, 0x82, 0x9F1A,
+             0x9F03, 0x9F33, 0x9F34, 0x9F35, 0x84, 0x9F09, 0x9F1E, 0x5F34)
+
+
+class TerminalConfig:
+    """The terminal's parameters; every keyword overrides one default (the handheld's)."""
+
+    __slots__ = ("aids", "country", "currency", "terminal_type", "capabilities", "additional",
+                 "ttq", "app_version", "ifd_serial", "floor_limit", "random_threshold",
+                 "random_target", "random_max", "tac_denial", "tac_online", "tac_default",
+                 "online", "services")
+
+    def __init__(self, **kw):
+        self.aids = (b"\xa0\x00\x00\x00\x03", b"\xa0\x00\x00\x00\x04", b"\xa0\x00\x00\x00\x25",
+                     b"\xa0\x00\x00\x00\x42")  # Visa, Mastercard, Amex, CB: partial match
+        self.country = b"\x09\x78"  # 9F1A, n3 (here: the euro area's code as in the contract)
+        self.currency = b"\x09\x78"  # 5F2A: EUR
+        self.terminal_type = b"\x22"  # 9F35: attended, merchant, online with offline capability
+        self.capabilities = b"\x20\xc8\xc0"  # 9F33: IC; plaintext PIN, online PIN, no CVM; SDA, DDA
+        self.additional = b"\x60\x00\x00\xa0\x01"  # 9F40: goods, services; display; code table 1
+        self.ttq = b"\x26\x00\x00\x00"  # 9F66: EMV mode, online capable, online PIN
+        self.app_version = b"\x00\x96"  # 9F09: VIS 1.5
+        self.ifd_serial = b"PT000001"  # 9F1E
+        self.floor_limit = 0  # minor units: 0, every transaction is above it (online)
+        self.random_threshold = 0
+        self.random_target = 0  # percent
+        self.random_max = 0
+        self.tac_denial = b"\x00\x10\x00\x00\x00"  # service not allowed
+        self.tac_online = b"\xdc\x40\x04\xf8\x00"
+        self.tac_default = b"\xdc\x40\x00\xa8\x00"
+        self.online = True  # the uplink is there
+        self.services = False  # the merchant sells goods (AUC check)
+        for k in kw:
+            setattr(self, k, kw[k])
+
+
+class Result:
+    """A transaction's outcome and what the uplink needs (lib/emv/README.md)."""
+
+    __slots__ = ("outcome", "reason", "icc_data", "pan", "psn", "track2", "expiry", "cryptogram",
+                 "tvr", "tsi", "aid", "label", "online_pin", "cvm_results", "commands", "card",
+                 "terminal", "contactless")
+
+    def __init__(self, contactless):
+        self.outcome = END
+        self.reason = None  # type: str | None
+        self.icc_data = None  # type: bytes | None
+        self.pan = None  # type: str | None
+        self.psn = None  # type: bytes | None
+        self.track2 = None  # type: bytes | None
+        self.expiry = None  # type: bytes | None
+        self.cryptogram = None  # type: bytes | None
+        self.tvr = bytearray(5)
+        self.tsi = bytearray(2)
+        self.aid = None  # type: bytes | None
+        self.label = None  # type: bytes | None
+        self.online_pin = False
+        self.cvm_results = b"\x3f\x00\x00"
+        self.commands = 0  # APDUs sent: the contactless path keeps this small
+        self.card = {}  # the card's data objects {tag: value}
+        self.terminal = {}  # the terminal's, as last sent to the card
+        self.contactless = contactless
+
+
+class _End(Exception):
+    """Internal: the transaction ends with this outcome and reason."""
+
+    def __init__(self, outcome, reason):
+        super().__init__(reason)
+        self.outcome = outcome
+
+
+def _bcd(n, size):
+    s = "%0*d" % (size * 2, n)
+    if len(s) != size * 2:
+        raise ValueError("%d does not fit n%d" % (n, size * 2))
+    return bytes.fromhex(s)
+
+
+def _today():
+    import time
+    t = time.localtime()
+    return _bcd(t[0] % 100, 1) + _bcd(t[1], 1) + _bcd(t[2], 1)
+
+
+def _rank(cid):
+    """AAC < ARQC < TC: how far towards approval a cryptogram type goes."""
+    t = cid & 0xC0
+    return 0 if t == risk.AAC else 1 if t == risk.ARQC else 2 if t == risk.TC else 3
+
+
+class Kernel:
+    def __init__(self, config, capk, choose=None, pin=None):
+        self.config = config
+        self.capk = capk
+        self.choose = choose  # labels -> index (None: declined)
+        self.pin = pin  # tries left (None: unknown) -> bytearray of digits (empty: not entered)
+
+    # ---- the transaction -------------------------------------------------------------------
+
+    async def transact(self, transceive, amount, other=0, txn_type=risk.PURCHASE, contactless=False,
+                       date=None):
+        """Run a transaction: a Result whose outcome is APPROVED, DECLINED, ONLINE (go online
+        with result.icc_data), TRY_ANOTHER_INTERFACE or END (result.reason says why)."""
+        res = Result(contactless)
+        ch = Channel(transceive)
+        cfg = self.config
+        d = res.terminal
+        d[0x9F02] = _bcd(amount, 6)
+        d[0x9F03] = _bcd(other, 6)
+        d[0x9F1A] = cfg.country
+        d[0x5F2A] = cfg.currency
+        d[0x9A] = date or _today()
+        d[0x9C] = bytes((txn_type,))
+        d[0x9F37] = os.urandom(4)
+        d[0x9F35] = cfg.terminal_type
+        d[0x9F33] = cfg.capabilities
+        d[0x9F40] = cfg.additional
+        d[0x9F09] = cfg.app_version
+        d[0x9F1E] = cfg.ifd_serial
+        if contactless:
+            d[0x9F66] = cfg.ttq
+        try:
+            await self._run(ch, res, amount, txn_type)
+        except _End as e:
+            res.outcome, res.reason = e.outcome, str(e)
+        except InterfaceError:
+            raise
+        except EmvError as e:
+            res.outcome, res.reason = END, "%s: %s" % (type(e).__name__, e)
+        res.commands = ch.commands
+        return res
+
+    async def _run(self, ch, res, amount, txn_type):
+        from emv import select
+        cfg = self.config
+        if res.contactless:
+            cands = await select.from_ppse(ch, cfg.aids)
+            if not cands:
+                raise _End(TRY_ANOTHER_INTERFACE, "no contactless application")
+        else:
+            cands = await select.from_pse(ch, cfg.aids)
+            if not cands:
+                cands = await select.from_aid_list(ch, cfg.aids)
+        if not cands:
+            raise _End(END, "no application in common with the card")
+        cands = select.order(cands)
+        while True:
+            picked = await select.final(ch, cands, self.choose, res.contactless)
+            if picked is None:
+                raise _End(END, "no application left" if not cands else "cardholder declined")
+            cand, fci = picked
+            res.aid, res.label = cand.aid, cand.label
+            gpo = await self._gpo(ch, res, fci)
+            if gpo is not None:
+                break
+            cands.remove(cand)  # 6985: conditions of use not satisfied, back to selection
+        card = res.card
+        card[0x84] = cand.aid
+        tlv.flatten(gpo, card)
+        aip, afl = card.get(0x82), card.get(0x94)
+        if aip is None or len(aip) != 2 or afl is None:
+            raise _End(END, "GPO answer without AIP or AFL")
+        records = await self._read_records(ch, card, afl, res.contactless)
+        self._card_data(res)
+        if res.contactless:
+            await self._contactless(res, records, amount, txn_type)
+        else:
+            await self._contact(ch, res, records, amount, txn_type)
+
+    async def _gpo(self, ch, res, fci):
+        """The GPO answer as TLV (format 1 turned into 82 and 94), or None for 6985."""
+        pdol = tlv.find(fci, 0x9F38)
+        data = self._dol(res, pdol) if pdol else b""
+        r, sw = await ch.send(0x80, 0xA8, 0x00, 0x00, b"\x83" + bytes((len(data),)) + data)
+        if sw == 0x6985:
+            return None
+        if res.contactless and sw in (0x6984, 0x6986):
+            raise _End(TRY_ANOTHER_INTERFACE, "the card asks for another interface (%04X)" % sw)
+        if sw != SW_OK:
+            raise _End(END, "GET PROCESSING OPTIONS: status %04X" % sw)
+        objs = tlv.decode(r)
+        if len(objs) != 1:
+            raise _End(END, "GPO answer is not one template")
+        tag, v = objs[0]
+        if tag == 0x80:
+            if len(v) < 6 or (len(v) - 2) % 4:
+                raise _End(END, "GPO format 1 of %d bytes" % len(v))
+            return tlv.encode(0x82, v[:2]) + tlv.encode(0x94, v[2:])
+        if tag != 0x77:
+            raise _End(END, "GPO answer template %X" % tag)
+        return v
+
+    def _dol(self, res, dol):
+        """A DOL's data from the terminal's values (TVR, TSI, CVM results as they are now) and
+        the card's; the terminal's values sent are kept (the cryptogram covers them)."""
+        d = res.terminal
+        d[0x95] = bytes(res.tvr)
+        d[0x9B] = bytes(res.tsi)
+        d[0x9F34] = res.cvm_results
+        entries = tlv.parse_dol(dol)
+        values = {}
+        for tag, _ in entries:
+            v = d.get(tag)
+            values[tag] = v if v is not None else res.card.get(tag)
+        return tlv.build_dol(entries, values)
+
+    async def _read_records(self, ch, card, afl, again):
+        """READ RECORD over the AFL: the records for ODA [(sfi, record), ...]. again: a record
+        may repeat an object of the GPO answer with the same value (the contactless short path
+        sends PAN and track 2 early); any other repetition ends the transaction."""
+        if not afl or len(afl) % 4:
+            raise _End(END, "AFL of %d bytes" % len(afl))
+        oda = []
+        for i in range(0, len(afl), 4):
+            sfi, first, last, n_oda = afl[i] >> 3, afl[i + 1], afl[i + 2], afl[i + 3]
+            if not 1 <= sfi <= 30 or afl[i] & 7 or first == 0 or last < first or n_oda > last - first + 1:
+                raise _End(END, "AFL entry %s" % bytes(afl[i:i + 4]).hex())
+            for n in range(first, last + 1):
+                rec, sw = await ch.read_record(sfi, n)
+                if sw != SW_OK:
+                    raise _End(END, "READ RECORD %d of SFI %d: status %04X" % (n, sfi, sw))
+                if sfi <= 10:
+                    objs = tlv.decode(rec)
+                    if len(objs) != 1 or objs[0][0] != 0x70:
+                        raise _End(END, "record %d of SFI %d is not a 70 template" % (n, sfi))
+                if again:
+                    for tag, v in tlv.flatten(rec).items():
+                        if card.setdefault(tag, v) != v:
+                            raise _End(END, "record %d of SFI %d contradicts the GPO answer on %X" % (n, sfi, tag))
+                else:
+                    tlv.flatten(rec, card)  # a redundant object is TlvError: the transaction ends
+                if n - first < n_oda:
+                    oda.append((sfi, bytes(rec)))
+        return oda
+
+    def _card_data(self, res):
+        card = res.card
+        for tag in (0x5A, 0x5F24):
+            if tag not in card:
+                raise _End(END, "mandatory data object %X missing" % tag)
+        pan = card[0x5A].hex()
+        res.pan = pan.rstrip("f")
+        if not res.pan.isdigit() or not 12 <= len(res.pan) <= 19:
+            raise _End(END, "PAN is not 12 to 19 digits")
+        res.psn = card.get(0x5F34)
+        res.track2 = card.get(0x57)
+        res.expiry = card[0x5F24]
+
+    # ---- contact ---------------------------------------------------------------------------
+
+    async def _contact(self, ch, res, records, amount, txn_type):
+        cfg, card, tvr = self.config, res.card, res.tvr
+        for tag in (0x8C, 0x8D):
+            if tag not in card:
+                raise _End(END, "mandatory data object %X missing" % tag)
+        await self._oda(ch, res, records)
+        risk.restrictions(tvr, card, cfg, res.terminal[0x9A], txn_type)
+        aip = card[0x82]
+        if aip[0] & _AIP_CVM:
+            from emv import cvm
+            ctx = cvm.Context(amount, txn_type, card.get(0x9F42) == cfg.currency,
+                              cfg.terminal_type[0] & 0x0F >= 4, cfg.capabilities[1])
+            res.cvm_results = await cvm.process(card.get(0x8E), ctx, tvr,
+                                                lambda m: self._verify(ch, res, m))
+            risk.mark(res.tsi, risk.TSI_CVM)
+        risk.terminal_risk(tvr, amount, cfg, os.urandom(1)[0] % 99 + 1)
+        if card.get(0x9F14) and card.get(0x9F23):
+            risk.velocity(tvr, card, await ch.get_data(0x9F36), await ch.get_data(0x9F13))
+        risk.mark(res.tsi, risk.TSI_TERMINAL_RISK)
+        p1 = risk.action(tvr, card, cfg, cfg.online)
+        await self._generate_ac(ch, res, p1, card[0x8C])
+        risk.mark(res.tsi, risk.TSI_CARD_RISK)
+
+    async def _verify(self, ch, res, method):
+        """Perform a CVM the terminal supports: True when verified (online PIN: entered later)."""
+        from emv import cvm
+        if method == cvm.ONLINE_PIN:
+            if not self.config.online:
+                return False
+            res.online_pin = True
+            risk.mark(res.tvr, risk.ONLINE_PIN_ENTERED)
+            return True
+        tries = await ch.get_data(0x9F17)
+        left = tries[0] if tries else None
+        if left == 0:
+            risk.mark(res.tvr, risk.PIN_TRY_LIMIT)
+            return False
+        while True:
+            digits = self.pin(left) if self.pin else None
+            if not digits:
+                risk.mark(res.tvr, risk.PIN_NOT_ENTERED)
+                return False
+            try:
+                block = cvm.pin_block(digits)
+            finally:
+                for i in range(len(digits)):
+                    digits[i] = 0
+            try:
+                _, sw = await ch.send(0x00, 0x20, 0x00, 0x80, block, le=False)
+            finally:
+                for i in range(8):
+                    block[i] = 0
+            if sw == SW_OK:
+                return True
+            if sw & 0xFFF0 == 0x63C0 and sw & 0x0F:
+                left = sw & 0x0F  # wrong PIN, tries left: ask again
+                continue
+            if sw & 0xFFF0 == 0x63C0 or sw in (0x6983, 0x6984):
+                risk.mark(res.tvr, risk.PIN_TRY_LIMIT)
+            return False
+
+    async def _oda(self, ch, res, records):
+        """SDA or DDA as the AIP and this terminal allow (Book 3 10.3); only the TVR tells."""
+        card, tvr = res.card, res.tvr
+        aip, caps = card[0x82][0], self.config.capabilities[2]
+        if aip & _AIP_DDA and caps & _CAP_DDA:
+            failed = risk.DDA_FAILED
+        elif aip & _AIP_SDA and caps & _CAP_SDA:
+            failed = risk.SDA_FAILED
+        else:
+            risk.mark(tvr, risk.ODA_NOT_PERFORMED)
+            return
+        risk.mark(res.tsi, risk.TSI_ODA)
+        need = (0x8F, 0x90, 0x9F32) + ((0x9F46, 0x9F47) if failed == risk.DDA_FAILED else (0x93,))
+        for tag in need:
+            if tag not in card:
+                risk.mark(tvr, risk.ICC_DATA_MISSING)
+                risk.mark(tvr, failed)
+                return
+        from emv import oda
+        try:
+            static = oda.static_data(records, card[0x82], card.get(0x9F4A))
+            ik = self._issuer_key(res)
+            today = res.terminal[0x9A].hex()
+            if failed == risk.SDA_FAILED:
+                card[0x9F45] = oda.verify_sda(ik, card[0x93], static)
+                return
+            icc = oda.recover_icc_key(ik, card[0x9F46], card.get(0x9F48), card[0x9F47], static, card[0x5A], today)
+            ddol = card.get(0x9F49) or _DEFAULT_DDOL
+            data = self._dol(res, ddol)
+            r = await ch.ok(0x00, 0x88, 0x00, 0x00, data)
+            sdad = tlv.find(r, 0x9F4B) if r and r[0] == 0x77 else tlv.find(r, 0x80)
+            if sdad is None:
+                raise OdaFailed("INTERNAL AUTHENTICATE answer without a signature")
+            dyn = oda.verify_dda(icc, sdad, data)
+            card[0x9F4C] = dyn[1:1 + dyn[0]] if dyn else b""
+        except OdaFailed as e:
+            res.reason = "ODA: %s" % e
+            risk.mark(tvr, failed)
+
+    def _issuer_key(self, res):
+        from emv import oda
+        card = res.card
+        today = res.terminal[0x9A].hex()
+        ca = self.capk.get(res.aid[:5], card[0x8F][0] if len(card[0x8F]) == 1 else -1, today)
+        return oda.recover_issuer_key(ca, card[0x90], card.get(0x92), card[0x9F32], card[0x5A], today)
+
+    async def _generate_ac(self, ch, res, p1, cdol):
+        """GENERATE AC asking for p1 (AAC, TC, ARQC); the outcome from the card's CID."""
+        data = self._dol(res, cdol)
+        r, sw = await ch.send(0x80, 0xAE, p1, 0x00, data)
+        if sw != SW_OK:
+            raise _End(END, "GENERATE AC: status %04X" % sw)
+        objs = tlv.decode(r)
+        if len(objs) != 1:
+            raise _End(END, "GENERATE AC answer is not one template")
+        tag, v = objs[0]
+        card = res.card
+        if tag == 0x80:
+            if len(v) < 11:
+                raise _End(END, "GENERATE AC format 1 of %d bytes" % len(v))
+            got = {0x9F27: v[0:1], 0x9F36: v[1:3], 0x9F26: v[3:11]}
+            if len(v) > 11:
+                got[0x9F10] = v[11:]
+        elif tag == 0x77:
+            got = tlv.flatten(v)
+        else:
+            raise _End(END, "GENERATE AC answer template %X" % tag)
+        for t in (0x9F27, 0x9F36, 0x9F26):
+            if t not in got or len(got[t]) != (1, 2, 8)[(0x9F27, 0x9F36, 0x9F26).index(t)]:
+                raise _End(END, "GENERATE AC answer without a valid %X" % t)
+        card.update(got)
+        self._decide(res, got[0x9F27][0], p1)
+
+    def _decide(self, res, cid, asked):
+        if _rank(cid) > _rank(asked) or _rank(cid) == 3:
+            raise _End(END, "the card answered cryptogram %02X to a request for %02X" % (cid, asked))
+        res.cryptogram = res.card[0x9F26]
+        t = cid & 0xC0
+        res.outcome = APPROVED if t == risk.TC else ONLINE if t == risk.ARQC else DECLINED
+        if res.outcome == DECLINED and res.reason is None:
+            res.reason = "declined by the card (AAC)"
+        res.icc_data = self.icc_data(res)
+
+    def icc_data(self, res):
+        """DE55: the DE55_TAGS the transaction has, BER-TLV, the terminal's values as sent."""
+        out = bytearray()
+        for tag in DE55_TAGS:
+            v = res.terminal.get(tag)
+            if v is None:
+                v = res.card.get(tag)
+            if v is not None:
+                out += tlv.encode(tag, v)
+        return bytes(out)
+
+    # ---- contactless -----------------------------------------------------------------------
+
+    async def _contactless(self, res, records, amount, txn_type):
+        """After the last READ RECORD the card may leave: ODA and the decision need no card."""
+        card, tvr = res.card, res.tvr
+        for t in (0x9F26, 0x9F27, 0x9F36):
+            if t not in card:
+                raise _End(END, "GPO answer without %X: not a short-path card" % t)
+        cid = card[0x9F27][0]
+        ctq = card.get(0x9F6C) or b"\x00\x00"
+        # The cryptogram already covers the TVR sent in the PDOL: what follows changes only the
+        # terminal's own view (result.tvr), not DE55's 95.
+        if 0x9F4B in card and card[0x82][0] & _AIP_DDA:
+            risk.mark(res.tsi, risk.TSI_ODA)
+            from emv import oda
+            try:
+                static = oda.static_data(records, card[0x82], card.get(0x9F4A))
+                ik = self._issuer_key(res)
+                today = res.terminal[0x9A].hex()
+                icc = oda.recover_icc_key(ik, card[0x9F46], card.get(0x9F48), card[0x9F47], static, card[0x5A],
+                                          today)
+                d = res.terminal
+                oda.verify_dda(icc, card[0x9F4B], oda.fdda_terminal_data(d[0x9F37], d[0x9F02], d[0x5F2A],
+                                                                           card.get(0x9F69) or b""))
+            except (OdaFailed, KeyError) as e:
+                res.reason = "fDDA: %s" % (e if isinstance(e, OdaFailed) else "data %X missing" % e.args[0])
+                risk.mark(tvr, risk.DDA_FAILED)
+                if cid & 0xC0 == risk.TC:
+                    if ctq[0] & 0x10:
+                        raise _End(TRY_ANOTHER_INTERFACE, res.reason)
+                    raise _End(DECLINED, res.reason)
+        else:
+            risk.mark(tvr, risk.ODA_NOT_PERFORMED)
+        risk.restrictions(tvr, card, self.config, res.terminal[0x9A], txn_type)
+        if risk.marked(tvr, risk.EXPIRED) and cid & 0xC0 == risk.TC:
+            raise _End(DECLINED, "application expired")
+        if cid & 0xC0 == risk.ARQC and ctq[0] & 0x80:
+            res.online_pin = True
+            res.cvm_results = b"\x02\x00\x00"
+        self._decide(res, cid, risk.TC)
+
+    # ---- completion ------------------------------------------------------------------------
+
+    async def complete(self, transceive, res, arc, issuer_auth=None, scripts=None):
+        """After the online answer (arc: the 2-character response code 8A as bytes; None: the
+        terminal could not go online): issuer authentication, scripts, the second GENERATE AC.
+        res is updated and returned: APPROVED or DECLINED (END for a card fault)."""
+        if res.outcome != ONLINE:
+            raise ValueError("complete() is for an ONLINE result")
+        if res.contactless:
+            # The card has left: the issuer's answer is the decision (no second GENERATE AC).
+            res.outcome = APPROVED if arc in _APPROVE_ARCS else DECLINED
+            return res
+        ch = Channel(transceive)
+        card, cfg = res.card, self.config
+        try:
+            if arc is None:
+                p1 = risk.default_action(res.tvr, card, cfg)
+                arc = b"Y3" if p1 == risk.TC else b"Z3"
+            else:
+                p1 = risk.TC if arc in _APPROVE_ARCS else risk.AAC
+                if issuer_auth and card[0x82][0] & _AIP_ISSUER_AUTH:
+                    _, sw = await ch.send(0x00, 0x82, 0x00, 0x00, issuer_auth, le=False)
+                    risk.mark(res.tsi, risk.TSI_ISSUER_AUTH)
+                    if sw != SW_OK:
+                        risk.mark(res.tvr, risk.ISSUER_AUTH_FAILED)
+            res.terminal[0x8A] = arc
+            if issuer_auth:
+                res.terminal[0x91] = issuer_auth
+            await self._scripts(ch, res, scripts, 0x71, risk.SCRIPT_FAILED_BEFORE)
+            res.reason = None
+            await self._generate_ac(ch, res, p1, card[0x8D])
+            if res.outcome == DECLINED and p1 == risk.TC:
+                res.reason = "the card declined after the issuer approved"
+            elif res.outcome == DECLINED:
+                res.reason = "declined by the issuer (%s)" % arc.decode()
+            await self._scripts(ch, res, scripts, 0x72, risk.SCRIPT_FAILED_AFTER)
+        except _End as e:
+            res.outcome, res.reason = e.outcome, str(e)
+        except InterfaceError:
+            raise
+        except EmvError as e:
+            res.outcome, res.reason = END, "%s: %s" % (type(e).__name__, e)
+        res.commands += ch.commands
+        return res
+
+    async def _scripts(self, ch, res, scripts, template, failed):
+        """Issuer scripts of one template (71 before the second GENERATE AC, 72 after): each
+        command (86) sent in turn; the first that fails ends its script (Book 3 10.10)."""
+        if not scripts:
+            return
+        for tag, body in tlv.decode(scripts):
+            if tag != template:
+                continue
+            risk.mark(res.tsi, risk.TSI_SCRIPT)
+            for t, cmd in tlv.decode(body):
+                if t != 0x86:
+                    continue
+                if len(cmd) < 4:
+                    risk.mark(res.tvr, failed)
+                    break
+                _, sw = await ch.raw(cmd)
+                if sw >> 8 not in (0x90, 0x62, 0x63):
+                    risk.mark(res.tvr, failed)
+                    break
