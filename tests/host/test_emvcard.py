@@ -337,12 +337,17 @@ def test_offline_tc_within_limits_and_arqc_above():
     assert run(c, apdu("80AEC000", cdol1()))[1] == "6A86"  # RFU AC type
 
 
+def _online(c, app):
+    """A new transaction that asks an ARQC: (the GENERATE AC answer, the AC session key)."""
+    start(c)
+    r = _gac(c, 0x80)
+    return r, _check_ac(app, r)
+
+
 def test_online_arqc_arpc_second_gac_tc():
     app = first_app("visa-classic")
     c = card("visa-classic")
-    start(c)
-    r = _gac(c, 0x80)
-    sk = _check_ac(app, r)
+    r, sk = _online(c, app)
     arpc = cryptogram.arpc(sk, r["9F26"], b"00")
     data = "3030" + arpc.hex() + "3030" + "0000000000" + "55667788"
     r2 = decode(ok(c, apdu("80AE4000", data)))["77"]
@@ -355,16 +360,12 @@ def test_online_arqc_arpc_second_gac_tc():
 def test_wrong_arpc_declines_and_external_authenticate():
     app = first_app("visa-classic")
     c = card("visa-classic")
-    start(c)
-    r = _gac(c, 0x80)
-    sk = _check_ac(app, r)
+    _online(c, app)
     bad = bytes(8).hex() + "3030"
     assert run(c, apdu("00820000", bad, le=False))[1] == "6300"
     r2 = decode(ok(c, apdu("80AE4000", "3030" + "00" * 10 + "0000000000" + "11223344")))["77"]
     assert r2["9F27"] == b"\x00" and r2["9F10"][4] & 0x08
-    start(c)
-    r = _gac(c, 0x80)
-    sk = _check_ac(app, r)
+    r, sk = _online(c, app)
     good = cryptogram.arpc(sk, r["9F26"], b"00").hex() + "3030"
     assert run(c, apdu("00820000", good, le=False))[1] == "9000"
     assert run(c, apdu("00820000", good, le=False))[1] == "6985"
@@ -501,3 +502,23 @@ def test_bank_finds_issuer_keys_by_bin():
         for app in profile(name)["apps"]:
             assert emvcard.issuer_keys(app["pan"])["imk_ac"] == app["imk_ac"]
     assert emvcard.issuer_keys("4000000000000002") is None
+
+
+def test_cli_makes_a_working_card(tmp_path):
+    from tools.emvcard.__main__ import main
+    ca, iss, prof = (str(tmp_path / f) for f in ("ca.json", "iss.json", "mine.json"))
+    assert main(["ca", "--rid", "A000000003", "--index", "99", "--out", ca]) == 0
+    assert main(["issuer", "--ca", ca, "--name", "my-bank", "--bin", "400000", "--out", iss]) == 0
+    pan = "400000123456789" + emvcard.perso.luhn("400000123456789")
+    assert main(["card", "--issuer", iss, "--name", "mine", "--pan", pan, "--pin", "2468",
+                 "--pin-try-limit", "5", "--out", prof]) == 0
+    p = json.load(open(prof))
+    app = p["apps"][0]
+    assert app["pan"] == pan and p["pin_try_limit"] == 5
+    icc = _icc_key(app, _issuer_key(app, ca_file=ca))
+    assert icc.n == int(app["icc_key"]["modulus"], 16)
+    from tools.emvcard.applet import CardState, EmvCard
+    c = EmvCard(p, CardState(p))
+    start(c, pin="2468")
+    assert decode(ok(c, "80CA9F1700"))["9F17"] == b"\x05"
+    _check_ac(app, _gac(c, 0x80))

@@ -41,9 +41,11 @@ def card_applet(name):
 
 
 def forget(name=None):
-    """Drop the kept state of one card (or of all): the next applet starts as personalised."""
+    """Drop the kept state of one card (or of all cards, and the profiles read: the next applet
+    reads its file again): the next applet starts as personalised."""
     if name is None:
         _states.clear()
+        _profiles.clear()
     else:
         _states.pop(name, None)
 

@@ -40,9 +40,6 @@ class Key:
             raise ValueError("a signed block is 6A .. BC and as long as the modulus")
         return pow(int.from_bytes(block, "big"), self.d, self.n).to_bytes(self.size, "big")
 
-    def recover(self, signature):
-        return pow(int.from_bytes(signature, "big"), self.e, self.n).to_bytes(self.size, "big")
-
     def to_json(self, private=True):
         out = {"modulus": self.modulus.hex().upper(), "exponent": self.exponent.hex().upper()}
         if private:
