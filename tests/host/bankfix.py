@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 
@@ -46,16 +47,15 @@ def _pg_bin():
 
 
 class PostgresServer:
-    """initdb + pg_ctl start in a temp dir; stop() removes it. url(name) makes a database."""
+    """initdb + pg_ctl start in a temp dir of its own (pytest's are private to root, and the
+    server runs as postgres); stop() stops it and removes the dir. url() makes a database."""
 
-    def __init__(self, base):
+    def __init__(self):
         self.bin = _pg_bin()
-        self.dir = Path(base) / "pg"
-        self.dir.mkdir(parents=True)
+        self.dir = Path(tempfile.mkdtemp(prefix="bank-pg-"))
         self.port = _free_port()
         self._as = []
         if os.geteuid() == 0:
-            shutil.chown(base, "postgres")
             shutil.chown(self.dir, "postgres")
             self._as = ["runuser", "-u", "postgres", "--"]
         data = self.dir / "data"
@@ -83,7 +83,10 @@ class PostgresServer:
         return "postgresql://bank@127.0.0.1:%d/%s" % (self.port, db)
 
     def stop(self):
-        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
+        try:
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class BankThread:
