@@ -187,6 +187,13 @@ class Vault:
         self._require("device_secret", PROVISIONED, PERSONALIZED, BLOCKED)
         return self.store.get(item)
 
+    def replace_dukpt_state(self, data):
+        """Put lib/dukpt's state (key registers and counter) in place of "dukpt.ik", atomically
+        like every store put. The one device secret that changes after provisioning: DUKPT
+        stores its counter past a key before it uses that key."""
+        self._require("replace_dukpt_state", PROVISIONED, PERSONALIZED)
+        self.store.put("dukpt.ik", DEVICE, data)
+
     # ---- PIN -------------------------------------------------------------------------------
 
     def _pin_key(self, pin, salt, iterations):
