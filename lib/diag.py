@@ -49,30 +49,25 @@ def _spi():
 
 
 def _touch():
-    from drivers.ft6336 import FT6336
+    import parts
 
-    M = board.buses.machine
-    return FT6336(board.buses.i2c(), int_pin=board.buses.pin(hw.PIN_TOUCH_INT, M.Pin.IN)).self_test() + (None,)
+    return parts.touch().self_test() + (None,)
 
 
 def _nfc():
     import asyncio
 
-    from drivers.pn532 import PN532, I2CLink
+    import parts
 
-    M = board.buses.machine
-    nfc = PN532(I2CLink(board.buses.i2c(), irq=board.buses.pin(hw.PIN_NFC_IRQ, M.Pin.IN)),
-                reset=board.buses.pin(hw.PIN_NFC_RESET, M.Pin.OUT, value=1))
-    return asyncio.run(nfc.self_test()) + (None,)
+    return asyncio.run(parts.nfc().self_test()) + (None,)
 
 
 def _fingerprint():
     import asyncio
 
-    from drivers.r503 import R503
+    import parts
 
-    sensor = R503(board.buses.fingerprint_uart(), timeout_ms=300)
-    return asyncio.run(sensor.self_test()) + (None,)
+    return asyncio.run(parts.sensor().self_test()) + (None,)
 
 
 def _standby_key():
@@ -82,9 +77,9 @@ def _standby_key():
 def _card_slot():
     import asyncio
 
-    from drivers.iso7816_slot import Slot
+    import parts
 
-    return asyncio.run(Slot.from_board(board).self_test()) + (None,)
+    return asyncio.run(parts.slot().self_test()) + (None,)
 
 
 def _battery():

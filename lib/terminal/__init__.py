@@ -17,12 +17,34 @@ FEED_MS = const(1000)
 
 
 async def _idle():
-    # The cardholder's application arrives with its own issue (lib/terminal/app.py); until then
-    # the terminal only keeps the device alive and the REPL one Ctrl-C away.
+    # Without a screen there is no terminal to show: the device only stays alive, the REPL
+    # one Ctrl-C away (a bench board, or a handheld whose display or touch panel is faulty:
+    # diag.report() says which).
     import asyncio
 
     while True:
         await asyncio.sleep_ms(60_000)
+
+
+async def _terminal():
+    import parts
+    import vault
+    from terminal.app import App
+    from ui.screens import UI
+    from vault.session import Session
+
+    display, touch = parts.display(), parts.touch()
+    try:
+        await display.init()
+        await touch.init()
+    except Exception as e:  # no screen, no terminal; see _idle
+        print("terminal: no display or touch panel (%s: %s); diag.report() for details" % (type(e).__name__, e))
+        await _idle()
+    sensor = parts.sensor()
+    if not (await sensor.self_test())[0]:
+        sensor = None  # unlock by PIN only; Settings > Diagnostics says why
+    app = App(UI(display, touch), Session(vault.Vault().open()), sensor, parts.standby_key())
+    await app.run()
 
 
 async def _feeder():
@@ -83,4 +105,4 @@ def supervise(main, backoff_ms=BACKOFF_MS, max_runs=None):
 
 
 def run():
-    supervise(_idle)
+    supervise(_terminal)

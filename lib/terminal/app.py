@@ -1,0 +1,300 @@
+"""The cardholder's terminal: what terminal.run() starts.
+
+App.run() follows the vault's lifecycle, one screen at a time:
+
+    no secrets (blank, FACTORY, WIPED) -> "Not set up": the factory or the bank provisions it
+    PROVISIONED                        -> the owner chooses a PIN, then may add a fingerprint
+    BLOCKED                            -> what to do (the issuer unblocks)
+    PERSONALIZED, locked               -> the lock screen: fingerprint or PIN
+    PERSONALIZED, unlocked             -> the operation under way, else the home menu
+
+Whatever the owner does is an Operation: a small state machine whose `step` names the method
+to run next. The idle timeout and the standby key lock the session; the running step is then
+cancelled at its screen (a step marked critical — a bank or card exchange — finishes first, so a
+lock never leaves a payment half done), the session keeps the operation, and after the owner
+unlocks again it continues at the step where it stopped: the payment confirmation comes back,
+not the home menu.
+"""
+
+import asyncio
+
+from micropython import const
+
+import vault as V
+from ui.screens import CANCEL, TIMEOUT
+
+WATCH_MS = const(250)  # how often the idle timeout and the standby key are looked at
+LOCK_TIMEOUTS_S = (30, 60, 120, 300)
+
+
+class Operation:
+    """A resumable piece of the owner's work; subclasses define the steps (async methods taking
+    the app and returning the next step's name, or None when done)."""
+
+    critical = False  # True while a step must not be interrupted (set and cleared by the step)
+
+    def __init__(self):
+        self.step = "start"
+
+    async def run(self, app):
+        while self.step is not None:
+            self.step = await getattr(self, self.step)(app)
+
+
+class _ActivityTouch:
+    """The touch panel as the screens see it: every touch is activity for the idle timeout."""
+
+    def __init__(self, touch, session):
+        self.touch = touch
+        self.session = session
+
+    async def event(self, timeout_ms=None):
+        event = await self.touch.event(timeout_ms)
+        if event is not None:
+            self.session.activity()
+        return event
+
+
+class App:
+    def __init__(self, ui, session, sensor=None, standby_key=None):
+        self.ui = ui
+        self.session = session
+        self.vault = session.vault
+        self.sensor = sensor
+        self.standby_pressed = False
+        ui.touch = _ActivityTouch(ui.touch, session)
+        if standby_key is not None:
+            standby_key.irq(handler=self._standby, trigger=standby_key.IRQ_FALLING)
+        self._running = []  # [(operation, task)], outermost first, while operations run
+
+    def _standby(self, _pin):
+        # In interrupt context: only note it; the watcher locks when no critical step runs.
+        self.standby_pressed = True
+
+    async def _watch(self):
+        while True:
+            await asyncio.sleep_ms(WATCH_MS)
+            running = self._running
+            if any(operation.critical for operation, _ in running):
+                continue
+            unlocked = self.vault.unlocked  # (owner setup runs locked: nothing to interrupt)
+            if self.standby_pressed:
+                self.standby_pressed = False
+                self.session.lock("standby")
+            else:
+                self.session.tick()
+            if running and unlocked and not self.vault.unlocked:
+                # MicroPython's cancel does not reach a task that the cancelled one awaits:
+                # every running operation is cancelled, innermost first.
+                for _, task in reversed(running):
+                    task.cancel()
+
+    async def run(self):
+        watcher = asyncio.create_task(self._watch())
+        try:
+            while True:
+                await self.once()
+        finally:
+            watcher.cancel()
+
+    async def once(self):
+        """One screen of the lifecycle (see the module's docstring)."""
+        self.ui.status.locked = not self.vault.unlocked
+        state = self.vault.state
+        if state == V.PROVISIONED:
+            await self.perform(OwnerSetup())
+        elif state == V.BLOCKED:
+            await self.ui.message("Blocked", "Too many wrong PINs: this terminal is blocked.",
+                                  remedy="Call your bank: it can unblock the terminal, and you then choose a new PIN.",
+                                  error=True, timeout_ms=600_000)
+        elif state != V.PERSONALIZED:
+            await self.ui.message("Not set up", "This terminal has no keys yet.",
+                                  remedy="It is set up at the factory or by your bank: bring it back to them.",
+                                  error=True, timeout_ms=600_000)
+        elif not self.vault.unlocked:
+            await self.unlock()
+        else:
+            await self.perform(self.session.operation or Home())
+
+    async def perform(self, operation):
+        """Run an operation (inside another's step, or on its own) until it ends, or until a
+        lock interrupts it: the session then keeps the innermost one to resume."""
+        parent = self.session.operation
+        self.session.begin(operation)
+        task = asyncio.create_task(operation.run(self))
+        self._running.append((operation, task))
+        try:
+            await task
+        except asyncio.CancelledError:
+            if len(self._running) > 1:
+                raise  # the outer operation is cancelled too
+            return
+        finally:
+            self._running.pop()
+        if parent is not None and parent is not operation:
+            self.session.begin(parent)  # back in the operation that started this one
+        else:
+            self.session.end()
+
+    # ---- unlocking -------------------------------------------------------------------------
+
+    async def unlock(self):
+        vault = self.vault
+        choices = ["PIN"]
+        if self.sensor is not None and vault.fingers and vault.fingerprint_allowed():
+            choices.insert(0, "Fingerprint")
+        title = "Locked" if self.session.lock_reason is None else "Locked (%s)" % self.session.lock_reason
+        answer = await self.ui.menu(title, choices, timeout_ms=600_000)
+        if answer in (CANCEL, TIMEOUT):
+            return
+        if choices[answer] == "Fingerprint":
+            from ui import fingerprint
+
+            await fingerprint.unlock(self.ui, self.sensor, self.session)
+            return
+        pin = await self.ui.pin_pad("Unlock", prompt="Enter your PIN")
+        if pin in (CANCEL, TIMEOUT):
+            return
+        try:
+            self.session.unlock_with_pin(pin)
+        except V.WrongPin as e:
+            await self.ui.message("Wrong PIN", "That PIN is not right.",
+                                  remedy="%d attempt%s left before the terminal is blocked."
+                                  % (e.attempts_left, "" if e.attempts_left == 1 else "s"), error=True)
+        except V.Blocked:
+            pass  # the next screen is the blocked one
+
+
+class OwnerSetup(Operation):
+    """A provisioned terminal meets its owner: a PIN (typed twice), then a fingerprint if wanted."""
+
+    async def start(self, app):
+        first = await app.ui.pin_pad("Choose a PIN", prompt="4 to 12 digits")
+        if first in (CANCEL, TIMEOUT):
+            return "start"
+        again = await app.ui.pin_pad("Choose a PIN", prompt="The same PIN again")
+        try:
+            if again in (CANCEL, TIMEOUT) or again != first:
+                await app.ui.message("PINs differ", "The two PINs were not the same.", remedy="Choose your PIN again.",
+                                     error=True)
+                return "start"
+            app.vault.set_pin(first)
+        finally:
+            first[:] = bytes(len(first))
+            if isinstance(again, bytearray):
+                again[:] = bytes(len(again))
+        return "fingerprint" if app.sensor is not None else None
+
+    async def fingerprint(self, app):
+        answer = await app.ui.menu("Fingerprint", ["Add a fingerprint", "Not now"])
+        if answer == 0:
+            from ui import fingerprint
+
+            await fingerprint.enroll(app.ui, app.sensor, app.vault)
+        return None
+
+
+class Home(Operation):
+    """The home menu: each entry is an operation of its own."""
+
+    async def start(self, app):
+        entries = [("History", History), ("Settings", Settings), ("Lock", None)]
+        answer = await app.ui.menu("Pocket Terminal", [label for label, _ in entries], timeout_ms=600_000)
+        if answer in (CANCEL, TIMEOUT):
+            return "start"
+        operation = entries[answer][1]
+        if operation is None:
+            app.session.lock("locked by you")
+            return None
+        await app.perform(operation())
+        return "start"
+
+
+class History(Operation):
+    async def start(self, app):
+        from terminal.history import History as Store
+        from ui.screens import format_amount
+
+        store = Store(app.vault)
+        entries = store.entries()
+        labels = ["%s %s" % (format_amount(e.amount, e.currency) if e.amount is not None else e.kind,
+                             e.counterparty) for e in entries]
+        answer = await app.ui.menu("History", labels + ["Clear history"] if entries else ["(no transactions)"])
+        if answer in (CANCEL, TIMEOUT):
+            return None
+        if not entries:
+            return "start"
+        if answer == len(entries):
+            return "clear"
+        e = entries[answer]
+        await app.ui.message(e.counterparty, "%s, %s. %s %s" % (e.kind, e.result, e.card, e.reference))
+        return "start"
+
+    async def clear(self, app):
+        from terminal.history import History as Store
+
+        answer = await app.ui.menu("Clear history?", ["Clear", "Keep"])
+        if answer == 0:
+            Store(app.vault).clear()
+        return "start"
+
+
+class Settings(Operation):
+    async def start(self, app):
+        entries = [("Change PIN", "change_pin"), ("Lock timeout", "lock_timeout"), ("Diagnostics", "diagnostics")]
+        if app.sensor is not None:
+            entries.insert(1, ("Fingerprints", "fingerprints"))
+        answer = await app.ui.menu("Settings", [label for label, _ in entries])
+        if answer in (CANCEL, TIMEOUT):
+            return None
+        return entries[answer][1]
+
+    async def change_pin(self, app):
+        old = await app.ui.pin_pad("Change PIN", prompt="Your current PIN")
+        if old in (CANCEL, TIMEOUT):
+            return "start"
+        new = await app.ui.pin_pad("Change PIN", prompt="The new PIN")
+        try:
+            if new in (CANCEL, TIMEOUT):
+                return "start"
+            app.vault.change_pin(old, new)
+        except V.WrongPin as e:
+            await app.ui.message("Wrong PIN", "The current PIN was not right; nothing changed.",
+                                 remedy="%d attempts left." % e.attempts_left, error=True)
+            return "start"
+        finally:
+            old[:] = bytes(len(old))
+            if isinstance(new, bytearray):
+                new[:] = bytes(len(new))
+        await app.ui.message("PIN changed", "Use the new PIN from now on.", timeout_ms=5000)
+        return "start"
+
+    async def fingerprints(self, app):
+        from ui import fingerprint
+
+        fingers = app.vault.fingers
+        answer = await app.ui.menu("Fingerprints", ["Add a fingerprint"] + ["Delete fingerprint %d" % f for f in fingers])
+        if answer in (CANCEL, TIMEOUT):
+            return "start"
+        if answer == 0:
+            await fingerprint.enroll(app.ui, app.sensor, app.vault)
+        else:
+            await fingerprint.delete(app.ui, app.sensor, app.vault, fingers[answer - 1])
+        return "fingerprints"
+
+    async def lock_timeout(self, app):
+        answer = await app.ui.menu("Lock after", ["%d s" % s if s < 60 else "%d min" % (s // 60) for s in LOCK_TIMEOUTS_S])
+        if answer not in (CANCEL, TIMEOUT):
+            app.vault.set_policy(idle_s=LOCK_TIMEOUTS_S[answer])
+        return "start"
+
+    async def diagnostics(self, app):
+        import diag
+
+        app.ui.progress("Diagnostics", "Testing every part")
+        faults = [(name, detail, remedy) for name, ok, detail, remedy in diag.checks() if not ok]
+        if not faults:
+            await app.ui.message("Diagnostics", "Every part answers as it should.")
+        for name, detail, remedy in faults:
+            await app.ui.message(name, detail, remedy=remedy, error=True)
+        return "start"
