@@ -13,14 +13,16 @@ PORT ?= /dev/ttyUSB0
 
 setup: $(STAMP) host-tools
 
-# Host software the independent checks run (tests/host/test_pn532_model.py): libnfc's nfc-list,
-# from Debian's libnfc-bin; and what pip needs to build pyscard (no manylinux wheel on PyPI) for
-# tests/host/test_atr.py: swig, libpcsclite-dev, a C compiler and the Python headers. Installed
-# when missing (as root, as CI runs; lists updated if needed).
-HOST_DEBS = libnfc-bin swig libpcsclite-dev gcc python3-dev
+# Debian packages the tests need, installed when missing (as root, as CI runs; lists updated if
+# needed): libnfc's nfc-list, the independent check of the PN532 model; what pip needs to build
+# pyscard (no manylinux wheel on PyPI) for the ATR check: swig, libpcsclite-dev, a C compiler and
+# the Python headers; PostgreSQL, whose throwaway server the bank host's tests start; Chromium,
+# the browser Playwright drives in the web simulator's test.
+HOST_DEBS = libnfc-bin swig libpcsclite-dev gcc python3-dev postgresql chromium
 PY_HEADERS = import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))
 host-tools:
 	@{ command -v nfc-list && command -v swig && command -v gcc && test -f /usr/include/PCSC/winscard.h \
+		&& ls /usr/lib/postgresql/*/bin/initdb && command -v chromium \
 		&& $(PYTHON) -c '$(PY_HEADERS)'; } >/dev/null 2>&1 \
 		|| DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(HOST_DEBS) \
 		|| (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(HOST_DEBS)) \
