@@ -1,12 +1,23 @@
 """The device's payment codec and crypto against host oracles: lib/iso8583 against pyiso8583
-with the bank's spec (tools/bank/spec.py), both ways."""
+with the bank's spec (tools/bank/spec.py), both ways; lib/aescmac against `cryptography`'s
+CMAC; lib/pinblock against psec; lib/dukpt against the bank HSM's own AES DUKPT
+(tools/bank/hsm.py), which also derives the standard's initial key from its BDK; and a MAC'd
+message made on either side checked on the other."""
 
 import random
 
 import iso8583
 import pytest
+from cryptography.hazmat.primitives import cmac
+from cryptography.hazmat.primitives.ciphers import algorithms
+from psec import pinblock
 
+from tools.bank import hsm
 from tools.bank.spec import SPEC
+
+BDK = bytes.fromhex("FEDCBA9876543210F1F1F1F1F1F1F1F1")
+IKID = bytes.fromhex("1234567890123456")
+IK = bytes.fromhex("1273671EA26AC29AFA4D1084127652A1")
 
 PURCHASE = {
     2: "4761739001010119", 3: "000000", 4: "000000012345", 7: "1121083015", 11: "000123",
@@ -23,11 +34,28 @@ ANSWER = {3: "310000", 7: "1121083016", 11: "000125", 37: "000000000777", 39: "0
           54: "1002978C000000123456", 90: "0200" + "000123" + "1121083015" + "0" * 22}
 
 ON_DEVICE = """
+import sys
+if '/tests' not in sys.path: sys.path.append('/tests')
 import iso8583 as _I
+import dukpt as _D
+import pinblock as _P
+import test_dukpt
+from aescmac import cmac
 def _enc(mti, fields):
     return _I.encode(mti, fields)
 def _dec(raw):
     return _I.decode(raw)
+def _cmac(key, data):
+    return cmac(key, data)
+def _keys(n):
+    # The first n (ksn, pin key, mac key) of a device provisioned with the standard's IK.
+    d = _D.Dukpt(test_dukpt.provisioned())
+    return [tuple(bytes(x) for x in d.next_keys()) for _ in range(n)]
+def _catch(f):
+    try:
+        f()
+    except Exception as e:
+        return type(e).__name__
 def _err(raw):
     try:
         _I.decode(raw)
@@ -93,3 +121,64 @@ def test_both_refuse_a_lying_length(codec):
     with pytest.raises(iso8583.DecodeError):
         iso8583.decode(lie, SPEC)
     assert codec.eval("_err(%r)" % lie) == 103
+
+
+def host_cmac(key, data):
+    c = cmac.CMAC(algorithms.AES(key))
+    c.update(data)
+    return c.finalize()
+
+
+def test_cmac_agrees_with_cryptography(codec):
+    rnd = random.Random(4493)
+    for n in (0, 1, 15, 16, 17, 31, 32, 33, 64, 300, 4096):
+        key, data = rnd.randbytes(16), rnd.randbytes(n)
+        assert codec.eval("_cmac(%r, %r)" % (key, data)) == host_cmac(key, data), n
+
+
+def test_initial_key_of_the_standard():
+    """X9.24-3-2017: BDK FEDCBA98... and initial key id 1234567890123456 give 1273671E...
+    (the HSM's derivation; the device never holds a BDK)."""
+    assert hsm.derive_initial_key(BDK, IKID) == IK
+
+
+@pytest.fixture(scope="module")
+def device_keys(codec):
+    return codec.eval("_keys(40)", timeout=120)
+
+
+def test_dukpt_working_keys_agree_with_the_hsm(device_keys):
+    assert [k[0] for k in device_keys] == [IKID + c.to_bytes(4, "big") for c in range(1, 41)]
+    for ksn, pin_key, mac_key in device_keys:
+        assert pin_key == hsm.working_key(IK, ksn, hsm.KEY_USAGE_PIN)
+        assert mac_key == hsm.working_key(IK, ksn, hsm.KEY_USAGE_MAC_BOTH)
+
+
+def test_pin_block_both_ways(codec, device_keys):
+    _, pin_key, _ = device_keys[0]
+    for pin, pan in (("1234", "4761739001010119"), ("987654321098", "1234567890"),
+                     ("0000", "1234567890123456789")):
+        block = codec.eval("_P.encipher(%r, bytearray(%r), %r)" % (pin_key, pin.encode(), pan))
+        assert pinblock.decipher_pinblock_iso_4(pin_key, block, pan) == pin
+        theirs = pinblock.encipher_pinblock_iso_4(pin_key, pin, pan)
+        assert codec.eval("test_dukpt.decipher(%r, %r, %r)[0]" % (pin_key, theirs, pan)) == pin
+
+
+def test_mac_both_ways(codec, device_keys):
+    """A device message MAC'd under its DUKPT MAC key verifies at the HSM, pyiso8583 decodes it;
+    the host's answer MAC'd by the HSM verifies on the device; a flipped bit does not."""
+    ksn, _, mac_key = device_keys[1]
+    fields = {**TRANSFER, 53: ksn}
+    raw = codec.eval("_I.with_mac('0200', %r, lambda d: cmac(%r, d))" % (fields, mac_key))
+    assert hsm.aes_cmac(hsm.working_key(IK, ksn, hsm.KEY_USAGE_MAC_BOTH), raw[:-8])[:8] == raw[-8:]
+    doc, _ = iso8583.decode(raw, SPEC)
+    assert doc["128"] == raw[-8:].hex().upper()
+    answer = {"t": "0210", "3": "400000", "11": "000124", "37": "000000000778", "39": "00",
+              "41": "PT000001", "53": ksn.hex(), "128": "00" * 8}
+    host, _ = iso8583.encode(answer, SPEC)
+    host = bytes(host[:-8]) + hsm.aes_cmac(hsm.working_key(IK, ksn, hsm.KEY_USAGE_MAC_BOTH), host[:-8])[:8]
+    check = "_I.verify(%r, lambda d: cmac(%r, d))"
+    assert codec.eval(check % (host, mac_key))[1][39] == "00"
+    bad = bytearray(host)
+    bad[-12] ^= 0x01
+    assert codec.eval("_catch(lambda: %s)" % (check % (bytes(bad), mac_key))) == "BadMac"
