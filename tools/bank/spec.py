@@ -8,6 +8,10 @@ MTI and numerics are ASCII, lengths are ASCII digits, the bitmaps are binary (8 
 Binary fields (52, 53, 55, 64, 128) travel as raw bytes; pyiso8583 shows them as hex strings
 (upper case on decode) and max_len counts bytes. The device's codec (lib/iso8583) has the same
 table; tests/host/test_uplink_codec.py checks the two against each other.
+
+What pyiso8583 does not do for a host: a bitmap bit (or a dict key) of a field not in this spec
+raises KeyError, not DecodeError/EncodeError; and an "ascii" field is not checked to be digits
+where PROTOCOL.md says n: a host checks those itself (answer 30, format error).
 """
 
 # DE: (description, data encoding, length prefix digits (0 = fixed), max length)
