@@ -104,23 +104,35 @@ def _exponent(exponent, length, what):
     return int.from_bytes(exponent, "big")
 
 
+def _recover_key(key, cert, fmt, id_len, remainder, exponent, static, pan, today, what):
+    """Book 2 sections 5.3 and 6.4 share the certificate layout after the subject's identifier
+    (id_len bytes: the issuer identifier, or the PAN): expiry MMYY, serial (3), hash and public
+    key algorithms, key length, exponent length, then the key. Checked in Book 2's order."""
+    remainder = remainder or b""
+    x, h = _open(key, cert, fmt, what)
+    h.update(remainder)
+    h.update(exponent)
+    h.update(static)
+    _check_hash(x, h, what)
+    o = 2 + id_len
+    ident, digits = _digits(x[2:o]), _digits(pan)
+    if fmt == _FORMAT_ISSUER:  # the PAN's leftmost 3 to 8 digits
+        if not 3 <= len(ident) <= 8 or not ident.isdigit() or not digits.startswith(ident):
+            raise OdaFailed("issuer identifier")
+    elif ident != digits:
+        raise OdaFailed("%s PAN" % what)
+    _check_expiry(x[o:o + 2], today, what)
+    if x[o + 5] != _SHA1 or x[o + 6] != _RSA:
+        raise OdaFailed("%s algorithm" % what)
+    modulus = _public_key(x, o + 9, x[o + 7], remainder, what)
+    return modulus, _exponent(exponent, x[o + 8], what)
+
+
 def recover_issuer_key(ca_key, cert, remainder, exponent, pan, today):
     """The issuer public key (modulus, exponent) from its certificate (tag 90, format 02), the
     remainder (92, or None), the exponent (9F32), the PAN (5A); Book 2 section 5.3."""
-    what = "issuer certificate"
-    remainder = remainder or b""
-    x, h = _open(ca_key, cert, _FORMAT_ISSUER, what)
-    h.update(remainder)
-    h.update(exponent)
-    _check_hash(x, h, what)
-    iid = _digits(x[2:6])
-    if not 3 <= len(iid) <= 8 or not iid.isdigit() or not _digits(pan).startswith(iid):
-        raise OdaFailed("issuer identifier")
-    _check_expiry(x[6:8], today, what)
-    if x[11] != _SHA1 or x[12] != _RSA:
-        raise OdaFailed("%s algorithm" % what)
-    modulus = _public_key(x, 15, x[13], remainder, what)
-    return modulus, _exponent(exponent, x[14], what)
+    return _recover_key(ca_key, cert, _FORMAT_ISSUER, 4, remainder, exponent, b"", pan, today,
+                        "issuer certificate")
 
 
 def verify_sda(issuer_key, ssad, static):
@@ -142,20 +154,8 @@ def recover_icc_key(issuer_key, cert, remainder, exponent, static, pan, today):
     """The ICC public key (modulus, exponent) from its certificate (tag 9F46, format 04), the
     remainder (9F48, or None), the exponent (9F47), the static data to be authenticated and the
     PAN (5A); Book 2 section 6.4."""
-    what = "ICC certificate"
-    remainder = remainder or b""
-    x, h = _open(issuer_key, cert, _FORMAT_ICC, what)
-    h.update(remainder)
-    h.update(exponent)
-    h.update(static)
-    _check_hash(x, h, what)
-    if _digits(x[2:12]) != _digits(pan):
-        raise OdaFailed("ICC certificate PAN")
-    _check_expiry(x[12:14], today, what)
-    if x[17] != _SHA1 or x[18] != _RSA:
-        raise OdaFailed("%s algorithm" % what)
-    modulus = _public_key(x, 21, x[19], remainder, what)
-    return modulus, _exponent(exponent, x[20], what)
+    return _recover_key(issuer_key, cert, _FORMAT_ICC, 10, remainder, exponent, static, pan, today,
+                        "ICC certificate")
 
 
 def verify_dda(icc_key, sdad, terminal_data):

@@ -7,10 +7,10 @@ corrupted CA key file) fails with OdaFailed (CapkError) naming the check.
 """
 
 import hashlib
-import secrets
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tools.emvcard.certs import generate
 
 PAN = "4761739001010119"  # cn: padded with F to 10 bytes in the ICC certificate
 RID = "A000000003"
@@ -21,44 +21,13 @@ DYNAMIC = bytes.fromhex("08") + bytes.fromhex("1122334455667788")  # ICC dynamic
 CARD_AUTH = bytes.fromhex("01" "cafe0001" "8000")  # 9F69: 01, card UN, CTQ
 
 
-def _prime(bits):
-    """A random prime p of that many bits with p % 3 == 2 (so that e = 3 is invertible):
-    Miller-Rabin, 40 rounds."""
-    while True:
-        p = secrets.randbits(bits) | (3 << (bits - 2)) | 1
-        if p % 3 != 2 or any(p % s == 0 for s in (5, 7, 11, 13, 17, 19, 23)):
-            continue
-        r, t = 0, p - 1
-        while t % 2 == 0:
-            r, t = r + 1, t // 2
-        for _ in range(40):
-            x = pow(secrets.randbelow(p - 3) + 2, t, p)
-            if x in (1, p - 1):
-                continue
-            for _ in range(r - 1):
-                x = x * x % p
-                if x == p - 1:
-                    break
-            else:
-                break
-        else:
-            return p
-
-
 def key(bits):
-    """An RSA key, e = 3. cryptography generates 1024 bits and more; it refuses to generate
-    smaller ones, so the 768-bit ICC keys come from _prime and cryptography checks them as it
-    loads them (RSA_check_key)."""
-    if bits >= 1024:
-        k = rsa.generate_private_key(public_exponent=3, key_size=bits)
-    else:
-        p, q = _prime(bits // 2), _prime(bits // 2)
-        d = pow(3, -1, (p - 1) * (q - 1))
-        k = rsa.RSAPrivateNumbers(p, q, d, d % (p - 1), d % (q - 1), pow(q, -1, p),
-                                  rsa.RSAPublicNumbers(3, p * q)).private_key()
-    n = k.public_key().public_numbers().n
-    assert n.bit_length() == bits
-    return {"n": n, "d": k.private_numbers().d, "modulus": n.to_bytes(bits // 8, "big")}
+    """An RSA key, e = 3, from the test cards' generator (cryptography's keys, and 768-bit ones
+    that cryptography checks). Only the keys are shared with tools/emvcard: the certificates
+    below are laid out here, from Book 2, as an independent oracle for lib/emv/oda.py."""
+    k = generate(bits)
+    assert k.n.bit_length() == bits and k.e == 3
+    return {"n": k.n, "d": k.d, "modulus": k.modulus}
 
 
 def sign(k, block):
