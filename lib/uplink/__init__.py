@@ -1,0 +1,433 @@
+"""The bank uplink: one long-lived mutual-TLS connection speaking tools/bank/PROTOCOL.md.
+
+    up = Uplink(vault, {"host": "bank.example", "port": 8583, "serial": "PT000001",
+                        "merchant": "PT000001MERCH01", "currency": "978"}, wifi=w)
+    asyncio.create_task(up.run())         # connect, sign on, send queued reversals, echo, reconnect
+    a = await up.purchase(result, 1250, pin=bytearray(b"1234"))   # a.rc, a.approved, a.icc ...
+    a = await up.balance("ACC-1")         # a.balance: (currency, minor units)
+    a = await up.transfer("ACC-1", "ACC-2", 500)
+    req = await up.next_request()         # a pushed 0600, already acknowledged with a 0610
+    await up.pay_request(req, account="ACC-1")  or  (req, card=result, pin=...)
+    await up.refuse_request(req)
+
+Every message the device sends takes the next DUKPT KSN (lib/dukpt) and a STAN (stored before
+use, lib/uplink/journal), carries the KSN in DE53 and an AES-CMAC under that KSN's MAC key
+(lib/aescmac, lib/iso8583.with_mac). An answer is accepted only with a right MAC under the key
+of the KSN it names (its request's, or for a 0600 the device's latest); others are dropped.
+
+A 0200's reversal (0400, its own STAN and DE7, so that a repeat is idempotent at the host) is
+queued on flash BEFORE the 0200 is sent and removed when a 0210 with a good MAC arrives;
+without one in ANSWER_MS (or when the connection drops) the request raises Unanswered and
+the reversal is sent, again after every reconnect and reboot, until a 0410 comes back.
+
+The clear PIN (a bytearray the caller owns) is formatted and enciphered (lib/pinblock, format
+4 under the message's DUKPT PIN key) at the call, and wiped there, before anything waits.
+"""
+
+import time
+
+import aescmac
+import asyncio
+import iso8583
+import pinblock
+from dukpt import Dukpt
+from micropython import const
+from uplink import tls
+from uplink.journal import Journal
+from uplink.tls import CertificateError, TlsError, UplinkError
+
+ANSWER_MS = const(15_000)  # PROTOCOL.md: the device waits 15 s for an answer
+IDLE_ECHO_MS = const(60_000)  # an echo (0800/301) after this long without traffic
+RECONNECT_FIRST_MS = const(1000)
+RECONNECT_MAX_MS = const(60_000)
+
+# Processing codes (DE3), POS entry modes (DE22), network management codes (DE70).
+PURCHASE = "000000"
+BALANCE = "310000"
+TRANSFER = "400000"
+CONTACT = "051"
+CONTACTLESS = "071"
+ACCOUNT_ON_FILE = "010"
+SIGN_ON = "001"
+ECHO = "301"
+
+APPROVED = "00"
+CUSTOMER_CANCELLATION = "17"
+
+__all__ = ("Uplink", "Answer", "Request", "UplinkError", "TlsError", "CertificateError", "NotConnected",
+           "Unanswered")
+
+
+class NotConnected(UplinkError):
+    """No session with the bank (nothing was sent)."""
+
+
+class Unanswered(UplinkError):
+    """Sent, but no valid answer came in time; a 0200 is being reversed."""
+
+
+class Answer:
+    """A validated answer: its response code and fields."""
+
+    def __init__(self, mti, fields):
+        self.mti = mti
+        self.fields = fields
+        self.rc = fields.get(39)
+
+    @property
+    def approved(self):
+        return self.rc == APPROVED
+
+    @property
+    def rrn(self):
+        return self.fields.get(37)
+
+    @property
+    def auth_code(self):
+        return self.fields.get(38)
+
+    @property
+    def icc(self):
+        """DE55: the issuer's tags for the card (91 ARPC, scripts), or None."""
+        return self.fields.get(55)
+
+    @property
+    def balance(self):
+        """(currency, signed minor units) of the available balance in DE54, or None."""
+        de54 = self.fields.get(54)
+        if not de54 or len(de54) < 20:
+            return None
+        amount = int(de54[8:20])
+        return de54[4:7], -amount if de54[7] == "D" else amount
+
+
+class Request:
+    """A payment request the bank pushed (0600)."""
+
+    def __init__(self, fields):
+        self.id = fields.get(37)
+        self.amount = int(fields.get(4, "0"))
+        self.currency = fields.get(49)
+        self.merchant_id = fields.get(42)
+        self.merchant = (fields.get(43) or "").rstrip()
+        self.order = fields.get(48)  # "ORD=<order number>", sent back as it came
+
+    def __repr__(self):
+        return "<Request %s %s %d %s>" % (self.id, self.order, self.amount, self.currency)
+
+
+def _now():
+    """(DE7 MMDDhhmmss UTC, DE12 hhmmss, DE13 MMDD)."""
+    t = time.gmtime()
+    return ("%02d%02d%02d%02d%02d" % t[1:6], "%02d%02d%02d" % t[3:6], "%02d%02d" % t[1:3])
+
+
+def _wipe(buf):
+    for i in range(len(buf)):
+        buf[i] = 0
+
+
+def _card_fields(result, fields):
+    """The card's part of a 0200 from the EMV kernel's result (lib/emv/kernel.Result)."""
+    fields[2] = result.pan
+    fields[22] = CONTACTLESS if result.contactless else CONTACT
+    fields[55] = result.icc_data
+    if result.expiry:
+        fields[14] = result.expiry.hex()[:4]
+    if result.psn:
+        fields[23] = "%03d" % int(result.psn.hex())
+    if result.track2:
+        fields[35] = result.track2.hex().upper().rstrip("F")
+
+
+class Uplink:
+    def __init__(self, vault, config, wifi=None, journal=None, answer_ms=ANSWER_MS):
+        self.vault = vault
+        self.host = config["host"]
+        self.port = int(config["port"])
+        self.serial = config["serial"]
+        self.merchant = config.get("merchant")
+        self.currency = config.get("currency", "978")
+        self.wifi = wifi
+        self.journal = journal or Journal()
+        self.dukpt = Dukpt(vault)
+        self.answer_ms = answer_ms
+        self.connected = False
+        self.error = None  # the last connection failure (UplinkError), for the status bar
+        self._ctx = None
+        self._writer = None
+        self._link_error = None
+        self._write_lock = asyncio.Lock()
+        self._ready = asyncio.Event()
+        self._pending = {}  # (answer MTI, STAN) -> [Event, Answer or None]
+        self._macs = {}  # KSN -> MAC key: for answers to come, and the latest (for a 0600)
+        self._latest = None
+        self._last_traffic = time.ticks_ms()
+        self._requests = []
+        self._request_event = asyncio.Event()
+
+    # ---- the connection ------------------------------------------------------------------
+
+    async def run(self):
+        """Keep the session up: connect, sign on, send the queued reversals, serve; after a
+        failure try again, each wait twice the one before (RECONNECT_FIRST_MS..MAX)."""
+        failures = 0
+        while True:
+            if self.wifi is not None:
+                while not await self.wifi.wait_connected(RECONNECT_MAX_MS):
+                    pass
+            try:
+                await self.session()
+                failures = 0
+            except UplinkError as e:
+                self.error = e
+            await asyncio.sleep_ms(min(RECONNECT_FIRST_MS << min(failures, 16), RECONNECT_MAX_MS))
+            failures += 1
+
+    async def session(self):
+        """One session: connect, sign on, send queued reversals, then serve until the
+        connection ends (NotConnected, CertificateError or TlsError says why)."""
+        if self._ctx is None:
+            self._ctx = tls.context(self.vault)
+        self._link_error = None
+        try:
+            reader, self._writer = await tls.connect(self._ctx, self.host, self.port)
+        except OSError as e:
+            raise NotConnected("cannot reach the bank: %r" % (e,))
+        receiver = asyncio.create_task(self._read_loop(reader))
+        watch = None
+        try:
+            # The TLS handshake happens on this first write.
+            try:
+                answer = await self._exchange("0800", {70: SIGN_ON}, wait_ready=False)
+            except UplinkError as e:
+                raise self._link_error or e
+            if not answer.approved:
+                raise UplinkError("sign-on refused: %s" % answer.rc)
+            self.connected = True
+            self.error = None
+            self._ready.set()
+            watch = asyncio.create_task(self._idle_echo())
+            await self._send_reversals()
+            await receiver
+            raise self._link_error or NotConnected("connection closed")
+        finally:
+            if watch is not None:
+                watch.cancel()
+            receiver.cancel()
+            self._close()
+
+    async def _read_loop(self, reader):
+        try:
+            while True:
+                self._receive(await iso8583.read_frame(reader))
+        except Exception as e:  # the connection's end, whatever ended it
+            self._link_error = tls.tls_error(e) or NotConnected("connection to the bank lost: %r" % (e,))
+            self._close()
+
+    async def _idle_echo(self):
+        while True:
+            idle = time.ticks_diff(time.ticks_ms(), self._last_traffic)
+            if idle >= IDLE_ECHO_MS:
+                try:
+                    await self._exchange("0800", {70: ECHO}, wait_ready=False)
+                except UplinkError:
+                    self._close()  # the bank is gone: the reader ends, run() reconnects
+                    return
+                idle = 0
+            await asyncio.sleep_ms(IDLE_ECHO_MS - idle)
+
+    def _close(self):
+        self.connected = False
+        self._ready.clear()
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except OSError:
+                pass
+            self._writer = None
+        for slot in self._pending.values():
+            slot[0].set()  # the waiters see no answer: unanswered
+        self._pending.clear()
+
+    async def wait_ready(self, timeout_ms):
+        """True once signed on (at once if it is)."""
+        if self.connected:
+            return True
+        try:
+            await asyncio.wait_for_ms(self._ready.wait(), timeout_ms)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    # ---- messages ------------------------------------------------------------------------
+
+    def _receive(self, raw):
+        self._last_traffic = time.ticks_ms()
+        try:
+            mti, fields = iso8583.decode(raw)
+            mac_key = self._macs.get(fields.get(53))
+            if mac_key is None:
+                return  # not MAC'd under a key of ours: dropped
+            iso8583.verify(raw, lambda data: aescmac.cmac(mac_key, data))
+        except iso8583.Iso8583Error:
+            return  # malformed or a wrong MAC: dropped, the request stays unanswered
+        if mti == "0600":
+            asyncio.create_task(self._pushed(fields))
+            return
+        slot = self._pending.get((mti, fields.get(11)))
+        if slot is not None:
+            slot[1] = Answer(mti, fields)
+            slot[0].set()
+
+    async def _pushed(self, fields):
+        # Acknowledged at once (received, not yet decided: the owner answers later, 0200 or 0620).
+        de7 = _now()[0]
+        try:
+            await self._send("0610", {7: de7, 11: fields.get(11), 39: APPROVED}, None)
+        except UplinkError:
+            pass
+        self._requests.append(Request(fields))
+        self._request_event.set()
+
+    async def next_request(self):
+        """The next pushed payment request (they wait in order of arrival)."""
+        while not self._requests:
+            self._request_event.clear()
+            await self._request_event.wait()
+        return self._requests.pop(0)
+
+    def _forget(self, ksn):
+        if ksn != self._latest and ksn in self._macs:
+            _wipe(self._macs.pop(ksn))
+
+    def message(self, mti, fields, pin=None, pan=None):
+        """(message, KSN): mti with fields, DE41, the next KSN in DE53, the PIN block in DE52 if
+        a PIN is given (wiped here), and the MAC; its MAC key kept for the answer."""
+        try:
+            ksn, pin_key, mac_key = self.dukpt.next_keys()
+        except BaseException:
+            if pin is not None:
+                _wipe(pin)
+            raise
+        try:
+            if pin is not None:
+                fields[52] = pinblock.encipher(pin_key, pin, pan)
+        finally:
+            if pin is not None:
+                _wipe(pin)
+            _wipe(pin_key)
+        fields[41] = self.serial
+        fields[53] = ksn
+        raw = iso8583.with_mac(mti, fields, lambda data: aescmac.cmac(mac_key, data))
+        previous, self._latest = self._latest, ksn
+        self._macs[ksn] = mac_key
+        if previous is not None and not any(slot[2] == previous for slot in self._pending.values()):
+            self._forget(previous)
+        return raw, ksn
+
+    async def _send(self, mti, fields, pin, pan=None):
+        raw, ksn = self.message(mti, fields, pin, pan)
+        await self._write(raw)
+        return ksn
+
+    async def _write(self, raw):
+        if self._writer is None:
+            raise NotConnected("no connection to the bank")
+        async with self._write_lock:
+            self._writer.write(iso8583.frame(raw))
+            await self._writer.drain()
+        self._last_traffic = time.ticks_ms()
+
+    async def _exchange(self, mti, fields, pin=None, pan=None, wait_ready=True, reversal=False):
+        """Send a request and wait for its answer (matched by MTI + 10 and STAN)."""
+        if wait_ready and not await self.wait_ready(self.answer_ms):
+            if pin is not None:
+                _wipe(pin)
+            raise NotConnected("no session with the bank")
+        if 11 not in fields:
+            fields[11] = self.journal.next_stan()
+        if 7 not in fields:
+            fields[7] = _now()[0]
+        key = None
+        if reversal:
+            key = fields[11] + fields[7]
+            self._queue_reversal(key, fields)
+        answer_mti = mti[:2] + str(int(mti[2]) + 1) + mti[3]
+        slot = [asyncio.Event(), None, None]
+        self._pending[(answer_mti, fields[11])] = slot
+        try:
+            slot[2] = await self._send(mti, fields, pin, pan)
+            try:
+                await asyncio.wait_for_ms(slot[0].wait(), self.answer_ms)
+            except asyncio.TimeoutError:
+                pass
+        except (OSError, ValueError) as e:
+            self._close()
+            raise tls.tls_error(e) or Unanswered("connection lost while sending: %r" % (e,))
+        finally:
+            self._pending.pop((answer_mti, fields[11]), None)
+            if slot[2] is not None:
+                self._forget(slot[2])
+        if slot[1] is None:
+            if reversal:
+                asyncio.create_task(self._send_reversals())
+            raise Unanswered("no answer to %s STAN %s" % (mti, fields[11]))
+        if key is not None:
+            self.journal.done(key)
+        return slot[1]
+
+    # ---- reversals -----------------------------------------------------------------------
+
+    def _queue_reversal(self, key, fields):
+        de7 = _now()[0]
+        self.journal.queue({"key": key, "stan": self.journal.next_stan(), "de7": de7, "de3": fields.get(3),
+                            "de4": fields.get(4), "de49": fields.get(49), "de90": "0200" + key + "0" * 22})
+
+    async def _send_reversals(self):
+        """Each queued 0400, oldest first, until the host answers it (00, or 25 if it never saw
+        the original: both end it). Stops at the first one unanswered (the connection is bad)."""
+        for entry in self.journal.pending():
+            fields = {3: entry["de3"], 4: entry["de4"], 7: entry["de7"], 11: entry["stan"], 49: entry["de49"],
+                      90: entry["de90"]}
+            try:
+                await self._exchange("0400", fields, wait_ready=False)
+            except UplinkError:
+                return
+            self.journal.done(entry["key"])
+
+    # ---- the transactions ----------------------------------------------------------------
+
+    async def purchase(self, result, amount, currency=None, pin=None, extra=None):
+        """A purchase with a card read by the EMV kernel (its Result): DE55 from it, the online
+        PIN enciphered now if given (bytearray, wiped here). The Answer (its DE55 goes back to
+        the card); Unanswered if none came (the purchase is then reversed)."""
+        fields = {3: PURCHASE, 4: amount, 49: currency or self.currency, 42: self.merchant}
+        de7, de12, de13 = _now()
+        fields[7], fields[12], fields[13] = de7, de12, de13
+        _card_fields(result, fields)
+        if extra:
+            fields.update(extra)
+        return await self._exchange("0200", fields, pin=pin, pan=result.pan, reversal=True)
+
+    async def balance(self, account):
+        return await self._exchange("0200", {3: BALANCE, 102: account})
+
+    async def transfer(self, from_account, to_account, amount, currency=None):
+        return await self._exchange("0200", {3: TRANSFER, 4: amount, 49: currency or self.currency,
+                                             102: from_account, 103: to_account}, reversal=True)
+
+    async def pay_request(self, request, account=None, card=None, pin=None):
+        """Pay a pushed request from a bound account, or with a card (and its PIN)."""
+        if card is not None:
+            return await self.purchase(card, request.amount, request.currency, pin,
+                                       {42: request.merchant_id, 48: request.order})
+        if pin is not None:
+            _wipe(pin)
+        return await self._exchange("0200", {3: PURCHASE, 4: request.amount, 22: ACCOUNT_ON_FILE,
+                                             42: request.merchant_id, 48: request.order,
+                                             49: request.currency, 102: account}, reversal=True)
+
+    async def refuse_request(self, request):
+        """The owner said no (0620, response code 17)."""
+        return await self._exchange("0620", {37: request.id, 39: CUSTOMER_CANCELLATION, 48: request.order})

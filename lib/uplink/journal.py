@@ -1,0 +1,65 @@
+"""What the uplink keeps on flash across reboots: the STAN counter and the reversal queue.
+
+    j = Journal("/uplink")
+    stan = j.next_stan()          # "000042": stored past it before it is returned
+    j.queue(entry) / j.done(key)  # the store-and-forward queue of 0400s (PROTOCOL.md)
+    j.pending()                   # the queued entries, oldest first
+
+Both are rewritten whole and atomically (a new file renamed over the old one), so a power cut
+leaves the old or the new version, never a mix. A reversal is queued BEFORE its 0200 is sent,
+and a STAN is stored as used BEFORE a message carries it: a cut can skip one, never reuse it.
+"""
+
+import json
+import os
+
+from micropython import const
+
+STAN_MAX = const(999_999)
+
+
+class Journal:
+    def __init__(self, root="/uplink"):
+        self.root = root
+        try:
+            os.mkdir(root)
+        except OSError:
+            pass  # exists
+        self._queue = self._read("reversals", [])
+
+    def _path(self, name):
+        return self.root + "/" + name
+
+    def _read(self, name, default):
+        try:
+            with open(self._path(name)) as f:
+                return json.load(f)
+        except OSError:
+            return default
+
+    def _write(self, name, value):
+        tmp = self._path(name + ".tmp")
+        with open(tmp, "w") as f:
+            json.dump(value, f)
+        os.rename(tmp, self._path(name))
+
+    def next_stan(self):
+        """The next STAN, 000001..999999 then 000001 again; stored as used before it is returned."""
+        n = self._read("stan", 1)
+        self._write("stan", n % STAN_MAX + 1)
+        return "%06d" % n
+
+    def queue(self, entry):
+        """Add a reversal (a dict of JSON values with a unique "key") and store the queue."""
+        self._queue.append(entry)
+        self._write("reversals", self._queue)
+
+    def done(self, key):
+        """Remove the reversal with this key (acknowledged, or its original was answered)."""
+        left = [e for e in self._queue if e["key"] != key]
+        if len(left) != len(self._queue):
+            self._queue = left
+            self._write("reversals", left)
+
+    def pending(self):
+        return list(self._queue)

@@ -1,0 +1,216 @@
+"""Helpers for tests/host/test_uplink.py: the real bank host (`python -m tools.bank`) in a temp
+state dir with an account, a card and the device registered; the device's provisioning from
+the bank's PKI and HSM; TLS servers with certificates the device must refuse.
+"""
+
+import datetime
+import json
+import re
+import secrets
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tools.bank import admin, pki
+from tools.bank.state import State
+
+ROOT = Path(__file__).resolve().parents[2]
+SERIAL = "PT000001"
+INITIAL_KEY_ID = bytes.fromhex("B0B0B0B0") + bytes.fromhex("00000001")
+CARD = {"pan": "4761739001010010", "psn": "01", "expiry": "301231", "pin": "1234",
+        "imk": "F70959962E60613CDBB332C195F814E7", "issuer": "bank-a-visa"}
+OWNER, SAVINGS, SHOP = "ACC-OWNER", "ACC-SAVINGS", "ACC-SHOP"
+CARD_ACCOUNT = "ACC-CARD"
+OPENING = 100_000
+
+
+class BankHost:
+    """`python -m tools.bank` on free ports over a fresh state dir; ledger() reads its ledger."""
+
+    def __init__(self, state_dir):
+        self.dir = Path(state_dir)
+        state = State(self.dir).init()
+        led = state.ledger
+        for acct, name in ((OWNER, "Owner current"), (SAVINGS, "Owner savings"), (SHOP, "The shop"),
+                           (CARD_ACCOUNT, "Card holder")):
+            led.create_account(acct, name, "978", OPENING)
+        profile = {"pin": CARD["pin"], "apps": [{"pan": CARD["pan"], "expiry": CARD["expiry"], "psn": CARD["psn"],
+                                                 "imk_ac": CARD["imk"], "issuer": CARD["issuer"]}]}
+        admin.add_card(state, profile, CARD_ACCOUNT)
+        admin.register_device(state, SERIAL, merchant_account=SHOP)
+        led.bind(SERIAL, OWNER, "owner")
+        led.bind(SERIAL, SAVINGS, "owner")
+        self.initial_key = state.hsm.initial_key(INITIAL_KEY_ID)
+        state.close()
+        self.pki = self.dir / "pki"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tools.bank", "--state-dir", str(self.dir), "--listen", "127.0.0.1:0",
+             "--merchant-api", "127.0.0.1:0"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.address = self.api = None
+        deadline = time.time() + 30
+        while (self.address is None or self.api is None) and time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("bank host ended: %s" % self.proc.wait())
+            if m := re.search(r"bank listening on ([\d.]+):(\d+)", line):
+                self.address = (m[1], int(m[2]))
+            if m := re.search(r"merchant API on (http://[\d.:]+)", line):
+                self.api = m[1]
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self):
+        for _ in self.proc.stdout:
+            pass
+
+    def ledger(self):
+        """A fresh look at the ledger (a State of its own: the host runs in another process)."""
+        state = State(self.dir)
+        try:
+            led = state.ledger
+            return {"accounts": {a: led.account(a)["available"] for a in (OWNER, SAVINGS, SHOP, CARD_ACCOUNT)},
+                    "postings": led.postings(), "transactions": led.transactions()}
+        finally:
+            state.close()
+
+    def push(self, order, amount, within=20):
+        """A merchant's payment request for the device, once the device is signed on."""
+        body = json.dumps({"device": SERIAL, "merchant": "Corner Bakery", "order": order, "amount": amount,
+                           "currency": "978"}).encode()
+        deadline = time.time() + within
+        while True:
+            req = urllib.request.Request(self.api + "/payment-requests", body, {"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    return json.load(r)
+            except urllib.error.HTTPError as e:
+                if e.code != 409 or time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def request(self, request_id):
+        with urllib.request.urlopen(self.api + "/payment-requests/" + request_id, timeout=10) as r:
+            return json.load(r)
+
+    def log(self):
+        return (self.dir / "bank.log").read_text()
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def provisioning(bank, store="/uplink-vault"):
+    """MicroPython code that makes `vault`: a fresh vault in `store`, provisioned as the factory
+    does for this device: its key and certificate (DER), the issuer CA, the DUKPT initial key
+    from the bank's HSM and its key id."""
+    files = pki.device_files(bank.pki, SERIAL)
+    items = {"device.key": files["key_der"].read_bytes(), "device.cert": files["cert_der"].read_bytes(),
+             "issuer.ca": (bank.pki / "ca.der").read_bytes(), "dukpt.ik": bank.initial_key,
+             "dukpt.ksn": INITIAL_KEY_ID, "issuer.unblock": secrets.token_bytes(32)}
+    lines = ["import os", "from vault import Vault", "from vault.store import Store",
+             "try:\n    for n in os.listdir(%r):\n        os.remove(%r + '/' + n)\nexcept OSError:\n    pass"
+             % (store, store),
+             "vault = Vault(Store(%r)).open()" % store]
+    lines += ["vault.provision(%r, bytes.fromhex(%r))" % (k, v.hex()) for k, v in items.items()]
+    lines.append("vault.finish_provisioning()")
+    return "\n".join(lines)
+
+
+def card_result_code(amount, today=None):
+    """(code, card, tags): MicroPython code making `card`, what the EMV kernel hands the uplink
+    for the test card (its lib/emv/kernel.Result fields) with a DE55 holding a fresh ARQC from
+    the card's keys; the host's TestCard and the tags, to check the ARPC that comes back."""
+    from tools.bank.client import TestCard
+    from tools.emvcard import tlv
+
+    card = TestCard(CARD["pan"], CARD["expiry"][:4], CARD["psn"], bytes.fromhex(CARD["imk"]))
+    tags = card.icc_data(amount, today=today)
+    icc = b"".join(tlv.tlv(tag, value) for tag, value in tags.items())
+    track2 = bytes.fromhex(CARD["pan"] + "D" + CARD["expiry"][:4] + "2011234567" + "F")
+    code = ("class _Card:\n    pass\ncard = _Card()\n"
+            "card.pan = %r\ncard.psn = bytes.fromhex(%r)\ncard.expiry = bytes.fromhex(%r)\n"
+            "card.track2 = bytes.fromhex(%r)\ncard.icc_data = bytes.fromhex(%r)\ncard.contactless = False\n"
+            % (CARD["pan"], CARD["psn"], CARD["expiry"], track2.hex(), icc.hex()))
+    return code, card, tags
+
+
+# ---- servers with certificates the device must refuse --------------------------------------
+
+def _cert(subject_key, cn, issuer_cert, issuer_key, days=(-1, 365)):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    b = (x509.CertificateBuilder().subject_name(name)
+         .issuer_name(issuer_cert.subject if issuer_cert else name).public_key(subject_key.public_key())
+         .serial_number(x509.random_serial_number())
+         .not_valid_before(now + datetime.timedelta(days=days[0]))
+         .not_valid_after(now + datetime.timedelta(days=days[1])))
+    if issuer_cert is None:
+        b = b.add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+    else:
+        b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
+    return b.sign(issuer_key or subject_key, hashes.SHA256())
+
+
+class TlsServer:
+    """A TLS server with the given host certificate that asks for the device's certificate."""
+
+    def __init__(self, tmp, cert, key, ca_pem):
+        tmp = Path(tmp)
+        tmp.mkdir(parents=True, exist_ok=True)
+        (tmp / "host.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (tmp / "host.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(tmp / "host.pem", tmp / "host.key")
+        self.ctx.load_verify_locations(ca_pem)
+        self.ctx.verify_mode = ssl.CERT_REQUIRED
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.address = self.sock.getsockname()
+        self.handshakes = 0
+        self.errors = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                with self.ctx.wrap_socket(conn, server_side=True):
+                    self.handshakes += 1
+            except (ssl.SSLError, OSError) as e:
+                self.errors.append(str(e))
+
+    def close(self):
+        self.sock.close()
+
+
+def impostor(tmp, bank):
+    """A server whose certificate (for localhost) comes from a CA the device does not know."""
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _cert(ca_key, "Impostor CA", None, None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    return TlsServer(tmp, _cert(key, "localhost", ca, ca_key), key, bank.pki / "ca.pem")
+
+
+def expired(tmp, bank):
+    """A server whose certificate comes from the issuer CA but expired yesterday."""
+    ca_key = serialization.load_pem_private_key((bank.pki / "ca.key.pem").read_bytes(), None)
+    ca = x509.load_pem_x509_certificate((bank.pki / "ca.pem").read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    return TlsServer(tmp, _cert(key, "localhost", ca, ca_key, days=(-30, -1)), key, bank.pki / "ca.pem")
