@@ -1,0 +1,329 @@
+"""`inject`: put one unit's secrets into its vault over the REPL (tools/device.py, mpremote's
+transport), check them, test them against the bank host, and make the unit PROVISIONED.
+
+    1. the unit: reachable, its vault FACTORY or BLANK (PROVISIONED or BLOCKED only with
+       --reprovision, which wipes it first; PERSONALIZED never: it has an owner; TAMPERED never);
+    2. the secrets, from the bank (its state directory: the HSM key file, the PKI, the ledger):
+         dukpt.ik        AES DUKPT initial key = the HSM's derivation for this unit's initial key
+                         id (the BDK never leaves the HSM module)
+         dukpt.ksn       the initial key id (BDK id 4 bytes + derivation id 4) + counter 0
+         device.key      EC P-256 key (DER) and device.cert, its certificate (DER, CN = serial),
+         device.cert     issued by the issuer CA (tools/bank/pki.py) and registered in the ledger
+         issuer.ca       the issuer CA certificate (DER)
+         issuer.unblock  32 random bytes, kept sealed by the bank's HSM for the issuer's unblock
+       checked on the host before anything is sent: the certificate chains to the CA, names the
+       serial, is valid now and matches the device key;
+    3. one flash transaction on the unit (Vault.provision_all): all items and PROVISIONED in a
+       single commit, so a power cut leaves it FACTORY with none or PROVISIONED with all;
+    4. read-back: every item checked against what was sent (SHA-256 fingerprints of the public
+       items, 4-byte check values of the secret ones, the KSN itself, the lifecycle state);
+    5. a TLS test connection from the unit to the bank host (--bank-host): the unit verifies the
+       host against the injected CA, the host accepts the unit's registered certificate;
+    6. --production-lock: the vault's production flag (from the next boot on, no REPL).
+Secrets travel only inside the code sent to the unit's REPL, never printed, logged or audited.
+"""
+
+import ast
+import binascii
+import datetime
+import hashlib
+import secrets
+from pathlib import Path
+
+from tools.device import Device, DeviceError, DeviceExecError
+from tools.provision.common import BANK, DEVICE, KEYS, READBACK, REFUSED, fail, progress
+
+PUBLIC = ("device.cert", "issuer.ca", "dukpt.ksn")
+KCV_LABEL = b"PT-KCV\x00"
+
+STATE = """
+import sys, binascii, vault
+try:
+    import machine
+    uid = binascii.hexlify(machine.unique_id()).decode()
+except (ImportError, AttributeError):
+    uid = None
+print(repr((sys.platform, uid, vault.describe()[0])))
+"""
+
+WIPE = """
+import vault
+v = vault.Vault().open()
+v.wipe()
+v.reinitialize()
+print(repr(v.state))
+"""
+
+# What inject writes: everything in one transaction, then (optionally) the production flag.
+TRANSACTION = """
+import vault
+from binascii import unhexlify as u
+v = vault.Vault().open()
+v.provision_all({%s})
+"""
+PRODUCTION_LOCK = """
+v = vault.Vault().open()
+v.lock_production()
+"""
+
+READ_BACK = """
+import vault, hashlib, binascii
+v = vault.Vault().open()
+def _check(item):
+    data = v.device_secret(item)
+    try:
+        if item in %r:
+            return binascii.hexlify(hashlib.sha256(data).digest()).decode()
+        return binascii.hexlify(hashlib.sha256(%r + data).digest()[:4]).decode()
+    finally:
+        for i in range(len(data)):
+            data[i] = 0
+r = {'state': v.state, 'production': v.production, 'ksn': binascii.hexlify(v.device_secret('dukpt.ksn')).decode()}
+for item in vault.PROVISIONING_ITEMS:
+    r[item] = _check(item)
+print(repr(r))
+""" % (PUBLIC, KCV_LABEL)
+
+# The unit opens a TLS connection to the bank host as its uplink will: its key and certificate,
+# the host verified against the injected CA. The host closes a connection whose certificate it
+# does not accept at once; an accepted one stays open, waiting for the unit's sign-on.
+TLS_TEST = """
+import socket, ssl, vault
+v = vault.Vault().open()
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.verify_mode = ssl.CERT_REQUIRED
+key = v.device_secret('device.key')
+ctx.load_cert_chain(bytes(v.device_secret('device.cert')), bytes(key))
+for i in range(len(key)):
+    key[i] = 0
+ctx.load_verify_locations(cadata=bytes(v.device_secret('issuer.ca')))
+s = socket.socket()
+s.settimeout(5)
+s.connect(socket.getaddrinfo(%r, %d)[0][-1])
+t = ctx.wrap_socket(s, server_hostname=%r)
+s.settimeout(1.5)
+try:
+    got = t.read(1)
+    print(repr('closed' if not got else 'spoke'))
+except OSError:
+    print(repr('open'))
+t.close()
+"""
+
+
+def check_value(item, data):
+    """What READ_BACK reports of an item: SHA-256 of a public one, a 4-byte check value of a secret."""
+    if item in PUBLIC:
+        return hashlib.sha256(data).hexdigest()
+    return hashlib.sha256(KCV_LABEL + data).digest()[:4].hex()
+
+
+def initial_key_id(serial, bdk_id):
+    """BDK id (4 bytes) + derivation id (4 bytes): the serial's number, unique per unit."""
+    digits = "".join(c for c in serial if c.isdigit())
+    if not digits:
+        fail(KEYS, "serial %s has no number to derive the DUKPT derivation id from: give --initial-key-id" % serial)
+    return bytes.fromhex(bdk_id) + int(digits).to_bytes(4, "big")
+
+
+# ---- the bank's side --------------------------------------------------------------------------
+
+def _bank(bank_state):
+    from tools.bank.state import State
+
+    state = State(bank_state)
+    if not state.hsm_path.is_file() or not (state.pki_dir / "ca.pem").is_file():
+        fail(KEYS, "no bank HSM or issuer CA in %s: start the bank host once (python -m tools.bank "
+             "--state-dir %s) or give --bank-state" % (bank_state, bank_state))
+    return state
+
+
+def _unblock_key(state, serial):
+    """The unit's unblock key, sealed by the bank's HSM in <state>/hsm/unblock/<serial>.sealed
+    (the same key on a re-provisioning: the issuer keeps one per unit)."""
+    path = state.hsm_path.parent / "unblock" / (serial + ".sealed")
+    context = b"issuer.unblock " + serial.encode()
+    if path.is_file():
+        return state.hsm.unseal(path.read_bytes(), context)
+    key = secrets.token_bytes(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(state.hsm.seal(key, context))
+    tmp.replace(path)
+    return key
+
+
+def check_identity(ca_der, cert_der, key_der, serial):
+    """The certificate chains to the CA, names the serial, is valid now and matches the key;
+    returns its serial number and SHA-256 fingerprint."""
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_der_private_key
+    from cryptography.x509.oid import NameOID
+
+    try:
+        ca = x509.load_der_x509_certificate(ca_der)
+        cert = x509.load_der_x509_certificate(cert_der)
+        key = load_der_private_key(key_der, None)
+    except ValueError as e:
+        fail(KEYS, "a certificate or the device key does not parse: %s" % e)
+    try:
+        if cert.issuer != ca.subject:
+            raise InvalidSignature()
+        ca.public_key().verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm))
+    except (InvalidSignature, TypeError):
+        fail(KEYS, "the device certificate of %s is not signed by the issuer CA" % serial)
+    names = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    if names != [serial]:
+        fail(KEYS, "the device certificate names %s, not %s" % (names, serial))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        fail(KEYS, "the device certificate of %s is not valid now" % serial)
+    if key.public_key().public_numbers() != cert.public_key().public_numbers():
+        fail(KEYS, "the device key of %s does not match its certificate" % serial)
+    return "%x" % cert.serial_number, hashlib.sha256(cert_der).hexdigest()
+
+
+def unit_secrets(bank_state, serial, ikid):
+    """(items, public facts) for one unit; registers it with the bank if it is not yet."""
+    from tools.bank import admin, pki
+
+    state = _bank(bank_state)
+    try:
+        files = pki.device_files(state.pki_dir, serial)
+        registered = state.ledger.device(serial)
+        if registered is None:
+            progress("issuing %s's certificate (issuer CA) and registering it with the bank" % serial)
+            admin.register_device(state, serial)
+            registered = state.ledger.device(serial)
+        elif not files["cert_der"].is_file() or pki.fingerprint(files["cert_der"].read_bytes()) != registered["cert_sha256"]:
+            fail(KEYS, "%s is registered with a certificate whose key the bank's PKI does not hold" % serial)
+        ca_der = (state.pki_dir / "ca.der").read_bytes()
+        cert_der, key_der = files["cert_der"].read_bytes(), files["key_der"].read_bytes()
+        cert_serial, fingerprint = check_identity(ca_der, cert_der, key_der, serial)
+        if fingerprint != registered["cert_sha256"]:
+            fail(KEYS, "the bank pins another certificate for %s" % serial)
+        items = {"device.key": key_der, "device.cert": cert_der, "issuer.ca": ca_der,
+                 "dukpt.ik": state.hsm.initial_key(ikid), "dukpt.ksn": ikid + bytes(4),
+                 "issuer.unblock": _unblock_key(state, serial)}
+    finally:
+        state.close()
+    facts = {"certificate_serial": cert_serial, "certificate_sha256": fingerprint,
+             "issuer_ca_sha256": hashlib.sha256(ca_der).hexdigest(), "ksn": (ikid + bytes(4)).hex()}
+    return items, facts
+
+
+# ---- the unit's side --------------------------------------------------------------------------
+
+def transaction_code(items):
+    """The code inject runs on the unit to write everything (tests cut the power inside it)."""
+    return TRANSACTION % ", ".join("%r: u(%r)" % (k, binascii.hexlify(v).decode()) for k, v in sorted(items.items()))
+
+
+def _exec(dev, code, what, timeout=60):
+    try:
+        return dev.exec(code, timeout=timeout)
+    except DeviceExecError as e:
+        # The device's traceback names lines and exceptions, never the code's literals.
+        fail(DEVICE, "%s failed on the unit:\n%s" % (what, e.traceback.strip()))
+    except DeviceError as e:
+        fail(DEVICE, str(e))
+
+
+def _value(dev, code, what):
+    return ast.literal_eval(_exec(dev, code, what).strip().splitlines()[-1])
+
+
+def unit_state(dev):
+    """(platform, unique id or None, vault state)."""
+    return _value(dev, STATE, "reading the unit's state")
+
+
+def prepare_unit(dev, reprovision):
+    platform, uid, state = unit_state(dev)
+    progress("unit: %s, id %s, vault %s" % (platform, uid or "(none: virtual handheld)", state))
+    if state == "PERSONALIZED":
+        fail(REFUSED, "the unit is PERSONALIZED: it has an owner, who must wipe it first; never re-provisioned here")
+    if state == "TAMPERED":
+        fail(REFUSED, "the unit's secure store is TAMPERED: set the unit aside for inspection")
+    if state in ("PROVISIONED", "BLOCKED", "WIPED"):
+        if state != "WIPED" and not reprovision:
+            fail(REFUSED, "the unit is already %s: give --reprovision to wipe and provision it again" % state)
+        progress("wiping the %s unit for re-provisioning" % state)
+        state = _value(dev, WIPE, "wiping the unit")
+    return platform, uid, state
+
+
+def read_back(dev, items):
+    """Check what the unit holds against items; ReadBack error naming the first difference."""
+    held = _value(dev, READ_BACK, "reading back")
+    if held["state"] != "PROVISIONED":
+        fail(READBACK, "the unit is %s after injection, not PROVISIONED" % held["state"])
+    if held["ksn"] != items["dukpt.ksn"].hex():
+        fail(READBACK, "the unit's KSN is %s, not the injected %s" % (held["ksn"], items["dukpt.ksn"].hex()))
+    for item, data in sorted(items.items()):
+        if held.get(item) != check_value(item, data):
+            fail(READBACK, "the unit's %s is not what was injected (%s)" % (
+                item, "certificate fingerprint differs" if item == "device.cert" else "check value differs"))
+    return held
+
+
+def tls_test(dev, host, port, server_name):
+    progress("TLS test connection from the unit to the bank host %s:%d" % (host, port))
+    try:
+        said = ast.literal_eval(dev.exec(TLS_TEST % (host, port, server_name), timeout=30).strip().splitlines()[-1])
+    except DeviceExecError as e:
+        last = e.traceback.strip().splitlines()[-1]
+        fail(BANK, "the unit could not open a TLS connection to %s:%d: %s" % (host, port, last))
+    except DeviceError as e:
+        fail(DEVICE, str(e))
+    if said == "closed":
+        fail(BANK, "the bank host %s:%d closed the unit's connection: it does not accept its certificate "
+             "(not registered there?)" % (host, port))
+    return "ok"
+
+
+def inject(port, serial, bank_state, bank_host=None, ikid=None, bdk_id="00000001", production_lock=False,
+           reprovision=False, audit=None):
+    from tools.bank import pki
+
+    try:
+        pki.check_serial(serial)
+    except pki.PkiError as e:
+        fail(KEYS, str(e))
+    ikid = ikid or initial_key_id(serial, bdk_id)
+    items, facts = unit_secrets(bank_state, serial, ikid)
+    if audit is not None:
+        audit.record.update(facts)
+    progress("connecting to the unit on %s" % port)
+    try:
+        dev = Device(port)
+    except DeviceError as e:
+        fail(DEVICE, str(e))
+    try:
+        platform, uid, state = prepare_unit(dev, reprovision)
+        if audit is not None:
+            audit.record.update({"platform": platform, "unit_id": uid, "state_before": state})
+        progress("writing %d items and PROVISIONED in one transaction" % len(items))
+        _exec(dev, transaction_code(items), "the provisioning transaction")
+        progress("reading back every item")
+        read_back(dev, items)
+        if audit is not None:
+            audit["read_back"] = "ok"
+        if bank_host:
+            host, _, p = bank_host.rpartition(":")
+            result = tls_test(dev, host or "127.0.0.1", int(p), "localhost")
+            if audit is not None:
+                audit["tls_test"] = result
+        elif audit is not None:
+            audit["tls_test"] = "skipped (no --bank-host)"
+        if production_lock:
+            progress("production lock: the unit refuses the REPL from its next boot on")
+            _exec(dev, PRODUCTION_LOCK, "the production lock")
+        state = _value(dev, STATE, "reading the unit's state")[2]
+        if audit is not None:
+            audit.record.update({"state": state, "production": production_lock})
+        return state
+    finally:
+        dev.close()
