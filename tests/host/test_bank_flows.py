@@ -128,8 +128,7 @@ def test_insufficient_funds_51(bank):
 def test_bad_mac_63_and_not_acted_on(bank):
     async def go():
         t = await signed_on(bank)
-        fields, ksn, _ = t.purchase_fields(bankfix.make_card(), 500, pin="1234")
-        raw, doc, _ = t.build("0200", fields, ksn=ksn)
+        raw, doc, _ = t.purchase_message(bankfix.make_card(), 500, pin="1234")
         forged = raw[:-1] + bytes((raw[-1] ^ 1,))
         ans = await t.send_raw(forged, "0210", doc["11"])
         # the same message, MAC intact, is then processed: the 63 was not remembered
@@ -145,8 +144,7 @@ def test_bad_mac_63_and_not_acted_on(bank):
 def test_duplicate_posts_once_and_gets_the_first_answer(bank):
     async def go():
         t = await signed_on(bank)
-        fields, ksn, _ = t.purchase_fields(bankfix.make_card(), 700, pin="1234")
-        raw, doc, _ = t.build("0200", fields, ksn=ksn)
+        raw, doc, _ = t.purchase_message(bankfix.make_card(), 700, pin="1234")
         first = await t.send_raw(raw, "0210", doc["11"])
         again = await t.send_raw(raw, "0210", doc["11"])
         await t.close()
@@ -161,8 +159,7 @@ def test_concurrent_duplicates_post_once(bank):
     # same 0200 from 4 threads at once (the ledger's unique constraints settle it)
     async def build():
         t = await signed_on(bank)
-        fields, ksn, _ = t.purchase_fields(bankfix.make_card(), 300, pin="1234")
-        raw, _, _ = t.build("0200", fields, ksn=ksn)
+        raw, _, _ = t.purchase_message(bankfix.make_card(), 300, pin="1234")
         await t.close()
         return raw
     raw = run(build())
@@ -175,8 +172,7 @@ def test_concurrent_duplicates_post_once(bank):
 def test_reversal_undoes_and_unknown_reversal_25(bank):
     async def go():
         t = await signed_on(bank)
-        fields, ksn, _ = t.purchase_fields(bankfix.make_card(), 1500, pin="1234")
-        raw, doc, _ = t.build("0200", fields, ksn=ksn)
+        raw, doc, _ = t.purchase_message(bankfix.make_card(), 1500, pin="1234")
         ans = await t.send_raw(raw, "0210", doc["11"])
         rev = await t.reverse(doc)
         rev_again = await t.reverse(doc)            # a re-sent 0400 (new STAN): nothing more
@@ -353,9 +349,8 @@ def test_no_clear_pin_pin_block_or_pan_in_logs_or_database(bank, caplog):
         t = await signed_on(bank)
         card = bankfix.make_card()
         for pin in ("1234", "8642"):
-            fields, ksn, _ = t.purchase_fields(card, 321, pin=pin)
-            pin_blocks.append(fields["52"])
-            raw, doc, _ = t.build("0200", fields, ksn=ksn)
+            raw, doc, _ = t.purchase_message(card, 321, pin=pin)
+            pin_blocks.append(doc["52"])
             await t.send_raw(raw, "0210", doc["11"])
             await t.send_raw(raw, "0210", doc["11"])     # and its duplicate (idempotency table)
         await t.reverse(doc)

@@ -177,9 +177,10 @@ class Terminal:
     async def sign_on(self, code="001"):
         return await self.request("0800", {"70": code})
 
-    def purchase_fields(self, card, amount, pin=None, ksn=None, order=None, currency="978"):
-        """(fields, ksn, tags) of a 0200 purchase: DE55 with the card's ARQC, DE52 when pin."""
-        ksn = ksn or self.next_ksn()
+    def purchase_message(self, card, amount, pin=None, order=None, currency="978"):
+        """(raw, doc, tags) of a 0200 purchase: DE55 with the card's ARQC, DE52 when pin, DE48
+        when it pays a pushed order. Built, not sent (a test may send it twice, or spoil it)."""
+        ksn = self.next_ksn()
         tags = card.icc_data(amount)
         now = datetime.datetime.now(datetime.timezone.utc)
         fields = {"2": card.pan, "3": "000000", "4": "%012d" % amount,
@@ -192,12 +193,13 @@ class Terminal:
                 self.key(ksn, dukpt.KEY_USAGE_PIN), pin, card.pan).hex()
         if order is not None:
             fields["48"] = "ORD=" + order
-        return fields, ksn, tags
+        raw, doc, _ = self.build("0200", fields, ksn=ksn)
+        return raw, doc, tags
 
     async def purchase(self, card, amount, pin=None, order=None, currency="978"):
         """The 0210 of a card purchase; ans['arpc_ok'] tells whether tag 91 checks out."""
-        fields, ksn, tags = self.purchase_fields(card, amount, pin, order=order, currency=currency)
-        ans = await self.request("0200", fields, ksn=ksn)
+        raw, doc, tags = self.purchase_message(card, amount, pin, order, currency)
+        ans = await self.send_raw(raw, "0210", doc["11"])
         issuer = dict(tlv.decode(bytes.fromhex(ans.get("55", "")))).get(0x91)
         ans["arpc_ok"] = issuer is not None and card.check_arpc(tags, issuer)
         return ans

@@ -289,14 +289,14 @@ class Bank:
         if expired(card["expiry"]):
             raise Decline(EXPIRED)
         if "pin_ok" in pre:
-            tries = self.ledger.card_by_hash(self.hsm.pan_hash(pre["pan"]))["pin_tries"]
+            tries = self.ledger.pin_tries(card["token"])     # now, inside the transaction
             if tries >= PIN_TRIES:
                 raise Decline(TRIES_EXCEEDED)
             if not pre["pin_ok"]:
-                self.ledger.set_pin_tries(card["token"], tries + 1)
-                raise Decline(TRIES_EXCEEDED if tries + 1 >= PIN_TRIES else WRONG_PIN)
+                tries = self.ledger.count_pin_try(card["token"])
+                raise Decline(TRIES_EXCEEDED if tries >= PIN_TRIES else WRONG_PIN)
             if tries:
-                self.ledger.set_pin_tries(card["token"], 0)
+                self.ledger.reset_pin_tries(card["token"])
         if self.ledger.account(card["account_id"])["currency"] != doc.get("49"):
             raise Decline(NOT_PERMITTED)
         if req is not None:

@@ -126,7 +126,7 @@ class Hsm:
         path = Path(path)
         if path.exists():
             raise HsmError("%s exists: the HSM keys are never overwritten" % path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         keys = {"bdk": (bdk or secrets.token_bytes(16)).hex(), "pvk": secrets.token_bytes(16).hex(),
                 "pan_key": secrets.token_bytes(32).hex(),
                 "store_key": secrets.token_bytes(16).hex(), "imk": {}}

@@ -164,9 +164,14 @@ class Ledger:
     # ---- accounts ----------------------------------------------------------------------------
 
     def create_account(self, account_id, name, currency, balance=0):
-        with self.db.transaction():
-            self.db.execute("INSERT INTO accounts (id, name, currency, balance, created) "
-                            "VALUES (?, ?, ?, ?, ?)", (account_id, name, currency, balance, now()))
+        if len(account_id) > 28 or not (currency.isdigit() and len(currency) == 3):
+            raise LedgerError("an account id has at most 28 characters (DE102), a currency 3 digits")
+        try:
+            with self.db.transaction():
+                self.db.execute("INSERT INTO accounts (id, name, currency, balance, created) "
+                                "VALUES (?, ?, ?, ?, ?)", (account_id, name, currency, balance, now()))
+        except Conflict:
+            raise Conflict("account %s exists" % account_id) from None
 
     def account(self, account_id):
         row = self.db.one("SELECT id, name, currency, balance FROM accounts WHERE id = ?",
@@ -219,6 +224,8 @@ class Ledger:
     # ---- cards -------------------------------------------------------------------------------
 
     def add_card(self, token, pan_hash, pan_masked, expiry, psn, pvv, issuer_key_id, account_id):
+        if self.card_by_hash(pan_hash) is not None:
+            raise Conflict("card %s is issued already" % pan_masked)
         with self.db.transaction():
             self.db.execute(
                 "INSERT INTO cards (token, pan_hash, pan_masked, expiry, psn, pvv, issuer_key_id, "
@@ -239,8 +246,17 @@ class Ledger:
                 for r in self.db.all("SELECT token, pan_masked, expiry, account_id, pin_tries, "
                                      "status FROM cards ORDER BY token")]
 
-    def set_pin_tries(self, token, tries):
-        self.db.execute("UPDATE cards SET pin_tries = ? WHERE token = ?", (tries, token))
+    def pin_tries(self, token):
+        return int(self.db.one("SELECT pin_tries FROM cards WHERE token = ?", (token,))[0])
+
+    def count_pin_try(self, token):
+        """One more wrong PIN (an atomic increment: the row stays locked until commit); the
+        new count."""
+        self.db.execute("UPDATE cards SET pin_tries = pin_tries + 1 WHERE token = ?", (token,))
+        return self.pin_tries(token)
+
+    def reset_pin_tries(self, token):
+        self.db.execute("UPDATE cards SET pin_tries = 0 WHERE token = ?", (token,))
 
     # ---- devices -----------------------------------------------------------------------------
 
