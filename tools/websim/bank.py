@@ -1,5 +1,5 @@
 """The reference bank host (tools/bank) as the web simulator runs it: a child process
-(`python -m tools.bank`), its addresses read from what it prints, its merchant API for the
+(`python -m tools.bank`, on free ports, its state in <state-dir>/bank), its addresses read from what it prints, its merchant API for the
 merchant panel and its message trace for the ISO 8583 view.
 
 Read from the host's output: the merchant API's base URL (the first http://127.0.0.1:N it
@@ -43,7 +43,8 @@ class BankHost:
     async def start(self):
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tools.bank", cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+            sys.executable, "-m", "tools.bank", "--listen", "127.0.0.1:0", "--merchant-api", "127.0.0.1:0",
+            "--state-dir", str(self.state_dir), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT)
         self.http = ClientSession(timeout=ClientTimeout(total=10))
         try:

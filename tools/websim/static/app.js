@@ -197,7 +197,7 @@ function addIso(m) {
 
 function appendLog(text) {
   const el = $("log");
-  keepTail(el, () => { el.appendChild(document.createTextNode(text.replace(/\r\n/g, "\n"))); }, 2000);
+  keepTail(el, () => { el.appendChild(document.createTextNode(text.replace(/\r\n/g, "\n").replace(/[\x00-\x08\x0b-\x1f\x7f]/g, ""))); }, 2000);
 }
 
 connect();
