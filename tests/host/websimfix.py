@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from tools.rig.client import RigClient
+from tools.vdevice.spawn import VDeviceProcess
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -17,7 +18,10 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-class WebsimProcess:
+class WebsimProcess(VDeviceProcess):
+    """As VDeviceProcess (stop, wait_booted, rig), the device started by the web simulator;
+    url is its page."""
+
     def __init__(self, image, state_dir, bank=True, start_timeout=60):
         self.state_dir = Path(state_dir)
         self.log_path = self.state_dir / "websim.log"
@@ -40,29 +44,7 @@ class WebsimProcess:
                 self.url = line.split()[-1]
         threading.Thread(target=self._drain, daemon=True).start()
         self.rig = RigClient.from_state(self.state_dir)
-
-    def _drain(self):
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip())
-
-    def wait_booted(self, timeout=20):
-        deadline = time.monotonic() + timeout
-        while self.rig.call("device")["phase"] not in ("main.py", "repl"):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the virtual handheld did not boot")
-            time.sleep(0.05)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if hasattr(self, "rig"):
-            self.rig.close()
-        self.log.close()
+        self.wait_booted()
 
 
 def chromium_missing():
