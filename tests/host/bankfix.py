@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 
 from tools.bank import admin, merchant
-from tools.bank.client import Terminal, TestCard
+from tools.bank.client import Terminal, SimCard
 from tools.bank.host import Host
 from tools.bank.state import State
 
@@ -163,4 +163,4 @@ async def terminal(state, address, serial="PT000001", cert=None, key=None, count
 
 
 def make_card():
-    return TestCard(CARD["pan"], CARD["expiry"][:4], CARD["psn"], CARD["imk"])
+    return SimCard(CARD["pan"], CARD["expiry"][:4], CARD["psn"], CARD["imk"])

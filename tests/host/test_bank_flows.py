@@ -15,8 +15,8 @@ import urllib.request
 import pytest
 
 from tests.host import bankfix
-from tools.bank import pki, wire
-from tools.bank.client import TerminalError
+from tools.bank import admin, pki, wire
+from tools.bank.client import TerminalError, SimCard
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning",
                                         "ignore::cryptography.utils.CryptographyDeprecationWarning")
@@ -112,6 +112,27 @@ def test_right_pin_resets_the_tries(bank):
         await t.close()
         return [a["39"] for a in out]
     assert run(go()) == ["55", "55", "00", "55"]
+
+
+def test_expired_unknown_card_and_bad_arqc(bank):
+    base = {"pin": "1234", "apps": [{"pan": "4761739001010028", "psn": "01", "expiry": "231231",
+                                     "issuer": bankfix.CARD["issuer"],
+                                     "imk_ac": bankfix.CARD["imk"].hex()}]}
+    admin.add_card(bank.state, base, "ALICE")
+    expired = SimCard("4761739001010028", "2312", "01", bankfix.CARD["imk"])
+    unknown = SimCard("4761739001010036", "3012", "01", bankfix.CARD["imk"])
+    forged = SimCard(bankfix.CARD["pan"], "3012", "01", bytes(16))   # ARQC under a wrong key
+
+    async def go():
+        t = await signed_on(bank)
+        out = [await t.purchase(c, 100, pin="1234") for c in (expired, unknown, forged)]
+        await t.close()
+        return out
+    exp, unk, bad = run(go())
+    assert (exp["39"], exp["arpc_ok"]) == ("54", True)
+    assert unk["39"] == "14" and "55" not in unk
+    assert bad["39"] == "05" and "55" not in bad       # no ARPC for a cryptogram that failed
+    assert postings(bank) == []
 
 
 def test_insufficient_funds_51(bank):

@@ -25,7 +25,7 @@ class TerminalError(Exception):
 
 
 @dataclass
-class TestCard:
+class SimCard:
     """A chip card as the terminal sees it after reading it: enough to build a 0200."""
     pan: str
     expiry: str                 # YYMM

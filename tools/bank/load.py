@@ -20,7 +20,7 @@ import tempfile
 import time
 
 from tools.bank import admin
-from tools.bank.client import Terminal, TestCard
+from tools.bank.client import Terminal, SimCard
 from tools.bank.state import State
 
 LOAD_BANK_ID = bytes.fromhex("10AD10AD")
@@ -44,7 +44,7 @@ def setup(state, n):
                                          "issuer": "load-issuer", "imk_ac": imk.hex()}]}
         admin.add_card(state, profile, account)
         admin.register_device(state, serial)
-        out.append((serial, TestCard(pan, "4912", "01", imk)))
+        out.append((serial, SimCard(pan, "4912", "01", imk)))
     return out
 
 
