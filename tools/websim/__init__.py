@@ -8,8 +8,9 @@ the page (tools/websim/static: plain HTML/CSS/JS, nothing from elsewhere) and a 
                   every POLL_S): FRAME_HEAD (frame number u32, flags u8 (1 shown, 2 inverted,
                   4 BGR), 3 pad, the server's time in ms f64), then the panel's 240x320 RGB565
                   big-endian pixels, zlib-compressed (the page inflates them with the browser's
-                  DecompressionStream). Raw RGB565 + deflate costs ~0.5 ms a frame; a PNG made
-                  by the model's rgb_rows() ~70 ms for the same bytes (python -m tools.websim.bench).
+                  DecompressionStream). Raw RGB565 + deflate costs 0.7-1.8 ms and ~2 KB a
+                  frame; a PNG by the model's rgb_rows() 60-115 ms for as many bytes
+                  (python -m tools.websim.bench).
                   text: JSON {"type": "log" | "apdu" | "iso8583" | "state", ...}
   page -> server  JSON {"type": "touch", "action": "touch" | "move" | "release", "x", "y"} at
                   panel coordinates (the page scales them back from its zoom)
