@@ -137,7 +137,8 @@ def make_state(base, url):
                                              "imk_ac": CARD["imk"].hex()}]}
     admin.add_card(state, profile, "ALICE")
     for serial in ("PT000001", "PT000002"):
-        admin.register_device(state, serial, merchant_account="SHOP")
+        admin.register_device(state, serial, merchant_account="SHOP",
+                              ikid=initial_key_id(serial))
     led.bind("PT000001", "ALICE")
     led.bind("PT000001", "BOB")
     led.bind("PT000001", "CAROL", "payee")

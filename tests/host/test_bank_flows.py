@@ -257,6 +257,18 @@ def test_terminal_id_must_be_the_certificates_serial(bank):
     assert run(go())["39"] == "57"
 
 
+def test_ksn_of_another_initial_key_63(bank):
+    async def go():
+        t = await signed_on(bank)
+        t.ikid = bankfix.initial_key_id("PT000002")        # keys and KSNs of another device
+        t.initial_key = bank.state.hsm.initial_key(t.ikid)
+        ans = await t.balance("ALICE")
+        await t.close()
+        return ans
+    ans = run(go())
+    assert ans["39"] == "63" and "54" not in ans and not ans["mac_ok"]
+
+
 def test_balance_and_transfer(bank):
     async def go():
         t = await signed_on(bank)

@@ -5,9 +5,10 @@
     account ID --name N [--currency 978] [--balance MINOR]
     card PROFILE.json --account ID [--app 0]    a test card (tools/emvcard profile): PAN -> keyed
                                                 hash + masked, PIN -> PVV, imk_ac -> the HSM
-    device SERIAL [--cert PEM] [--merchant-account ID]
+    device SERIAL [--cert PEM] [--merchant-account ID] [--ikid HEX16]
                                                 register a device (its certificate issued here
                                                 when --cert is not given) and pin its certificate
+                                                (and its DUKPT initial key id)
     bind SERIAL ACCOUNT [--payee]               an account the device may debit (or pay to)
     hold ID ACCOUNT AMOUNT [--reason R] | release ID
     list                                        accounts, cards, devices
@@ -38,12 +39,16 @@ def add_card(state, profile, account_id, app_index=0):
     return token
 
 
-def register_device(state, serial, cert=None, merchant_account=None):
-    """Register a device, pinning its certificate (issued by the bank's CA when cert is None)."""
+def register_device(state, serial, cert=None, merchant_account=None, ikid=None):
+    """Register a device, pinning its certificate (issued by the bank's CA when cert is None)
+    and, when given, its DUKPT initial key id (8 bytes)."""
     pki.check_serial(serial)
+    if ikid is not None and len(ikid) != 8:
+        raise ValueError("an initial key id has 8 bytes (16 hex digits)")
     if cert is None:
         cert = pki.issue_device(state.pki_dir, serial)["cert"]
-    state.ledger.add_device(serial, pki.cert_fingerprint(cert), merchant_account)
+    state.ledger.add_device(serial, pki.cert_fingerprint(cert), merchant_account,
+                            ikid.hex().upper() if ikid else None)
     return cert
 
 
@@ -76,6 +81,7 @@ def main(argv=None):
     d.add_argument("serial")
     d.add_argument("--cert", type=Path)
     d.add_argument("--merchant-account")
+    d.add_argument("--ikid", type=bytes.fromhex, help="its DUKPT initial key id, 16 hex digits")
     b = sub.add_parser("bind")
     b.add_argument("serial")
     b.add_argument("account")
@@ -112,7 +118,8 @@ def main(argv=None):
             token = add_card(state, json.loads(args.profile.read_text()), args.account, args.app)
             print("card %s for account %s" % (token, args.account))
         elif args.cmd == "device":
-            cert = register_device(state, args.serial, args.cert, args.merchant_account)
+            cert = register_device(state, args.serial, args.cert, args.merchant_account,
+                                   args.ikid)
             print("device %s registered, certificate %s" % (args.serial, cert))
         elif args.cmd == "bind":
             led.bind(args.serial, args.account, "payee" if args.payee else "owner")

@@ -92,7 +92,9 @@ class Bank:
 
     # ---- entry -------------------------------------------------------------------------------
 
-    def handle(self, serial, raw):
+    def handle(self, serial, raw, ikid=None):
+        """The Outcome of a message from device serial; ikid (hex): the device's initial key id,
+        when registered, which the message's KSN must carry."""
         try:
             doc = wire.decode(raw)
         except wire.WireError as e:
@@ -101,6 +103,9 @@ class Bank:
         mti = doc["t"]
         out = Outcome(mti=mti)
         ksn = ksn_of(doc)
+        if ksn is not None and ikid and ksn[:8].hex().upper() != ikid:
+            LOG.warning("%s: KSN of another initial key id", serial)
+            ksn = None
         if ksn is None or not wire.mac_ok(raw, doc, lambda d, m: self.hsm.check_mac(ksn, d, m)):
             LOG.warning("%s: %s STAN %s: bad or missing MAC", serial, mti, doc.get("11"))
             if mti in ("0200", "0400", "0620", "0800"):
@@ -431,15 +436,16 @@ class Host:
             return None, "device %s is %s" % (serial, device["status"])
         if device["cert_sha256"] != pki.fingerprint(der):
             return None, "device %s presented a certificate other than its registered one" % serial
-        return serial, None
+        return device, None
 
     async def _connection(self, reader, writer):
         peer = writer.get_extra_info("peername")
-        serial, why = await self._identify(writer)
-        if serial is None:
+        device, why = await self._identify(writer)
+        if device is None:
             LOG.warning("connection from %s refused: %s", peer, why)
             writer.close()
             return
+        serial = device["serial"]
         old = self.sessions.get(serial)
         if old is not None:
             LOG.info("%s: new connection replaces the old one", serial)
@@ -451,7 +457,7 @@ class Host:
                 raw = await wire.read_frame(reader)
                 if raw is None:
                     break
-                out = await self.call(self.bank.handle, serial, raw)
+                out = await self.call(self.bank.handle, serial, raw, device["ikid"])
                 if out.ksn is not None:
                     session.last_ksn = out.ksn
                 if out.network == SIGN_ON and out.rc == APPROVED:

@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS cards (
     status TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS devices (
     serial TEXT PRIMARY KEY, cert_sha256 TEXT NOT NULL, status TEXT NOT NULL,
-    merchant_account TEXT REFERENCES accounts(id), created TEXT NOT NULL);
+    merchant_account TEXT REFERENCES accounts(id), ikid TEXT, created TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS device_accounts (
     serial TEXT NOT NULL REFERENCES devices(serial), account_id TEXT NOT NULL REFERENCES accounts(id),
     role TEXT NOT NULL, PRIMARY KEY (serial, account_id));
@@ -260,16 +260,19 @@ class Ledger:
 
     # ---- devices -----------------------------------------------------------------------------
 
-    def add_device(self, serial, cert_sha256, merchant_account=None):
+    def add_device(self, serial, cert_sha256, merchant_account=None, ikid=None):
+        """A device, its certificate pinned by SHA-256; ikid (16 hex digits): the DUKPT
+        initial key id it was loaded with, which every KSN it sends must start with."""
         with self.db.transaction():
             self.db.execute("INSERT INTO devices (serial, cert_sha256, status, merchant_account, "
-                            "created) VALUES (?, ?, 'active', ?, ?)",
-                            (serial, cert_sha256, merchant_account, now()))
+                            "ikid, created) VALUES (?, ?, 'active', ?, ?, ?)",
+                            (serial, cert_sha256, merchant_account, ikid, now()))
 
     def device(self, serial):
-        row = self.db.one("SELECT serial, cert_sha256, status, merchant_account FROM devices "
+        row = self.db.one("SELECT serial, cert_sha256, status, merchant_account, ikid FROM devices "
                           "WHERE serial = ?", (serial,))
-        return dict(zip(("serial", "cert_sha256", "status", "merchant_account"), row)) if row else None
+        return dict(zip(("serial", "cert_sha256", "status", "merchant_account", "ikid"), row)) \
+            if row else None
 
     def devices(self):
         return [self.device(r[0]) for r in self.db.all("SELECT serial FROM devices ORDER BY serial")]
