@@ -1,0 +1,225 @@
+"""The EMV kernel (lib/emv/kernel.py) on the device, in whole transactions against the rig's EMV
+test cards (tools/emvcard) in the contact slot and on the NFC antenna. The host plays the
+issuer: it checks the card's ARQC from DE55 (decoded by pyemv) with tools/emvcard/cryptogram.py
+and answers with an ARPC, then checks the card's TC after completion.
+
+Each test uses its own card ("profile#tag": fresh counters) so that tests do not depend on
+each other's PIN tries or ATCs.
+"""
+
+import pytest
+
+import emvfix
+
+TC, ARQC, AAC = 0x40, 0x80, 0x00
+
+
+@pytest.fixture(scope="module")
+def emv(vdevice, device):
+    device.soft_reset()
+    emvfix.attach(vdevice, device)
+
+    class Rig:
+        def insert(self, card):
+            device.exec("asyncio.run(slot.deactivate())")
+            vdevice.rig.call("do", name="card", action="insert", applet="emv:" + card, atr="t1")
+
+        def place(self, card):
+            vdevice.rig.call("do", name="nfc", action="place", applet="emv:" + card)
+
+        def pins(self, *pins):
+            device.exec("PINS[:] = %r; ASKED[:] = []; GIVEN[:] = []" % [p.encode() for p in pins])
+
+        def contact(self, card, amount=2500, *pins, **kw):
+            self.insert(card)
+            self.pins(*pins)
+            args = "".join(", %s=%r" % kv for kv in kw.items())
+            return device.eval("contact(%d%s)" % (amount, args), timeout=60)
+
+        def contactless(self, card, amount=2500):
+            self.place(card)
+            return device.eval("contactless(%d)" % amount, timeout=60)
+
+        def finish(self, arc, auth=None, scripts=None):
+            return device.eval("finish(%r, %r, %r)" % (arc, auth, scripts), timeout=60)
+
+    try:
+        yield Rig()
+    finally:
+        try:
+            device.exec("asyncio.run(slot.deactivate())")
+        finally:
+            emvfix.detach(vdevice)
+
+
+def bits(hexstr, byte, mask):
+    return bool(bytes.fromhex(hexstr)[byte] & mask)
+
+
+# ---- contact ---------------------------------------------------------------------------------
+
+def test_contact_offline_pin_then_online_with_arpc(emv, device):
+    r = emv.contact("visa-classic#arpc", 2500, "1234")
+    assert r["outcome"] == "online", r
+    assert (r["aid"], r["label"], r["pan"], r["psn"]) == ("a0000000031010", "VISA", "4761739001010010", "01")
+    assert r["cvm"] == "410302"  # offline plaintext PIN, always, successful
+    assert device.eval("ASKED") == [3]  # the try counter from GET DATA 9F17
+    assert device.eval("[bytes(b) for b in GIVEN]") == [b"\x00" * 4]  # the PIN wiped after VERIFY
+    # TVR: DDA passed; a new card (last online ATC 0); floor limit 0 exceeded and the lower
+    # consecutive offline limit (9F14 00) too: online. TSI: ODA, CVM, card and
+    # terminal risk management.
+    assert r["tvr"] == "000800c000" and r["tsi"] == "e800", r
+    tags = emvfix.de55(r["icc_data"])
+    assert tags[0x9F27] == bytes((ARQC,)) and tags[0x9F02] == bytes.fromhex("000000002500")
+    assert tags[0x95] == bytes.fromhex(r["tvr"]) and tags[0x9F34] == bytes.fromhex("410302")
+    assert tags[0x84] == bytes.fromhex("a0000000031010")
+    auth = emvfix.issuer_answer(r)  # checks the ARQC as the bank does
+    f = emv.finish(b"00", auth)
+    assert f["outcome"] == "approved", f
+    assert f["tsi"] == "f800"  # issuer authentication performed (EXTERNAL AUTHENTICATE)
+    assert not bits(f["tvr"], 4, 0x40)  # the ARPC passed
+    tags = emvfix.de55(f["icc_data"])
+    assert tags[0x9F27] == bytes((TC,))
+    emvfix.check_cryptogram(f)  # the card's TC, over the second GENERATE AC's data
+
+
+def test_contact_wrong_pin_then_right(emv, device):
+    r = emv.contact("visa-classic#wrongpin", 2500, "9999", "1234")
+    assert r["outcome"] == "online" and r["cvm"] == "410302", r
+    assert device.eval("ASKED") == [3, 2]  # 63C2 after the wrong one
+
+
+def test_contact_pin_try_limit_falls_to_online_pin(emv, device):
+    r = emv.contact("visa-classic#ptl", 2500, "0000", "0000", "0000")
+    assert device.eval("ASKED") == [3, 2, 1]
+    # 41 03 failed (apply next), 42 03 online PIN: entered later for DE52, result unknown.
+    assert r["cvm"] == "420300" and r["online_pin"] is True, r
+    assert bits(r["tvr"], 2, 0x20) and bits(r["tvr"], 2, 0x04)  # PIN try limit, online PIN entered
+    assert not bits(r["tvr"], 2, 0x80)
+    emvfix.check_cryptogram(r)
+    # The next transaction: the try counter is 0, no VERIFY is sent and no PIN asked.
+    r = emv.contact("visa-classic#ptl", 2500)
+    assert device.eval("ASKED") == [] and r["cvm"] == "420300", r
+
+
+def test_contact_issuer_declines(emv):
+    r = emv.contact("visa-classic#issuerdecline", 2500, "1234")
+    assert r["outcome"] == "online"
+    f = emv.finish(b"05", emvfix.issuer_answer(r, b"05"))
+    assert f["outcome"] == "declined" and "05" in f["reason"], f
+    assert emvfix.de55(f["icc_data"])[0x9F27] == bytes((AAC,))
+    emvfix.check_cryptogram(f)
+
+
+def test_contact_wrong_arpc(emv):
+    r = emv.contact("visa-classic#badarpc", 2500, "1234")
+    auth = bytearray(emvfix.issuer_answer(r))
+    auth[0] ^= 1
+    f = emv.finish(b"00", bytes(auth))
+    # EXTERNAL AUTHENTICATE 6300: issuer authentication failed; the card then declines.
+    assert bits(f["tvr"], 4, 0x40) and f["outcome"] == "declined", f
+
+
+def test_contact_unable_to_go_online(emv):
+    r = emv.contact("visa-classic#offline", 2500, "1234")
+    assert r["outcome"] == "online"
+    # No answer from the host: the default action codes. TAC default DC4000A800 has the floor
+    # limit bit that is set: AAC asked with ARC Z3.
+    f = emv.finish(None)
+    assert f["outcome"] == "declined", f
+    assert emvfix.de55(f["icc_data"])[0x9F27] == bytes((AAC,))
+
+
+def test_offline_decline(emv):
+    r = emv.contact("decline", 2500, "1234")
+    assert r["outcome"] == "declined" and r["reason"], r
+    tags = emvfix.de55(r["icc_data"])
+    assert tags[0x9F27] == bytes((AAC,))
+    emvfix.check_cryptogram(r)  # an AAC is a real cryptogram too
+
+
+def test_blocked_application(emv):
+    r = emv.contact("blocked", 2500)
+    assert r["outcome"] == "end" and "no application" in r["reason"], r
+    assert r["aid"] is None or r["icc_data"] is None
+
+
+def test_cardholder_choice(emv, device):
+    device.exec("CHOICE[0] = 1; LABELS[:] = []")
+    try:
+        r = emv.contact("two-apps", 2500, "1234")
+    finally:
+        device.exec("CHOICE[0] = 0")
+    assert device.eval("LABELS") == [["VISA CREDIT", "VISA DEBIT"]]
+    assert r["aid"] == "a0000000032010" and r["label"] == "VISA DEBIT", r
+    assert r["outcome"] == "online"
+    emvfix.check_cryptogram(r)
+
+
+def test_bad_certificate_fails_dda(emv):
+    r = emv.contact("bad-cert", 2500, "1234")
+    assert r["outcome"] == "online", r  # TAC online has DDA failed: the issuer decides
+    assert bits(r["tvr"], 0, 0x08) and not bits(r["tvr"], 0, 0x80), r  # DDA failed, ODA was performed
+    assert bits(r["tsi"], 0, 0x80)
+    assert "ODA" in r["reason"]
+
+
+def test_sda_card(emv):
+    r = emv.contact("mastercard-sda", 2500)
+    assert r["outcome"] == "online", r
+    assert r["tvr"][:2] == "00" and bits(r["tsi"], 0, 0x80)  # SDA performed and passed
+    assert r["online_pin"] is True and r["cvm"] == "420300"
+    emvfix.check_cryptogram(r)
+
+
+def test_expired_card(emv):
+    r = emv.contact("expired", 2500, "1234")
+    assert bits(r["tvr"], 1, 0x40), r  # expired application
+    assert r["outcome"] == "online"  # TAC/IAC online (DC40...) have the expired bit
+
+
+@pytest.mark.parametrize("card", ["malformed-tlv", "lying-lengths"])
+def test_malformed_card_data_ends(emv, card):
+    r = emv.contact(card, 2500, "1234")
+    assert r["outcome"] == "end" and "TlvError" in r["reason"], r
+
+
+# ---- contactless -----------------------------------------------------------------------------
+
+def test_contactless_short_path(emv):
+    r = emv.contactless("visa-classic#cl", 1500)
+    assert r["outcome"] == "online", r
+    # PPSE, SELECT, GPO (the ARQC in its answer), READ RECORD SFI 2 #1, SFI 3 #1 and #2: the
+    # card is done after six commands, fDDA is checked after.
+    assert r["commands"] == 6
+    assert r["tsi"][:2] == "80" and r["tvr"][:2] == "00", r  # fDDA performed and passed
+    assert r["track2"].startswith("4761739001010010d3012")
+    emvfix.check_cryptogram(r)
+    f = emv.finish(b"00")
+    assert f["outcome"] == "approved"
+
+
+def test_contactless_decline_and_other_interface(emv):
+    r = emv.contactless("decline#cl", 1500)
+    assert r["outcome"] == "declined", r
+    r = emv.contactless("mastercard-sda#cl", 1500)  # no PPSE: contact only
+    assert r["outcome"] == "try another interface", r
+
+
+@pytest.mark.parametrize("damage", [
+    # The GPO answer's 77 length (81 xx form) claims 5 bytes more than follow.
+    "lambda a, r: r[:2] + bytes((r[2] + 5,)) + r[3:] if a[1] == 0xA8 else r",
+    # A record cut in the middle of an object.
+    "lambda a, r: r[:len(r) // 2] + r[-2:] if a[1] == 0xB2 and a[3] == 0x1C else r",
+    # A record with its 70 template's length shorter than its contents (the rest is junk).
+    "lambda a, r: r[:1] + bytes((r[1] - 9,)) + r[2:] if a[1] == 0xB2 and a[3] == 0x14 else r",
+])
+def test_contactless_damaged_answers_end(emv, device, damage):
+    # The cards' contactless answers are well formed; these are damaged on the way (a shim around
+    # the PN532 target's transceive on the device), as a lying card would send them.
+    device.exec("MANGLE[0] = " + damage)
+    try:
+        r = emv.contactless("visa-classic#damaged", 1500)
+    finally:
+        device.exec("MANGLE[0] = None")
+    assert r["outcome"] == "end" and "TlvError" in r["reason"], r
