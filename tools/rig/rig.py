@@ -370,7 +370,6 @@ class Rig:
             actions = sorted(a[3:] for a in dir(model) if a.startswith("do_"))
             raise RigError("%s has no action %r; actions: %s" % (name, action, ", ".join(actions) or "none"))
         result = method(**args)
-        self.trace.add(name, "do", action=action, args=args)
         self._trace_applets(model)
         return result
 
@@ -383,7 +382,7 @@ class Rig:
                 holder.applet = TracedApplet(applet, model.name, self.trace)
 
     def cmd_events(self, since=0):
-        """Trace events after number `since`: APDUs the cards answered, actions done on models."""
+        """Trace events after number `since`: the APDUs the cards answered ({"next", "lost", "events"})."""
         return self.trace.since(int(since))
 
     def cmd_pin(self, pin):
