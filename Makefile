@@ -1,5 +1,6 @@
 # Pocket Terminal. On a fresh Debian machine with Python 3.11 these do all the set-up:
-#   make run    the virtual handheld with its rig (prints "REPL on <pty>")
+#   make run    the reference bank host, the virtual handheld with its rig, and the web simulator
+#               (prints "REPL on <pty>" and the page's address)
 #   make test   every test: gates, on-device tests in the virtual handheld, host tests
 PYTHON ?= python3
 VENV := .venv
@@ -42,7 +43,7 @@ build/flash.img: $(STAMP) $(FIRMWARE) tools/image.py
 	$(PY) -m tools.image -o $@
 
 run: build/flash.img
-	$(PY) -m tools.vdevice --image build/flash.img
+	$(PY) -m tools.websim --image build/flash.img
 
 test: $(STAMP) host-tools
 	$(PY) -m pytest

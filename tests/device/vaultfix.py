@@ -12,7 +12,7 @@ ITEMS = {
     "device.cert": b"device certificate",
     "issuer.ca": b"issuer CA",
     "dukpt.ik": bytes(range(16)),
-    "dukpt.ksn": bytes(10),
+    "dukpt.ksn": bytes.fromhex("1234567890123456"),  # the initial key id: KSN counter 0
     "issuer.unblock": UNBLOCK_KEY,
 }
 
