@@ -241,11 +241,16 @@ class Uplink:
         self.connected = False
         self._ready.clear()
         if self._writer is not None:
-            try:
-                self._writer.close()
-            except OSError:
-                pass
-            self._writer = None
+            writer, self._writer = self._writer, None
+            writer.close()
+            # MicroPython's close() leaves the socket open (its wait_closed() closes it): the
+            # bank must see the end now, not at the next garbage collection.
+            sock = getattr(writer, "s", None)
+            if sock is not None:
+                try:
+                    sock.close()
+                except OSError:
+                    pass
         for slot in self._pending.values():
             slot[0].set()  # the waiters see no answer: unanswered
         self._pending.clear()

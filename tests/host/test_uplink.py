@@ -70,3 +70,132 @@ def test_sign_on_and_balance(handheld, bank):
     rc, cur, amount = handheld.eval("(lambda a: (a.rc,) + a.balance)(go(lambda up: up.balance(%r)))" % fx.OWNER,
                                     timeout=60)
     assert (rc, cur, amount) == ("00", "978", bank.ledger()["accounts"][fx.OWNER])
+
+
+def _purchase(handheld, amount, pin, extra=""):
+    code, card, tags = fx.card_result_code(amount)
+    handheld.exec(code)
+    handheld.exec("pin = bytearray(%r)" % pin.encode())
+    got = handheld.eval("summary(go(lambda up: up.purchase(card, %d, pin=pin%s)))" % (amount, extra), timeout=60)
+    assert handheld.eval("bytes(pin)") == bytes(len(pin)), "the clear PIN was not wiped"
+    return got, card, tags
+
+
+def test_purchase_with_online_pin_and_arqc_approved(handheld, bank):
+    before = bank.ledger()["accounts"]
+    (mti, rc, rrn, auth, icc), card, tags = _purchase(handheld, 1250, fx.CARD["pin"])
+    assert (mti, rc) == ("0210", "00") and len(rrn) == 12 and len(auth) == 6
+    # The issuer's ARPC (tag 91) answers this card's ARQC: the card would accept it.
+    issuer_auth = dict(tlv.decode(bytes.fromhex(icc)))[0x91]
+    assert card.check_arpc(tags, issuer_auth)
+    after = bank.ledger()["accounts"]
+    assert after[fx.CARD_ACCOUNT] == before[fx.CARD_ACCOUNT] - 1250
+    assert after[fx.SHOP] == before[fx.SHOP] + 1250
+    assert handheld.eval("up.journal.pending()") == []  # answered: its reversal is gone
+
+
+def test_wrong_pin_is_declined_55_and_posts_nothing(handheld, bank):
+    before = bank.ledger()
+    (mti, rc, rrn, auth, icc), _, _ = _purchase(handheld, 700, "9999")
+    assert (mti, rc, auth) == ("0210", "55", None)
+    after = bank.ledger()
+    assert after["accounts"] == before["accounts"]
+    assert len(after["postings"]) == len(before["postings"])
+    # The next purchase with the right PIN goes through (and resets the card's PIN tries).
+    assert _purchase(handheld, 100, fx.CARD["pin"])[0][1] == "00"
+
+
+def test_transfer_between_bound_accounts(handheld, bank):
+    before = bank.ledger()["accounts"]
+    mti, rc, rrn, _, _ = handheld.eval("summary(go(lambda up: up.transfer(%r, %r, 500)))" % (fx.OWNER, fx.SAVINGS),
+                                       timeout=60)
+    assert (mti, rc) == ("0210", "00")
+    after = bank.ledger()["accounts"]
+    assert (after[fx.OWNER], after[fx.SAVINGS]) == (before[fx.OWNER] - 500, before[fx.SAVINGS] + 500)
+    # To an account not bound to this device: not permitted, nothing moves.
+    assert handheld.eval("go(lambda up: up.transfer(%r, %r, 500)).rc" % (fx.OWNER, fx.CARD_ACCOUNT),
+                         timeout=60) == "57"
+    assert bank.ledger()["accounts"] == after
+
+
+def test_pushed_request_paid_from_the_bound_account(handheld, bank):
+    import threading
+
+    pushed = {}
+    threading.Thread(target=lambda: pushed.update(bank.push("ORD-1001", 2345)), daemon=True).start()
+    before = bank.ledger()["accounts"]
+    handheld.exec(
+        "async def pay(up):\n"
+        "    req = await asyncio.wait_for_ms(up.next_request(), 30000)\n"
+        "    a = await up.pay_request(req, account=%r)\n"
+        "    return (req.id, req.order, req.amount, req.currency, req.merchant, a.rc)\n" % fx.OWNER)
+    req_id, order, amount, currency, merchant, rc = handheld.eval("go(pay)", timeout=60)
+    assert (amount, currency, merchant, rc) == (2345, "978", "Corner Bakery", "00")
+    assert (req_id, order) == (pushed["id"], "ORD=" + pushed["order"])
+    assert bank.request(req_id)["status"] == "paid"
+    assert bank.ledger()["accounts"][fx.OWNER] == before[fx.OWNER] - 2345
+
+
+def test_pushed_request_refused_by_the_owner(handheld, bank):
+    import threading
+
+    pushed = {}
+    threading.Thread(target=lambda: pushed.update(bank.push("ORD-1002", 999)), daemon=True).start()
+    handheld.exec(
+        "async def refuse(up):\n"
+        "    req = await asyncio.wait_for_ms(up.next_request(), 30000)\n"
+        "    return (req.id, (await up.refuse_request(req)).rc)\n")
+    req_id, rc = handheld.eval("go(refuse)", timeout=60)
+    assert rc == "00" and req_id == pushed["id"]
+    assert bank.request(req_id)["status"] == "refused"
+
+
+def test_a_duplicate_purchase_message_posts_once(handheld, bank):
+    # The same 0200, byte for byte, twice on the wire (a retransmission): the host answers
+    # both, with the same answer, and posts once.
+    before = bank.ledger()
+    code, _, _ = fx.card_result_code(321)
+    handheld.exec(code)
+    handheld.exec(
+        "import time\n"
+        "async def duplicate(up):\n"
+        "    f = {3: '000000', 4: 321, 22: '051', 42: 'PT000001SHOP001', 49: '978', 2: card.pan,\n"
+        "         55: card.icc_data, 11: up.journal.next_stan(), 7: '%02d%02d%02d%02d%02d' % time.gmtime()[1:6]}\n"
+        "    raw, ksn = up.message('0200', f, pin=bytearray(b'1234'), pan=card.pan)\n"
+        "    got = []\n"
+        "    for _ in range(2):\n"
+        "        slot = up._pending[('0210', f[11])] = [asyncio.Event(), None, ksn]\n"
+        "        await up._write(raw)\n"
+        "        await asyncio.wait_for_ms(slot[0].wait(), 15000)\n"
+        "        got.append(summary(slot[1]))\n"
+        "    return got\n")
+    first, second = handheld.eval("go(duplicate)", timeout=60)
+    assert first[1] == "00" and second == first  # the first answer again: same RRN, same auth code
+    after = bank.ledger()
+    assert after["accounts"][fx.CARD_ACCOUNT] == before["accounts"][fx.CARD_ACCOUNT] - 321
+    assert len(after["postings"]) == len(before["postings"]) + 2
+    assert "repeated: first answer again" in bank.log()
+
+
+def test_device_messages_decode_with_pyiso8583_and_the_hsm_checks_mac_and_pin(handheld, bank):
+    from tools.bank.state import State
+
+    code, _, _ = fx.card_result_code(100)
+    handheld.exec(code)
+    handheld.exec("pin = bytearray(b'1234')\n"
+                  "f = {3: '000000', 4: 100, 7: '1121101500', 11: '000777', 22: '051', 42: 'PT000001SHOP001', "
+                  "49: '978', 2: card.pan, 55: card.icc_data}\n"
+                  "raw, ksn = up.message('0200', f, pin=pin, pan=card.pan)")
+    raw = bytes.fromhex(handheld.eval("raw.hex()"))
+    doc, _ = pyiso.decode(raw, SPEC)
+    assert doc["t"] == "0200" and doc["2"] == fx.CARD["pan"] and doc["41"] == fx.SERIAL and doc["11"] == "000777"
+    ksn = bytes.fromhex(doc["53"])
+    assert ksn[:8] == fx.INITIAL_KEY_ID
+    state = State(bank.dir)
+    try:
+        hsm = state.hsm
+        assert hsm.check_mac(ksn, raw[:-8], raw[-8:])
+        card = state.ledger.card_by_hash(hsm.pan_hash(fx.CARD["pan"]))
+        assert hsm.verify_pin(ksn, bytes.fromhex(doc["52"]), fx.CARD["pan"], card["pvv"])
+    finally:
+        state.close()

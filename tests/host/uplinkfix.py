@@ -84,11 +84,19 @@ class BankHost:
             state.close()
 
     def push(self, order, amount, within=20):
-        """A merchant's payment request for the device, once the device is signed on."""
-        body = json.dumps({"device": SERIAL, "merchant": "Corner Bakery", "order": order, "amount": amount,
-                           "currency": "978"}).encode()
+        """A merchant's payment request for the device, once it has signed on again. A push
+        that found no live session leaves its order expired, so each attempt has an order of
+        its own (order-1, order-2...)."""
         deadline = time.time() + within
+        # Pushed into the next session: one a closing connection held would be lost with it.
+        sign_ons = self.log().count("0800/001 -> 00")
+        while self.log().count("0800/001 -> 00") == sign_ons and time.time() < deadline:
+            time.sleep(0.05)
+        attempt = 0
         while True:
+            attempt += 1
+            body = json.dumps({"device": SERIAL, "merchant": "Corner Bakery", "order": "%s-%d" % (order, attempt),
+                               "amount": amount, "currency": "978"}).encode()
             req = urllib.request.Request(self.api + "/payment-requests", body, {"Content-Type": "application/json"})
             try:
                 with urllib.request.urlopen(req, timeout=10) as r:
@@ -133,11 +141,11 @@ def provisioning(bank, store="/uplink-vault"):
 def card_result_code(amount, today=None):
     """(code, card, tags): MicroPython code making `card`, what the EMV kernel hands the uplink
     for the test card (its lib/emv/kernel.Result fields) with a DE55 holding a fresh ARQC from
-    the card's keys; the host's TestCard and the tags, to check the ARPC that comes back."""
-    from tools.bank.client import TestCard
+    the card's keys; the host's SimCard and the tags, to check the ARPC that comes back."""
+    from tools.bank.client import SimCard
     from tools.emvcard import tlv
 
-    card = TestCard(CARD["pan"], CARD["expiry"][:4], CARD["psn"], bytes.fromhex(CARD["imk"]))
+    card = SimCard(CARD["pan"], CARD["expiry"][:4], CARD["psn"], bytes.fromhex(CARD["imk"]))
     tags = card.icc_data(amount, today=today)
     icc = b"".join(tlv.tlv(tag, value) for tag, value in tags.items())
     track2 = bytes.fromhex(CARD["pan"] + "D" + CARD["expiry"][:4] + "2011234567" + "F")
