@@ -4,6 +4,8 @@ DUKPT keys from the bank's HSM, against the REAL reference host (`python -m tool
 tests/host/uplinkfix.py) and its ledger.
 """
 
+import re
+
 import pytest
 import iso8583 as pyiso  # pyiso8583
 
@@ -199,3 +201,98 @@ def test_device_messages_decode_with_pyiso8583_and_the_hsm_checks_mac_and_pin(ha
         assert hsm.verify_pin(ksn, bytes.fromhex(doc["52"]), fx.CARD["pan"], card["pvv"])
     finally:
         state.close()
+
+
+def test_bank_hangs_up_mid_purchase_then_reversal_after_reboot(handheld, bank, vdevice):
+    import threading
+    import time
+
+    rig = vdevice.rig
+    before = bank.ledger()["accounts"]
+    code, _, _ = fx.card_result_code(4321)
+    handheld.exec(code)
+
+    def arm():
+        # Once the device has signed on, the link drops right after its next request went out.
+        log = bank.log()
+        sign_ons = log.count("0800/001 -> 00")
+        deadline = time.time() + 20
+        while bank.log().count("0800/001 -> 00") == sign_ons and time.time() < deadline:
+            time.sleep(0.05)
+        rig.call("do", name="wifi", action="cut_after_up")
+
+    threading.Thread(target=arm, daemon=True).start()
+    handheld.exec(
+        "async def cut(up):\n"
+        "    await asyncio.sleep_ms(1500)\n"
+        "    try:\n"
+        "        await up.purchase(card, 4321, pin=bytearray(b'1234'))\n"
+        "    except uplink.Unanswered as e:\n"
+        "        return str(e)\n")
+    assert "no answer to 0200" in handheld.eval("go(cut)", timeout=60)
+    queued = handheld.eval("up.journal.pending()")
+    assert len(queued) == 1 and queued[0]["de4"] == 4321 and queued[0]["de90"].startswith("0200")
+    # The bank did get it, and approved and posted it: only a reversal can undo that.
+    assert bank.ledger()["accounts"][fx.CARD_ACCOUNT] == before[fx.CARD_ACCOUNT] - 4321
+
+    # Power off before the link comes back; the queue is on flash.
+    boots = rig.call("device")["boots"]
+    rig.call("power_cut")
+    vdevice.wait_booted(after_boots=boots, timeout=20)
+    handheld.reconnect()
+    handheld.soft_reset()  # a clean REPL: main.py has had its say (no display in this rig)
+    rig.call("do", name="wifi", action="up")
+    handheld.exec("from vault import Vault\nfrom vault.store import Store\nvault = Vault(Store('/uplink-vault')).open()")
+    handheld.exec(SETUP)
+    assert len(handheld.eval("up.journal.pending()")) == 1
+    handheld.exec(
+        "async def drain(up):\n"
+        "    for _ in range(100):\n"
+        "        if not up.journal.pending():\n"
+        "            return True\n"
+        "        await asyncio.sleep_ms(100)\n")
+    assert handheld.eval("go(drain)", timeout=60) is True
+    assert bank.ledger()["accounts"] == before  # reversed: the purchase left nothing behind
+    assert re.search(r"0400/000000 STAN \d{6} amount 000000004321 -> 00", bank.log())
+
+
+def _refused(handheld, vdevice, bank, server, host="localhost"):
+    """(error type, message) of a session through the AP to server, verified as host."""
+    rig = vdevice.rig
+    rig.call("do", name="wifi", action="target", host=server[0], port=server[1])
+    try:
+        handheld.exec(
+            "async def once():\n"
+            "    await w.connect()\n"
+            "    u = make(%r)\n"
+            "    try:\n"
+            "        await u.session()\n"
+            "    except uplink.UplinkError as e:\n"
+            "        return (type(e).__name__, str(e))\n" % host)
+        return handheld.eval("asyncio.run(once())", timeout=60)
+    finally:
+        rig.call("do", name="wifi", action="target", host=bank.address[0], port=bank.address[1])
+
+
+def test_server_certificate_from_another_ca_is_refused(handheld, bank, vdevice, tmp_path):
+    server = fx.impostor(tmp_path, bank)
+    try:
+        kind, message = _refused(handheld, vdevice, bank, server.address)
+    finally:
+        server.close()
+    assert kind == "CertificateError"
+    assert message.startswith("bank certificate refused: ") and "not correctly signed" in message
+
+
+def test_expired_server_certificate_is_refused(handheld, bank, vdevice, tmp_path):
+    server = fx.expired(tmp_path, bank)
+    try:
+        kind, message = _refused(handheld, vdevice, bank, server.address)
+    finally:
+        server.close()
+    assert (kind, "expired" in message) == ("CertificateError", True), message
+
+
+def test_bank_under_another_name_is_refused(handheld, bank, vdevice):
+    kind, message = _refused(handheld, vdevice, bank, bank.address, host="bank.example")
+    assert kind == "CertificateError" and "Common Name" in message

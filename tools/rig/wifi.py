@@ -23,6 +23,9 @@ Actions (control API `do`, name `wifi`):
     networks networks=[{"ssid", "password", "rssi"}, ...]   what it radiates (returns them)
     target host=127.0.0.1 port=N    where forwarded connections go (the bank host)
     rssi ssid=.. rssi=-70           a network's signal strength
+    cut_after_up                    down as soon as the device's next data has been passed on
+                                    (a link lost mid-transaction: the bank got the request, its
+                                    answer has nowhere to go)
 """
 
 import asyncio
@@ -99,7 +102,8 @@ class AccessPoint(Model):
         self.target = None  # (host, port) of the forwarded connections
         self.sta_status = STAT_IDLE
         self.sta_ssid = None
-        self.forwarded = set()  # writers of both ends of every forwarded connection
+        self.forwarded = set()  # (device side, bank side) writers of each forwarded connection
+        self.cut_armed = False
         self.connections = 0
         self.refused = 0
         self.bytes_up = self.bytes_down = 0
@@ -209,9 +213,15 @@ class AccessPoint(Model):
             self._listener.close()
             self._listener = None
 
+    def do_cut_after_up(self):
+        self.cut_armed = True
+        return self.status()
+
     def _cut(self):
-        for writer in list(self.forwarded):
-            writer.transport.abort()
+        # The station's end is reset (its link is gone); the bank's sees the connection end.
+        for device_side, bank_side in list(self.forwarded):
+            device_side.transport.abort()
+            bank_side.close()
         self.forwarded.clear()
 
     async def _forward(self, reader, writer):
@@ -227,10 +237,9 @@ class AccessPoint(Model):
             return
         self.connections += 1
         pair = (writer, up_writer)
-        self.forwarded.update(pair)
+        self.forwarded.add(pair)
         await asyncio.gather(self._pipe(reader, up_writer, "bytes_up"), self._pipe(up_reader, writer, "bytes_down"))
-        for w in pair:
-            self.forwarded.discard(w)
+        self.forwarded.discard(pair)
 
     async def _pipe(self, reader, writer, counter):
         try:
@@ -238,6 +247,9 @@ class AccessPoint(Model):
                 setattr(self, counter, getattr(self, counter) + len(data))
                 writer.write(data)
                 await writer.drain()
+                if self.cut_armed and counter == "bytes_up":
+                    self.cut_armed = False
+                    self.do_down()
             writer.close()  # an orderly end on one side is passed on
         except (ConnectionError, OSError):
             writer.transport.abort()
@@ -250,5 +262,5 @@ class AccessPoint(Model):
     def status(self):
         return {"up": self.up, "networks": self.do_networks(), "target": list(self.target) if self.target else None,
                 "route": list(self.route) if self.route else None, "station": self.station(),
-                "open": len(self.forwarded) // 2, "connections": self.connections, "refused": self.refused,
+                "open": len(self.forwarded), "connections": self.connections, "refused": self.refused,
                 "bytes_up": self.bytes_up, "bytes_down": self.bytes_down}
