@@ -141,7 +141,7 @@ def _card_fields(result, fields):
 
 
 class Uplink:
-    def __init__(self, vault, config, wifi=None, journal=None, answer_ms=ANSWER_MS):
+    def __init__(self, vault, config, wifi=None, journal=None, answer_ms=ANSWER_MS, echo_ms=IDLE_ECHO_MS):
         self.vault = vault
         self.host = config["host"]
         self.port = int(config["port"])
@@ -152,6 +152,7 @@ class Uplink:
         self.journal = journal or Journal()
         self.dukpt = Dukpt(vault)
         self.answer_ms = answer_ms
+        self.echo_ms = echo_ms
         self.connected = False
         self.error = None  # the last connection failure (UplinkError), for the status bar
         self._ctx = None
@@ -228,14 +229,14 @@ class Uplink:
     async def _idle_echo(self):
         while True:
             idle = time.ticks_diff(time.ticks_ms(), self._last_traffic)
-            if idle >= IDLE_ECHO_MS:
+            if idle >= self.echo_ms:
                 try:
                     await self._exchange("0800", {70: ECHO}, wait_ready=False)
                 except UplinkError:
                     self._close()  # the bank is gone: the reader ends, run() reconnects
                     return
                 idle = 0
-            await asyncio.sleep_ms(IDLE_ECHO_MS - idle)
+            await asyncio.sleep_ms(self.echo_ms - idle)
 
     def _close(self):
         self.connected = False

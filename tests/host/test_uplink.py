@@ -296,3 +296,15 @@ def test_expired_server_certificate_is_refused(handheld, bank, vdevice, tmp_path
 def test_bank_under_another_name_is_refused(handheld, bank, vdevice):
     kind, message = _refused(handheld, vdevice, bank, bank.address, host="bank.example")
     assert kind == "CertificateError" and "Common Name" in message
+
+
+def test_echo_after_idle(handheld, bank):
+    # Idle for 1.3 s with echo_ms 500: two echoes (0800/301), each answered.
+    echoes = bank.log().count("0800/301 -> 00")
+    handheld.exec("up.echo_ms = 500\n"
+                  "async def idle(up):\n    await asyncio.sleep_ms(1300)\n    return up.connected\n")
+    try:
+        assert handheld.eval("go(idle)", timeout=60) is True
+    finally:
+        handheld.exec("up.echo_ms = uplink.IDLE_ECHO_MS")
+    assert bank.log().count("0800/301 -> 00") - echoes == 2
