@@ -9,8 +9,11 @@ import re
 import pytest
 import iso8583 as pyiso  # pyiso8583
 
+import emvfix
 import uplinkfix as fx
 from tools.bank.spec import SPEC
+from tools.device import Device
+from tools.vdevice.spawn import VDeviceProcess
 from tools.emvcard import tlv
 
 SETUP = """
@@ -35,7 +38,7 @@ async def _with(fn):
         await asyncio.sleep_ms(0)
 def go(fn):
     return asyncio.run(_with(fn))
-def summary(a):
+def brief(a):
     return (a.mti, a.rc, a.rrn, a.auth_code, a.icc.hex() if a.icc else None)
 """
 
@@ -47,17 +50,21 @@ def bank(tmp_path_factory):
     host.stop()
 
 
+def _join_bank(vd, dev, bank):
+    vd.rig.attach("wlan0", "wifi", name="wifi")
+    vd.rig.call("do", name="wifi", action="target", host=bank.address[0], port=bank.address[1])
+    dev.exec("import os\ntry:\n    for n in os.listdir('/uplink-test'):\n        os.remove('/uplink-test/' + n)\n"
+             "except OSError:\n    pass")
+    dev.exec(fx.provisioning(bank), timeout=60)
+    dev.exec(SETUP)
+
+
 @pytest.fixture(scope="module")
 def handheld(vdevice, device, bank):
     """The device provisioned for the bank, its Wi-Fi on an AP that routes to the bank host."""
     rig = vdevice.rig
     device.soft_reset()
-    rig.attach("wlan0", "wifi", name="wifi")
-    rig.call("do", name="wifi", action="target", host=bank.address[0], port=bank.address[1])
-    device.exec("import os\ntry:\n    for n in os.listdir('/uplink-test'):\n        os.remove('/uplink-test/' + n)\n"
-                "except OSError:\n    pass")
-    device.exec(fx.provisioning(bank), timeout=60)
-    device.exec(SETUP)
+    _join_bank(vdevice, device, bank)
     try:
         yield device
     finally:
@@ -78,7 +85,7 @@ def _purchase(handheld, amount, pin, extra=""):
     code, card, tags = fx.card_result_code(amount)
     handheld.exec(code)
     handheld.exec("pin = bytearray(%r)" % pin.encode())
-    got = handheld.eval("summary(go(lambda up: up.purchase(card, %d, pin=pin%s)))" % (amount, extra), timeout=60)
+    got = handheld.eval("brief(go(lambda up: up.purchase(card, %d, pin=pin%s)))" % (amount, extra), timeout=60)
     assert handheld.eval("bytes(pin)") == bytes(len(pin)), "the clear PIN was not wiped"
     return got, card, tags
 
@@ -109,7 +116,7 @@ def test_wrong_pin_is_declined_55_and_posts_nothing(handheld, bank):
 
 def test_transfer_between_bound_accounts(handheld, bank):
     before = bank.ledger()["accounts"]
-    mti, rc, rrn, _, _ = handheld.eval("summary(go(lambda up: up.transfer(%r, %r, 500)))" % (fx.OWNER, fx.SAVINGS),
+    mti, rc, rrn, _, _ = handheld.eval("brief(go(lambda up: up.transfer(%r, %r, 500)))" % (fx.OWNER, fx.SAVINGS),
                                        timeout=60)
     assert (mti, rc) == ("0210", "00")
     after = bank.ledger()["accounts"]
@@ -169,7 +176,7 @@ def test_a_duplicate_purchase_message_posts_once(handheld, bank):
         "        slot = up._pending[('0210', f[11])] = [asyncio.Event(), None, ksn]\n"
         "        await up._write(raw)\n"
         "        await asyncio.wait_for_ms(slot[0].wait(), 15000)\n"
-        "        got.append(summary(slot[1]))\n"
+        "        got.append(brief(slot[1]))\n"
         "    return got\n")
     first, second = handheld.eval("go(duplicate)", timeout=60)
     assert first[1] == "00" and second == first  # the first answer again: same RRN, same auth code
@@ -308,3 +315,45 @@ def test_echo_after_idle(handheld, bank):
     finally:
         handheld.exec("up.echo_ms = uplink.IDLE_ECHO_MS")
     assert bank.log().count("0800/301 -> 00") - echoes == 2
+
+
+@pytest.fixture(scope="module")
+def emv_handheld(request, firmware_image, tmp_path_factory, bank):
+    """A handheld of its own with the EMV kernel's heap (tests/host/emvfix.py), its contact
+    slot and NFC, and the bank on its Wi-Fi."""
+    if request.config.getoption("--port"):
+        pytest.skip("drives the virtual handheld's rig; this run is on a real board")
+    state = tmp_path_factory.mktemp("uplink-emv")
+    img = state / "flash.img"
+    img.write_bytes(firmware_image.read_bytes())
+    vd = VDeviceProcess(img, state, heap=emvfix.TEST_HEAP)
+    dev = Device(vd.repl)
+    try:
+        emvfix.attach(vd, dev)
+        _join_bank(vd, dev, bank)
+        yield vd, dev
+    finally:
+        dev.close()
+        vd.stop()
+
+
+def test_kernel_purchase_with_online_pin_and_arqc_approved_then_completed(emv_handheld, bank):
+    # The EMV kernel reads the test card in the contact slot (its offline PIN tries used up:
+    # online PIN), the uplink sends its DE55 and the online PIN, the bank approves with an
+    # ARPC, and the card accepts it at completion (TC).
+    vd, dev = emv_handheld
+    before = bank.ledger()["accounts"]
+    vd.rig.call("do", name="card", action="insert", applet="emv:visa-classic#ptl", atr="t1")
+    dev.exec("PINS[:] = [b'0000'] * 3")
+    r = dev.eval("contact(2500)", timeout=60)
+    assert r["outcome"] == "online" and r["online_pin"] is True, r
+    dev.exec("pin = bytearray(b'1234')")
+    mti, rc, rrn, auth, icc = dev.eval("brief(go(lambda up: up.purchase(res, 2500, pin=pin)))", timeout=60)
+    assert (mti, rc) == ("0210", "00") and dev.eval("bytes(pin)") == bytes(4)
+    issuer_auth = dict(tlv.decode(bytes.fromhex(icc)))[0x91]
+    assert issuer_auth == emvfix.issuer_answer(r)  # the bank's ARPC is the issuer's answer to this ARQC
+    f = dev.eval("finish(b'00', %r)" % issuer_auth, timeout=60)
+    assert f["outcome"] == "approved", f
+    after = bank.ledger()["accounts"]
+    assert after[fx.CARD_ACCOUNT] == before[fx.CARD_ACCOUNT] - 2500
+    assert after[fx.SHOP] == before[fx.SHOP] + 2500
