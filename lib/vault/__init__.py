@@ -21,6 +21,7 @@ exception message: messages name states, entries and counts, never values.
 Files and their atomicity: vault.store. Sessions, idle lock and resuming: vault.session.
 """
 
+import os
 import time
 
 from micropython import const
@@ -175,6 +176,29 @@ class Vault:
             raise WrongState("provisioning is missing %s" % ", ".join(missing))
         self.meta["state"] = PROVISIONED
         self.store.commit()
+
+    def provision_all(self, items):
+        """Inject every provisioning secret and become PROVISIONED in ONE commit (the factory
+        line's tool, tools/provision): items maps each of PROVISIONING_ITEMS to its bytes.
+
+        Each entry is sealed to its .new file first; a single meta then records them all and
+        the PROVISIONED state; then the files are renamed into place. A power cut before that
+        meta leaves FACTORY without any secret (open() drops the .new files meta never
+        recorded); after it, PROVISIONED with all of them (open() finishes the renames)."""
+        self._require("provision_all", FACTORY)
+        if sorted(items) != sorted(PROVISIONING_ITEMS) or self.meta["index"]:
+            raise WrongState("provision_all takes exactly %s, on a vault holding none" % ", ".join(PROVISIONING_ITEMS))
+        store = self.store
+        enc, mac = store._keys[DEVICE]
+        for item in PROVISIONING_ITEMS:
+            sealed = crypto.seal(enc, mac, items[item], store._associated(item, DEVICE, 1))
+            with open(store._path("e." + item + ".new"), "wb") as f:
+                f.write(sealed)
+            self.meta["index"][item] = [DEVICE, 1, crypto.tag_of(sealed).hex()]
+        self.meta["state"] = PROVISIONED
+        store.commit()
+        for item in PROVISIONING_ITEMS:
+            os.rename(store._path("e." + item + ".new"), store._path("e." + item))
 
     def lock_production(self):
         """Mark a production unit: from the next boot on, it refuses the REPL."""

@@ -65,7 +65,8 @@ def cmd_inject(args, audit):
     if args.images:
         audit["images"] = image_hashes(args.images)
     ikid = bytes.fromhex(args.initial_key_id) if args.initial_key_id else None
-    state = inject.inject(args.port, args.serial, args.bank_state, args.bank_host, ikid, args.bdk_id,
+    wifi = tuple(args.wifi.split(":", 1)) if args.wifi else None
+    state = inject.inject(args.port, args.serial, args.bank_state, args.bank_host, wifi, ikid, args.bdk_id,
                           args.production_lock, args.reprovision, audit)
     progress("%s is %s%s" % (args.serial, state, ", production-locked" if args.production_lock else ""))
 
@@ -105,8 +106,9 @@ def parser():
     s.add_argument("--port", required=True, help="/dev/ttyUSB0, or build/vdevice.tty")
     s.add_argument("--bank-state", default="build/bank", help="the bank's state folder: HSM, PKI, ledger (default %(default)s)")
     s.add_argument("--bank-host", help="HOST:PORT of the bank host for the TLS test connection")
+    s.add_argument("--wifi", help="SSID:PASSWORD of the factory's network for the TLS test (default: the unit's own)")
     s.add_argument("--bdk-id", default="00000001", help="the BDK id, 8 hex digits (default %(default)s)")
-    s.add_argument("--initial-key-id", help="the DUKPT initial key id, 16 hex digits (default: BDK id + the serial's number)")
+    s.add_argument("--initial-key-id", help="the DUKPT initial key id, 16 hex digits (default: BDK id, injection count, the serial's number)")
     s.add_argument("--images", help="the output folder of `image`, for the image hashes in the audit record")
     s.add_argument("--production-lock", action="store_true", help="from the next boot on, the unit refuses the REPL")
     s.add_argument("--reprovision", action="store_true", help="wipe a PROVISIONED or BLOCKED unit first")

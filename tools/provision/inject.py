@@ -6,11 +6,13 @@ transport), check them, test them against the bank host, and make the unit PROVI
     2. the secrets, from the bank (its state directory: the HSM key file, the PKI, the ledger):
          dukpt.ik        AES DUKPT initial key = the HSM's derivation for this unit's initial key
                          id (the BDK never leaves the HSM module)
-         dukpt.ksn       the initial key id (BDK id 4 bytes + derivation id 4) + counter 0
+         dukpt.ksn       the initial key id (BDK id 4 bytes + derivation id 4: the injection's
+                         generation and the serial's number) + counter 0
          device.key      EC P-256 key (DER) and device.cert, its certificate (DER, CN = serial),
          device.cert     issued by the issuer CA (tools/bank/pki.py) and registered in the ledger
          issuer.ca       the issuer CA certificate (DER)
          issuer.unblock  32 random bytes, kept sealed by the bank's HSM for the issuer's unblock
+                         (<bank state>/factory/<serial>.json, with the count of injections)
        checked on the host before anything is sent: the certificate chains to the CA, names the
        serial, is valid now and matches the device key;
     3. one flash transaction on the unit (Vault.provision_all): all items and PROVISIONED in a
@@ -27,6 +29,7 @@ import ast
 import binascii
 import datetime
 import hashlib
+import json
 import secrets
 from pathlib import Path
 
@@ -84,31 +87,30 @@ for item in vault.PROVISIONING_ITEMS:
 print(repr(r))
 """ % (PUBLIC, KCV_LABEL)
 
-# The unit opens a TLS connection to the bank host as its uplink will: its key and certificate,
-# the host verified against the injected CA. The host closes a connection whose certificate it
-# does not accept at once; an accepted one stays open, waiting for the unit's sign-on.
+# The TLS test connection is the unit's own uplink signing on (lib/uplink): its Wi-Fi, mutual
+# TLS with the injected key, certificate and CA, then a 0800 sign-on MAC'd under the first DUKPT
+# key. So an approval also proves the host accepts the certificate and derives the same keys.
 TLS_TEST = """
-import socket, ssl, vault
+import asyncio, vault, wifi, uplink
 v = vault.Vault().open()
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.verify_mode = ssl.CERT_REQUIRED
-key = v.device_secret('device.key')
-ctx.load_cert_chain(bytes(v.device_secret('device.cert')), bytes(key))
-for i in range(len(key)):
-    key[i] = 0
-ctx.load_verify_locations(cadata=bytes(v.device_secret('issuer.ca')))
-s = socket.socket()
-s.settimeout(5)
-s.connect(socket.getaddrinfo(%r, %d)[0][-1])
-t = ctx.wrap_socket(s, server_hostname=%r)
-s.settimeout(1.5)
-try:
-    got = t.read(1)
-    print(repr('closed' if not got else 'spoke'))
-except OSError:
-    print(repr('open'))
-t.close()
+w = wifi.Wifi(network=%r)
+up = uplink.Uplink(v, {'host': %r, 'port': %d, 'serial': %r}, wifi=w)
+async def _test():
+    wt = asyncio.create_task(w.run())
+    t = asyncio.create_task(up.run())
+    try:
+        if await up.wait_ready(%d):
+            return 'ok'
+        if w.state != wifi.CONNECTED:
+            return 'Wi-Fi: %%s' %% w.detail()
+        return str(up.error)
+    finally:
+        t.cancel()
+        wt.cancel()
+        await asyncio.sleep_ms(0)
+print(repr(asyncio.run(_test())))
 """
+TLS_TEST_MS = 20_000
 
 
 def check_value(item, data):
@@ -118,12 +120,14 @@ def check_value(item, data):
     return hashlib.sha256(KCV_LABEL + data).digest()[:4].hex()
 
 
-def initial_key_id(serial, bdk_id):
-    """BDK id (4 bytes) + derivation id (4 bytes): the serial's number, unique per unit."""
+def initial_key_id(serial, bdk_id, generation):
+    """BDK id (4 bytes) + derivation id (4 bytes): the injection's generation (top byte) and the
+    serial's number (low 3 bytes). A new generation at every injection of the serial: a unit
+    provisioned again never restarts the DUKPT counters of a key id it has used."""
     digits = "".join(c for c in serial if c.isdigit())
-    if not digits:
-        fail(KEYS, "serial %s has no number to derive the DUKPT derivation id from: give --initial-key-id" % serial)
-    return bytes.fromhex(bdk_id) + int(digits).to_bytes(4, "big")
+    if not digits or int(digits) >= 1 << 24 or generation > 0xFF:
+        fail(KEYS, "no DUKPT derivation id from serial %s (generation %d): give --initial-key-id" % (serial, generation))
+    return bytes.fromhex(bdk_id) + bytes((generation,)) + int(digits).to_bytes(3, "big")
 
 
 # ---- the bank's side --------------------------------------------------------------------------
@@ -138,19 +142,19 @@ def _bank(bank_state):
     return state
 
 
-def _unblock_key(state, serial):
-    """The unit's unblock key, sealed by the bank's HSM in <state>/hsm/unblock/<serial>.sealed
-    (the same key on a re-provisioning: the issuer keeps one per unit)."""
-    path = state.hsm_path.parent / "unblock" / (serial + ".sealed")
-    context = b"issuer.unblock " + serial.encode()
-    if path.is_file():
-        return state.hsm.unseal(path.read_bytes(), context)
+def _next_injection(state, serial):
+    """(generation, unblock key) of this injection of the unit, recorded in the bank's state
+    (<state>/factory/<serial>.json: the count of injections, the unblock key sealed by the HSM
+    for the issuer's unblock messages) before anything is written to the unit."""
+    path = state.dir / "factory" / (serial + ".json")
+    generation = json.loads(path.read_text())["generation"] + 1 if path.is_file() else 0
     key = secrets.token_bytes(32)
+    sealed = state.hsm.seal(key, b"issuer.unblock " + serial.encode() + bytes((generation,)))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(state.hsm.seal(key, context))
+    tmp.write_text(json.dumps({"generation": generation, "unblock_sealed": sealed.hex()}))
     tmp.replace(path)
-    return key
+    return generation, key
 
 
 def check_identity(ca_der, cert_der, key_der, serial):
@@ -185,8 +189,8 @@ def check_identity(ca_der, cert_der, key_der, serial):
     return "%x" % cert.serial_number, hashlib.sha256(cert_der).hexdigest()
 
 
-def unit_secrets(bank_state, serial, ikid):
-    """(items, public facts) for one unit; registers it with the bank if it is not yet."""
+def unit_secrets(bank_state, serial, bdk_id, ikid=None):
+    """(items, public facts) for one injection of a unit; registers it with the bank if it is not yet."""
     from tools.bank import admin, pki
 
     state = _bank(bank_state)
@@ -204,13 +208,14 @@ def unit_secrets(bank_state, serial, ikid):
         cert_serial, fingerprint = check_identity(ca_der, cert_der, key_der, serial)
         if fingerprint != registered["cert_sha256"]:
             fail(KEYS, "the bank pins another certificate for %s" % serial)
+        generation, unblock = _next_injection(state, serial)
+        ikid = ikid or initial_key_id(serial, bdk_id, generation)
         items = {"device.key": key_der, "device.cert": cert_der, "issuer.ca": ca_der,
-                 "dukpt.ik": state.hsm.initial_key(ikid), "dukpt.ksn": ikid + bytes(4),
-                 "issuer.unblock": _unblock_key(state, serial)}
+                 "dukpt.ik": state.hsm.initial_key(ikid), "dukpt.ksn": ikid + bytes(4), "issuer.unblock": unblock}
     finally:
         state.close()
     facts = {"certificate_serial": cert_serial, "certificate_sha256": fingerprint,
-             "issuer_ca_sha256": hashlib.sha256(ca_der).hexdigest(), "ksn": (ikid + bytes(4)).hex()}
+             "issuer_ca_sha256": hashlib.sha256(ca_der).hexdigest(), "ksn": (ikid + bytes(4)).hex(), "generation": generation}
     return items, facts
 
 
@@ -261,7 +266,7 @@ def read_back(dev, items):
     if held["state"] != "PROVISIONED":
         fail(READBACK, "the unit is %s after injection, not PROVISIONED" % held["state"])
     if held["ksn"] != items["dukpt.ksn"].hex():
-        fail(READBACK, "the unit's KSN is %s, not the injected %s" % (held["ksn"], items["dukpt.ksn"].hex()))
+        fail(READBACK, "the unit's dukpt.ksn is %s, not the injected %s" % (held["ksn"], items["dukpt.ksn"].hex()))
     for item, data in sorted(items.items()):
         if held.get(item) != check_value(item, data):
             fail(READBACK, "the unit's %s is not what was injected (%s)" % (
@@ -269,31 +274,24 @@ def read_back(dev, items):
     return held
 
 
-def tls_test(dev, host, port, server_name):
-    progress("TLS test connection from the unit to the bank host %s:%d" % (host, port))
-    try:
-        said = ast.literal_eval(dev.exec(TLS_TEST % (host, port, server_name), timeout=30).strip().splitlines()[-1])
-    except DeviceExecError as e:
-        last = e.traceback.strip().splitlines()[-1]
-        fail(BANK, "the unit could not open a TLS connection to %s:%d: %s" % (host, port, last))
-    except DeviceError as e:
-        fail(DEVICE, str(e))
-    if said == "closed":
-        fail(BANK, "the bank host %s:%d closed the unit's connection: it does not accept its certificate "
-             "(not registered there?)" % (host, port))
-    return "ok"
+def tls_test(dev, bank_host, serial, wifi_network):
+    host, _, port = bank_host.rpartition(":")
+    progress("TLS test connection: the unit signs on to the bank host %s" % bank_host)
+    said = _value(dev, TLS_TEST % (wifi_network, host, int(port), serial, TLS_TEST_MS), "the TLS test connection")
+    if said != "ok":
+        fail(BANK, "the unit could not sign on to the bank host %s: %s" % (bank_host, said))
+    return said
 
 
-def inject(port, serial, bank_state, bank_host=None, ikid=None, bdk_id="00000001", production_lock=False,
-           reprovision=False, audit=None):
+def inject(port, serial, bank_state, bank_host=None, wifi_network=None, ikid=None, bdk_id="00000001",
+           production_lock=False, reprovision=False, audit=None):
     from tools.bank import pki
 
     try:
         pki.check_serial(serial)
     except pki.PkiError as e:
         fail(KEYS, str(e))
-    ikid = ikid or initial_key_id(serial, bdk_id)
-    items, facts = unit_secrets(bank_state, serial, ikid)
+    items, facts = unit_secrets(bank_state, serial, bdk_id, ikid)
     if audit is not None:
         audit.record.update(facts)
     progress("connecting to the unit on %s" % port)
@@ -312,8 +310,7 @@ def inject(port, serial, bank_state, bank_host=None, ikid=None, bdk_id="00000001
         if audit is not None:
             audit["read_back"] = "ok"
         if bank_host:
-            host, _, p = bank_host.rpartition(":")
-            result = tls_test(dev, host or "127.0.0.1", int(p), "localhost")
+            result = tls_test(dev, bank_host, serial, wifi_network)
             if audit is not None:
                 audit["tls_test"] = result
         elif audit is not None:
