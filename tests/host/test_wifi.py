@@ -5,11 +5,10 @@ resets connections from a station that is not, cuts every forwarded connection w
 goes down and refuses new ones until it is up again.
 """
 
-import socket
-import threading
 import time
 
 import pytest
+from uplinkfix import TcpServer
 
 # ESP-IDF station codes (MicroPython network.STAT_*)
 GOT_IP, IDLE, NO_AP, WRONG_PASSWORD, BEACON_TIMEOUT = 1010, 1000, 201, 202, 200
@@ -49,44 +48,23 @@ def read_end(s):
 """
 
 
-class EchoServer:
-    """A TCP server on the host, standing in for the far end: each connection echoes in upper case."""
-
-    def __init__(self):
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def _echo(conn):
-        with conn:
-            while data := conn.recv(4096):
-                conn.sendall(data.upper())
-
-    def close(self):
-        self.sock.close()
+def echo_upper(conn):
+    """The far end: echoes what comes in, in upper case."""
+    with conn:
+        while data := conn.recv(4096):
+            conn.sendall(data.upper())
 
 
 @pytest.fixture(scope="module")
 def ap(vdevice, device):
     rig = vdevice.rig
     device.soft_reset()
-    server = EchoServer()
+    server = TcpServer(echo_upper)
     rig.attach("wlan0", "wifi", name="wifi")
     rig.call("do", name="wifi", action="networks", networks=[
         {"ssid": "PocketNet", "password": "correct horse", "rssi": -58},
         {"ssid": "Cafe", "password": "", "rssi": -81}])
-    rig.call("do", name="wifi", action="target", host="127.0.0.1", port=server.port)
+    rig.call("do", name="wifi", action="target", host="127.0.0.1", port=server.address[1])
     device.exec(SETUP)
 
     class AP:

@@ -173,7 +173,30 @@ def _cert(subject_key, cn, issuer_cert, issuer_key, days=(-1, 365)):
     return b.sign(issuer_key or subject_key, hashes.SHA256())
 
 
-class TlsServer:
+class TcpServer:
+    """A TCP server on 127.0.0.1 (a free port): each connection to handle(conn) in a thread."""
+
+    def __init__(self, handle):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.address = self.sock.getsockname()
+        self.accepted = 0
+        self._handle = handle
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def close(self):
+        self.sock.close()
+
+
+class TlsServer(TcpServer):
     """A TLS server with the given host certificate that asks for the device's certificate."""
 
     def __init__(self, tmp, cert, key, ca_pem):
@@ -186,26 +209,15 @@ class TlsServer:
         self.ctx.load_cert_chain(tmp / "host.pem", tmp / "host.key")
         self.ctx.load_verify_locations(ca_pem)
         self.ctx.verify_mode = ssl.CERT_REQUIRED
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.address = self.sock.getsockname()
-        self.handshakes = 0
         self.errors = []
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__(self._handshake)
 
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            try:
-                with self.ctx.wrap_socket(conn, server_side=True):
-                    self.handshakes += 1
-            except (ssl.SSLError, OSError) as e:
-                self.errors.append(str(e))
-
-    def close(self):
-        self.sock.close()
+    def _handshake(self, conn):
+        try:
+            with self.ctx.wrap_socket(conn, server_side=True):
+                pass
+        except (ssl.SSLError, OSError) as e:
+            self.errors.append(str(e))
 
 
 def impostor(tmp, bank):
