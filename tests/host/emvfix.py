@@ -13,6 +13,7 @@ from tools.emvcard import cryptogram
 from tools.emvcard.__main__ import main as emvcard_main
 
 CAPK_PATH = "/data/capk.json"
+TEST_HEAP = "512K"
 DATE = "260615"  # the transactions' date (9A): cards valid, "expired" expired
 
 # On the device: the contact slot, the PN532 on I2C, one kernel whose PIN and choice callbacks
@@ -54,6 +55,8 @@ def summary(r):
             'online_pin': r.online_pin, 'cvm': h(r.cvm_results), 'commands': r.commands}
 def contact(amount, **kw):
     global res
+    res = None  # the last result's memory free before the next transaction
+    GIVEN[:] = []
     gc.collect()
     async def go():
         await slot.activate()
@@ -68,6 +71,7 @@ def mangled(transceive):
     return tx
 def contactless(amount, **kw):
     global res
+    res = None
     gc.collect()
     async def go():
         card = await nfc.poll(2000)

@@ -7,16 +7,46 @@ Each test uses its own card ("profile#tag": fresh counters) so that tests do not
 each other's PIN tries or ATCs.
 """
 
+import shutil
+
 import pytest
 
 import emvfix
+from tools.device import Device
+from tools.vdevice.spawn import VDeviceProcess
 
 TC, ARQC, AAC = 0x40, 0x80, 0x00
 
 
 @pytest.fixture(scope="module")
-def emv(vdevice, device):
-    device.soft_reset()
+def handheld(request, firmware_image, tmp_path_factory):
+    """A virtual handheld of this module's own, with a 512K heap: on the unix port the drivers
+    and the kernel are bytecode in the heap (frozen in flash on the board) beside the simulated
+    buses, and in the session's 256K what is left is too fragmented for a run of transactions.
+    The kernel's own working set is measured by `python -m tools.bench emv`."""
+    if request.config.getoption("--port"):
+        pytest.skip("drives the virtual handheld's rig; this run is on a real board")
+    state = tmp_path_factory.mktemp("emv-vdevice")
+    img = state / "flash.img"
+    shutil.copyfile(firmware_image, img)
+    vd = VDeviceProcess(img, state, heap=emvfix.TEST_HEAP)
+    dev = Device(vd.repl)
+    dev.soft_reset()  # what boot and main.py printed is behind us
+    try:
+        yield vd, dev
+    finally:
+        dev.close()
+        vd.stop()
+
+
+@pytest.fixture(scope="module")
+def device(handheld):
+    return handheld[1]
+
+
+@pytest.fixture(scope="module")
+def emv(handheld):
+    vdevice, device = handheld
     emvfix.attach(vdevice, device)
 
     class Rig:
