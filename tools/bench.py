@@ -1,4 +1,4 @@
-"""Benchmarks that print figures: `python -m tools.bench vdevice|pystone|pin|screens|nfc|contact`.
+"""Benchmarks that print figures: `python -m tools.bench vdevice|pystone|pin|screens|nfc|contact|emv`.
 
 vdevice: what the virtual handheld itself costs, so that figures measured on it can be read:
 start-up, soft reset, a REPL round trip, an I2C transaction against its wire time, and the heap
@@ -18,6 +18,10 @@ nfc: a SELECT PPSE and a 10-APDU exchange over the PN532: bus transactions, wire
 CPU time and the ESP32 estimate.
 
 contact: the same over the contact slot, at the initial etu and after PPS.
+
+emv: the EMV kernel (lib/emv) in a contact and a contactless transaction with the rig's test
+card: the kernel's own CPU time (host, ESP32 estimate), the transaction over the real
+interface (total, wire), and the kernel's working set.
 """
 
 import argparse
@@ -354,8 +358,116 @@ def bench_contact():
             dev.close()
 
 
+# The EMV kernel on the device: a live transaction through a driver records the card's answers
+# (TAPE); replaying them to the kernel with the same unpredictable number (so DDA and fDDA
+# verify again) times the kernel alone, without driver, bus or card.
+EMV_SETUP = """
+import gc, os
+import emv.kernel as _K
+from emv import capk, cvm, oda, select
+from emv.kernel import Kernel, TerminalConfig
+kernel = Kernel(TerminalConfig(), capk.Store.load(%r), choose=lambda labels: 0,
+                pin=lambda tries: bytearray(b'1234'))
+DATE = bytes.fromhex('260615')
+TAPE, UN = [], [None]
+def _recording(transceive):
+    async def tx(apdu):
+        r = await transceive(apdu)
+        TAPE.append(bytes(r))
+        return r
+    return tx
+class _Replay:
+    def __init__(self):
+        self.i = 0
+    async def tx(self, apdu):
+        self.i += 1
+        return TAPE[self.i - 1]
+class _SameUn:
+    def urandom(self, n):
+        return UN[0][:n]
+def live(transceive, contactless):
+    # (outcome, TVR, commands, elapsed us) of a transaction through the interface
+    TAPE[:] = []
+    gc.collect()
+    t = time.ticks_us()
+    r = asyncio.run(kernel.transact(_recording(transceive), 2500, contactless=contactless, date=DATE))
+    us = time.ticks_diff(time.ticks_us(), t)
+    UN[0] = r.terminal[0x9F37]
+    return r.outcome, bytes(r.tvr).hex(), r.commands, us
+def replay(contactless):
+    _K.os = _SameUn()
+    try:
+        r = asyncio.run(kernel.transact(_Replay().tx, 2500, contactless=contactless, date=DATE))
+    finally:
+        _K.os = os
+    return r.outcome, bytes(r.tvr).hex()
+def kernel_cpu(contactless, n=5):
+    # us: nothing waits in a replay, its elapsed time is the kernel's CPU time
+    best = None
+    for _ in range(n):
+        gc.collect()
+        t = time.ticks_us()
+        replay(contactless)
+        us = time.ticks_diff(time.ticks_us(), t)
+        best = us if best is None or us < best else best
+    return best
+"""
+# Room for the drivers' and the kernel's bytecode (frozen on the board) and both simulated
+# buses, with the working set measured below it.
+EMV_HEAP = "512K"
+EMV_CAPK = "/data/capk.json"  # not /emv/...: a folder /emv at the root would shadow /lib/emv
+
+
+def capk_file():
+    """The CA public key file of tools/emvcard's test CAs (python -m tools.emvcard capk)."""
+    from tools.emvcard.__main__ import main as emvcard
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "capk.json"
+        emvcard(["capk", "--out", str(out)])
+        return out.read_bytes()
+
+
+def bench_emv():
+    """A contact (T=1 after PPS) and a contactless purchase of 25.00 with emv:visa-classic:
+    offline PIN, DDA or fDDA, the ARQC; kernel CPU time from a replay of the card's answers."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        image.build(tmp / "flash.img")
+        with VDeviceProcess(tmp / "flash.img", tmp / "state", heap=EMV_HEAP) as vd:
+            dev = Device(vd.repl)
+            dev.soft_reset()
+            dev.makedirs(EMV_CAPK.rsplit("/", 1)[0])
+            dev.write_file(EMV_CAPK, capk_file())
+            vd.rig.attach("uart2", "iso7816", name="card")
+            vd.rig.attach("i2c0", "pn532", addr=0x24, name="nfc")
+            vd.rig.call("do", name="nfc", action="place", kind="iso-dep", applet="emv:visa-classic#nfc")
+            vd.rig.call("do", name="card", action="insert", atr="t1", applet="emv:visa-classic#contact")
+            dev.exec(CONTACT_SETUP + NFC_SETUP + EMV_SETUP % EMV_CAPK + WORKING_SET, timeout=60)
+            dev.eval("asyncio.run(slot.activate()).raw.hex()", timeout=30)
+            print("emv:visa-classic, 25.00, offline PIN; the kernel timed on a replay of the card's answers"
+                  " (no driver, bus or card), best of 5:")
+            for name, cl, tx in (("contact (T=1, D=4)", False, "slot.transceive"),
+                                 ("contactless (PN532, I2C)", True, "card.transceive")):
+                dev.exec("uart.rx_chars = 0; i2c.transactions = i2c.wire_us = 0")
+                outcome, tvr, commands, elapsed = dev.eval("live(%s, %s)" % (tx, cl), timeout=120)
+                wire = dev.eval("i2c.wire_us" if cl else "uart.rx_chars * uart._char_us()")
+                again = dev.eval("replay(%s)" % cl, timeout=60)
+                if list(again) != [outcome, tvr]:
+                    raise RuntimeError("the replay ended %r, the live run %r" % (again, (outcome, tvr)))
+                cpu = dev.eval("kernel_cpu(%s)" % cl, timeout=120)
+                need = dev.eval("working_set(lambda: replay(%s))" % cl, timeout=300)
+                print("  %-25s %s, TVR %s, %2d commands; kernel CPU %5.1f ms here, ESP32 estimate %5.0f ms;"
+                      " whole transaction here %6.1f ms of which wire %6.1f ms; working set %4.1f KB"
+                      % (name, outcome, tvr, commands, cpu / 1e3, esp32_estimate(cpu / 1e6) * 1e3,
+                         elapsed / 1e3, wire / 1e3, need / 1024))
+            resident = dev.eval("(gc.collect(), gc.mem_alloc())[1]")
+            print("heap in use with the drivers, the kernel and the simulated buses loaded: %.1f KB"
+                  " (bytecode in RAM here, frozen in flash on the board)" % (resident / 1024))
+            dev.close()
+
+
 BENCHES = {"vdevice": bench_vdevice, "pystone": bench_pystone, "pin": bench_pin, "screens": bench_screens,
-           "nfc": bench_nfc, "contact": bench_contact}
+           "nfc": bench_nfc, "contact": bench_contact, "emv": bench_emv}
 
 
 def main(argv=None):
