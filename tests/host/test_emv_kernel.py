@@ -12,7 +12,10 @@ import shutil
 import pytest
 
 import emvfix
+from tools import emvcard
 from tools.device import Device
+from tools.emvcard import cryptogram
+from tools.emvcard.tlv import tlv
 from tools.vdevice.spawn import VDeviceProcess
 
 TC, ARQC, AAC = 0x40, 0x80, 0x00
@@ -253,3 +256,39 @@ def test_contactless_damaged_answers_end(emv, device, damage):
     finally:
         device.exec("MANGLE[0] = None")
     assert r["outcome"] == "end" and "TlvError" in r["reason"], r
+
+
+# ---- issuer scripts --------------------------------------------------------------------------
+
+def script(result, tags, header):
+    """An issuer script command for the result's card, MAC'd as its issuer does."""
+    issuer = emvcard.issuer_keys(result["pan"])
+    return cryptogram.script_command(bytes.fromhex(issuer["imk_smi"]), result["pan"], tags[0x5F34].hex(),
+                                     tags[0x9F36], tags[0x9F26], header)
+
+
+def test_issuer_scripts_before_and_after(emv):
+    r = emv.contact("visa-classic#scripts", 2500, "1234")
+    auth = emvfix.issuer_answer(r)
+    tags = emvfix.de55(r["icc_data"])
+    unblock_pin = script(r, tags, bytes.fromhex("84240000"))
+    block_app = script(r, tags, bytes.fromhex("841E0000"))
+    scripts = (tlv(0x71, tlv(0x9F18, b"\x00\x00\x00\x01") + tlv(0x86, unblock_pin))
+               + tlv(0x72, tlv(0x9F18, b"\x00\x00\x00\x02") + tlv(0x86, block_app)))
+    f = emv.finish(b"00", auth, scripts)
+    assert f["outcome"] == "approved", f
+    assert f["tsi"] == "fc00" and f["tvr"][8:] == "00", f  # script processing performed, none failed
+    # The 72 script ran after the second GENERATE AC: the application is blocked now.
+    r = emv.contact("visa-classic#scripts", 2500)
+    assert r["outcome"] == "end" and "no application" in r["reason"], r
+
+
+def test_issuer_script_with_a_wrong_mac(emv):
+    r = emv.contact("visa-classic#badscript", 2500, "1234")
+    tags = emvfix.de55(r["icc_data"])
+    bad = bytearray(script(r, tags, bytes.fromhex("84240000")))
+    bad[-1] ^= 1
+    f = emv.finish(b"00", emvfix.issuer_answer(r), tlv(0x71, tlv(0x86, bytes(bad))))
+    assert f["outcome"] == "approved", f  # the card said 6988 to the script, not to the payment
+    assert bits(f["tvr"], 4, 0x20) and not bits(f["tvr"], 4, 0x10), f  # failed before the final AC
+    assert bits(f["tsi"], 0, 0x04)
