@@ -351,3 +351,46 @@ def test_kernel_purchase_with_online_pin_and_arqc_approved_then_completed(emv_ha
     after = bank.ledger()["accounts"]
     assert after[fx.CARD_ACCOUNT] == before[fx.CARD_ACCOUNT] - 2500
     assert after[fx.SHOP] == before[fx.SHOP] + 2500
+
+
+def test_answer_with_a_wrong_mac_is_dropped_and_the_purchase_reversed(handheld, bank):
+    # One bit of the 0210's MAC flipped on its way in (before the session starts: its reader
+    # holds the receive method while it waits): the device drops the answer, waits out its
+    # answer time, and reverses the purchase at once on the same session.
+    before = bank.ledger()["accounts"]
+    code, _, _ = fx.card_result_code(777)
+    handheld.exec(code)
+    handheld.exec(
+        "receive = up._receive\n"
+        "up._receive = lambda raw: receive(raw[:-1] + bytes((raw[-1] ^ 1,)) if raw[:4] == b'0210' else raw)\n"
+        "up.answer_ms = 2000\n"
+        "async def tampered(up):\n"
+        "    try:\n"
+        "        await up.purchase(card, 777, pin=bytearray(b'1234'))\n"
+        "    except uplink.Unanswered as e:\n"
+        "        outcome = str(e)\n"
+        "    for _ in range(50):\n"
+        "        if not up.journal.pending():\n"
+        "            break\n"
+        "        await asyncio.sleep_ms(100)\n"
+        "    return outcome, up.journal.pending()\n")
+    try:
+        outcome, pending = handheld.eval("go(tampered)", timeout=60)
+    finally:
+        handheld.exec("up._receive = receive\nup.answer_ms = uplink.ANSWER_MS")
+    assert "no answer to 0200" in outcome and pending == []
+    assert re.search(r"0200/000000 STAN \d{6} amount 000000000777 card \S+ -> 00", bank.log())
+    assert re.search(r"0400/000000 STAN \d{6} amount 000000000777 -> 00", bank.log())
+    assert bank.ledger()["accounts"] == before
+
+
+def test_stan_is_stored_before_use_and_wraps(handheld):
+    handheld.exec("import os\n"
+                  "try:\n    for n in os.listdir('/stan-test'):\n        os.remove('/stan-test/' + n)\n"
+                  "except OSError:\n    pass\n"
+                  "j = Journal('/stan-test')\n")
+    assert handheld.eval("[j.next_stan() for _ in range(2)]") == ["000001", "000002"]
+    # A new journal (a reboot) continues after the last one handed out.
+    assert handheld.eval("Journal('/stan-test').next_stan()") == "000003"
+    handheld.exec("j._write('stan', 999999)")
+    assert handheld.eval("[j.next_stan() for _ in range(2)]") == ["999999", "000001"]
