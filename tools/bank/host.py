@@ -30,6 +30,7 @@ APPROVED, DO_NOT_HONOUR, INVALID_TXN, INVALID_AMOUNT, INVALID_CARD = "00", "05",
 CANCELLED, UNKNOWN_ORIGINAL, FORMAT_ERROR, NO_FUNDS, EXPIRED = "17", "25", "30", "51", "54"
 WRONG_PIN, NOT_PERMITTED, SECURITY, TRIES_EXCEEDED, MALFUNCTION = "55", "57", "63", "75", "96"
 PIN_TRIES = 3
+TLS_HANDSHAKE_TIMEOUT = 15
 
 PURCHASE, BALANCE, TRANSFER = "000000", "310000", "400000"
 ACCOUNT_ON_FILE = "010"
@@ -374,6 +375,20 @@ class Session:
             await self.writer.drain()
 
 
+class _Accept(asyncio.Protocol):
+    """An accepted TCP connection, held unread until the host starts TLS on it (a reader
+    attached before would swallow the ClientHello)."""
+
+    def __init__(self, host):
+        self.host = host
+
+    def connection_made(self, transport):
+        transport.pause_reading()
+        task = asyncio.get_running_loop().create_task(self.host._handshake(transport))
+        self.host.tasks.add(task)           # held until done: the loop keeps only weak refs
+        task.add_done_callback(self.host.tasks.discard)
+
+
 def server_context(pki_dir):
     """TLS 1.2 or later, the host's certificate, a client certificate required and verified
     against the issuer CA."""
@@ -400,18 +415,35 @@ class Host:
         self.sessions = {}
         self._stan = itertools.count(secrets.randbelow(900000) + 1)
         self.server = None
+        self.tasks = set()
 
     async def call(self, fn, *args):
         """fn(*args) in the ledger thread pool."""
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     async def start(self, host="127.0.0.1", port=0):
+        # TLS is started per connection (not by start_server) so that a failed handshake (a
+        # certificate of another CA, none at all) is logged as the refusal it is
+        self._tls = server_context(self.state.pki_dir)
         loop = asyncio.get_running_loop()
-        loop.set_exception_handler(_log_loop_error)
-        self.server = await asyncio.start_server(self._connection, host, port,
-                                                 ssl=server_context(self.state.pki_dir),
-                                                 ssl_handshake_timeout=15)
+        self.server = await loop.create_server(lambda: _Accept(self), host, port)
         return self.server.sockets[0].getsockname()[:2]
+
+    async def _handshake(self, transport):
+        """TLS on an accepted connection (not read from yet), then the device's session."""
+        peer = transport.get_extra_info("peername")
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        protocol = asyncio.StreamReaderProtocol(reader)
+        try:
+            tls = await loop.start_tls(transport, protocol, self._tls, server_side=True,
+                                       ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+        except (ssl.SSLError, OSError, asyncio.TimeoutError) as e:
+            LOG.warning("connection from %s refused: TLS handshake: %s", peer, e)
+            transport.close()
+            return
+        protocol.connection_made(tls)
+        await self._connection(reader, asyncio.StreamWriter(tls, protocol, reader, loop))
 
     async def stop(self):
         if self.server is not None:
@@ -489,10 +521,3 @@ class Host:
         await session.send(raw)
         LOG.info("%s: 0600 STAN %s pushed request %s", req["device"], stan, req["id"])
 
-
-def _log_loop_error(loop, context):
-    exc = context.get("exception")
-    if isinstance(exc, (ssl.SSLError, ConnectionError, OSError)):
-        LOG.warning("connection refused: %s", exc)
-    else:
-        loop.default_exception_handler(context)
