@@ -52,6 +52,7 @@ SIGN_ON = "001"
 ECHO = "301"
 
 APPROVED = "00"
+UNKNOWN_ORIGINAL = "25"  # a reversal of a 0200 the host never saw: nothing to undo
 CUSTOMER_CANCELLATION = "17"
 
 __all__ = ("Uplink", "Answer", "Request", "UplinkError", "TlsError", "CertificateError", "NotConnected",
@@ -160,12 +161,14 @@ class Uplink:
         self._link_error = None
         self._write_lock = asyncio.Lock()
         self._ready = asyncio.Event()
-        self._pending = {}  # (answer MTI, STAN) -> [Event, Answer or None]
+        self._pending = {}  # (answer MTI, STAN) -> [Event, Answer or None, KSN of the request]
         self._macs = {}  # KSN -> MAC key: for answers to come, and the latest (for a 0600)
         self._latest = None
         self._last_traffic = time.ticks_ms()
         self._requests = []
         self._request_event = asyncio.Event()
+        self._sign_ons = 0
+        self._draining = False
 
     # ---- the connection ------------------------------------------------------------------
 
@@ -177,13 +180,14 @@ class Uplink:
             if self.wifi is not None:
                 while not await self.wifi.wait_connected(RECONNECT_MAX_MS):
                     pass
+            sign_ons = self._sign_ons
             try:
                 await self.session()
-                failures = 0
             except UplinkError as e:
                 self.error = e
-            await asyncio.sleep_ms(min(RECONNECT_FIRST_MS << min(failures, 16), RECONNECT_MAX_MS))
-            failures += 1
+            # A session that signed on starts the count again.
+            failures = 0 if self._sign_ons != sign_ons else failures + 1
+            await asyncio.sleep_ms(min(RECONNECT_FIRST_MS << min(failures - 1, 16), RECONNECT_MAX_MS) if failures else 0)
 
     async def session(self):
         """One session: connect, sign on, send queued reversals, then serve until the
@@ -207,6 +211,7 @@ class Uplink:
                 raise UplinkError("sign-on refused: %s" % answer.rc)
             self.connected = True
             self.error = None
+            self._sign_ons += 1
             self._ready.set()
             watch = asyncio.create_task(self._idle_echo())
             await self._send_reversals()
@@ -391,15 +396,27 @@ class Uplink:
                             "de4": fields.get(4), "de49": fields.get(49), "de90": "0200" + key + "0" * 22})
 
     async def _send_reversals(self):
-        """Each queued 0400, oldest first, until the host answers it (00, or 25 if it never saw
-        the original: both end it). Stops at the first one unanswered (the connection is bad)."""
+        """Each queued 0400, oldest first, until the host answers it 00 (or 25 if it never saw
+        the original: nothing to undo). Stops at the first one unanswered (the connection is bad).
+        One drain at a time: a 0400 sent twice at once would be answered once."""
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            await self._drain()
+        finally:
+            self._draining = False
+
+    async def _drain(self):
         for entry in self.journal.pending():
             fields = {3: entry["de3"], 4: entry["de4"], 7: entry["de7"], 11: entry["stan"], 49: entry["de49"],
                       90: entry["de90"]}
             try:
-                await self._exchange("0400", fields, wait_ready=False)
+                answer = await self._exchange("0400", fields, wait_ready=False)
             except UplinkError:
                 return
+            if answer.rc not in (APPROVED, UNKNOWN_ORIGINAL):
+                return  # the host could not do it now (96, 91...): again after the next sign-on
             self.journal.done(entry["key"])
 
     # ---- the transactions ----------------------------------------------------------------

@@ -323,6 +323,7 @@ def emv_handheld(request, firmware_image, tmp_path_factory, bank):
     vd = VDeviceProcess(img, state, heap=emvfix.TEST_HEAP)
     dev = Device(vd.repl)
     try:
+        dev.soft_reset()  # a REPL main.py has nothing more to say on (it runs at power-on only)
         emvfix.attach(vd, dev)
         _join_bank(vd, dev, bank)
         yield vd, dev
