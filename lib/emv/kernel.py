@@ -115,6 +115,21 @@ def _today():
     return _bcd(t[0] % 100, 1) + _bcd(t[1], 1) + _bcd(t[2], 1)
 
 
+async def _ending(res, ch, step):
+    """Await a step of the transaction (a coroutine); how it ends goes into res: a card's fault
+    is END with the reason, an interface failure is raised (InterfaceError) for the caller."""
+    try:
+        await step
+    except _End as e:
+        res.outcome, res.reason = e.outcome, str(e)
+    except InterfaceError:
+        raise
+    except EmvError as e:
+        res.outcome, res.reason = END, "%s: %s" % (type(e).__name__, e)
+    finally:
+        res.commands += ch.commands
+
+
 def _rank(cid):
     """AAC < ARQC < TC: how far towards approval a cryptogram type goes."""
     t = cid & 0xC0
@@ -152,15 +167,7 @@ class Kernel:
         d[0x9F1E] = cfg.ifd_serial
         if contactless:
             d[0x9F66] = cfg.ttq
-        try:
-            await self._run(ch, res, amount, txn_type)
-        except _End as e:
-            res.outcome, res.reason = e.outcome, str(e)
-        except InterfaceError:
-            raise
-        except EmvError as e:
-            res.outcome, res.reason = END, "%s: %s" % (type(e).__name__, e)
-        res.commands = ch.commands
+        await _ending(res, ch, self._run(ch, res, amount, txn_type))
         return res
 
     async def _run(self, ch, res, amount, txn_type):
@@ -488,39 +495,36 @@ class Kernel:
         if res.contactless:
             # The card has left: the issuer's answer is the decision (no second GENERATE AC).
             res.outcome = APPROVED if arc in _APPROVE_ARCS else DECLINED
+            if res.outcome == DECLINED:
+                res.reason = "unable to go online" if arc is None else "declined by the issuer (%s)" % arc.decode()
             return res
         ch = Channel(transceive)
-        card, cfg = res.card, self.config
-        try:
-            if arc is None:
-                p1 = risk.default_action(res.tvr, card, cfg)
-                arc = b"Y3" if p1 == risk.TC else b"Z3"
-            else:
-                p1 = risk.TC if arc in _APPROVE_ARCS else risk.AAC
-                if issuer_auth and card[0x82][0] & _AIP_ISSUER_AUTH:
-                    _, sw = await ch.send(0x00, 0x82, 0x00, 0x00, issuer_auth, le=False)
-                    risk.mark(res.tsi, risk.TSI_ISSUER_AUTH)
-                    if sw != SW_OK:
-                        risk.mark(res.tvr, risk.ISSUER_AUTH_FAILED)
-            res.terminal[0x8A] = arc
-            if issuer_auth:
-                res.terminal[0x91] = issuer_auth
-            await self._scripts(ch, res, scripts, 0x71, risk.SCRIPT_FAILED_BEFORE)
-            res.reason = None
-            await self._generate_ac(ch, res, p1, card[0x8D])
-            if res.outcome == DECLINED and p1 == risk.TC:
-                res.reason = "the card declined after the issuer approved"
-            elif res.outcome == DECLINED:
-                res.reason = "declined by the issuer (%s)" % arc.decode()
-            await self._scripts(ch, res, scripts, 0x72, risk.SCRIPT_FAILED_AFTER)
-        except _End as e:
-            res.outcome, res.reason = e.outcome, str(e)
-        except InterfaceError:
-            raise
-        except EmvError as e:
-            res.outcome, res.reason = END, "%s: %s" % (type(e).__name__, e)
-        res.commands += ch.commands
+        await _ending(res, ch, self._complete(ch, res, arc, issuer_auth, scripts))
         return res
+
+    async def _complete(self, ch, res, arc, issuer_auth, scripts):
+        card, cfg = res.card, self.config
+        if arc is None:
+            p1 = risk.default_action(res.tvr, card, cfg)
+            arc = b"Y3" if p1 == risk.TC else b"Z3"
+        else:
+            p1 = risk.TC if arc in _APPROVE_ARCS else risk.AAC
+            if issuer_auth and card[0x82][0] & _AIP_ISSUER_AUTH:
+                _, sw = await ch.send(0x00, 0x82, 0x00, 0x00, issuer_auth, le=False)
+                risk.mark(res.tsi, risk.TSI_ISSUER_AUTH)
+                if sw != SW_OK:
+                    risk.mark(res.tvr, risk.ISSUER_AUTH_FAILED)
+        res.terminal[0x8A] = arc
+        if issuer_auth:
+            res.terminal[0x91] = issuer_auth
+        await self._scripts(ch, res, scripts, 0x71, risk.SCRIPT_FAILED_BEFORE)
+        res.reason = None
+        await self._generate_ac(ch, res, p1, card[0x8D])
+        if res.outcome == DECLINED and p1 == risk.TC:
+            res.reason = "the card declined after the issuer approved"
+        elif res.outcome == DECLINED:
+            res.reason = "declined by the issuer (%s)" % arc.decode()
+        await self._scripts(ch, res, scripts, 0x72, risk.SCRIPT_FAILED_AFTER)
 
     async def _scripts(self, ch, res, scripts, template, failed):
         """Issuer scripts of one template (71 before the second GENERATE AC, 72 after): each
