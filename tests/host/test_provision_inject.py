@@ -127,8 +127,8 @@ def test_blank_unit_to_purchase(unit, bank, tmp_path, capsys):
     code, _, _ = fx.card_result_code(1250)
     dev = Device(unit.repl)
     try:
+        dev.soft_reset()  # a fresh interpreter, as after the unit's next start
         dev.exec(code)
-        assert dev.eval("0") == 0
         got = dev.exec(PURCHASE % 1250, timeout=90).strip().splitlines()[-1]
     finally:
         dev.close()
@@ -264,6 +264,8 @@ def test_power_cut_at_each_write_of_inject(bench, bank, capsys):
     bench.dev.exec(code)
     writes = bench.vd.rig.call("flash_writes") - start
     assert writes > 10
+    done = bench.report(HOLDS)  # uncut: all of it (the REPL answers until the next boot)
+    assert (done["state"], done["production"], done["items"]) == ("PROVISIONED", True, expected)
     seen = {}
     for k in range(1, writes + 1):
         bench.boot_from(bench.tmp / "factory.img")
@@ -287,7 +289,11 @@ def test_power_cut_at_each_write_of_inject(bench, bank, capsys):
                 assert held["state"] == "PROVISIONED" and held["items"] == expected, (k, held)
                 assert len([f for f in held["files"] if f.startswith("e.")]) == len(items), (k, held)
         seen[(held["state"], held["production"])] = seen.get((held["state"], held["production"]), 0) + 1
-    assert set(seen) == {("FACTORY", False), ("PROVISIONED", False), ("PROVISIONED", True)}, seen
+    # Both sides of the transaction's commit were cut; the production lock's own commit is the
+    # last write or two (LittleFS does not always need the same count), so a cut there may fall
+    # just before it.
+    assert {("FACTORY", False), ("PROVISIONED", False)} <= set(seen) <= {
+        ("FACTORY", False), ("PROVISIONED", False), ("PROVISIONED", True)}, seen
     with capsys.disabled():
         print("\ninject: power cut at each of its %d flash writes; the unit afterwards: %s" % (
             writes, ", ".join("%s%s %d times" % (s, " production-locked" if p else "", n)

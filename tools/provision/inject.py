@@ -52,7 +52,8 @@ print(repr((sys.platform, uid, vault.describe()[0])))
 WIPE = """
 import vault
 v = vault.Vault().open()
-v.wipe()
+if v.state != 'WIPED':
+    v.wipe()
 v.reinitialize()
 print(repr(v.state))
 """
@@ -90,11 +91,14 @@ print(repr(r))
 # The TLS test connection is the unit's own uplink signing on (lib/uplink): its Wi-Fi, mutual
 # TLS with the injected key, certificate and CA, then a 0800 sign-on MAC'd under the first DUKPT
 # key. So an approval also proves the host accepts the certificate and derives the same keys.
+# The session's journal (its STAN) is the factory's, removed after: the unit keeps nothing of
+# the test but its DUKPT counter, which the vault advanced (a key is never used twice).
 TLS_TEST = """
-import asyncio, vault, wifi, uplink
+import asyncio, os, board, vault, wifi, uplink
+from uplink.journal import Journal
 v = vault.Vault().open()
 w = wifi.Wifi(network=%r)
-up = uplink.Uplink(v, {'host': %r, 'port': %d, 'serial': %r}, wifi=w)
+up = uplink.Uplink(v, {'host': %r, 'port': %d, 'serial': %r}, wifi=w, journal=Journal('/factory-test'))
 async def _test():
     wt = asyncio.create_task(w.run())
     t = asyncio.create_task(up.run())
@@ -108,7 +112,13 @@ async def _test():
         t.cancel()
         wt.cancel()
         await asyncio.sleep_ms(0)
-print(repr(asyncio.run(_test())))
+        board.wlan().active(False)  # the unit left as it was found
+try:
+    print(repr(asyncio.run(_test())))
+finally:
+    for n in os.listdir('/factory-test'):
+        os.remove('/factory-test/' + n)
+    os.rmdir('/factory-test')
 """
 TLS_TEST_MS = 20_000
 
@@ -245,18 +255,16 @@ def unit_state(dev):
     return _value(dev, STATE, "reading the unit's state")
 
 
-def prepare_unit(dev, reprovision):
+def check_unit(dev, reprovision):
+    """Refuse a unit that may not be provisioned (again); (platform, unique id, vault state)."""
     platform, uid, state = unit_state(dev)
     progress("unit: %s, id %s, vault %s" % (platform, uid or "(none: virtual handheld)", state))
     if state == "PERSONALIZED":
         fail(REFUSED, "the unit is PERSONALIZED: it has an owner, who must wipe it first; never re-provisioned here")
     if state == "TAMPERED":
         fail(REFUSED, "the unit's secure store is TAMPERED: set the unit aside for inspection")
-    if state in ("PROVISIONED", "BLOCKED", "WIPED"):
-        if state != "WIPED" and not reprovision:
-            fail(REFUSED, "the unit is already %s: give --reprovision to wipe and provision it again" % state)
-        progress("wiping the %s unit for re-provisioning" % state)
-        state = _value(dev, WIPE, "wiping the unit")
+    if state in ("PROVISIONED", "BLOCKED") and not reprovision:
+        fail(REFUSED, "the unit is already %s: give --reprovision to wipe and provision it again" % state)
     return platform, uid, state
 
 
@@ -291,18 +299,23 @@ def inject(port, serial, bank_state, bank_host=None, wifi_network=None, ikid=Non
         pki.check_serial(serial)
     except pki.PkiError as e:
         fail(KEYS, str(e))
-    items, facts = unit_secrets(bank_state, serial, bdk_id, ikid)
-    if audit is not None:
-        audit.record.update(facts)
+    state = _bank(bank_state)  # before the unit is touched: a bank to take secrets from
+    state.close()
     progress("connecting to the unit on %s" % port)
     try:
         dev = Device(port)
     except DeviceError as e:
         fail(DEVICE, str(e))
     try:
-        platform, uid, state = prepare_unit(dev, reprovision)
+        platform, uid, found = check_unit(dev, reprovision)
         if audit is not None:
-            audit.record.update({"platform": platform, "unit_id": uid, "state_before": state})
+            audit.record.update({"platform": platform, "unit_id": uid, "state_before": found})
+        items, facts = unit_secrets(bank_state, serial, bdk_id, ikid)
+        if audit is not None:
+            audit.record.update(facts)
+        if found in ("PROVISIONED", "BLOCKED", "WIPED"):
+            progress("wiping the %s unit for re-provisioning" % found)
+            _value(dev, WIPE, "wiping the unit")
         progress("writing %d items and PROVISIONED in one transaction" % len(items))
         _exec(dev, transaction_code(items), "the provisioning transaction")
         progress("reading back every item")
