@@ -30,7 +30,7 @@ import aescmac
 import asyncio
 import iso8583
 import pinblock
-from dukpt import Dukpt
+from dukpt import Dukpt, Exhausted
 from micropython import const
 from uplink import tls
 from uplink.journal import Journal
@@ -56,7 +56,7 @@ UNKNOWN_ORIGINAL = "25"  # a reversal of a 0200 the host never saw: nothing to u
 CUSTOMER_CANCELLATION = "17"
 
 __all__ = ("Uplink", "Answer", "Request", "UplinkError", "TlsError", "CertificateError", "NotConnected",
-           "Unanswered")
+           "Unanswered", "NeedsProvisioning")
 
 
 class NotConnected(UplinkError):
@@ -65,6 +65,11 @@ class NotConnected(UplinkError):
 
 class Unanswered(UplinkError):
     """Sent, but no valid answer came in time; a 0200 is being reversed."""
+
+
+class NeedsProvisioning(UplinkError):
+    """The DUKPT transaction counter is exhausted: no message can be sent until the issuer
+    injects a new initial key."""
 
 
 class Answer:
@@ -183,6 +188,9 @@ class Uplink:
             sign_ons = self._sign_ons
             try:
                 await self.session()
+            except NeedsProvisioning as e:
+                self.error = e
+                return  # nothing can be sent any more: trying again would not change that
             except UplinkError as e:
                 self.error = e
             # A session that signed on starts the count again.
@@ -205,8 +213,8 @@ class Uplink:
             # The TLS handshake happens on this first write.
             try:
                 answer = await self._exchange("0800", {70: SIGN_ON}, wait_ready=False)
-            except UplinkError as e:
-                raise self._link_error or e
+            except (NotConnected, Unanswered) as e:
+                raise self._link_error or NotConnected("no sign-on: %s" % e)
             if not answer.approved:
                 raise UplinkError("sign-on refused: %s" % answer.rc)
             self.connected = True
@@ -317,9 +325,11 @@ class Uplink:
         a PIN is given (wiped here), and the MAC; its MAC key kept for the answer."""
         try:
             ksn, pin_key, mac_key = self.dukpt.next_keys()
-        except BaseException:
+        except BaseException as e:
             if pin is not None:
                 _wipe(pin)
+            if isinstance(e, Exhausted):
+                raise NeedsProvisioning("DUKPT keys exhausted: the device needs a new initial key")
             raise
         try:
             if pin is not None:

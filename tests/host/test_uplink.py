@@ -395,3 +395,53 @@ def test_stan_is_stored_before_use_and_wraps(handheld):
     assert handheld.eval("Journal('/stan-test').next_stan()") == "000003"
     handheld.exec("j._write('stan', 999999)")
     assert handheld.eval("[j.next_stan() for _ in range(2)]") == ["999999", "000001"]
+
+
+def test_exhausted_dukpt_keys_stop_the_uplink_with_a_clear_error(handheld, bank):
+    # A second vault whose DUKPT counter has run out (the state dukpt keeps: counter 0).
+    handheld.exec("v1 = vault")
+    handheld.exec(fx.provisioning(bank, store="/uplink-vault-2"), timeout=60)
+    handheld.exec("v2, vault = vault, v1\n"
+                  "v2.replace_dukpt_state(bytearray(4 + 32 * 16))\n"
+                  "u2 = uplink.Uplink(v2, {'host': 'localhost', 'port': 8583, 'serial': 'PT000001'}, wifi=w,\n"
+                  "                   journal=Journal('/uplink-test-2'))\n"
+                  "async def until_stopped():\n"
+                  "    wt = asyncio.create_task(w.run())\n"
+                  "    try:\n"
+                  "        await asyncio.wait_for_ms(u2.run(), 20000)\n"
+                  "    finally:\n"
+                  "        wt.cancel()\n"
+                  "    return type(u2.error).__name__, str(u2.error)\n")
+    kind, message = handheld.eval("asyncio.run(until_stopped())", timeout=60)
+    assert kind == "NeedsProvisioning" and "new initial key" in message
+
+
+def test_wifi_lost_and_back_the_uplink_signs_on_again(handheld, bank, vdevice):
+    import threading
+    import time
+
+    def outage():
+        sign_ons = bank.log().count("0800/001 -> 00")
+        deadline = time.time() + 20
+        while bank.log().count("0800/001 -> 00") == sign_ons and time.time() < deadline:
+            time.sleep(0.05)
+        vdevice.rig.call("do", name="wifi", action="down")
+        time.sleep(1.5)
+        vdevice.rig.call("do", name="wifi", action="up")
+
+    threading.Thread(target=outage, daemon=True).start()
+    handheld.exec(
+        "async def through_outage(up):\n"
+        "    states = []\n"
+        "    while up.connected or w.state == wifi.CONNECTED:\n"
+        "        await asyncio.sleep_ms(20)\n"
+        "    states.append((w.state, type(up.error).__name__, str(up.error)))\n"
+        "    if not await up.wait_ready(30000):\n"
+        "        return states, None\n"
+        "    states.append((w.state, up.connected))\n"
+        "    return states, (await up.balance(%r)).rc\n" % fx.OWNER)
+    states, rc = handheld.eval("go(through_outage)", timeout=60)
+    # The link gone: Wi-Fi lost its signal, the uplink its connection; both back by themselves.
+    assert states[0][0] in ("failed", "connecting") and states[0][1] == "NotConnected", states
+    assert states[-1] == ("connected", True), states
+    assert rc == "00"
