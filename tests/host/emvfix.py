@@ -53,6 +53,12 @@ def summary(r):
             'track2': h(r.track2), 'expiry': h(r.expiry), 'cryptogram': h(r.cryptogram), 'tvr': h(r.tvr),
             'tsi': h(r.tsi), 'aid': h(r.aid), 'label': None if r.label is None else bytes(r.label).decode(),
             'online_pin': r.online_pin, 'cvm': h(r.cvm_results), 'commands': r.commands}
+MANGLE = [None]  # f(apdu, response) -> response: a damaged line between card and kernel
+def mangled(transceive):
+    async def tx(apdu):
+        r = await transceive(apdu)
+        return MANGLE[0](bytes(apdu), r) if MANGLE[0] else r
+    return tx
 def contact(amount, **kw):
     global res
     res = None  # the last result's memory free before the next transaction
@@ -60,15 +66,9 @@ def contact(amount, **kw):
     gc.collect()
     async def go():
         await slot.activate()
-        return await kernel.transact(slot.transceive, amount, date=DATE, **kw)
+        return await kernel.transact(mangled(slot.transceive), amount, date=DATE, **kw)
     res = asyncio.run(go())
     return summary(res)
-MANGLE = [None]  # f(apdu, response) -> response: a damaged line between card and kernel
-def mangled(transceive):
-    async def tx(apdu):
-        r = await transceive(apdu)
-        return MANGLE[0](bytes(apdu), r) if MANGLE[0] else r
-    return tx
 def contactless(amount, **kw):
     global res
     res = None

@@ -189,6 +189,32 @@ def test_cardholder_choice(emv, device):
     emvfix.check_cryptogram(r)
 
 
+def test_aid_list_when_the_card_has_no_pse(emv, device):
+    # SELECT 1PAY.SYS.DDF01 answered 6A82 (a shim on the device): the terminal's AID list, by
+    # partial selection (A000000003, then P2 02 for the next occurrence) finds both applications.
+    device.exec("MANGLE[0] = lambda a, r: b'\\x6a\\x82' if a[5:19] == b'1PAY.SYS.DDF01' else r; LABELS[:] = []")
+    try:
+        r = emv.contact("two-apps#aidlist", 2500, "1234")
+    finally:
+        device.exec("MANGLE[0] = None")
+    assert device.eval("LABELS") == [["VISA CREDIT", "VISA DEBIT"]]
+    assert r["outcome"] == "online" and r["aid"] == "a0000000031010", r
+
+
+def test_interface_error_is_the_kernels_card_error(emv, device):
+    # The PN532 driver's CardRemoved after the SELECT (the card left the field): the kernel's
+    # CardError (InterfaceError, sw None) comes out, not a driver class and not an outcome.
+    device.exec("MANGLE[0] = lambda a, r: (_ for _ in ()).throw(pn532.CardRemoved('gone')) if a[1] == 0xA8 else r")
+    emv.place("visa-classic#gone")
+    try:
+        got = device.eval("attempt(contactless, 1500)")
+    finally:
+        device.exec("MANGLE[0] = None")
+    assert got[0] == "InterfaceError" and "CardRemoved" in got[1], got
+    device.exec("from emv import CardError\nfrom emv.apdu import InterfaceError")
+    assert device.eval("issubclass(InterfaceError, CardError)") is True
+
+
 def test_bad_certificate_fails_dda(emv):
     r = emv.contact("bad-cert", 2500, "1234")
     assert r["outcome"] == "online", r  # TAC online has DDA failed: the issuer decides
