@@ -476,6 +476,8 @@ class Kernel:
                     raise _End(DECLINED, res.reason)
         else:
             risk.mark(tvr, risk.ODA_NOT_PERFORMED)
+            if cid & 0xC0 == risk.TC:
+                raise _End(DECLINED, "an offline approval without fDDA")
         risk.restrictions(tvr, card, self.config, res.terminal[0x9A], txn_type)
         if risk.marked(tvr, risk.EXPIRED) and cid & 0xC0 == risk.TC:
             raise _End(DECLINED, "application expired")
