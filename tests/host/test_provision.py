@@ -189,3 +189,38 @@ def test_secure_on_virtual_efuses(build, tmp_path, capsys):
     capsys.readouterr()
     assert main(argv) == 4
     assert "already secured" in capsys.readouterr().err
+
+
+def test_flash_on_the_virtual_handheld_writes_the_files_through_its_repl(build, firmware_image, tmp_path, capsys):
+    """No ROM bootloader behind a pty: flash writes the vfs image's files over the REPL and
+    checks each by the SHA-256 the device computes; the vault's store is not touched."""
+    import shutil
+
+    from tools.device import Device
+    from tools.vdevice.spawn import VDeviceProcess
+
+    shutil.copyfile(firmware_image, tmp_path / "flash.img")
+    with VDeviceProcess(tmp_path / "flash.img", tmp_path / "state") as vd:
+        dev = Device(vd.repl)
+        dev.exec("import os\nos.mkdir('/store')\nf = open('/store/keep', 'w')\nf.write('x')\nf.close()\n"
+                 "os.remove('/lib/diag.mpy')")
+        dev.close()
+        audit = tmp_path / "audit.jsonl"
+        assert main(["flash", "--port", vd.repl, "--images", str(build["out"]), "--audit", str(audit)]) == 0
+        assert "no ROM bootloader" in capsys.readouterr().out
+        dev = Device(vd.repl)
+        try:
+            assert dev.eval("open('/store/keep').read()") == "x"
+            staged = (build["out"] / "fs-handheld" / "lib" / "diag.mpy").read_bytes()
+            assert dev.read_file("/lib/diag.mpy") == staged  # put back
+        finally:
+            dev.close()
+    record = json.loads(audit.read_text().splitlines()[-1])
+    files = [p for p in (build["out"] / "fs-handheld").rglob("*") if p.is_file()]
+    assert record["result"] == "ok" and record["written"]["files"] == len(files)
+
+
+def test_flash_on_a_port_with_nothing_behind_it_says_so(build, tmp_path, capsys):
+    assert main(["flash", "--port", str(tmp_path / "ttyUSB9"), "--images", str(build["out"]),
+                 "--audit", str(tmp_path / "audit.jsonl")]) == 3
+    assert "ttyUSB9" in capsys.readouterr().err

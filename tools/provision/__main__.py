@@ -54,7 +54,7 @@ def cmd_secure(args, audit):
     audit["virtual"] = bool(args.dry_run_virtual)
     summary = secure.secure(layout, args.images, args.keys, port=args.port,
                             virtual_file=args.efuse_file if args.dry_run_virtual else None,
-                            signing_key=args.signing_key, audit=audit)
+                            signing_key=args.signing_key, flash_key=args.flash_encryption_key, audit=audit)
     for name, value in summary.items():
         progress("%-22s %s" % (name, value))
 
@@ -100,6 +100,8 @@ def parser():
     s.add_argument("--keys", default="build/provision/keys", help="key folder (mode 0700; default %(default)s)")
     s.add_argument("--signing-key", help="the fleet's Secure Boot v2 signing key (RSA-3072 PEM); "
                                          "without it one is generated in --keys (development only)")
+    s.add_argument("--flash-encryption-key", help="take this 256-bit key instead of generating one for the unit "
+                                                  "(then not deleted: its keeper holds a copy)")
     s.set_defaults(run=cmd_secure)
 
     s = sub.add_parser("inject", parents=[unit], help="the unit's secrets into its vault, read back, TLS test, PROVISIONED")

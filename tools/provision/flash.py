@@ -38,7 +38,10 @@ def is_virtual(port):
 
 
 def write(port, layout, encrypted=False):
-    """Write the layout's parts (the merged factory.bin when there is one) and verify them."""
+    """Write the layout's parts (the merged factory.bin when there is one) and verify them.
+    encrypted: images `secure` encrypted on the host, written one by one; the chip then stays in
+    its ROM bootloader, for secure to burn the eFuses that switch encryption on: booting before
+    that would let the bootloader encrypt the flash a second time."""
     if is_virtual(port):
         return write_virtual(port, layout)
     from esptool import cmds
@@ -47,16 +50,20 @@ def write(port, layout, encrypted=False):
         [(n, v) for n, v in sorted(layout.items(), key=lambda kv: kv[1]["offset"]) if n != "factory"]
     pieces = [(v["offset"], v["file"]) for _, v in parts]
     try:
-        with cmds.detect_chip(port) as esp:
+        esp = cmds.detect_chip(port)
+    except Exception as e:  # esptool's FatalError, serial errors: no ROM bootloader answered
+        fail(DEVICE, "esptool found no ESP32 ROM bootloader on %s: %s" % (port, e))
+    with esp:  # closes the port
+        try:
             esp = cmds.run_stub(esp)
             cmds.attach_flash(esp)
             progress("writing %s to %s" % (", ".join("%s at 0x%x" % (n, v["offset"]) for n, v in parts), port))
             cmds.write_flash(esp, pieces)
             progress("verifying (flash read back and compared)")
             cmds.verify_flash(esp, pieces)
-            cmds.reset_chip(esp, "hard-reset")
-    except Exception as e:  # esptool's FatalError and serial errors: the message is what to act on
-        fail(DEVICE if "connect" in str(e).lower() else IMAGE, "esptool on %s: %s" % (port, e))
+            cmds.reset_chip(esp, "no-reset" if encrypted else "hard-reset")
+        except Exception as e:  # esptool's FatalError and serial errors: the message is what to act on
+            fail(IMAGE, "esptool on %s: %s" % (port, e))
     return {n: v["sha256"] for n, v in parts if "sha256" in v}
 
 

@@ -4,7 +4,8 @@ as ESP-IDF's "enable flash encryption and Secure Boot v2 externally" workflow do
   1. the chip: revision 3 or later (Secure Boot v2 on the ESP32 needs ECO3), not yet secured;
   2. the keys: the fleet's Secure Boot v2 signing key (RSA-3072, --signing-key, else one is
      generated: development only) and this unit's own flash-encryption key (generated, 256
-     bits; burned, then deleted: in release mode nothing may ever decrypt the flash again);
+     bits; burned, then deleted: in release mode nothing may ever decrypt the flash again;
+     or taken with --flash-encryption-key, whose keeper then holds the only copy);
   3. the bootloader and app signed (espsecure sign-data --version 2, RSA-PSS);
   4. every image encrypted for its flash address (espsecure encrypt-flash-data, FLASH_CRYPT_CONFIG 0xF);
   5. eFuses, in this order (espefuse):
@@ -93,8 +94,9 @@ def check_chip(state):
         fail(REFUSED, "this chip is already secured (secure boot or flash encryption on): nothing burned")
 
 
-def keys(keys_dir, signing_key=None):
-    """(signing key, flash-encryption key) paths; the flash key is fresh for every unit."""
+def keys(keys_dir, signing_key=None, flash_key=None):
+    """(signing key, flash-encryption key, whether the flash key is ours to delete): the flash
+    key is fresh for every unit unless one is given (whose keeper then holds a copy)."""
     d = Path(keys_dir)
     d.mkdir(parents=True, exist_ok=True)
     os.chmod(d, 0o700)
@@ -107,12 +109,16 @@ def keys(keys_dir, signing_key=None):
             os.chmod(signing_key, 0o600)
     elif not Path(signing_key).is_file():
         fail(EFUSE, "no signing key at %s" % signing_key)
+    if flash_key is not None:
+        if Path(flash_key).stat().st_size != 32:
+            fail(EFUSE, "the flash-encryption key %s is not 256 bits" % flash_key)
+        return Path(signing_key), Path(flash_key), False
     flash_key = d / "flash_encryption_key.bin"
     flash_key.unlink(missing_ok=True)
     progress("generating this unit's flash-encryption key")
     espsecure("generate-flash-encryption-key", flash_key)
     os.chmod(flash_key, 0o600)
-    return Path(signing_key), flash_key
+    return Path(signing_key), flash_key, True
 
 
 def prepare_images(layout, out_dir, signing_key, flash_key):
@@ -139,7 +145,7 @@ def prepare_images(layout, out_dir, signing_key, flash_key):
     return prepared
 
 
-def secure(layout, out_dir, keys_dir, port=None, virtual_file=None, signing_key=None, audit=None):
+def secure(layout, out_dir, keys_dir, port=None, virtual_file=None, signing_key=None, flash_key=None, audit=None):
     """The whole sequence; returns the eFuse summary after it."""
     efuses = Efuses(port, virtual_file)
     before = efuses.summary()
@@ -149,7 +155,7 @@ def secure(layout, out_dir, keys_dir, port=None, virtual_file=None, signing_key=
         audit["mac"] = before.get("MAC")
         audit["efuses_before"] = before
     check_chip(before)
-    signing_key, flash_key = keys(keys_dir, signing_key)
+    signing_key, flash_key, generated = keys(keys_dir, signing_key, flash_key)
     try:
         prepared = prepare_images(layout, out_dir, signing_key, flash_key)
         digest = Path(keys_dir) / "signing_key_digest.bin"
@@ -160,7 +166,8 @@ def secure(layout, out_dir, keys_dir, port=None, virtual_file=None, signing_key=
         progress("burning the flash-encryption key into BLOCK1 (read- and write-protected)")
         efuses.run("burn-key", "flash_encryption", str(flash_key))
     finally:
-        flash_key.unlink(missing_ok=True)  # release mode: no copy of it may survive
+        if generated:
+            flash_key.unlink(missing_ok=True)  # release mode: no copy of it may survive
     progress("burning the signing key's digest into BLOCK2")
     efuses.run("burn-key-digest", str(signing_key))
     if virtual_file:
