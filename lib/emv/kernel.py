@@ -130,6 +130,16 @@ async def _ending(res, ch, step):
         res.commands += ch.commands
 
 
+def _one_template(r, sw, what):
+    """(tag, value) of an answer that must be 90 00 and one template (80 or 77)."""
+    if sw != SW_OK:
+        raise _End(END, "%s: status %04X" % (what, sw))
+    objs = tlv.decode(r)
+    if len(objs) != 1:
+        raise _End(END, "%s: the answer is not one template" % what)
+    return objs[0]
+
+
 def _rank(cid):
     """AAC < ARQC < TC: how far towards approval a cryptogram type goes."""
     t = cid & 0xC0
@@ -216,12 +226,7 @@ class Kernel:
             return None
         if res.contactless and sw in (0x6984, 0x6986):
             raise _End(TRY_ANOTHER_INTERFACE, "the card asks for another interface (%04X)" % sw)
-        if sw != SW_OK:
-            raise _End(END, "GET PROCESSING OPTIONS: status %04X" % sw)
-        objs = tlv.decode(r)
-        if len(objs) != 1:
-            raise _End(END, "GPO answer is not one template")
-        tag, v = objs[0]
+        tag, v = _one_template(r, sw, "GET PROCESSING OPTIONS")
         if tag == 0x80:
             if len(v) < 6 or (len(v) - 2) % 4:
                 raise _End(END, "GPO format 1 of %d bytes" % len(v))
@@ -399,12 +404,7 @@ class Kernel:
         """GENERATE AC asking for p1 (AAC, TC, ARQC); the outcome from the card's CID."""
         data = self._dol(res, cdol)
         r, sw = await ch.send(0x80, 0xAE, p1, 0x00, data)
-        if sw != SW_OK:
-            raise _End(END, "GENERATE AC: status %04X" % sw)
-        objs = tlv.decode(r)
-        if len(objs) != 1:
-            raise _End(END, "GENERATE AC answer is not one template")
-        tag, v = objs[0]
+        tag, v = _one_template(r, sw, "GENERATE AC")
         card = res.card
         if tag == 0x80:
             if len(v) < 11:

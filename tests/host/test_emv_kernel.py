@@ -7,6 +7,7 @@ Each test uses its own card ("profile#tag": fresh counters) so that tests do not
 each other's PIN tries or ATCs.
 """
 
+import contextlib
 import shutil
 
 import pytest
@@ -83,6 +84,16 @@ def emv(handheld):
             device.exec("asyncio.run(slot.deactivate())")
         finally:
             emvfix.detach(vdevice)
+
+
+@contextlib.contextmanager
+def on_device(device, do, undo):
+    """do, then undo (both device code) whatever happens in between."""
+    device.exec(do)
+    try:
+        yield
+    finally:
+        device.exec(undo)
 
 
 def bits(hexstr, byte, mask):
@@ -178,11 +189,8 @@ def test_blocked_application(emv):
 
 
 def test_cardholder_choice(emv, device):
-    device.exec("CHOICE[0] = 1; LABELS[:] = []")
-    try:
+    with on_device(device, "CHOICE[0] = 1; LABELS[:] = []", "CHOICE[0] = 0"):
         r = emv.contact("two-apps", 2500, "1234")
-    finally:
-        device.exec("CHOICE[0] = 0")
     assert device.eval("LABELS") == [["VISA CREDIT", "VISA DEBIT"]]
     assert r["aid"] == "a0000000032010" and r["label"] == "VISA DEBIT", r
     assert r["outcome"] == "online"
@@ -192,11 +200,9 @@ def test_cardholder_choice(emv, device):
 def test_aid_list_when_the_card_has_no_pse(emv, device):
     # SELECT 1PAY.SYS.DDF01 answered 6A82 (a shim on the device): the terminal's AID list, by
     # partial selection (A000000003, then P2 02 for the next occurrence) finds both applications.
-    device.exec("MANGLE[0] = lambda a, r: b'\\x6a\\x82' if a[5:19] == b'1PAY.SYS.DDF01' else r; LABELS[:] = []")
-    try:
+    no_pse = "MANGLE[0] = lambda a, r: b'\\x6a\\x82' if a[5:19] == b'1PAY.SYS.DDF01' else r; LABELS[:] = []"
+    with on_device(device, no_pse, "MANGLE[0] = None"):
         r = emv.contact("two-apps#aidlist", 2500, "1234")
-    finally:
-        device.exec("MANGLE[0] = None")
     assert device.eval("LABELS") == [["VISA CREDIT", "VISA DEBIT"]]
     assert r["outcome"] == "online" and r["aid"] == "a0000000031010", r
 
@@ -204,12 +210,10 @@ def test_aid_list_when_the_card_has_no_pse(emv, device):
 def test_interface_error_is_the_kernels_card_error(emv, device):
     # The PN532 driver's CardRemoved after the SELECT (the card left the field): the kernel's
     # CardError (InterfaceError, sw None) comes out, not a driver class and not an outcome.
-    device.exec("MANGLE[0] = lambda a, r: (_ for _ in ()).throw(pn532.CardRemoved('gone')) if a[1] == 0xA8 else r")
     emv.place("visa-classic#gone")
-    try:
+    gone = "MANGLE[0] = lambda a, r: (_ for _ in ()).throw(pn532.CardRemoved('gone')) if a[1] == 0xA8 else r"
+    with on_device(device, gone, "MANGLE[0] = None"):
         got = device.eval("attempt(contactless, 1500)")
-    finally:
-        device.exec("MANGLE[0] = None")
     assert got[0] == "InterfaceError" and "CardRemoved" in got[1], got
     device.exec("from emv import CardError\nfrom emv.apdu import InterfaceError")
     assert device.eval("issubclass(InterfaceError, CardError)") is True
@@ -276,11 +280,8 @@ def test_contactless_decline_and_other_interface(emv):
 def test_contactless_damaged_answers_end(emv, device, damage):
     # The cards' contactless answers are well formed; these are damaged on the way (a shim around
     # the PN532 target's transceive on the device), as a lying card would send them.
-    device.exec("MANGLE[0] = " + damage)
-    try:
+    with on_device(device, "MANGLE[0] = " + damage, "MANGLE[0] = None"):
         r = emv.contactless("visa-classic#damaged", 1500)
-    finally:
-        device.exec("MANGLE[0] = None")
     assert r["outcome"] == "end" and "TlvError" in r["reason"], r
 
 
