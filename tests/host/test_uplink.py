@@ -445,3 +445,22 @@ def test_wifi_lost_and_back_the_uplink_signs_on_again(handheld, bank, vdevice):
     assert states[0][0] in ("failed", "connecting") and states[0][1] == "NotConnected", states
     assert states[-1] == ("connected", True), states
     assert rc == "00"
+
+
+def test_pushed_request_paid_with_a_card_and_online_pin(handheld, bank):
+    import threading
+
+    pushed = {}
+    threading.Thread(target=lambda: pushed.update(bank.push("ORD-2001", 1500)), daemon=True).start()
+    before = bank.ledger()["accounts"]
+    code, _, _ = fx.card_result_code(1500)
+    handheld.exec(code)
+    handheld.exec(
+        "async def pay_by_card(up):\n"
+        "    req = await asyncio.wait_for_ms(up.next_request(), 30000)\n"
+        "    a = await up.pay_request(req, card=card, pin=bytearray(b'1234'))\n"
+        "    return req.id, a.rc\n")
+    req_id, rc = handheld.eval("go(pay_by_card)", timeout=60)
+    assert (req_id, rc) == (pushed["id"], "00")
+    assert bank.request(req_id)["status"] == "paid"
+    assert bank.ledger()["accounts"][fx.CARD_ACCOUNT] == before[fx.CARD_ACCOUNT] - 1500
