@@ -1,8 +1,9 @@
 """`inject`: put one unit's secrets into its vault over the REPL (tools/device.py, mpremote's
 transport), check them, test them against the bank host, and make the unit PROVISIONED.
 
-    1. the unit: reachable, its vault FACTORY or BLANK (PROVISIONED or BLOCKED only with
-       --reprovision, which wipes it first; PERSONALIZED never: it has an owner; TAMPERED never);
+    1. the unit: reachable, its vault BLANK, FACTORY or WIPED (PROVISIONED or BLOCKED only with
+       --reprovision, which wipes it once the secrets are ready; PERSONALIZED never: it has an
+       owner; TAMPERED never), checked before any secret is drawn;
     2. the secrets, from the bank (its state directory: the HSM key file, the PKI, the ledger):
          dukpt.ik        AES DUKPT initial key = the HSM's derivation for this unit's initial key
                          id (the BDK never leaves the HSM module)
@@ -19,8 +20,9 @@ transport), check them, test them against the bank host, and make the unit PROVI
        single commit, so a power cut leaves it FACTORY with none or PROVISIONED with all;
     4. read-back: every item checked against what was sent (SHA-256 fingerprints of the public
        items, 4-byte check values of the secret ones, the KSN itself, the lifecycle state);
-    5. a TLS test connection from the unit to the bank host (--bank-host): the unit verifies the
-       host against the injected CA, the host accepts the unit's registered certificate;
+    5. a TLS test connection from the unit to the bank host (--bank-host): the unit's uplink signs
+       on (mutual TLS: the host verified against the injected CA, the unit's registered
+       certificate accepted; the sign-on MAC'd under the injected DUKPT key);
     6. --production-lock: the vault's production flag (from the next boot on, no REPL).
 Secrets travel only inside the code sent to the unit's REPL, never printed, logged or audited.
 """
@@ -31,7 +33,6 @@ import datetime
 import hashlib
 import json
 import secrets
-from pathlib import Path
 
 from tools.device import Device, DeviceError, DeviceExecError
 from tools.provision.common import BANK, DEVICE, KEYS, READBACK, REFUSED, fail, progress
@@ -309,7 +310,9 @@ def inject(port, serial, bank_state, bank_host=None, wifi_network=None, ikid=Non
     try:
         platform, uid, found = check_unit(dev, reprovision)
         if audit is not None:
-            audit.record.update({"platform": platform, "unit_id": uid, "state_before": found})
+            # On the ESP32 machine.unique_id() is the base MAC: recorded as `secure` records it.
+            mac = ":".join(uid[i:i + 2] for i in range(0, 12, 2)) if uid and len(uid) == 12 else None
+            audit.record.update({"platform": platform, "unit_id": uid, "mac": mac, "state_before": found})
         items, facts = unit_secrets(bank_state, serial, bdk_id, ikid)
         if audit is not None:
             audit.record.update(facts)

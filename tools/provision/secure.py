@@ -152,7 +152,7 @@ def secure(layout, out_dir, keys_dir, port=None, virtual_file=None, signing_key=
     progress("chip revision v%s.%s, MAC %s" % (before.get("WAFER_VERSION_MAJOR"), before.get("WAFER_VERSION_MINOR"),
                                                before.get("MAC")))
     if audit is not None:
-        audit["mac"] = before.get("MAC")
+        audit["mac"] = str(before.get("MAC", "")).split(" ")[0]  # without espefuse's "(CRC ... OK)"
         audit["efuses_before"] = before
     check_chip(before)
     signing_key, flash_key, generated = keys(keys_dir, signing_key, flash_key)
