@@ -415,7 +415,7 @@ def kernel_cpu(contactless, n=5):
 # Room for the drivers' and the kernel's bytecode (frozen on the board) and both simulated
 # buses, with the working set measured below it.
 EMV_HEAP = "512K"
-EMV_CAPK = "/data/capk.json"  # not /emv/...: a folder /emv at the root would shadow /lib/emv
+EMV_CAPK = "/data/capk.json"
 
 
 def capk_file():

@@ -1,4 +1,4 @@
-"""The certification authority public keys (EMV Book 2 section 11.2), from `/emv/capk.json`:
+"""The certification authority public keys (EMV Book 2 section 11.2), from `/data/capk.json`:
 
     store = capk.Store.load()                    CapkError on a malformed entry or bad checksum
     key = store.get(rid, index, today="261121")  OdaFailed when absent or expired
@@ -74,7 +74,7 @@ class Store:
             self._keys[(k.rid, k.index)] = k
 
     @classmethod
-    def load(cls, path="/emv/capk.json"):
+    def load(cls, path="/data/capk.json"):
         try:
             with open(path) as f:
                 entries = json.load(f)

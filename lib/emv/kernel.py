@@ -45,7 +45,7 @@ class TerminalConfig:
     def __init__(self, **kw):
         self.aids = (b"\xa0\x00\x00\x00\x03", b"\xa0\x00\x00\x00\x04", b"\xa0\x00\x00\x00\x25",
                      b"\xa0\x00\x00\x00\x42")  # Visa, Mastercard, Amex, CB: partial match
-        self.country = b"\x09\x78"  # 9F1A, n3 (here: the euro area's code as in the contract)
+        self.country = b"\x02\x76"  # 9F1A, n3: Germany (the test cards are issued there, 5F28)
         self.currency = b"\x09\x78"  # 5F2A: EUR
         self.terminal_type = b"\x22"  # 9F35: attended, merchant, online with offline capability
         self.capabilities = b"\x20\xc8\xc0"  # 9F33: IC; plaintext PIN, online PIN, no CVM; SDA, DDA

@@ -152,14 +152,15 @@ def test_processing_restrictions():
 
 
 def test_usage_control():
-    domestic_goods_only = changed(CARD, 0x9F07, b"\x21\x00", 0x5F28, b"\x09\x78")
+    domestic_goods_only = changed(CARD, 0x9F07, b"\x21\x00", 0x5F28, b"\x02\x76")
     assert restrict(domestic_goods_only) == "0000000000"
     assert restrict(domestic_goods_only, txn_type=risk.CASH) == "0010000000"
     assert restrict(domestic_goods_only, services=True) == "0010000000"
-    assert restrict(domestic_goods_only, country=b"\x02\x76") == "0010000000"  # international
+    assert restrict(domestic_goods_only, country=b"\x02\x50") == "0010000000"  # international (France)
     assert restrict(changed(CARD, 0x9F07, b"\xfe\x00")) == "0010000000"  # ATMs only
     assert restrict(changed(CARD, 0x9F07, b"\xff\x00"), txn_type=risk.CASHBACK) == "0010000000"
-    assert restrict(changed(CARD, 0x9F07, b"\xff\x40"), txn_type=risk.CASHBACK) == "0000000000"
+    assert restrict(changed(CARD, 0x9F07, b"\xff\x80"), txn_type=risk.CASHBACK) == "0000000000"  # domestic cashback
+    assert restrict(changed(CARD, 0x9F07, b"\xff\x40"), txn_type=risk.CASHBACK) == "0010000000"  # international only
 
 
 def test_floor_limit_and_random_selection():
