@@ -185,6 +185,24 @@ def test_duplicate_posts_once_and_gets_the_first_answer(bank):
     assert balance(bank, "ALICE") == 100000 - 700 and len(postings(bank)) == 2
 
 
+def test_a_repeat_under_a_new_ksn_gets_the_first_answer_maced_for_it(bank):
+    # A device resends an unanswered request with the same DE11 and DE7 but, its DUKPT having
+    # moved on, a new KSN: the first answer's content comes back under the new KSN's MAC.
+    async def go():
+        t = await signed_on(bank)
+        raw, doc, _ = t.purchase_message(bankfix.make_card(), 400, pin="1234")
+        first = await t.send_raw(raw, "0210", doc["11"])
+        fields = {k: v for k, v in doc.items() if k not in ("t", "11", "41", "53", "p", "1", "64", "128")}
+        again_raw, _, ksn = t.build("0200", fields, stan=doc["11"])  # DE7 from fields: the first's
+        again = await t.send_raw(again_raw, "0210", doc["11"])
+        await t.close()
+        return first, again, ksn
+    first, again, ksn = run(go())
+    assert again["mac_ok"] and again["53"].lower() == ksn.hex() != first["53"].lower()
+    assert (again["39"], again["37"], again["38"]) == (first["39"], first["37"], first["38"])
+    assert balance(bank, "ALICE") == 100000 - 400 and len(postings(bank)) == 2
+
+
 def test_concurrent_duplicates_post_once(bank):
     # one connection handles its messages in order, so race the host's handler directly: the
     # same 0200 from 4 threads at once (the ledger's unique constraints settle it)

@@ -157,7 +157,7 @@ class Bank:
                     first = self.ledger.answer_for(serial, stan, dt)
                     if first is not None:
                         LOG.info("%s: %s STAN %s repeated: first answer again", serial, doc["t"], stan)
-                        return self.hsm.unseal(first, context), None
+                        return self._again(self.hsm.unseal(first, context), ksn), None
                     rrn = new_rrn()
                     fields = self._apply(serial, doc, pre, rrn)
                     answer = self._answer(doc, fields, ksn)
@@ -170,6 +170,13 @@ class Bank:
             return answer, fields["39"]
         LOG.error("%s: %s STAN %s: ledger conflicts", serial, doc["t"], stan)
         return self._answer(doc, {"39": MALFUNCTION}, ksn), MALFUNCTION
+
+    def _again(self, first, ksn):
+        """The first answer for a repeated request, MAC'd under the repeat's KSN: the device
+        erased the first request's key when it moved on, so only this one can check it."""
+        doc = wire.decode(first)
+        doc["53"] = ksn.hex()
+        return wire.encode(doc, lambda data: self.hsm.mac(ksn, data))
 
     def _prepare(self, doc, ksn):
         """The HSM's part of a card purchase, done outside the ledger transaction: the card row,
