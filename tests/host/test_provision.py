@@ -224,3 +224,19 @@ def test_flash_on_a_port_with_nothing_behind_it_says_so(build, tmp_path, capsys)
     assert main(["flash", "--port", str(tmp_path / "ttyUSB9"), "--images", str(build["out"]),
                  "--audit", str(tmp_path / "audit.jsonl")]) == 3
     assert "ttyUSB9" in capsys.readouterr().err
+
+
+def test_secure_with_a_given_flash_key_keeps_it_out_of_the_record(build, tmp_path):
+    efuses, audit, key = tmp_path / "efuses.bin", tmp_path / "audit.jsonl", tmp_path / "flash_key.bin"
+    espefuse(efuses, "burn-efuse", "CHIP_VER_REV1", "1", "CHIP_VER_REV2", "1")
+    key.write_bytes(bytes(range(1, 33)))
+    assert main(["secure", "--dry-run-virtual", "--efuse-file", str(efuses), "--images", str(build["out"]),
+                 "--keys", str(tmp_path / "keys"), "--flash-encryption-key", str(key), "--audit", str(audit)]) == 0
+    assert key.read_bytes() == bytes(range(1, 33))  # given, so kept: its keeper's copy
+    text = audit.read_text()
+    assert key.read_bytes().hex() not in text and key.read_bytes().hex().upper() not in text
+    # The vfs partition encrypted under exactly that key: espsecure decrypts it back to the image.
+    plain = tmp_path / "vfs.plain"
+    subprocess.run([sys.executable, "-m", "espsecure", "decrypt-flash-data", "--keyfile", str(key), "--address", "0x200000",
+            "--output", str(plain), str(build["out"] / "secure" / "vfs.encrypted.bin")], check=True, capture_output=True)
+    assert plain.read_bytes() == (build["out"] / "vfs.img").read_bytes()
