@@ -1,6 +1,7 @@
 """What the uplink keeps on flash across reboots: the STAN counter and the reversal queue.
 
-    j = Journal("/uplink")
+    j = Journal()                 # in /journal (not /uplink: a folder named like a package at
+                                  # the root of the flash would hide /lib/uplink from import)
     stan = j.next_stan()          # "000042": stored past it before it is returned
     j.queue(entry) / j.done(key)  # the store-and-forward queue of 0400s (PROTOCOL.md)
     j.pending()                   # the queued entries, oldest first
@@ -19,7 +20,7 @@ STAN_MAX = const(999_999)
 
 
 class Journal:
-    def __init__(self, root="/uplink"):
+    def __init__(self, root="/journal"):
         self.root = root
         try:
             os.mkdir(root)
