@@ -30,6 +30,24 @@ else:
 buses = handheld.Buses(_machine)
 
 
+def hold_repl():
+    """boot.py's first act: no Ctrl-C until production.enforce() has read the vault, so that a
+    Ctrl-C in the first milliseconds cannot reach a production unit's REPL. (The virtual
+    handheld's launcher takes the REPL's keys itself: nothing to hold there.)"""
+    if sys.platform == "esp32":
+        import micropython
+
+        micropython.kbd_intr(-1)
+
+
+def allow_repl():
+    """A development unit: Ctrl-C interrupts again."""
+    if sys.platform == "esp32":
+        import micropython
+
+        micropython.kbd_intr(3)
+
+
 def refuse_repl():
     """A production unit: Ctrl-C no longer interrupts, and the REPL must never come up."""
     if sys.platform == "esp32":

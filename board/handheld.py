@@ -22,6 +22,8 @@ PIN_DISPLAY_BACKLIGHT = const(23)
 # I2C0, shared by the FT6336U touch controller (0x38) and the PN532 (0x24).
 I2C_BUS = const(0)
 I2C_FREQ = const(400_000)
+I2C_TOUCH = const(0x38)
+I2C_NFC = const(0x24)
 PIN_I2C_SDA = const(21)
 PIN_I2C_SCL = const(22)
 PIN_TOUCH_INT = const(39)  # input only; pulled up on the touch module

@@ -16,7 +16,7 @@ from micropython import const
 BATTERY_LOW_MV = const(3300)
 
 # Every part on the handheld's I2C0, by address (anything else answering is worth a look).
-I2C_PARTS = {0x24: "PN532", 0x38: "FT6336U"}
+I2C_PARTS = {hw.I2C_NFC: "PN532", hw.I2C_TOUCH: "FT6336U"}
 
 
 def _heap():

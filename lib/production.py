@@ -1,8 +1,9 @@
 """The production lock: a unit the factory marked as production refuses the REPL.
 
-boot.py calls enforce() first thing. On the ESP32 that turns Ctrl-C off and main.py never
-hands over to the REPL (when the terminal stops, the board resets instead); safe mode, which
-exists to reach the REPL, is refused too. Development units keep the REPL.
+boot.py holds Ctrl-C (board.hold_repl) and calls enforce() first thing. On a production unit
+Ctrl-C stays off and main.py never hands over to the REPL (when the terminal stops, the board
+resets instead); safe mode, which exists to reach the REPL, is refused too. Development units
+get Ctrl-C back and keep the REPL.
 """
 
 locked = False
@@ -10,13 +11,14 @@ locked = False
 
 def enforce():
     global locked
+    import board
     import vault
 
     if vault.is_production():
-        import board
-
         locked = True
         board.refuse_repl()
+    else:
+        board.allow_repl()
     return locked
 
 

@@ -27,6 +27,14 @@ async def _idle():
 
 
 async def _terminal():
+    import board
+    from board import handheld as hw
+
+    if hw.I2C_TOUCH not in board.buses.i2c().scan():
+        # Asked before any driver is imported: a bench board without the handheld's parts keeps
+        # its heap for the REPL.
+        print("terminal: no touch panel on I2C; diag.report() for details")
+        await _idle()
     import parts
     import vault
     from terminal.app import App

@@ -105,12 +105,12 @@ def test_standby_key_held_at_reset_is_safe_mode(vd):
 
 def test_heap_option_sets_the_budget(firmware_image, tmp_path):
     shutil.copyfile(firmware_image, tmp_path / "flash.img")
-    with VDeviceProcess(tmp_path / "flash.img", tmp_path, heap="96K") as vd:
+    with VDeviceProcess(tmp_path / "flash.img", tmp_path, heap="128K") as vd:
         dev = Device(vd.repl)
         total = dev.eval("__import__('gc').mem_free() + __import__('gc').mem_alloc()")
-        assert 90 * 1024 < total <= 96 * 1024, total
+        assert 120 * 1024 < total <= 128 * 1024, total
         with pytest.raises(Exception, match="MemoryError"):
-            dev.exec("x = bytearray(100 * 1024)")
+            dev.exec("x = bytearray(130 * 1024)")
         dev.close()
 
 
