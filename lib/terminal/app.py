@@ -22,6 +22,7 @@ from micropython import const
 
 import vault as V
 from ui.screens import CANCEL, TIMEOUT
+from vault.crypto import wipe
 
 WATCH_MS = const(250)  # how often the idle timeout and the standby key are looked at
 LOCK_TIMEOUTS_S = (30, 60, 120, 300)
@@ -165,24 +166,35 @@ class App:
             pass  # the next screen is the blocked one
 
 
+async def _two_pins(ui, title, first, second):
+    """Two PINs typed one after the other: (a, b), bytearrays the caller wipes, or None when
+    either entry was cancelled (what was typed is wiped)."""
+    a = await ui.pin_pad(title, prompt=first)
+    if a in (CANCEL, TIMEOUT):
+        return None
+    b = await ui.pin_pad(title, prompt=second)
+    if b in (CANCEL, TIMEOUT):
+        wipe(a)
+        return None
+    return a, b
+
+
 class OwnerSetup(Operation):
     """A provisioned terminal meets its owner: a PIN (typed twice), then a fingerprint if wanted."""
 
     async def start(self, app):
-        first = await app.ui.pin_pad("Choose a PIN", prompt="4 to 12 digits")
-        if first in (CANCEL, TIMEOUT):
+        pins = await _two_pins(app.ui, "Choose a PIN", "4 to 12 digits", "The same PIN again")
+        if pins is None:
             return "start"
-        again = await app.ui.pin_pad("Choose a PIN", prompt="The same PIN again")
         try:
-            if again in (CANCEL, TIMEOUT) or again != first:
+            if pins[0] != pins[1]:
                 await app.ui.message("PINs differ", "The two PINs were not the same.", remedy="Choose your PIN again.",
                                      error=True)
                 return "start"
-            app.vault.set_pin(first)
+            app.vault.set_pin(pins[0])
         finally:
-            first[:] = bytes(len(first))
-            if isinstance(again, bytearray):
-                again[:] = bytes(len(again))
+            wipe(pins[0])
+            wipe(pins[1])
         return "fingerprint" if app.sensor is not None else None
 
     async def fingerprint(self, app):
@@ -250,22 +262,20 @@ class Settings(Operation):
         return entries[answer][1]
 
     async def change_pin(self, app):
-        old = await app.ui.pin_pad("Change PIN", prompt="Your current PIN")
-        if old in (CANCEL, TIMEOUT):
+        pins = await _two_pins(app.ui, "Change PIN", "Your current PIN", "The new PIN")
+        if pins is None:
             return "start"
-        new = await app.ui.pin_pad("Change PIN", prompt="The new PIN")
         try:
-            if new in (CANCEL, TIMEOUT):
-                return "start"
-            app.vault.change_pin(old, new)
+            app.vault.change_pin(*pins)
         except V.WrongPin as e:
             await app.ui.message("Wrong PIN", "The current PIN was not right; nothing changed.",
                                  remedy="%d attempts left." % e.attempts_left, error=True)
             return "start"
+        except V.Blocked:
+            return None  # the next screen is the blocked one
         finally:
-            old[:] = bytes(len(old))
-            if isinstance(new, bytearray):
-                new[:] = bytes(len(new))
+            wipe(pins[0])
+            wipe(pins[1])
         await app.ui.message("PIN changed", "Use the new PIN from now on.", timeout_ms=5000)
         return "start"
 
