@@ -34,7 +34,7 @@ async def _terminal():
         # Asked before any driver is imported: a bench board without the handheld's parts keeps
         # its heap for the REPL.
         print("terminal: no touch panel on I2C; diag.report() for details")
-        await _idle()
+        return await _idle()
     import parts
     import vault
     from terminal.app import App
@@ -47,7 +47,7 @@ async def _terminal():
         await touch.init()
     except Exception as e:  # no screen, no terminal; see _idle
         print("terminal: no display or touch panel (%s: %s); diag.report() for details" % (type(e).__name__, e))
-        await _idle()
+        return await _idle()
     sensor = parts.sensor()
     if not (await sensor.self_test())[0]:
         sensor = None  # unlock by PIN only; Settings > Diagnostics says why

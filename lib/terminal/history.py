@@ -17,6 +17,7 @@ import json
 import time
 
 from micropython import const
+from vault.crypto import wipe
 
 ENTRY = "history"
 MAX_ENTRIES = const(50)  # the oldest goes when a new one comes: the flash write stays small
@@ -59,7 +60,7 @@ class History:
         try:
             return json.loads(bytes(raw))
         finally:
-            raw[:] = bytes(len(raw))
+            wipe(raw)
 
     def add(self, kind, amount, currency, counterparty, result, card=None, reference=""):
         """Record a transaction (card: a PAN, masked here, or None)."""
