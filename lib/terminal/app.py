@@ -66,7 +66,9 @@ class App:
         ui.touch = _ActivityTouch(ui.touch, session)
         if standby_key is not None:
             standby_key.irq(handler=self._standby, trigger=standby_key.IRQ_FALLING)
-        self._running = []  # [(operation, task)], outermost first, while operations run
+        # [(operation, task, started unlocked)], outermost first, while operations run (owner
+        # setup runs locked: a lock has nothing of it to end)
+        self._running = []
 
     def _standby(self, _pin):
         # In interrupt context: only note it; the watcher locks when no critical step runs.
@@ -76,19 +78,18 @@ class App:
         while True:
             await asyncio.sleep_ms(WATCH_MS)
             running = self._running
-            if any(operation.critical for operation, _ in running):
+            if any(entry[0].critical for entry in running):
                 continue
-            unlocked = self.vault.unlocked  # (owner setup runs locked: nothing to interrupt)
             if self.standby_pressed:
                 self.standby_pressed = False
                 self.session.lock("standby")
             else:
                 self.session.tick()
-            if running and unlocked and not self.vault.unlocked:
-                # MicroPython's cancel does not reach a task that the cancelled one awaits:
-                # every running operation is cancelled, innermost first.
-                for _, task in reversed(running):
-                    task.cancel()
+            if running and running[0][2] and not self.vault.unlocked:
+                # A lock ends what the owner was doing (the cancel reaches the innermost step
+                # it awaits). Again at every tick until it has ended: MicroPython's wait_for
+                # swallows a cancel that comes just as its own timeout expires.
+                running[0][1].cancel()
 
     async def run(self):
         watcher = asyncio.create_task(self._watch())
@@ -123,7 +124,7 @@ class App:
         parent = self.session.operation
         self.session.begin(operation)
         task = asyncio.create_task(operation.run(self))
-        self._running.append((operation, task))
+        self._running.append((operation, task, self.vault.unlocked))
         try:
             await task
         except asyncio.CancelledError:
