@@ -10,8 +10,17 @@ answer; CANCEL and TIMEOUT are answers too.
 
 The PIN pad echoes no digit anywhere: the screen shows one dot per digit, the digits live only
 in the bytearray it returns (wiped if the entry is cancelled), and nothing is printed.
+
+Every screen drawn is also printed on the console as one line, for the engineer at the REPL,
+the web simulator's device log and the host tests (which find a button by its label there):
+
+    screen {"title": "Pay", "text": "...", "buttons": {"Cancel": [x, y, w, h], ...}}
+
+Only what the screen itself shows openly: the PIN pad's line names no key, its keys' places
+being the PIN's to whoever watches the taps (with a shuffled pad, the layout is the secret).
 """
 
+import json
 import os
 
 from micropython import const
@@ -128,6 +137,18 @@ class UI:
         self.canvas = Canvas(display, theme.BACKGROUND)
         self.touch = touch
         self.status = status or Status()
+        self.title = None  # the last screen's title
+
+    def shown(self, title, text=None, buttons=(), **more):
+        """Print the screen line (see the module's docstring); every screen calls it once drawn."""
+        line = {"title": title}
+        if text:
+            line["text"] = text
+        if buttons:
+            line["buttons"] = {b.label.text: list(b.bounds) for b in buttons}
+        line.update(more)
+        self.title = title
+        print("screen", json.dumps(line))
 
     def _frame(self, title):
         items = []  # every screen: the status bar, then its title if it has one
@@ -171,6 +192,7 @@ class UI:
         ok = Button(theme.MARGIN, theme.HEIGHT - theme.TARGET - theme.MARGIN, width, theme.TARGET, button, "ok")
         items.append(ok)
         self.canvas.render(items)
+        self.shown(title, text + (" " + remedy if remedy else ""), [ok], error=error)
         return await self._tap([ok], timeout_ms)
 
     async def menu(self, title, entries, timeout_ms=DEFAULT_TIMEOUT_MS):
@@ -192,6 +214,7 @@ class UI:
                 targets.append(Button(theme.WIDTH - theme.MARGIN - 104, bottom, 104, theme.TARGET,
                                       "More" if (page + 1) * per_page < len(entries) else "First", "more"))
             self.canvas.render(items + targets)
+            self.shown(title, None, targets)
             answer = await self._tap(targets, timeout_ms)
             if answer != "more":
                 return answer
@@ -211,6 +234,7 @@ class UI:
         pin = bytearray(max_len)
         n = 0
         self.canvas.render(items + [dots] + keys)
+        self.shown(title, prompt, pin_pad=True)
         try:
             while True:
                 answer = await self._tap(keys, timeout_ms)
@@ -256,6 +280,8 @@ class UI:
         cancel = Button(theme.MARGIN, bottom, 104, theme.TARGET, "Cancel", CANCEL, fill=theme.BAD)
         confirm = Button(theme.WIDTH - theme.MARGIN - 104, bottom, 104, theme.TARGET, "Confirm", True, fill=theme.GOOD)
         self.canvas.render(items + [cancel, confirm])
+        self.shown(title, "%s to %s%s" % (format_amount(amount_minor, currency), merchant,
+                                          " from " + account if account else ""), [cancel, confirm])
         return await self._tap([cancel, confirm], timeout_ms)
 
     def progress(self, title, text, fraction=None):
@@ -271,3 +297,4 @@ class UI:
         else:
             items.append(Box(theme.MARGIN + 2, y + 26, (width - 4) * max(0, min(1000, int(fraction * 1000))) // 1000, 8, theme.ACCENT))
         self.canvas.render(items)
+        self.shown(title, text)
