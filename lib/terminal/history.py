@@ -40,7 +40,7 @@ class Entry:
         self.currency = currency
         self.counterparty = counterparty  # merchant, payee or account shown to the owner
         self.result = result  # "approved", "declined (51)", "refused", "reversed", ...
-        self.card = card  # masked: "•••• 0010", or "" for the bound account
+        self.card = card  # masked: "•••• 0010", or the bound account's name
         self.reference = reference  # the bank's RRN or the merchant's order number
 
     def as_list(self):
@@ -62,11 +62,11 @@ class History:
         finally:
             wipe(raw)
 
-    def add(self, kind, amount, currency, counterparty, result, card=None, reference=""):
-        """Record a transaction (card: a PAN, masked here, or None)."""
+    def add(self, kind, amount, currency, counterparty, result, card=None, reference="", account=None):
+        """Record a transaction (card: a PAN, masked here; else account: the bound account's name)."""
         rows = self._load()
         rows.insert(0, Entry(int(self.clock()), kind, amount, currency, counterparty, result,
-                             mask_pan(card) if card else "", reference).as_list())
+                             mask_pan(card) if card else (account or ""), reference).as_list())
         del rows[MAX_ENTRIES:]
         self.vault.put(ENTRY, json.dumps(rows).encode())
 
