@@ -1,19 +1,38 @@
-"""Every screen of the toolkit, drawn on a virtual handheld through the real ST7789 driver into
-the rig's ST7789 model, as PNG: the golden screenshots in tests/screens/ and the catalogue the
-test, the heap benchmark and the README share.
+"""Pictures of the handheld's screen, taken from the rig's ST7789 model (PNG, the panel's real
+240x320).
 
     python -m tools.screenshots record     # re-record tests/screens/*.png (then look at them)
+    python -m tools.screenshots readme     # re-record docs/*.png (then look at them)
+
+record: every screen of the toolkit, drawn on a virtual handheld through the real ST7789
+driver: the golden screenshots in tests/screens/ and the catalogue the test, the heap benchmark
+and the README share.
+
+readme: the application's main screens as its owner meets them, and the web simulator's page:
+`python -m tools.websim` (the demo terminal and the bank host) in headless Chromium, driven as a
+person drives it, by clicks on the page's screen and its controls (Handheld, which the
+end-to-end test of the page uses too).
 """
 
+import ast
 import contextlib
 import hashlib
+import json
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
+import threading
+import time
+import urllib.request
 from pathlib import Path
+
+from tools.vdevice.spawn import VDeviceProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "screens"
+DOCS = ROOT / "docs"
 
 # On the device: the display and a UI whose touch never comes, so that every screen returns
 # TIMEOUT right after it is drawn; a fixed status bar.
@@ -68,7 +87,6 @@ def handheld_with_display():
     (device, virtual handheld process, a scratch directory)."""
     from tools import image
     from tools.device import Device
-    from tools.vdevice.spawn import VDeviceProcess
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -106,7 +124,254 @@ def record():
             print("%-18s %s %s" % (name, sha[:16], "changed" if changed else "same"))
 
 
+# ---- the web simulator in headless Chromium -------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PANEL_W, PANEL_H = 240, 320
+
+
+def chromium_missing():
+    """Why headless Chromium cannot run here (None when it can)."""
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (requirements.txt)"
+    if not os.path.exists(CHROMIUM) and not shutil.which("chromium"):
+        return "Debian's chromium is not installed (apt-get install chromium)"
+    return None
+
+
+def browser(user_data_dir):
+    """(playwright, context): Debian's Chromium, headless, an empty profile."""
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    context = pw.chromium.launch_persistent_context(
+        str(user_data_dir), executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"),
+        headless=True, args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 900})
+    return pw, context
+
+
+class WebsimProcess(VDeviceProcess):
+    """As VDeviceProcess (stop, wait_booted, rig, log_tail), the device started by
+    `python -m tools.websim` as a child process on its own image and state dir; url is its page."""
+
+    def __init__(self, image, state_dir, bank=True, start_timeout=60):
+        from tools.rig.client import RigClient
+
+        self.state_dir = Path(state_dir)
+        self.log_path = self.state_dir / "websim.log"
+        args = [sys.executable, "-m", "tools.websim", "--port", "0", "--image", str(image),
+                "--state-dir", str(state_dir)] + ([] if bank else ["--no-bank"])
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.url = self.repl = None
+        self.lines = []
+        deadline = time.monotonic() + start_timeout
+        while self.url is None:
+            line = self.proc.stdout.readline()
+            if not line or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the web simulator did not start:\n" + self.log_path.read_text())
+            self.lines.append(line.rstrip())
+            if line.startswith("REPL on "):
+                self.repl = line.split(None, 2)[2].strip()
+            elif line.startswith("web simulator on "):
+                self.url = line.split()[-1]
+        threading.Thread(target=self._drain, daemon=True).start()
+        self.rig = RigClient.from_state(self.state_dir)
+        self.wait_booted()
+
+
+def keypad_layout():
+    """The PIN pad's keys {label: (x, y, w, h)} from the firmware's own ui.screens.keypad_layout
+    (unshuffled, as the application uses it), run by the MicroPython unix port."""
+    from tools.vdevice import micropython_exe
+
+    code = ("import sys; sys.path[:0] = ['lib', '.']; from ui.screens import keypad_layout; "
+            "print([k[:5] for k in keypad_layout()])")
+    out = subprocess.run([micropython_exe(), "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return {k[4]: tuple(k[:4]) for k in ast.literal_eval(out.strip())}
+
+
+class Handheld:
+    """The handheld on the web simulator's page, used as its owner uses it.
+
+    Taps are mouse presses on the page's screen at panel coordinates (the page scales them back
+    from its zoom); what is on the screen is read from the device log the page receives: the
+    `screen {json}` line every screen prints once drawn (lib/ui/screens.py), so buttons are
+    tapped by their label and flows wait on titles. Waits are generous (a loaded 2-core CI
+    machine); a failure screen met while waiting for another title fails at once with its text.
+    """
+
+    def __init__(self, page, sim, timeout=60):
+        self.page, self.sim, self.timeout = page, sim, timeout
+        self.screens = []  # every screen line the page received, parsed, oldest first
+        self.seen = 0  # screens before this index are past: waits look at the later ones
+        self._partial = ""
+        self._keys = None
+        page.on("websocket", self._socket)
+
+    def open(self):
+        self.page.goto(self.sim.url)
+        self.page.wait_for_function("window.websim && window.websim.state !== null", timeout=self.timeout * 1000)
+        return self
+
+    def _socket(self, ws):
+        if ws.url.endswith("/ws"):
+            ws.on("framereceived", self._received)
+
+    def _received(self, payload):
+        if not isinstance(payload, str):
+            return  # a screen frame
+        message = json.loads(payload)
+        if message.get("type") != "log":
+            return
+        lines = (self._partial + message["text"]).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            line = line.rstrip("\r")
+            if line.startswith("screen {"):
+                try:
+                    self.screens.append(json.loads(line[7:]))
+                except ValueError:
+                    pass  # a line the device's other output broke up: not a screen
+
+    @property
+    def last(self):
+        return self.screens[-1] if self.screens else None
+
+    def screen(self, title, timeout=None):
+        """The first screen after the past ones whose title is `title` (or for which the
+        predicate `title` is true); the screens up to it become past."""
+        match = title if callable(title) else (lambda s: s["title"] == title)
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            while self.seen < len(self.screens):
+                s = self.screens[self.seen]
+                self.seen += 1
+                if match(s):
+                    return s
+                if s.get("error"):
+                    raise AssertionError("waiting for %s, the handheld showed the failure %r: %s"
+                                         % (self._what(title), s["title"], s.get("text")))
+            if time.monotonic() > deadline:
+                raise AssertionError("no screen %s within %d s; the last screens: %s\n%s"
+                                     % (self._what(title), timeout or self.timeout,
+                                        [s["title"] for s in self.screens[-8:]], self.sim.log_tail()))
+            self.page.wait_for_timeout(50)  # Playwright delivers the page's messages meanwhile
+
+    @staticmethod
+    def _what(title):
+        return (title.__doc__ or title.__name__) if callable(title) else repr(title)
+
+    def tap_at(self, x, y, hold_ms=80):
+        """A press on the page's screen at panel coordinates (x, y), held hold_ms as a finger is;
+        what the device shows from now on is what the tap did."""
+        canvas = self.page.locator("#screen")
+        canvas.scroll_into_view_if_needed()
+        box = canvas.bounding_box()
+        self.seen = len(self.screens)
+        self.page.mouse.click(box["x"] + (x + 0.5) * box["width"] / PANEL_W,
+                              box["y"] + (y + 0.5) * box["height"] / PANEL_H, delay=hold_ms)
+
+    def tap(self, label):
+        """Tap the centre of the button labelled `label` on the screen shown last."""
+        buttons = (self.last or {}).get("buttons", {})
+        if label not in buttons:
+            raise AssertionError("no button %r on the screen %r (buttons: %s)"
+                                 % (label, (self.last or {}).get("title"), sorted(buttons)))
+        x, y, w, h = buttons[label]
+        self.tap_at(x + w // 2, y + h // 2)
+
+    def choose(self, label, pages=6):
+        """Tap the menu entry `label`, paging with More until it is shown."""
+        for _ in range(pages):
+            if label in self.last.get("buttons", {}):
+                return self.tap(label)
+            title = self.last["title"]
+            self.tap("More")
+            self.screen(title)
+        raise AssertionError("no entry %r in the menu %r" % (label, self.last["title"]))
+
+    def type_pin(self, pin):
+        """Type `pin` on the PIN pad shown (each key once its dot is drawn), then OK."""
+        assert self.last and self.last.get("pin_pad"), "no PIN pad on the screen: %r" % self.last
+        if self._keys is None:
+            self._keys = keypad_layout()
+        for digit in pin:
+            frame = self.page.evaluate("window.websim.lastFrame")
+            x, y, w, h = self._keys[digit]
+            self.tap_at(x + w // 2, y + h // 2)
+            self.page.wait_for_function("window.websim.lastFrame > %d" % frame, timeout=self.timeout * 1000)
+        x, y, w, h = self._keys["OK"]
+        self.tap_at(x + w // 2, y + h // 2)
+
+    def control(self, button):
+        """Click one of the page's controls (its element id: tap_card, wifi_off, ...)."""
+        self.page.click("#" + button)
+
+    def push(self, merchant, order, amount, currency="978"):
+        """A payment request from the page's merchant panel: (HTTP status, the bank's answer)."""
+        page = self.page
+        for name, value in (("merchant", merchant), ("order", order), ("amount", str(amount)),
+                            ("currency", currency)):
+            page.fill("#merchant input[name=%s]" % name, value)
+        page.evaluate("document.getElementById('status').textContent = ''")
+        page.click("#push_request")
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('bank answered')"
+                               " || document.getElementById('status').className.includes('error')",
+                               timeout=self.timeout * 1000)
+        status = page.inner_text("#status")
+        if not status.startswith("bank answered HTTP "):
+            raise AssertionError("the merchant panel says: " + status)
+        code, answer = status[len("bank answered HTTP "):].split(": ", 1)
+        return int(code), json.loads(answer)
+
+    def bank(self, path):
+        """GET <the bank's merchant API><path>, as JSON (the API the page's merchant panel uses)."""
+        base = self.page.evaluate("window.websim.state.bank && window.websim.state.bank.merchant_api")
+        assert base, "the page has no bank host: %r" % self.page.evaluate("window.websim.state.bank")
+        with urllib.request.urlopen(base + path, timeout=20) as r:
+            return json.loads(r.read())
+
+    def shoot(self, path, quiet_s=0.3):
+        """The panel as the ST7789 model holds it, once the device has stopped drawing, as PNG."""
+        rig = self.sim.rig
+        deadline = time.monotonic() + self.timeout
+        last, since = None, time.monotonic()
+        while True:
+            frame = rig.call("do", name="display", action="frame")["frame"]
+            if frame != last:
+                last, since = frame, time.monotonic()
+            elif time.monotonic() - since >= quiet_s:
+                return rig.call("do", name="display", action="screenshot", path=str(path))
+            if time.monotonic() > deadline:
+                raise AssertionError("the display never settled")
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def websim_page(tmp):
+    """The web simulator on this tree's image (state in tmp) with the page open in headless
+    Chromium: a Handheld."""
+    from tools import image
+
+    tmp = Path(tmp)
+    image.build(tmp / "flash.img")
+    with WebsimProcess(tmp / "flash.img", tmp) as sim:
+        pw, context = browser(tmp / "chromium-profile")
+        try:
+            yield Handheld(context.new_page(), sim).open()
+        finally:
+            context.close()
+            pw.stop()
+
+
 if __name__ == "__main__":
-    if sys.argv[1:] != ["record"]:
+    commands = {"record": record}
+    if sys.argv[1:2] not in (["record"],):
         sys.exit("usage: python -m tools.screenshots record")
-    record()
+    commands[sys.argv[1]]()
