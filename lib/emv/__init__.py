@@ -10,6 +10,16 @@ ONLINE = "online"
 TRY_ANOTHER_INTERFACE = "try another interface"
 END = "end"
 
+# result.reason when every application the card offered answered SELECT with 6283 (Book 1
+# 12.4: a blocked application): the card is blocked for this terminal.
+APPLICATION_BLOCKED = "no application left: the card's application is blocked"
+
+
+async def awaited(answer):
+    """A cardholder callback's answer (choose, pin): the callback may be a plain function or a
+    coroutine function (the terminal's screens are async); a coroutine's answer is awaited."""
+    return (await answer) if hasattr(answer, "send") else answer
+
 
 class EmvError(Exception):
     """Base of the kernel's errors: everything a card or a key file can do wrong."""

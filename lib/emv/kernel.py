@@ -16,7 +16,8 @@ import os
 
 from micropython import const
 
-from emv import APPROVED, DECLINED, END, ONLINE, TRY_ANOTHER_INTERFACE, EmvError, OdaFailed, risk, tlv
+from emv import (APPLICATION_BLOCKED, APPROVED, DECLINED, END, ONLINE, TRY_ANOTHER_INTERFACE, EmvError, OdaFailed,
+                 awaited, risk, tlv)
 from emv.apdu import SW_OK, Channel, InterfaceError
 
 _AIP_SDA = const(0x40)
@@ -150,6 +151,7 @@ class Kernel:
     def __init__(self, config, capk, choose=None, pin=None):
         self.config = config
         self.capk = capk
+        # Both may be coroutine functions (emv.awaited): the terminal asks on its async screens.
         self.choose = choose  # labels -> index (None: declined)
         self.pin = pin  # tries left (None: unknown) -> bytearray of digits (empty: not entered)
 
@@ -197,7 +199,9 @@ class Kernel:
         while True:
             picked = await select.final(ch, cands, self.choose, res.contactless)
             if picked is None:
-                raise _End(END, "no application left" if not cands else "cardholder declined")
+                if cands:
+                    raise _End(END, "cardholder declined")
+                raise _End(END, APPLICATION_BLOCKED if ch.sw == select.SW_BLOCKED else "no application left")
             cand, fci = picked
             res.aid, res.label = cand.aid, cand.label
             gpo = await self._gpo(ch, res, fci)
@@ -331,7 +335,7 @@ class Kernel:
             risk.mark(res.tvr, risk.PIN_TRY_LIMIT)
             return False
         while True:
-            digits = self.pin(left) if self.pin else None
+            digits = await awaited(self.pin(left)) if self.pin else None
             if not digits:
                 risk.mark(res.tvr, risk.PIN_NOT_ENTERED)
                 return False

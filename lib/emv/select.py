@@ -3,7 +3,7 @@ from the PSE's directory (contact), the PPSE's FCI (contactless) or the terminal
 then the final SELECT of the one the priority, or the cardholder, picks.
 """
 
-from emv import tlv
+from emv import awaited, tlv
 
 PSE = b"1PAY.SYS.DDF01"
 PPSE = b"2PAY.SYS.DDF01"
@@ -118,7 +118,7 @@ async def final(ch, cands, choose, contactless):
         if contactless:
             pick = 0  # Book B 3.3.3: the highest priority, no cardholder dialog
         elif len(cands) > 1 or cands[0].confirm:
-            pick = choose([c.label for c in cands])
+            pick = await awaited(choose([c.label for c in cands]))
             if pick is None or not 0 <= pick < len(cands):
                 return None
         else:

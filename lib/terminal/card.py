@@ -1,0 +1,316 @@
+"""Paying by card on the spot: the card inserted into the slot or held on the back (the PN532's
+field), read by lib/emv's kernel, authorised online by the bank, completed with the card.
+
+    async def online(result, pin):           # the bank's Answer; wipes pin (Uplink.purchase does)
+        return await (await app.link.ready()).purchase(result, 1250, pin=pin)
+    paid = await pay_by_card(app, op, 1250, "978", online)
+    # None: the cardholder cancelled; else (answer, result) approved; else an errors.Failure
+
+The steps, and what ends each:
+- "Insert or tap card" with Cancel, while a task looks for a card in the slot (its detect
+  switch) and in the field (InListPassiveTarget, one short try at a time, so that a cancel never
+  cuts a PN532 command in half); that task releases the field itself when it is told to stop.
+- Contactless: the kernel's short path, then the card is released and the field switched off
+  at once (the card-in-field time is the kernel's six commands); "try another interface" asks
+  for the card in the slot ("Insert the card"). Contact: the card is powered, read, asked for
+  its cryptogram, and stays powered for the completion.
+- The PIN: the offline PIN through the kernel's callback, the online PIN on the keypad
+  ("Card PIN" both); the online one is a bytearray handed to `online` and wiped here too, in
+  case `online` failed before the uplink took it. Never printed, never kept.
+- The bank's answer: its DE55 (91 ARPC, 71/72 scripts) goes to the card (second GENERATE AC).
+  A bank that could not be reached, or did not answer (the uplink has queued the reversal), or
+  declined: the contact card is told to decline too, and the failure is raised.
+
+op.critical is True while the card or the bank is being talked to (not on the PIN pad nor
+while waiting for the card): a lock waits for those exchanges, never cuts them. The slot is
+powered down and the field switched off at the end whatever happened, in a task of its own
+(a lock's cancel, repeated at each watcher tick, stops the waiting for it, not the work).
+"""
+
+import asyncio
+from micropython import const
+
+from terminal import errors
+from ui.screens import CANCEL, TIMEOUT, format_amount
+
+WAIT_MS = const(60_000)  # how long "Insert or tap card" waits for a card
+_LOOK_MS = const(100)  # between two looks for a card (the touch panel shares the I2C bus)
+_LIST_MS = const(200)  # one InListPassiveTarget (the PN532 tries once: MaxRetries passive 1)
+
+CONTACT = "contact"  # what the search found: this, or the contactless pn532.IsoDep
+
+
+class _Cancelled(Exception):
+    """The cardholder cancelled on a screen the kernel asked for (PIN, application)."""
+
+
+async def pay_by_card(app, op, amount, currency, online):
+    """Wait for a card, run the payment (see the module's docstring): (answer, result) approved,
+    None when the cardholder cancelled, else raise an errors.Failure. currency: ISO 4217
+    numeric ("978"), as the bank and the card speak it."""
+    import parts
+    from terminal.receipt import alpha
+
+    ui = app.ui
+    slot, nfc = parts.slot(), await _reader()
+    due = format_amount(amount, alpha(currency))
+    card = await _present(ui, slot, nfc, "Insert or tap card", "%s. Insert the card, or hold it on the back." % due)
+    if card is None:
+        return None
+    try:
+        op.critical = True
+        try:
+            kernel = _kernel(ui, op, amount, currency)
+            if card is not CONTACT:
+                res = await _tapped(kernel, card, nfc, amount)
+                if res.outcome != _emv().TRY_ANOTHER_INTERFACE:
+                    return await _authorise(ui, op, kernel, res, online, None)
+                f = errors.TryAnotherInterface()
+                op.critical = False
+                if await _present(ui, slot, None, f.title, "%s. %s %s" % (due, f.message, f.remedy)) is None:
+                    return None
+                op.critical = True
+            ui.progress("Reading card", "%s. Leave the card in until the terminal says so." % due)
+            res = await _inserted(kernel, slot, amount)
+            return await _authorise(ui, op, kernel, res, online, slot)
+        except _Cancelled:
+            return None
+        except Exception as e:
+            raise _card_failure(e, slot if card is CONTACT else None)
+    finally:
+        await _surely(_release(slot, nfc))
+        op.critical = False
+
+
+def _emv():
+    import emv
+
+    return emv
+
+
+async def _reader():
+    """The PN532, started once; None when it does not answer (the slot still works; Settings >
+    Diagnostics says what is wrong with the reader)."""
+    import parts
+    from drivers.pn532 import NfcError
+
+    nfc = parts.nfc()
+    if nfc.firmware is None:
+        try:
+            await nfc.begin()
+        except NfcError:
+            return None
+    return nfc
+
+
+# ---- waiting for the card --------------------------------------------------------------------
+
+class _Wait:
+    """A card looked for in the slot and (nfc given) in the field, until one is found or the
+    Cancel button (or its timeout) says stop; `done` is set at either end."""
+
+    def __init__(self, slot, nfc):
+        self.slot = slot
+        self.nfc = nfc
+        self.done = asyncio.Event()
+        self.stop = False
+        self.found = None
+
+    async def search(self):
+        from drivers.pn532 import NfcError
+
+        nfc = self.nfc
+        try:
+            while not self.stop:
+                if self.slot.present():
+                    self.found = CONTACT
+                    return
+                if nfc is not None:
+                    try:
+                        targets = await nfc.list_passive_target(1, timeout_ms=_LIST_MS)
+                        if targets and hasattr(targets[0], "transceive"):
+                            self.found = targets[0]
+                            return
+                        if targets:
+                            await targets[0].release()  # a tag that is not a payment card
+                    except NfcError:
+                        nfc = None  # the reader failed: the slot still takes a card
+                await asyncio.sleep_ms(_LOOK_MS)
+        finally:
+            if self.stop and self.found is not None:
+                self.found = None  # found as the cardholder cancelled: left alone
+            if self.found is None and self.nfc is not None:
+                await _field_off(self.nfc)
+            self.done.set()
+
+    async def button(self, ui, title, text):
+        await ui.message(title, text, button="Cancel", timeout_ms=WAIT_MS)
+        self.stop = True
+        self.done.set()
+
+
+async def _present(ui, slot, nfc, title, text):
+    """The waiting screen until a card is there: CONTACT, the contactless target, or None
+    (Cancel, or nobody came)."""
+    w = _Wait(slot, nfc)
+    search = asyncio.create_task(w.search())
+    button = asyncio.create_task(w.button(ui, title, text))
+    try:
+        await w.done.wait()
+    except asyncio.CancelledError:  # a lock: the search stops at its next look
+        w.stop = True
+        if search.done() and w.found is not None:
+            asyncio.create_task(_release(slot, nfc))
+        raise
+    finally:
+        button.cancel()
+    return None if w.stop else w.found
+
+
+# ---- the card --------------------------------------------------------------------------------
+
+def _kernel(ui, op, amount, currency):
+    from emv import capk
+    from emv.kernel import Kernel, TerminalConfig
+
+    async def choose(labels):
+        op.critical = False
+        answer = await ui.menu("Choose", [bytes(label).decode() for label in labels])
+        op.critical = True
+        if answer in (CANCEL, TIMEOUT):
+            raise _Cancelled()
+        return answer
+
+    asked = []
+
+    async def pin(tries):
+        # The kernel calls again after a wrong PIN, with the tries the card has left.
+        prompt = "Enter the card's PIN"
+        if asked and tries:
+            prompt = "Wrong PIN: %d tr%s left" % (tries, "y" if tries == 1 else "ies")
+        asked.append(tries)
+        op.critical = False
+        digits = await ui.pin_pad("Card PIN", prompt=prompt)
+        op.critical = True
+        if digits in (CANCEL, TIMEOUT):
+            raise _Cancelled()
+        return digits  # the kernel wipes it after VERIFY
+
+    config = TerminalConfig(currency=bytes.fromhex("%04d" % int(currency)))
+    return Kernel(config, capk.Store.load(), choose=choose, pin=pin)
+
+
+async def _tapped(kernel, target, nfc, amount):
+    """The contactless short path; the card released and the field off as soon as it is done."""
+    try:
+        return await kernel.transact(target.transceive, amount, contactless=True)
+    finally:
+        await _surely(_release(None, nfc))
+
+
+async def _inserted(kernel, slot, amount):
+    await slot.activate()
+    return await kernel.transact(slot.transceive, amount)
+
+
+def _card_failure(e, slot):
+    """What a card's or its interface's error means to the cardholder. A card that is not
+    there any more was removed (contactless: the driver's silence is removal)."""
+    import iso7816
+    from emv.apdu import InterfaceError
+
+    if isinstance(e, (InterfaceError, iso7816.CardError)):
+        return errors.CardRemoved() if slot is None or not slot.present() else errors.CardUnreadable()
+    return errors.failure(e)
+
+
+def _outcome_failure(res):
+    """The failure for a kernel result that cannot go online."""
+    emv = _emv()
+    if res.outcome == emv.DECLINED:
+        return errors.Declined("The card declined the payment; nothing was charged.")
+    if res.reason == emv.APPLICATION_BLOCKED:
+        return errors.CardBlocked()
+    # END (bad card data, no common application) or an offline approval, which this terminal
+    # never asks for (floor limit 0: every payment goes online).
+    return errors.CardUnreadable()
+
+
+# ---- the bank --------------------------------------------------------------------------------
+
+async def _authorise(ui, op, kernel, res, online, slot):
+    """The online PIN if the card wants one, the bank's answer, the completion with the card
+    (slot: contact; None: contactless, already gone)."""
+    if res.outcome != _emv().ONLINE:
+        raise _outcome_failure(res)
+    pin = None
+    if res.online_pin:
+        op.critical = False
+        pin = await ui.pin_pad("Card PIN", prompt="Enter the card's PIN")
+        op.critical = True
+        if pin in (CANCEL, TIMEOUT):
+            return None
+    ui.progress("Authorising", "Contacting the bank")
+    try:
+        answer = await online(res, pin)
+    except Exception as e:
+        if slot is not None:
+            try:
+                await kernel.complete(slot.transceive, res, b"Z3")  # unable to go online: the card declines
+            except Exception:
+                pass  # the card's own failure matters less than the bank's, which is shown
+        raise errors.failure(e)
+    finally:
+        if pin is not None:
+            for i in range(len(pin)):
+                pin[i] = 0
+    auth, scripts = _issuer_data(answer.icc)
+    await kernel.complete(slot.transceive if slot is not None else None, res, (answer.rc or "").encode(), auth,
+                          scripts)
+    errors.answered(answer)  # the bank's decline, by its response code
+    if res.outcome != _emv().APPROVED:
+        raise errors.Declined("The card refused the payment the bank approved; it is being cancelled.")
+    return answer, res
+
+
+def _issuer_data(icc):
+    """(91 issuer authentication data, the 71/72 scripts re-encoded) from the answer's DE55."""
+    if not icc:
+        return None, None
+    from emv import TlvError, tlv
+
+    auth, scripts = None, bytearray()
+    try:
+        for tag, value in tlv.decode(icc):
+            if tag == 0x91:
+                auth = bytes(value)
+            elif tag in (0x71, 0x72):
+                scripts += tlv.encode(tag, value)
+    except TlvError:
+        return None, None  # the card judges an answer without issuer data itself
+    return auth, bytes(scripts) or None
+
+
+# ---- the end ---------------------------------------------------------------------------------
+
+async def _surely(coro):
+    """Run coro to its end in a task of its own: a cancel stops the waiting for it, not it."""
+    await asyncio.create_task(coro)
+
+
+async def _field_off(nfc):
+    from drivers.pn532 import NfcError
+
+    try:
+        await nfc.in_release(0)
+        await nfc.rf_field(False)
+    except NfcError:
+        pass  # a reader that stopped answering has no field to leave on
+
+
+async def _release(slot, nfc):
+    """The slot powered down, the contactless card released and the field off."""
+    if slot is not None:
+        await slot.deactivate()
+    if nfc is not None:
+        await _field_off(nfc)
