@@ -130,6 +130,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PANEL_W, PANEL_H = 240, 320
+HOME = "Pocket Terminal"  # the home menu's title
 
 
 def chromium_missing():
@@ -267,24 +268,28 @@ class Handheld:
     def _what(title):
         return (title.__doc__ or title.__name__) if callable(title) else repr(title)
 
-    def tap_at(self, x, y, hold_ms=80):
+    def tap_at(self, x, y, redraw=False, hold_ms=80):
         """A press on the page's screen at panel coordinates (x, y), held hold_ms as a finger is;
-        what the device shows from now on is what the tap did."""
+        what the device shows from now on is what the tap did. redraw: return once the page has
+        painted what the device drew after it (a key that shows no new screen: a PIN dot)."""
         canvas = self.page.locator("#screen")
         canvas.scroll_into_view_if_needed()
         box = canvas.bounding_box()
+        frame = self.page.evaluate("window.websim.lastFrame")
         self.seen = len(self.screens)
         self.page.mouse.click(box["x"] + (x + 0.5) * box["width"] / PANEL_W,
                               box["y"] + (y + 0.5) * box["height"] / PANEL_H, delay=hold_ms)
+        if redraw:
+            self.page.wait_for_function("window.websim.lastFrame > %d" % frame, timeout=self.timeout * 1000)
 
-    def tap(self, label):
+    def tap(self, label, redraw=False):
         """Tap the centre of the button labelled `label` on the screen shown last."""
         buttons = (self.last or {}).get("buttons", {})
         if label not in buttons:
             raise AssertionError("no button %r on the screen %r (buttons: %s)"
                                  % (label, (self.last or {}).get("title"), sorted(buttons)))
         x, y, w, h = buttons[label]
-        self.tap_at(x + w // 2, y + h // 2)
+        self.tap_at(x + w // 2, y + h // 2, redraw)
 
     def choose(self, label, pages=6):
         """Tap the menu entry `label`, paging with More until it is shown."""
@@ -297,21 +302,36 @@ class Handheld:
         raise AssertionError("no entry %r in the menu %r" % (label, self.last["title"]))
 
     def type_pin(self, pin):
-        """Type `pin` on the PIN pad shown (each key once its dot is drawn), then OK."""
+        """Type `pin` on the PIN pad shown (each key once the previous one's dot is drawn), then OK."""
         assert self.last and self.last.get("pin_pad"), "no PIN pad on the screen: %r" % self.last
         if self._keys is None:
             self._keys = keypad_layout()
-        for digit in pin:
-            frame = self.page.evaluate("window.websim.lastFrame")
-            x, y, w, h = self._keys[digit]
-            self.tap_at(x + w // 2, y + h // 2)
-            self.page.wait_for_function("window.websim.lastFrame > %d" % frame, timeout=self.timeout * 1000)
-        x, y, w, h = self._keys["OK"]
-        self.tap_at(x + w // 2, y + h // 2)
+        for key in list(pin) + ["OK"]:
+            x, y, w, h = self._keys[key]
+            self.tap_at(x + w // 2, y + h // 2, redraw=key != "OK")
 
-    def control(self, button):
-        """Click one of the page's controls (its element id: tap_card, wifi_off, ...)."""
+    def home(self, limit=8):
+        """Back to the home menu, the way its owner goes: Back, OK or Cancel on each screen."""
+        for _ in range(limit):
+            if self.last["title"] == HOME:
+                return self.last
+            buttons = self.last.get("buttons", {})
+            way = next((b for b in ("Back", "OK", "Cancel") if b in buttons), None)
+            assert way, "no way back from the screen %r (buttons: %s)" % (self.last["title"], sorted(buttons))
+            self.tap(way)
+            self.screen(lambda s: True)
+        raise AssertionError("no home menu after %d screens" % limit)
+
+    def control(self, button, card=None):
+        """Click one of the page's controls (its element id: tap_card, insert_card, wifi_off,
+        ...), the test card chosen first if given ("emv:visa-classic")."""
+        if card is not None:
+            self.page.select_option("#card", card)
         self.page.click("#" + button)
+        self.page.wait_for_function("!document.getElementById('status').textContent.endsWith('…')",
+                                    timeout=self.timeout * 1000)
+        status = self.page.locator("#status")
+        assert "error" not in (status.get_attribute("class") or ""), status.inner_text()
 
     def push(self, merchant, order, amount, currency="978"):
         """A payment request from the page's merchant panel: (HTTP status, the bank's answer)."""
@@ -370,8 +390,98 @@ def websim_page(tmp):
             pw.stop()
 
 
+def locked(screen):
+    """the lock screen"""
+    return screen["title"].startswith("Locked")
+
+
+# The README's pictures of the application (docs/screen-<name>.png), in the order readme() takes them.
+README_SCREENS = ("lock", "pin_pad", "wrong_pin", "home", "payment_request", "approved", "settings", "diagnostics",
+                  "card_mode", "balance", "no_network", "insert_card")
+CARD = "emv:visa-classic"  # the card the README's purchase uses, and its PIN (tools/emvcard/cards)
+CARD_PIN = "1234"
+
+
+def readme(out=DOCS):
+    """The README's pictures: the web simulator on this tree's image, main_screens()."""
+    out.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp, websim_page(tmp) as h:
+        main_screens(h, out)
+
+
+def main_screens(h, out):
+    """Drive the demo terminal on the web simulator's page (Handheld h, at its lock screen)
+    through its main screens and record each one from the ST7789 model as
+    <out>/screen-<name>.png (README_SCREENS), and the page as <out>/websim.png."""
+    from tools.demo import DEMO_PIN
+
+    def picture(name, title=None):
+        if title is not None:
+            h.screen(title)
+        shot = h.shoot(out / ("screen-%s.png" % name))
+        print("%-16s %s  %s" % (name, shot["sha256"][:16], h.last["title"]), flush=True)
+
+    picture("lock", locked)
+    h.tap("PIN")
+    picture("pin_pad", "Unlock")
+    h.type_pin("0" * len(DEMO_PIN))
+    picture("wrong_pin", "Wrong PIN")
+    h.tap("OK")
+    h.screen(locked)
+    h.tap("PIN")
+    h.screen("Unlock")
+    h.type_pin(DEMO_PIN)
+    picture("home", HOME)
+
+    status, answer = h.push("Coffee Corner", "README-%d" % time.time(), 1250)
+    assert status == 201, "the bank did not push the request: %d %s" % (status, answer)
+    picture("payment_request", "Payment request")
+    h.tap("Confirm")
+    h.screen("Confirm with PIN")
+    h.type_pin(DEMO_PIN)
+    picture("approved", "Approved")
+    h.home()
+
+    h.choose("Settings")
+    picture("settings", "Settings")
+    h.choose("Diagnostics")
+    picture("diagnostics", lambda s: "buttons" in s)  # the result, after the progress screen
+    h.home()
+    h.choose("Card mode")
+    picture("card_mode", "Card mode")
+    h.home()
+
+    h.choose("Balance")
+    h.screen("Balance")
+    h.choose("Current account")
+    picture("balance", lambda s: s["title"] == "Balance" and "text" in s)
+    h.home()
+    h.control("wifi_off")
+    h.choose("Balance")
+    h.screen("Balance")
+    h.choose("Current account")
+    picture("no_network", lambda s: s.get("error"))
+    h.control("wifi_on")
+    h.home()
+
+    h.choose("Purchase")
+    h.screen("Amount")
+    for key in "1250":
+        h.tap(key, redraw=True)
+    h.tap("OK")
+    picture("insert_card", "Insert or tap card")
+    h.control("insert_card", card=CARD)
+    h.screen("Card PIN")
+    h.type_pin(CARD_PIN)
+    h.screen("Approved")
+    h.page.click("[data-zoom='1.5']")
+    h.page.screenshot(path=str(out / "websim.png"))  # the traces full: APDUs, ISO 8583, the log
+    print("%-16s the page, at the card purchase's end" % "websim", flush=True)
+    h.control("eject_card")
+
+
 if __name__ == "__main__":
-    commands = {"record": record}
-    if sys.argv[1:2] not in (["record"],):
-        sys.exit("usage: python -m tools.screenshots record")
+    commands = {"record": record, "readme": readme}
+    if len(sys.argv) != 2 or sys.argv[1] not in commands:
+        sys.exit("usage: python -m tools.screenshots record|readme")
     commands[sys.argv[1]]()
