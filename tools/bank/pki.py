@@ -7,6 +7,11 @@ Layout under a PKI directory (`<state-dir>/pki` for the host):
     host.key.pem host.pem                   the host's server certificate (SAN localhost, 127.0.0.1)
     devices/<serial>.key.pem .key.der .pem .der   a device's key and certificate
 
+A binding certificate (issue_binding) ties a bank account to a device: the device's public key,
+subject CN = the account id, serialNumber = the device's serial, OU = the role (owner: the
+device may debit it; payee: it may pay to it), signed by the CA. The device keeps it in its
+vault with the account's record (vault.bind_account).
+
     python -m tools.bank.admin pki init [--dir D]
     python -m tools.bank.admin pki device PT000001 [--dir D]
 """
@@ -126,6 +131,30 @@ def issue_device(pki_dir, serial):
     _write_key(base.with_suffix(".key.pem"), key, base.with_suffix(".key.der"))
     _write_cert(base.with_suffix(".pem"), cert, base.with_suffix(".der"))
     return device_files(d, serial)
+
+
+BINDING_ROLES = ("owner", "payee")
+
+
+def issue_binding(pki_dir, serial, account_id, role):
+    """The DER certificate binding account_id to the device `serial` in `role` (see above)."""
+    d = Path(pki_dir)
+    check_serial(serial)
+    if role not in BINDING_ROLES:
+        raise PkiError("a binding's role is owner or payee, not %r" % role)
+    try:
+        device = x509.load_pem_x509_certificate(device_files(d, serial)["cert"].read_bytes())
+    except FileNotFoundError:
+        raise PkiError("no certificate for device %s in %s: issue it first" % (serial, d)) from None
+    ca_key, ca_cert = _ca(d)
+    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Pocket Terminal test bank"),
+                         x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role),
+                         x509.NameAttribute(NameOID.SERIAL_NUMBER, serial),
+                         x509.NameAttribute(NameOID.COMMON_NAME, account_id)])
+    cert = (_builder(subject, ca_cert.subject, device.public_key())
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(ca_key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.DER)
 
 
 def device_files(pki_dir, serial):

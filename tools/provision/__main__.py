@@ -107,7 +107,8 @@ def parser():
     s = sub.add_parser("inject", parents=[unit], help="the unit's secrets into its vault, read back, TLS test, PROVISIONED")
     s.add_argument("--port", required=True, help="/dev/ttyUSB0, or build/vdevice.tty")
     s.add_argument("--bank-state", default="build/bank", help="the bank's state folder: HSM, PKI, ledger (default %(default)s)")
-    s.add_argument("--bank-host", help="HOST:PORT of the bank host for the TLS test connection")
+    s.add_argument("--bank-host", help="HOST:PORT of the bank host for the TLS test connection; once it "
+                   "signed on, the unit keeps it as its bank (/config/bank.json)")
     s.add_argument("--wifi", help="SSID:PASSWORD of the factory's network for the TLS test (default: the unit's own)")
     s.add_argument("--bdk-id", default="00000001", help="the BDK id, 8 hex digits (default %(default)s)")
     s.add_argument("--initial-key-id", help="the DUKPT initial key id, 16 hex digits (default: BDK id, injection count, the serial's number)")

@@ -23,6 +23,8 @@ transport), check them, test them against the bank host, and make the unit PROVI
     5. a TLS test connection from the unit to the bank host (--bank-host): the unit's uplink signs
        on (mutual TLS: the host verified against the injected CA, the unit's registered
        certificate accepted; the sign-on MAC'd under the injected DUKPT key);
+       once it signed on, the unit's bank configuration /config/bank.json ({"host", "port",
+       "serial", "merchant", "currency"}: what the terminal's link reads) is written;
     6. --production-lock: the vault's production flag (from the next boot on, no REPL).
 Secrets travel only inside the code sent to the unit's REPL, never printed, logged or audited.
 """
@@ -122,6 +124,19 @@ finally:
     os.rmdir('/factory-test')
 """
 TLS_TEST_MS = 20_000
+BANK_CONFIG = "/config/bank.json"
+CURRENCY = "978"  # the unit's transaction currency (ISO 4217 numeric): euro
+# Written as lib/wifi saves its file: a new file renamed over the old one.
+WRITE_CONFIG = """
+import os
+try:
+    os.mkdir('/config')
+except OSError:
+    pass
+with open(%r + '.tmp', 'w') as f:
+    f.write(%r)
+os.rename(%r + '.tmp', %r)
+"""
 
 
 def check_value(item, data):
@@ -292,6 +307,17 @@ def tls_test(dev, bank_host, serial, wifi_network):
     return said
 
 
+def bank_config(host, port, serial, currency=CURRENCY):
+    """What /config/bank.json holds: where the unit's uplink finds its bank, and as whom."""
+    return {"host": host, "port": int(port), "serial": serial, "merchant": serial, "currency": currency}
+
+
+def write_bank_config(dev, bank_host, serial):
+    host, _, port = bank_host.rpartition(":")
+    text = json.dumps(bank_config(host, port, serial))
+    _exec(dev, WRITE_CONFIG % (BANK_CONFIG, text, BANK_CONFIG, BANK_CONFIG), "writing " + BANK_CONFIG)
+
+
 def inject(port, serial, bank_state, bank_host=None, wifi_network=None, ikid=None, bdk_id="00000001",
            production_lock=False, reprovision=False, audit=None):
     from tools.bank import pki
@@ -327,6 +353,8 @@ def inject(port, serial, bank_state, bank_host=None, wifi_network=None, ikid=Non
             audit["read_back"] = "ok"
         if bank_host:
             result = tls_test(dev, bank_host, serial, wifi_network)
+            progress("the unit's bank: %s (%s)" % (bank_host, BANK_CONFIG))
+            write_bank_config(dev, bank_host, serial)
             if audit is not None:
                 audit["tls_test"] = result
         elif audit is not None:

@@ -1,0 +1,308 @@
+"""The terminal as its owner finds it, for the flow tests: the real bank host (`python -m
+tools.bank`) on the demo's state (tools/demo.seed, a temp dir, free ports), a virtual handheld
+of its own with the handheld's parts attached, its Wi-Fi routing to the bank, personalised as
+`make run` does (tools/demo.personalize: provisioned, owner PIN DEMO_PIN, accounts bound, Wi-Fi
+and bank config), and the app running from main.py after a reset, as on the board.
+
+    from terminalfix import terminal      # the module-scoped fixture (import it in the test)
+
+    def test_balance(terminal):
+        t = terminal
+        t.unlock()                          # Locked -> PIN -> DEMO_PIN -> "Pocket Terminal"
+        t.choose("Balance")                 # a menu entry, paging with "More" if needed
+        t.screen("Balance")                 # waits for that screen line (20 s), returns it
+        t.tap("Back")
+
+What the tests see is what the app prints: each screen's `screen {json}` console line
+(lib/ui/screens.py), read from the REPL's pty while the app runs. The app and the REPL share
+that pty: `t.device` stops the app (Ctrl-C, as mpremote does) and hands the REPL;
+`t.restart()` boots the device again (the app starts at the lock screen).
+"""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import serial
+
+from tools import demo
+from tools.bank.state import State
+from tools.vdevice.spawn import VDeviceProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREEN = "screen "
+SIGNED_ON = "0800/001 -> 00"
+TAP_EVERY_MS = 200  # a finger's pace on the PIN pad: down, held, up, next
+ACCOUNTS = [a[0] for a in demo.ACCOUNTS]
+
+
+class Bank:
+    """`python -m tools.bank` on free ports over a state dir seeded with the demo."""
+
+    def __init__(self, state_dir):
+        self.dir = Path(state_dir)
+        self.cards = demo.seed(self.dir)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tools.bank", "--state-dir", str(self.dir), "--listen", "127.0.0.1:0",
+             "--merchant-api", "127.0.0.1:0"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.address = self.api = None
+        while self.address is None or self.api is None:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("the bank host ended (exit %s)" % self.proc.wait())
+            if m := re.search(r"bank listening on ([\d.]+):(\d+)", line):
+                self.address = (m[1], int(m[2]))
+            if m := re.search(r"merchant API on (http://[\d.:]+)", line):
+                self.api = m[1]
+        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+
+    def log(self):
+        return (self.dir / "bank.log").read_text()
+
+    def get(self, path):
+        with urllib.request.urlopen(self.api + path, timeout=10) as r:
+            return json.load(r)
+
+    def post(self, path, body):
+        req = urllib.request.Request(self.api + path, json.dumps(body).encode(), {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.load(r)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class Console:
+    """The device's console (its REPL pty) read line by line in a thread while the app runs."""
+
+    def __init__(self, path):
+        self.port = serial.Serial(path, 115200, timeout=0.1)
+        self.lines = []
+        self.running = True
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        pending = b""
+        while self.running:
+            try:
+                pending += self.port.read(4096)
+            except (OSError, serial.SerialException):
+                time.sleep(0.1)  # the pty between two boots
+                continue
+            *done, pending = pending.split(b"\n")
+            self.lines += [line.decode(errors="replace").rstrip("\r") for line in done]
+
+    def close(self):
+        self.running = False
+        self.thread.join(2)
+        self.port.close()
+
+
+class Terminal:
+    def __init__(self, tmp, firmware_image):
+        tmp = Path(tmp)
+        self.bank = Bank(tmp / "bank")
+        shutil.copyfile(firmware_image, tmp / "flash.img")
+        # Not bare: the handheld's parts attached as `make run` attaches them.
+        self.vdevice = VDeviceProcess(tmp / "flash.img", tmp / "vdevice", bare=False)
+        self.rig = self.vdevice.rig
+        self.rig.call("do", name="wifi", action="target", host=self.bank.address[0], port=self.bank.address[1])
+        self.vault_state, self.accounts = demo.personalize(self.vdevice.repl, self.bank.dir)
+        self._device = demo.fresh(self.vdevice.repl)
+        self.keypad = {k[4]: k[:4] for k in self._device.eval("__import__('ui.screens').screens.keypad_layout()")}
+        self.console = None
+        self.seen = 0  # screens consumed by screen()
+        self.restart()
+
+    # ---- the device ---------------------------------------------------------------------------
+
+    @property
+    def device(self):
+        """The REPL (tools.device.Device) in a fresh interpreter, the app stopped; t.restart()
+        starts it again."""
+        if self._device is None:
+            self.console.close()
+            self.console = None
+            self._device = demo.fresh(self.vdevice.repl)
+        return self._device
+
+    def restart(self):
+        """Boot afresh (the EN button): boot.py, main.py, the app at its first screen."""
+        if self._device is not None:
+            self._device.close()
+            self._device = None
+        if self.console is None:
+            self.console = Console(self.vdevice.repl)
+        boots = self.rig.call("device")["boots"]
+        self.rig.call("reset")
+        self.vdevice.wait_booted(after_boots=boots, timeout=20)
+        self.seen = len(self.screens)
+
+    # ---- what the screen shows ------------------------------------------------------------------
+
+    @property
+    def screens(self):
+        """Every screen line seen so far, parsed."""
+        lines = self.console.lines if self.console else []
+        return [json.loads(line[line.index(SCREEN) + len(SCREEN):]) for line in lines if SCREEN + "{" in line]
+
+    def screen(self, title, timeout=20):
+        """The next screen (after the last one this returned) whose title is `title` (or for
+        which title(screen) is true), once printed."""
+        match = title if callable(title) else (lambda s: s["title"] == title)
+        deadline = time.monotonic() + timeout
+        while True:
+            screens = self.screens
+            for i in range(self.seen, len(screens)):
+                if match(screens[i]):
+                    self.seen = i + 1
+                    return screens[i]
+            if time.monotonic() > deadline:
+                raise AssertionError("no screen %r within %d s; screens since the last one: %s\nconsole tail:\n%s" % (
+                    title, timeout, [s["title"] for s in screens[self.seen:]], "\n".join(self.console.lines[-15:])))
+            time.sleep(0.05)
+
+    def log(self):
+        """The device's console so far."""
+        return "\n".join(self.console.lines)
+
+    # ---- touching it ---------------------------------------------------------------------------
+
+    def tap_at(self, x, y, after_ms=0):
+        self.rig.call("do", name="touch", action="tap", x=int(x), y=int(y), after_ms=after_ms)
+
+    def tap(self, label):
+        """Tap the centre of the button `label` of the screen shown last."""
+        last = self.screens[-1]
+        buttons = last.get("buttons", {})
+        if label not in buttons:
+            raise AssertionError("no button %r on the screen %r: %s" % (label, last["title"], sorted(buttons)))
+        x, y, w, h = buttons[label]
+        self.tap_at(x + w // 2, y + h // 2)
+
+    def choose(self, label, timeout=10):
+        """Tap a menu entry, turning the menu's pages ("More") until it shows."""
+        for _ in range(10):
+            last = self.screens[-1]
+            if label in last.get("buttons", {}):
+                return self.tap(label)
+            if "More" not in last.get("buttons", {}):
+                break
+            count = len(self.screens)
+            self.tap("More")
+            self._wait_new(count, timeout)
+        raise AssertionError("no entry %r in the menu %r" % (label, self.screens[-1]["title"]))
+
+    def _wait_new(self, count, timeout):
+        deadline = time.monotonic() + timeout
+        while len(self.screens) <= count:
+            assert time.monotonic() < deadline, "no new screen within %d s" % timeout
+            time.sleep(0.05)
+
+    def type_pin(self, pin, ok=True):
+        """Type on the PIN pad shown last (the app's pad is unshuffled: keypad_layout()), then OK."""
+        assert self.screens[-1].get("pin_pad"), "the screen shown last is not a PIN pad: %r" % self.screens[-1]
+        keys = list(pin) + (["OK"] if ok else [])
+        for i, key in enumerate(keys):
+            x, y, w, h = self.keypad[key]
+            self.tap_at(x + w // 2, y + h // 2, after_ms=TAP_EVERY_MS * i)
+        time.sleep(TAP_EVERY_MS * len(keys) / 1000)
+
+    def unlock(self, pin=demo.DEMO_PIN):
+        """From the lock screen (shown, or the next one) to the home menu (returns its screen)."""
+        if not (self.screens and self.screens[-1]["title"].startswith("Locked")):
+            self.screen(lambda s: s["title"].startswith("Locked"))
+        self.tap("PIN")
+        self.screen("Unlock")
+        self.type_pin(pin)
+        return self.screen("Pocket Terminal")
+
+    # ---- the rig's parts ------------------------------------------------------------------------
+
+    def insert(self, card):
+        """A card in the contact slot, e.g. "emv:visa-classic"."""
+        return self.rig.call("do", name="card", action="insert", applet=card)
+
+    def remove_card(self):
+        return self.rig.call("do", name="card", action="remove")
+
+    def tap_card(self, card):
+        """A card in the NFC field (it stays until lift_card)."""
+        return self.rig.call("do", name="nfc", action="place", applet=card)
+
+    def lift_card(self):
+        return self.rig.call("do", name="nfc", action="remove")
+
+    def wifi(self, up):
+        return self.rig.call("do", name="wifi", action="up" if up else "down")
+
+    def standby(self):
+        """A short press of the standby key."""
+        self.rig.set_pin("standby_key", 0)
+        time.sleep(0.15)
+        self.rig.set_pin("standby_key", None)
+
+    # ---- the bank -------------------------------------------------------------------------------
+
+    def signed_on(self, timeout=30):
+        """Wait until the device's uplink has signed on to the bank (since the host started)."""
+        deadline = time.monotonic() + timeout
+        while SIGNED_ON not in self.bank.log():
+            assert time.monotonic() < deadline, "the device did not sign on within %d s" % timeout
+            time.sleep(0.1)
+
+    def push(self, merchant, order, amount, currency=demo.CURRENCY):
+        """A merchant's payment request for the device, once it has signed on: the merchant
+        API's answer. A push that met no live session (409) is tried again, under a new
+        order number (order-2, ...): the bank expires the order the first one named."""
+        self.signed_on()
+        for attempt in range(1, 20):
+            body = {"device": demo.SERIAL, "merchant": merchant, "amount": amount, "currency": currency,
+                    "order": order if attempt == 1 else "%s-%d" % (order, attempt)}
+            try:
+                return self.bank.post("/payment-requests", body)
+            except urllib.error.HTTPError as e:
+                if e.code != 409:
+                    raise
+                time.sleep(0.5)
+        raise AssertionError("the bank found no session of the device for a push")
+
+    def ledger(self):
+        """{account id: available balance} of the demo's accounts and cards."""
+        state = State(self.bank.dir)
+        try:
+            ids = ACCOUNTS + sorted(self.bank.cards.values())
+            return {a: state.ledger.account(a)["available"] for a in ids}
+        finally:
+            state.close()
+
+    def close(self):
+        if self.console is not None:
+            self.console.close()
+        if self._device is not None:
+            self._device.close()
+        self.vdevice.stop()
+        self.bank.stop()
+
+
+@pytest.fixture(scope="module")
+def terminal(request, firmware_image, tmp_path_factory):
+    """The demo terminal at its lock screen (see the module's docstring)."""
+    if request.config.getoption("--port"):
+        pytest.skip("the demo terminal is a virtual handheld; this run is on a real board")
+    t = Terminal(tmp_path_factory.mktemp("terminal"), firmware_image)
+    yield t
+    t.close()
