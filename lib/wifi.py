@@ -5,6 +5,9 @@
     w.state, w.detail()                   # OFF / CONNECTING / CONNECTED (bars) / FAILED (reason)
     w.on_change = redraw                  # called with the manager on every change
     await w.wait_connected(15_000)
+    wifi.scan(w.wlan)                     # [(ssid, rssi, secured)] in range, strongest first
+    w.reconfigure(("Cafe", "latte"))      # the running manager leaves for another network
+    await w.settled(20_000)               # True once it is on it; else w.reason says why
 
 The network (SSID and password) is a plain config file, not a vault entry: the terminal must
 join at boot, before the owner unlocks the vault (a reversal waits to be sent, a pushed request
@@ -69,6 +72,31 @@ def save(ssid, key, path=CONFIG):
     os.rename(path + ".tmp", path)
 
 
+def forget(path=CONFIG):
+    """No network any more (the file removed; none there is fine)."""
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def scan(wlan=None):
+    """The networks in range: [(ssid, rssi, secured)], strongest first, each SSID once (the
+    strongest of its access points), hidden ones left out. Blocks while the radio listens (on
+    the ESP32 about 2 s)."""
+    wlan = wlan or board.wlan()
+    wlan.active(True)
+    best = {}
+    for ssid, _, _, rssi, security, _ in wlan.scan():
+        try:
+            ssid = ssid.decode()
+        except UnicodeError:
+            continue  # not a name a person could choose on screen
+        if ssid and (ssid not in best or rssi > best[ssid][1]):
+            best[ssid] = (ssid, rssi, security != 0)
+    return sorted(best.values(), key=lambda n: -n[1])
+
+
 def bars(rssi):
     """Signal bars 0..4 for an RSSI in dBm."""
     n = 4
@@ -93,7 +121,9 @@ class Wifi:
         self.failures = 0  # attempts failed in a row
         self.retry_ms = 0  # the wait before the next attempt
         self.on_change = None
+        self.running = False  # run() is keeping the station connected
         self._changed = asyncio.Event()
+        self._restart = asyncio.Event()  # reconfigure(): leave what run() is doing
 
     def _set(self, state, reason=None, rssi=None):
         if (state, reason, rssi) == (self.state, self.reason, self.rssi):
@@ -136,6 +166,9 @@ class Wifi:
         self.wlan.connect(*self.network)
         start = time.ticks_ms()
         while True:
+            if self._restart.is_set():
+                self.wlan.disconnect()  # another network asked for: this attempt is moot
+                return False
             status = self.wlan.status()
             if status == net.STAT_GOT_IP:
                 self._set(CONNECTED, rssi=self._read_rssi())
@@ -150,10 +183,21 @@ class Wifi:
         self._set(FAILED, TIMEOUT if status is None else self._failure(status))
         return False
 
+    async def _pause(self, ms):
+        """Wait ms, or less if reconfigure() is called meanwhile: True then."""
+        try:
+            await asyncio.wait_for_ms(self._restart.wait(), ms)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
     async def _watch(self):
-        # While connected: follow the signal; return when the link is gone.
+        # While connected: follow the signal; return when the link is gone or another network
+        # is asked for.
         while True:
-            await asyncio.sleep_ms(WATCH_MS)
+            if await self._pause(WATCH_MS):
+                self.wlan.disconnect()
+                return
             if not self.wlan.isconnected():
                 self._set(FAILED, self._failure(self.wlan.status()))
                 return
@@ -163,19 +207,54 @@ class Wifi:
 
     async def run(self):
         """Keep the station connected: each failure waits twice as long as the one before it
-        (from backoff_first_ms up to backoff_max_ms), a success starts the count again."""
-        if self.network is None:
+        (from backoff_first_ms up to backoff_max_ms), a success starts the count again.
+        Returns when there is no network to join (reconfigure() starts it again)."""
+        self.running = True
+        try:
+            while self.network is not None:
+                self._restart.clear()
+                if await self.connect():
+                    self.failures = 0
+                    self.retry_ms = 0
+                    await self._watch()
+                    continue  # lost or left: try again at once, then back off
+                if self._restart.is_set():
+                    continue
+                self.retry_ms = min(self.backoff_first_ms << min(self.failures, 16), self.backoff_max_ms)
+                self.failures += 1
+                await self._pause(self.retry_ms)
             self._set(FAILED, NOT_CONFIGURED)
+        finally:
+            self.running = False
+
+    def reconfigure(self, network):
+        """Use another network from now on ((ssid, key), or None for none): run() leaves the one
+        it is on (or its backoff) and joins this one at once, counting failures from zero; a
+        run() that had ended for want of a network is started again. The state is CONNECTING
+        until that first attempt ends (settled())."""
+        self.network = network
+        self.failures = 0
+        self._restart.set()
+        if network is None:
             return
-        while True:
-            if await self.connect():
-                self.failures = 0
-                self.retry_ms = 0
-                await self._watch()
-                continue  # lost: try again at once, then back off
-            self.retry_ms = min(self.backoff_first_ms << min(self.failures, 16), self.backoff_max_ms)
-            self.failures += 1
-            await asyncio.sleep_ms(self.retry_ms)
+        self._set(CONNECTING)
+        if not self.running:
+            asyncio.create_task(self.run())
+
+    async def settled(self, timeout_ms):
+        """After reconfigure(): True once connected, False when the first attempt failed (reason
+        says why) or after timeout_ms."""
+        deadline = time.ticks_add(time.ticks_ms(), timeout_ms)
+        while self.state == CONNECTING:
+            left = time.ticks_diff(deadline, time.ticks_ms())
+            if left <= 0:
+                break
+            self._changed.clear()
+            try:
+                await asyncio.wait_for_ms(self._changed.wait(), left)
+            except asyncio.TimeoutError:
+                break
+        return self.state == CONNECTED
 
     async def wait_connected(self, timeout_ms):
         """True once connected (at once if it is), False after timeout_ms."""

@@ -121,11 +121,12 @@ class ConfirmApplet:
         return reply(SW_OK, self.device_id + struct.pack(">I", self.counter) + mac)
 
 
-def owner_confirm(ui, session, sensor=None, account="", pin_tries=1):
+def owner_confirm(ui, session, sensor=None, account="", pin_tries=1, randomize=True):
     """The handheld's confirm callback: the amount on screen (ui.confirm_amount), then the owner
     proves it is them: by fingerprint when the vault allows it now (lib/ui/fingerprint), else by
-    the PIN on the handheld's own pad (Session.unlock_with_pin wipes it after the check). A
-    Cancel or a timeout refuses; a failed authentication raises OwnerNotAuthenticated."""
+    the PIN on the handheld's own pad (Session.unlock_with_pin wipes it after the check; its
+    digits shuffled unless randomize is False, the terminal app's fixed pad). A Cancel or a
+    timeout refuses; a failed authentication raises OwnerNotAuthenticated."""
     async def confirm(merchant, amount, currency):
         answer = await ui.confirm_amount(merchant, amount, currency, account, title="Confirm")
         if answer is not True:
@@ -139,7 +140,7 @@ def owner_confirm(ui, session, sensor=None, account="", pin_tries=1):
         import vault
 
         for _ in range(pin_tries):
-            pin = await ui.pin_pad("Enter PIN", prompt="to confirm the payment", randomize=True)
+            pin = await ui.pin_pad("Enter PIN", prompt="to confirm the payment", randomize=randomize)
             if not isinstance(pin, bytearray):
                 return False  # CANCEL or TIMEOUT
             try:
