@@ -7,15 +7,22 @@ PIN (55, or 75 at the third wrong one), currency (57), funds (51), then 00 with 
 an authorization code, an RRN and DE55 tag 91 = ARPC || ARC. The HSM work is done before the
 ledger transaction; inside it, the idempotency table is read first: a message already answered
 (same DE41 + DE11 + DE7) gets its first answer back and posts nothing.
+
+Trace: the last TRACE_LEN messages in and out (Host.trace), for the web simulator's ISO 8583
+view (GET /trace on the merchant API). Nothing in it lets a card be used: the PAN is masked
+(first 6, last 4, as the ledger keeps it), track 2 too, the PIN block is never there, the ICC
+data only as its list of tags.
 """
 
 import asyncio
+import collections
 import concurrent.futures
 import datetime
 import itertools
 import logging
 import secrets
 import ssl
+import time
 from dataclasses import dataclass, field
 
 from tools.bank import pki, wire
@@ -368,6 +375,57 @@ class Bank:
 
 # ---- the server --------------------------------------------------------------------------------
 
+TRACE_LEN = 500
+PIN_BLOCK_NOT_SHOWN = "(PIN block, not shown)"
+
+
+def _trace_value(de, value):
+    if de == "2":
+        return mask_pan(value)
+    if de == "35":
+        # PAN, separator (D or =), expiry, service code, discretionary data: only the PAN's
+        # ends are shown, the rest is starred.
+        pan = value[:next((i for i, c in enumerate(value) if not c.isdigit()), len(value))]
+        return mask_pan(pan) + "*" * (len(value) - len(pan))
+    if de == "52":
+        return PIN_BLOCK_NOT_SHOWN
+    if de == "55":
+        n = len(value) // 2
+        try:
+            tags = " ".join("%X" % tag for tag, _ in tlv.decode(bytes.fromhex(value)))
+        except ValueError:  # tlv.TlvError among them
+            return "(%d bytes, not TLV)" % n
+        return "(%d bytes) tags %s" % (n, tags)
+    return value
+
+
+def trace_fields(doc):
+    """A decoded message's data elements as the trace shows them: {"2": "476173******0010", ...}."""
+    return {de: _trace_value(de, value) for de, value in doc.items() if de.isdigit() and de != "1"}
+
+
+class Trace:
+    """The last TRACE_LEN messages, numbered from 0: since(n) gives those from number n on."""
+
+    def __init__(self, size=TRACE_LEN):
+        self.messages = collections.deque(maxlen=size)
+        self.count = 0
+
+    def record(self, direction, serial, raw):
+        entry = {"seq": self.count, "time": time.time(), "dir": direction, "serial": serial}
+        try:
+            doc = wire.decode(raw)
+            entry.update(mti=doc.get("t"), fields=trace_fields(doc))
+        except (wire.WireError, KeyError, ValueError) as e:
+            # Still shown: a message the host could not read is worth seeing (not its bytes).
+            entry.update(mti=None, fields={}, error="%d bytes that do not decode: %s" % (len(raw), e))
+        self.messages.append(entry)
+        self.count += 1
+
+    def since(self, n):
+        return {"next": self.count, "messages": [m for m in self.messages if m["seq"] >= n]}
+
+
 @dataclass
 class Session:
     serial: str
@@ -420,6 +478,7 @@ class Host:
         self.bank = Bank(state.ledger, state.hsm)
         self.pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="bank")
         self.sessions = {}
+        self.trace = Trace()
         self._stan = itertools.count(secrets.randbelow(900000) + 1)
         self.server = None
         self.tasks = set()
@@ -496,6 +555,7 @@ class Host:
                 raw = await wire.read_frame(reader)
                 if raw is None:
                     break
+                self.trace.record("in", serial, raw)
                 out = await self.call(self.bank.handle, serial, raw, device["ikid"])
                 if out.ksn is not None:
                     session.last_ksn = out.ksn
@@ -504,6 +564,7 @@ class Host:
                 elif out.network == SIGN_OFF:
                     session.signed_on = False
                 if out.answer is not None:
+                    self.trace.record("out", serial, out.answer)
                     await session.send(out.answer)
         except (wire.WireError, ConnectionError, asyncio.IncompleteReadError, ssl.SSLError) as e:
             LOG.warning("%s: connection dropped: %s", serial, e)
@@ -525,6 +586,7 @@ class Host:
                "43": req["merchant"][:40].ljust(40), "48": "ORD=" + req["order"],
                "49": req["currency"], "53": ksn.hex()}
         raw = await self.call(wire.encode, doc, lambda data: self.state.hsm.mac(ksn, data))
+        self.trace.record("out", req["device"], raw)
         await session.send(raw)
         LOG.info("%s: 0600 STAN %s pushed request %s", req["device"], stan, req["id"])
 

@@ -1,5 +1,6 @@
 """The merchant HTTP API (aiohttp): create payment requests that the host pushes to a device,
-read them back, and read account balances. JSON in and out; see tools/bank/README.md.
+read them back, and read account balances; and the host's message trace (masked, see
+tools/bank/host.py) for the web simulator. JSON in and out; see tools/bank/README.md.
 """
 
 import datetime
@@ -66,7 +67,15 @@ def make_app(host):
         acct = await host.call(ledger.account, request.match_info["id"])
         return web.json_response(acct) if acct else _error(404, "no such account")
 
+    async def trace(request):
+        try:
+            since = int(request.query.get("since", "0"))
+        except ValueError:
+            return _error(400, "since is a message number")
+        return web.json_response(host.trace.since(since))
+
     app.router.add_post("/payment-requests", create)
+    app.router.add_get("/trace", trace)
     app.router.add_get("/payment-requests/{id}", show)
     app.router.add_get("/accounts/{id}", account)
     return app
