@@ -38,6 +38,7 @@ async def _terminal():
     import parts
     import vault
     from terminal.app import App
+    from terminal.link import Link
     from ui.screens import UI
     from vault.session import Session
 
@@ -51,7 +52,9 @@ async def _terminal():
     sensor = parts.sensor()
     if not (await sensor.self_test())[0]:
         sensor = None  # unlock by PIN only; Settings > Diagnostics says why
-    app = App(UI(display, touch), Session(vault.Vault().open()), sensor, parts.standby_key())
+    ui, store = UI(display, touch), vault.Vault().open()
+    # The bank link runs from here, locked or not: reversals and pushed requests do not wait for the owner.
+    app = App(ui, Session(store), sensor, parts.standby_key(), Link(store, ui))
     await app.run()
 
 

@@ -14,6 +14,11 @@ cancelled at its screen (a step marked critical — a bank or card exchange — 
 lock never leaves a payment half done), the session keeps the operation, and after the owner
 unlocks again it continues at the step where it stopped: the payment confirmation comes back,
 not the home menu.
+
+The link (terminal.link) keeps Wi-Fi and the bank session up from the start, locked or not. A
+payment request the bank pushes interrupts the home menu and shows itself at once; one that
+comes while the terminal is locked is announced on the lock screen and shown after the unlock,
+before whatever the lock interrupted resumes. (In another operation, it waits for the home menu.)
 """
 
 import asyncio
@@ -26,6 +31,18 @@ from vault.crypto import wipe
 
 WATCH_MS = const(250)  # how often the idle timeout and the standby key are looked at
 LOCK_TIMEOUTS_S = (30, 60, 120, 300)
+
+# The home menu after "Pay requests (N)": label, then the operation (module, class) imported
+# when chosen: the heap holds only the flow in use.
+_HOME = (
+    ("Purchase", "terminal.purchase", "Purchase"),
+    ("Balance", "terminal.accounts", "Balance"),
+    ("Transfer", "terminal.accounts", "Transfer"),
+    ("Card mode", "terminal.emulate", "CardMode"),
+    ("History", "terminal.app", "History"),
+    ("Settings", "terminal.app", "Settings"),
+    ("Lock", None, None),
+)
 
 
 class Operation:
@@ -40,6 +57,14 @@ class Operation:
     async def run(self, app):
         while self.step is not None:
             self.step = await getattr(self, self.step)(app)
+
+    async def exchange(self, awaitable):
+        """Await a card or bank exchange: critical, so no lock or standby cuts it short."""
+        self.critical = True
+        try:
+            return await awaitable
+        finally:
+            self.critical = False
 
 
 class _ActivityTouch:
@@ -57,11 +82,12 @@ class _ActivityTouch:
 
 
 class App:
-    def __init__(self, ui, session, sensor=None, standby_key=None):
+    def __init__(self, ui, session, sensor=None, standby_key=None, link=None):
         self.ui = ui
         self.session = session
         self.vault = session.vault
         self.sensor = sensor
+        self.link = link
         self.standby_pressed = False
         ui.touch = _ActivityTouch(ui.touch, session)
         if standby_key is not None:
@@ -69,6 +95,9 @@ class App:
         # [(operation, task, started unlocked)], outermost first, while operations run (owner
         # setup runs locked: a lock has nothing of it to end)
         self._running = []
+        # (task, link.arrivals when drawn) while the home menu or the lock screen waits: a
+        # request pushed since ends it (the watcher cancels the task), to be shown or announced
+        self._alertable = None
 
     def _standby(self, _pin):
         # In interrupt context: only note it; the watcher locks when no critical step runs.
@@ -90,14 +119,33 @@ class App:
                 # it awaits). Again at every tick until it has ended: MicroPython's wait_for
                 # swallows a cancel that comes just as its own timeout expires.
                 running[0][1].cancel()
+            alertable, link = self._alertable, self.link
+            if alertable is not None and link is not None and link.arrivals != alertable[1]:
+                alertable[0].cancel()  # again at every tick until it has ended, as above
+
+    async def alertable(self, screen):
+        """Await a screen (the home menu, the lock screen) that a pushed request's arrival
+        ends: its task (not the app's main one) is cancelled then."""
+        task = asyncio.current_task()
+        if self.link is None or task is None:
+            return await screen
+        self._alertable = (task, self.link.arrivals)
+        try:
+            return await screen
+        finally:
+            self._alertable = None
 
     async def run(self):
         watcher = asyncio.create_task(self._watch())
+        if self.link is not None:
+            self.link.start()
         try:
             while True:
                 await self.once()
         finally:
             watcher.cancel()
+            if self.link is not None:
+                self.link.stop()
 
     async def once(self):
         """One screen of the lifecycle (see the module's docstring)."""
@@ -114,9 +162,19 @@ class App:
                                   remedy="It is set up at the factory or by your bank: bring it back to them.",
                                   error=True, timeout_ms=600_000)
         elif not self.vault.unlocked:
-            await self.unlock()
+            try:
+                await asyncio.create_task(self.unlock())  # a task of its own: see alertable()
+            except asyncio.CancelledError:
+                pass  # a request came: the lock screen again, announcing it
         else:
-            await self.perform(self.session.operation or Home())
+            request = self.link.fresh() if self.link is not None else None
+            if request is not None:
+                from terminal.pay import PayRequest
+
+                # Before what a lock interrupted, which resumes after it (perform's parent).
+                await self.perform(PayRequest(request))
+            else:
+                await self.perform(self.session.operation or Home())
 
     async def perform(self, operation):
         """Run an operation (inside another's step, or on its own) until it ends, or until a
@@ -145,8 +203,14 @@ class App:
         choices = ["PIN"]
         if self.sensor is not None and vault.fingers and vault.fingerprint_allowed():
             choices.insert(0, "Fingerprint")
-        title = "Locked" if self.session.lock_reason is None else "Locked (%s)" % self.session.lock_reason
-        answer = await self.ui.menu(title, choices, timeout_ms=600_000)
+        waiting = len(self.link.requests) if self.link is not None else 0
+        if waiting:
+            title = "Locked: %d request%s" % (waiting, "" if waiting == 1 else "s")
+        elif self.session.lock_reason is None:
+            title = "Locked"
+        else:
+            title = "Locked (%s)" % self.session.lock_reason
+        answer = await self.alertable(self.ui.menu(title, choices, timeout_ms=600_000))
         if answer in (CANCEL, TIMEOUT):
             return
         if choices[answer] == "Fingerprint":
@@ -155,16 +219,24 @@ class App:
             await fingerprint.unlock(self.ui, self.sensor, self.session)
             return
         pin = await self.ui.pin_pad("Unlock", prompt="Enter your PIN")
-        if pin in (CANCEL, TIMEOUT):
-            return
-        try:
-            self.session.unlock_with_pin(pin)
-        except V.WrongPin as e:
-            await self.ui.message("Wrong PIN", "That PIN is not right.",
-                                  remedy="%d attempt%s left before the terminal is blocked."
-                                  % (e.attempts_left, "" if e.attempts_left == 1 else "s"), error=True)
-        except V.Blocked:
-            pass  # the next screen is the blocked one
+        if pin not in (CANCEL, TIMEOUT):
+            await pin_checked(self.ui, self.session.unlock_with_pin, pin)
+
+
+async def pin_checked(ui, check, pin):
+    """check(pin) with the owner's PIN (a bytearray check wipes, as Session's do): True if it
+    was right, else False after the wrong-PIN screen (or when it blocked the vault: the next
+    screen is the blocked one)."""
+    try:
+        check(pin)
+        return True
+    except V.WrongPin as e:
+        await ui.message("Wrong PIN", "That PIN is not right.",
+                         remedy="%d attempt%s left before the terminal is blocked."
+                         % (e.attempts_left, "" if e.attempts_left == 1 else "s"), error=True)
+    except V.Blocked:
+        pass
+    return False
 
 
 async def _two_pins(ui, title, first, second):
@@ -207,19 +279,35 @@ class OwnerSetup(Operation):
         return None
 
 
+async def _perform(app, module, name):
+    """Run the operation module.name, imported now; a firmware without it says so."""
+    try:
+        operation = getattr(__import__(module, None, None, (name,)), name)
+    except ImportError:
+        await app.ui.message("Not available", "This terminal's firmware has no %s." % name,
+                             remedy="Have the firmware updated.", error=True)
+        return
+    await app.perform(operation())
+
+
 class Home(Operation):
     """The home menu: each entry is an operation of its own."""
 
     async def start(self, app):
-        entries = [("History", History), ("Settings", Settings), ("Lock", None)]
-        answer = await app.ui.menu("Pocket Terminal", [label for label, _ in entries], timeout_ms=600_000)
+        link = app.link
+        if link is not None and link.waiting:
+            return None  # App.once() shows it, then the home menu again
+        entries = list(_HOME)
+        if link is not None and link.requests:
+            entries.insert(0, ("Pay requests (%d)" % len(link.requests), "terminal.pay", "PayRequests"))
+        answer = await app.alertable(app.ui.menu("Pocket Terminal", [e[0] for e in entries], timeout_ms=600_000))
         if answer in (CANCEL, TIMEOUT):
             return "start"
-        operation = entries[answer][1]
-        if operation is None:
+        _, module, name = entries[answer]
+        if module is None:
             app.session.lock("locked by you")
             return None
-        await app.perform(operation())
+        await _perform(app, module, name)
         return "start"
 
 
@@ -254,13 +342,18 @@ class History(Operation):
 
 class Settings(Operation):
     async def start(self, app):
-        entries = [("Change PIN", "change_pin"), ("Lock timeout", "lock_timeout"), ("Diagnostics", "diagnostics")]
+        entries = [("Wi-Fi", "wifi"), ("Change PIN", "change_pin"), ("Lock timeout", "lock_timeout"),
+                   ("Diagnostics", "diagnostics")]
         if app.sensor is not None:
-            entries.insert(1, ("Fingerprints", "fingerprints"))
+            entries.insert(2, ("Fingerprints", "fingerprints"))
         answer = await app.ui.menu("Settings", [label for label, _ in entries])
         if answer in (CANCEL, TIMEOUT):
             return None
         return entries[answer][1]
+
+    async def wifi(self, app):
+        await _perform(app, "terminal.wifi_settings", "WifiSettings")
+        return "start"
 
     async def change_pin(self, app):
         pins = await _two_pins(app.ui, "Change PIN", "Your current PIN", "The new PIN")

@@ -79,6 +79,7 @@ class Status:
 
     def __init__(self):
         self.wifi = None  # None: no network; else signal bars 0..4
+        self.bank = None  # what the way to the bank lacks ("no bank", "offline"), None if nothing
         self.battery = None  # percent, or None if unknown
         self.locked = True
 
@@ -98,8 +99,10 @@ class StatusBar:
             x, y = 8 + 6 * i - ox, 18 - h - oy
             lit = s.wifi is not None and i < s.wifi
             fb.fill_rect(x, y, 4, h, theme.TEXT if lit else theme.MUTED)
-        if s.wifi is None:
-            small.draw(fb, "no network", 36 - ox, 4 - oy, theme.MUTED, canvas.palette)
+        # Beside the bars, what a payment needs next: a network, a bank set up, its session.
+        lacks = "no network" if s.wifi is None else s.bank
+        if lacks:
+            small.draw(fb, lacks, 36 - ox, 4 - oy, theme.MUTED, canvas.palette)
         # The lock: a shackle over a body; unlocked, the shackle swings open to the right.
         lx = 132 - ox
         fb.rect(lx + (2 if s.locked else 8), 3 - oy, 8, 8, theme.TEXT)
@@ -149,6 +152,11 @@ class UI:
         line.update(more)
         self.title = title
         print("screen", json.dumps(line))
+
+    def redraw_status(self):
+        """The status bar alone, drawn again over the screen shown (its state changed)."""
+        bar = StatusBar(self.status)
+        self.canvas.render([bar], bar.bounds)
 
     def _frame(self, title):
         items = []  # every screen: the status bar, then its title if it has one

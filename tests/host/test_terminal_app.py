@@ -53,6 +53,12 @@ def menu_entries(device):
     return [(120, status + 44 + i * (target + 10) + target // 2) for i in range(3)]
 
 
+def more_button(device):
+    """The centre of a menu's "More" (its next page), from the device's theme (asked before the app runs)."""
+    width, height, margin, target = device.eval("(theme.WIDTH, theme.HEIGHT, theme.MARGIN, theme.TARGET)")
+    return width - margin - 52, height - target - 8 + target // 2
+
+
 def type_pin(vdevice, keys):
     drawn = commands(vdevice)
     tap_keys(vdevice, keys, PIN)
@@ -64,12 +70,14 @@ def test_owner_setup_then_a_lock_resumes_where_it_stopped(vdevice, terminal, tmp
     device = terminal
     keys = {label: cell for cell, label in key_cells(device)}
     entries = menu_entries(device)
+    more = more_button(device)
     drawn = commands(vdevice)
     device.transport.exec_raw_no_follow("asyncio.run(app.run())")
     drawn_since(vdevice, drawn)  # "Choose a PIN"
     type_pin(vdevice, keys)  # the PIN, then the same again
     type_pin(vdevice, keys)  # -> the home menu
-    tap_and_wait(vdevice, *entries[1])  # Settings
+    tap_and_wait(vdevice, *more)  # Purchase, Balance, Transfer | Card mode, History, Settings
+    tap_and_wait(vdevice, *entries[2])  # Settings
     settings = screen_rows(vdevice, tmp_path, "settings")
 
     drawn = commands(vdevice)

@@ -1,0 +1,124 @@
+"""The terminal's way to its bank: Wi-Fi and the uplink, kept running from the start.
+
+    link = Link(vault, ui)              # /config/bank.json and /config/wifi.json
+    link.start()                        # tasks: Wi-Fi, the uplink, pushed requests, status bar
+    up = await link.ready(5000)         # the Uplink, signed on; else errors.NoNetwork says why
+    link.requests                       # pushed uplink.Request objects waiting, oldest first
+    req = link.fresh()                  # the oldest the owner has not been shown yet, or None
+
+Both run whether the owner has unlocked or not: a reversal waits to be sent, a request may be
+pushed, and neither needs the owner's keys (DUKPT and TLS use the vault's device entries).
+The status bar follows the radio's bars and the bank session, redrawn where it changes.
+
+/config/bank.json (written by tools.provision inject once its TLS test signed on):
+    {"host": "localhost", "port": 8583, "serial": "PT000001", "merchant": "PT000001", "currency": "978"}
+No file: no bank ("no bank" on the status bar, every bank flow fails with NoNetwork saying so).
+"""
+
+import json
+
+import asyncio
+from micropython import const
+
+from terminal import errors
+
+CONFIG = "/config/bank.json"
+STATUS_MS = const(1000)  # how often the status bar's Wi-Fi and bank state are looked at
+
+
+def load(path=CONFIG):
+    """The bank's configuration, or None if the terminal has none (or an unreadable one)."""
+    try:
+        with open(path) as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return None
+    # The keys Uplink cannot do without.
+    return config if all(key in config for key in ("host", "port", "serial")) else None
+
+
+class Link:
+    def __init__(self, vault, ui, config=None, wifi=None):
+        import wifi as wifi_module
+
+        self.ui = ui
+        self.wifi = wifi or wifi_module.Wifi()
+        self.uplink = None
+        config = config or load()
+        if config is not None:
+            from uplink import Uplink
+
+            self.uplink = Uplink(vault, config, wifi=self.wifi)
+        self.requests = []
+        self.arrivals = 0  # requests pushed since the start (the app sees a new one by it)
+        self._fresh = []
+        self._tasks = []
+
+    def start(self):
+        self._tasks = [asyncio.create_task(self.wifi.run()), asyncio.create_task(self._status())]
+        if self.uplink is not None:
+            self._tasks.append(asyncio.create_task(self.uplink.run()))
+            self._tasks.append(asyncio.create_task(self._collect(self.uplink)))
+
+    def stop(self):
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
+
+    async def _collect(self, up):
+        while True:
+            request = await up.next_request()
+            self.requests.append(request)
+            self._fresh.append(request)
+            self.arrivals += 1
+
+    def fresh(self):
+        """The oldest request pushed since the owner was last shown one (then it is not fresh)."""
+        return self._fresh.pop(0) if self._fresh else None
+
+    @property
+    def waiting(self):
+        """True while a pushed request has not been shown to the owner."""
+        return bool(self._fresh)
+
+    def done(self, request):
+        """A request answered (paid or refused) or gone at the bank: off the list."""
+        if request in self.requests:
+            self.requests.remove(request)
+        if request in self._fresh:
+            self._fresh.remove(request)
+
+    def _state(self):
+        import wifi
+
+        bars = self.wifi.detail() if self.wifi.state == wifi.CONNECTED else None
+        bank = "no bank" if self.uplink is None else None if self.uplink.connected else "offline"
+        return bars, bank
+
+    async def _status(self):
+        status = self.ui.status
+        while True:
+            bars, bank = self._state()
+            if (bars, bank) != (status.wifi, status.bank):
+                status.wifi, status.bank = bars, bank
+                self.ui.redraw_status()
+            await asyncio.sleep_ms(STATUS_MS)
+
+    async def ready(self, timeout_ms=5000):
+        """The Uplink once signed on (waiting up to timeout_ms for it), else errors.NoNetwork
+        (or the failure the uplink's last error names: keys used up, bank not trusted)."""
+        up = self.uplink
+        if up is None:
+            raise errors.NoNetwork("This terminal is not set up for a bank.",
+                                   remedy="Your bank sets it up: bring the terminal to them.")
+        if await up.wait_ready(timeout_ms):
+            return up
+        import uplink
+        import wifi
+
+        if isinstance(up.error, (uplink.NeedsProvisioning, uplink.CertificateError, uplink.TlsError)):
+            raise errors.failure(up.error)
+        if self.wifi.state != wifi.CONNECTED:
+            raise errors.NoNetwork("No Wi-Fi: %s." % (self.wifi.reason or "the radio is off"))
+        raise errors.NoNetwork("The bank does not answer on the network.",
+                               remedy="Try again in a moment; if it persists, check Settings > Wi-Fi.")

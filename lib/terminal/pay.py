@@ -1,0 +1,126 @@
+"""Paying what the bank pushed: a merchant's payment request (order, merchant, amount).
+
+    PayRequest(request)   the request on screen ("Payment request"): Confirm pays it from the
+                          default bound account after the owner's fingerprint or PIN; Cancel
+                          opens "Pay with": another owner account, "A card" (read on the spot,
+                          online PIN on the keypad), or "Refuse" (0620: the merchant is told).
+                          Back there leaves it waiting in the home menu's "Pay requests (N)".
+    PayRequests()         that list of waiting requests, oldest first.
+
+A request leaves the list when it is paid or refused, or when the bank says it is no longer
+payable (response code 12: paid, refused or expired); after a decline for funds, a wrong PIN
+or no answer (the payment reversed) it stays, to be paid another way or later.
+"""
+
+from terminal import errors, receipt
+from terminal.accounts import OWNER, bound, confirm_owner
+from terminal.app import Operation
+from ui.screens import CANCEL, TIMEOUT, format_amount
+
+GONE = "12"  # the bank's answer for a request no longer payable
+
+
+class PayRequests(Operation):
+    async def start(self, app):
+        requests = app.link.requests
+        if not requests:
+            return None
+        answer = await app.ui.menu("Pay requests", ["%s %s" % (format_amount(r.amount, receipt.alpha(r.currency)),
+                                                               r.merchant) for r in requests])
+        if answer in (CANCEL, TIMEOUT):
+            return None
+        await app.perform(PayRequest(requests[answer]))
+        return "start"
+
+
+class PayRequest(Operation):
+    """One request; self.paying: (id, record) of the owner account chosen to pay it."""
+
+    def __init__(self, request):
+        super().__init__()
+        self.request = request
+
+    async def start(self, app):
+        req = self.request
+        accounts = bound(app.vault, OWNER)
+        default = accounts[0] if accounts and accounts[0][1].get("default") else None
+        answer = await app.ui.confirm_amount(req.merchant, req.amount, receipt.alpha(req.currency),
+                                             default[1]["name"] if default else None, title="Payment request")
+        if answer is True and default is not None:
+            self.paying = default
+            return "confirm"
+        return None if answer == TIMEOUT else "choose"
+
+    async def choose(self, app):
+        accounts = bound(app.vault, OWNER)
+        answer = await app.ui.menu("Pay with", [record["name"] for _, record in accounts] + ["A card", "Refuse"])
+        if answer in (CANCEL, TIMEOUT):
+            return None  # waits in "Pay requests (N)"
+        if answer > len(accounts):
+            return "refuse"
+        if answer == len(accounts):
+            return "card"
+        self.paying = accounts[answer]
+        return "confirm"
+
+    async def confirm(self, app):
+        return "from_account" if await confirm_owner(app) else "start"
+
+    async def _settle(self, app, pay):
+        """await pay(uplink) and settle the outcome: what it returned (None: the owner gave up
+        before anything was sent), or the Failure it raised. Once sent, a lock no longer
+        resumes this operation (it is done), and the request leaves the list if paid or gone."""
+        try:
+            up = await app.link.ready()
+            outcome = await pay(up)
+        except Exception as e:
+            outcome = errors.failure(e)
+        if outcome is not None:
+            self.step = None
+            if not isinstance(outcome, errors.Failure) or getattr(outcome, "rc", None) == GONE:
+                app.link.done(self.request)
+        return outcome
+
+    async def _answered(self, exchange):
+        return errors.answered(await self.exchange(exchange))
+
+    async def from_account(self, app):
+        req, (account_id, record) = self.request, self.paying
+        app.ui.progress("Authorising", "Paying %s from %s" % (req.merchant, record["name"]))
+        answer = await self._settle(app, lambda up: self._answered(up.pay_request(req, account=account_id)))
+        if isinstance(answer, errors.Failure):
+            await receipt.failed(app, "Request", req.amount, req.currency, req.merchant, answer, account=record["name"])
+        else:
+            await receipt.approved(app, "Request", req.amount, req.currency, req.merchant, answer,
+                                   account=record["name"])
+        return None
+
+    async def card(self, app):
+        from terminal.card import pay_by_card
+
+        req = self.request
+        paid = await self._settle(app, lambda up: pay_by_card(
+            app, self, req.amount, req.currency, lambda result, pin: up.pay_request(req, card=result, pin=pin)))
+        if paid is None:
+            return "choose"  # no card after all
+        if isinstance(paid, errors.Failure):
+            await receipt.failed(app, "Request", req.amount, req.currency, req.merchant, paid)
+        else:
+            answer, result = paid
+            await receipt.approved(app, "Request", req.amount, req.currency, req.merchant, answer, card=result.pan)
+        return None
+
+    async def refuse(self, app):
+        from terminal.history import History
+
+        req = self.request
+        app.ui.progress("Refusing", "Telling %s you will not pay" % req.merchant)
+        answer = await self._settle(app, lambda up: self._answered(up.refuse_request(req)))
+        if isinstance(answer, errors.Failure):
+            await errors.show(app.ui, answer)
+            return None
+        History(app.vault).add("Request", req.amount, receipt.alpha(req.currency), req.merchant, "refused",
+                               reference=req.id)
+        await app.ui.message("Refused", "%s was told you will not pay %s." % (
+            req.merchant, format_amount(req.amount, receipt.alpha(req.currency))), timeout_ms=30_000)
+        return None
