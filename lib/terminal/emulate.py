@@ -77,9 +77,7 @@ class CardMode(Operation):
 
     async def transit(self, app):
         from nfc import Router
-        from nfc.transit import TransitApplet
-        from terminal.history import History
-        from terminal.receipt import alpha
+        from nfc.transit import EUR, TransitApplet
         from vault.crypto import wipe
 
         key = applet_key(app.vault, TRANSIT_LABEL)
@@ -90,13 +88,15 @@ class CardMode(Operation):
                                      remedy="Ask the transit operator to issue the card again.", error=True)
                 return "start"
             seen = applet.counter
-            currency = alpha(str(applet.currency))
+            currency = "EUR" if applet.currency == EUR else str(applet.currency)
 
             def describe():
                 nonlocal seen
                 # Each debit a gate made since the last look, oldest first, into History.
                 for counter, amount, balance, terminal in reversed(applet.log):
                     if counter > seen:
+                        from terminal.history import History
+
                         History(app.vault).add("Transit", amount, currency, "Gate %08X" % terminal, "approved",
                                                reference="#%d" % counter)
                         self.note = "Paid %s at gate %08X." % (format_amount(amount, currency), terminal)
