@@ -1,0 +1,191 @@
+"""Card mode end to end on the demo terminal (terminalfix): the handheld as a contactless card
+for the rig's scripted reader (tools/rig/pn532.py: reader, reader_log, reader_leave).
+
+The applets' keys are computed here as the issuer computes them (terminal/emulate.py): the unit's
+issuer.unblock unsealed from the bank's HSM state (what tools.provision inject recorded), then
+HMAC-SHA256 with the applet's label. A gate's DEBIT MACs and a shop's check of the approval use
+them, so the device's keys are the issuer's, not just self-consistent."""
+
+import hashlib
+import hmac
+import json
+import struct
+import time
+
+from terminalfix import terminal  # noqa: F401 (the fixture)
+from tools import demo
+from tools.bank.state import State
+
+TRANSIT_AID = b"\xf0PT-TRANSIT"
+CONFIRM_AID = b"\xf0PT-CONFIRM"
+GATE = 0xA1B2C3D4
+NONCE = bytes.fromhex("0102030405060708")
+
+
+def issuer_key(bank_dir, label, serial=demo.SERIAL):
+    """The applet key of the unit `serial`, derived on the issuer's side."""
+    record = json.loads((bank_dir / "factory" / (serial + ".json")).read_text())
+    state = State(bank_dir)
+    try:
+        unblock = state.hsm.unseal(bytes.fromhex(record["unblock_sealed"]),
+                                   b"issuer.unblock " + serial.encode() + bytes((record["generation"],)))
+    finally:
+        state.close()
+    return hmac.new(unblock, label, hashlib.sha256).digest()
+
+
+def mac(key, *parts, n=8):
+    return hmac.new(key, b"".join(parts), hashlib.sha256).digest()[:n]
+
+
+def apdu(head, data=b"", le=True):
+    return bytes.fromhex(head) + (bytes((len(data),)) + data if data else b"") + (b"\x00" if le else b"")
+
+
+def select(aid):
+    return apdu("00A40400", aid)
+
+
+def debit(key, card_id, counter, amount):
+    return apdu("80540000", struct.pack(">II", amount, GATE) + NONCE
+                + mac(key, b"PT-DEBIT", card_id, struct.pack(">III", counter, amount, GATE), NONCE))
+
+
+def prepare(amount, merchant):
+    m = merchant.encode()
+    return apdu("80100000", struct.pack(">I", amount) + b"EUR" + NONCE + bytes((len(m),)) + m)
+
+
+def reader(t, script):
+    """A reader comes into the field and runs the script against the handheld (it stays there
+    until leave(t))."""
+    t.rig.call("do", name="nfc", action="reader", apdus=[a.hex() for a in script])
+
+
+def answers(t, n, timeout=20):
+    """[(apdu, response)] once the reader has n answers."""
+    deadline = time.monotonic() + timeout
+    while len(log := t.rig.call("do", name="nfc", action="reader_log")) < n:
+        assert time.monotonic() < deadline, "the reader got %d answers of %d" % (len(log), n)
+        time.sleep(0.05)
+    return [(bytes.fromhex(a), bytes.fromhex(r)) for a, r in log]
+
+
+def gate(t, script):
+    reader(t, script)
+    return answers(t, len(script))
+
+
+def leave(t):
+    t.rig.call("do", name="nfc", action="reader_leave")
+
+
+def target_mode(t):
+    return t.rig.call("model", name="nfc")["target_mode"]
+
+
+def screen_with(t, title, words):
+    return t.screen(lambda s: s["title"] == title and words in s.get("text", ""))
+
+
+def card_mode(t, entry):
+    t.choose("Card mode")
+    t.screen("Card mode")
+    t.tap(entry)
+
+
+def test_a_gate_debits_the_transit_card_while_the_handheld_shows_it(terminal):
+    t = terminal
+    key = issuer_key(t.bank.dir, b"PT-NFC-TRANSIT-1")
+    # A top-up of €10.00 on the unit (the bank's top-up flow is not part of the terminal yet).
+    card_id = bytes.fromhex(t.device.exec(
+        "import vault\nfrom terminal.emulate import applet_key, TRANSIT_LABEL\nfrom nfc.transit import TransitApplet\n"
+        "a = TransitApplet(applet_key(vault.Vault().open(), TRANSIT_LABEL))\na.credit(1000)\nprint(a.card_id.hex())"
+    ).strip())
+    t.restart()
+    t.unlock()
+    card_mode(t, "Transit card")
+    screen_with(t, "Transit card", "Balance €10.00.")
+
+    log = gate(t, [select(TRANSIT_AID), apdu("805C0000"), debit(key, card_id, 0, 250)])
+    (_, fci), (_, balance), (_, receipt) = log
+    assert fci[-2:] == b"\x90\x00" and card_id in fci
+    assert balance == struct.pack(">IIH", 1000, 0, 978) + b"\x90\x00"
+    assert receipt[:8] == struct.pack(">II", 750, 1) and receipt[-2:] == b"\x90\x00"
+    assert receipt[8:16] == mac(key, b"PT-RECEIPT", card_id, struct.pack(">IIII", 1, 250, 750, GATE), NONCE)
+    screen_with(t, "Transit card", "Paid €2.50 at gate A1B2C3D4. Balance €7.50.")
+    leave(t)
+
+    # The next gate: the same DEBIT replayed is refused (6982), a new one goes through.
+    log = gate(t, [select(TRANSIT_AID), debit(key, card_id, 0, 250), debit(key, card_id, 1, 120)])
+    assert [r[-2:].hex() for _, r in log] == ["9000", "6982", "9000"]
+    screen_with(t, "Transit card", "Paid €1.20 at gate A1B2C3D4. Balance €6.30.")
+    leave(t)
+
+    # Back: the PN532 is no longer a card; History has both debits.
+    t.tap("Back")
+    t.screen("Card mode")
+    assert target_mode(t) is None
+    t.tap("Back")
+    t.screen("Pocket Terminal")
+    t.choose("History")
+    history = t.screen("History")
+    assert {"€1.20 Gate A1B2C3D4", "€2.50 Gate A1B2C3D4"} <= set(history["buttons"])
+    t.tap("Back")
+    t.screen("Pocket Terminal")
+
+
+def test_a_lock_ends_card_mode_and_the_pn532_is_not_left_a_target(terminal):
+    t = terminal
+    card_mode(t, "Transit card")
+    t.screen("Transit card")
+    assert target_mode(t) is not None  # waiting for a reader
+    t.standby()
+    t.screen(lambda s: s["title"].startswith("Locked"))
+    deadline = time.monotonic() + 5
+    while target_mode(t) is not None:
+        assert time.monotonic() < deadline, "the PN532 stayed in target mode after the lock"
+        time.sleep(0.1)
+    # After the PIN the owner is back in card mode, a card again.
+    t.tap("PIN")
+    t.screen("Unlock")
+    t.type_pin(demo.DEMO_PIN)
+    t.screen("Card mode")
+    t.tap("Back")
+    t.screen("Pocket Terminal")
+
+
+def test_a_shop_asks_the_owner_who_approves_with_the_pin_or_refuses(terminal):
+    t = terminal
+    key = issuer_key(t.bank.dir, b"PT-NFC-CONFIRM-1")
+    device_id = demo.SERIAL.encode()
+    card_mode(t, "Shop confirmation")
+    t.screen("Shop confirmation")
+
+    reader(t, [select(CONFIRM_AID), prepare(1250, "Corner Bakery")])
+    shown = t.screen("Confirm")
+    assert shown["text"] == "€12.50 to Corner Bakery"
+    t.tap("Confirm")
+    t.screen("Enter PIN")
+    t.type_pin(demo.DEMO_PIN)
+    screen_with(t, "Shop confirmation", "Approved: €12.50 to Corner Bakery.")
+    log = answers(t, 2)
+    approval = log[1][1]
+    assert approval[-2:] == b"\x90\x00" and len(approval) == 30 and approval[:8] == device_id
+    counter = struct.unpack(">I", approval[8:12])[0]
+    m = b"Corner Bakery"
+    # The shop's check: nfc.confirm.approval_mac's formula under the issuer's key.
+    assert approval[12:28] == mac(key, b"PT-CONFIRM", device_id, struct.pack(">II", counter, 1250), b"EUR",
+                                  bytes((len(m),)), m, NONCE, n=16)
+    leave(t)
+
+    # Refused on the handheld: the shop gets 6985 and no MAC.
+    reader(t, [select(CONFIRM_AID), prepare(99900, "Mallory Mart")])
+    assert t.screen("Confirm")["text"] == "€999.00 to Mallory Mart"
+    t.tap("Cancel")
+    screen_with(t, "Shop confirmation", "Refused: €999.00 to Mallory Mart.")
+    assert answers(t, 2)[1][1] == b"\x69\x85"
+    leave(t)
+    t.tap("Back")
+    t.screen("Card mode")
+    assert target_mode(t) is None
