@@ -1,4 +1,4 @@
-"""Benchmarks that print figures: `python -m tools.bench vdevice|pystone|pin|screens|nfc|contact|emv`.
+"""Benchmarks that print figures: `python -m tools.bench vdevice|pystone|pin|screens|nfc|contact|emv|flows`.
 
 vdevice: what the virtual handheld itself costs, so that figures measured on it can be read:
 start-up, soft reset, a REPL round trip, an I2C transaction against its wire time, and the heap
@@ -22,6 +22,10 @@ contact: the same over the contact slot, at the initial etu and after PPS.
 emv: the EMV kernel (lib/emv) in a contact and a contactless transaction with the rig's test
 card: the kernel's own CPU time (host, ESP32 estimate), the transaction over the real
 interface (total, wire), and the kernel's working set.
+
+flows: a contactless purchase and a pushed request paid from the owner's account, end to end
+against the bank host: firmware CPU (host, ESP32 estimate), wire, network and card-in-field
+time, and each flow's heap working set (tools/flowbench.py).
 """
 
 import argparse
@@ -466,8 +470,13 @@ def bench_emv():
             dev.close()
 
 
+def bench_flows():
+    from tools import flowbench
+    flowbench.main()
+
+
 BENCHES = {"vdevice": bench_vdevice, "pystone": bench_pystone, "pin": bench_pin, "screens": bench_screens,
-           "nfc": bench_nfc, "contact": bench_contact, "emv": bench_emv}
+           "nfc": bench_nfc, "contact": bench_contact, "emv": bench_emv, "flows": bench_flows}
 
 
 def main(argv=None):
