@@ -101,6 +101,10 @@ class Flash:
         if size == 0 or size % BLOCK_SIZE:
             raise ValueError("size %d is not a whole number of %d-byte blocks" % (size, BLOCK_SIZE))
         self.blocks = size // BLOCK_SIZE
+        # Preallocated: LittleFS calls these while the application's heap may be fragmented,
+        # and a real board's flash driver allocates nothing per operation either.
+        self._erased = b"\xff" * BLOCK_SIZE
+        self._old = bytearray(BLOCK_SIZE)
 
     def readblocks(self, block, buf, offset=0):
         self.f.seek(block * BLOCK_SIZE + offset)
@@ -111,9 +115,10 @@ class Flash:
             for i in range(len(buf) // BLOCK_SIZE):
                 self.ioctl(6, block + i)
             offset = 0
-        old = bytearray(len(buf))
+        n = len(buf)
+        old = memoryview(self._old)[:n] if n <= BLOCK_SIZE else bytearray(n)
         self.readblocks(block, old, offset)
-        for i in range(len(buf)):
+        for i in range(n):
             old[i] &= buf[i]
         self._program(block * BLOCK_SIZE + offset, old)
 
@@ -123,7 +128,7 @@ class Flash:
         if op == 5:  # block size
             return BLOCK_SIZE
         if op == 6:  # erase
-            self._program(arg * BLOCK_SIZE, b"\xff" * BLOCK_SIZE)
+            self._program(arg * BLOCK_SIZE, self._erased)
         return 0
 
     def _program(self, pos, data):
