@@ -1,0 +1,191 @@
+"""Card purchase (reader mode) end to end: the demo terminal (terminalfix) with the rig's EMV test
+cards (tools/emvcard) in its slot and on its antenna, the real bank host behind its Wi-Fi. The
+owner types the amount, the card is inserted or tapped, the PIN typed on the device's keypad;
+what counts is what the screens say and what the bank's ledger shows afterwards.
+
+The tests run in order on one terminal and one rig (the cards keep their counters): each starts
+and ends at the home menu, and takes the card away at its end.
+"""
+
+import functools
+import time
+
+import pytest
+
+import emvfix
+import terminalfix
+from terminalfix import TAP_EVERY_MS
+from tools import demo
+from tools.vdevice.spawn import VDeviceProcess
+
+VISA = "emv:visa-classic"
+VISA_ACCOUNT = demo.card_account("visa-classic")
+MC_ACCOUNT = demo.card_account("mastercard-sda")
+
+
+@pytest.fixture(scope="module")
+def shop(firmware_image, tmp_path_factory):
+    """terminalfix's terminal, on a 512K heap as the kernel tests run (emvfix.TEST_HEAP: on the
+    unix port the drivers, the app and the kernel are bytecode in the heap, frozen in flash on
+    the board; the session's 256K runs out at the first vault commit with every task running),
+    with the kernel's CA key file, unlocked and signed on."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(terminalfix, "VDeviceProcess", functools.partial(VDeviceProcess, heap=emvfix.TEST_HEAP))
+        t = terminalfix.Terminal(tmp_path_factory.mktemp("terminal-card"), firmware_image)
+    try:
+        # The kernel's CA key file (tools.demo.personalize does not write it yet).
+        dev = t.device
+        dev.makedirs(emvfix.CAPK_PATH.rsplit("/", 1)[0])
+        dev.write_file(emvfix.CAPK_PATH, emvfix.capk_json())
+        t.restart()
+        t.unlock()
+        t.signed_on()
+        yield t
+    finally:
+        t.close()
+
+
+def start(t, digits):
+    """From the home menu: Purchase, the amount typed, OK; returns the waiting screen."""
+    t.choose("Purchase")
+    keys = t.screen("Amount")["buttons"]
+    for i, key in enumerate(list(digits) + ["OK"]):
+        x, y, w, h = keys[key]
+        t.tap_at(x + w // 2, y + h // 2, after_ms=TAP_EVERY_MS * i)
+    return t.screen("Insert or tap card")
+
+
+def done(t, title, timeout=30):
+    """The result screen `title`, read, OK tapped, back at the home menu; returns the result."""
+    try:
+        result = t.screen(title, timeout)
+    except AssertionError:
+        print("the bank's log, its end:\n" + t.bank.log()[-3000:])
+        raise
+    t.tap("OK")
+    t.screen("Pocket Terminal")
+    return result
+
+
+def field_off(t):
+    deadline = time.monotonic() + 5
+    while t.rig.call("model", name="nfc")["field"]:
+        assert time.monotonic() < deadline, "the NFC field stayed on"
+        time.sleep(0.1)
+    return True
+
+
+def test_contact_purchase_with_offline_pin_approved(shop):
+    t = shop
+    before = t.ledger()
+    waiting = start(t, "1250")
+    assert "€12.50" in waiting["text"] and "Cancel" in waiting["buttons"]
+    t.insert(VISA)
+    assert t.screen("Card PIN")["pin_pad"]  # visa-classic's CVM list: offline plaintext PIN first
+    t.type_pin("1234")
+    t.screen("Authorising")
+    approved = done(t, "Approved")
+    t.remove_card()
+    assert "€12.50" in approved["text"] and "•••• 0010" in approved["text"], approved
+    assert "4761739001010010" not in t.log()  # the full PAN is never shown nor printed
+    after = t.ledger()
+    assert after[demo.SHOP] - before[demo.SHOP] == 1250
+    assert before[VISA_ACCOUNT] - after[VISA_ACCOUNT] == 1250
+    assert field_off(t)
+    # History: the purchase with the masked card number and the bank's reference.
+    t.choose("History")
+    entries = t.screen("History")["buttons"]
+    assert "€12.50 Purchase" in entries
+    t.tap("€12.50 Purchase")
+    entry = t.screen("Purchase")
+    assert entry["text"].startswith("Purchase, approved. •••• 0010 "), entry
+    t.tap("OK")
+    t.screen("History")
+    t.tap("Back")
+    t.screen("Pocket Terminal")
+
+
+def test_contactless_purchase_approved(shop):
+    t = shop
+    before = t.ledger()
+    start(t, "830")
+    t.tap_card(VISA)
+    approved = done(t, "Approved")  # no CVM on the short path (CTQ 0000)
+    t.lift_card()
+    assert "€8.30" in approved["text"] and "•••• 0010" in approved["text"], approved
+    after = t.ledger()
+    assert after[demo.SHOP] - before[demo.SHOP] == 830 and before[VISA_ACCOUNT] - after[VISA_ACCOUNT] == 830
+    assert field_off(t)
+
+
+@pytest.mark.parametrize("pin, title", [("9999", "Wrong PIN"), ("1234", "Approved")])
+def test_contact_only_card_tapped_is_asked_into_the_slot(shop, pin, title):
+    t = shop
+    before = t.ledger()
+    start(t, "1999")
+    t.tap_card("emv:mastercard-sda")  # no PPSE: "try another interface"
+    assert "Cancel" in t.screen("Insert the card")["buttons"]
+    assert field_off(t)  # the card released at once, the field off while waiting for the slot
+    t.lift_card()
+    t.insert("emv:mastercard-sda")
+    t.screen("Card PIN")  # online PIN (its CVM list), on the device's keypad; the bank checks it
+    t.type_pin(pin)
+    result = done(t, title)
+    t.remove_card()
+    paid = 1999 if title == "Approved" else 0
+    after = t.ledger()
+    assert after[demo.SHOP] - before[demo.SHOP] == paid and before[MC_ACCOUNT] - after[MC_ACCOUNT] == paid
+    assert paid == 0 or "•••• 0011" in result["text"], result
+
+
+@pytest.mark.parametrize("card, title", [
+    ("emv:blocked", "Card blocked"),  # SELECT 6283: its only application is blocked
+    ("emv:malformed-tlv", "Card not readable"),  # a record with a broken TLV
+])
+def test_inserted_card_that_cannot_pay(shop, card, title):
+    t = shop
+    before = t.ledger()
+    start(t, "500")
+    t.insert(card)
+    failure = done(t, title)
+    t.remove_card()
+    assert failure["error"] is True
+    assert t.ledger() == before
+
+
+def test_card_declines(shop):
+    t = shop
+    before = t.ledger()
+    start(t, "700")
+    t.tap_card("emv:decline")  # AAC in its GPO answer
+    done(t, "Declined")
+    t.lift_card()
+    assert t.ledger() == before
+    assert field_off(t)
+
+
+def test_card_removed_mid_transaction(shop):
+    t = shop
+    before = t.ledger()
+    start(t, "4200")
+    t.insert(VISA)
+    t.screen("Card PIN")
+    t.remove_card()  # while the offline PIN is typed: its VERIFY finds no card
+    t.type_pin("1234")
+    done(t, "Card removed")
+    assert t.ledger() == before
+
+
+def test_cancel_while_waiting_for_the_card(shop):
+    t = shop
+    before = t.ledger()
+    start(t, "100")
+    t.tap("Cancel")
+    t.screen("Pocket Terminal")
+    assert field_off(t)
+    # A card tapped now is not read: nothing is waiting for one.
+    t.tap_card(VISA)
+    time.sleep(1)
+    t.lift_card()
+    assert "Authorising" not in [s["title"] for s in t.screens[-3:]]
+    assert t.ledger() == before
