@@ -152,7 +152,9 @@ class Uplink:
         self.host = config["host"]
         self.port = int(config["port"])
         self.serial = config["serial"]
-        self.merchant = config.get("merchant")
+        merchant = config.get("merchant")
+        # DE42 is fixed at 15 characters; a configured id may be shorter (the device serial).
+        self.merchant = None if merchant is None else "%-15s" % merchant
         self.currency = config.get("currency", "978")
         self.wifi = wifi
         self.journal = journal or Journal()
@@ -383,7 +385,9 @@ class Uplink:
                 await asyncio.wait_for_ms(slot[0].wait(), self.answer_ms)
             except asyncio.TimeoutError:
                 pass
-        except (OSError, ValueError) as e:
+        except iso8583.Iso8583Error:
+            raise  # a message that cannot be encoded: ours to fix, not the connection's
+        except (OSError, ValueError) as e:  # mbedTLS reports a refused certificate as ValueError
             self._close()
             raise tls.tls_error(e) or Unanswered("connection lost while sending: %r" % (e,))
         finally:
