@@ -66,10 +66,10 @@ def card_account(profile):
 
 
 def seeded(state_dir):
-    """Whether the bank state already holds the demo (its device registered)."""
+    """Whether the bank state already holds the demo (its owner's account)."""
     state = State(state_dir)
     try:
-        return state.hsm_path.is_file() and state.ledger.device(SERIAL) is not None
+        return state.hsm_path.is_file() and state.ledger.account(ACCOUNTS[0][0]) is not None
     finally:
         state.close()
 
@@ -112,15 +112,16 @@ def binding_code(pki_dir):
     return "\n".join(lines)
 
 
-def personalize(port, state_dir, bank_host=BANK_HOST, wifi_network=WIFI):
+def personalize(port, state_dir, bank_host=BANK_HOST, wifi_network=WIFI, reprovision=False):
     """A blank, factory or wiped unit on `port` (its Wi-Fi routing to the bank host of
     state_dir) made the demo's: provisioned by inject (its TLS test signing on, then
     /config/bank.json), the owner's PIN DEMO_PIN, the bound accounts, /config/wifi.json.
-    Returns (vault state, bound account ids). Raises ProvisionError (tools.provision.common)."""
+    reprovision: a PROVISIONED unit (no owner yet) is wiped and provisioned again. Returns
+    (vault state, bound account ids). Raises ProvisionError (tools.provision.common)."""
     from tools.provision import inject
 
     fresh(port).close()  # the app that ran at boot leaves no room for the TLS test
-    inject.inject(port, SERIAL, state_dir, bank_host, wifi_network)
+    inject.inject(port, SERIAL, state_dir, bank_host, wifi_network, reprovision=reprovision)
     code = BIND % (DEMO_PIN.encode(), binding_code(State(state_dir).pki_dir), wifi_network[0], wifi_network[1])
     dev = fresh(port)
     try:

@@ -94,13 +94,23 @@ def quiet_frame(sim, quiet_s=0.5, timeout=20):
     raise AssertionError("the display never settled on a screen")
 
 
+def drawn_frame(sim, timeout=30):
+    """quiet_frame, once the panel shows a screen (the application, not the display's cleared
+    memory while the terminal is still starting: opening its vault, joining its bank)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = quiet_frame(sim)
+        if len(set(base64.b64decode(frame["rgb565"]))) > 2 or time.monotonic() > deadline:
+            return frame
+
+
 def test_page_shows_the_screen_as_the_device_draws_it(sim, page):
     page.wait_for_function("window.websim.frames >= 1")
     before = page.evaluate("window.websim.lastFrame")
     boots = sim.rig.call("device")["boots"]
     sim.rig.call("reset")  # the device boots and draws its screen afresh
     wait_for(lambda: sim.rig.call("device")["boots"] > boots, "a new boot")
-    frame = quiet_frame(sim)
+    frame = drawn_frame(sim)
     assert frame["frame"] > before
     # The page paints the model's memory, pixel for pixel.
     page.wait_for_function("window.websim.lastFrame >= %d" % frame["frame"])

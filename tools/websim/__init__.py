@@ -19,6 +19,9 @@ Controls are HTTP POSTs to /api/<control>, each one a control-API command run in
 (the same handlers as the rig's JSON-lines port): cards, fingers, standby key, Wi-Fi, power.
 The device's console output (what its REPL prints) is teed to the page; the REPL pty itself is
 left alone, for mpremote. Traces never show a PIN (VERIFY data, DE52) and mask PANs (mask.py).
+
+At start (serve), the demo (tools/demo.py): the bank state seeded if it holds no demo yet, and
+a handheld whose vault has no owner yet provisioned and personalised (prepare_demo).
 """
 
 import asyncio
@@ -124,6 +127,7 @@ class Simulator:
         self.frame_bytes = 0
         self.encode_s = 0.0
         self.tasks = []
+        self.demo = None  # {"pin": the demo owner's PIN} once the handheld is the demo's
 
     # ---- the control API, in-process --------------------------------------------------------
 
@@ -254,6 +258,7 @@ class Simulator:
             "bank": None if bank is None else {"merchant_api": bank.merchant_url, "trace": bank.trace_error is None,
                                                "error": bank.error or bank.trace_error},
             "repl": self.device.repl_path,
+            "demo": self.demo,
         }
 
     def _fingers(self):
@@ -358,13 +363,61 @@ class Simulator:
                 self._broadcast(json.dumps({"type": "error", "text": "touch: %s" % e}))
 
 
+# Vault states (vault.describe()) of a handheld the demo sets up: no owner yet.
+UNSET = ("BLANK", "FACTORY", "WIPED", "PROVISIONED")
+
+
+async def prepare_demo(sim):
+    """The handheld made the demo's if it has no owner yet (tools.demo.personalize over its
+    REPL, then a reset: the application starts at its lock screen); sim.demo set when the
+    handheld is the demo's. Returns what was done, for the terminal."""
+    from tools import demo
+    from tools.provision import inject
+
+    def check():
+        dev = demo.fresh(sim.device.repl_path)
+        try:
+            return inject.unit_state(dev)[2]
+        finally:
+            dev.close()
+
+    state = await asyncio.to_thread(check)  # the loop carries on serving the rig meanwhile
+    if state in UNSET:
+        await asyncio.to_thread(demo.personalize, sim.device.repl_path, sim.bank.state_dir,
+                                reprovision=state == "PROVISIONED")
+        done = "the handheld (vault %s) personalised as the demo's" % state
+    else:
+        done = "the handheld's vault is %s: left as it is" % state
+    await sim.call("reset")
+    if state in UNSET or state == "PERSONALIZED":
+        sim.demo = {"pin": demo.DEMO_PIN}
+    return done
+
+
+def start_over(args):
+    """--reset: the bank state removed, a fresh flash image built."""
+    import shutil
+
+    from tools import image
+
+    shutil.rmtree(Path(args.state_dir) / "bank", ignore_errors=True)
+    image.build(args.image)
+
+
 async def serve(args):
     """Run until interrupted: print the page's address (and the REPL's)."""
     import signal
 
+    from tools import demo
+
     from .bank import BankHost
 
+    if getattr(args, "reset", False):
+        await asyncio.to_thread(start_over, args)
     bank = None if args.no_bank else BankHost.if_available(Path(args.state_dir))
+    if bank is not None and not demo.seeded(bank.state_dir):
+        await asyncio.to_thread(demo.seed, bank.state_dir)
+        print("bank state seeded with the demo in %s" % bank.state_dir, flush=True)
     sim = Simulator(args.image, args.state_dir, args.heap, bank)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -372,6 +425,8 @@ async def serve(args):
     runner = None
     try:
         await sim.start()
+        if bank is not None and bank.merchant_url:
+            print("demo: %s" % await prepare_demo(sim), flush=True)
         runner = web.AppRunner(sim.app(), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", args.port)
@@ -381,6 +436,8 @@ async def serve(args):
         if bank is None:
             print("bank host: not started (%s)" % ("--no-bank" if args.no_bank else "tools.bank is not there"),
                   flush=True)
+        if sim.demo:
+            print("demo owner PIN: %s (Locked -> PIN)" % sim.demo["pin"], flush=True)
         print("web simulator on http://127.0.0.1:%d/" % port, flush=True)
         await sim.device.exited.wait()
     finally:

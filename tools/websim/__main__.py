@@ -2,6 +2,11 @@
 
 Prints `REPL on <pty>` (mpremote works on it as with `make run`) and
 `web simulator on http://127.0.0.1:<port>/`.
+
+The demo works out of the box (tools/demo.py): the bank's state in <state-dir>/bank is seeded
+once and kept; a virtual handheld not yet set up (a fresh image) is provisioned and
+personalised at start, so the page shows its lock screen, opened by the demo's owner PIN (it is
+printed). --reset starts over: a new bank state and a fresh flash image.
 """
 
 import argparse
@@ -23,6 +28,8 @@ def main():
     parser.add_argument("--image", default=str(ROOT / "build" / "flash.img"), help="flash image (make image)")
     parser.add_argument("--heap", default=DEFAULT_HEAP, help="MicroPython heap (default %(default)s)")
     parser.add_argument("--state-dir", default=str(ROOT / "build"), help="where vdevice.tty and rig.json go")
+    parser.add_argument("--reset", action="store_true",
+                        help="start over: a new bank state (<state-dir>/bank) and a fresh flash image")
     args = parser.parse_args()
     try:
         failure = asyncio.run(serve(args))

@@ -148,6 +148,7 @@ function applyState(s) {
   if (s.cards.includes(keep)) select.value = keep;
   else { const emv = s.cards.find((n) => n.startsWith("emv:")); if (emv) select.value = emv; }
   $("repl").textContent = "REPL on " + s.repl;
+  $("demo").textContent = s.demo ? "demo: owner PIN " + s.demo.pin : "";
   $("finger_enrolled").title = "places " + s.fingers.enrolled[0];
   for (const id of ["wifi_on", "wifi_off"]) {
     $(id).disabled = !s.wifi;
