@@ -20,8 +20,6 @@ import json
 import asyncio
 from micropython import const
 
-from terminal import errors
-
 CONFIG = "/config/bank.json"
 STATUS_MS = const(1000)  # how often the status bar's Wi-Fi and bank state are looked at
 
@@ -107,6 +105,8 @@ class Link:
     async def ready(self, timeout_ms=5000):
         """The Uplink once signed on (waiting up to timeout_ms for it), else errors.NoNetwork
         (or the failure the uplink's last error names: keys used up, bank not trusted)."""
+        from terminal import errors  # with the flows that need it: not on the heap from the start
+
         up = self.uplink
         if up is None:
             raise errors.NoNetwork("This terminal is not set up for a bank.",

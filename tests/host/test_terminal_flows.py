@@ -1,0 +1,183 @@
+"""The cardholder's bank-side flows end to end on the demo terminal (tests/host/terminalfix.py):
+the real bank host, the virtual handheld running the app from main.py, driven by taps at the
+places its screen lines name. What each test checks is what the bank did (its ledger, the
+request's status) and what the owner saw (the screen lines), not the app's internals.
+
+The tests share one terminal and run in order; each leaves it unlocked at the home menu."""
+
+import re
+import time
+
+from terminalfix import terminal  # noqa: F401 (the fixture)
+from tools import demo
+from tools.bank.ledger import CLEARING
+from tools.bank.state import State
+
+OWNER, ALICE = "ACC-OWNER", "ACC-ALICE"
+
+
+def home(t):
+    """Back at the home menu after a result screen's OK."""
+    t.tap("OK")
+    return t.screen("Pocket Terminal")
+
+
+def euros(text):
+    """The amounts a screen's text shows, in cents ("€1000.00" -> 100000)."""
+    return [int(whole.replace(",", "")) * 100 + int(cents) for whole, cents in re.findall(r"€([\d,]+)\.(\d\d)", text)]
+
+
+def balances(t):
+    """The demo's balances, and the bank's clearing account (where a paid request is credited
+    until it settles with the merchant)."""
+    state = State(t.bank.dir)
+    try:
+        return dict(t.ledger(), **{CLEARING: state.ledger.account(CLEARING)["available"]})
+    finally:
+        state.close()
+
+
+def request_status(t, answer):
+    return t.bank.get("/payment-requests/" + answer["id"])["status"]
+
+
+def test_a_pushed_request_interrupts_the_home_menu_and_is_paid_from_the_default_account(terminal):
+    t = terminal
+    t.unlock()
+    before = balances(t)
+    pushed = t.push("Corner Bakery", "ORD-PAY", 1250)
+    shown = t.screen("Payment request", timeout=30)
+    assert shown["text"] == "€12.50 to Corner Bakery from Current account"
+    t.tap("Confirm")
+    t.screen("Confirm with PIN")
+    t.type_pin(demo.DEMO_PIN)
+    approved = t.screen("Approved", timeout=30)
+    assert approved["text"].startswith("€12.50 to Corner Bakery from Current account. Bank reference ")
+    after = balances(t)
+    assert after[OWNER] == before[OWNER] - 1250 and after[CLEARING] == before[CLEARING] + 1250
+    assert request_status(t, pushed) == "paid"
+    home(t)
+    t.choose("History")
+    history = t.screen("History")
+    assert "€12.50 Corner Bakery" in history["buttons"]
+    t.tap("Back")
+    t.screen("Pocket Terminal")
+
+
+def test_a_refused_request_is_refused_at_the_bank_and_moves_no_money(terminal):
+    t = terminal
+    before = t.ledger()
+    pushed = t.push("Corner Bakery", "ORD-REFUSE", 990)
+    t.screen("Payment request", timeout=30)
+    t.tap("Cancel")
+    t.screen("Pay with")
+    t.choose("Refuse")
+    refused = t.screen("Refused", timeout=30)
+    assert refused["text"] == "Corner Bakery was told you will not pay €9.90."
+    assert request_status(t, pushed) == "refused"
+    assert t.ledger() == before
+    home(t)
+
+
+def test_the_balance_shown_is_the_ledger(terminal):
+    t = terminal
+    t.choose("Balance")
+    t.screen("Balance")
+    t.choose("Current account")
+    shown = t.screen(lambda s: s["title"] == "Balance" and "text" in s, timeout=30)
+    assert shown["text"].startswith("Current account: ")
+    assert euros(shown["text"]) == [t.ledger()[OWNER]]
+    t.tap("OK")
+    t.screen("Balance")  # the accounts again
+    t.tap("Back")
+    t.screen("Pocket Terminal")
+
+
+def test_a_transfer_to_the_payee_moves_the_ledger(terminal):
+    t = terminal
+    before = t.ledger()
+    t.choose("Transfer")
+    t.screen("From")
+    t.choose("Current account")
+    to = t.screen("To")
+    assert "Savings" in to["buttons"] and "Current account" not in to["buttons"]
+    t.choose("Alice Martin")
+    t.screen("Amount")
+    for key in "2500":
+        t.tap(key)
+        time.sleep(0.2)
+    amount = t.screen(lambda s: s["title"] == "Amount" and s.get("text") == "€25.00")
+    assert amount["text"] == "€25.00"
+    t.tap("OK")
+    confirm = t.screen("Transfer")
+    assert confirm["text"] == "€25.00 to Alice Martin from Current account"
+    t.tap("Confirm")
+    t.screen("Confirm with PIN")
+    t.type_pin(demo.DEMO_PIN)
+    approved = t.screen("Approved", timeout=30)
+    assert approved["text"].startswith("€25.00 to Alice Martin from Current account")
+    after = t.ledger()
+    assert after[OWNER] == before[OWNER] - 2500 and after[ALICE] == before[ALICE] + 2500
+    home(t)
+
+
+def test_wifi_off_shows_no_network_with_its_remedy_and_nothing_is_sent(terminal):
+    t = terminal
+    before, log = t.ledger(), t.bank.log()
+    t.wifi(False)
+    try:
+        t.choose("Balance")
+        t.screen("Balance")
+        t.choose("Current account")
+        failed = t.screen("No network", timeout=30)
+        assert failed["error"] is True
+        assert failed["text"].startswith("No Wi-Fi: ")
+        assert "Settings > Wi-Fi" in failed["text"]  # the remedy
+        t.tap("OK")
+        t.screen("Balance")
+        t.tap("Back")
+        t.screen("Pocket Terminal")
+    finally:
+        t.wifi(True)
+    assert t.ledger() == before
+    assert t.bank.log().count("0200") == log.count("0200")
+
+
+def test_the_bank_not_answering_shows_its_screen_and_the_reversal_leaves_the_ledger_unchanged(terminal):
+    t = terminal
+    before = t.ledger()
+    t.push("Corner Bakery", "ORD-SILENT", 700)
+    t.screen("Payment request", timeout=30)
+    t.tap("Confirm")
+    t.screen("Confirm with PIN")
+    reversals = t.bank.log().count(": 0400/")
+    t.rig.call("do", name="wifi", action="cut_after_up")  # the bank gets the 0200, its answer is lost
+    t.type_pin(demo.DEMO_PIN)
+    failed = t.screen("No answer from the bank", timeout=40)
+    assert failed["error"] is True and "Nothing was charged" in failed["text"]
+    t.wifi(True)
+    deadline = time.monotonic() + 90
+    while t.bank.log().count(": 0400/") == reversals:  # the journal's 0400 after the sign-on
+        assert time.monotonic() < deadline, "no reversal reached the bank"
+        time.sleep(0.5)
+    assert t.ledger() == before
+    assert "Pay requests (1)" in home(t)["buttons"]  # not paid: it can be paid again
+
+
+def test_a_lock_mid_request_resumes_on_the_request_after_unlock(terminal):
+    t = terminal
+    t.push("Corner Bakery", "ORD-LOCK", 450)
+    shown = t.screen("Payment request", timeout=30)
+    t.standby()
+    locked = t.screen(lambda s: s["title"].startswith("Locked"))
+    assert re.fullmatch(r"Locked: \d+ requests?", locked["title"])  # the lock screen says one waits
+    t.tap("PIN")
+    t.screen("Unlock")
+    t.type_pin(demo.DEMO_PIN)
+    again = t.screen("Payment request")
+    assert again["text"] == shown["text"] == "€4.50 to Corner Bakery from Current account"
+    t.tap("Cancel")
+    t.screen("Pay with")
+    t.choose("Refuse")
+    t.screen("Refused", timeout=30)
+    home(t)
