@@ -5,7 +5,8 @@ as its owner would find it after the shop (`make run` and the flow tests start f
     personalize(port, state_dir, bank_host, wifi_network)
                                         a blank (or factory) unit: provisioned (tools.provision
                                         inject, /config/bank.json), owner PIN DEMO_PIN, the
-                                        bound accounts in its vault, /config/wifi.json
+                                        bound accounts in its vault, /config/wifi.json,
+                                        the test CAs' keys in /data/capk.json
 
     python -m tools.demo seed [--state-dir build/bank]
     python -m tools.demo personalize --port build/vdevice.tty [--state-dir build/bank]
@@ -22,11 +23,14 @@ import argparse
 import json
 import sys
 
+from tools import emvcard
 from tools.bank import admin, pki
+from tools.emvcard import perso
 from tools.bank.state import DEFAULT_DIR, State
 
 DEMO_PIN = "2580"
 SERIAL = "PT000001"
+CAPK_PATH = "/data/capk.json"  # lib/emv/capk.py's file
 CURRENCY = "978"
 SHOP = "ACC-SHOP"
 # (id, name, role on the device or None, default, opening balance in cents)
@@ -125,6 +129,10 @@ def personalize(port, state_dir, bank_host=BANK_HOST, wifi_network=WIFI, reprovi
     code = BIND % (DEMO_PIN.encode(), binding_code(State(state_dir).pki_dir), wifi_network[0], wifi_network[1])
     dev = fresh(port)
     try:
+        # The acquirer's CA public keys (public data, like the terminal's EMV configuration):
+        # without them the kernel cannot authenticate the test cards.
+        dev.makedirs(CAPK_PATH.rsplit("/", 1)[0])
+        dev.write_file(CAPK_PATH, json.dumps(perso.capk_entries(emvcard.CARDS_DIR)).encode())
         return inject._value(dev, code, "the owner's PIN and accounts")
     finally:
         dev.close()

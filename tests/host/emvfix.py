@@ -3,14 +3,13 @@ tests/host/test_emv_kernel.py and `python -m tools.bench emv`: the device-side c
 file, and the issuer's side of an online authorisation (what the bank host does with DE55).
 """
 
-import tempfile
-from pathlib import Path
+import json
 
 from pyemv import tlv as pyemv_tlv
 
 from tools import emvcard
 from tools.emvcard import cryptogram
-from tools.emvcard.__main__ import main as emvcard_main
+from tools.emvcard import perso
 
 CAPK_PATH = "/data/capk.json"
 TEST_HEAP = "512K"
@@ -92,10 +91,7 @@ def attempt(fn, *args, **kw):
 
 def capk_json():
     """The kernel's CA key file for the test CAs (python -m tools.emvcard capk)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "capk.json"
-        emvcard_main(["capk", "--out", str(out)])
-        return out.read_bytes()
+    return json.dumps(perso.capk_entries(emvcard.CARDS_DIR)).encode()
 
 
 def attach(vd, dev):

@@ -10,7 +10,6 @@
 """
 
 import argparse
-import glob
 import json
 import os
 import sys
@@ -160,8 +159,7 @@ def main(argv=None):
                              limits={"offline_amount": a.offline_amount})
         _write(perso.make_card(a.name, a.description, [app], a.pin, a.pin_try_limit), a.out)
     elif a.cmd == "capk":
-        keys = [perso.capk_entry(_read(f))
-                for f in sorted(glob.glob(os.path.join(a.cards, "ca-*.json")))]
+        keys = perso.capk_entries(a.cards)
         _write(keys, a.out)
         print("%d CA keys -> %s" % (len(keys), a.out))
     else:

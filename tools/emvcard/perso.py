@@ -55,6 +55,20 @@ def capk_entry(ca):
             "checksum": hashlib.sha1(data).hexdigest().upper()}
 
 
+def capk_entries(cards_dir):
+    """The kernel's CA public key file (/data/capk.json on the device) for the test CAs in
+    cards_dir, as a list to dump as JSON."""
+    import glob
+    import json
+    import os
+
+    entries = []
+    for path in sorted(glob.glob(os.path.join(str(cards_dir), "ca-*.json"))):
+        with open(path) as f:
+            entries.append(capk_entry(json.load(f)))
+    return entries
+
+
 def make_issuer(ca, name, bins, expiry="1235", serial=None, bits=1024, signer=None):
     """An issuer key certified by `ca` (format 02). `signer`: another CA key that signs the
     certificate in the CA's name (a misbehaving card's wrong certificate)."""
