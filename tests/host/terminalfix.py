@@ -20,68 +20,32 @@ that pty: `t.device` stops the app (Ctrl-C, as mpremote does) and hands the REPL
 """
 
 import json
-import re
 import shutil
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 import serial
 
 from tools import demo
+from tools.bank.spawn import HostProcess
 from tools.bank.state import State
 from tools.vdevice.spawn import VDeviceProcess
 
-ROOT = Path(__file__).resolve().parents[2]
 SCREEN = "screen "
 SIGNED_ON = "0800/001 -> 00"
 TAP_EVERY_MS = 200  # a finger's pace on the PIN pad: down, held, up, next
 ACCOUNTS = [a[0] for a in demo.ACCOUNTS]
 
 
-class Bank:
+class Bank(HostProcess):
     """`python -m tools.bank` on free ports over a state dir seeded with the demo."""
 
     def __init__(self, state_dir):
-        self.dir = Path(state_dir)
-        self.cards = demo.seed(self.dir)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tools.bank", "--state-dir", str(self.dir), "--listen", "127.0.0.1:0",
-             "--merchant-api", "127.0.0.1:0"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.address = self.api = None
-        while self.address is None or self.api is None:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError("the bank host ended (exit %s)" % self.proc.wait())
-            if m := re.search(r"bank listening on ([\d.]+):(\d+)", line):
-                self.address = (m[1], int(m[2]))
-            if m := re.search(r"merchant API on (http://[\d.:]+)", line):
-                self.api = m[1]
-        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
-
-    def log(self):
-        return (self.dir / "bank.log").read_text()
-
-    def get(self, path):
-        with urllib.request.urlopen(self.api + path, timeout=10) as r:
-            return json.load(r)
-
-    def post(self, path, body):
-        req = urllib.request.Request(self.api + path, json.dumps(body).encode(), {"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.load(r)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        self.cards = demo.seed(Path(state_dir))
+        super().__init__(state_dir)
 
 
 class Console:

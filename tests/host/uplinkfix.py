@@ -5,12 +5,9 @@ the bank's PKI and HSM; TLS servers with certificates the device must refuse.
 
 import datetime
 import json
-import re
 import secrets
 import socket
 import ssl
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -23,9 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tools.bank import admin, pki
+from tools.bank.spawn import HostProcess
 from tools.bank.state import State
 
-ROOT = Path(__file__).resolve().parents[2]
 SERIAL = "PT000001"
 INITIAL_KEY_ID = bytes.fromhex("B0B0B0B0") + bytes.fromhex("00000001")
 CARD = {"pan": "4761739001010010", "psn": "01", "expiry": "301231", "pin": "1234",
@@ -35,7 +32,7 @@ CARD_ACCOUNT = "ACC-CARD"
 OPENING = 100_000
 
 
-class BankHost:
+class BankHost(HostProcess):
     """`python -m tools.bank` on free ports over a fresh state dir; ledger() reads its ledger."""
 
     def __init__(self, state_dir):
@@ -54,24 +51,7 @@ class BankHost:
         self.initial_key = state.hsm.initial_key(INITIAL_KEY_ID)
         state.close()
         self.pki = self.dir / "pki"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tools.bank", "--state-dir", str(self.dir), "--listen", "127.0.0.1:0",
-             "--merchant-api", "127.0.0.1:0"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.address = self.api = None
-        deadline = time.time() + 30
-        while (self.address is None or self.api is None) and time.time() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError("bank host ended: %s" % self.proc.wait())
-            if m := re.search(r"bank listening on ([\d.]+):(\d+)", line):
-                self.address = (m[1], int(m[2]))
-            if m := re.search(r"merchant API on (http://[\d.:]+)", line):
-                self.api = m[1]
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self):
-        for _ in self.proc.stdout:
-            pass
+        super().__init__(self.dir)
 
     def ledger(self):
         """A fresh look at the ledger (a State of its own: the host runs in another process)."""
@@ -109,16 +89,6 @@ class BankHost:
     def request(self, request_id):
         with urllib.request.urlopen(self.api + "/payment-requests/" + request_id, timeout=10) as r:
             return json.load(r)
-
-    def log(self):
-        return (self.dir / "bank.log").read_text()
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 def provisioning(bank, store="/uplink-vault"):
