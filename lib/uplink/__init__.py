@@ -9,6 +9,7 @@
     req = await up.next_request()         # a pushed 0600, already acknowledged with a 0610
     await up.pay_request(req, account="ACC-1")  or  (req, card=result, pin=...)
     await up.refuse_request(req)
+    await up.reverse(a, REVERSE_NOT_COMPLETED)   # an approved 0200 the card then refused
 
 Every message the device sends takes the next DUKPT KSN (lib/dukpt) and a STAN (stored before
 use, lib/uplink/journal), carries the KSN in DE53 and an AES-CMAC under that KSN's MAC key
@@ -19,6 +20,9 @@ A 0200's reversal (0400, its own STAN and DE7, so that a repeat is idempotent at
 queued on flash BEFORE the 0200 is sent and removed when a 0210 with a good MAC arrives;
 without one in ANSWER_MS (or when the connection drops) the request raises Unanswered and
 the reversal is sent, again after every reconnect and reboot, until a 0410 comes back.
+An approved 0200 that the terminal cannot complete (the card's AAC at its second GENERATE AC,
+or the card removed before it) is reversed the same way: reverse() queues a new 0400 for it
+on flash, then sends it. DE39 in a 0400 says why (REVERSE_UNANSWERED, REVERSE_NOT_COMPLETED).
 
 The clear PIN (a bytearray the caller owns) is formatted and enciphered (lib/pinblock, format
 4 under the message's DUKPT PIN key) at the call, and wiped there, before anything waits.
@@ -54,6 +58,9 @@ ECHO = "301"
 APPROVED = "00"
 UNKNOWN_ORIGINAL = "25"  # a reversal of a 0200 the host never saw: nothing to undo
 CUSTOMER_CANCELLATION = "17"
+# Why a 0400 is sent (its DE39, ISO 8583:1987 codes; PROTOCOL.md "Timeouts and reversals").
+REVERSE_UNANSWERED = "68"  # response received too late, or not at all, or with a bad MAC
+REVERSE_NOT_COMPLETED = "06"  # error: approved, but the terminal could not complete with the card
 
 __all__ = ("Uplink", "Answer", "Request", "UplinkError", "TlsError", "CertificateError", "NotConnected",
            "Unanswered", "NeedsProvisioning")
@@ -79,6 +86,7 @@ class Answer:
         self.mti = mti
         self.fields = fields
         self.rc = fields.get(39)
+        self.original = None  # a reversible 0200's reversal entry (for reverse()), else None
 
     @property
     def approved(self):
@@ -176,6 +184,8 @@ class Uplink:
         self._request_event = asyncio.Event()
         self._sign_ons = 0
         self._draining = False
+        self._drain_again = False
+        self._in_flight = set()  # keys of the reversals whose 0200 awaits its answer: not sent
 
     # ---- the connection ------------------------------------------------------------------
 
@@ -372,10 +382,12 @@ class Uplink:
             fields[11] = self.journal.next_stan()
         if 7 not in fields:
             fields[7] = _now()[0]
-        key = None
+        key = entry = None
         if reversal:
             key = fields[11] + fields[7]
-            self._queue_reversal(key, fields)
+            entry = self._reversal(key, fields, REVERSE_UNANSWERED)
+            self._in_flight.add(key)
+            self.journal.queue(entry)
         answer_mti = mti[:2] + str(int(mti[2]) + 1) + mti[3]
         slot = [asyncio.Event(), None, None]
         self._pending[(answer_mti, fields[11])] = slot
@@ -392,6 +404,7 @@ class Uplink:
             raise tls.tls_error(e) or Unanswered("connection lost while sending: %r" % (e,))
         finally:
             self._pending.pop((answer_mti, fields[11]), None)
+            self._in_flight.discard(key)
             if slot[2] is not None:
                 self._forget(slot[2])
         if slot[1] is None:
@@ -400,38 +413,65 @@ class Uplink:
             raise Unanswered("no answer to %s STAN %s" % (mti, fields[11]))
         if key is not None:
             self.journal.done(key)
+            slot[1].original = entry
         return slot[1]
 
     # ---- reversals -----------------------------------------------------------------------
 
-    def _queue_reversal(self, key, fields):
-        de7 = _now()[0]
-        self.journal.queue({"key": key, "stan": self.journal.next_stan(), "de7": de7, "de3": fields.get(3),
-                            "de4": fields.get(4), "de49": fields.get(49), "de90": "0200" + key + "0" * 22})
+    def _reversal(self, key, fields, reason):
+        """The journal entry of a 0400 for the 0200 `key` (its STAN + DE7) with these fields:
+        a STAN and DE7 of its own, so that the host answers a repeat of it once."""
+        return {"key": key, "stan": self.journal.next_stan(), "de7": _now()[0], "de3": fields.get(3),
+                "de4": fields.get(4), "de49": fields.get(49), "de90": "0200" + key + "0" * 22, "de39": reason}
+
+    async def reverse(self, answer, reason=REVERSE_NOT_COMPLETED):
+        """Undo an approved 0200 (its Answer, from purchase, pay_request or transfer) that the
+        terminal could not complete: a 0400 with DE39 = reason is queued on flash before this
+        first waits, then sent (and after every reconnect and reboot) until a 0410 comes back.
+        A declined answer posted nothing: there is nothing to send. Returns once the queue has
+        been tried; a 0400 the bank has not answered yet stays queued (never lost)."""
+        if answer.original is None:
+            raise ValueError("not the answer to a reversible 0200")
+        if not answer.approved:
+            return
+        self.journal.queue(self._reversal(answer.original["key"], {3: answer.original["de3"],
+                                          4: answer.original["de4"], 49: answer.original["de49"]}, reason))
+        answer.original = None  # reversed once: a second call must not queue another
+        await self._send_reversals()
 
     async def _send_reversals(self):
         """Each queued 0400, oldest first, until the host answers it 00 (or 25 if it never saw
         the original: nothing to undo). Stops at the first one unanswered (the connection is bad).
-        One drain at a time: a 0400 sent twice at once would be answered once."""
+        One drain at a time (a 0400 sent twice at once would be answered once); one queued
+        while a drain runs is sent by that drain, in a next round."""
+        self._drain_again = True
         if self._draining:
             return
         self._draining = True
         try:
-            await self._drain()
+            while self._drain_again:
+                self._drain_again = False
+                if not await self._drain():
+                    return
         finally:
             self._draining = False
 
     async def _drain(self):
+        """One round over the queue: True if every 0400 in it was answered."""
         for entry in self.journal.pending():
-            fields = {3: entry["de3"], 4: entry["de4"], 7: entry["de7"], 11: entry["stan"], 49: entry["de49"],
-                      90: entry["de90"]}
+            if entry["key"] in self._in_flight:
+                continue  # its 0200 is still waiting for an answer: no reversal yet
+            # Queues written before reasons were sent held only unanswered 0200s.
+            fields = {3: entry["de3"], 4: entry["de4"], 7: entry["de7"], 11: entry["stan"], 39: entry.get(
+                "de39", REVERSE_UNANSWERED), 49: entry["de49"], 90: entry["de90"]}
             try:
                 answer = await self._exchange("0400", fields, wait_ready=False)
             except UplinkError:
-                return
+                return False
             if answer.rc not in (APPROVED, UNKNOWN_ORIGINAL):
-                return  # the host could not do it now (96, 91...): again after the next sign-on
+                return False  # the host could not do it now (96, 91...): again after the next sign-on
             self.journal.done(entry["key"])
+        return True
 
     # ---- the transactions ----------------------------------------------------------------
 

@@ -385,6 +385,62 @@ def test_answer_with_a_wrong_mac_is_dropped_and_the_purchase_reversed(handheld, 
     assert bank.ledger()["accounts"] == before
 
 
+def test_approved_purchase_reversed_when_the_card_cannot_complete(handheld, bank):
+    # The bank approved and posted; the card then refused (or left): uplink.reverse queues a
+    # 0400 with DE39 06 on flash before it is sent, and the bank undoes the posting. The same
+    # 0400 again, then another 0400 for the same purchase: answered 00, nothing posted.
+    before = bank.ledger()
+    code, _, _ = fx.card_result_code(2468)
+    handheld.exec(code)
+    handheld.exec(
+        "async def reversed_(up):\n"
+        "    a = await up.purchase(card, 2468, pin=bytearray(b'1234'))\n"
+        "    original, queued, queue = a.original, [], up.journal.queue\n"
+        "    up.journal.queue = lambda e: (queued.append(dict(e)), queue(e))\n"
+        "    try:\n"
+        "        await up.reverse(a, uplink.REVERSE_NOT_COMPLETED)\n"
+        "    finally:\n"
+        "        up.journal.queue = queue\n"
+        "    try:\n"
+        "        await up.reverse(a)\n"
+        "        twice = 'reversed twice'\n"
+        "    except ValueError as e:\n"
+        "        twice = str(e)\n"
+        "    return a.rc, twice, original, queued, up.journal.pending()\n"
+        "async def again(up, entry):\n"
+        "    up.journal.queue(entry)\n"
+        "    await up._send_reversals()\n"
+        "    return up.journal.pending()\n")
+    rc, twice, original, queued, pending = handheld.eval("go(reversed_)", timeout=60)
+    assert rc == "00" and twice == "not the answer to a reversible 0200"
+    assert pending == []  # the 0410 came: nothing left to send
+    (entry,) = queued  # written before the 0400 went out
+    assert entry["de39"] == "06" and entry["de4"] == 2468 and entry["de90"] == "0200" + original["key"] + "0" * 22
+    assert entry["stan"] != original["stan"]  # a STAN of its own
+    log = bank.log()
+    assert re.search(r"0200/000000 STAN %s amount 000000002468 card \S+ -> 00" % original["key"][:6], log)
+    assert "0400 STAN %s reverses STAN %s (reason 06)" % (entry["stan"], original["key"][:6]) in log
+    assert re.search(r"0400/000000 STAN %s amount 000000002468 -> 00" % entry["stan"], log)
+    after = bank.ledger()
+    assert after["accounts"] == before["accounts"]  # the purchase left nothing behind
+    # Posted and undone: two postings each way.
+    assert len(after["postings"]) == len(before["postings"]) + 4
+    (purchase,) = [t for t in after["transactions"] if t["stan"] == original["key"][:6]]
+    assert purchase["reversed"] == 1
+
+    # The same 0400 again (a retransmission after a lost 0410): the first answer, no posting.
+    assert handheld.eval("go(lambda up: again(up, %r))" % (entry,), timeout=60) == []
+    assert "0400 STAN %s repeated: first answer again" % entry["stan"] in bank.log()
+    # Another 0400 for the same purchase (its own STAN): 00, nothing more undone.
+    handheld.exec("import time\nentry = %r\nentry['stan'] = up.journal.next_stan()\n"
+                  "entry['de7'] = '%%02d%%02d%%02d%%02d%%02d' %% time.gmtime()[1:6]" % (entry,))
+    assert handheld.eval("go(lambda up: again(up, entry))", timeout=60) == []
+    assert re.search(r"0400/000000 STAN %s amount 000000002468 -> 00" % handheld.eval("entry['stan']"),
+                     bank.log())
+    final = bank.ledger()
+    assert final["accounts"] == before["accounts"] and len(final["postings"]) == len(after["postings"])
+
+
 def test_stan_is_stored_before_use_and_wraps(handheld):
     handheld.exec("import os\n"
                   "try:\n    for n in os.listdir('/stan-test'):\n        os.remove('/stan-test/' + n)\n"

@@ -357,6 +357,10 @@ class Bank:
         if len(de90) != 42:
             raise Decline(FORMAT_ERROR)
         orig = self.ledger.original(log["serial"], de90[4:10], de90[10:20])
+        # DE39 says why (68 no answer, 06 the terminal could not complete with the card): the
+        # same undoing for every reason, logged for the acquirer's reconciliation.
+        LOG.info("%s: 0400 STAN %s reverses STAN %s (reason %s)", log["serial"], log["stan"], de90[4:10],
+                 doc.get("39", "-"))
         if orig is None or de90[:4] != "0200":
             raise Decline(UNKNOWN_ORIGINAL)
         if not orig["reversed"] and orig["rc"] == APPROVED:
