@@ -20,6 +20,11 @@ The steps, and what ends each:
 - The bank's answer: its DE55 (91 ARPC, 71/72 scripts) goes to the card (second GENERATE AC).
   A bank that could not be reached, or did not answer (the uplink has queued the reversal), or
   declined: the contact card is told to decline too, and the failure is raised.
+- A bank's approval the card then refuses (an AAC at the second GENERATE AC: the ARPC did not
+  verify, or its own risk management) or that the card cannot complete (removed, unreadable):
+  the approval is reversed (uplink.reverse, a 0400 queued on flash before it is sent) and the
+  failure says the payment was cancelled. EMV and the acquirers require it: the money must not
+  stay taken for a payment the cardholder was told failed.
 
 op.critical is True while the card or the bank is being talked to (not on the PIN pad nor
 while waiting for the card): a lock waits for those exchanges, never cuts them. The slot is
@@ -64,7 +69,7 @@ async def pay_by_card(app, op, amount, currency, online):
             if card is not CONTACT:
                 res = await _tapped(kernel, card, nfc, amount)
                 if res.outcome != _emv().TRY_ANOTHER_INTERFACE:
-                    return await _authorise(ui, op, kernel, res, online, None)
+                    return await _authorise(app, op, kernel, res, online, None)
                 f = errors.TryAnotherInterface()
                 op.critical = False
                 if await _present(ui, slot, None, f.title, "%s. %s %s" % (due, f.message, f.remedy)) is None:
@@ -72,7 +77,7 @@ async def pay_by_card(app, op, amount, currency, online):
                 op.critical = True
             ui.progress("Reading card", "%s. Leave the card in until the terminal says so." % due)
             res = await _inserted(kernel, slot, amount)
-            return await _authorise(ui, op, kernel, res, online, slot)
+            return await _authorise(app, op, kernel, res, online, slot)
         except _Cancelled:
             return None
         except Exception as e:
@@ -213,14 +218,20 @@ async def _inserted(kernel, slot, amount):
     return await kernel.transact(slot.transceive, amount)
 
 
-def _card_failure(e, slot):
+def _card_failure(e, slot, approved=False):
     """What a card's or its interface's error means to the cardholder. A card that is not
-    there any more was removed (contactless: the driver's silence is removal)."""
+    there any more was removed (contactless: the driver's silence is removal). approved: the
+    bank had approved, and its approval is being reversed."""
     import iso7816
     from emv.apdu import InterfaceError
 
     if isinstance(e, (InterfaceError, iso7816.CardError)):
-        return errors.CardRemoved() if slot is None or not slot.present() else errors.CardUnreadable()
+        removed = slot is None or not slot.present()
+        cls = errors.CardRemoved if removed else errors.CardUnreadable
+        if approved:
+            return cls("The card was %s before the payment finished. The bank's approval was cancelled: nothing "
+                       "was charged." % ("taken away" if removed else "no longer readable"))
+        return cls()
     return errors.failure(e)
 
 
@@ -238,9 +249,10 @@ def _outcome_failure(res):
 
 # ---- the bank --------------------------------------------------------------------------------
 
-async def _authorise(ui, op, kernel, res, online, slot):
+async def _authorise(app, op, kernel, res, online, slot):
     """The online PIN if the card wants one, the bank's answer, the completion with the card
     (slot: contact; None: contactless, already gone)."""
+    ui = app.ui
     if res.outcome != _emv().ONLINE:
         raise _outcome_failure(res)
     pin = None
@@ -265,12 +277,28 @@ async def _authorise(ui, op, kernel, res, online, slot):
             for i in range(len(pin)):
                 pin[i] = 0
     auth, scripts = _issuer_data(answer.icc)
-    await kernel.complete(slot.transceive if slot is not None else None, res, (answer.rc or "").encode(), auth,
-                          scripts)
+    try:
+        await kernel.complete(slot.transceive if slot is not None else None, res, (answer.rc or "").encode(), auth,
+                              scripts)
+    except BaseException as e:  # the card did not complete: a bank's approval must not stand
+        if not answer.approved:
+            raise
+        await _reverse(app, answer)
+        if not isinstance(e, Exception):
+            raise  # cancelled
+        raise _card_failure(e, slot, approved=True)
     errors.answered(answer)  # the bank's decline, by its response code
     if res.outcome != _emv().APPROVED:
-        raise errors.Declined("The card refused the payment the bank approved; it is being cancelled.")
+        await _reverse(app, answer)
+        raise errors.Declined("The card refused the payment the bank approved. The payment was cancelled: "
+                              "nothing was charged.")
     return answer, res
+
+
+async def _reverse(app, answer):
+    """The bank's approval undone: queued on flash at once, sent now if the bank is there (else
+    after the next sign-on). In a task of its own: a lock's cancel does not stop the sending."""
+    await _surely(app.link.uplink.reverse(answer))
 
 
 def _issuer_data(icc):

@@ -87,6 +87,10 @@ def make_test_cards(cards):
                         "GENERATE AC (and in the contactless GPO)", [perso.make_app(
                             bank_a, pan=pan("476173900101007"), **visa)],
                         misbehave=["decline"]),
+        perso.make_card("refuse-arpc", "Bank A Visa that finds every issuer's ARPC wrong: AAC "
+                        "at the second GENERATE AC after the bank approved (the terminal must "
+                        "reverse)", [perso.make_app(bank_a, pan=pan("476173900101010"), **visa)],
+                        misbehave=["refuse-arpc"]),
         perso.make_card("malformed-tlv", "Bank A Visa whose record SFI 1 #1 ends with a "
                         "broken TLV (a tag 9F1F whose length byte 81 has no length)",
                         [perso.make_app(bank_a, pan=pan("476173900101008"), **visa)]),

@@ -373,7 +373,7 @@ class EmvCard:
 
     def _arpc_ok(self, app, auth):
         t = self.txn
-        if len(auth) != 10 or t.arqc is None:
+        if len(auth) != 10 or t.arqc is None or "refuse-arpc" in self.misbehave:
             return False
         return cc.arpc1(t.sk, t.arqc, auth[8:10]) == auth[:8]
 
