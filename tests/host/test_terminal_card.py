@@ -10,12 +10,17 @@ and ends at the home menu, and takes the card away at its end.
 import functools
 import time
 
+import re
+
 import pytest
 
 import emvfix
 import terminalfix
 from terminalfix import TAP_EVERY_MS
+import tools.emvcard as emvcard
 from tools import demo
+from tools.bank import admin
+from tools.bank.state import State
 from tools.vdevice.spawn import VDeviceProcess
 
 VISA = "emv:visa-classic"
@@ -27,12 +32,18 @@ MC_ACCOUNT = demo.card_account("mastercard-sda")
 def shop(firmware_image, tmp_path_factory):
     """terminalfix's terminal, on a 512K heap as the kernel tests run (emvfix.TEST_HEAP: on the
     unix port the drivers, the app and the kernel are bytecode in the heap, frozen in flash on
-    the board; the session's 256K runs out at the first vault commit with every task running),
-    with the kernel's CA key file, unlocked and signed on."""
+    the board; the vdevice's default 384K runs out in the first contact purchase, a MemoryError
+    in the app's supervisor), with the kernel's CA key file, the bank's card that refuses every
+    ARPC (issued to the Visa's account), unlocked and signed on."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(terminalfix, "VDeviceProcess", functools.partial(VDeviceProcess, heap=emvfix.TEST_HEAP))
         t = terminalfix.Terminal(tmp_path_factory.mktemp("terminal-card"), firmware_image)
     try:
+        state = State(t.bank.dir)
+        try:
+            admin.add_card(state, emvcard.load_profile("refuse-arpc"), VISA_ACCOUNT)
+        finally:
+            state.close()
         # The kernel's CA key file (tools.demo.personalize does not write it yet).
         dev = t.device
         dev.makedirs(emvfix.CAPK_PATH.rsplit("/", 1)[0])
@@ -162,6 +173,36 @@ def test_card_declines(shop):
     t.lift_card()
     assert t.ledger() == before
     assert field_off(t)
+
+
+def test_card_refuses_after_the_bank_approved_and_the_approval_is_reversed(shop):
+    # The bank approves (ARQC good, posted); the card finds the ARPC wrong and answers its
+    # second GENERATE AC with an AAC: the terminal reverses the approval (0400, DE39 06).
+    t = shop
+    before = t.ledger()
+    start(t, "2600")
+    t.insert("emv:refuse-arpc")
+    t.screen("Card PIN")  # offline PIN, as visa-classic
+    t.type_pin("1234")
+    t.screen("Authorising")
+    declined = done(t, "Declined")
+    t.remove_card()
+    assert declined["error"] is True and "cancelled" in declined["text"], declined
+    log = t.bank.log()
+    assert re.search(r"0200/000000 STAN (\d{6}) amount 000000002600 card 476173\*+0101 -> 00", log), log[-3000:]
+    original = re.search(r"0200/000000 STAN (\d{6}) amount 000000002600 card \S+ -> 00", log).group(1)
+    assert re.search(r"0400 STAN \d{6} reverses STAN %s \(reason 06\)" % original, log)
+    assert re.search(r"0400/000000 STAN \d{6} amount 000000002600 -> 00", log)
+    assert t.ledger() == before  # posted, then undone
+    # History keeps the failure, not a payment.
+    t.choose("History")
+    assert "€26.00 Purchase" in t.screen("History")["buttons"]
+    t.tap("€26.00 Purchase")
+    assert "approved" not in t.screen("Purchase")["text"]
+    t.tap("OK")
+    t.screen("History")
+    t.tap("Back")
+    t.screen("Pocket Terminal")
 
 
 def test_card_removed_mid_transaction(shop):
