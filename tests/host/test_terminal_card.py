@@ -78,6 +78,20 @@ def done(t, title, timeout=30):
     return result
 
 
+def history_entry(t, label):
+    """From the home menu: History, the entry `label` opened and read, back at the home menu;
+    returns the entry's screen."""
+    t.choose("History")
+    assert label in t.screen("History")["buttons"]
+    t.tap(label)
+    entry = t.screen("Purchase")
+    t.tap("OK")
+    t.screen("History")
+    t.tap("Back")
+    t.screen("Pocket Terminal")
+    return entry
+
+
 def field_off(t):
     deadline = time.monotonic() + 5
     while t.rig.call("model", name="nfc")["field"]:
@@ -104,16 +118,8 @@ def test_contact_purchase_with_offline_pin_approved(shop):
     assert before[VISA_ACCOUNT] - after[VISA_ACCOUNT] == 1250
     assert field_off(t)
     # History: the purchase with the masked card number and the bank's reference.
-    t.choose("History")
-    entries = t.screen("History")["buttons"]
-    assert "€12.50 Purchase" in entries
-    t.tap("€12.50 Purchase")
-    entry = t.screen("Purchase")
+    entry = history_entry(t, "€12.50 Purchase")
     assert entry["text"].startswith("Purchase, approved. •••• 0010 "), entry
-    t.tap("OK")
-    t.screen("History")
-    t.tap("Back")
-    t.screen("Pocket Terminal")
 
 
 def test_contactless_purchase_approved(shop):
@@ -195,14 +201,8 @@ def test_card_refuses_after_the_bank_approved_and_the_approval_is_reversed(shop)
     assert re.search(r"0400/000000 STAN \d{6} amount 000000002600 -> 00", log)
     assert t.ledger() == before  # posted, then undone
     # History keeps the failure, not a payment.
-    t.choose("History")
-    assert "€26.00 Purchase" in t.screen("History")["buttons"]
-    t.tap("€26.00 Purchase")
-    assert "approved" not in t.screen("Purchase")["text"]
-    t.tap("OK")
-    t.screen("History")
-    t.tap("Back")
-    t.screen("Pocket Terminal")
+    entry = history_entry(t, "€26.00 Purchase")
+    assert "approved" not in entry["text"], entry
 
 
 def test_card_removed_mid_transaction(shop):
