@@ -1,69 +1,104 @@
 """`python -m tools.bench flows`: the cardholder's two money flows end to end on the virtual
 handheld against the real bank host, and what each costs.
 
-The flows (the firmware's own code: lib/emv's kernel, drivers/pn532, lib/uplink over lib/wifi
-and the rig's access point, mutual TLS, DUKPT):
-- contactless purchase: the test card (emv:visa-classic) in the PN532's field, the kernel's
-  contactless path (PPSE, SELECT, GPO with the ARQC, records, fDDA), online PIN when the card
-  asks for it, the 0200 with DE55 and the 0210 with the ARPC, completion;
-- pushed request: the merchant pushes a payment request through the bank (its 0600 reaches the
-  device, which acknowledges it), the device pays it from the owner's bound account (0200 on
-  file, 0210).
+The handheld is the demo's (tools/demo: the bank seeded with its accounts and test cards, the
+unit personalised: provisioned, owner PIN, accounts bound, Wi-Fi and /config/bank.json), with
+the handheld's parts attached (display, touch panel, PN532...). Each flow runs the terminal's
+own code on the app's own objects (terminal.app.App with its ui.screens.UI, vault session and
+terminal.link.Link: Wi-Fi and the uplink), not the home menu:
+- contactless purchase: terminal.purchase.Purchase from its "card" step (the amount entered):
+  terminal.card.pay_by_card: "Insert or tap card", the test card (emv:visa-classic) put in the
+  PN532's field once that screen is drawn (as a person does; lifted after the flow), the
+  kernel's contactless path, the online PIN typed on the panel's keypad (by the rig's
+  touch model, as terminalfix does), Uplink.purchase (0200 with DE55, 0210 with the ARPC), the
+  completion, then terminal.receipt (History, "Approved", tapped away);
+- pushed request: the merchant pushes a payment request through the bank (its 0600 reaches
+  the link), terminal.pay.PayRequest pays it from the owner's default account from its
+  "from_account" step (the owner's confirmation is the human part, left out), then the receipt.
 
-Per flow (one measured run, then the heap bisection):
-- firmware CPU: the device process's CPU time (time.clock()) over the flow less what the
-  simulator's own bus calls (board.sim's links to the rig) took; the ESP32 estimate scales it
-  by the pystone ratio (tools/bench.py esp32_estimate);
+Per flow (measured runs, then the heap bisection):
+- total: from the flow's start (the purchase's poll that finds the card; the request's 0600
+  read) to "Approved" drawn, less the time on the PIN pad (a person typing);
+- firmware CPU: the device process's CPU time (time.clock()) over that, less the simulator's own
+  bus calls (board.sim's links to the rig) and the PIN pad; the ESP32 estimate scales it by the
+  pystone ratio (tools/bench.py esp32_estimate);
 - wire: the I2C bus's wire time at its clock (board.sim I2C.wire_us: START, address, 9 clocks
-  a byte, STOP at 400 kHz);
+  a byte, STOP at 400 kHz): the PN532 and the touch panel, which share the bus;
 - network: the time the device waited on its socket for the bank: from each request written
   (0200) to its answer read (0210), through the access point's forwarder and the host;
-- card in field (contactless): from the first poll with the card already in the field (so the
-  reader finds it at once) to the card's last answer: after it the card can leave. Its ESP32
+- card in field (contactless): from the start of the poll that finds the card to the card's
+  last answer: after it the card can leave (ODA and the bank need no card). Its ESP32
   estimate = wire + the chip's and card's own time + CPU in that window x the pystone ratio;
-- heap: in use after every import and setup, in use with the bank session up, and the least
-  free heap with which the whole flow still ends approved (bisection, the rest of the heap
-  filled with small blocks, as `bench emv`); the working set is the smallest heap that runs
-  the flow less the heap in use after imports.
+- heap: in use after every import and setup (the app's objects, the first screen drawn), in
+  use with the bank session up, and the smallest -X heapsize in which the whole flow (boot,
+  setup, sign-on, the flow) still ends approved (bisection); the working set is that heap less
+  the heap in use after imports (on the board the code is frozen, not in the heap).
 """
 
+import ast
+import json
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.error
+import urllib.request
 from pathlib import Path
 
-from tools import image
+from tools import demo, image
+from tools.bank.state import State
 from tools.device import Device
 from tools.vdevice.spawn import VDeviceProcess
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "host"))
-import uplinkfix as fx  # noqa: E402  the bank host seeded with the test card and the device
-
 AMOUNT = 2500  # minor units: above every test card's CVM and offline limits, so online
 REQUEST_AMOUNT = 1875
-HEAP = "512K"  # the kernel's, drivers' and uplink's bytecode in RAM here (frozen on the board)
+CARD = "visa-classic"
+CARD_PIN = "1234"
+HEAP = "512K"  # the terminal's bytecode in RAM here (frozen on the board)
 STEP_KB = 2  # the heap bisection's resolution
 RUNS = 5  # measured runs of each flow, before the heap bisection
-JOURNAL = "/bench-journal"
+TAP_EVERY_MS = 150  # a finger's pace on the PIN pad
+# Imported before the figures: on the board these are frozen code, not the flow's heap.
+MODULES = ("terminal.purchase", "terminal.pay", "terminal.card", "terminal.receipt", "terminal.history",
+           "terminal.errors", "terminal.accounts", "emv", "emv.kernel", "emv.apdu", "emv.capk", "emv.cvm",
+           "emv.oda", "emv.risk", "emv.select", "emv.tags", "emv.tlv", "drivers.pn532", "drivers.iso7816_slot",
+           "iso7816", "pinblock")
 
-# The device's side. Needs bench.NFC_SETUP (nfc, i2c, the card), bench.EMV_SETUP (kernel, DATE)
-# and the provisioned `vault` before it.
+# The device's side, after a soft reset (boot.py run, not main.py): the app's objects as
+# terminal._terminal makes them, unlocked, the flows' instruments, trial().
 FLOW_SETUP = """
-import asyncio, gc, time, uplink, wifi
+import asyncio, gc, time
+import board, parts, vault
 from board import sim as _sim
-from uplink.journal import Journal
-try:
-    for _n in os.listdir(%(journal)r):
-        os.remove(%(journal)r + '/' + _n)
-except OSError:
-    pass
-w = wifi.Wifi(network=('PocketNet', 'correct horse'))
-up = uplink.Uplink(vault, {'host': 'localhost', 'port': 8583, 'serial': %(serial)r,
-                           'merchant': %(serial)r + 'SHOP001', 'currency': '978'}, wifi=w, journal=Journal(%(journal)r))
+from terminal.app import App
+from terminal.link import Link
+from ui.screens import UI
+from vault.session import Session
+for _m in %(modules)r:
+    __import__(_m)
+from drivers import pn532 as _pn532
+from terminal.accounts import OWNER, bound
+from terminal.pay import PayRequest
+from terminal.purchase import Purchase
+i2c = board.buses.i2c()
+display, touch = parts.display(), parts.touch()
+nfc = parts.nfc()
+async def _init():
+    await display.init()
+    await touch.init()
+    await nfc.begin()
+asyncio.run(_init())
+ui, store = UI(display, touch), vault.Vault().open()
+session = Session(store)
+session.unlock_with_pin(bytearray(%(pin)r))
+link = Link(store, ui)
+app = App(ui, session, None, None, link)
+up = link.uplink
+ui.progress('Benchmark', 'Flows')  # the fonts and the canvas as after the app's first screen
 # The simulator's own CPU: every bus call to the rig goes through one _Link (outermost call only).
 SIM = [0.0, 0]
 def _sim_timed(fn):
@@ -82,9 +117,12 @@ _sim._Link.send = _sim_timed(_sim._Link.send)
 _sim._Link.request = _sim_timed(_sim._Link.request)
 # The network: from a request written to its answer read (us), and the push's arrival.
 NET = [0, None]
-MARK = [None]
+MARK = {}
 def snap():
     return (time.ticks_us(), time.clock(), SIM[0], i2c.wire_us, NET[0])
+def spent(a, b):
+    # elapsed us, firmware CPU us, wire us, network us between two snaps
+    return [time.ticks_diff(b[0], a[0]), (b[1] - a[1] - (b[2] - a[2])) * 1e6, b[3] - a[3], b[4] - a[4]]
 _write, _receive = up._write, up._receive
 async def _timed_write(raw):
     await _write(raw)
@@ -92,63 +130,91 @@ async def _timed_write(raw):
         NET[1] = time.ticks_us()
 def _timed_receive(raw):
     if raw[:4] == b'0600':
-        MARK[0] = snap()
+        MARK['start'] = snap()
     elif raw[:4] == b'0210' and NET[1] is not None:
         NET[0] += time.ticks_diff(time.ticks_us(), NET[1])
         NET[1] = None
     _receive(raw)
 up._write, up._receive = _timed_write, _timed_receive
-def spent(a, b):
-    # elapsed us, firmware CPU us, wire us, network us between two snaps
-    return (time.ticks_diff(b[0], a[0]), (b[1] - a[1] - (b[2] - a[2])) * 1e6, b[3] - a[3], b[4] - a[4])
-async def contactless(up):
-    t0 = snap()
-    tag = await nfc.poll(2000)
-    if tag is None:
-        raise RuntimeError('no card in the field')
-    last = [t0]
-    async def tx(apdu):
-        r = await tag.transceive(apdu)
-        last[0] = snap()
-        return r
-    res = await kernel.transact(tx, %(amount)d, contactless=True, date=DATE)
-    if res.outcome != 'online':
-        raise RuntimeError('the kernel ended ' + res.outcome)
-    a = await up.purchase(res, %(amount)d, pin=bytearray(b'1234') if res.online_pin else None)
-    auth = None
-    if a.icc:
-        from emv import tlv as _tlv
-        auth = dict(_tlv.decode(a.icc)).get(0x91)
-    await kernel.complete(tx, res, a.rc.encode(), auth)
-    t1 = snap()
-    return {'outcome': res.outcome, 'rc': a.rc, 'rrn': a.rrn, 'online_pin': res.online_pin,
-            'commands': res.commands, 'flow': spent(t0, t1), 'field': spent(t0, last[0])}
-async def request(up):
-    req = await asyncio.wait_for_ms(up.next_request(), 30000)
-    a = await up.pay_request(req, account=%(account)r)
-    t1 = snap()
-    return {'outcome': 'approved' if a.approved else 'declined', 'rc': a.rc, 'rrn': a.rrn, 'id': req.id,
-            'flow': spent(MARK[0], t1)}
+# The card in the field: the poll that finds it (each poll until the card answers), its last answer.
+_list = nfc.list_passive_target
+async def _timed_list(*a, **kw):
+    if 'field' not in MARK:
+        MARK['start'] = snap()
+    return await _list(*a, **kw)
+nfc.list_passive_target = _timed_list
+_transceive = _pn532.IsoDep.transceive
+async def _timed_transceive(self, apdu, *a):
+    r = await _transceive(self, apdu, *a)
+    MARK['field'] = snap()
+    MARK['commands'] = MARK.get('commands', 0) + 1
+    return r
+_pn532.IsoDep.transceive = _timed_transceive
+# The PIN pad is a person's time: left out of the figures.
+PAUSE = [0, 0.0, 0, 0, 0]
+_pin_pad = ui.pin_pad
+async def _timed_pin_pad(*a, **kw):
+    s = snap()
+    try:
+        return await _pin_pad(*a, **kw)
+    finally:
+        for i, v in enumerate(spent(s, snap())):
+            PAUSE[i] += v
+ui.pin_pad = _timed_pin_pad
+# The end: "Approved" drawn (the host taps it away), or a failure's screen.
+_shown = ui.shown
+def _timed_shown(title, text=None, buttons=(), **more):
+    if title == 'Approved' and 'end' not in MARK:
+        MARK['end'] = snap()
+        MARK['text'] = text
+    elif more.get('error'):
+        MARK['failed'] = '%%s: %%s' %% (title, text)
+    _shown(title, text, buttons, **more)
+ui.shown = _timed_shown
+async def contactless():
+    op = Purchase()
+    op.amount, op.step = %(amount)d, 'card'
+    await op.run(app)
+async def _pushed():
+    while not link.requests:
+        await asyncio.sleep_ms(5)
+async def request():
+    await asyncio.wait_for_ms(_pushed(), 30000)
+    op = PayRequest(link.requests[0])
+    op.paying, op.step = bound(store, OWNER)[0], 'from_account'
+    await op.run(app)
 FLOWS = {'contactless': contactless, 'request': request}
+def _less_pause(s):
+    return [v - p for v, p in zip(s, PAUSE)]
 def trial(kind):
-    # The flow on a fresh session (signed on first, outside the figures): ('ok', figures) or
+    # The flow with the session up (signed on first, outside the figures): ('ok', figures) or
     # ('failed', why), and the heap in use with the session up.
     async def session():
-        wt = asyncio.create_task(w.run())
-        t = asyncio.create_task(up.run())
+        link.start()
         try:
             if not await up.wait_ready(20000):
                 return ('failed', 'no session: %%r' %% (up.error,)), 0
             gc.collect()
             resident = gc.mem_alloc()
-            MARK[0] = None
+            MARK.clear()
+            for i in range(len(PAUSE)):
+                PAUSE[i] = 0
+            print('bench ready')
             try:
-                return ('ok', await FLOWS[kind](up)), resident
+                await FLOWS[kind]()
             except Exception as e:
                 return ('failed', '%%s: %%s' %% (type(e).__name__, e)), resident
+            if 'end' not in MARK:
+                return ('failed', MARK.get('failed', 'no Approved screen')), resident
+            rrn = MARK['text'].rsplit('Bank reference ', 1)[-1].rstrip('.')
+            got = {'rc': '00', 'rrn': rrn, 'flow': _less_pause(spent(MARK['start'], MARK['end']))}
+            if kind == 'contactless':
+                got['outcome'] = 'approved'
+                got['commands'] = MARK['commands']
+                got['field'] = spent(MARK['start'], MARK['field'])
+            return ('ok', got), resident
         finally:
-            t.cancel()
-            wt.cancel()
+            link.stop()
             await asyncio.sleep_ms(0)
     try:
         return asyncio.run(session())
@@ -157,9 +223,53 @@ def trial(kind):
 """
 
 
+class Bank:
+    """`python -m tools.bank` on free ports over a state dir seeded with the demo (tools/demo)."""
+
+    def __init__(self, state_dir):
+        self.dir = Path(state_dir)
+        self.cards = demo.seed(self.dir)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tools.bank", "--state-dir", str(self.dir), "--listen", "127.0.0.1:0",
+             "--merchant-api", "127.0.0.1:0"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.address = self.api = None
+        while self.address is None or self.api is None:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("the bank host ended (exit %s)" % self.proc.wait())
+            if m := re.search(r"bank listening on ([\d.]+):(\d+)", line):
+                self.address = (m[1], int(m[2]))
+            if m := re.search(r"merchant API on (http://[\d.:]+)", line):
+                self.api = m[1]
+        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+
+    def balance(self, account):
+        state = State(self.dir)
+        try:
+            return state.ledger.account(account)["available"]
+        finally:
+            state.close()
+
+    def push(self, order, amount):
+        """A merchant's payment request for the device: the merchant API's answer."""
+        body = {"device": demo.SERIAL, "merchant": "Corner Bakery", "amount": amount, "currency": demo.CURRENCY,
+                "order": order}
+        req = urllib.request.Request(self.api + "/payment-requests", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.load(r)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
 class FlowRig:
-    """The bank host, and the virtual handheld provisioned for it with the NFC reader, the
-    test card's CA keys and the Wi-Fi access point routing to the host."""
+    """The demo's bank host, and the demo's handheld (personalised for it, its parts attached,
+    the test card's CA keys, the Wi-Fi access point routing to the host)."""
 
     def __init__(self, tmp):
         self.tmp = Path(tmp)
@@ -168,12 +278,14 @@ class FlowRig:
     def __enter__(self):
         from tools import bench
         try:
-            self.bank = fx.BankHost(self.tmp / "bank")
+            self.bank = Bank(self.tmp / "bank")
             image.build(self.tmp / "flash.img")
-            self.boot(HEAP, first=True)
+            self.boot(HEAP)
+            demo.personalize(self.vd.repl, self.bank.dir)
+            self.dev = demo.fresh(self.vd.repl)
             self.dev.makedirs(bench.EMV_CAPK.rsplit("/", 1)[0])
             self.dev.write_file(bench.EMV_CAPK, bench.capk_file())
-            self.dev.exec(fx.provisioning(self.bank), timeout=60)
+            self.keypad = {k[4]: k[:4] for k in self.dev.eval("__import__('ui.screens').screens.keypad_layout()")}
             self.setup()
             self.imports = self.dev.eval("(gc.collect(), gc.mem_alloc())[1]")
         except BaseException:
@@ -181,28 +293,19 @@ class FlowRig:
             raise
         return self
 
-    def boot(self, heap, first=False):
-        """The handheld (again, on the same flash) with this MicroPython heap, and its rig."""
+    def boot(self, heap):
+        """The handheld (again, on the same flash) with this MicroPython heap, its parts
+        attached."""
         self.stop_device()
-        self.vd = VDeviceProcess(self.tmp / "flash.img", self.tmp / "state", heap=heap)
-        self.dev = Device(self.vd.repl)
-        rig = self.vd.rig
-        self.dev.soft_reset()
-        rig.attach("i2c0", "pn532", addr=0x24, name="nfc")
-        rig.attach("wlan0", "wifi", name="wifi")
-        rig.call("do", name="wifi", action="target", host=self.bank.address[0], port=self.bank.address[1])
-        # In the field from the start: the first poll finds it at once.
-        rig.call("do", name="nfc", action="place", kind="iso-dep", applet="emv:visa-classic")
-        if not first:
-            self.dev.exec("from vault import Vault\nfrom vault.store import Store\n"
-                          "vault = Vault(Store('/uplink-vault')).open()", timeout=60)
+        self.vd = VDeviceProcess(self.tmp / "flash.img", self.tmp / "state", heap=heap, bare=False)
+        self.vd.rig.call("do", name="wifi", action="target", host=self.bank.address[0], port=self.bank.address[1])
 
     def setup(self):
-        """The drivers, the kernel, the uplink and the flows on the device."""
-        from tools import bench
-        self.dev.exec(bench.NFC_SETUP + bench.EMV_SETUP % bench.EMV_CAPK, timeout=60)
-        self.dev.exec(FLOW_SETUP % {"journal": JOURNAL, "serial": fx.SERIAL, "amount": AMOUNT,
-                                    "account": fx.OWNER}, timeout=60)
+        """The app's objects and the flows on the device (a fresh interpreter: main.py not run)."""
+        if self.dev is None:
+            self.dev = demo.fresh(self.vd.repl)
+        self.dev.exec(FLOW_SETUP % {"modules": MODULES, "pin": demo.DEMO_PIN.encode(), "amount": AMOUNT},
+                      timeout=90)
 
     def stop_device(self):
         if self.dev is not None:
@@ -219,30 +322,27 @@ class FlowRig:
 
     def run(self, kind):
         """One flow on the device: (('ok', figures) or ('failed', why), heap in use with the
-        session up). The pushed request is pushed by the merchant once the device is signed on."""
-        pusher = None
-        if kind == "request":
-            pusher = threading.Thread(target=self._push, daemon=True)
-            pusher.start()
-        try:
-            return self.dev.eval("trial(%r)" % kind, timeout=120)
-        finally:
-            if pusher is not None:
-                pusher.join(30)
+        session up). The host acts as the person: it pushes the request once the device is
+        signed on, types the card's PIN on the PIN pad, taps "Approved" (or a failure) away."""
+        console = _Console(self, kind)
+        # Its output goes to the console as it comes (mpremote keeps none of it then).
+        _, err = self.dev.transport.exec_raw("print('trial ' + repr(trial(%r)))" % kind, timeout=120,
+                                             data_consumer=console.feed)
+        console.join()
+        if kind == "contactless":
+            self.vd.rig.call("do", name="nfc", action="remove")
+        if err:
+            raise RuntimeError(err.decode(errors="replace"))
+        return console.result
 
-    def _push(self):
-        # A device that never signs on (too small a heap) leaves the push refused (409): the
-        # trial fails on the device's side, which says why.
-        try:
-            self.bank.push("ORD-BENCH-%d" % time.monotonic_ns(), REQUEST_AMOUNT)
-        except urllib.error.HTTPError:
-            pass
+    def tap_at(self, x, y, after_ms=0):
+        self.vd.rig.call("do", name="touch", action="tap", x=int(x), y=int(y), after_ms=after_ms)
 
     def measured(self, kind, runs):
         """The flow `runs` times, each checked at the bank: the figures of each run, and the
         ledger's change on the account the flow debits."""
-        account = fx.CARD_ACCOUNT if kind == "contactless" else fx.OWNER
-        before = self.bank.ledger()["accounts"][account]
+        account = demo.card_account(CARD) if kind == "contactless" else demo.ACCOUNTS[0][0]
+        before = self.bank.balance(account)
         done = []
         for _ in range(runs):
             (status, got), resident = self.run(kind)
@@ -250,11 +350,10 @@ class FlowRig:
                 raise RuntimeError("the %s flow did not end approved: %r" % (kind, got))
             got["resident"] = resident
             done.append(got)
-        debited = before - self.bank.ledger()["accounts"][account]
-        return done, debited
+        return done, before - self.bank.balance(account)
 
     def completes_in(self, kind, heap_kb):
-        """Whether the whole flow (boot, imports, sign-on, the flow) ends approved on a handheld
+        """Whether the whole flow (boot, setup, sign-on, the flow) ends approved on a handheld
         with this heap."""
         try:
             self.boot("%dK" % heap_kb)
@@ -273,6 +372,59 @@ class FlowRig:
             else:
                 lo_kb = mid
         return hi_kb
+
+
+class _Console:
+    """The person at the handheld during one flow, reading its console: the push once the
+    session is up, the card on "Insert or tap card", the PIN on "Card PIN", a tap on the
+    result's button."""
+
+    def __init__(self, rig, kind):
+        self.rig, self.kind = rig, kind
+        self.pending = b""
+        self.threads = []
+        self.result = None
+
+    def feed(self, data):
+        self.pending += data
+        *lines, self.pending = self.pending.split(b"\n")
+        for line in lines:
+            self.line(line.decode(errors="replace").rstrip("\r"))
+
+    def line(self, line):
+        if line.startswith("trial "):
+            self.result = ast.literal_eval(line[len("trial "):])
+        if line == "bench ready" and self.kind == "request":
+            self._later(self._push)
+        if not line.startswith("screen {"):
+            return
+        screen = json.loads(line[len("screen "):])
+        if screen["title"] == "Insert or tap card":
+            self.rig.vd.rig.call("do", name="nfc", action="place", kind="iso-dep", applet="emv:" + CARD)
+        elif screen.get("pin_pad") and screen["title"] == "Card PIN":
+            for i, key in enumerate(list(CARD_PIN) + ["OK"]):
+                x, y, w, h = self.rig.keypad[key]
+                self.rig.tap_at(x + w // 2, y + h // 2, after_ms=TAP_EVERY_MS * i)
+        elif screen["title"] == "Approved" or screen.get("error"):
+            for x, y, w, h in screen.get("buttons", {}).values():
+                self.rig.tap_at(x + w // 2, y + h // 2)
+
+    def _push(self):
+        # A push the bank refuses (409: no live session) leaves the device's flow waiting until
+        # its timeout, and the trial says so.
+        try:
+            self.rig.bank.push("ORD-BENCH-%d" % time.monotonic_ns(), REQUEST_AMOUNT)
+        except urllib.error.HTTPError:
+            pass
+
+    def _later(self, fn, *args):
+        t = threading.Thread(target=fn, args=args, daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def join(self):
+        for t in self.threads:
+            t.join(30)
 
 
 def figures(kind, runs, debited, smallest_kb, imports, ratio):

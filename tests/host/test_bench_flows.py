@@ -1,12 +1,12 @@
-"""`python -m tools.bench flows`' machinery (tools/flowbench.py) on a quick run: both flows end
-approved at the bank (its ledger), and the figures it prints are measured and consistent. Not a
-timed test: no figure is compared with a budget.
+"""`python -m tools.bench flows`' machinery (tools/flowbench.py) on a quick run: both flows, run
+by the terminal's own code on the demo's handheld, end approved at the demo's bank (its ledger),
+and the figures it prints are measured and consistent. Not a timed test: no figure is compared
+with a budget.
 """
 
 import pytest
 
-import uplinkfix as fx
-from tools import flowbench
+from tools import demo, flowbench
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +25,8 @@ def measured(rig):
 RATIO = 100.0  # any positive pystone ratio: figures() only scales the CPU time by it
 
 
-@pytest.mark.parametrize("kind, account, amount", [("contactless", fx.CARD_ACCOUNT, flowbench.AMOUNT),
-                                                   ("request", fx.OWNER, flowbench.REQUEST_AMOUNT)])
+@pytest.mark.parametrize("kind, account, amount", [("contactless", demo.card_account(flowbench.CARD), flowbench.AMOUNT),
+                                                   ("request", demo.ACCOUNTS[0][0], flowbench.REQUEST_AMOUNT)])
 def test_flow_approved_at_the_bank_with_consistent_figures(rig, measured, kind, account, amount):
     runs, debited = measured[kind]
     assert debited == 2 * amount  # each run posted once, on the account the flow debits
