@@ -27,7 +27,11 @@ from pathlib import Path
 from tools.rig.rig import Rig
 
 LAUNCHER = Path(__file__).resolve().parent / "launcher.py"
-DEFAULT_HEAP = "384K"  # shared/DESIGN.md: the board's ~110 KB heap plus its frozen code: the whole terminal's bytecode, which the unix port keeps in the heap, is ~214 KB (python -m tools.bench flows)
+# shared/DESIGN.md: the board's ~110 KB heap plus what the board keeps in flash and the unix port
+# in its heap. Measured (all of the terminal's modules imported into a 1M heap, gc.mem_alloc):
+# 89 KB after boot (the launcher, board.sim) and 265 KB for the terminal's bytecode, frozen on the
+# board; 89 + 265 + 110 = 464 KB.
+DEFAULT_HEAP = "512K"
 SOFT_RESET_FRIENDLY, SOFT_RESET_RAW, BAD_IMAGE, HARD_RESET = 64, 65, 66, 67  # launcher.py's exit codes
 PHASES = ("mounting", "boot.py", "main.py", "repl")
 BLOCK_SIZE = 4096
