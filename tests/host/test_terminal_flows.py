@@ -22,6 +22,14 @@ def home(t):
     return t.screen("Pocket Terminal")
 
 
+def confirmed(t):
+    """Confirm on the confirmation screen shown, the owner's PIN: the result screen."""
+    t.tap("Confirm")
+    t.screen("Confirm with PIN")
+    t.type_pin(demo.DEMO_PIN)
+    return t.screen(lambda s: s.get("error") is not None, timeout=40)
+
+
 def euros(text):
     """The amounts a screen's text shows, in cents ("€1000.00" -> 100000)."""
     return [int(whole.replace(",", "")) * 100 + int(cents) for whole, cents in re.findall(r"€([\d,]+)\.(\d\d)", text)]
@@ -46,12 +54,9 @@ def test_a_pushed_request_interrupts_the_home_menu_and_is_paid_from_the_default_
     t.unlock()
     before = balances(t)
     pushed = t.push("Corner Bakery", "ORD-PAY", 1250)
-    shown = t.screen("Payment request", timeout=30)
-    assert shown["text"] == "€12.50 to Corner Bakery from Current account"
-    t.tap("Confirm")
-    t.screen("Confirm with PIN")
-    t.type_pin(demo.DEMO_PIN)
-    approved = t.screen("Approved", timeout=30)
+    assert t.screen("Payment request", timeout=30)["text"] == "€12.50 to Corner Bakery from Current account"
+    approved = confirmed(t)
+    assert approved["title"] == "Approved"
     assert approved["text"].startswith("€12.50 to Corner Bakery from Current account. Bank reference ")
     after = balances(t)
     assert after[OWNER] == before[OWNER] - 1250 and after[CLEARING] == before[CLEARING] + 1250
@@ -109,12 +114,9 @@ def test_a_transfer_to_the_payee_moves_the_ledger(terminal):
     amount = t.screen(lambda s: s["title"] == "Amount" and s.get("text") == "€25.00")
     assert amount["text"] == "€25.00"
     t.tap("OK")
-    confirm = t.screen("Transfer")
-    assert confirm["text"] == "€25.00 to Alice Martin from Current account"
-    t.tap("Confirm")
-    t.screen("Confirm with PIN")
-    t.type_pin(demo.DEMO_PIN)
-    approved = t.screen("Approved", timeout=30)
+    assert t.screen("Transfer")["text"] == "€25.00 to Alice Martin from Current account"
+    approved = confirmed(t)
+    assert approved["title"] == "Approved"
     assert approved["text"].startswith("€25.00 to Alice Martin from Current account")
     after = t.ledger()
     assert after[OWNER] == before[OWNER] - 2500 and after[ALICE] == before[ALICE] + 2500
@@ -147,13 +149,11 @@ def test_the_bank_not_answering_shows_its_screen_and_the_reversal_leaves_the_led
     t = terminal
     before = t.ledger()
     t.push("Corner Bakery", "ORD-SILENT", 700)
-    t.screen("Payment request", timeout=30)
-    t.tap("Confirm")
-    t.screen("Confirm with PIN")
+    t.screen("Payment request", timeout=30)  # (its 0610 sent)
     reversals = t.bank.log().count(": 0400/")
     t.rig.call("do", name="wifi", action="cut_after_up")  # the bank gets the 0200, its answer is lost
-    t.type_pin(demo.DEMO_PIN)
-    failed = t.screen("No answer from the bank", timeout=40)
+    failed = confirmed(t)
+    assert failed["title"] == "No answer from the bank"
     assert failed["error"] is True and "Nothing was charged" in failed["text"]
     t.wifi(True)
     deadline = time.monotonic() + 90
