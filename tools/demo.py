@@ -43,7 +43,7 @@ ACCOUNTS = (
 CARD_BALANCE = 50_000
 # The card profiles the bank issued: the ones a purchase can reach the bank with (the others
 # are broken on purpose and end in the kernel). Each profile's apps go to one account.
-CARDS = ("visa-classic", "bank-b-debit", "decline", "blocked", "expired", "two-apps", "mastercard-sda")
+CARDS = ("visa-classic", "bank-b-debit", "decline", "blocked", "expired", "two-apps", "mastercard-sda", "refuse-arpc")
 # The rig's access point (tools/rig/wifi.py DEFAULT_NETWORKS), the route to the bank.
 WIFI = ("PocketNet", "correct horse")
 # Where the unit finds its bank: the access point forwards every connection to the host.

@@ -7,21 +7,15 @@ The tests run in order on one terminal and one rig (the cards keep their counter
 and ends at the home menu, and takes the card away at its end.
 """
 
-import functools
 import time
 
 import re
 
 import pytest
 
-import emvfix
 import terminalfix
 from terminalfix import TAP_EVERY_MS
-import tools.emvcard as emvcard
 from tools import demo
-from tools.bank import admin
-from tools.bank.state import State
-from tools.vdevice.spawn import VDeviceProcess
 
 VISA = "emv:visa-classic"
 VISA_ACCOUNT = demo.card_account("visa-classic")
@@ -30,25 +24,9 @@ MC_ACCOUNT = demo.card_account("mastercard-sda")
 
 @pytest.fixture(scope="module")
 def shop(firmware_image, tmp_path_factory):
-    """terminalfix's terminal, on a 512K heap as the kernel tests run (emvfix.TEST_HEAP: on the
-    unix port the drivers, the app and the kernel are bytecode in the heap, frozen in flash on
-    the board; the vdevice's default 384K runs out in the first contact purchase, a MemoryError
-    in the app's supervisor), with the kernel's CA key file, the bank's card that refuses every
-    ARPC (issued to the Visa's account), unlocked and signed on."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(terminalfix, "VDeviceProcess", functools.partial(VDeviceProcess, heap=emvfix.TEST_HEAP))
-        t = terminalfix.Terminal(tmp_path_factory.mktemp("terminal-card"), firmware_image)
+    """terminalfix's terminal, unlocked and signed on."""
+    t = terminalfix.Terminal(tmp_path_factory.mktemp("terminal-card"), firmware_image)
     try:
-        state = State(t.bank.dir)
-        try:
-            admin.add_card(state, emvcard.load_profile("refuse-arpc"), VISA_ACCOUNT)
-        finally:
-            state.close()
-        # The kernel's CA key file (tools.demo.personalize does not write it yet).
-        dev = t.device
-        dev.makedirs(emvfix.CAPK_PATH.rsplit("/", 1)[0])
-        dev.write_file(emvfix.CAPK_PATH, emvfix.capk_json())
-        t.restart()
         t.unlock()
         t.signed_on()
         yield t
