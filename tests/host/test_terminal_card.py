@@ -7,9 +7,8 @@ The tests run in order on one terminal and one rig (the cards keep their counter
 and ends at the home menu, and takes the card away at its end.
 """
 
-import time
-
 import re
+import time
 
 import pytest
 
