@@ -37,23 +37,18 @@ Per flow (measured runs, then the heap bisection):
 
 import ast
 import json
-import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 import urllib.error
-import urllib.request
 from pathlib import Path
 
 from tools import demo, image
+from tools.bank.spawn import HostProcess
 from tools.bank.state import State
-from tools.device import Device
 from tools.vdevice.spawn import VDeviceProcess
 
-ROOT = Path(__file__).resolve().parent.parent
 AMOUNT = 2500  # minor units: above every test card's CVM and offline limits, so online
 REQUEST_AMOUNT = 1875
 CARD = "visa-classic"
@@ -223,25 +218,13 @@ def trial(kind):
 """
 
 
-class Bank:
-    """`python -m tools.bank` on free ports over a state dir seeded with the demo (tools/demo)."""
+class Bank(HostProcess):
+    """`python -m tools.bank` on free ports (tools.bank.spawn) over a state dir seeded with the
+    demo (tools/demo)."""
 
     def __init__(self, state_dir):
-        self.dir = Path(state_dir)
-        self.cards = demo.seed(self.dir)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tools.bank", "--state-dir", str(self.dir), "--listen", "127.0.0.1:0",
-             "--merchant-api", "127.0.0.1:0"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.address = self.api = None
-        while self.address is None or self.api is None:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError("the bank host ended (exit %s)" % self.proc.wait())
-            if m := re.search(r"bank listening on ([\d.]+):(\d+)", line):
-                self.address = (m[1], int(m[2]))
-            if m := re.search(r"merchant API on (http://[\d.:]+)", line):
-                self.api = m[1]
-        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+        demo.seed(state_dir)
+        super().__init__(state_dir)
 
     def balance(self, account):
         state = State(self.dir)
@@ -252,19 +235,8 @@ class Bank:
 
     def push(self, order, amount):
         """A merchant's payment request for the device: the merchant API's answer."""
-        body = {"device": demo.SERIAL, "merchant": "Corner Bakery", "amount": amount, "currency": demo.CURRENCY,
-                "order": order}
-        req = urllib.request.Request(self.api + "/payment-requests", json.dumps(body).encode(),
-                                     {"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.load(r)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        return self.post("/payment-requests", {"device": demo.SERIAL, "merchant": "Corner Bakery", "amount": amount,
+                                               "currency": demo.CURRENCY, "order": order})
 
 
 class FlowRig:
