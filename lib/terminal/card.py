@@ -158,8 +158,10 @@ async def _present(ui, slot, nfc, title, text):
     """The waiting screen until a card is there: CONTACT, the contactless target, or None
     (Cancel, or nobody came)."""
     w = _Wait(slot, nfc)
-    search = asyncio.create_task(w.search())
+    # The screen first: it draws before its first await, so the owner sees it before the
+    # first poll of the antenna is in flight (else the draw falls inside the card's time in the field).
     button = asyncio.create_task(w.button(ui, title, text))
+    search = asyncio.create_task(w.search())
     try:
         await w.done.wait()
     except asyncio.CancelledError:  # a lock: the search stops at its next look
