@@ -84,6 +84,13 @@ def target_mode(t):
     return t.rig.call("model", name="nfc")["target_mode"]
 
 
+def until(what, failure, timeout=5):
+    deadline = time.monotonic() + timeout
+    while not what():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.1)
+
+
 def screen_with(t, title, words):
     return t.screen(lambda s: s["title"] == title and words in s.get("text", ""))
 
@@ -139,18 +146,20 @@ def test_a_lock_ends_card_mode_and_the_pn532_is_not_left_a_target(terminal):
     t = terminal
     card_mode(t, "Transit card")
     t.screen("Transit card")
-    assert target_mode(t) is not None  # waiting for a reader
+    # The screen is drawn while the PN532 is reset and sent TgInitAsTarget: a card soon after.
+    until(lambda: target_mode(t) is not None, "the PN532 did not become a target in card mode")
     t.standby()
     t.screen(lambda s: s["title"].startswith("Locked"))
-    deadline = time.monotonic() + 5
-    while target_mode(t) is not None:
-        assert time.monotonic() < deadline, "the PN532 stayed in target mode after the lock"
-        time.sleep(0.1)
-    # After the PIN the owner is back in card mode, a card again.
+    until(lambda: target_mode(t) is None, "the PN532 stayed in target mode after the lock")
+    # After the PIN the step the lock cut short resumes (Operation): a transit card again.
     t.tap("PIN")
     t.screen("Unlock")
     t.type_pin(demo.DEMO_PIN)
+    screen_with(t, "Transit card", "Hold the terminal to the gate's reader.")
+    until(lambda: target_mode(t) is not None, "the PN532 is not a target again after the unlock")
+    t.tap("Back")
     t.screen("Card mode")
+    assert target_mode(t) is None
     t.tap("Back")
     t.screen("Pocket Terminal")
 
