@@ -197,6 +197,11 @@ def keypad_layout():
     return {k[4]: tuple(k[:4]) for k in ast.literal_eval(out.strip())}
 
 
+def locked(screen):
+    """the lock screen"""
+    return screen["title"].startswith("Locked")
+
+
 class Handheld:
     """The handheld on the web simulator's page, used as its owner uses it.
 
@@ -233,10 +238,12 @@ class Handheld:
         lines = (self._partial + message["text"]).split("\n")
         self._partial = lines.pop()
         for line in lines:
-            line = line.rstrip("\r")
-            if line.startswith("screen {"):
+            # A screen line may follow what ended without a newline: the raw REPL's ">" prompt
+            # before a reset, say.
+            at = line.find("screen {")
+            if at >= 0:
                 try:
-                    self.screens.append(json.loads(line[7:]))
+                    self.screens.append(json.loads(line[at + 7:]))
                 except ValueError:
                     pass  # a line the device's other output broke up: not a screen
 
@@ -310,17 +317,27 @@ class Handheld:
             x, y, w, h = self._keys[key]
             self.tap_at(x + w // 2, y + h // 2, redraw=key != "OK")
 
-    def home(self, limit=8):
-        """Back to the home menu, the way its owner goes: Back, OK or Cancel on each screen."""
+    def unlock(self, pin):
+        """From the lock screen shown: PIN, then `pin` on the PIN pad."""
+        self.tap("PIN")
+        self.screen("Unlock")
+        self.type_pin(pin)
+
+    def home(self, pin=None, limit=8):
+        """Back to the home menu, the way its owner goes: Back, OK or Cancel on each screen
+        (and unlocking with `pin` if the idle timeout locked the terminal meanwhile)."""
         for _ in range(limit):
             if self.last["title"] == HOME:
                 return self.last
-            buttons = self.last.get("buttons", {})
-            way = next((b for b in ("Back", "OK", "Cancel") if b in buttons), None)
-            assert way, "no way back from the screen %r (buttons: %s)" % (self.last["title"], sorted(buttons))
-            self.tap(way)
+            if pin is not None and locked(self.last):
+                self.unlock(pin)
+            else:
+                buttons = self.last.get("buttons", {})
+                way = next((b for b in ("Back", "OK", "Cancel") if b in buttons), None)
+                assert way, "no way back from the screen %r (buttons: %s)" % (self.last["title"], sorted(buttons))
+                self.tap(way)
             self.screen(lambda s: True)
-        raise AssertionError("no home menu after %d screens" % limit)
+        raise AssertionError("no home menu after %d screens: %s" % (limit, [s["title"] for s in self.screens[-limit:]]))
 
     def control(self, button, card=None):
         """Click one of the page's controls (its element id: tap_card, insert_card, wifi_off,
@@ -390,14 +407,6 @@ def websim_page(tmp):
             pw.stop()
 
 
-def locked(screen):
-    """the lock screen"""
-    return screen["title"].startswith("Locked")
-
-
-# The README's pictures of the application (docs/screen-<name>.png), in the order readme() takes them.
-README_SCREENS = ("lock", "pin_pad", "wrong_pin", "home", "payment_request", "approved", "settings", "diagnostics",
-                  "card_mode", "balance", "no_network", "insert_card")
 CARD = "emv:visa-classic"  # the card the README's purchase uses, and its PIN (tools/emvcard/cards)
 CARD_PIN = "1234"
 
@@ -412,14 +421,17 @@ def readme(out=DOCS):
 def main_screens(h, out):
     """Drive the demo terminal on the web simulator's page (Handheld h, at its lock screen)
     through its main screens and record each one from the ST7789 model as
-    <out>/screen-<name>.png (README_SCREENS), and the page as <out>/websim.png."""
+    <out>/screen-<name>.png, and the page as <out>/websim.png."""
     from tools.demo import DEMO_PIN
+
+    started = time.monotonic()
 
     def picture(name, title=None):
         if title is not None:
             h.screen(title)
         shot = h.shoot(out / ("screen-%s.png" % name))
-        print("%-16s %s  %s" % (name, shot["sha256"][:16], h.last["title"]), flush=True)
+        print("%5.1f s  %-16s %s  %s" % (time.monotonic() - started, name, shot["sha256"][:16], h.last["title"]),
+              flush=True)
 
     picture("lock", locked)
     h.tap("PIN")
@@ -428,9 +440,7 @@ def main_screens(h, out):
     picture("wrong_pin", "Wrong PIN")
     h.tap("OK")
     h.screen(locked)
-    h.tap("PIN")
-    h.screen("Unlock")
-    h.type_pin(DEMO_PIN)
+    h.unlock(DEMO_PIN)
     picture("home", HOME)
 
     status, answer = h.push("Coffee Corner", "README-%d" % time.time(), 1250)
@@ -440,29 +450,29 @@ def main_screens(h, out):
     h.screen("Confirm with PIN")
     h.type_pin(DEMO_PIN)
     picture("approved", "Approved")
-    h.home()
+    h.home(DEMO_PIN)
 
     h.choose("Settings")
     picture("settings", "Settings")
     h.choose("Diagnostics")
     picture("diagnostics", lambda s: "buttons" in s)  # the result, after the progress screen
-    h.home()
+    h.home(DEMO_PIN)
     h.choose("Card mode")
     picture("card_mode", "Card mode")
-    h.home()
+    h.home(DEMO_PIN)
 
     h.choose("Balance")
     h.screen("Balance")
     h.choose("Current account")
     picture("balance", lambda s: s["title"] == "Balance" and "text" in s)
-    h.home()
+    h.home(DEMO_PIN)
     h.control("wifi_off")
     h.choose("Balance")
     h.screen("Balance")
     h.choose("Current account")
     picture("no_network", lambda s: s.get("error"))
     h.control("wifi_on")
-    h.home()
+    h.home(DEMO_PIN)
 
     h.choose("Purchase")
     h.screen("Amount")
