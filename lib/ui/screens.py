@@ -45,10 +45,17 @@ def format_amount(minor, currency):
     symbol, exponent = CURRENCIES.get(currency, (currency + " ", 2))
     sign = "-" if minor < 0 else ""
     minor = abs(minor)
-    if exponent == 0:
-        return "%s%s%d" % (sign, symbol, minor)
     unit = 10 ** exponent
-    return "%s%s%d.%0*d" % (sign, symbol, minor // unit, exponent, minor % unit)
+    whole = str(minor // unit)
+    # Thousands grouped as people read them: 1,000.00 (an amount is checked by eye before paying).
+    groups = []
+    while len(whole) > 3:
+        groups.insert(0, whole[-3:])
+        whole = whole[:-3]
+    whole = ",".join([whole] + groups)
+    if exponent == 0:
+        return "%s%s%s" % (sign, symbol, whole)
+    return "%s%s%s.%0*d" % (sign, symbol, whole, exponent, minor % unit)
 
 
 def keypad_layout(digits="1234567890"):
