@@ -351,21 +351,28 @@ class Handheld:
         assert "error" not in (status.get_attribute("class") or ""), status.inner_text()
 
     def push(self, merchant, order, amount, currency="978"):
-        """A payment request from the page's merchant panel: (HTTP status, the bank's answer)."""
+        """A payment request from the page's merchant panel: (HTTP status, the bank's answer).
+        Pushed again while the bank says the device has not signed on yet (it signs on in the
+        background after a boot; a person would try again too)."""
         page = self.page
         for name, value in (("merchant", merchant), ("order", order), ("amount", str(amount)),
                             ("currency", currency)):
             page.fill("#merchant input[name=%s]" % name, value)
-        page.evaluate("document.getElementById('status').textContent = ''")
-        page.click("#push_request")
-        page.wait_for_function("document.getElementById('status').textContent.startsWith('bank answered')"
-                               " || document.getElementById('status').className.includes('error')",
-                               timeout=self.timeout * 1000)
-        status = page.inner_text("#status")
-        if not status.startswith("bank answered HTTP "):
-            raise AssertionError("the merchant panel says: " + status)
-        code, answer = status[len("bank answered HTTP "):].split(": ", 1)
-        return int(code), json.loads(answer)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            page.evaluate("document.getElementById('status').textContent = ''")
+            page.click("#push_request")
+            page.wait_for_function("document.getElementById('status').textContent.startsWith('bank answered')"
+                                   " || document.getElementById('status').className.includes('error')",
+                                   timeout=self.timeout * 1000)
+            status = page.inner_text("#status")
+            if not status.startswith("bank answered HTTP "):
+                raise AssertionError("the merchant panel says: " + status)
+            code, answer = status[len("bank answered HTTP "):].split(": ", 1)
+            code, answer = int(code), json.loads(answer)
+            if code != 409 or "not signed on" not in answer.get("error", "") or time.monotonic() > deadline:
+                return code, answer
+            page.wait_for_timeout(1000)
 
     def bank(self, path):
         """GET <the bank's merchant API><path>, as JSON (the API the page's merchant panel uses)."""
