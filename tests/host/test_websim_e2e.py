@@ -1,8 +1,8 @@
 """The web simulator end to end, as its user meets it: `python -m tools.websim` (the demo
 terminal, the reference bank host) in headless Chromium; the owner unlocks by clicking the PIN
 pad on the page's screen, the page's merchant panel pushes a payment request, the owner approves
-it on the page's screen with the PIN, the device shows Approved and the bank's ledger moved by
-the amount."""
+it on the page's screen with the PIN, the device shows Approved, the bank's ledger moved by the
+amount, and the page's ISO 8583 trace shows the bank's approval under the reference on screen."""
 
 import time
 
@@ -46,3 +46,7 @@ def test_unlock_push_a_request_and_pay_it_on_the_page(handheld):
     assert after["balance"] == before["balance"] - AMOUNT, (before, after)
     paid = h.bank("/payment-requests/" + request["id"])
     assert paid["status"] == "paid" and paid["rrn"] and paid["rrn"] in approved["text"], (paid, approved)
+    # The page's ISO 8583 trace has the bank's answer: the amount, the reference, approved.
+    h.page.wait_for_function("document.getElementById('iso8583').textContent.includes('DE37 %s')" % paid["rrn"])
+    answer = next(m for m in h.page.locator("#iso8583 .iso").all_inner_texts() if "DE37 " + paid["rrn"] in m)
+    assert "DE4 %012d" % AMOUNT in answer and "DE39 00" in answer, answer
