@@ -159,7 +159,7 @@ class WebsimProcess(VDeviceProcess):
     """As VDeviceProcess (stop, wait_booted, rig, log_tail), the device started by
     `python -m tools.websim` as a child process on its own image and state dir; url is its page."""
 
-    def __init__(self, image, state_dir, bank=True, start_timeout=60):
+    def __init__(self, image, state_dir, bank=True, start_timeout=120):
         from tools.rig.client import RigClient
 
         self.state_dir = Path(state_dir)
