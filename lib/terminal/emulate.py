@@ -133,9 +133,12 @@ class CardMode(Operation):
                 raise
             finally:
                 self.critical = False
-                History(app.vault).add("Shop", amount, currency, merchant, result)
-                self.note = "%s: %s to %s." % (result.capitalize(), format_amount(amount, currency), merchant)
+                # The screen first: should History fail, the owner still sees what the shop got.
+                # (MicroPython's str has no capitalize().)
+                self.note = "%s%s: %s to %s." % (result[0].upper(), result[1:], format_amount(amount, currency),
+                                                 merchant)
                 self.drawn = None  # the dialog covered the card screen
+                History(app.vault).add("Shop", amount, currency, merchant, result)
 
         key = applet_key(app.vault, CONFIRM_LABEL)
         try:

@@ -96,6 +96,9 @@ def screen_with(t, title, words):
 
 
 def card_mode(t, entry):
+    """From the home menu (the lock screen when the test runs first: unlocked) to `entry`."""
+    if not t.screens or t.screens[-1]["title"] != "Pocket Terminal":
+        t.unlock()
     t.choose("Card mode")
     t.screen("Card mode")
     t.tap(entry)
