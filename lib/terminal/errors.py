@@ -94,6 +94,25 @@ class TryAnotherInterface(Failure):
     remedy = "Insert it into the slot instead."
 
 
+
+# Settings > Wi-Fi: joining another network (the terminal stays on the one it was on).
+class WrongPassword(Failure):
+    title = "Wrong password"
+    text = "The network did not accept the password."
+    remedy = "Check it (capitals count) and try again; the terminal stays on its previous network."
+
+
+class NetworkNotFound(Failure):
+    title = "Network not found"
+    text = "The network no longer answers."
+    remedy = "Move closer to its access point or check that it is on, then choose it again."
+
+
+class NotJoined(Failure):
+    title = "Not connected"
+    text = "The network did not let the terminal in."
+    remedy = "Try again; if it persists, restart the access point."
+
 # The bank's response codes (tools/bank/PROTOCOL.md) as the owner reads them: code -> (failure
 # class, text). A code not listed is a plain decline with its number.
 _DECLINES = {

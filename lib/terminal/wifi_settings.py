@@ -21,24 +21,6 @@ WPA2_MAX = const(63)
 JOIN_MS = const(25_000)  # the manager's connect timeout, and the attempt it may be finishing
 
 
-class WrongPassword(errors.Failure):
-    title = "Wrong password"
-    text = "The network did not accept the password."
-    remedy = "Check it (capitals count) and try again; the terminal stays on its previous network."
-
-
-class NetworkNotFound(errors.Failure):
-    title = "Network not found"
-    text = "The network no longer answers."
-    remedy = "Move closer to its access point or check that it is on, then choose it again."
-
-
-class NotJoined(errors.Failure):
-    title = "Not connected"
-    text = "The network did not let the terminal in."
-    remedy = "Try again; if it persists, restart the access point."
-
-
 def _bars(n):
     return "•" * n if n else "(weak)"
 
@@ -106,8 +88,8 @@ class WifiSettings(Operation):
             return None
         reason = manager.reason
         manager.reconfigure(previous)
-        failure = WrongPassword if reason == wifi.WRONG_PASSWORD else NetworkNotFound if reason == wifi.NO_AP \
-            else NotJoined
+        failure = errors.WrongPassword if reason == wifi.WRONG_PASSWORD else errors.NetworkNotFound \
+            if reason == wifi.NO_AP else errors.NotJoined
         await errors.show(app.ui, failure())
         return "start"
 
