@@ -25,6 +25,7 @@ a handheld whose vault has no owner yet provisioned and personalised (prepare_de
 """
 
 import asyncio
+import codecs
 import json
 import struct
 import sys
@@ -112,6 +113,7 @@ def _pans(obj):
 
 class Simulator:
     def __init__(self, image, state_dir, heap, bank=None):
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.device = TeeDevice(image, state_dir, heap, on_console=self._console,
                                 log=LogTee(self._console))
         self.rig = self.device.rig
@@ -188,7 +190,9 @@ class Simulator:
     def _console(self, data):
         self.console += data
         del self.console[:-CONSOLE_BACKLOG]
-        self._broadcast(json.dumps({"type": "log", "text": data.decode(errors="replace")}))
+        text = self._utf8.decode(data)  # a "€" split across two chunks is kept whole
+        if text:
+            self._broadcast(json.dumps({"type": "log", "text": text}))
 
     def _trace(self, entry):
         self.traces = self.traces[-(TRACE_BACKLOG - 1):] + [entry]
