@@ -62,6 +62,10 @@ class Link:
         for task in self._tasks:
             task.cancel()
         self._tasks = []
+        if self.uplink is not None:
+            # At once: after a crash the loop that would run the tasks' cleanup is gone, and
+            # the next run's heap needs what the TLS session holds.
+            self.uplink.close()
 
     async def _collect(self, up):
         while True:

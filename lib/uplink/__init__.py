@@ -241,7 +241,7 @@ class Uplink:
             if watch is not None:
                 watch.cancel()
             receiver.cancel()
-            self._close()
+            self.close()
 
     async def _read_loop(self, reader):
         try:
@@ -249,7 +249,7 @@ class Uplink:
                 self._receive(await iso8583.read_frame(reader))
         except Exception as e:  # the connection's end, whatever ended it
             self._link_error = tls.tls_error(e) or NotConnected("connection to the bank lost: %r" % (e,))
-            self._close()
+            self.close()
 
     async def _idle_echo(self):
         while True:
@@ -258,12 +258,14 @@ class Uplink:
                 try:
                     await self._exchange("0800", {70: ECHO}, wait_ready=False)
                 except UplinkError:
-                    self._close()  # the bank is gone: the reader ends, run() reconnects
+                    self.close()  # the bank is gone: the reader ends, run() reconnects
                     return
                 idle = 0
             await asyncio.sleep_ms(self.echo_ms - idle)
 
-    def _close(self):
+    def close(self):
+        """Drop the connection now (also when the terminal stops: a cancelled run() may never
+        get to its own cleanup, and a TLS session left open holds its buffers)."""
         self.connected = False
         self._ready.clear()
         if self._writer is not None:
@@ -400,7 +402,7 @@ class Uplink:
         except iso8583.Iso8583Error:
             raise  # a message that cannot be encoded: ours to fix, not the connection's
         except (OSError, ValueError) as e:  # mbedTLS reports a refused certificate as ValueError
-            self._close()
+            self.close()
             raise tls.tls_error(e) or Unanswered("connection lost while sending: %r" % (e,))
         finally:
             self._pending.pop((answer_mti, fields[11]), None)
