@@ -71,10 +71,12 @@ class Device:
         return out.replace("\r\n", "\n")
 
     def eval(self, expression, timeout=None):
-        """Evaluate an expression on the device; its repr is parsed back into a value."""
+        """Evaluate an expression on the device; its repr (the last line printed: what the
+        expression's code printed before, such as the screens' lines, comes first) is parsed back
+        into a value."""
         import ast
 
-        return ast.literal_eval(self.exec("print(repr(%s))" % expression, timeout).strip())
+        return ast.literal_eval(self.exec("print(repr(%s))" % expression, timeout).strip().splitlines()[-1])
 
     def soft_reset(self):
         """Ctrl-D: a fresh interpreter (and heap); boot.py runs again, main.py does not."""

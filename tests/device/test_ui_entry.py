@@ -85,7 +85,7 @@ def test_no_leading_zero_and_no_zero_amount():
 def test_at_most_nine_digits():
     got, lines = typed(["9"] * 11 + ["OK"])
     assert got == 999_999_999 == entry.MAX
-    assert lines[-1][1] == "€9999999.99"
+    assert lines[-1][1] == "€9,999,999.99"
 
 
 def test_currency_without_decimals_and_timeout():
