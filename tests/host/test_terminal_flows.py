@@ -181,3 +181,28 @@ def test_a_lock_mid_request_resumes_on_the_request_after_unlock(terminal):
     t.choose("Refuse")
     t.screen("Refused", timeout=30)
     home(t)
+
+
+def test_a_pushed_request_paid_with_a_card_read_on_the_spot(terminal):
+    # "Pay with" > "A card": the card's own PIN on the handheld's keypad, the card's account
+    # pays, the owner's accounts do not move.
+    t = terminal
+    card = demo.card_account("visa-classic")
+    before = balances(t)
+    pushed = t.push("Corner Bakery", "ORD-CARD", 2150)
+    assert t.screen("Payment request", timeout=30)["text"].startswith("€21.50 to Corner Bakery")
+    t.tap("Cancel")
+    t.screen("Pay with")
+    t.choose("A card")
+    t.screen("Insert or tap card")
+    t.insert("emv:visa-classic")
+    t.screen("Card PIN")
+    t.type_pin("1234")
+    result = t.screen(lambda s: s.get("error") is not None, timeout=40)
+    t.remove_card()
+    assert result["title"] == "Approved", result
+    assert "•••• 0010" in result["text"] and "4761739001010010" not in t.log()
+    after = balances(t)
+    assert after[card] == before[card] - 2150 and after[OWNER] == before[OWNER]
+    assert request_status(t, pushed) == "paid"
+    home(t)
