@@ -36,7 +36,6 @@ Per flow (measured runs, then the heap bisection):
 """
 
 import ast
-import json
 import statistics
 import tempfile
 import threading
@@ -47,6 +46,7 @@ from pathlib import Path
 from tools import demo, image
 from tools.bank.spawn import HostProcess
 from tools.bank.state import State
+from tools.screenshots import screen_line
 from tools.vdevice.spawn import VDeviceProcess
 
 AMOUNT = 2500  # minor units: above every test card's CVM and offline limits, so online
@@ -368,9 +368,9 @@ class _Console:
             self.result = ast.literal_eval(line[len("trial "):])
         if line == "bench ready" and self.kind == "request":
             self._later(self._push)
-        if not line.startswith("screen {"):
+        screen = screen_line(line)
+        if screen is None:
             return
-        screen = json.loads(line[len("screen "):])
         if screen["title"] == "Insert or tap card":
             self.rig.vd.rig.call("do", name="nfc", action="place", kind="iso-dep", applet="emv:" + CARD)
         elif screen.get("pin_pad") and screen["title"] == "Card PIN":

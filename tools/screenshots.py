@@ -30,6 +30,17 @@ from pathlib import Path
 
 from tools.vdevice.spawn import VDeviceProcess
 
+SCREEN_LINE = "screen {"
+
+
+def screen_line(line):
+    """The screen a console line announces (lib/ui/screens.py prints `screen {json}` for each
+    one drawn), or None. Found anywhere in the line: it may follow output that ended without a
+    newline, such as the raw REPL's ">" before a reset. A screen line that does not parse raises
+    ValueError."""
+    at = line.find(SCREEN_LINE)
+    return None if at < 0 else json.loads(line[at + len(SCREEN_LINE) - 1:])
+
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "screens"
 DOCS = ROOT / "docs"
@@ -238,14 +249,12 @@ class Handheld:
         lines = (self._partial + message["text"]).split("\n")
         self._partial = lines.pop()
         for line in lines:
-            # A screen line may follow what ended without a newline: the raw REPL's ">" prompt
-            # before a reset, say.
-            at = line.find("screen {")
-            if at >= 0:
-                try:
-                    self.screens.append(json.loads(line[at + 7:]))
-                except ValueError:
-                    pass  # a line the device's other output broke up: not a screen
+            try:
+                screen = screen_line(line)
+            except ValueError:
+                continue  # a line the device's other output broke up: not a screen
+            if screen is not None:
+                self.screens.append(screen)
 
     @property
     def last(self):

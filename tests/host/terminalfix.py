@@ -19,7 +19,6 @@ that pty: `t.device` stops the app (Ctrl-C, as mpremote does) and hands the REPL
 `t.restart()` boots the device again (the app starts at the lock screen).
 """
 
-import json
 import shutil
 import threading
 import time
@@ -32,9 +31,9 @@ import serial
 from tools import demo
 from tools.bank.spawn import HostProcess
 from tools.bank.state import State
+from tools.screenshots import screen_line
 from tools.vdevice.spawn import VDeviceProcess
 
-SCREEN = "screen "
 SIGNED_ON = "0800/001 -> 00"
 TAP_EVERY_MS = 200  # a finger's pace on the PIN pad: down, held, up, next
 ACCOUNTS = [a[0] for a in demo.ACCOUNTS]
@@ -121,7 +120,7 @@ class Terminal:
     def screens(self):
         """Every screen line seen so far, parsed."""
         lines = self.console.lines if self.console else []
-        return [json.loads(line[line.index(SCREEN) + len(SCREEN):]) for line in lines if SCREEN + "{" in line]
+        return [screen for screen in map(screen_line, lines) if screen is not None]
 
     def screen(self, title, timeout=20):
         """The next screen (after the last one this returned) whose title is `title` (or for
