@@ -123,33 +123,17 @@ class ConfirmApplet:
 
 def owner_confirm(ui, session, sensor=None, account="", pin_tries=1, randomize=True):
     """The handheld's confirm callback: the amount on screen (ui.confirm_amount), then the owner
-    proves it is them: by fingerprint when the vault allows it now (lib/ui/fingerprint), else by
-    the PIN on the handheld's own pad (Session.unlock_with_pin wipes it after the check; its
-    digits shuffled unless randomize is False, the terminal app's fixed pad). A Cancel or a
-    timeout refuses; a failed authentication raises OwnerNotAuthenticated."""
+    proves it is them with ui.fingerprint.confirm_owner, the terminal's own payments' proof: by
+    fingerprint when the vault allows it now, else by the PIN on the handheld's own pad, titled
+    "Enter PIN" (its digits shuffled unless randomize is False, the terminal app's fixed pad).
+    A Cancel or a timeout refuses; a failed authentication raises OwnerNotAuthenticated."""
     async def confirm(merchant, amount, currency):
         answer = await ui.confirm_amount(merchant, amount, currency, account, title="Confirm")
         if answer is not True:
             return False
-        session.activity()
-        if sensor is not None:
-            from ui import fingerprint
+        from ui.fingerprint import confirm_owner
 
-            if await fingerprint.unlock(ui, sensor, session) is not None:
-                return True
-        import vault
-
-        for _ in range(pin_tries):
-            pin = await ui.pin_pad("Enter PIN", prompt="to confirm the payment", randomize=randomize)
-            if not isinstance(pin, bytearray):
-                return False  # CANCEL or TIMEOUT
-            try:
-                session.unlock_with_pin(pin)
-                return True
-            except vault.WrongPin:
-                await ui.message("Wrong PIN", "The PIN is not right.", error=True, timeout_ms=3000)
-            except vault.VaultError:
-                break
-        raise OwnerNotAuthenticated("the owner's PIN was not verified")
+        return await confirm_owner(ui, session, sensor, title="Enter PIN", prompt="to confirm the payment",
+                                   tries=pin_tries, randomize=randomize, refused=OwnerNotAuthenticated)
 
     return confirm

@@ -8,7 +8,7 @@ An account is bound in the vault (vault.bind_account) with a JSON record:
 import json
 
 from terminal import errors, receipt
-from terminal.app import Operation, pin_checked
+from terminal.app import Operation
 from ui.screens import CANCEL, TIMEOUT, format_amount
 
 OWNER = "owner"
@@ -29,16 +29,11 @@ def bound(vault, role=None):
 
 async def confirm_owner(app):
     """The owner confirms a payment: the fingerprint when the sensor and the vault's policy
-    allow it, else the PIN ("Confirm with PIN"). True if confirmed."""
-    if app.sensor is not None and app.vault.fingers and app.vault.fingerprint_allowed():
-        from ui import fingerprint
+    allow it, else the PIN ("Confirm with PIN"). True if confirmed (ui.fingerprint.confirm_owner,
+    which the shop confirmation of lib/nfc/confirm uses too)."""
+    from ui import fingerprint
 
-        if await fingerprint.unlock(app.ui, app.sensor, app.session):
-            return True
-    pin = await app.ui.pin_pad("Confirm with PIN", prompt="Your PIN")
-    if pin in (CANCEL, TIMEOUT):
-        return False
-    return await pin_checked(app.ui, app.session.unlock_with_pin, pin)
+    return await fingerprint.confirm_owner(app.ui, app.session, app.sensor)
 
 
 async def _choose(app, title, accounts):

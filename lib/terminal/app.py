@@ -213,30 +213,14 @@ class App:
         answer = await self.alertable(self.ui.menu(title, choices, timeout_ms=600_000))
         if answer in (CANCEL, TIMEOUT):
             return
-        if choices[answer] == "Fingerprint":
-            from ui import fingerprint
+        from ui import fingerprint
 
+        if choices[answer] == "Fingerprint":
             await fingerprint.unlock(self.ui, self.sensor, self.session)
             return
         pin = await self.ui.pin_pad("Unlock", prompt="Enter your PIN")
         if pin not in (CANCEL, TIMEOUT):
-            await pin_checked(self.ui, self.session.unlock_with_pin, pin)
-
-
-async def pin_checked(ui, check, pin):
-    """check(pin) with the owner's PIN (a bytearray check wipes, as Session's do): True if it
-    was right, else False after the wrong-PIN screen (or when it blocked the vault: the next
-    screen is the blocked one)."""
-    try:
-        check(pin)
-        return True
-    except V.WrongPin as e:
-        await ui.message("Wrong PIN", "That PIN is not right.",
-                         remedy="%d attempt%s left before the terminal is blocked."
-                         % (e.attempts_left, "" if e.attempts_left == 1 else "s"), error=True)
-    except V.Blocked:
-        pass
-    return False
+            await fingerprint.pin_checked(self.ui, self.session.unlock_with_pin, pin)
 
 
 async def _two_pins(ui, title, first, second):

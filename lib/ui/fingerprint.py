@@ -1,4 +1,6 @@
-"""Fingerprint flows on screen: enrol (guided capture by capture), unlock by fingerprint, delete.
+"""Fingerprint flows on screen: enrol (guided capture by capture), unlock by fingerprint, delete;
+and the owner's proof that every payment needs (confirm_owner: the fingerprint, else the PIN),
+one function for the terminal's own payments and the shop confirmation of lib/nfc/confirm.
 
 The templates live in the sensor (drivers.r503); the vault keeps which template ids are the
 owner's. Enrolment stores in the sensor first and records the id in the vault after, deletion
@@ -61,26 +63,28 @@ async def enroll(ui, sensor, vault, captures=CAPTURES):
     return template_id
 
 
-async def unlock(ui, sensor, session):
-    """Unlock the session by fingerprint, if the vault's policy allows it now.
+async def unlock(ui, sensor, session, title="Unlock"):
+    """Unlock the session by fingerprint, if the vault's policy allows it now (`title`: the
+    screen that asks for the finger).
 
     Returns the interrupted operation (as Session.unlock_with_fingerprint), True if unlocked with
     nothing to resume, or None (not recognised, policy says PIN: the caller asks for the PIN)."""
     vault = session.vault
     if not vault.fingerprint_allowed():
         return None
-    ui.progress("Unlock", "Place your finger on the sensor")
+    ui.progress(title, "Place your finger on the sensor")
     try:
         template_id, _ = await sensor.identify()
     except NoMatch:
-        vault.fingerprint_failed()
-        await ui.message("Not recognised", "This finger does not unlock the terminal.",
-                         remedy="Try again, or enter your PIN.", error=True, timeout_ms=3000)
-        return None
+        template_id = None
     except FingerprintError as e:
         return await _failed(ui, e)
     if template_id not in vault.fingers:
+        # Unknown to the sensor, or a template the vault does not hold (left by a power cut
+        # during enrolment): the same refusal, counted by the vault's policy.
         vault.fingerprint_failed()
+        await ui.message("Not recognised", "This finger is not one of the owner's.",
+                         remedy="Try again, or use your PIN.", error=True, timeout_ms=3000)
         return None
     import vault as vault_module
 
@@ -89,6 +93,50 @@ async def unlock(ui, sensor, session):
     except vault_module.PinRequired:
         return None
     return resumed if resumed is not None else True
+
+
+async def pin_checked(ui, check, pin):
+    """check(pin) with the owner's PIN (a bytearray check wipes, as Session's do): True if it
+    was right, False after the wrong-PIN screen, None when it blocked the vault (the next screen
+    is the blocked one)."""
+    import vault
+
+    try:
+        check(pin)
+        return True
+    except vault.WrongPin as e:
+        await ui.message("Wrong PIN", "That PIN is not right.",
+                         remedy="%d attempt%s left before the terminal is blocked."
+                         % (e.attempts_left, "" if e.attempts_left == 1 else "s"), error=True)
+        return False
+    except vault.Blocked:
+        return None
+
+
+async def confirm_owner(ui, session, sensor=None, title="Confirm with PIN", prompt="Your PIN", tries=1,
+                        randomize=False, refused=None):
+    """The owner proves it is them before a payment (the amount is already on screen and
+    accepted): by fingerprint when there is a sensor and the vault's policy allows it now, else
+    (or when the finger is not recognised) by the PIN on the handheld's own pad, titled `title`,
+    up to `tries` entries (Session.unlock_with_pin checks and wipes each; digits shuffled if
+    randomize). True when proven; False when the owner cancels or lets the pad time out. A
+    failed proof (wrong PINs, the vault blocked) returns False, or raises refused(...) when an
+    exception class is given (the shop confirmation answers it with its own status word)."""
+    session.activity()
+    if sensor is not None and await unlock(ui, sensor, session, "Confirm with fingerprint") is not None:
+        return True
+    for _ in range(tries):
+        pin = await ui.pin_pad(title, prompt=prompt, randomize=randomize)
+        if not isinstance(pin, bytearray):
+            return False  # CANCEL or TIMEOUT
+        checked = await pin_checked(ui, session.unlock_with_pin, pin)
+        if checked:
+            return True
+        if checked is None:
+            break  # blocked: no PIN is checked any more
+    if refused is not None:
+        raise refused("the owner's PIN was not verified")
+    return False
 
 
 async def delete(ui, sensor, vault, template_id):
