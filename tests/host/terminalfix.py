@@ -13,6 +13,13 @@ and bank config), and the app running from main.py after a reset, as on the boar
         t.screen("Balance")                 # waits for that screen line (20 s), returns it
         t.tap("Back")
 
+The rig's parts have verbs of their own: t.insert(card)/t.remove_card() in the slot,
+t.tap_card(card)/t.lift_card() on the NFC antenna, t.wifi(up), t.standby() (the standby key),
+and the owner's finger on the R503: t.place_finger(name, presses=1) (a name is a finger: the
+same name is recognised once enrolled, another is not; presses=N images taken, the finger lifted
+after each as the prompts ask, None: it stays), t.lift_finger(), t.sensor_library() (the
+templates the sensor holds: {template id: finger name}).
+
 What the tests see is what the app prints: each screen's `screen {json}` console line
 (lib/ui/screens.py), read from the REPL's pty while the app runs. The app and the REPL share
 that pty: `t.device` stops the app (Ctrl-C, as mpremote does) and hands the REPL;
@@ -211,6 +218,18 @@ class Terminal:
 
     def wifi(self, up):
         return self.rig.call("do", name="wifi", action="up" if up else "down")
+
+    def place_finger(self, finger, presses=1, quality="good"):
+        """A finger on the fingerprint sensor (see the module's docstring; quality: "good", "wet",
+        "partial", "faulty" as tools/rig/r503.py has them)."""
+        return self.rig.call("do", name="r503", action="place", finger=finger, quality=quality, presses=presses)
+
+    def lift_finger(self):
+        return self.rig.call("do", name="r503", action="lift")
+
+    def sensor_library(self):
+        """{template id: finger name} of the templates stored in the sensor (its model's flash)."""
+        return {int(slot): finger for slot, finger in self.rig.call("model", name="r503")["library"].items()}
 
     def standby(self):
         """A short press of the standby key."""

@@ -1,0 +1,150 @@
+"""The owner's fingerprint in the terminal app, end to end on the demo terminal
+(tests/host/terminalfix.py): enrolled the way the owner does it (Home > Settings > Fingerprints >
+Add, the finger on the rig's R503 three times), then used where the app asks for the owner:
+the lock screen, a pushed request's confirmation, the vault's fingerprint policy, and deleted
+again. What is checked is what the owner saw (the screen lines), what the sensor and the vault
+hold, and what the bank did (its ledger).
+
+The tests share one terminal and run in order; each leaves it unlocked at the home menu."""
+
+import re
+
+import pytest
+
+from terminalfix import terminal  # noqa: F401 (the fixture)
+from tools import demo
+
+OWNER = "ACC-OWNER"
+THUMB = "owner-right-thumb"  # the finger the owner enrols
+STRANGER = "stranger-index"  # a finger the sensor has never seen
+
+
+def locked(t):
+    return t.screen(lambda s: s["title"].startswith("Locked"))
+
+
+def home(t):
+    """Back at the home menu after a result screen's OK."""
+    t.tap("OK")
+    return t.screen("Pocket Terminal")
+
+
+def titles_since(t, count):
+    return [s["title"] for s in t.screens[count:]]
+
+
+def fingerprints_menu(t):
+    """From the home menu to Settings > Fingerprints; its screen."""
+    t.choose("Settings")
+    t.screen("Settings")
+    t.choose("Fingerprints")
+    return t.screen("Fingerprints")
+
+
+def leave_settings(t):
+    """From the Fingerprints menu back to the home menu."""
+    t.tap("Back")
+    t.screen("Settings")
+    t.tap("Back")
+    t.screen("Pocket Terminal")
+
+
+@pytest.fixture(scope="module")
+def enrolled(terminal):
+    """{"id": the template id of THUMB} once test_enrol has run."""
+    return {}
+
+
+def test_enrol_a_finger_in_settings(terminal, enrolled):
+    t = terminal
+    t.unlock()
+    assert fingerprints_menu(t)["buttons"].keys() - {"Back"} == {"Add a fingerprint"}
+    assert t.sensor_library() == {}
+    t.tap("Add a fingerprint")
+    first = t.screen("Add fingerprint")
+    assert first["text"] == "Place your finger on the sensor (1 of 3)"
+    count = len(t.screens)
+    t.place_finger(THUMB, presses=3)  # the owner lifts and places again as the screen asks
+    added = t.screen("Fingerprint added", timeout=40)
+    assert added["text"] == "You can now unlock with this finger."
+    guide = [s["text"] for s in t.screens[count:] if s["title"] == "Add fingerprint"]
+    for step in ("Got it (1 of 3)", "Lift your finger (1 of 3)", "Place the same finger again (2 of 3)",
+                 "Lift your finger (2 of 3)", "Place the same finger again (3 of 3)", "Got it (3 of 3)", "Saved"):
+        assert step in guide, guide
+    # The sensor holds one template, of that finger; the vault records its id as the owner's.
+    library = t.sensor_library()
+    assert list(library.values()) == [THUMB]
+    enrolled["id"] = template_id = next(iter(library))
+    listed = t.screen("Fingerprints")  # the menu again, with the new finger
+    assert "Delete fingerprint %d" % template_id in listed["buttons"]
+    # Read from the vault on flash (the app stopped, the REPL in a fresh interpreter): it
+    # survives a restart.
+    fingers, allowed, enrolled["max_fails"] = t.device.eval(
+        "(lambda v: (v.fingers, v.fingerprint_allowed(), v.policy['fp_max_fails']))(__import__('vault').Vault().open())")
+    assert (fingers, allowed) == ([template_id], True)
+    t.restart()
+    assert locked(t)["buttons"].keys() >= {"Fingerprint", "PIN"}  # the lock screen offers it now
+    t.unlock()  # the PIN still unlocks
+
+
+def test_the_enrolled_finger_unlocks_another_is_refused_and_the_pin_still_works(terminal):
+    t = terminal
+    t.standby()
+    lock = locked(t)
+    assert lock["title"] == "Locked (standby)" and lock["buttons"].keys() >= {"Fingerprint", "PIN"}
+    # A finger the sensor does not know: refused, its screen, the lock screen again.
+    t.tap("Fingerprint")
+    assert t.screen("Unlock")["text"] == "Place your finger on the sensor"
+    t.place_finger(STRANGER)
+    refused = t.screen("Not recognised")
+    assert refused["error"] is True
+    locked(t)
+    # The owner's finger unlocks.
+    t.tap("Fingerprint")
+    t.screen("Unlock")
+    t.place_finger(THUMB)
+    t.screen("Pocket Terminal")
+    # Locked again, the PIN unlocks too.
+    t.standby()
+    locked(t)
+    t.unlock()
+
+
+def paid_with_the_finger(t, order, amount, finger):
+    """Push a request, Confirm it, `finger` on the sensor: the message that follows (the result,
+    or the finger's refusal)."""
+    t.push("Corner Bakery", order, amount)
+    t.screen("Payment request", timeout=30)
+    t.tap("Confirm")
+    assert t.screen("Confirm with fingerprint")["text"] == "Place your finger on the sensor"
+    t.place_finger(finger)
+    return t.screen(lambda s: s.get("error") is not None, timeout=40)
+
+
+def test_a_pushed_request_confirmed_with_the_finger(terminal):
+    t = terminal
+    before = t.ledger()
+    approved = paid_with_the_finger(t, "ORD-FINGER", 1875, THUMB)
+    assert approved["title"] == "Approved", approved
+    assert approved["text"].startswith("€18.75 to Corner Bakery from Current account. Bank reference ")
+    after = t.ledger()
+    assert after[OWNER] == before[OWNER] - 1875
+    home(t)
+    t.choose("History")
+    assert "€18.75 Corner Bakery" in t.screen("History")["buttons"]
+    t.tap("Back")
+    t.screen("Pocket Terminal")
+
+
+def test_an_unknown_finger_at_confirmation_falls_back_to_the_pin(terminal):
+    t = terminal
+    before = t.ledger()
+    refused = paid_with_the_finger(t, "ORD-STRANGER", 640, STRANGER)
+    assert refused["title"] == "Not recognised" and refused["error"] is True
+    assert t.screen("Confirm with PIN")["pin_pad"] is True  # once the refusal has been read
+    assert t.ledger() == before  # nothing paid on a stranger's finger
+    t.type_pin(demo.DEMO_PIN)
+    approved = t.screen(lambda s: s.get("error") is not None, timeout=40)
+    assert approved["title"] == "Approved", approved
+    assert t.ledger()[OWNER] == before[OWNER] - 640
+    home(t)
