@@ -24,7 +24,9 @@ The steps, and what ends each:
   verify, or its own risk management) or that the card cannot complete (removed, unreadable):
   the approval is reversed (uplink.reverse, a 0400 queued on flash before it is sent) and the
   failure says the payment was cancelled. EMV and the acquirers require it: the money must not
-  stay taken for a payment the cardholder was told failed.
+  stay taken for a payment the cardholder was told failed. The uplink has that 0400 on flash,
+  armed, from the moment the approval arrived: the card's TC drops it (uplink.completed); a
+  power cut before then leaves it to be sent at the next boot.
 
 op.critical is True while the card or the bank is being talked to (not on the PIN pad nor
 while waiting for the card): a lock waits for those exchanges, never cuts them. The slot is
@@ -294,6 +296,7 @@ async def _authorise(app, op, kernel, res, online, slot):
         await _reverse(app, answer)
         raise errors.Declined("The card refused the payment the bank approved. The payment was cancelled: "
                               "nothing was charged.")
+    app.link.uplink.completed(answer)  # the card's TC: its armed reversal dropped (a cut before it sends it)
     return answer, res
 
 

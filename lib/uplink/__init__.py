@@ -9,6 +9,7 @@
     req = await up.next_request()         # a pushed 0600, already acknowledged with a 0610
     await up.pay_request(req, account="ACC-1")  or  (req, card=result, pin=...)
     await up.refuse_request(req)
+    up.completed(a)                       # the card took the approval (TC): nothing to undo
     await up.reverse(a, REVERSE_NOT_COMPLETED)   # an approved 0200 the card then refused
 
 Every message the device sends takes the next DUKPT KSN (lib/dukpt) and a STAN (stored before
@@ -23,6 +24,16 @@ the reversal is sent, again after every reconnect and reboot, until a 0410 comes
 An approved 0200 that the terminal cannot complete (the card's AAC at its second GENERATE AC,
 or the card removed before it) is reversed the same way: reverse() queues a new 0400 for it
 on flash, then sends it. DE39 in a 0400 says why (REVERSE_UNANSWERED, REVERSE_NOT_COMPLETED).
+
+A card purchase's approval is not the end: the card must still take it (second GENERATE AC
+with the ARPC). So a 0210 that approves one does not remove its reversal: the entry is rewritten
+"armed" (DE39 06) before the answer is returned, and held (not sent) while this run of the
+firmware waits for the card. completed(answer) drops it (the card's TC); reverse(answer) sends
+it. A power cut (or a crash) in between leaves it on flash with nobody holding it: the next
+boot sends it after its sign-on, as any queued reversal. Its reason is 06, not 68: the answer
+came in time with a good MAC (68 says it did not); the terminal could not complete the
+transaction with the card (ISO 8583:1993 reason 4007, "card acceptor device unable to
+complete transaction"), which is what a power cut before the card's completion is.
 
 The clear PIN (a bytearray the caller owns) is formatted and enciphered (lib/pinblock, format
 4 under the message's DUKPT PIN key) at the call, and wiped there, before anything waits.
@@ -185,7 +196,9 @@ class Uplink:
         self._sign_ons = 0
         self._draining = False
         self._drain_again = False
-        self._in_flight = set()  # keys of the reversals whose 0200 awaits its answer: not sent
+        # Keys of the reversals not to be sent yet: their 0200 awaits its answer, or its approval
+        # the card's completion (armed). In RAM only: after a reboot nothing holds them.
+        self._held = set()
 
     # ---- the connection ------------------------------------------------------------------
 
@@ -374,8 +387,10 @@ class Uplink:
             await self._writer.drain()
         self._last_traffic = time.ticks_ms()
 
-    async def _exchange(self, mti, fields, pin=None, pan=None, wait_ready=True, reversal=False):
-        """Send a request and wait for its answer (matched by MTI + 10 and STAN)."""
+    async def _exchange(self, mti, fields, pin=None, pan=None, wait_ready=True, reversal=False, arm=False):
+        """Send a request and wait for its answer (matched by MTI + 10 and STAN). reversal: a
+        0200 whose 0400 is queued before it is sent; arm: an approval of it needs the card's
+        completion, its reversal stays queued, armed and held, until completed() or reverse()."""
         if wait_ready and not await self.wait_ready(self.answer_ms):
             if pin is not None:
                 _wipe(pin)
@@ -384,11 +399,11 @@ class Uplink:
             fields[11] = self.journal.next_stan()
         if 7 not in fields:
             fields[7] = _now()[0]
-        key = entry = None
+        key, entry = None, {}
         if reversal:
             key = fields[11] + fields[7]
             entry = self._reversal(key, fields, REVERSE_UNANSWERED)
-            self._in_flight.add(key)
+            self._held.add(key)
             self.journal.queue(entry)
         answer_mti = mti[:2] + str(int(mti[2]) + 1) + mti[3]
         slot = [asyncio.Event(), None, None]
@@ -406,17 +421,26 @@ class Uplink:
             raise tls.tls_error(e) or Unanswered("connection lost while sending: %r" % (e,))
         finally:
             self._pending.pop((answer_mti, fields[11]), None)
-            self._in_flight.discard(key)
+            if slot[1] is None:
+                self._held.discard(key)
             if slot[2] is not None:
                 self._forget(slot[2])
-        if slot[1] is None:
+        answer = slot[1]
+        if answer is None:
             if reversal:
                 asyncio.create_task(self._send_reversals())
             raise Unanswered("no answer to %s STAN %s" % (mti, fields[11]))
         if key is not None:
-            self.journal.done(key)
-            slot[1].original = entry
-        return slot[1]
+            if arm and answer.approved:
+                # On flash before the answer is acted on: from here a cut reverses it (06).
+                entry = dict(entry)
+                entry["de39"], entry["armed"] = REVERSE_NOT_COMPLETED, True
+                self.journal.queue(entry)
+            else:
+                self.journal.done(key)
+                self._held.discard(key)
+            answer.original = entry
+        return answer
 
     # ---- reversals -----------------------------------------------------------------------
 
@@ -426,19 +450,32 @@ class Uplink:
         return {"key": key, "stan": self.journal.next_stan(), "de7": _now()[0], "de3": fields.get(3),
                 "de4": fields.get(4), "de49": fields.get(49), "de90": "0200" + key + "0" * 22, "de39": reason}
 
+    def completed(self, answer):
+        """The card completed the approved purchase (its Answer): its armed reversal is dropped.
+        Once: a second call, or a reverse() after it, finds nothing to do (ValueError)."""
+        original = self._original(answer)
+        self.journal.done(original["key"])
+        self._held.discard(original["key"])
+
+    def _original(self, answer):
+        original, answer.original = answer.original, None  # one fate: completed or reversed
+        if original is None:
+            raise ValueError("not the answer to a reversible 0200")
+        return original
+
     async def reverse(self, answer, reason=REVERSE_NOT_COMPLETED):
         """Undo an approved 0200 (its Answer, from purchase, pay_request or transfer) that the
         terminal could not complete: a 0400 with DE39 = reason is queued on flash before this
-        first waits, then sent (and after every reconnect and reboot) until a 0410 comes back.
-        A declined answer posted nothing: there is nothing to send. Returns once the queue has
-        been tried; a 0400 the bank has not answered yet stays queued (never lost)."""
-        if answer.original is None:
-            raise ValueError("not the answer to a reversible 0200")
+        first waits (in place of the armed one, if any), then sent (and after every reconnect and
+        reboot) until a 0410 comes back. A declined answer posted nothing: there is nothing to
+        send. Returns once the queue has been tried; a 0400 the bank has not answered yet stays
+        queued (never lost)."""
+        original = self._original(answer)
         if not answer.approved:
             return
-        self.journal.queue(self._reversal(answer.original["key"], {3: answer.original["de3"],
-                                          4: answer.original["de4"], 49: answer.original["de49"]}, reason))
-        answer.original = None  # reversed once: a second call must not queue another
+        self.journal.queue(self._reversal(original["key"], {3: original["de3"], 4: original["de4"],
+                                                            49: original["de49"]}, reason))
+        self._held.discard(original["key"])
         await self._send_reversals()
 
     async def _send_reversals(self):
@@ -461,8 +498,8 @@ class Uplink:
     async def _drain(self):
         """One round over the queue: True if every 0400 in it was answered."""
         for entry in self.journal.pending():
-            if entry["key"] in self._in_flight:
-                continue  # its 0200 is still waiting for an answer: no reversal yet
+            if entry["key"] in self._held:
+                continue  # its 0200 still waits for its answer, or its approval for the card
             # Queues written before reasons were sent held only unanswered 0200s.
             fields = {3: entry["de3"], 4: entry["de4"], 7: entry["de7"], 11: entry["stan"], 39: entry.get(
                 "de39", REVERSE_UNANSWERED), 49: entry["de49"], 90: entry["de90"]}
@@ -480,14 +517,15 @@ class Uplink:
     async def purchase(self, result, amount, currency=None, pin=None, extra=None):
         """A purchase with a card read by the EMV kernel (its Result): DE55 from it, the online
         PIN enciphered now if given (bytearray, wiped here). The Answer (its DE55 goes back to
-        the card); Unanswered if none came (the purchase is then reversed)."""
+        the card); Unanswered if none came (the purchase is then reversed). An approval must be
+        followed by completed(answer) or reverse(answer): until then its reversal is armed."""
         fields = {3: PURCHASE, 4: amount, 49: currency or self.currency, 42: self.merchant}
         de7, de12, de13 = _now()
         fields[7], fields[12], fields[13] = de7, de12, de13
         _card_fields(result, fields)
         if extra:
             fields.update(extra)
-        return await self._exchange("0200", fields, pin=pin, pan=result.pan, reversal=True)
+        return await self._exchange("0200", fields, pin=pin, pan=result.pan, reversal=True, arm=True)
 
     async def balance(self, account):
         return await self._exchange("0200", {3: BALANCE, 102: account})

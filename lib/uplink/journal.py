@@ -6,9 +6,15 @@
     j.queue(entry) / j.done(key)  # the store-and-forward queue of 0400s (PROTOCOL.md)
     j.pending()                   # the queued entries, oldest first
 
-Both are rewritten whole and atomically (a new file renamed over the old one), so a power cut
-leaves the old or the new version, never a mix. A reversal is queued BEFORE its 0200 is sent,
-and a STAN is stored as used BEFORE a message carries it: a cut can skip one, never reuse it.
+Both are rewritten whole and atomically (a new file renamed over the old one: LittleFS commits
+a file at its close and a rename in one metadata commit), so a power cut leaves the old or the
+new version, never a mix; a half-written ".tmp" left by a cut is overwritten by the next write.
+A reversal is queued BEFORE its 0200 is sent, and a STAN is stored as used BEFORE a message
+carries it: a cut can skip one, never reuse it.
+
+An entry is replaced in place by one queued with the same key (one write: the entry a 0200's
+answer arms, the reason a card's refusal gives it), so that there is never a moment on flash
+with none or two for one original.
 """
 
 import json
@@ -51,9 +57,14 @@ class Journal:
         return "%06d" % n
 
     def queue(self, entry):
-        """Add a reversal (a dict of JSON values with a unique "key") and store the queue."""
-        self._queue.append(entry)
-        self._write("reversals", self._queue)
+        """Add a reversal (a dict of JSON values with a "key"), or replace the one with its key
+        where it stands, and store the queue."""
+        key = entry["key"]
+        queue = [entry if e["key"] == key else e for e in self._queue]
+        if not any(e["key"] == key for e in self._queue):
+            queue.append(entry)
+        self._write("reversals", queue)
+        self._queue = queue
 
     def done(self, key):
         """Remove the reversal with this key (acknowledged, or its original was answered)."""

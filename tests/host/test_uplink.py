@@ -81,18 +81,23 @@ def test_sign_on_and_balance(handheld, bank):
     assert (rc, cur, amount) == ("00", "978", bank.ledger()["accounts"][fx.OWNER])
 
 
-def _purchase(handheld, amount, pin, extra=""):
+def _purchase(handheld, amount, pin, extra="", complete=True):
+    """A card purchase (the answer kept as `a` on the device); an approval is then completed as
+    the card would (up.completed) unless complete=False."""
     code, card, tags = fx.card_result_code(amount)
     handheld.exec(code)
     handheld.exec("pin = bytearray(%r)" % pin.encode())
-    got = handheld.eval("brief(go(lambda up: up.purchase(card, %d, pin=pin%s)))" % (amount, extra), timeout=60)
+    handheld.exec("a = go(lambda up: up.purchase(card, %d, pin=pin%s))" % (amount, extra), timeout=60)
+    got = handheld.eval("brief(a)")
     assert handheld.eval("bytes(pin)") == bytes(len(pin)), "the clear PIN was not wiped"
+    if complete and got[1] == "00":
+        handheld.exec("up.completed(a)")
     return got, card, tags
 
 
 def test_purchase_with_online_pin_and_arqc_approved(handheld, bank):
     before = bank.ledger()["accounts"]
-    (mti, rc, rrn, auth, icc), card, tags = _purchase(handheld, 1250, fx.CARD["pin"])
+    (mti, rc, rrn, auth, icc), card, tags = _purchase(handheld, 1250, fx.CARD["pin"], complete=False)
     assert (mti, rc) == ("0210", "00") and len(rrn) == 12 and len(auth) == 6
     # The issuer's ARPC (tag 91) answers this card's ARQC: the card would accept it.
     issuer_auth = dict(tlv.decode(bytes.fromhex(icc)))[0x91]
@@ -100,7 +105,15 @@ def test_purchase_with_online_pin_and_arqc_approved(handheld, bank):
     after = bank.ledger()["accounts"]
     assert after[fx.CARD_ACCOUNT] == before[fx.CARD_ACCOUNT] - 1250
     assert after[fx.SHOP] == before[fx.SHOP] + 1250
-    assert handheld.eval("up.journal.pending()") == []  # answered: its reversal is gone
+    # Approved, but the card has yet to take it: its reversal stays on flash, armed (reason 06).
+    (armed,) = handheld.eval("up.journal.pending()")
+    assert armed["armed"] is True and armed["de39"] == "06" and armed["de4"] == 1250
+    assert armed == handheld.eval("a.original")
+    handheld.exec("up.completed(a)")  # the card's TC
+    assert handheld.eval("up.journal.pending()") == []
+    assert handheld.eval("Journal('/uplink-test').pending()") == []  # on flash too
+    with pytest.raises(Exception, match="not the answer to a reversible 0200"):
+        handheld.exec("up.completed(a)")  # one fate only
 
 
 def test_wrong_pin_is_declined_55_and_posts_nothing(handheld, bank):
@@ -243,21 +256,9 @@ def test_bank_hangs_up_mid_purchase_then_reversal_after_reboot(handheld, bank, v
     assert bank.ledger()["accounts"][fx.CARD_ACCOUNT] == before[fx.CARD_ACCOUNT] - 4321
 
     # Power off before the link comes back; the queue is on flash.
-    boots = rig.call("device")["boots"]
-    rig.call("power_cut")
-    vdevice.wait_booted(after_boots=boots, timeout=20)
-    handheld.reconnect()
-    handheld.soft_reset()  # a clean REPL: main.py has had its say (no display in this rig)
-    rig.call("do", name="wifi", action="up")
-    handheld.exec("from vault import Vault\nfrom vault.store import Store\nvault = Vault(Store('/uplink-vault')).open()")
-    handheld.exec(SETUP)
+    _reboot(handheld, vdevice)
     assert len(handheld.eval("up.journal.pending()")) == 1
-    handheld.exec(
-        "async def drain(up):\n"
-        "    for _ in range(100):\n"
-        "        if not up.journal.pending():\n"
-        "            return True\n"
-        "        await asyncio.sleep_ms(100)\n")
+    handheld.exec(DRAIN)
     assert handheld.eval("go(drain)", timeout=60) is True
     assert bank.ledger()["accounts"] == before  # reversed: the purchase left nothing behind
     assert re.search(r"0400/000000 STAN \d{6} amount 000000004321 -> 00", bank.log())
@@ -297,6 +298,50 @@ def test_bad_server_certificate_is_refused(handheld, bank, vdevice, tmp_path, ma
 def test_bank_under_another_name_is_refused(handheld, bank, vdevice):
     kind, message = _refused(handheld, vdevice, bank, bank.address, host="bank.example")
     assert kind == "CertificateError" and "Common Name" in message
+
+
+def _reboot(handheld, vdevice):
+    """Power off now and on again; the uplink of a fresh REPL over the same flash (its journal)."""
+    rig = vdevice.rig
+    boots = rig.call("device")["boots"]
+    rig.call("power_cut")
+    vdevice.wait_booted(after_boots=boots, timeout=20)
+    handheld.reconnect()
+    handheld.soft_reset()  # a clean REPL: main.py has had its say (no display in this rig)
+    rig.call("do", name="wifi", action="up")
+    handheld.exec("from vault import Vault\nfrom vault.store import Store\nvault = Vault(Store('/uplink-vault')).open()")
+    handheld.exec(SETUP)
+
+
+DRAIN = ("async def drain(up):\n"
+         "    for _ in range(100):\n"
+         "        if not up.journal.pending():\n"
+         "            return True\n"
+         "        await asyncio.sleep_ms(100)\n")
+
+
+def test_approval_armed_then_power_cut_before_the_card_completes_is_reversed_at_the_next_boot(
+        handheld, bank, vdevice):
+    # The bank approved a card purchase and posted it; the power fails before the card's second
+    # GENERATE AC. The armed reversal is on flash (reason 06: answered in time, not completed):
+    # held while this run waits for the card (a drain then sends nothing), sent after the boot.
+    before = bank.ledger()["accounts"]
+    (_, rc, _, _, _), _, _ = _purchase(handheld, 1357, fx.CARD["pin"], complete=False)
+    assert rc == "00" and bank.ledger()["accounts"][fx.CARD_ACCOUNT] == before[fx.CARD_ACCOUNT] - 1357
+    original = handheld.eval("a.original")
+    handheld.exec("go(lambda up: up._send_reversals())", timeout=60)
+    assert handheld.eval("up.journal.pending()") == [original]  # held: not sent while the card may complete
+    assert "reverses STAN %s" % original["key"][:6] not in bank.log()
+
+    _reboot(handheld, vdevice)
+    (entry,) = handheld.eval("up.journal.pending()")
+    assert entry == original and entry["de39"] == "06"
+    handheld.exec(DRAIN)
+    assert handheld.eval("go(drain)", timeout=60) is True
+    log = bank.log()
+    assert "0400 STAN %s reverses STAN %s (reason 06)" % (entry["stan"], original["key"][:6]) in log
+    assert re.search(r"0400/000000 STAN %s amount 000000001357 -> 00" % entry["stan"], log)
+    assert bank.ledger()["accounts"] == before
 
 
 def test_echo_after_idle(handheld, bank):
@@ -343,12 +388,15 @@ def test_kernel_purchase_with_online_pin_and_arqc_approved_then_completed(emv_ha
     r = dev.eval("contact(2500)", timeout=60)
     assert r["outcome"] == "online" and r["online_pin"] is True, r
     dev.exec("pin = bytearray(b'1234')")
-    mti, rc, rrn, auth, icc = dev.eval("brief(go(lambda up: up.purchase(res, 2500, pin=pin)))", timeout=60)
+    dev.exec("a = go(lambda up: up.purchase(res, 2500, pin=pin))", timeout=60)
+    mti, rc, rrn, auth, icc = dev.eval("brief(a)")
     assert (mti, rc) == ("0210", "00") and dev.eval("bytes(pin)") == bytes(4)
     issuer_auth = dict(tlv.decode(bytes.fromhex(icc)))[0x91]
     assert issuer_auth == emvfix.issuer_answer(r)  # the bank's ARPC is the issuer's answer to this ARQC
     f = dev.eval("finish(b'00', %r)" % issuer_auth, timeout=60)
     assert f["outcome"] == "approved", f
+    dev.exec("up.completed(a)")
+    assert dev.eval("up.journal.pending()") == []
     after = bank.ledger()["accounts"]
     assert after[fx.CARD_ACCOUNT] == before[fx.CARD_ACCOUNT] - 2500
     assert after[fx.SHOP] == before[fx.SHOP] + 2500
@@ -515,8 +563,11 @@ def test_pushed_request_paid_with_a_card_and_online_pin(handheld, bank):
         "async def pay_by_card(up):\n"
         "    req = await asyncio.wait_for_ms(up.next_request(), 30000)\n"
         "    a = await up.pay_request(req, card=card, pin=bytearray(b'1234'))\n"
-        "    return req.id, a.rc\n")
-    req_id, rc = handheld.eval("go(pay_by_card)", timeout=60)
+        "    armed = [e['de39'] for e in up.journal.pending()]\n"
+        "    up.completed(a)\n"
+        "    return req.id, a.rc, armed, up.journal.pending()\n")
+    req_id, rc, armed, pending = handheld.eval("go(pay_by_card)", timeout=60)
     assert (req_id, rc) == (pushed["id"], "00")
+    assert (armed, pending) == (["06"], [])  # armed until the card completed, then dropped
     assert bank.request(req_id)["status"] == "paid"
     assert bank.ledger()["accounts"][fx.CARD_ACCOUNT] == before[fx.CARD_ACCOUNT] - 1500
