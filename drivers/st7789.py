@@ -115,7 +115,9 @@ class ST7789:
         if x < 0 or y < 0 or x + w > self.width or y + h > self.height or len(pixels) < w * h * 2:
             raise ValueError("window %d,%d %dx%d is outside the %dx%d screen or the data" % (x, y, w, h, self.width, self.height))
         self._start_write(x, y, w, h)
-        self.spi.write(memoryview(pixels)[: w * h * 2])
+        n = w * h * 2
+        # A slice only for a longer buffer: a memoryview a strip is heap used for nothing.
+        self.spi.write(pixels if len(pixels) == n else memoryview(pixels)[:n])
         self.cs(1)
 
     def fill_rect(self, x, y, w, h, colour, chunk=None):

@@ -31,7 +31,7 @@ class Text:
         self.bounds = (min(x, self.tx), y, max(width, tw), font.height)
 
     def draw(self, fb, ox, oy, canvas):
-        self.font.draw(fb, self.text, self.tx - ox, self.bounds[1] - oy, self.colour, canvas.palette)
+        self.font.draw(fb, self.text, self.tx - ox, self.bounds[1] - oy, self.colour, canvas.palette, canvas.rows)
 
 
 def wrap(text, font, width):
