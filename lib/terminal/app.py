@@ -201,8 +201,8 @@ class App:
     async def unlock(self):
         vault = self.vault
         choices = ["PIN"]
-        if self.sensor is not None and vault.fingers and vault.fingerprint_allowed():
-            choices.insert(0, "Fingerprint")
+        if self.sensor is not None and vault.fingers:
+            choices.insert(0, "Fingerprint")  # also when the policy wants the PIN first: it says so
         waiting = len(self.link.requests) if self.link is not None else 0
         if waiting:
             title = "Locked: %d request%s" % (waiting, "" if waiting == 1 else "s")
@@ -216,7 +216,12 @@ class App:
         from ui import fingerprint
 
         if choices[answer] == "Fingerprint":
-            await fingerprint.unlock(self.ui, self.sensor, self.session)
+            if vault.fingerprint_allowed():
+                await fingerprint.unlock(self.ui, self.sensor, self.session)
+            else:
+                await self.ui.message("PIN required", "Your fingerprint unlocks again once you have entered your PIN.",
+                                      remedy="After fingers that were not recognised, or a long time without the "
+                                      "PIN, the terminal asks for the PIN once.", error=True)
             return
         pin = await self.ui.pin_pad("Unlock", prompt="Enter your PIN")
         if pin not in (CANCEL, TIMEOUT):

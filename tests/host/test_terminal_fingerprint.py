@@ -148,3 +148,77 @@ def test_an_unknown_finger_at_confirmation_falls_back_to_the_pin(terminal):
     assert approved["title"] == "Approved", approved
     assert t.ledger()[OWNER] == before[OWNER] - 640
     home(t)
+
+
+def cancel_pin_pad(t):
+    x, y, w, h = t.keypad["Cancel"]
+    t.tap_at(x + w // 2, y + h // 2)
+
+
+def test_after_too_many_unknown_fingers_the_pin_is_required_once(terminal, enrolled):
+    # The vault's policy: fp_max_fails fingers not recognised in a row and the fingerprint no
+    # longer confirms nor unlocks (its wrap is destroyed) until the PIN has been entered.
+    t = terminal
+    t.push("Corner Bakery", "ORD-POLICY", 330)
+    t.screen("Payment request", timeout=30)
+    for _ in range(enrolled["max_fails"]):
+        t.tap("Confirm")
+        t.screen("Confirm with fingerprint")
+        t.place_finger(STRANGER)
+        t.screen("Not recognised")
+        t.screen("Confirm with PIN")
+        cancel_pin_pad(t)
+        t.screen("Payment request")
+    count = len(t.screens)
+    t.tap("Confirm")
+    t.screen("Confirm with PIN")  # straight to the PIN pad: no finger asked for
+    assert "Confirm with fingerprint" not in titles_since(t, count)
+    cancel_pin_pad(t)
+    t.screen("Payment request")
+    # Locked now, the lock screen says the PIN is needed first.
+    t.standby()
+    assert re.fullmatch(r"Locked: \d+ requests?", locked(t)["title"])
+    t.tap("Fingerprint")
+    required = t.screen("PIN required")
+    assert required["error"] is True
+    t.tap("OK")
+    locked(t)
+    t.tap("PIN")
+    t.screen("Unlock")
+    t.type_pin(demo.DEMO_PIN)
+    t.screen("Payment request")  # the request the lock interrupted, again
+    # The PIN restored the fingerprint: it confirms the payment.
+    before = t.ledger()
+    t.tap("Confirm")
+    t.screen("Confirm with fingerprint")
+    t.place_finger(THUMB)
+    approved = t.screen(lambda s: s.get("error") is not None, timeout=40)
+    assert approved["title"] == "Approved", approved
+    assert t.ledger()[OWNER] == before[OWNER] - 330
+    home(t)
+
+
+def test_a_deleted_fingerprint_is_gone_and_the_pin_confirms(terminal, enrolled):
+    t = terminal
+    fingerprints_menu(t)
+    t.tap("Delete fingerprint %d" % enrolled["id"])
+    assert t.screen("Fingerprints")["buttons"].keys() - {"Back"} == {"Add a fingerprint"}
+    assert t.sensor_library() == {}
+    leave_settings(t)
+    # Confirm asks for the PIN directly.
+    before = t.ledger()
+    t.push("Corner Bakery", "ORD-AFTER", 510)
+    t.screen("Payment request", timeout=30)
+    count = len(t.screens)
+    t.tap("Confirm")
+    t.screen("Confirm with PIN")
+    assert "Confirm with fingerprint" not in titles_since(t, count)
+    t.type_pin(demo.DEMO_PIN)
+    approved = t.screen(lambda s: s.get("error") is not None, timeout=40)
+    assert approved["title"] == "Approved", approved
+    assert t.ledger()[OWNER] == before[OWNER] - 510
+    home(t)
+    # The lock screen offers the PIN only.
+    t.standby()
+    assert locked(t)["buttons"].keys() - {"Back"} == {"PIN"}
+    t.unlock()
