@@ -33,10 +33,29 @@ Per flow (measured runs, then the heap bisection):
   use with the bank session up, and the smallest -X heapsize in which the whole flow (boot,
   setup, sign-on, the flow) still ends approved (bisection); the working set is that heap less
   the heap in use after imports (on the board the code is frozen, not in the heap).
+- the TLS session is not in that heap, here nor on the board, so the working set is printed
+  without it and with it. MicroPython's own mbedTLS (extmod/mbedtls/mbedtls_config_common.h)
+  allocates through m_tracked_calloc, in the GC heap, only on ports that set
+  MICROPY_MBEDTLS_CONFIG_BARE_METAL; the unix port does not (ports/unix/mbedtls/
+  mbedtls_config_port.h): its mbedTLS takes libc's calloc (measured: a handshake adds 0.6 KB to
+  gc.mem_alloc(), the ssl objects). The ESP32 port links ESP-IDF's mbedtls component
+  (ports/esp32/esp32_common.cmake), which allocates from the IDF heap beside the GC heap. The
+  session's own size is measured here: mbedTLS's heap held by an open client session like the
+  uplink's (P-256 certificates from one CA, the client's certificate, TLS 1.2), by heaptrack
+  (installed with the system's packages; without it the column says "-"): the same client
+  run with and without the session, what each still holds at exit, subtracted.
+- the unix port is 64-bit: a GC block is 32 bytes and every pointer 8 (16 and 4 on the ESP32),
+  so object-heavy heap here overstates the board's; byte buffers are the same size.
 """
 
 import ast
+import datetime
+import re
+import shutil
+import socket
+import ssl
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -47,6 +66,7 @@ from tools import demo, image
 from tools.bank.spawn import HostProcess
 from tools.bank.state import State
 from tools.screenshots import screen_line
+from tools.vdevice import micropython_exe
 from tools.vdevice.spawn import VDeviceProcess
 
 AMOUNT = 2500  # minor units: above every test card's CVM and offline limits, so online
@@ -399,7 +419,104 @@ class _Console:
             t.join(30)
 
 
-def figures(kind, runs, debited, smallest_kb, imports, ratio):
+# The uplink's client side (lib/uplink/tls.py) without the vault: the certificates from files,
+# the session left open at exit (argv: port, 1 for TLS, 0 for the bare socket).
+TLS_CLIENT = """
+import socket, ssl, sys
+s = socket.socket()
+s.connect(socket.getaddrinfo('127.0.0.1', int(sys.argv[1]))[0][-1])
+if sys.argv[2] == '1':
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_cert_chain(open('device.der', 'rb').read(), open('device.key', 'rb').read())
+    ctx.load_verify_locations(cadata=open('ca.der', 'rb').read())
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    s = ctx.wrap_socket(s, server_hostname='localhost')
+print(s.read(2))
+"""
+
+
+def _pki(tmp):
+    """A CA, the server's certificate (localhost) and the device's, P-256 as tools.bank.pki
+    issues them: the server's files (PEM) and the client's (DER, as the vault holds them)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Bench issuer CA")])
+
+    def issue(name, key, ca=False):
+        b = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+             .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if name == "localhost":
+            b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        return b.sign(ca_key, hashes.SHA256())
+
+    pem, der = serialization.Encoding.PEM, serialization.Encoding.DER
+    server_key, device_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    files = {"ca.pem": issue("Bench issuer CA", ca_key, ca=True).public_bytes(pem),
+             "server.pem": issue("localhost", server_key).public_bytes(pem),
+             "server.key": server_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                    serialization.NoEncryption()),
+             "device.der": issue(demo.SERIAL, device_key).public_bytes(der),
+             "device.key": device_key.private_bytes(der, serialization.PrivateFormat.TraditionalOpenSSL,
+                                                    serialization.NoEncryption())}
+    files["ca.der"] = x509.load_pem_x509_certificate(files["ca.pem"]).public_bytes(der)
+    for name, data in files.items():
+        (tmp / name).write_bytes(data)
+
+
+def _held_at_exit(tmp, port, tls):
+    """Bytes the client's process still holds at exit (heaptrack's "total memory leaked")."""
+    # A small GC heap keeps the process's total under 1 MB, which heaptrack prints to 10 bytes.
+    subprocess.run(["heaptrack", "-o", str(tmp / ("run%d" % tls)), micropython_exe(), "-X", "heapsize=64K",
+                    "client.py", str(port), str(tls)], cwd=tmp, capture_output=True, check=True, timeout=60)
+    report = subprocess.run(["heaptrack_print", "-f", str(next(tmp.glob("run%d.*" % tls)))], capture_output=True,
+                            text=True, check=True).stdout
+    value, unit = re.search(r"total memory leaked: ([0-9.]+)([KMG]?)", report).groups()
+    return float(value) * {"": 1, "K": 1000, "M": 1000 ** 2, "G": 1000 ** 3}[unit]  # heaptrack's units are SI
+
+
+def tls_session_bytes():
+    """mbedTLS's heap held by one open client session like the uplink's (see the module's
+    docstring), in bytes; None when heaptrack is not installed."""
+    if not (shutil.which("heaptrack") and shutil.which("heaptrack_print")):
+        return None
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        _pki(tmp)
+        (tmp / "client.py").write_text(TLS_CLIENT)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # the bank's (tools/bank)
+        ctx.load_cert_chain(tmp / "server.pem", tmp / "server.key")
+        ctx.load_verify_locations(tmp / "ca.pem")
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        with socket.create_server(("127.0.0.1", 0)) as server:
+            def serve():
+                for _ in range(2):
+                    conn, _ = server.accept()
+                    with conn:
+                        try:
+                            peer = ctx.wrap_socket(conn, server_side=True) if serving["tls"] else conn
+                            peer.sendall(b"ok")
+                            peer.recv(1)  # until the client exits
+                        except OSError:
+                            pass
+            serving = {"tls": 0}
+            t = threading.Thread(target=serve, daemon=True)
+            t.start()
+            bare = _held_at_exit(tmp, server.getsockname()[1], 0)
+            serving["tls"] = 1
+            held = _held_at_exit(tmp, server.getsockname()[1], 1)
+            t.join(10)
+    return held - bare
+
+
+def figures(kind, runs, debited, smallest_kb, imports, ratio, tls=None):
     """The printed row's numbers (ms, KB): medians of the runs' times, the mean of their CPU
     times (time.clock() counts in whole milliseconds: the mean of the runs is unbiased)."""
     def median(values):
@@ -415,6 +532,7 @@ def figures(kind, runs, debited, smallest_kb, imports, ratio):
            "network": median([r["flow"][3] for r in runs]), "field": None, "field_esp32": None,
            "imports": imports / 1024, "resident": resident / 1024, "smallest_heap": smallest_kb,
            "working_set": smallest_kb - imports / 1024 if smallest_kb else None,
+           "tls": tls / 1024 if tls is not None else None,
            "rrns": [r["rrn"] for r in runs], "debited": debited}
     if "field" in runs[0]:
         f_elapsed = median([r["field"][0] for r in runs])
@@ -431,13 +549,14 @@ def measure(runs=RUNS, bisect=True):
     from tools.bench import esp32_ratio
     ratio = esp32_ratio()
     rows = []
+    tls = tls_session_bytes()
     with tempfile.TemporaryDirectory() as tmp, FlowRig(tmp) as rig:
         measured = {kind: rig.measured(kind, runs) for kind in FLOWS}
         # Then the bisection, each trial on a handheld of its own (the measured runs' is gone).
         floor_kb, top_kb = rig.imports // 1024, int(HEAP.rstrip("K"))
         for kind in FLOWS:
             smallest = rig.smallest_heap(kind, floor_kb, top_kb) if bisect else None
-            rows.append(figures(kind, *measured[kind], smallest, rig.imports, ratio))
+            rows.append(figures(kind, *measured[kind], smallest, rig.imports, ratio, tls))
     return rows
 
 
@@ -447,19 +566,29 @@ LABELS = {"contactless": "contactless purchase 25.00", "request": "pushed reques
 
 def print_table(rows):
     from tools.bench import esp32_ratio
-    print("flow                        total   CPU here  CPU ESP32   wire  network  card in field      working set")
-    print("                               ms         ms         ms     ms       ms  here / ESP32 ms         KB")
+
+    def kb(v):
+        return "-" if v is None else "%.1f" % v
+    print("flow                        total   CPU here  CPU ESP32   wire  network  card in field     working set KB")
+    print("                               ms         ms         ms     ms       ms  here / ESP32 ms   GC heap  + TLS")
     for r in rows:
         field = "%6.1f / %6.1f" % (r["field"], r["field_esp32"]) if r["field"] is not None else "%15s" % "-"
-        print("%-26s %7.1f %10.1f %10.0f %6.1f %8.1f  %s %10s"
+        with_tls = r["working_set"] + r["tls"] if None not in (r["working_set"], r["tls"]) else None
+        print("%-26s %7.1f %10.1f %10.0f %6.1f %8.1f  %s %9s %6s"
               % (LABELS[r["flow"]], r["total"], r["cpu"], r["cpu_esp32"], r["wire"], r["network"], field,
-                 "-" if r["working_set"] is None else "%.1f" % r["working_set"]))
+                 kb(r["working_set"]), kb(with_tls)))
     print()
     for r in rows:
         print("%s: %d runs approved (RRN %s), the bank's ledger debited %d in all; heap in use after imports"
               " %.1f KB, with the bank session up %.1f KB; smallest -X heapsize for the whole flow %s KB"
               % (LABELS[r["flow"]], r["runs"], ", ".join(r["rrns"]), r["debited"], r["imports"], r["resident"],
                  r["smallest_heap"]))
+    print("TLS session: %s KB of mbedTLS heap held while the bank session is open (heaptrack), outside the"
+          " MicroPython GC heap here (the unix port's mbedTLS allocates with libc's calloc) and on the board"
+          " (ESP-IDF's mbedTLS, the IDF heap): \"GC heap\" is the bisection's working set without it, \"+ TLS\""
+          " the board's RAM the flow needs with it" % kb(rows[0]["tls"] if rows else None))
+    print("The unix port is 64-bit: 32-byte GC blocks and 8-byte pointers (16 and 4 on the ESP32), so the GC"
+          " figures overstate the board's for object-heavy data")
     print("ESP32 estimate: CPU here x %.1f (pystone ratio); wire: I2C at 400 kHz (board.sim); network: the device"
           " waiting on its socket (0200 written -> 0210 read) via the rig's access point to the bank host on"
           " this machine" % esp32_ratio())

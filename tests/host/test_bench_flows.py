@@ -4,6 +4,8 @@ and the figures it prints are measured and consistent. Not a timed test: no figu
 with a budget.
 """
 
+import shutil
+
 import pytest
 
 from tools import demo, flowbench
@@ -58,3 +60,15 @@ def test_the_working_set_is_found_between_imports_and_the_full_heap(rig, measure
     assert rig.completes_in("contactless", smallest)
     row = flowbench.figures("contactless", *measured["contactless"], smallest, rig.imports, RATIO)
     assert 0 < row["working_set"] == pytest.approx(smallest - rig.imports / 1024)
+
+
+@pytest.mark.skipif(not shutil.which("heaptrack"), reason="heaptrack measures the TLS session (a system package)")
+def test_the_tls_session_holds_mbedtls_record_buffers_outside_the_gc_heap():
+    # MicroPython's mbedTLS configuration (extmod/mbedtls/mbedtls_config_common.h): a 16384-byte
+    # input and a 4096-byte output record buffer, each with its header and MAC/padding room, plus the
+    # context, the session and the keys: more than the two buffers, far less than a second set.
+    held = flowbench.tls_session_bytes()
+    assert 16384 + 4096 < held < 2 * (16384 + 4096)
+    row = flowbench.figures("request", [{"resident": 1, "flow": [1, 1, 0, 1], "rrn": "0" * 12}], 0, 100, 50 * 1024,
+                            RATIO, held)
+    assert row["working_set"] == 50 and row["tls"] == pytest.approx(held / 1024)
