@@ -476,7 +476,8 @@ def bench_flows():
 
 
 BENCHES = {"vdevice": bench_vdevice, "pystone": bench_pystone, "pin": bench_pin, "screens": bench_screens,
-           "nfc": bench_nfc, "contact": bench_contact, "emv": bench_emv, "flows": bench_flows}
+           "nfc": bench_nfc, "contact": bench_contact, "emv": bench_emv, "flows": bench_flows,
+           "draw": lambda: __import__("tools.screenbench").screenbench.main()}
 
 
 def main(argv=None):

@@ -26,8 +26,14 @@ class Canvas:
 
     def render(self, items, region=None):
         """Draw items over the background, in region (x, y, w, h; default: all the screen)."""
-        x0, y0, w, h = region or (0, 0, self.width, self.height)
-        for top in range(y0, y0 + h, STRIP_ROWS):
+        if region is None:  # (no tuple made for it: a render allocates nothing at all)
+            x0 = y0 = 0
+            w = self.width
+            h = self.height
+        else:
+            x0, y0, w, h = region
+        top = y0
+        while top < y0 + h:
             rows = min(STRIP_ROWS, y0 + h - top)
             if w == self.width and rows == STRIP_ROWS:
                 fb = self.full
@@ -40,3 +46,4 @@ class Canvas:
                 if x < x0 + w and x0 < x + iw and y < top + rows and top < y + ih:
                     item.draw(fb, x0, top, self)
             self.display.blit(x0, top, w, rows, self.strip)
+            top += rows

@@ -89,7 +89,10 @@ class Font:
         key = colour ^ 0x0101
         palette.pixel(0, 0, key)
         palette.pixel(1, 0, colour)
-        index, f, bits, source = self.index, self.file, self.bits, self.source
+        index = self.index  # (one by one: a 4-name assignment builds a tuple)
+        f = self.file
+        bits = self.bits
+        source = self.source
         visible = y < rows and y + self.height > 0
         for ch in text:
             e = self._entry(ch)

@@ -1,0 +1,74 @@
+"""What drawing a screen costs in heap: `python -m tools.bench draw`.
+
+For every screen of the toolkit's catalogue (tools/screenshots.py SCREENS), on the virtual
+handheld (the MicroPython unix port, its heap as the board's), with the garbage collector
+disabled around each measure so that gc.mem_alloc() counts every byte allocated:
+
+    first     the screen drawn the first time after a soft reset (opens its fonts: their index)
+    again     the screen drawn again: layout, the strips, the console line, asyncio
+    render    the canvas alone re-rendering that screen's widgets (ui.canvas.render): the cost
+              of drawing proper, what every redraw pays
+    peak      the smallest free heap in which the screen is drawn again (its working set:
+              bisected with the heap filled down to 16-byte blocks, tools/bench.py WORKING_SET),
+              and in which the canvas re-renders its widgets (render peak)
+
+The display is one that discards the strips: the virtual handheld's SPI bus allocates on every
+transfer, which the board's does not.
+"""
+
+from tools.bench import WORKING_SET
+from tools.screenshots import SCREENS, SETUP, handheld_with_display
+
+# The UI drawing into a display that discards the strips; ui.canvas.render wrapped to keep the
+# widgets of the last screen drawn, so that they can be rendered again on their own.
+NULL_DISPLAY = """
+class NullDisplay:
+    width, height = display.width, display.height
+    def blit(self, x, y, w, h, pixels):  # (not *args: a tuple a strip would be the bench's)
+        pass
+_status = ui.status
+ui = UI(NullDisplay(), NoTouch(), _status)
+_render = ui.canvas.render
+_items = None
+def _keep(items, region=None):
+    global _items
+    _items = items
+    _render(items, region)
+ui.canvas.render = _keep
+def allocated(fn):
+    gc.collect()
+    gc.disable()
+    before = gc.mem_alloc()
+    fn()
+    after = gc.mem_alloc()
+    gc.enable()
+    return after - before
+"""
+
+
+def measure(dev, expr):
+    """(first, again, render, peak, render peak) in bytes for the screen that expr draws, on a
+    fresh heap: the peaks first, right after the first draw (the allocation measures leave
+    garbage and holes behind them that would move the bisection)."""
+    dev.soft_reset()
+    dev.exec(SETUP + WORKING_SET + NULL_DISPLAY, timeout=60)
+    dev.exec("_code = compile(%r, 'screen', 'exec')\n_draw = lambda: exec(_code, globals())" % expr)
+    first = dev.eval("allocated(_draw)", timeout=60)
+    peak = dev.eval("working_set(_draw)", timeout=300)
+    render_peak = dev.eval("working_set(lambda: _render(_items))", timeout=300)
+    again = min(dev.eval("allocated(_draw)", timeout=60) for _ in range(2))
+    render = dev.eval("allocated(lambda: _render(_items))", timeout=60)
+    return first, again, render, peak, render_peak
+
+
+def main():
+    with handheld_with_display() as (dev, vd, tmp):
+        print("heap per screen drawn (KB; allocated with the collector off; peak: the working set)")
+        print("  %-18s %8s %8s %8s %8s %12s" % ("screen", "first", "again", "render", "peak", "render peak"))
+        for name, expr in SCREENS.items():
+            print("  %-18s %8.1f %8.1f %8.1f %8.1f %12.1f" % ((name,) + tuple(n / 1024 for n in measure(dev, expr))),
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
