@@ -160,6 +160,7 @@ _ANSWER_HINT = const(40)  # I2C: bytes read for an answer at first (most answers
 _EXCHANGE_HINT = const(72)  # ... for the answer to an exchange with a card
 _FOREVER_MS = const(0x0FFFFFFF)  # "no timeout" (ticks_add takes less than half the ticks period)
 _READ_MAX = const(1 + 8 + MAX_FRAME_DATA + 2 + 16)  # status, extended frame, some slack
+_FRAME_MAX = const(8 + MAX_FRAME_DATA + 2)  # the longest frame: extended head, data, DCS, postamble
 
 
 # ---- errors ----------------------------------------------------------------------------------
@@ -261,38 +262,67 @@ def error(code):
 
 # ---- the frame layer -------------------------------------------------------------------------
 
+def _framed(out, n):
+    """Write the frame's head for n bytes of data (TFI and PD) into out, and its DCS and
+    postamble from the data already at its place: the frame's length. Normal up to 255 bytes,
+    extended above, up to 265."""
+    if not 1 <= n <= MAX_FRAME_DATA:
+        raise ValueError("a frame carries 1 to %d bytes, not %d" % (MAX_FRAME_DATA, n))
+    out[0] = out[1] = 0x00
+    out[2] = 0xFF
+    if n <= MAX_NORMAL:
+        out[3] = n
+        out[4] = -n & 0xFF
+        body = 5
+    else:
+        out[3] = out[4] = 0xFF
+        out[5] = n >> 8
+        out[6] = n & 0xFF
+        out[7] = -(out[5] + out[6]) & 0xFF
+        body = 8
+    dcs = 0
+    for i in range(body, body + n):
+        dcs += out[i]
+    out[body + n] = -dcs & 0xFF
+    out[body + n + 1] = 0x00
+    return body + n + 2
+
+
+def _body(n):
+    """Where a frame's data starts for n bytes of it."""
+    return 5 if n <= MAX_NORMAL else 8
+
+
 def frame(data):
     """An information frame carrying `data` (TFI and PD bytes): normal up to 255 bytes,
     extended above, up to 265."""
     n = len(data)
-    if not 1 <= n <= MAX_FRAME_DATA:
-        raise ValueError("a frame carries 1 to %d bytes, not %d" % (MAX_FRAME_DATA, n))
-    dcs = -sum(data) & 0xFF
-    if n <= MAX_NORMAL:
-        out = bytearray(n + 7)
-        out[2] = 0xFF
-        out[3] = n
-        out[4] = -n & 0xFF
-        out[5:5 + n] = data
-        out[5 + n] = dcs
-        return out
-    out = bytearray(n + 10)
-    out[2] = out[3] = out[4] = 0xFF
-    out[5] = n >> 8
-    out[6] = n & 0xFF
-    out[7] = -(out[5] + out[6]) & 0xFF
-    out[8:8 + n] = data
-    out[8 + n] = dcs
+    out = bytearray(n + 10 if n > MAX_NORMAL else n + 7)
+    body = _body(n)
+    out[body:body + n] = data
+    _framed(out, n)
     return out
+
+
+def command_into(out, code, params=b"", head=-1):
+    """The frame of a host command (TFI D4, the command code, head if >= 0, the parameters)
+    written into out, a buffer of _FRAME_MAX bytes: the frame's length. The hot path
+    (InDataExchange) builds its frames in one buffer this way: the card's command is copied
+    once, into the frame, and nothing is allocated."""
+    n = 2 + len(params) + (head >= 0)
+    body = _body(n)
+    out[body] = TFI_HOST
+    out[body + 1] = code
+    if head >= 0:
+        out[body + 2] = head
+    out[body + n - len(params):body + n] = params
+    return _framed(out, n)
 
 
 def command_frame(code, params=b""):
     """The frame of a host command: TFI D4, the command code, its parameters."""
-    data = bytearray(2 + len(params))
-    data[0] = TFI_HOST
-    data[1] = code
-    data[2:] = params
-    return frame(data)
+    out = bytearray(_FRAME_MAX)
+    return out[:command_into(out, code, params)]
 
 
 def parse(buf, start=0, end=None):
@@ -357,7 +387,7 @@ def parse(buf, start=0, end=None):
             return BAD, None, _past_postamble(buf, body + n + 1, end), skipped, damaged
         if n == 1 and buf[body] == _APP_ERROR:
             return FRAME_ERROR, None, _past_postamble(buf, body + 2, end), skipped, damaged
-        return DATA, bytes(buf[body:body + n]), _past_postamble(buf, body + n + 1, end), skipped, damaged
+        return DATA, bytes(memoryview(buf)[body:body + n]), _past_postamble(buf, body + n + 1, end), skipped, damaged
 
 
 def _garbage(buf, i, j):
@@ -670,6 +700,9 @@ class PN532:
         self.reset_wake_ms = reset_wake_ms
         self.passive_retries = passive_retries
         self._lock = asyncio.Lock()
+        # Every command's frame is built here: one command at a time (the lock), sent whole
+        # (I2C writes it, HSU's stream copies it) before the next is built.
+        self._out = bytearray(_FRAME_MAX)
         self.firmware = None  # (ic, version, revision, support) after begin()
         self.parameters = DEFAULT_PARAMETERS
         self.target_mode = None  # the mode byte of the last TgInitAsTarget
@@ -690,9 +723,9 @@ class PN532:
         async with self._lock:
             return await self._command(code, params, self.answer_ms if timeout_ms is None else timeout_ms, hint)
 
-    async def _command(self, code, params, timeout_ms, hint):
+    async def _command(self, code, params, timeout_ms, hint, head=-1):
         link = self.link
-        out = command_frame(code, params)
+        out = memoryview(self._out)[:command_into(self._out, code, params, head)]
         wire = link.wire_ms(len(out)) + (link.wire_ms(len(WAKE_PREAMBLE)) if link.asleep else 0)
         for attempt in range(self.retries + 1):
             if attempt:
@@ -951,28 +984,30 @@ class PN532:
         with Tg alone). The target's silence is NfcTimeout (code 0x01): IsoDep.transceive
         makes it CardRemoved."""
         async with self._lock:
-            data = bytes(data)
             n = len(data)
-            pos = 0
-            while True:
-                part = data[pos:pos + EXCHANGE_MAX]
-                pos += len(part)
-                more = pos < n
-                answer = await self._exchange_part((tg | _MI) if more else tg, part, timeout_ms)
-                if not more:
-                    break
-                if answer[0] & _MI:
-                    raise NfcProtocolError("InDataExchange: the card answered a chained part with data")
-            status = answer[0]
+            if n <= EXCHANGE_MAX:  # one part: the command goes into the frame as it is
+                answer = await self._exchange_part(tg, data, timeout_ms)
+            else:
+                data = memoryview(data)
+                pos = 0
+                while True:
+                    part = data[pos:pos + EXCHANGE_MAX]
+                    pos += len(part)
+                    answer = await self._exchange_part((tg | _MI) if pos < n else tg, part, timeout_ms)
+                    if pos >= n:
+                        break
+                    if answer[0] & _MI:
+                        raise NfcProtocolError("InDataExchange: the card answered a chained part with data")
+            if not answer[0] & _MI:
+                return answer[1:]
             chunks = [answer[1:]]
-            while status & _MI:
+            while answer[0] & _MI:
                 answer = await self._exchange_part(tg, b"", timeout_ms)
-                status = answer[0]
                 chunks.append(answer[1:])
             return b"".join(chunks)
 
     async def _exchange_part(self, tg, part, timeout_ms):
-        answer = await self._command(_IN_DATA_EXCHANGE, bytes((tg,)) + part, timeout_ms, _EXCHANGE_HINT)
+        answer = await self._command(_IN_DATA_EXCHANGE, part, timeout_ms, _EXCHANGE_HINT, tg)
         if not answer:
             raise NfcProtocolError("InDataExchange: answer without its status byte")
         code = answer[0] & _STATUS_ERROR
