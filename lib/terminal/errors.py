@@ -88,6 +88,12 @@ class CardUnreadable(Failure):
     remedy = "Insert it again, chip first and face up, or try another card."
 
 
+class RequestExpired(Failure):
+    title = "Request expired"
+    text = "The merchant's payment request has expired; nothing was paid."
+    remedy = "Ask the merchant to send it again."
+
+
 class TryAnotherInterface(Failure):
     title = "Insert the card"
     text = "This card cannot pay contactless here."
@@ -165,6 +171,8 @@ def failure(e):
     return Failure("%s (%s)." % (Failure.text[:-1], type(e).__name__))
 
 
-async def show(ui, f):
-    """The failure's screen; returns when the owner has read it (OK) or after its timeout."""
-    await ui.message(f.title, f.message, remedy=f.remedy, error=True)
+async def show(ui, f, about=None):
+    """The failure's screen (about: what failed, said before the failure's text, e.g. "€12.50
+    to Corner Bakery from Current account"); returns when the owner has read it (OK) or after
+    its timeout."""
+    await ui.message(f.title, "%s. %s" % (about, f.message) if about else f.message, remedy=f.remedy, error=True)

@@ -5,6 +5,11 @@
     up = await link.ready(5000)         # the Uplink, signed on; else errors.NoNetwork says why
     link.requests                       # pushed uplink.Request objects waiting, oldest first
     req = link.fresh()                  # the oldest the owner has not been shown yet, or None
+    link.arrivals                       # changes when the list does by itself (pushed, expired)
+
+A request leaves the list when it expires (uplink.Request.expired: the bank's deadline, looked
+at with the status bar's each second): the home menu's "Pay requests (N)" and the lock screen's
+count follow, redrawn by the app when `arrivals` changes.
 
 Both run whether the owner has unlocked or not: a reversal waits to be sent, a request may be
 pushed, and neither needs the owner's keys (DUKPT and TLS use the vault's device entries).
@@ -47,8 +52,8 @@ class Link:
             from uplink import Uplink
 
             self.uplink = Uplink(vault, config, wifi=self.wifi)
-        self.requests = []
-        self.arrivals = 0  # requests pushed since the start (the app sees a new one by it)
+        self._requests = []
+        self.arrivals = 0  # pushes and expiries since the start (the app redraws by it)
         self._fresh = []
         self._tasks = []
 
@@ -70,23 +75,38 @@ class Link:
     async def _collect(self, up):
         while True:
             request = await up.next_request()
-            self.requests.append(request)
+            self._requests.append(request)
             self._fresh.append(request)
+            self.arrivals += 1
+
+    @property
+    def requests(self):
+        """The requests waiting to be paid or refused, oldest first (none that has expired)."""
+        self._expire()
+        return self._requests
+
+    def _expire(self):
+        expired = [r for r in self._requests if r.expired]
+        for request in expired:
+            self.done(request)
+        if expired:
             self.arrivals += 1
 
     def fresh(self):
         """The oldest request pushed since the owner was last shown one (then it is not fresh)."""
+        self._expire()
         return self._fresh.pop(0) if self._fresh else None
 
     @property
     def waiting(self):
         """True while a pushed request has not been shown to the owner."""
+        self._expire()
         return bool(self._fresh)
 
     def done(self, request):
-        """A request answered (paid or refused) or gone at the bank: off the list."""
-        if request in self.requests:
-            self.requests.remove(request)
+        """A request answered (paid or refused), gone at the bank or expired: off the list."""
+        if request in self._requests:
+            self._requests.remove(request)
         if request in self._fresh:
             self._fresh.remove(request)
 
@@ -100,6 +120,7 @@ class Link:
     async def _status(self):
         status = self.ui.status
         while True:
+            self._expire()
             bars, bank = self._state()
             if (bars, bank) != (status.wifi, status.bank):
                 status.wifi, status.bank = bars, bank

@@ -7,9 +7,11 @@
                           Back there leaves it waiting in the home menu's "Pay requests (N)".
     PayRequests()         that list of waiting requests, oldest first.
 
-A request leaves the list when it is paid or refused, or when the bank says it is no longer
-payable (response code 12: paid, refused or expired); after a decline for funds, a wrong PIN
-or no answer (the payment reversed) it stays, to be paid another way or later.
+A request leaves the list when it is paid or refused, when it expires (the bank's deadline in
+its 0600: terminal.link drops it; one opened as it expires says "Request expired", before
+anything is sent), or when the bank says it is no longer payable (response code 12: paid,
+refused or expired); after a decline for funds, a wrong PIN or no answer (the payment
+reversed) it stays, to be paid another way or later.
 """
 
 from terminal import errors, receipt
@@ -42,10 +44,14 @@ class PayRequest(Operation):
 
     async def start(self, app):
         req = self.request
+        if req.expired:
+            return "expired"
         accounts = bound(app.vault, OWNER)
         default = accounts[0] if accounts and accounts[0][1].get("default") else None
         answer = await app.ui.confirm_amount(req.merchant, req.amount, receipt.alpha(req.currency),
                                              default[1]["name"] if default else None, title="Payment request")
+        if req.expired:
+            return "expired"  # while the owner read it
         if answer is True and default is not None:
             self.paying = default
             return "confirm"
@@ -66,18 +72,29 @@ class PayRequest(Operation):
     async def confirm(self, app):
         return "from_account" if await confirm_owner(app) else "start"
 
+    async def expired(self, app):
+        req = self.request
+        self.step = None
+        app.link.done(req)
+        await receipt.failed(app, "Request", req.amount, req.currency, req.merchant, errors.RequestExpired())
+        return None
+
     async def _settle(self, app, pay):
         """await pay(uplink) and settle the outcome: what it returned (None: the owner gave up
         before anything was sent), or the Failure it raised. Once sent, a lock no longer
-        resumes this operation (it is done), and the request leaves the list if paid or gone."""
+        resumes this operation (it is done), and the request leaves the list if paid or gone.
+        A request that expired while the owner looked at it is not sent: RequestExpired."""
         try:
+            if self.request.expired:
+                raise errors.RequestExpired()
             up = await app.link.ready()
             outcome = await pay(up)
         except Exception as e:
             outcome = errors.failure(e)
         if outcome is not None:
             self.step = None
-            if not isinstance(outcome, errors.Failure) or getattr(outcome, "rc", None) == GONE:
+            if not isinstance(outcome, errors.Failure) or getattr(outcome, "rc", None) == GONE \
+                    or isinstance(outcome, errors.RequestExpired):
                 app.link.done(self.request)
         return outcome
 

@@ -11,6 +11,12 @@ before calling (op.step = None): a lock on the result screen must not resume the
 
 currency: ISO 4217, numeric as the bank speaks it ("978") or alphabetic as screens show it.
 card: the PAN (History keeps its last four digits); account: the bound account's name.
+
+Both screens start with what was (or was not) paid, as the owner says it (summary()):
+    Purchase  "€12.50 from card •••• 0010"          (this terminal is paid: no "to")
+    Request   "€12.50 to Corner Bakery from Current account" / "... from card •••• 0010"
+    Transfer  "€25.00 to Alice Martin from Current account"
+then "Bank reference <RRN>." (approved) or the failure's own words (failed, under its title).
 """
 
 from terminal import errors
@@ -26,8 +32,18 @@ def alpha(currency):
     return _ALPHA.get(currency, currency)
 
 
-def _paid_with(card, account):
-    return mask_pan(card) if card else (account or "")
+# Kinds whose payee is this terminal (its merchant account): the receipt names no "to".
+_TO_THIS_TERMINAL = ("Purchase",)
+
+
+def summary(kind, amount, currency, counterparty, card=None, account=None):
+    """What a payment is, in the words of the owner (see the module's docstring)."""
+    text = format_amount(amount, alpha(currency))
+    if kind not in _TO_THIS_TERMINAL:
+        text += " to " + counterparty
+    masked = mask_pan(card) if card else ""
+    paid_with = "card " + masked if masked else account
+    return text + " from " + paid_with if paid_with else text
 
 
 async def approved(app, kind, amount, currency, counterparty, answer, card=None, account=None):
@@ -36,21 +52,21 @@ async def approved(app, kind, amount, currency, counterparty, answer, card=None,
     reference = answer.rrn or ""
     History(app.vault).add(kind, amount, currency, counterparty, "approved", card=card, account=account,
                            reference=reference)
-    text = "%s to %s" % (format_amount(amount, currency), counterparty)
-    paid_with = _paid_with(card, account)
-    if paid_with:
-        text += " from " + paid_with
+    text = summary(kind, amount, currency, counterparty, card, account)
     if reference:
         text += ". Bank reference " + reference
     await app.ui.message("Approved", text + ".", timeout_ms=30_000)
 
 
 async def failed(app, kind, amount, currency, counterparty, e, card=None, account=None):
-    """Record the failure (a balance inquiry's is not) and show its screen (errors.show).
-    e: a Failure, or an uplink or card error that errors.failure() translates."""
+    """Record the failure (a balance inquiry's is not) and show its screen (errors.show), the
+    payment's summary first. e: a Failure, or an uplink or card error that errors.failure()
+    translates."""
     f = errors.failure(e)
-    if kind != "Balance":
-        rc = getattr(f, "rc", None)
-        History(app.vault).add(kind, amount, alpha(currency), counterparty,
-                               f.title.lower() + (" (%s)" % rc if rc else ""), card=card, account=account)
-    await errors.show(app.ui, f)
+    if kind == "Balance":
+        await errors.show(app.ui, f)
+        return
+    rc = getattr(f, "rc", None)
+    History(app.vault).add(kind, amount, alpha(currency), counterparty,
+                           f.title.lower() + (" (%s)" % rc if rc else ""), card=card, account=account)
+    await errors.show(app.ui, f, summary(kind, amount, currency, counterparty, card, account))

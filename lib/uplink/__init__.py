@@ -72,6 +72,9 @@ CUSTOMER_CANCELLATION = "17"
 # Why a 0400 is sent (its DE39, ISO 8583:1987 codes; PROTOCOL.md "Timeouts and reversals").
 REVERSE_UNANSWERED = "68"  # response received too late, or not at all, or with a bad MAC
 REVERSE_NOT_COMPLETED = "06"  # error: approved, but the terminal could not complete with the card
+# A pushed request's life is counted in ticks_ms, whose differences wrap after 2**29 ms on the
+# ESP32 (6.2 days): a longer one is cut to a day.
+MAX_LIFE_S = const(86_400)
 
 __all__ = ("Uplink", "Answer", "Request", "UplinkError", "TlsError", "CertificateError", "NotConnected",
            "Unanswered", "NeedsProvisioning")
@@ -127,18 +130,42 @@ class Answer:
 
 
 class Request:
-    """A payment request the bank pushed (0600)."""
+    """A payment request the bank pushed (0600), received at `arrived` (time.ticks_ms()).
 
-    def __init__(self, fields):
+    Its expiry is the bank's: DE13 + DE12 (MMDD hhmmss UTC), by the same clock as its DE7. The
+    device has no clock of its own to compare them with, so the request lives for their
+    difference from the moment it arrived (a few ms after the bank sent it), by ticks_ms."""
+
+    def __init__(self, fields, arrived):
         self.id = fields.get(37)
         self.amount = int(fields.get(4, "0"))
         self.currency = fields.get(49)
         self.merchant_id = fields.get(42)
         self.merchant = (fields.get(43) or "").rstrip()
         self.order = fields.get(48)  # "ORD=<order number>", sent back as it came
+        self.expires = None  # ticks_ms after which it can no longer be paid; None: no expiry given
+        if fields.get(7) and fields.get(12) and fields.get(13):
+            life = _seconds_until(fields[7], fields[13] + fields[12])
+            self.expires = time.ticks_add(arrived, min(life, MAX_LIFE_S) * 1000)
+
+    @property
+    def expired(self):
+        return self.expires is not None and time.ticks_diff(time.ticks_ms(), self.expires) >= 0
 
     def __repr__(self):
         return "<Request %s %s %d %s>" % (self.id, self.order, self.amount, self.currency)
+
+
+def _seconds_until(sent, until):
+    """Seconds from one MMDDhhmmss to another, the later within a year of the earlier (0 if it
+    is not later: a request sent already expired)."""
+    def stamp(year, t):
+        return time.mktime((year, int(t[0:2]), int(t[2:4]), int(t[4:6]), int(t[6:8]), int(t[8:10]), 0, 0))
+
+    start, end = stamp(2000, sent), stamp(2000, until)
+    if end < start and until[:4] < sent[:4]:  # over the new year (2000: a leap year for 29 Feb)
+        end = stamp(2001, until)
+    return max(0, end - start)
 
 
 def _now():
@@ -319,21 +346,21 @@ class Uplink:
         except iso8583.Iso8583Error:
             return  # malformed or a wrong MAC: dropped, the request stays unanswered
         if mti == "0600":
-            asyncio.create_task(self._pushed(fields))
+            asyncio.create_task(self._pushed(fields, self._last_traffic))
             return
         slot = self._pending.get((mti, fields.get(11)))
         if slot is not None:
             slot[1] = Answer(mti, fields)
             slot[0].set()
 
-    async def _pushed(self, fields):
+    async def _pushed(self, fields, arrived):
         # Acknowledged at once (received, not yet decided: the owner answers later, 0200 or 0620).
         de7 = _now()[0]
         try:
             await self._send("0610", {7: de7, 11: fields.get(11), 39: APPROVED}, None)
         except UplinkError:
             pass
-        self._requests.append(Request(fields))
+        self._requests.append(Request(fields, arrived))
         self._request_event.set()
 
     async def next_request(self):

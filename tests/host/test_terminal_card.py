@@ -88,7 +88,8 @@ def test_contact_purchase_with_offline_pin_approved(shop):
     t.screen("Authorising")
     approved = done(t, "Approved")
     t.remove_card()
-    assert "€12.50" in approved["text"] and "•••• 0010" in approved["text"], approved
+    # What the owner says of it: the amount, from which card (this terminal is the payee), the bank's reference.
+    assert re.fullmatch(r"€12\.50 from card •••• 0010\. Bank reference \d{12}\.", approved["text"]), approved
     assert "4761739001010010" not in t.log()  # the full PAN is never shown nor printed
     after = t.ledger()
     assert after[demo.SHOP] - before[demo.SHOP] == 1250
@@ -106,7 +107,7 @@ def test_contactless_purchase_approved(shop):
     t.tap_card(VISA)
     approved = done(t, "Approved")  # no CVM on the short path (CTQ 0000)
     t.lift_card()
-    assert "€8.30" in approved["text"] and "•••• 0010" in approved["text"], approved
+    assert approved["text"].startswith("€8.30 from card •••• 0010. Bank reference "), approved
     after = t.ledger()
     assert after[demo.SHOP] - before[demo.SHOP] == 830 and before[VISA_ACCOUNT] - after[VISA_ACCOUNT] == 830
     assert field_off(t)
@@ -129,7 +130,7 @@ def test_contact_only_card_tapped_is_asked_into_the_slot(shop, pin, title):
     paid = 1999 if title == "Approved" else 0
     after = t.ledger()
     assert after[demo.SHOP] - before[demo.SHOP] == paid and before[MC_ACCOUNT] - after[MC_ACCOUNT] == paid
-    assert paid == 0 or "•••• 0011" in result["text"], result
+    assert result["text"].startswith("€19.99 from card •••• 0011. " + ("Bank reference " if paid else "")), result
 
 
 @pytest.mark.parametrize("card, title", [
@@ -171,6 +172,7 @@ def test_card_refuses_after_the_bank_approved_and_the_approval_is_reversed(shop)
     declined = done(t, "Declined")
     t.remove_card()
     assert declined["error"] is True and "cancelled" in declined["text"], declined
+    assert re.match(r"€26\.00 from card •••• \d{4}\. The card refused", declined["text"]), declined
     log = t.bank.log()
     assert re.search(r"0200/000000 STAN (\d{6}) amount 000000002600 card 476173\*+0101 -> 00", log), log[-3000:]
     original = re.search(r"0200/000000 STAN (\d{6}) amount 000000002600 card \S+ -> 00", log).group(1)

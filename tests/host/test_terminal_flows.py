@@ -155,6 +155,7 @@ def test_the_bank_not_answering_shows_its_screen_and_the_reversal_leaves_the_led
     failed = confirmed(t)
     assert failed["title"] == "No answer from the bank"
     assert failed["error"] is True and "Nothing was charged" in failed["text"]
+    assert failed["text"].startswith("€7.00 to Corner Bakery from Current account. The bank did not answer")
     t.wifi(True)
     deadline = time.monotonic() + 90
     while t.bank.log().count(": 0400/") == reversals:  # the journal's 0400 after the sign-on
@@ -201,7 +202,8 @@ def test_a_pushed_request_paid_with_a_card_read_on_the_spot(terminal):
     result = t.screen(lambda s: s.get("error") is not None, timeout=40)
     t.remove_card()
     assert result["title"] == "Approved", result
-    assert "•••• 0010" in result["text"] and "4761739001010010" not in t.log()
+    assert result["text"].startswith("€21.50 to Corner Bakery from card •••• 0010. Bank reference "), result
+    assert "4761739001010010" not in t.log()
     after = balances(t)
     assert after[card] == before[card] - 2150 and after[OWNER] == before[OWNER]
     assert request_status(t, pushed) == "paid"

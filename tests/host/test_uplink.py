@@ -147,15 +147,37 @@ def test_pushed_request_paid_from_the_bound_account(handheld, bank):
     threading.Thread(target=lambda: pushed.update(bank.push("ORD-1001", 2345)), daemon=True).start()
     before = bank.ledger()["accounts"]
     handheld.exec(
+        "import time\n"
         "async def pay(up):\n"
         "    req = await asyncio.wait_for_ms(up.next_request(), 30000)\n"
+        "    life = time.ticks_diff(req.expires, time.ticks_ms())\n"
         "    a = await up.pay_request(req, account=%r)\n"
-        "    return (req.id, req.order, req.amount, req.currency, req.merchant, a.rc)\n" % fx.OWNER)
-    req_id, order, amount, currency, merchant, rc = handheld.eval("go(pay)", timeout=60)
+        "    return (req.id, req.order, req.amount, req.currency, req.merchant, a.rc, life, req.expired)\n" % fx.OWNER)
+    req_id, order, amount, currency, merchant, rc, life, expired = handheld.eval("go(pay)", timeout=60)
     assert (amount, currency, merchant, rc) == (2345, "978", "Corner Bakery", "00")
+    # The bank's 10 minutes (DE13+DE12 - DE7, whole seconds), counted from the 0600's arrival.
+    assert 595_000 <= life <= 600_000 and expired is False, life
     assert (req_id, order) == (pushed["id"], "ORD=" + pushed["order"])
     assert bank.request(req_id)["status"] == "paid"
     assert bank.ledger()["accounts"][fx.OWNER] == before[fx.OWNER] - 2345
+
+
+def test_a_pushed_requests_life_is_its_expiry_less_its_sending_time(handheld):
+    # MMDDhhmmss both, by the bank's clock: over midnight, over the new year, 29 February (a
+    # leap year is assumed: the bank's DE7 and expiry carry no year), and one sent expired.
+    handheld.exec("import time")
+    cases = [("1121101500", "1121102500", 600), ("1121235950", "1122000010", 20),
+             ("1231235959", "0101000009", 10), ("0228230000", "0301010000", 7200 + 86400),
+             ("1121101500", "1121101459", 0), ("1121101500", "1121101500", 0)]
+    got = handheld.eval("[uplink._seconds_until(a, b) for a, b in %r]" % [c[:2] for c in cases])
+    assert got == [c[2] for c in cases]
+    # A request the bank sent with 3 s to live, arrived 1 s ago: 2 s left; none without DE12/13.
+    handheld.exec("now = time.ticks_ms()\n"
+                  "r = uplink.Request({7: '1121101500', 12: '101503', 13: '1121', 4: '100'}, time.ticks_add(now, -1000))\n"
+                  "bare = uplink.Request({7: '1121101500', 4: '100'}, now)")
+    assert handheld.eval("(time.ticks_diff(r.expires, now), r.expired, bare.expires, bare.expired)") == \
+        (2000, False, None, False)
+    assert handheld.eval("uplink.Request({7: '1121101500', 12: '101500', 13: '1121'}, now).expired") is True
 
 
 def test_pushed_request_refused_by_the_owner(handheld, bank):

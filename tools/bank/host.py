@@ -585,8 +585,10 @@ class Host:
             raise PushError("device %s is not signed on" % req["device"])
         stan = "%06d" % (next(self._stan) % 999999 + 1)
         ksn = session.last_ksn
+        # DE12 + DE13: when the request expires (UTC, by the clock of DE7; PROTOCOL.md).
+        expires = datetime.datetime.fromisoformat(req["expires"]).astimezone(datetime.timezone.utc)
         doc = {"t": "0600", "4": "%012d" % req["amount"], "7": wire.transmission_time(),
-               "11": stan, "37": req["id"], "42": req["merchant_id"][:15].ljust(15),
+               "12": expires.strftime("%H%M%S"), "13": expires.strftime("%m%d"), "11": stan, "37": req["id"], "42": req["merchant_id"][:15].ljust(15),
                "43": req["merchant"][:40].ljust(40), "48": "ORD=" + req["order"],
                "49": req["currency"], "53": ksn.hex()}
         raw = await self.call(wire.encode, doc, lambda data: self.state.hsm.mac(ksn, data))

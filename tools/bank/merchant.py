@@ -12,7 +12,8 @@ from aiohttp import web
 from tools.bank.host import PushError
 from tools.bank.ledger import Conflict
 
-REQUEST_TTL = datetime.timedelta(minutes=10)
+REQUEST_TTL = datetime.timedelta(minutes=10)  # a request's life unless its body says "ttl" (seconds)
+MAX_TTL = datetime.timedelta(days=1)  # the device counts a request's life in ticks: a day at most
 _ID_CHARS = string.ascii_uppercase + string.digits
 
 
@@ -29,22 +30,24 @@ def make_app(host):
             body = await request.json()
             device, merchant, order = str(body["device"]), str(body["merchant"]), str(body["order"])
             amount, currency = int(body["amount"]), str(body["currency"])
+            ttl = datetime.timedelta(seconds=int(body["ttl"])) if "ttl" in body else REQUEST_TTL
         except (ValueError, KeyError, TypeError):
             return _error(400, "a JSON body with device, merchant, order, amount (minor units) "
-                               "and currency (ISO 4217 numeric) is needed")
+                               "and currency (ISO 4217 numeric) is needed, and ttl in seconds if given")
         merchant_id = str(body.get("merchant_id") or "".join(c for c in merchant.upper()
                                                              if c.isalnum())[:15] or "MERCHANT")
         if amount <= 0 or not (currency.isdigit() and len(currency) == 3) or not order \
-                or len(order) > 60 or len(merchant) > 40 or len(merchant_id) > 15:
+                or len(order) > 60 or len(merchant) > 40 or len(merchant_id) > 15 \
+                or not datetime.timedelta(seconds=1) <= ttl <= MAX_TTL:
             return _error(400, "amount > 0, currency 3 digits, order 1..60 chars, merchant up to "
-                               "40 chars, merchant_id up to 15")
+                               "40 chars, merchant_id up to 15, ttl 1..86400 s")
         if await host.call(ledger.device, device) is None:
             return _error(404, "no device %s" % device)
         session = host.sessions.get(device)
         if session is None or not session.signed_on:
             return _error(409, "device %s is not signed on" % device)
         req_id = "".join(secrets.choice(_ID_CHARS) for _ in range(12))
-        expires = (datetime.datetime.now(datetime.timezone.utc) + REQUEST_TTL).isoformat(
+        expires = (datetime.datetime.now(datetime.timezone.utc) + ttl).isoformat(
             timespec="milliseconds")
         try:
             await host.call(ledger.add_request, req_id, device, merchant_id, merchant, order,
