@@ -14,7 +14,8 @@ and bank config), and the app running from main.py after a reset, as on the boar
         t.tap("Back")
 
 The rig's parts have verbs of their own: t.insert(card)/t.remove_card() in the slot,
-t.tap_card(card)/t.lift_card() on the NFC antenna, t.wifi(up), t.standby() (the standby key),
+t.tap_card(card)/t.lift_card() on the NFC antenna, a shop's reader for the handheld in card
+mode (t.shop_reader(apdus), t.reader_answers(n), t.reader_leave()), t.wifi(up), t.standby(),
 and the owner's finger on the R503: t.place_finger(name, presses=1) (a name is a finger: the
 same name is recognised once enrolled, another is not; presses=N images taken, the finger lifted
 after each as the prompts ask, None: it stays), t.lift_finger(), t.sensor_library() (the
@@ -215,6 +216,24 @@ class Terminal:
 
     def lift_card(self):
         return self.rig.call("do", name="nfc", action="remove")
+
+    def shop_reader(self, apdus):
+        """A shop's (or a gate's) reader comes into the NFC field and runs its script of APDUs
+        (bytes) against the handheld in card mode; it stays until reader_leave()."""
+        return self.rig.call("do", name="nfc", action="reader", apdus=[a.hex() for a in apdus])
+
+    def reader_answers(self, n, timeout=20):
+        """[(APDU, the handheld's answer)] (bytes) once the reader has n answers."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.rig.call("do", name="nfc", action="reader_log")
+            if len(log) >= n and all(answer for _, answer in log[:n]):
+                return [(bytes.fromhex(a), bytes.fromhex(r)) for a, r in log]
+            assert time.monotonic() < deadline, "the reader got %d answers of %d" % (len(log), n)
+            time.sleep(0.05)
+
+    def reader_leave(self):
+        return self.rig.call("do", name="nfc", action="reader_leave")
 
     def wifi(self, up):
         return self.rig.call("do", name="wifi", action="up" if up else "down")

@@ -8,6 +8,7 @@ hold, and what the bank did (its ledger).
 The tests share one terminal and run in order; each leaves it unlocked at the home menu."""
 
 import re
+import struct
 
 import pytest
 
@@ -150,6 +151,10 @@ def test_an_unknown_finger_at_confirmation_falls_back_to_the_pin(terminal):
     home(t)
 
 
+def apdu(head, data):
+    return bytes.fromhex(head) + bytes((len(data),)) + data + b"\x00"
+
+
 def cancel_pin_pad(t):
     x, y, w, h = t.keypad["Cancel"]
     t.tap_at(x + w // 2, y + h // 2)
@@ -196,6 +201,38 @@ def test_after_too_many_unknown_fingers_the_pin_is_required_once(terminal, enrol
     assert approved["title"] == "Approved", approved
     assert t.ledger()[OWNER] == before[OWNER] - 330
     home(t)
+
+
+def test_a_shop_confirmation_takes_the_finger_too(terminal):
+    # Card mode > Shop confirmation: the same proof (ui.fingerprint.confirm_owner) as the
+    # terminal's own payments, with the shop's titles: the finger approves; a stranger's finger
+    # falls back to the PIN pad "Enter PIN".
+    t = terminal
+    t.choose("Card mode")
+    t.screen("Card mode")
+    t.tap("Shop confirmation")
+    t.screen("Shop confirmation")
+    for counter, (finger, amount) in enumerate(((THUMB, 1250), (STRANGER, 480)), 1):
+        merchant = b"Corner Bakery"
+        t.shop_reader([apdu("00A40400", b"\xf0PT-CONFIRM"),  # SELECT, PREPARE (lib/nfc/confirm.py)
+                       apdu("80100000", struct.pack(">I", amount) + b"EUR" + bytes(8) + bytes((len(merchant),)) + merchant)])
+        t.screen("Confirm")
+        t.tap("Confirm")
+        t.screen("Confirm with fingerprint")
+        t.place_finger(finger)
+        if finger == STRANGER:
+            t.screen("Not recognised")
+            t.screen("Enter PIN")
+            t.type_pin(demo.DEMO_PIN)
+        (_, fci), (_, approval) = t.reader_answers(2)
+        assert fci[-2:] == approval[-2:] == b"\x90\x00" and len(approval) == 30, approval.hex()
+        assert approval[8:12] == struct.pack(">I", counter)  # approvals since the card mode began
+        t.screen(lambda s: s["title"] == "Shop confirmation" and s.get("text", "").startswith("Approved: "))
+        t.reader_leave()
+    t.tap("Back")
+    t.screen("Card mode")
+    t.tap("Back")
+    t.screen("Pocket Terminal")
 
 
 def test_a_deleted_fingerprint_is_gone_and_the_pin_confirms(terminal, enrolled):
