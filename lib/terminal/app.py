@@ -264,7 +264,7 @@ class OwnerSetup(Operation):
         if answer == 0:
             from ui import fingerprint
 
-            await fingerprint.enroll(app.ui, app.sensor, app.vault)
+            await fingerprint.enroll(app.ui, app.sensor, app.vault, activity=app.session.activity)
         return None
 
 
@@ -370,7 +370,7 @@ class Settings(Operation):
         if answer in (CANCEL, TIMEOUT):
             return "start"
         if answer == 0:
-            await fingerprint.enroll(app.ui, app.sensor, app.vault)
+            await fingerprint.enroll(app.ui, app.sensor, app.vault, activity=app.session.activity)
         else:
             await fingerprint.delete(app.ui, app.sensor, app.vault, fingers[answer - 1])
         return "fingerprints"

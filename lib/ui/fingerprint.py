@@ -45,9 +45,13 @@ async def _failed(ui, e):
     return None
 
 
-async def enroll(ui, sensor, vault, captures=CAPTURES):
-    """Enrol a finger of the (unlocked) owner; the template id, or None after an error screen."""
+async def enroll(ui, sensor, vault, captures=CAPTURES, activity=None):
+    """Enrol a finger of the (unlocked) owner; the template id, or None after an error screen.
+    activity() (Session.activity) is called at each capture step: a finger placed or lifted as
+    the screen asks is the owner at work, so the idle timeout does not lock mid-enrolment."""
     def guide(step, n):
+        if activity is not None:
+            activity()
         done = n if step in (STEP_CAPTURED, STEP_LIFT) else n - 1
         if step == STEP_STORED:
             done = captures
