@@ -208,3 +208,51 @@ def test_a_pushed_request_paid_with_a_card_read_on_the_spot(terminal):
     assert after[card] == before[card] - 2150 and after[OWNER] == before[OWNER]
     assert request_status(t, pushed) == "paid"
     home(t)
+
+
+def waiting_requests(screen):
+    """N of the home menu's "Pay requests (N)" (0 when it has no such entry)."""
+    for label in screen.get("buttons", {}):
+        m = re.fullmatch(r"Pay requests \((\d+)\)", label)
+        if m:
+            return int(m.group(1))
+    return 0
+
+
+def push_expiring(t, order, amount, ttl):
+    """A merchant's request that the bank lets live ttl seconds (the merchant API's "ttl")."""
+    t.signed_on()
+    return t.bank.post("/payment-requests", {"device": demo.SERIAL, "merchant": "Corner Bakery", "order": order,
+                                             "amount": amount, "currency": demo.CURRENCY, "ttl": ttl})
+
+
+def test_a_request_left_unanswered_leaves_the_list_when_it_expires(terminal):
+    t = terminal
+    waiting = waiting_requests(t.screens[-1])  # the home menu the test before ended on
+    pushed = push_expiring(t, "ORD-EXPIRE", 333, 10)
+    t.screen("Payment request", timeout=30)
+    t.tap("Cancel")
+    t.screen("Pay with")
+    t.tap("Back")
+    listed = t.screen("Pocket Terminal")
+    assert waiting_requests(listed) == waiting + 1
+    assert request_status(t, pushed) == "pushed"
+    # Its time passes while the home menu waits: the menu is drawn again, one request less.
+    t.screen(lambda s: s["title"] == "Pocket Terminal" and waiting_requests(s) == waiting, timeout=20)
+    assert request_status(t, pushed) == "expired"  # the bank's clock agrees
+
+
+def test_a_request_opened_after_it_expired_says_so_and_pays_nothing(terminal):
+    t = terminal
+    before = t.ledger()
+    waiting = waiting_requests(t.screens[-1])
+    pushed = push_expiring(t, "ORD-TOO-LATE", 444, 3)
+    assert t.screen("Payment request", timeout=30)["text"] == "€4.44 to Corner Bakery from Current account"
+    time.sleep(4)  # the owner reads it for longer than the merchant allowed
+    t.tap("Confirm")
+    expired = t.screen("Request expired")  # at once: no PIN asked for a payment that cannot be made
+    assert expired["error"] is True
+    assert expired["text"].startswith("€4.44 to Corner Bakery. The merchant's payment request has expired"), expired
+    assert waiting_requests(home(t)) == waiting  # not listed
+    assert request_status(t, pushed) == "expired" and t.ledger() == before
+    assert "amount 000000000444" not in t.bank.log()  # no payment of it was sent

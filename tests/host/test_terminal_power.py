@@ -12,86 +12,15 @@ the power fails before the card completed it.
 """
 
 import re
-import shutil
 import time
 
-import pytest
-
 import terminalfix
-from test_terminal_card import done, start
+from test_power import vd  # noqa: F401 (the fixture: a bare virtual handheld of its own)
+from test_terminal_card import done, shop, start  # noqa: F401 (shop: the fixture, a terminal of its own)
 from tools import demo
 from tools.device import Device
-from tools.vdevice.spawn import VDeviceProcess
-
-# ---- the journal, cut at each flash operation of one write ----------------------------------------
-
-KEY, OTHER = "000041" + "1121101500", "000040" + "1121101459"
-SETUP = """
-from uplink.journal import Journal
-def entry(key, reason, **more):
-    e = {'key': key, 'stan': '0001' + key[4:6], 'de7': '1121101501', 'de3': '000000', 'de4': 1250,
-         'de49': '978', 'de90': '0200' + key + '0' * 22, 'de39': reason}
-    e.update(more)
-    return e
-j = Journal('/power-journal')
-"""
-QUEUED = "j.queue(entry(%r, '68'))" % KEY  # as before the 0200 went out
-ARM = "j.queue(entry(%r, '06', armed=True))" % KEY  # the 0210's approval, before it is acted on
-READ = "print(repr([(e['key'], e['de39'], e.get('armed'), e['de4']) for e in Journal('/power-journal').pending()]))"
-
-
-@pytest.fixture
-def vd(firmware_image, tmp_path):
-    shutil.copyfile(firmware_image, tmp_path / "flash.img")
-    with VDeviceProcess(tmp_path / "flash.img", tmp_path) as vd:
-        yield vd
-
-
-def test_arming_a_reversal_cut_at_each_flash_operation_leaves_it_whole(vd):
-    dev = Device(vd.repl)
-    dev.exec("import os\ntry:\n    for n in os.listdir('/power-journal'):\n        os.remove('/power-journal/' + n)\n"
-             "except OSError:\n    pass")
-    dev.exec(SETUP + "j.queue(entry(%r, '68'))\n" % OTHER + QUEUED)
-    # How many flash operations one arming write takes (the same write as below, twice).
-    counts = []
-    for _ in range(2):
-        before = vd.rig.call("flash_writes")
-        dev.exec(ARM)
-        counts.append(vd.rig.call("flash_writes") - before)
-        dev.exec(QUEUED)
-    ops = min(counts)
-    assert ops >= 2, counts  # the new file, its rename: at least
-    seen = set()
-    for k in range(1, ops + 1):
-        boots = vd.rig.call("device")["boots"]
-        vd.rig.call("power_cut", after=k)
-        dev.transport.exec_raw_no_follow(ARM)
-        vd.wait_booted(after_boots=boots)
-        dev.reconnect()
-        dev.exec(SETUP)
-        queue = eval(dev.exec(READ).strip())
-        # The other entry first and untouched; this one once, old or new, never half of each.
-        assert queue[0] == (OTHER, "68", None, 1250), (k, queue)
-        assert queue[1:] in ([(KEY, "68", None, 1250)], [(KEY, "06", True, 1250)]), (k, queue)
-        seen.add(queue[1][1])  # (a cut at the write's last operation, its commit, leaves the old one)
-        dev.exec(QUEUED)  # as before the write, for the next cut
-    print("journal: %d cut points, each left the entry whole: %s" % (ops, sorted(seen)))
-    dev.close()
-
 
 # ---- end to end: the bank approved, the power fails before the card completes ---------------------
-
-@pytest.fixture(scope="module")
-def shop(firmware_image, tmp_path_factory):
-    """terminalfix's terminal, unlocked and signed on."""
-    t = terminalfix.Terminal(tmp_path_factory.mktemp("terminal-power"), firmware_image)
-    try:
-        t.unlock()
-        t.signed_on()
-        yield t
-    finally:
-        t.close()
-
 
 def wait_for(what, timeout=60, every=0.1):
     deadline = time.monotonic() + timeout
@@ -168,3 +97,52 @@ def test_a_purchase_the_card_completed_sends_no_reversal_even_after_a_reboot(sho
     after = t.ledger()
     assert after[demo.SHOP] - before[demo.SHOP] == 640
     t.unlock()
+
+
+# ---- the journal, cut at each flash operation of one write ----------------------------------------
+
+KEY, OTHER = "000041" + "1121101500", "000040" + "1121101459"
+SETUP = """
+from uplink.journal import Journal
+def entry(key, reason, **more):
+    e = {'key': key, 'stan': '0001' + key[4:6], 'de7': '1121101501', 'de3': '000000', 'de4': 1250,
+         'de49': '978', 'de90': '0200' + key + '0' * 22, 'de39': reason}
+    e.update(more)
+    return e
+j = Journal('/power-journal')
+"""
+QUEUED = "j.queue(entry(%r, '68'))" % KEY  # as before the 0200 went out
+ARM = "j.queue(entry(%r, '06', armed=True))" % KEY  # the 0210's approval, before it is acted on
+READ = "print(repr([(e['key'], e['de39'], e.get('armed'), e['de4']) for e in Journal('/power-journal').pending()]))"
+
+
+def test_arming_a_reversal_cut_at_each_flash_operation_leaves_it_whole(vd):
+    dev = Device(vd.repl)
+    dev.exec("import os\ntry:\n    for n in os.listdir('/power-journal'):\n        os.remove('/power-journal/' + n)\n"
+             "except OSError:\n    pass")
+    dev.exec(SETUP + "j.queue(entry(%r, '68'))\n" % OTHER + QUEUED)
+    # How many flash operations one arming write takes (the same write as below, twice).
+    counts = []
+    for _ in range(2):
+        before = vd.rig.call("flash_writes")
+        dev.exec(ARM)
+        counts.append(vd.rig.call("flash_writes") - before)
+        dev.exec(QUEUED)
+    ops = min(counts)
+    assert ops >= 2, counts  # the new file, its rename: at least
+    seen = set()
+    for k in range(1, ops + 1):
+        boots = vd.rig.call("device")["boots"]
+        vd.rig.call("power_cut", after=k)
+        dev.transport.exec_raw_no_follow(ARM)
+        vd.wait_booted(after_boots=boots)
+        dev.reconnect()
+        dev.exec(SETUP)
+        queue = eval(dev.exec(READ).strip())
+        # The other entry first and untouched; this one once, old or new, never half of each.
+        assert queue[0] == (OTHER, "68", None, 1250), (k, queue)
+        assert queue[1:] in ([(KEY, "68", None, 1250)], [(KEY, "06", True, 1250)]), (k, queue)
+        seen.add(queue[1][1])  # (a cut at the write's last operation, its commit, leaves the old one)
+        dev.exec(QUEUED)  # as before the write, for the next cut
+    print("journal: %d cut points, each left the entry whole: %s" % (ops, sorted(seen)))
+    dev.close()
