@@ -12,7 +12,9 @@ pin: the vault's PIN key derivation (PBKDF2) per PIN check, on the unix port and
 estimate, the iteration count that would take 0.5 s there, and the flash writes each vault
 operation makes.
 
-screens: the heap each screen of the toolkit needs while it draws, against the budget.
+screens: what each screen of the toolkit costs to draw: the heap it allocates (first draw, a
+redraw, the canvas's render alone), the heap it needs (its working set, against the budget) and
+its CPU time (tools/screenbench.py).
 
 nfc: a SELECT PPSE and a 10-APDU exchange over the PN532: bus transactions, wire time, driver
 CPU time and the ESP32 estimate.
@@ -215,41 +217,6 @@ def working_set(fn, top=96 * 1024, step=256):
             lo = mid
     return hi
 """
-# shared/DESIGN.md: the board has ~110 KB of heap for everything; a screen may take at most
-# this much of it while it draws (the strip buffer, glyphs, the widgets).
-SCREEN_BUDGET = 32 * 1024
-
-
-def bench_screens():
-    """Peak heap while drawing each screen: its working set, against SCREEN_BUDGET.
-
-    Measured with the toolkit drawing into a display that discards the strips: the bus of the
-    virtual handheld allocates for every transfer, which the board's SPI does not, and a
-    memory error inside it would be the simulator's, not the screen's."""
-    from tools.screenshots import SCREENS, SETUP, handheld_with_display
-
-    null_display = ("import time\nclass NullDisplay:\n    width, height = display.width, display.height\n"
-                    "    def blit(self, *args):\n        pass\n"
-                    "_status = ui.status\nui = UI(NullDisplay(), NoTouch(), _status)\n")
-    with handheld_with_display() as (dev, vd, tmp):
-        print("heap needed while drawing each screen (its working set; budget %d KB):" % (SCREEN_BUDGET // 1024))
-        for name, expr in SCREENS.items():
-            dev.soft_reset()
-            dev.exec(SETUP + WORKING_SET + null_display, timeout=60)
-            dev.exec("_code = compile(%r, 'screen', 'exec')\n_draw = lambda: exec(_code, globals())\n_draw()" % expr)
-            need = dev.eval("working_set(_draw)", timeout=300)
-            garbage = dev.eval("(gc.collect(), gc.disable(), gc.mem_alloc(), _draw(), gc.mem_alloc(), gc.enable())",
-                               timeout=60)
-            resident = dev.eval("(gc.collect(), gc.mem_alloc())[1]")
-            cpu_us = min(dev.eval("(lambda t: (_draw(), time.ticks_diff(time.ticks_us(), t))[1])(time.ticks_us())")
-                         for _ in range(3))
-            print("  %-18s %5.1f KB %-11s allocated while drawing %5.1f KB, resident %5.1f KB;"
-                  " drawing %4.1f ms here, ESP32 estimate %4.0f ms"
-                  % (name, need / 1024, "ok" if need <= SCREEN_BUDGET else "OVER BUDGET",
-                     (garbage[4] - garbage[2]) / 1024, resident / 1024, cpu_us / 1000,
-                     esp32_estimate(cpu_us / 1e6) * 1000))
-
-
 NFC_SETUP = """
 import asyncio, board, time
 from board import handheld as h
@@ -470,14 +437,18 @@ def bench_emv():
             dev.close()
 
 
+def bench_screens():
+    from tools import screenbench
+    screenbench.main()
+
+
 def bench_flows():
     from tools import flowbench
     flowbench.main()
 
 
 BENCHES = {"vdevice": bench_vdevice, "pystone": bench_pystone, "pin": bench_pin, "screens": bench_screens,
-           "nfc": bench_nfc, "contact": bench_contact, "emv": bench_emv, "flows": bench_flows,
-           "draw": lambda: __import__("tools.screenbench").screenbench.main()}
+           "nfc": bench_nfc, "contact": bench_contact, "emv": bench_emv, "flows": bench_flows}
 
 
 def main(argv=None):

@@ -1,4 +1,4 @@
-"""What drawing a screen costs in heap: `python -m tools.bench draw`.
+"""What drawing a screen costs: `python -m tools.bench screens`.
 
 For every screen of the toolkit's catalogue (tools/screenshots.py SCREENS), on the virtual
 handheld (the MicroPython unix port, its heap as the board's), with the garbage collector
@@ -10,18 +10,24 @@ disabled around each measure so that gc.mem_alloc() counts every byte allocated:
               of drawing proper, what every redraw pays
     peak      the smallest free heap in which the screen is drawn again (its working set:
               bisected with the heap filled down to 16-byte blocks, tools/bench.py WORKING_SET),
-              and in which the canvas re-renders its widgets (render peak)
+              against SCREEN_BUDGET, and in which the canvas re-renders its widgets (render peak)
+    CPU       a redraw's time here, and the ESP32 estimate (tools/bench.py esp32_estimate)
 
 The display is one that discards the strips: the virtual handheld's SPI bus allocates on every
 transfer, which the board's does not.
 """
 
-from tools.bench import WORKING_SET
+from tools.bench import WORKING_SET, esp32_estimate
 from tools.screenshots import SCREENS, SETUP, handheld_with_display
+
+# shared/DESIGN.md: the board has ~110 KB of heap for everything; a screen may take at most
+# this much of it while it draws.
+SCREEN_BUDGET = 32 * 1024
 
 # The UI drawing into a display that discards the strips; ui.canvas.render wrapped to keep the
 # widgets of the last screen drawn, so that they can be rendered again on their own.
 NULL_DISPLAY = """
+import time
 class NullDisplay:
     width, height = display.width, display.height
     def blit(self, x, y, w, h, pixels):  # (not *args: a tuple a strip would be the bench's)
@@ -47,8 +53,8 @@ def allocated(fn):
 
 
 def measure(dev, expr):
-    """(first, again, render, peak, render peak) in bytes for the screen that expr draws, on a
-    fresh heap: the peaks first, right after the first draw (the allocation measures leave
+    """(first, again, render, peak, render peak) in bytes, and a redraw's CPU time in µs, for the
+    screen that expr draws, on a fresh heap: the peaks first, right after the first draw (the allocation measures leave
     garbage and holes behind them that would move the bisection)."""
     dev.soft_reset()
     dev.exec(SETUP + WORKING_SET + NULL_DISPLAY, timeout=60)
@@ -58,16 +64,22 @@ def measure(dev, expr):
     render_peak = dev.eval("working_set(lambda: _render(_items))", timeout=300)
     again = min(dev.eval("allocated(_draw)", timeout=60) for _ in range(2))
     render = dev.eval("allocated(lambda: _render(_items))", timeout=60)
-    return first, again, render, peak, render_peak
+    cpu_us = min(dev.eval("(lambda t: (_draw(), time.ticks_diff(time.ticks_us(), t))[1])(time.ticks_us())")
+                 for _ in range(3))
+    return (first, again, render, peak, render_peak), cpu_us
 
 
 def main():
     with handheld_with_display() as (dev, vd, tmp):
-        print("heap per screen drawn (KB; allocated with the collector off; peak: the working set)")
-        print("  %-18s %8s %8s %8s %8s %12s" % ("screen", "first", "again", "render", "peak", "render peak"))
+        print("heap per screen drawn (KB; allocated with the collector off; peak: the working set, budget %d KB)"
+              % (SCREEN_BUDGET // 1024))
+        print("  %-18s %8s %8s %8s %8s %12s %12s" % ("screen", "first", "again", "render", "peak", "render peak",
+                                                   "CPU here/ESP32 ms"))
         for name, expr in SCREENS.items():
-            print("  %-18s %8.1f %8.1f %8.1f %8.1f %12.1f" % ((name,) + tuple(n / 1024 for n in measure(dev, expr))),
-                  flush=True)
+            heap, cpu_us = measure(dev, expr)
+            print("  %-18s %8.1f %8.1f %8.1f %8.1f %12.1f %7.1f / %.0f%s"
+                  % ((name,) + tuple(n / 1024 for n in heap) + (cpu_us / 1000, esp32_estimate(cpu_us / 1e6) * 1000,
+                     "" if heap[3] <= SCREEN_BUDGET else "  OVER BUDGET")), flush=True)
 
 
 if __name__ == "__main__":
