@@ -24,7 +24,7 @@ GONE = "12"  # the bank's answer for a request no longer payable
 
 class PayRequests(Operation):
     async def start(self, app):
-        requests = app.link.requests
+        requests = list(app.link.requests)  # as listed: one may expire while the owner chooses
         if not requests:
             return None
         answer = await app.ui.menu("Pay requests", ["%s %s" % (format_amount(r.amount, receipt.alpha(r.currency)),
