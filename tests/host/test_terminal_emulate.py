@@ -56,28 +56,9 @@ def prepare(amount, merchant):
     return apdu("80100000", struct.pack(">I", amount) + b"EUR" + NONCE + bytes((len(m),)) + m)
 
 
-def reader(t, script):
-    """A reader comes into the field and runs the script against the handheld (it stays there
-    until leave(t))."""
-    t.rig.call("do", name="nfc", action="reader", apdus=[a.hex() for a in script])
-
-
-def answers(t, n, timeout=20):
-    """[(apdu, response)] once the reader has n answers."""
-    deadline = time.monotonic() + timeout
-    while len(log := t.rig.call("do", name="nfc", action="reader_log")) < n:
-        assert time.monotonic() < deadline, "the reader got %d answers of %d" % (len(log), n)
-        time.sleep(0.05)
-    return [(bytes.fromhex(a), bytes.fromhex(r)) for a, r in log]
-
-
 def gate(t, script):
-    reader(t, script)
-    return answers(t, len(script))
-
-
-def leave(t):
-    t.rig.call("do", name="nfc", action="reader_leave")
+    t.shop_reader(script)
+    return t.reader_answers(len(script))
 
 
 def target_mode(t):
@@ -124,13 +105,13 @@ def test_a_gate_debits_the_transit_card_while_the_handheld_shows_it(terminal):
     assert receipt[:8] == struct.pack(">II", 750, 1) and receipt[-2:] == b"\x90\x00"
     assert receipt[8:16] == mac(key, b"PT-RECEIPT", card_id, struct.pack(">IIII", 1, 250, 750, GATE), NONCE)
     screen_with(t, "Transit card", "Paid €2.50 at gate A1B2C3D4. Balance €7.50.")
-    leave(t)
+    t.reader_leave()
 
     # The next gate: the same DEBIT replayed is refused (6982), a new one goes through.
     log = gate(t, [select(TRANSIT_AID), debit(key, card_id, 0, 250), debit(key, card_id, 1, 120)])
     assert [r[-2:].hex() for _, r in log] == ["9000", "6982", "9000"]
     screen_with(t, "Transit card", "Paid €1.20 at gate A1B2C3D4. Balance €6.30.")
-    leave(t)
+    t.reader_leave()
 
     # Back: the PN532 is no longer a card; History has both debits.
     t.tap("Back")
@@ -174,14 +155,14 @@ def test_a_shop_asks_the_owner_who_approves_with_the_pin_or_refuses(terminal):
     card_mode(t, "Shop confirmation")
     t.screen("Shop confirmation")
 
-    reader(t, [select(CONFIRM_AID), prepare(1250, "Corner Bakery")])
+    t.shop_reader([select(CONFIRM_AID), prepare(1250, "Corner Bakery")])
     shown = t.screen("Confirm")
     assert shown["text"] == "€12.50 to Corner Bakery"
     t.tap("Confirm")
     t.screen("Enter PIN")
     t.type_pin(demo.DEMO_PIN)
     screen_with(t, "Shop confirmation", "Approved: €12.50 to Corner Bakery.")
-    log = answers(t, 2)
+    log = t.reader_answers(2)
     approval = log[1][1]
     assert approval[-2:] == b"\x90\x00" and len(approval) == 30 and approval[:8] == device_id
     counter = struct.unpack(">I", approval[8:12])[0]
@@ -189,15 +170,15 @@ def test_a_shop_asks_the_owner_who_approves_with_the_pin_or_refuses(terminal):
     # The shop's check: nfc.confirm.approval_mac's formula under the issuer's key.
     assert approval[12:28] == mac(key, b"PT-CONFIRM", device_id, struct.pack(">II", counter, 1250), b"EUR",
                                   bytes((len(m),)), m, NONCE, n=16)
-    leave(t)
+    t.reader_leave()
 
     # Refused on the handheld: the shop gets 6985 and no MAC.
-    reader(t, [select(CONFIRM_AID), prepare(99900, "Mallory Mart")])
+    t.shop_reader([select(CONFIRM_AID), prepare(99900, "Mallory Mart")])
     assert t.screen("Confirm")["text"] == "€999.00 to Mallory Mart"
     t.tap("Cancel")
     screen_with(t, "Shop confirmation", "Refused: €999.00 to Mallory Mart.")
-    assert answers(t, 2)[1][1] == b"\x69\x85"
-    leave(t)
+    assert t.reader_answers(2)[1][1] == b"\x69\x85"
+    t.reader_leave()
     t.tap("Back")
     t.screen("Card mode")
     assert target_mode(t) is None
