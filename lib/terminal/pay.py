@@ -116,12 +116,21 @@ class PayRequest(Operation):
         from terminal.card import pay_by_card
 
         req = self.request
-        paid = await self._settle(app, lambda up: pay_by_card(
-            app, self, req.amount, req.currency, lambda result, pin: up.pay_request(req, card=result, pin=pin)))
+        read = []  # the card's result once it goes online: its PAN for the failure's receipt
+
+        def paying(up):
+            def online(result, pin):
+                read.append(result)
+                return up.pay_request(req, card=result, pin=pin)
+
+            return pay_by_card(app, self, req.amount, req.currency, online)
+
+        paid = await self._settle(app, paying)
         if paid is None:
             return "choose"  # no card after all
         if isinstance(paid, errors.Failure):
-            await receipt.failed(app, "Request", req.amount, req.currency, req.merchant, paid)
+            await receipt.failed(app, "Request", req.amount, req.currency, req.merchant, paid,
+                                 card=read[0].pan if read else None)
         else:
             answer, result = paid
             await receipt.approved(app, "Request", req.amount, req.currency, req.merchant, answer, card=result.pan)

@@ -210,6 +210,28 @@ def test_a_pushed_request_paid_with_a_card_read_on_the_spot(terminal):
     home(t)
 
 
+def test_a_pushed_request_a_card_cannot_pay_names_the_card(terminal):
+    # The card's account at the bank holds €500.00 (tools/demo CARD_BALANCE): €600.00 is
+    # declined (51), and the failure says which card it was, masked, as the approval would.
+    t = terminal
+    before = balances(t)
+    t.push("Corner Bakery", "ORD-BIG", 60000)
+    t.screen("Payment request", timeout=30)
+    t.tap("Cancel")
+    t.screen("Pay with")
+    t.choose("A card")
+    t.screen("Insert or tap card")
+    t.insert("emv:visa-classic")
+    t.screen("Card PIN")
+    t.type_pin("1234")
+    result = t.screen(lambda s: s.get("error") is not None, timeout=40)
+    t.remove_card()
+    assert result["title"] == "Declined" and result["error"] is True, result
+    assert result["text"].startswith("€600.00 to Corner Bakery from card •••• 0010."), result
+    assert balances(t) == before
+    home(t)
+
+
 def waiting_requests(screen):
     """N of the home menu's "Pay requests (N)" (0 when it has no such entry)."""
     for label in screen.get("buttons", {}):
