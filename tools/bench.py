@@ -1,4 +1,4 @@
-"""Benchmarks that print figures: `python -m tools.bench vdevice|pystone|pin|screens|nfc|contact|emv|flows`.
+"""Benchmarks that print figures: `python -m tools.bench vdevice|pystone|pin|screens|nfc|contact|emv|flows|uplink`.
 
 vdevice: what the virtual handheld itself costs, so that figures measured on it can be read:
 start-up, soft reset, a REPL round trip, an I2C transaction against its wire time, and the heap
@@ -28,6 +28,9 @@ interface (total, wire), and the kernel's working set.
 flows: a contactless purchase and a pushed request paid from the owner's account, end to end
 against the bank host: firmware CPU (host, ESP32 estimate), wire, network and card-in-field
 time, and each flow's heap working set (tools/flowbench.py).
+
+uplink: the heap the uplink allocates building and sending a purchase's 0200 and parsing its
+0210, the DUKPT keys' share apart (tools/uplinkbench.py).
 """
 
 import argparse
@@ -447,8 +450,14 @@ def bench_flows():
     flowbench.main()
 
 
+def bench_uplink():
+    from tools import uplinkbench
+    uplinkbench.main()
+
+
 BENCHES = {"vdevice": bench_vdevice, "pystone": bench_pystone, "pin": bench_pin, "screens": bench_screens,
-           "nfc": bench_nfc, "contact": bench_contact, "emv": bench_emv, "flows": bench_flows}
+           "nfc": bench_nfc, "contact": bench_contact, "emv": bench_emv, "flows": bench_flows,
+           "uplink": bench_uplink}
 
 
 def main(argv=None):
