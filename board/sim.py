@@ -31,6 +31,7 @@ _MP_STREAM_GET_FILENO = const(10)
 _POLL_RD = const(1)
 _PEEK = const(256)
 _POLL_WR = const(4)
+_SMALL = const(64)  # a frame's payload up to this goes out of the link's own buffer
 
 
 class RigUnreachable(OSError):
@@ -61,27 +62,41 @@ def _connect(hello):
 
 
 class _Link:
-    """Request/response frames: op(1) length(2) payload -> status(1) length(2) payload."""
+    """Request/response frames: op(1) length(2) payload -> status(1) length(2) payload.
+
+    A frame allocates nothing of its own where it can: the board's buses do not, and the
+    benchmarks' heap figures on this handheld are to be the firmware's, not the simulator's.
+    Small frames go out of one kept buffer in one write; a large payload (a display strip is
+    7.5 KB) goes out as it is, after its header."""
 
     def __init__(self, hello):
         self.hello = hello
         self.sock = _connect(hello)
         self.head = bytearray(3)
+        self.out = bytearray(3 + _SMALL)
         self.busy = False
 
-    def send(self, op, payload=b"", atomic=False):
-        """A frame. atomic: in one write (a copy, for small frames on a stream that must never
-        be restarted, the UART's); else header and payload apart, the payload as it is (a
-        display strip is 7.5 KB, and the board's SPI does not copy it either), and an
-        interruption between them restarts the connection."""
-        header = struct.pack(">BH", op[0], len(payload))
-        if atomic or len(payload) <= 64:
-            self.sock.write(header + payload)
+    def send(self, op, payload=b"", prefix=b"", atomic=False):
+        """A frame whose payload is prefix + payload (prefix: a few bytes, say an address).
+        atomic: in one write, whatever its size (a copy: for a stream that must never be
+        restarted, the UART's); else an interruption between the header and a large payload
+        restarts the connection."""
+        n, p = len(payload), len(prefix)
+        out = self.out
+        out[0] = op[0]
+        out[1] = (n + p) >> 8
+        out[2] = (n + p) & 0xFF
+        out[3:3 + p] = prefix
+        if n + p <= _SMALL:
+            out[3 + p:3 + p + n] = payload
+            self.sock.write(out, 3 + p + n)
+            return
+        if atomic:
+            self.sock.write(bytes(out[:3 + p]) + payload)
             return
         try:
-            self.sock.write(header)
-            if payload:
-                self.sock.write(payload)
+            self.sock.write(out, 3 + p)
+            self.sock.write(payload)
         except BaseException:
             self._restart()
             raise
@@ -92,12 +107,18 @@ class _Link:
         self.sock.close()
         self.sock = _connect(self.hello)
 
-    def request(self, op, payload=b""):
-        self.send(op, payload)
+    def request(self, op, payload=b"", prefix=b"", into=None):
+        """(status, the answer's payload); with into (a buffer) an answer of its length is
+        read into it, and the payload returned is into itself."""
+        self.send(op, payload, prefix)
         try:
-            self.sock.readinto(self.head)
-            status, n = struct.unpack(">BH", self.head)
-            return status, self.sock.read(n) if n else b""
+            head = self.head
+            self.sock.readinto(head)
+            n = head[1] << 8 | head[2]
+            if into is not None and n == len(into):
+                self.sock.readinto(into)
+                return head[0], into
+            return head[0], self.sock.read(n) if n else b""
         except BaseException:
             self._restart()
             raise
@@ -128,7 +149,7 @@ _pin_links = []
 _irq_handlers = {}  # GPIO -> (Pin, handler)
 
 
-def _pin_request(op, payload):
+def _pin_request(op, payload, prefix):
     # A soft IRQ handler may read a pin in the middle of another pin request (scheduled code
     # runs between any two VM instructions); a nested request takes a connection of its own
     # so that the two never interleave on one wire.
@@ -140,7 +161,7 @@ def _pin_request(op, payload):
         _pin_links.append(link)
     link.busy = True
     try:
-        return link.request(op, payload)[1]
+        return link.request(op, payload, prefix)[1]
     finally:
         link.busy = False
 
@@ -172,6 +193,8 @@ class Pin:
 
     def __init__(self, id, mode=-1, pull=-1, value=None):
         self.id = id
+        self._pin = bytes((id,))  # every request's prefix
+        self._level = bytearray(1)
         self.init(mode, pull, value)
 
     def init(self, mode=-1, pull=-1, value=None):
@@ -180,12 +203,13 @@ class Pin:
         self._request(b"M", bytes((mode, pull, 255 if value is None else int(bool(value)))))
 
     def _request(self, op, rest=b""):
-        return _pin_request(op, bytes((self.id,)) + rest)
+        return _pin_request(op, rest, self._pin)
 
     def value(self, v=None):
         if v is None:
             return self._request(b"G")[0]
-        self._request(b"V", bytes((int(bool(v)),)))
+        self._level[0] = 1 if v else 0
+        self._request(b"V", self._level)
 
     __call__ = value
 
@@ -220,7 +244,7 @@ class PWM:
         self._send()
 
     def _send(self):
-        _pin_request(b"P", bytes((self.pin.id,)) + struct.pack(">IH", self._freq, self._duty))
+        _pin_request(b"P", struct.pack(">IH", self._freq, self._duty), self.pin._pin)
 
     def freq(self, value=None):
         if value is None:
@@ -391,6 +415,8 @@ def _until(start_us, duration_us):
 class I2C:
     def __init__(self, id, scl=None, sda=None, freq=400000, timeout=50000):
         self._link = _Link("i2c %d" % id)
+        self._target = bytearray(2)
+        self._length = bytearray(2)
         self.init(freq=freq)
 
     def init(self, scl=None, sda=None, freq=400000, timeout=None):
@@ -402,10 +428,10 @@ class I2C:
     def scan(self):
         return list(self._link.request(b"S")[1])
 
-    def _transfer(self, op, payload, nbytes):
+    def _transfer(self, op, payload, nbytes, into=None):
         # START, the address byte and nbytes of 9 clocks each (8 bits and ACK), STOP.
         start = time.ticks_us()
-        status, answer = self._link.request(op, payload)
+        status, answer = self._link.request(op, payload, self._target, into)
         wire = (2 + 9 * (1 + nbytes)) * 1_000_000 // self.freq
         self.transactions += 1  # for benchmarks: what the bus did, as a logic analyser counts it
         self.wire_us += wire
@@ -414,15 +440,27 @@ class I2C:
             raise OSError(errno.ENODEV)
         return answer
 
+    def _to(self, addr, stop):
+        # Each request's prefix: the address and whether a STOP ends it.
+        self._target[0] = addr
+        self._target[1] = 1 if stop else 0
+
     def writeto(self, addr, buf, stop=True):
-        payload = self._transfer(b"W", bytes((addr, stop)) + bytes(buf), len(buf))
-        return struct.unpack(">H", payload)[0]
+        self._to(addr, stop)
+        acked = self._transfer(b"W", buf, len(buf))
+        return acked[0] << 8 | acked[1]
 
     def writevto(self, addr, vector, stop=True):
         return self.writeto(addr, b"".join(bytes(b) for b in vector), stop)
 
     def readfrom_into(self, addr, buf, stop=True):
-        buf[:] = self._transfer(b"R", bytes((addr, stop)) + struct.pack(">H", len(buf)), len(buf))
+        self._to(addr, stop)
+        n = len(buf)
+        self._length[0] = n >> 8
+        self._length[1] = n & 0xFF
+        got = self._transfer(b"R", self._length, n, buf)
+        if got is not buf:
+            buf[:] = got
 
     def readfrom(self, addr, nbytes, stop=True):
         buf = bytearray(nbytes)
