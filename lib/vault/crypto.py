@@ -61,13 +61,31 @@ def _hmac(ipad, opad, msg):
     return outer.digest()
 
 
+class Hmac:
+    """HMAC-SHA256 fed in pieces, for a message that is never whole in memory (the store's
+    meta: written to flash as it is serialized)."""
+
+    def __init__(self, key):
+        ipad, opad = _pads(key)
+        try:
+            self._inner = hashlib.sha256(ipad)
+            self._outer = hashlib.sha256(opad)
+        finally:
+            wipe(ipad)
+            wipe(opad)
+
+    def update(self, data):
+        self._inner.update(data)
+
+    def digest(self):
+        self._outer.update(self._inner.digest())
+        return self._outer.digest()
+
+
 def hmac_sha256(key, msg):
-    ipad, opad = _pads(key)
-    try:
-        return _hmac(ipad, opad, msg)
-    finally:
-        wipe(ipad)
-        wipe(opad)
+    mac = Hmac(key)
+    mac.update(msg)
+    return mac.digest()
 
 
 def pbkdf2_sha256(password, salt, iterations):

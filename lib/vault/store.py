@@ -50,6 +50,36 @@ class Tampered(Exception):
     """A store file is not what the store wrote. The message names the file, never contents."""
 
 
+def _dump(value, f, mac):
+    """Write json.dumps(value) to f and into mac, the same bytes, but made a scalar at a time:
+    no piece larger than one key or value (a wrapped key in hex, ~200 bytes) is ever built."""
+    if isinstance(value, dict):
+        _put(f, mac, b"{")
+        sep = b""
+        for key, item in value.items():
+            _put(f, mac, sep)
+            _put(f, mac, json.dumps(key))
+            _put(f, mac, b": ")
+            _dump(item, f, mac)
+            sep = b", "
+        _put(f, mac, b"}")
+    elif isinstance(value, list):
+        _put(f, mac, b"[")
+        sep = b""
+        for item in value:
+            _put(f, mac, sep)
+            _dump(item, f, mac)
+            sep = b", "
+        _put(f, mac, b"]")
+    else:
+        _put(f, mac, json.dumps(value))
+
+
+def _put(f, mac, piece):
+    f.write(piece)
+    mac.update(piece)
+
+
 class Store:
     def __init__(self, root=ROOT):
         self.root = root
@@ -71,10 +101,11 @@ class Store:
         with open(self._path(name), "rb") as f:
             return f.read()
 
-    def _write_atomic(self, name, data):
+    def _write_atomic(self, name, fill):
+        """A file written whole or not at all: fill(f) writes it under a temporary name."""
         tmp = self._path(name + _TMP)
         with open(tmp, "wb") as f:
-            f.write(data)
+            fill(f)
         os.rename(tmp, self._path(name))
 
     def _remove(self, name):
@@ -177,7 +208,7 @@ class Store:
             pass
         self._remove(_WIPED)
         secret = crypto.random_bytes(_SECRET_SIZE)
-        self._write_atomic(_SECRET, secret)
+        self._write_atomic(_SECRET, lambda f: f.write(secret))
         self._load_secret(secret)
         crypto.wipe(secret)
         meta["format"] = _FORMAT
@@ -188,10 +219,20 @@ class Store:
         self.status = "ready"
 
     def commit(self):
-        """Write the next meta (the commit point of every change), then drop the previous."""
+        """Write the next meta (the commit point of every change), then drop the previous.
+
+        The JSON goes to the file and into its HMAC a value at a time, as _dump makes it: the
+        whole of it (~1.6 KB) in one piece, and its copies, were the first allocation to fail
+        on a heap fragmented by a payment (each DUKPT step commits)."""
         self.meta["seq"] += 1
-        body = json.dumps(self.meta).encode()
-        self._write_atomic(_META + str(self.meta["seq"]), body + crypto.hmac_sha256(self._meta_key, b"meta" + body))
+        mac = crypto.Hmac(self._meta_key)
+        mac.update(b"meta")
+
+        def fill(f):
+            _dump(self.meta, f, mac)
+            f.write(mac.digest())
+
+        self._write_atomic(_META + str(self.meta["seq"]), fill)
         self._remove(_META + str(self.meta["seq"] - 1))
 
     # ---- entries ---------------------------------------------------------------------------
@@ -259,7 +300,7 @@ class Store:
 
     def wipe(self):
         """Destroy everything: the marker first, so that a cut wipe finishes at the next open."""
-        self._write_atomic(_WIPED, b"wiped")
+        self._write_atomic(_WIPED, lambda f: f.write(b"wiped"))
         self._finish_wipe()
 
     def _finish_wipe(self):

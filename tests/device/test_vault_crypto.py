@@ -15,6 +15,14 @@ def test_hmac_sha256_rfc4231():
         "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
 
 
+def test_hmac_fed_in_pieces_rfc4231():
+    # RFC 4231 test case 2, the message given in three pieces (one empty), as the store's meta is.
+    mac = crypto.Hmac(b"Jefe")
+    for piece in (b"what do ya ", b"", b"want for nothing?"):
+        mac.update(piece)
+    assert mac.digest().hex() == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+
+
 def test_pbkdf2_sha256_vectors():
     # RFC 7914 section 11: PBKDF2-HMAC-SHA256, P="passwd", S="salt", c=1 (its first 32 bytes).
     assert bytes(crypto.pbkdf2_sha256(b"passwd", b"salt", 1)).hex() == \

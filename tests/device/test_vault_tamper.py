@@ -2,9 +2,10 @@
 # refuses to open (Tampered) and changes nothing: the reaction is "refuse", not "wipe", so that
 # an attacker who can write the flash cannot turn a tamper into a wipe of the owner's data
 # either; the issuer's service path re-provisions such a unit.
+import json
 import os
 
-from vault import Vault
+from vault import Vault, crypto
 from vault.store import Store, Tampered
 
 from expect import raises
@@ -50,6 +51,20 @@ def put_back(files):
         os.remove(ROOT + "/" + name)
     for name, data in files.items():
         write(name, data)
+
+
+def test_meta_is_json_and_its_hmac_byte_for_byte():
+    # The commit writes meta a value at a time; the file must still be exactly what one
+    # json.dumps and one HMAC over it give (the format of every vault already in the field).
+    v = personalized()
+    v.bind_account("001", b"record", b"certificate")
+    v.meta["fingers"] = []  # an empty list and an empty dict serialize too
+    v.meta["policy"]["nested"] = {}
+    v.store.commit()
+    body = json.dumps(v.meta).encode()
+    assert read(meta_name()) == body + crypto.hmac_sha256(v.store._meta_key, b"meta" + body), len(body)
+    assert len(body) > 1000, len(body)  # a meta as large as a personalized one is
+    v.store.close()
 
 
 def test_every_byte_of_every_file_is_covered():
