@@ -1,9 +1,12 @@
 """ISO 8583 as the handheld and the bank speak it (tools/bank/PROTOCOL.md), and its framing.
 
     encode(mti, fields) -> bytes          fields: {de: value}
+    encode_into(buf, pos, mti, fields) -> end   the same, written into a bytearray
     decode(data) -> (mti, fields)         strict: any lie or excess is an Iso8583Error
     with_mac(mti, fields, mac_fn) -> bytes   the MAC (DE64, or DE128 with a secondary bitmap)
+    encode_frame(buf, mti, fields, mac_fn) -> n   length prefix, message and MAC into buf[:n]
     verify(message, mac_fn) -> (mti, fields)  raises BadMac unless the MAC is there and right
+    check_mac(message, fields, mac_fn)    the same for a message already decoded
     mac_input(message_without_mac) -> bytes  what the MAC of a message is computed over
     frame(msg) -> bytes; await read_frame(stream[, max_len])   2-byte big-endian length prefix
 
@@ -61,6 +64,9 @@ FIELDS = (
 
 MAC_LENGTH = const(8)
 MAX_FRAME = const(4096)
+# The longest message the table allows (MTI, both bitmaps, every field at its longest): a
+# buffer of this size holds any message encode_into() writes.
+MAX_MESSAGE = 4 + 16 + sum(f[2] + f[3] for f in FIELDS)
 
 
 class Iso8583Error(ValueError):
@@ -80,114 +86,180 @@ def _spec(de):
     raise Iso8583Error("not in the protocol", de)
 
 
-def _check(de, kind, data):
-    # data: bytes of a numeric or text field.
+def _check(de, kind, data, pos=0, end=None):
+    # data[pos:end]: bytes of a numeric or text field, read in place.
     lo, hi = (0x30, 0x39) if kind == _N else (0x20, 0x7E)
-    for c in data:
+    for i in range(pos, len(data) if end is None else end):
+        c = data[i]
         if c < lo or c > hi:
             raise Iso8583Error("not a digit" if kind == _N else "not printable ASCII", de)
 
 
-def _digits(n, width):
-    s = str(n)
-    return ("0" * (width - len(s)) + s).encode()
+def _width(n):
+    # The digits of n >= 0.
+    w = 1
+    while n >= 10:
+        n //= 10
+        w += 1
+    return w
 
 
-def _value(de, kind, size, prefix, v):
-    """The field's bytes, checked (its length prefix aside)."""
+def _put_digits(buf, pos, n, width):
+    # n >= 0 as `width` ASCII digits, zero-filled, at buf[pos:] (n has at most width digits).
+    for i in range(pos + width - 1, pos - 1, -1):
+        buf[i] = 0x30 + n % 10
+        n //= 10
+
+
+def _put(buf, pos, de, kind, size, prefix, v):
+    """The field (its length prefix first) written, checked, at buf[pos:]; the position after it.
+    Straight from the value into buf: no bytes of the field on the way."""
     if kind == _B:
         if not isinstance(v, (bytes, bytearray, memoryview)):
             raise Iso8583Error("binary field needs bytes", de)
-        data = bytes(v)
+        n = len(v)
+    elif kind == _N and isinstance(v, int):
+        if v < 0:
+            raise Iso8583Error("negative", de)
+        n = _width(v)
+    elif isinstance(v, str):
+        n = len(v)
     else:
-        if kind == _N and isinstance(v, int):
-            if v < 0:
-                raise Iso8583Error("negative", de)
-            v = str(v)
-        if not isinstance(v, str):
-            raise Iso8583Error("needs str", de)
-        data = v.encode()
-        _check(de, kind, data)
-        if kind == _N and not prefix and len(data) < size:
-            data = _digits(v, size)
-    if len(data) > size or not prefix and len(data) != size:
-        raise Iso8583Error("length %d, %s %d" % (len(data), "max" if prefix else "fixed", size), de)
-    return data
+        raise Iso8583Error("needs str", de)
+    start = pos + prefix
+    if start + (min(n, size) if prefix else size) > len(buf):
+        raise Iso8583Error("message over %d bytes" % len(buf), de)
+    if kind == _B:
+        if n <= size:
+            buf[start:start + n] = v
+    elif isinstance(v, str):
+        lo, hi = (0x30, 0x39) if kind == _N else (0x20, 0x7E)
+        for i in range(n):  # all checked, even past size: a wrong character is the first error
+            c = ord(v[i])
+            if c < lo or c > hi:
+                raise Iso8583Error("not a digit" if kind == _N else "not printable ASCII", de)
+            if i < size:
+                buf[start + i] = c
+    fill = size - n if kind == _N and not prefix and n < size else 0  # a fixed numeric: zero-filled
+    if n > size or not prefix and n + fill != size:
+        raise Iso8583Error("length %d, %s %d" % (n, "max" if prefix else "fixed", size), de)
+    if fill:
+        if isinstance(v, str):
+            for i in range(n - 1, -1, -1):  # the digits moved right past the zeros
+                buf[start + fill + i] = buf[start + i]
+            for i in range(fill):
+                buf[start + i] = 0x30
+        else:
+            _put_digits(buf, start, v, size)
+    elif kind == _N and isinstance(v, int):
+        _put_digits(buf, start, v, n)
+    if prefix:
+        _put_digits(buf, pos, n, prefix)
+    return start + n + fill
 
 
-def encode(mti, fields):
-    """The message: MTI, bitmap(s), the fields in order."""
+def encode_into(buf, pos, mti, fields):
+    """The message (MTI, bitmap(s), the fields in order) written into the bytearray buf from
+    pos; the position after it. MAX_MESSAGE bytes hold any message."""
     if not (isinstance(mti, str) and len(mti) == 4):
         raise Iso8583Error("MTI is not 4 digits", 0)
-    m = mti.encode()
-    _check(0, _N, m)
-    bitmap = bytearray(16)
-    parts = [m, bitmap]
+    if pos + 12 > len(buf):
+        raise Iso8583Error("message over %d bytes" % len(buf), 0)
+    for i in range(4):
+        c = ord(mti[i])
+        if c < 0x30 or c > 0x39:
+            raise Iso8583Error("not a digit", 0)
+        buf[pos + i] = c
+    wide = False  # a field above 64: a secondary bitmap
+    for de in fields:
+        if isinstance(de, int) and de > 64 and fields[de] is not None:
+            wide = True
+    bitmap = pos + 4
+    at = bitmap + (16 if wide else 8)
+    if at > len(buf):
+        raise Iso8583Error("message over %d bytes" % len(buf), 1)
+    for i in range(bitmap, at):
+        buf[i] = 0
     for f in FIELDS:
         de = f[0]
         v = fields.get(de)
         if v is None:
             continue
-        data = _value(*f, v)
-        if f[3]:
-            parts.append(_digits(len(data), f[3]))
-        parts.append(data)
-        bitmap[(de - 1) >> 3] |= 0x80 >> ((de - 1) & 7)
+        at = _put(buf, at, de, f[1], f[2], f[3], v)
+        buf[bitmap + ((de - 1) >> 3)] |= 0x80 >> ((de - 1) & 7)
     for de in fields:
         _spec(de)  # a field the protocol does not have
-    if any(bitmap[8:]):
-        bitmap[0] |= 0x80
-    else:
-        parts[1] = bitmap[:8]
-    return b"".join(parts)
+    if wide:
+        buf[bitmap] |= 0x80
+    return at
+
+
+def encode(mti, fields):
+    """The message: MTI, bitmap(s), the fields in order."""
+    buf = bytearray(MAX_MESSAGE)
+    return bytes(memoryview(buf)[:encode_into(buf, 0, mti, fields)])
+
+
+def _digits_at(de, data, pos, n):
+    # The number written in the n ASCII digits at data[pos:].
+    v = 0
+    for i in range(pos, pos + n):
+        c = data[i]
+        if c < 0x30 or c > 0x39:
+            raise Iso8583Error("not a digit", de)
+        v = v * 10 + c - 0x30
+    return v
 
 
 def decode(data):
     """(mti, {de: value}) of one message (no frame prefix). Nothing is read beyond the lengths
-    the table allows, and every byte of data must belong to a field."""
+    the table allows, and every byte of data must belong to a field. Read in place: the
+    values are the only copies."""
     data = memoryview(data)
     end = len(data)
     if end < 12:
         raise Iso8583Error("message too short for MTI and bitmap", 0 if end < 4 else 1)
-    mti = bytes(data[:4])
-    _check(0, _N, mti)
-    bitmap = bytes(data[4:12])
+    _check(0, _N, data, 0, 4)
     pos = 12
-    if bitmap[0] & 0x80:
+    if data[4] & 0x80:
         if end < 20:
             raise Iso8583Error("truncated secondary bitmap", 1)
-        bitmap += bytes(data[12:20])
         pos = 20
     fields = {}
-    for de in range(2, 8 * len(bitmap) + 1):
-        if not bitmap[(de - 1) >> 3] & (0x80 >> ((de - 1) & 7)):
+    for de in range(2, 8 * (pos - 4) + 1):
+        if not data[4 + ((de - 1) >> 3)] & (0x80 >> ((de - 1) & 7)):
             continue
         _, kind, size, prefix = _spec(de)
         n = size
         if prefix:
             if pos + prefix > end:
                 raise Iso8583Error("truncated length", de)
-            ln = bytes(data[pos:pos + prefix])
-            _check(de, _N, ln)
-            n = int(ln)
+            n = _digits_at(de, data, pos, prefix)
             pos += prefix
             if n > size:
                 raise Iso8583Error("length %d, max %d" % (n, size), de)
         if pos + n > end:
             raise Iso8583Error("truncated: %d bytes, %d left" % (n, end - pos), de)
-        v = bytes(data[pos:pos + n])
+        if kind == _B:
+            v = bytes(data[pos:pos + n])
+        else:
+            _check(de, kind, data, pos, pos + n)
+            v = str(data[pos:pos + n], "ascii")
         pos += n
-        if kind != _B:
-            _check(de, kind, v)
-            v = v.decode()
         fields[de] = v
     if pos != end:
         raise Iso8583Error("%d bytes after the last field" % (end - pos), max(fields) if fields else 1)
-    return mti.decode(), fields
+    return str(data[:4], "ascii"), fields
 
 
-def _mac_de(message):
-    return 128 if message[4] & 0x80 else 64
+def _mac_de(message, pos=0):
+    return 128 if message[pos + 4] & 0x80 else 64
+
+
+def _set_mac_bit(buf, pos):
+    # The MAC's bitmap bit set in the message at buf[pos:] (PROTOCOL.md: the MAC covers it).
+    de = _mac_de(buf, pos)
+    buf[pos + 4 + ((de - 1) >> 3)] |= 0x80 >> ((de - 1) & 7)
 
 
 def mac_input(message):
@@ -196,34 +268,56 @@ def mac_input(message):
     the message's last field, so the MAC'd message is this plus the MAC."""
     decode(message)  # a well-formed message
     b = bytearray(message)
-    de = _mac_de(b)
-    b[4 + ((de - 1) >> 3)] |= 0x80 >> ((de - 1) & 7)
+    _set_mac_bit(b, 0)
     return bytes(b)
+
+
+def encode_frame(buf, mti, fields, mac_fn):
+    """The framed message with its MAC written into the bytearray buf: the 2-byte big-endian
+    length, then the message, its MAC (DE64, or DE128 when a field above 64 brings a
+    secondary bitmap; fields must hold neither) computed over buf in place. Returns the
+    frame's length, prefix included. MAX_MESSAGE + 2 bytes hold any frame."""
+    if 64 in fields or 128 in fields:
+        raise Iso8583Error("MAC given as a field", 128 if 128 in fields else 64)
+    end = encode_into(buf, 2, mti, fields)
+    if end + MAC_LENGTH > len(buf):
+        raise Iso8583Error("message over %d bytes" % len(buf), _mac_de(buf, 2))
+    _set_mac_bit(buf, 2)
+    mac = mac_fn(memoryview(buf)[2:end])
+    for i in range(MAC_LENGTH):
+        buf[end + i] = mac[i]
+    end += MAC_LENGTH
+    buf[0], buf[1] = (end - 2) >> 8, (end - 2) & 0xFF
+    return end
 
 
 def with_mac(mti, fields, mac_fn):
     """The message with its MAC: DE64, or DE128 when a field above 64 brings a secondary
     bitmap (fields must hold neither)."""
-    if 64 in fields or 128 in fields:
-        raise Iso8583Error("MAC given as a field", 128 if 128 in fields else 64)
-    msg = mac_input(encode(mti, fields))
-    return msg + bytes(mac_fn(msg))[:MAC_LENGTH]
+    buf = bytearray(MAX_MESSAGE + 2)
+    return bytes(memoryview(buf)[2:encode_frame(buf, mti, fields, mac_fn)])
+
+
+def check_mac(message, fields, mac_fn):
+    """BadMac unless message (decoded: its fields) ends with its right MAC (compared in
+    constant time)."""
+    de = _mac_de(message)
+    mac = fields.get(de)
+    if mac is None:
+        raise BadMac("no MAC", de)
+    want = mac_fn(memoryview(message)[:-MAC_LENGTH])
+    diff = 0
+    for i in range(MAC_LENGTH):
+        diff |= want[i] ^ mac[i]
+    if diff:
+        raise BadMac("wrong MAC", de)
 
 
 def verify(message, mac_fn):
     """(mti, fields) of a message whose MAC is right; BadMac if it has none or a wrong one
     (compared in constant time), Iso8583Error if it is malformed."""
     mti, fields = decode(message)
-    de = _mac_de(message)
-    mac = fields.get(de)
-    if mac is None:
-        raise BadMac("no MAC", de)
-    want = bytes(mac_fn(memoryview(message)[:-MAC_LENGTH]))
-    diff = 0
-    for i in range(MAC_LENGTH):
-        diff |= want[i] ^ mac[i]
-    if diff:
-        raise BadMac("wrong MAC", de)
+    check_mac(message, fields, mac_fn)
     return mti, fields
 
 

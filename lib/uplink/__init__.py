@@ -14,7 +14,8 @@
 
 Every message the device sends takes the next DUKPT KSN (lib/dukpt) and a STAN (stored before
 use, lib/uplink/journal), carries the KSN in DE53 and an AES-CMAC under that KSN's MAC key
-(lib/aescmac, lib/iso8583.with_mac). An answer is accepted only with a right MAC under the key
+(lib/aescmac, lib/iso8583.encode_frame, into a send buffer kept for the
+Uplink's life). An answer is accepted only with a right MAC under the key
 of the KSN it names (its request's, or for a 0600 the device's latest); others are dropped.
 
 A 0200's reversal (0400, its own STAN and DE7, so that a repeat is idempotent at the host) is
@@ -213,6 +214,8 @@ class Uplink:
         self._writer = None
         self._link_error = None
         self._write_lock = asyncio.Lock()
+        self._out = None  # the send buffer (_build), made at the first message
+        self._framed = self._raw = None  # the message in it: framed, and without its frame
         self._ready = asyncio.Event()
         self._pending = {}  # (answer MTI, STAN) -> [Event, Answer or None, KSN of the request]
         self._macs = {}  # KSN -> MAC key: for answers to come, and the latest (for a 0600)
@@ -342,7 +345,7 @@ class Uplink:
             mac_key = self._macs.get(fields.get(53))
             if mac_key is None:
                 return  # not MAC'd under a key of ours: dropped
-            iso8583.verify(raw, lambda data: aescmac.cmac(mac_key, data))
+            iso8583.check_mac(raw, fields, lambda data: aescmac.cmac(mac_key, data))
         except iso8583.Iso8583Error:
             return  # malformed or a wrong MAC: dropped, the request stays unanswered
         if mti == "0600":
@@ -376,7 +379,14 @@ class Uplink:
 
     def message(self, mti, fields, pin=None, pan=None):
         """(message, KSN): mti with fields, DE41, the next KSN in DE53, the PIN block in DE52 if
-        a PIN is given (wiped here), and the MAC; its MAC key kept for the answer."""
+        a PIN is given (wiped here), and the MAC; its MAC key kept for the answer. The message
+        is a memoryview of the send buffer: good until the next one is built."""
+        ksn, mac_key = self._secure(fields, pin, pan)
+        return self._build(mti, fields, ksn, mac_key), ksn
+
+    def _secure(self, fields, pin, pan):
+        """(KSN, MAC key): the next DUKPT keys, DE41, DE53 and the PIN block in DE52 (the PIN
+        wiped, and the PIN key) before anything can wait."""
         try:
             ksn, pin_key, mac_key = self.dukpt.next_keys()
         except BaseException as e:
@@ -394,24 +404,38 @@ class Uplink:
             _wipe(pin_key)
         fields[41] = self.serial
         fields[53] = ksn
-        raw = iso8583.with_mac(mti, fields, lambda data: aescmac.cmac(mac_key, data))
+        return ksn, mac_key
+
+    def _build(self, mti, fields, ksn, mac_key):
+        """The message, framed and MAC'd in the send buffer (one for the Uplink's life, sized for
+        any message: a purchase's 0200 allocates nothing on its way out); its MAC key kept."""
+        if self._out is None:
+            self._out = bytearray(2 + iso8583.MAX_MESSAGE)
+        n = iso8583.encode_frame(self._out, mti, fields, lambda data: aescmac.cmac(mac_key, data))
+        self._framed = memoryview(self._out)[:n]
+        self._raw = self._framed[2:]
         previous, self._latest = self._latest, ksn
         self._macs[ksn] = mac_key
         if previous is not None and not any(slot[2] == previous for slot in self._pending.values()):
             self._forget(previous)
-        return raw, ksn
+        return self._raw
 
     async def _send(self, mti, fields, pin, pan=None):
-        raw, ksn = self.message(mti, fields, pin, pan)
-        await self._write(raw)
+        ksn, mac_key = self._secure(fields, pin, pan)
+        async with self._write_lock:  # the send buffer holds one message: built and written in turn
+            await self._write(self._build(mti, fields, ksn, mac_key))
         return ksn
 
     async def _write(self, raw):
+        """Write the message raw (the one just built: framed in place; another: framed here).
+        The caller holds the write lock."""
         if self._writer is None:
             raise NotConnected("no connection to the bank")
-        async with self._write_lock:
-            self._writer.write(iso8583.frame(raw))
-            await self._writer.drain()
+        framed = self._framed
+        if framed is None or raw is not self._raw:
+            framed = iso8583.frame(raw)
+        self._writer.write(framed)
+        await self._writer.drain()
         self._last_traffic = time.ticks_ms()
 
     async def _exchange(self, mti, fields, pin=None, pan=None, wait_ready=True, reversal=False, arm=False):

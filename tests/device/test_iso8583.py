@@ -114,6 +114,25 @@ def test_mac_placement():
     assert e.value.field == 64
 
 
+def test_frames_into_a_reused_buffer():
+    # The uplink's send buffer: a frame written over a longer one (a secondary bitmap, DE48 at
+    # its longest) is the same bytes as one made from scratch, and so is the one after it.
+    buf = bytearray(iso8583.MAX_MESSAGE + 2)
+    for mti, fields in (("0200", {48: "y" * 999, 55: bytes(range(255)), 102: "ACC-1", 2: "4" * 19}),
+                        ("0800", ECHO), ("0810", {11: 1, 39: "00"}), ("0800", ECHO)):
+        n = iso8583.encode_frame(buf, mti, fields, cmac_stand_in)
+        assert bytes(buf[:n]) == frame(with_mac(mti, fields, cmac_stand_in))
+        assert bytes(buf[2:n - 8]) == iso8583.mac_input(encode(mti, fields))
+    assert iso8583.encode_into(buf, 5, "0800", ECHO) == 5 + len(ECHO_RAW) and buf[5:5 + len(ECHO_RAW)] == ECHO_RAW
+    # A buffer too small: a typed error, not an IndexError.
+    with raises(Iso8583Error) as e:
+        iso8583.encode_frame(bytearray(40), "0800", ECHO, cmac_stand_in)
+    assert e.value.field == 41  # 2 + 4 + 16 + DE7 10 + DE11 6: no room for its 8
+    with raises(Iso8583Error) as e:
+        iso8583.encode_frame(bytearray(len(ECHO_RAW) + 2), "0800", ECHO, cmac_stand_in)
+    assert e.value.field == 128
+
+
 def test_verify_refuses():
     raw = with_mac("0800", ECHO, cmac_stand_in)
     for i in (0, 5, 20, len(raw) - 9, len(raw) - 1):
@@ -126,6 +145,12 @@ def test_verify_refuses():
     assert e.value.field == 128
     with raises(BadMac):
         verify(raw, lambda d: bytes(8))
+    # The same checks on a message already decoded (the uplink's receive path).
+    iso8583.check_mac(raw, decode(raw)[1], cmac_stand_in)
+    with raises(BadMac):
+        iso8583.check_mac(raw, decode(raw)[1], lambda d: bytes(8))
+    with raises(BadMac):
+        iso8583.check_mac(ECHO_RAW, decode(ECHO_RAW)[1], cmac_stand_in)
 
 
 class Stream:

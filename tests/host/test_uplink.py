@@ -209,7 +209,8 @@ def test_a_duplicate_purchase_message_posts_once(handheld, bank):
         "    got = []\n"
         "    for _ in range(2):\n"
         "        slot = up._pending[('0210', f[11])] = [asyncio.Event(), None, ksn]\n"
-        "        await up._write(raw)\n"
+        "        async with up._write_lock:\n"
+        "            await up._write(raw)\n"
         "        await asyncio.wait_for_ms(slot[0].wait(), 15000)\n"
         "        got.append(brief(slot[1]))\n"
         "    return got\n")
