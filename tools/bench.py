@@ -9,8 +9,9 @@ to the ESP32's, and so what a millisecond of firmware CPU time here means on the
 (esp32_estimate(), shared/DESIGN.md "Performance budgets").
 
 pin: the vault's PIN key derivation (PBKDF2) per PIN check, on the unix port and as an ESP32
-estimate, the iteration count that would take 0.5 s there, and the flash writes each vault
-operation makes.
+estimate, the iteration count that would take 0.5 s there, the flash writes each vault
+operation makes, and the heap one commit (and one DUKPT state save) allocates and needs in one
+piece.
 
 screens: what each screen of the toolkit costs to draw: the heap it allocates (first draw, a
 redraw, the canvas's render alone), the heap it needs (its working set, against the budget) and
@@ -162,8 +163,81 @@ print(vault.PIN_ITERATIONS, best)
 PIN_CHECK_TARGET_S = 0.5  # shared/DESIGN.md: PIN key derivation sized for ~0.5 s on the ESP32
 
 
+# What one vault commit costs the heap, on the device: bytes allocated (gc off) and the
+# smallest hole it completes in, the heap filled with blocks of one size and every other one
+# freed (a heap fragmented as a payment leaves it: much free, no large piece). The state
+# before: personalized, unlocked, an account bound (meta ~1.4 KB).
+COMMIT_HEAP = """
+import gc, json, sys, time
+v = open_vault()
+v.verify_pin(PIN)
+v.bind_account('DE89370400440532013000', b'record', b'certificate')
+dukpt = bytearray(4 + 32 * 16)  # lib/dukpt's state: counter and 32 key registers
+WORD = 8 if sys.maxsize > 2 ** 32 else 4
+def allocated(fn):
+    gc.collect()
+    gc.disable()
+    try:
+        start = gc.mem_alloc()
+        fn()
+        return gc.mem_alloc() - start
+    finally:
+        gc.enable()
+BLOCK = 4 * WORD  # the GC's allocation unit
+def smallest_hole(fn, lo=2, hi=128):
+    # In GC blocks; the answer in bytes. Blocks of one size fill the heap, then the smallest
+    # blocks fill what is left (so no free piece borders a freed one), then every other
+    # block of the first kind is freed.
+    one = (None,)
+    hoard = [None] * 4096  # made once: growing them while memory is short would fail by itself
+    grit = [None] * 8192
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        gc.collect()
+        n = g = 0
+        for blocks, kept in ((mid, hoard), (1, grit)):
+            while True:
+                if n == len(hoard) or g == len(grit):
+                    raise RuntimeError('smallest_hole: the hoard is too short to fill the heap')
+                try:
+                    block = one * ((blocks * BLOCK - 2 * WORD) // WORD)  # one allocation, exactly
+                except MemoryError:
+                    break
+                if kept is hoard:
+                    hoard[n] = block
+                    n += 1
+                else:
+                    grit[g] = block
+                    g += 1
+        block = None
+        for i in range(1, n, 2):
+            hoard[i] = None
+        ok = completes(fn)
+        for kept in (hoard, grit):
+            for i in range(len(kept)):
+                kept[i] = None
+        lo, hi = (lo, mid) if ok else (mid, hi)
+    return hi * BLOCK
+def completes(fn):
+    try:
+        fn()
+    except MemoryError:
+        return False
+    return True
+def ms(fn, n=20):
+    t = time.ticks_us()
+    for _ in range(n):
+        fn()
+    return time.ticks_diff(time.ticks_us(), t) / n / 1000
+def dukpt_step():
+    v.replace_dukpt_state(dukpt)
+print(repr((len(json.dumps(v.meta)), allocated(v.store.commit), smallest_hole(v.store.commit),
+            ms(v.store.commit), allocated(dukpt_step), smallest_hole(dukpt_step), ms(dukpt_step))))
+"""
+
+
 def bench_pin():
-    """The vault: PBKDF2 per PIN check (host, ESP32 estimate), and flash writes per operation."""
+    """The vault: PBKDF2 per PIN check (host, ESP32 estimate), flash writes per operation, heap per commit."""
     from tools.vaultops import OPERATIONS, VaultBench
 
     out = subprocess.run([micropython_exe(), "-X", "heapsize=%s" % DEFAULT_HEAP, "-c", PIN_KDF],
@@ -184,6 +258,14 @@ def bench_pin():
         with VaultBench(tmp / "firmware.img", tmp) as bench:
             for name in OPERATIONS:
                 print("  %-26s %4d" % (name, bench.flash_writes(name, bench.prepare(name))))
+            bench.boot_from(bench.prepare("store entry"))
+            meta, commit, commit_hole, commit_ms, step, step_hole, step_ms = bench.report(COMMIT_HEAP)
+    print("heap per vault commit on the virtual handheld (%s, 64-bit: objects ~2x the ESP32's),"
+          " meta ~%d bytes of JSON:" % (DEFAULT_HEAP, meta))
+    for what, total, hole, t in (("commit (meta alone)", commit, commit_hole, commit_ms),
+                                 ("DUKPT state save (put)", step, step_hole, step_ms)):
+        print("  %-24s allocates %5d bytes (gc off); completes in holes of %4d bytes; %.1f ms here"
+              " (flash I/O included)" % (what, total, hole, t))
 
 
 # The working set of a piece of device code: the least free heap in which it still runs,
