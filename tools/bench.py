@@ -167,13 +167,10 @@ PIN_CHECK_TARGET_S = 0.5  # shared/DESIGN.md: PIN key derivation sized for ~0.5 
 # smallest hole it completes in, the heap filled with blocks of one size and every other one
 # freed (a heap fragmented as a payment leaves it: much free, no large piece). The state
 # before: personalized, unlocked, an account bound (meta ~1.4 KB).
-COMMIT_HEAP = """
-import gc, json, sys, time
-v = open_vault()
-v.verify_pin(PIN)
-v.bind_account('DE89370400440532013000', b'record', b'certificate')
-dukpt = bytearray(4 + 32 * 16)  # lib/dukpt's state: counter and 32 key registers
-WORD = 8 if sys.maxsize > 2 ** 32 else 4
+# Device side: the bytes fn() allocates, counted with the collector off (every byte, garbage
+# included). The benches that count allocations prepend it to their own device code.
+ALLOCATED = """
+import gc
 def allocated(fn):
     gc.collect()
     gc.disable()
@@ -183,6 +180,14 @@ def allocated(fn):
         return gc.mem_alloc() - start
     finally:
         gc.enable()
+"""
+COMMIT_HEAP = """
+import gc, json, sys, time
+v = open_vault()
+v.verify_pin(PIN)
+v.bind_account('DE89370400440532013000', b'record', b'certificate')
+dukpt = bytearray(4 + 32 * 16)  # lib/dukpt's state: counter and 32 key registers
+WORD = 8 if sys.maxsize > 2 ** 32 else 4
 BLOCK = 4 * WORD  # the GC's allocation unit
 def smallest_hole(fn, lo=2, hi=128):
     # In GC blocks; the answer in bytes. Blocks of one size fill the heap, then the smallest
@@ -259,7 +264,7 @@ def bench_pin():
             for name in OPERATIONS:
                 print("  %-26s %4d" % (name, bench.flash_writes(name, bench.prepare(name))))
             bench.boot_from(bench.prepare("store entry"))
-            meta, commit, commit_hole, commit_ms, step, step_hole, step_ms = bench.report(COMMIT_HEAP)
+            meta, commit, commit_hole, commit_ms, step, step_hole, step_ms = bench.report(ALLOCATED + COMMIT_HEAP)
     print("heap per vault commit on the virtual handheld (%s, 64-bit: objects ~2x the ESP32's),"
           " meta ~%d bytes of JSON:" % (DEFAULT_HEAP, meta))
     for what, total, hole, t in (("commit (meta alone)", commit, commit_hole, commit_ms),

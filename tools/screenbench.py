@@ -17,7 +17,7 @@ The display is one that discards the strips: the virtual handheld's SPI bus allo
 transfer, which the board's does not.
 """
 
-from tools.bench import WORKING_SET, esp32_estimate
+from tools.bench import ALLOCATED, WORKING_SET, esp32_estimate
 from tools.screenshots import SCREENS, SETUP, handheld_with_display
 
 # shared/DESIGN.md: the board has ~110 KB of heap for everything; a screen may take at most
@@ -41,14 +41,6 @@ def _keep(items, region=None):
     _items = items
     _render(items, region)
 ui.canvas.render = _keep
-def allocated(fn):
-    gc.collect()
-    gc.disable()
-    before = gc.mem_alloc()
-    fn()
-    after = gc.mem_alloc()
-    gc.enable()
-    return after - before
 """
 
 
@@ -57,7 +49,7 @@ def measure(dev, expr):
     screen that expr draws, on a fresh heap: the peaks first, right after the first draw (the allocation measures leave
     garbage and holes behind them that would move the bisection)."""
     dev.soft_reset()
-    dev.exec(SETUP + WORKING_SET + NULL_DISPLAY, timeout=60)
+    dev.exec(SETUP + WORKING_SET + ALLOCATED + NULL_DISPLAY, timeout=60)
     dev.exec("_code = compile(%r, 'screen', 'exec')\n_draw = lambda: exec(_code, globals())" % expr)
     first = dev.eval("allocated(_draw)", timeout=60)
     peak = dev.eval("working_set(_draw)", timeout=300)

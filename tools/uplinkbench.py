@@ -18,6 +18,7 @@ from pathlib import Path
 from statistics import median
 
 from tools import image
+from tools.bench import ALLOCATED
 from tools.device import Device
 from tools.vdevice.spawn import VDeviceProcess
 
@@ -63,14 +64,6 @@ def run(coro):
     except StopIteration as e:
         return e.value
     raise RuntimeError('the coroutine waited')
-def allocated(fn):
-    gc.collect()
-    gc.disable()
-    before = gc.mem_alloc()
-    fn()
-    after = gc.mem_alloc()
-    gc.enable()
-    return after - before
 def answer():
     ksn = up._latest
     f = {3: '000000', 4: '000000001250', 7: '1121083016', 11: '000123', 37: '000000000777', 38: 'A1B2C3',
@@ -100,7 +93,7 @@ def main():
         with VDeviceProcess(tmp / "flash.img", tmp / "state") as vd:
             dev = Device(vd.repl)
             try:
-                dev.exec(SETUP, timeout=60)
+                dev.exec(ALLOCATED + SETUP, timeout=60)
                 runs = [dev.eval("measure()", timeout=60) for _ in range(RUNS)]
             finally:
                 dev.close()

@@ -184,14 +184,11 @@ def test_a_lock_mid_request_resumes_on_the_request_after_unlock(terminal):
     home(t)
 
 
-def test_a_pushed_request_paid_with_a_card_read_on_the_spot(terminal):
-    # "Pay with" > "A card": the card's own PIN on the handheld's keypad, the card's account
-    # pays, the owner's accounts do not move.
-    t = terminal
-    card = demo.card_account("visa-classic")
-    before = balances(t)
-    pushed = t.push("Corner Bakery", "ORD-CARD", 2150)
-    assert t.screen("Payment request", timeout=30)["text"].startswith("€21.50 to Corner Bakery")
+def paid_with_a_card(t, order, amount):
+    """A pushed request, "Pay with" > "A card": visa-classic inserted, its own PIN on the
+    handheld's keypad. (the pushed request, the result screen)."""
+    pushed = t.push("Corner Bakery", order, amount)
+    t.screen("Payment request", timeout=30)
     t.tap("Cancel")
     t.screen("Pay with")
     t.choose("A card")
@@ -201,6 +198,15 @@ def test_a_pushed_request_paid_with_a_card_read_on_the_spot(terminal):
     t.type_pin("1234")
     result = t.screen(lambda s: s.get("error") is not None, timeout=40)
     t.remove_card()
+    return pushed, result
+
+
+def test_a_pushed_request_paid_with_a_card_read_on_the_spot(terminal):
+    # The card's account pays, the owner's accounts do not move.
+    t = terminal
+    card = demo.card_account("visa-classic")
+    before = balances(t)
+    pushed, result = paid_with_a_card(t, "ORD-CARD", 2150)
     assert result["title"] == "Approved", result
     assert result["text"].startswith("€21.50 to Corner Bakery from card •••• 0010. Bank reference "), result
     assert "4761739001010010" not in t.log()
@@ -215,17 +221,7 @@ def test_a_pushed_request_a_card_cannot_pay_names_the_card(terminal):
     # declined (51), and the failure says which card it was, masked, as the approval would.
     t = terminal
     before = balances(t)
-    t.push("Corner Bakery", "ORD-BIG", 60000)
-    t.screen("Payment request", timeout=30)
-    t.tap("Cancel")
-    t.screen("Pay with")
-    t.choose("A card")
-    t.screen("Insert or tap card")
-    t.insert("emv:visa-classic")
-    t.screen("Card PIN")
-    t.type_pin("1234")
-    result = t.screen(lambda s: s.get("error") is not None, timeout=40)
-    t.remove_card()
+    _, result = paid_with_a_card(t, "ORD-BIG", 60000)
     assert result["title"] == "Declined" and result["error"] is True, result
     assert result["text"].startswith("€600.00 to Corner Bakery from card •••• 0010."), result
     assert balances(t) == before
