@@ -7,22 +7,30 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FIRMWARE := boot.py main.py $(shell find board drivers lib -name '*.py' 2>/dev/null)
+# The board-faithful interpreter (tools/vdevice/build.py): MicroPython v1.28.0's unix port, 32-bit,
+# the firmware frozen into it. Its source: the tarball named by $(MICROPYTHON_TARBALL) if set (CI
+# sets it), else the tag fetched from GitHub.
+MICROPYTHON := build/micropython-1.28.0/ports/unix/build-pocket/micropython
+FROZEN := $(FIRMWARE) firmware/manifest.py firmware/manifest_terminal.py tools/vdevice/launcher.py \
+	$(wildcard tools/vdevice/port/*)
 
 PORT ?= /dev/ttyUSB0
 
-.PHONY: setup image run test deploy screens clean host-tools
+.PHONY: setup image micropython run test deploy screens clean host-tools
 
-setup: $(STAMP) host-tools
+setup: $(STAMP) host-tools $(MICROPYTHON)
 
 # Debian packages the tests need, installed when missing (as root, as CI runs; lists updated if
 # needed): libnfc's nfc-list, the independent check of the PN532 model; what pip needs to build
 # pyscard (no manylinux wheel on PyPI) for the ATR check: swig, libpcsclite-dev, a C compiler and
 # the Python headers; PostgreSQL, whose throwaway server the bank host's tests start; Chromium,
-# the browser Playwright drives in the web simulator's test.
-HOST_DEBS = libnfc-bin swig libpcsclite-dev gcc python3-dev postgresql chromium
+# the browser Playwright drives in the web simulator's test; gcc-multilib, which builds the
+# board-faithful MicroPython 32-bit; git, which fetches its source where no tarball is given.
+HOST_DEBS = libnfc-bin swig libpcsclite-dev gcc gcc-multilib git python3-dev postgresql chromium
+GCC_M32 = printf 'int main(void){return 0;}' | gcc -m32 -x c -o /dev/null -
 PY_HEADERS = import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))
 host-tools:
-	@{ command -v nfc-list && command -v swig && command -v gcc && test -f /usr/include/PCSC/winscard.h \
+	@{ command -v nfc-list && command -v swig && $(GCC_M32) && command -v git && test -f /usr/include/PCSC/winscard.h \
 		&& ls /usr/lib/postgresql/*/bin/initdb && command -v chromium \
 		&& $(PYTHON) -c '$(PY_HEADERS)'; } >/dev/null 2>&1 \
 		|| DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(HOST_DEBS) \
@@ -37,15 +45,20 @@ $(STAMP): requirements.txt | host-tools
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
+micropython: $(MICROPYTHON)
+
+$(MICROPYTHON): $(FROZEN) | $(STAMP) host-tools
+	$(PY) -m tools.vdevice.build
+
 image: build/flash.img
 
 build/flash.img: $(STAMP) $(FIRMWARE) tools/image.py
 	$(PY) -m tools.image -o $@
 
-run: build/flash.img
+run: build/flash.img $(MICROPYTHON)
 	$(PY) -m tools.websim --image build/flash.img
 
-test: $(STAMP) host-tools
+test: $(STAMP) host-tools $(MICROPYTHON)
 	$(PY) -m pytest
 
 # A real board (README): the firmware files onto its file system, over mpremote.

@@ -11,13 +11,5 @@ freeze("$(PORT_DIR)/modules")
 # asyncio is Python code in MicroPython, frozen by every port.
 include("$(MPY_DIR)/extmod/asyncio")
 
-# The terminal. boot.py frozen: MicroPython runs a frozen boot.py before any file of that name
-# (shared/runtime/pyexec.c, pyexec_file_if_exists), so the production lock it applies cannot
-# be replaced through the file system. main.py for the same reason.
-module("boot.py", base_path="..")
-module("main.py", base_path="..")
-# board/: the reference board only; board/sim.py is the virtual handheld's (tools/image.py SIM_ONLY).
-package("board", files=("__init__.py", "handheld.py"), base_path="..")
-package("drivers", base_path="..")
-# lib/ is /lib on the device: every module and package in it, named relative to lib/.
-freeze("../lib")
+# The terminal itself, shared with the board-faithful virtual handheld (tools/vdevice/port).
+include("manifest_terminal.py")

@@ -1,9 +1,11 @@
 """Build the handheld's flash file system: `python -m tools.image` (what `make image` runs).
 
 The device's file system is a LittleFS2 image in the layout of the ESP32 "vfs" partition
-(4096-byte blocks). It holds boot.py and main.py as source, as the ESP32 port runs them, and
-every firmware package compiled by mpy-cross to plain bytecode .mpy: no native code, so the
-same files run on the ESP32 and on the MicroPython unix port of the virtual handheld.
+(4096-byte blocks). For a board running stock MicroPython ("handheld") it holds boot.py and
+main.py as source, as the ESP32 port runs them, and every firmware package compiled by mpy-cross
+to plain bytecode .mpy (no native code). The virtual handheld's interpreter has the firmware
+frozen into it, as the board's own build has (firmware/manifest.py): its image ("sim") holds
+the data alone, so that no bytecode is loaded into the heap that the board keeps in flash.
 
 The same builder serves `make image` (build/flash.img for the virtual handheld), the deploy to a
 real board over mpremote (the staged tree), and the factory image (tools/provision).
@@ -74,7 +76,7 @@ def stage(out_dir, board="sim"):
     if out_dir.exists():
         shutil.rmtree(out_dir)
     paths = []
-    for src, dest in firmware_sources(board):
+    for src, dest in firmware_sources(board) if board != "sim" else ():
         target = out_dir / dest
         target.parent.mkdir(parents=True, exist_ok=True)
         if dest.endswith(".mpy"):
@@ -117,7 +119,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tools.image", description=__doc__.split("\n")[0])
     parser.add_argument("-o", "--output", default=str(ROOT / "build" / "flash.img"))
     parser.add_argument("--board", choices=("sim", "handheld"), default="sim",
-                        help="sim includes board/sim.py for the virtual handheld; handheld leaves it out")
+                        help="sim: the virtual handheld's, data only (its firmware is frozen); handheld: "
+                             "the firmware as files, for a board running stock MicroPython")
     parser.add_argument("--blocks", type=int, default=VFS_BLOCKS, help="file-system size in 4096-byte blocks")
     args = parser.parse_args(argv)
     try:

@@ -12,7 +12,6 @@ from tools.emvcard import cryptogram
 from tools.emvcard import perso
 
 CAPK_PATH = "/data/capk.json"
-TEST_HEAP = "512K"
 DATE = "260615"  # the transactions' date (9A): cards valid, "expired" expired
 
 # On the device: the contact slot, the PN532 on I2C, one kernel whose PIN and choice callbacks

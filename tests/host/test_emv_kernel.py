@@ -33,7 +33,7 @@ def handheld(request, firmware_image, tmp_path_factory):
     state = tmp_path_factory.mktemp("emv-vdevice")
     img = state / "flash.img"
     shutil.copyfile(firmware_image, img)
-    vd = VDeviceProcess(img, state, heap=emvfix.TEST_HEAP)
+    vd = VDeviceProcess(img, state)
     dev = Device(vd.repl)
     dev.soft_reset()  # what boot and main.py printed is behind us
     try:

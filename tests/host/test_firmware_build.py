@@ -6,11 +6,13 @@ mpy-cross for the ESP32; the sdkconfig fragment sets every option firmware/READM
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tools import image
+from tools.vdevice import build as vbuild
 from tools.provision import partitions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,53 +67,59 @@ def test_partition_checks_refuse_bad_layouts(tmp_path, row, error):
         partitions.parse(csv)
 
 
-def manifest_files():
-    """Run firmware/manifest.py as MicroPython's tools/manifestfile.py does (working directory
-    = the manifest's folder; package/module/freeze semantics as there); return
-    {frozen name: source path} for this tree's files, and the port's own inclusions."""
-    frozen, external = {}, []
+def manifest_files(manifest=FIRMWARE / "manifest.py", port="esp32"):
+    """Run a manifest with MicroPython's own tools/manifestfile.py (the v1.28.0 tree the virtual
+    handheld is built from, as the port's build runs it); return {frozen name: source path}."""
+    source = vbuild.SOURCE
+    sys.path.insert(0, str(source / "tools"))
+    try:
+        import manifestfile
+    finally:
+        sys.path.remove(str(source / "tools"))
+    m = manifestfile.ManifestFile(manifestfile.MODE_FREEZE, {
+        "MPY_DIR": str(source), "MPY_LIB_DIR": str(source / "lib" / "micropython-lib"),
+        "PORT_DIR": str(source / "ports" / port), "BOARD_DIR": str(FIRMWARE)})
+    m.execute(str(manifest))
+    return {f.target_path: Path(f.full_path).resolve() for f in m.files()}
 
-    def add(base, names):
-        for name in names:
-            frozen[name] = (FIRMWARE / base / name).resolve()
 
-    def walk(base, package):
-        top = (FIRMWARE / base / package).resolve()
-        return [p.relative_to((FIRMWARE / base).resolve()).as_posix() for p in sorted(top.rglob("*.py"))]
+def ours(frozen):
+    """The frozen files of this tree (not MicroPython's, which build/ holds)."""
+    return {name: src for name, src in frozen.items() if ROOT in src.parents and ROOT / "build" not in src.parents}
 
-    def package(path, files=None, base_path="."):
-        add(base_path, [path + "/" + f for f in files] if files is not None else walk(base_path, path))
 
-    def module(path, base_path="."):
-        add(base_path, [path])
-
-    def freeze(path, script=None):
-        if "$(" in path:
-            external.append(path)
-        else:
-            add(path, walk(path, "."))
-
-    def include(path):
-        external.append(path)
-
-    exec((FIRMWARE / "manifest.py").read_text(),
-         {"package": package, "module": module, "freeze": freeze, "include": include})
-    return frozen, external
+def terminal_files(board):
+    """What tools/image.py puts on a board, by frozen name (lib/ is /lib, so named relative to it)."""
+    files = {dest[:-4] + ".py" if dest.endswith(".mpy") else dest: src.resolve()
+             for src, dest in image.firmware_sources(board=board)}
+    return {name[4:] if name.startswith("lib/") else name: src for name, src in files.items()}
 
 
 def test_manifest_freezes_what_the_board_runs():
-    frozen, external = manifest_files()
-    expected = {dest[:-4] + ".py" if dest.endswith(".mpy") else dest: src.resolve()
-                for src, dest in image.firmware_sources(board="handheld")}
-    # lib/ is /lib on the device, and frozen names are relative to it.
-    expected = {name[4:] if name.startswith("lib/") else name: src for name, src in expected.items()}
-    assert frozen == expected
+    frozen = manifest_files()
+    terminal = ours(frozen)
+    assert terminal == terminal_files("handheld")
     assert "board/sim.py" not in frozen
-    assert external == ["$(PORT_DIR)/modules", "$(MPY_DIR)/extmod/asyncio"]
+    others = {name for name in frozen if name not in terminal}
+    # The port's start-up (_boot.py mounts the vfs partition), asyncio, and micropython-lib's ssl
+    # (uplink/tls.py imports it; the port has it only through bundle-networking, left out).
+    assert {"_boot.py", "flashbdev.py", "inisetup.py", "asyncio/core.py", "ssl.py"} <= others
+    assert not {name for name in others if name.split("/")[0] in ("webrepl", "mip", "requests")}
+
+
+def test_the_virtual_handheld_freezes_the_same_firmware():
+    # The board-faithful interpreter (tools/vdevice/port/manifest.py): the board's firmware and
+    # what stands for the board's C (board/sim.py, the launcher), not the port's own modules/.
+    frozen = manifest_files(vbuild.VARIANT / "manifest.py", port="unix")
+    board = ours(manifest_files())
+    assert frozen.pop("board/sim.py") == ROOT / "board" / "sim.py"
+    assert frozen.pop("launcher.py") == vbuild.VARIANT.parent / "launcher.py"
+    assert ours(frozen) == board
+    assert "ssl.py" in frozen and "asyncio/core.py" in frozen and "_boot.py" not in frozen
 
 
 def test_every_frozen_file_compiles_for_the_esp32(tmp_path):
-    frozen, _ = manifest_files()
+    frozen = manifest_files()
     assert len(frozen) > 20
     for name, src in frozen.items():
         assert src.is_file(), name

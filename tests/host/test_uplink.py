@@ -388,7 +388,7 @@ def emv_handheld(request, firmware_image, tmp_path_factory, bank):
     state = tmp_path_factory.mktemp("uplink-emv")
     img = state / "flash.img"
     img.write_bytes(firmware_image.read_bytes())
-    vd = VDeviceProcess(img, state, heap=emvfix.TEST_HEAP)
+    vd = VDeviceProcess(img, state)
     dev = Device(vd.repl)
     try:
         dev.soft_reset()  # a REPL main.py has nothing more to say on (it runs at power-on only)

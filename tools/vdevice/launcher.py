@@ -1,12 +1,15 @@
 # The virtual handheld's "ROM": what the ESP32 port does in C before and around the firmware.
 #
-# Runs inside the MicroPython unix port (started by tools/vdevice, never by hand):
-#   micropython -X heapsize=256K launcher.py <flash image> <control block> <friendly|raw>
-# It mounts the flash image at / through VfsLfs2 on a file-backed block device, runs boot.py and
-# main.py as the ESP32 port does, and then serves the REPL (friendly, raw and raw-paste, the
+# Frozen into the board-faithful unix port (tools/vdevice/build.py) with the firmware, as the
+# board's C is in its flash, and started by tools/vdevice, never by hand:
+#   micropython -X heapsize=56K -m launcher <flash image> <control block> <friendly|raw>
+# It mounts the flash image at / through VfsLfs2 on vflash.Partition (tools/vdevice/port: the
+# block device in C, as the ESP32's esp32.Partition), runs boot.py and main.py as the ESP32 port
+# does (the frozen ones, as the firmware freezes them), and then serves the REPL (friendly, raw and raw-paste, the
 # protocol of MicroPython's shared/runtime/pyexec.c) on stdin/stdout, which tools/vdevice bridges
-# to a pseudo-terminal. A soft reset ends the process with SOFT_RESET_* and tools/vdevice starts a
-# fresh interpreter on the same image: a clean heap, as on the board.
+# to a pseudo-terminal. A soft reset runs every finaliser (open files are closed), ends the process
+# with SOFT_RESET_* and tools/vdevice starts a fresh interpreter on the same image: a clean heap,
+# as on the board.
 #
 # The control block is a small file shared with tools/vdevice: the flash operation counter, the
 # operation at which power is to be cut, and whether code is running (so that tools/vdevice turns
@@ -17,34 +20,24 @@ import os
 import vfs
 import struct
 
+import vflash
+
 SOFT_RESET_FRIENDLY = 64  # exit codes understood by tools/vdevice
 SOFT_RESET_RAW = 65
 BAD_IMAGE = 66
 HARD_RESET = 67
 
-BLOCK_SIZE = 4096
 CTRL_C = 3
 CTRL_D = 4
 BANNER = "MicroPython v%d.%d.%d on %s; Pocket Terminal virtual handheld with ESP32\r\nType \"help()\" for more information.\r\n"
 
 
 class Control:
-    """The control block shared with tools/vdevice (see tools/vdevice/__init__.py)."""
+    """The control block shared with tools/vdevice (see tools/vdevice/__init__.py); the flash
+    operation counter in it is vflash's (C, as the board's flash driver)."""
 
     def __init__(self, path):
         self.f = open(path, "r+b")
-        self.buf = bytearray(8)
-
-    def count_flash_op(self):
-        """Count one erase or program; True if power dies at this one."""
-        f = self.f
-        f.seek(0)
-        f.readinto(self.buf)
-        n, cut_at = struct.unpack("<II", self.buf)
-        n += 1
-        f.seek(0)
-        f.write(struct.pack("<I", n))
-        return n == cut_at
 
     def executing(self, flag):
         self.f.seek(8)
@@ -80,65 +73,6 @@ class Hardware:
 
 hardware = Hardware()
 sys.modules["_vdevice"] = hardware
-
-
-def power_cut():
-    # A brown-out: no cleanup, no flushing, nothing after this instant. The shell's parent is us.
-    os.system("kill -9 $PPID")
-    while True:
-        pass
-
-
-class Flash:
-    """The vfs partition as the ESP32's esp32.Partition presents it: NOR flash, 4096-byte
-    sectors, extended block interface (offsets). Programming can only clear bits; an erase
-    sets a sector to 0xFF. An ordered power cut tears the operation in the middle."""
-
-    def __init__(self, path, control):
-        self.f = open(path, "r+b")
-        self.control = control
-        size = self.f.seek(0, 2)
-        if size == 0 or size % BLOCK_SIZE:
-            raise ValueError("size %d is not a whole number of %d-byte blocks" % (size, BLOCK_SIZE))
-        self.blocks = size // BLOCK_SIZE
-        # Preallocated: LittleFS calls these while the application's heap may be fragmented,
-        # and a real board's flash driver allocates nothing per operation either.
-        self._erased = b"\xff" * BLOCK_SIZE
-        self._old = bytearray(BLOCK_SIZE)
-
-    def readblocks(self, block, buf, offset=0):
-        self.f.seek(block * BLOCK_SIZE + offset)
-        self.f.readinto(buf)
-
-    def writeblocks(self, block, buf, offset=None):
-        if offset is None:  # the simple interface: whole blocks, erased first
-            for i in range(len(buf) // BLOCK_SIZE):
-                self.ioctl(6, block + i)
-            offset = 0
-        n = len(buf)
-        old = memoryview(self._old)[:n] if n <= BLOCK_SIZE else bytearray(n)
-        self.readblocks(block, old, offset)
-        for i in range(n):
-            old[i] &= buf[i]
-        self._program(block * BLOCK_SIZE + offset, old)
-
-    def ioctl(self, op, arg):
-        if op == 4:  # block count
-            return self.blocks
-        if op == 5:  # block size
-            return BLOCK_SIZE
-        if op == 6:  # erase
-            self._program(arg * BLOCK_SIZE, self._erased)
-        return 0
-
-    def _program(self, pos, data):
-        dies = self.control.count_flash_op()
-        if dies:
-            data = data[: len(data) // 2]
-        self.f.seek(pos)
-        self.f.write(data)
-        if dies:
-            power_cut()
 
 
 # ---- the REPL, after shared/runtime/pyexec.c -------------------------------------------------
@@ -208,6 +142,7 @@ def execute(source, filename, mode="exec", raw=False):
     """Compile and run source in __main__'s globals; True if it asked for a soft reset
     (SystemExit), False if it raised, None if it ran to the end.
 
+    mode "frozen" runs the frozen module whose name is source (pyexec_frozen_module).
     mode "repl" is the friendly REPL's: an expression's value is printed (as the unix port's
     compile() has no "single" mode that prints with the board's line endings).
     In the raw REPL the output is framed for the host: normal output, EOF, error output, EOF."""
@@ -218,7 +153,9 @@ def execute(source, filename, mode="exec", raw=False):
         try:
             if ctrl_c_pending():
                 raise KeyboardInterrupt
-            if mode == "repl":
+            if mode == "frozen":
+                run_frozen(source)
+            elif mode == "repl":
                 try:
                     code, mode = compile(source, filename, "eval"), "eval"
                 except SyntaxError:
@@ -230,7 +167,7 @@ def execute(source, filename, mode="exec", raw=False):
                 if result is not None:
                     globals_main["_"] = result
                     write(repr(result).replace("\n", "\r\n") + "\r\n")
-            else:
+            elif mode != "frozen":
                 exec(code, globals_main)
         finally:
             control.executing(False)
@@ -256,15 +193,21 @@ def finish(error, raw):
         write(b"\x04")
 
 
-def run_file(path):
-    """Run boot.py or main.py if present, as pyexec_file_if_exists does: True on SystemExit,
-    False if it raised, None if it ran (or is not there)."""
+def run_frozen(name):
+    # Only .frozen is searched: a file of the same name on the flash must not stand in for it.
+    path = sys.path[:]
+    sys.path[:] = [".frozen"]
     try:
-        with open(path) as f:
-            source = f.read()
-    except OSError:
-        return None
-    return execute(source, path)
+        __import__(name)
+    finally:
+        sys.path[:] = path
+        sys.modules.pop(name, None)
+
+
+def run_file(path):
+    """Run boot.py or main.py, as pyexec_file_if_exists runs a frozen one: True on SystemExit,
+    False if it raised, None if it ran to its end."""
+    return execute(path[:-3], path, mode="frozen")
 
 
 def raw_repl():
@@ -469,7 +412,7 @@ def main():
     image, control_path, mode = sys.argv[1:4]
     control = Control(control_path)
     try:
-        flash = Flash(image, control)
+        flash = vflash.Partition(image, control_path)
         vfs.umount("/")
         vfs.mount(flash, "/")
     except (OSError, ValueError) as e:
@@ -506,7 +449,7 @@ def main():
             break
         mode = result
     write("MPY: soft reboot\r\n")
-    sys.exit(SOFT_RESET_RAW if mode == "raw" else SOFT_RESET_FRIENDLY)
+    vflash.soft_reset(SOFT_RESET_RAW if mode == "raw" else SOFT_RESET_FRIENDLY)
 
 
 main()

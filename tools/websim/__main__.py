@@ -14,7 +14,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from tools.vdevice import DEFAULT_HEAP, VDeviceError
+from tools.vdevice import VDeviceError
 
 from . import serve
 
@@ -26,7 +26,7 @@ def main():
     parser.add_argument("--port", type=int, default=8080, help="the page's port on 127.0.0.1 (0: any free one)")
     parser.add_argument("--no-bank", action="store_true", help="do not start the reference bank host")
     parser.add_argument("--image", default=str(ROOT / "build" / "flash.img"), help="flash image (make image)")
-    parser.add_argument("--heap", default=DEFAULT_HEAP, help="MicroPython heap (default %(default)s)")
+    parser.add_argument("--heap", default=None, help="a fixed MicroPython heap instead of the board's")
     parser.add_argument("--state-dir", default=str(ROOT / "build"), help="where vdevice.tty and rig.json go")
     parser.add_argument("--reset", action="store_true",
                         help="start over: a new bank state (<state-dir>/bank) and a fresh flash image")

@@ -1,0 +1,160 @@
+"""Build the board-faithful virtual handheld: `python -m tools.vdevice.build` (make does it).
+
+The interpreter the virtual handheld runs is the MicroPython release the board runs, v1.28.0, its
+unix port built 32-bit (`gcc -m32`: 4-byte pointers, 16-byte GC blocks, as on the ESP32) with the
+variant in tools/vdevice/port: the firmware frozen as firmware/manifest.py freezes it for the
+board, the ESP32's GC heap (56 KB growing once into ESP-IDF's heap) and its 16 KB C stack.
+
+The source, in this order:
+- $MICROPYTHON_TARBALL: a tarball of the v1.28.0 tree with the two submodules the unix port
+  needs (lib/mbedtls, lib/micropython-lib) at the commits below (CI sets it);
+- otherwise the tag and those commits fetched with git from GitHub.
+It is unpacked once into build/micropython-1.28.0, which later builds reuse; make there is
+incremental (a firmware change re-freezes and relinks in seconds).
+"""
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+TAG = "v1.28.0"
+REPOSITORY = "https://github.com/micropython/micropython"
+# The submodule commits v1.28.0 pins (git ls-tree v1.28.0 lib/...).
+SUBMODULES = {
+    "lib/mbedtls": "107ea89daaefb9867ea9121002fbbdf926780e98",  # Mbed TLS v3.6.2
+    "lib/micropython-lib": "8380c7bb8f9e5e5260e9539156742925e00366b2",
+}
+TARBALL_VARIABLE = "MICROPYTHON_TARBALL"
+SOURCE = ROOT / "build" / ("micropython-" + TAG[1:])
+VARIANT = Path(__file__).resolve().parent / "port"
+BUILD = "build-pocket"  # the port's build folder, beside the stock ones
+EXE = SOURCE / "ports" / "unix" / BUILD / "micropython"
+MPY_CROSS = SOURCE / "mpy-cross" / "build" / "mpy-cross"
+STAMP = SOURCE / ".pocket-source"  # what the tree was made from
+
+# One line of the unix port that the ESP32's shape needs changed, and why: the unix port sizes
+# an import's path buffer (on the C stack, one per nested import) at PATH_MAX, 4096 bytes; the
+# ESP32 port at 128. Four nested imports were 16 KB, the board's whole stack.
+PATCHES = [
+    ("ports/unix/mpconfigport.h",
+     "#define MICROPY_ALLOC_PATH_MAX      (PATH_MAX)\n",
+     "#ifndef MICROPY_ALLOC_PATH_MAX\n#define MICROPY_ALLOC_PATH_MAX      (PATH_MAX)\n#endif\n"),
+]
+
+
+class BuildError(Exception):
+    pass
+
+
+def frozen_sources():
+    """Every file whose change means a rebuild: the frozen firmware, the launcher, the variant."""
+    yield from (ROOT / name for name in ("boot.py", "main.py"))
+    for folder in ("board", "drivers", "lib"):
+        yield from (ROOT / folder).rglob("*.py")
+    yield from (ROOT / "firmware").glob("manifest*.py")
+    yield Path(__file__).resolve().parent / "launcher.py"
+    yield from VARIANT.iterdir()
+
+
+def stale():
+    """True if the interpreter is missing or older than anything frozen into it."""
+    if not EXE.exists():
+        return True
+    built = EXE.stat().st_mtime
+    return any(p.stat().st_mtime > built for p in frozen_sources())
+
+
+def _run(cmd, log, **kw):
+    log.write("+ %s\n" % " ".join(str(c) for c in cmd))
+    log.flush()
+    result = subprocess.run([str(c) for c in cmd], stdout=log, stderr=subprocess.STDOUT, **kw)
+    if result.returncode:
+        raise BuildError("failed (exit %d): %s; see %s" % (result.returncode, " ".join(map(str, cmd)), log.name))
+
+
+def _digest(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def source(log):
+    """The v1.28.0 tree in build/, from the tarball or from GitHub; returns where it came from."""
+    tarball = os.environ.get(TARBALL_VARIABLE)
+    origin = ("tarball sha256:" + _digest(tarball)) if tarball else ("git " + TAG)
+    if STAMP.exists() and STAMP.read_text().strip() == origin:
+        return origin
+    if SOURCE.exists():
+        shutil.rmtree(SOURCE)
+    SOURCE.parent.mkdir(parents=True, exist_ok=True)
+    if tarball:
+        if not Path(tarball).is_file():
+            raise BuildError("%s=%s: no such file" % (TARBALL_VARIABLE, tarball))
+        with tarfile.open(tarball) as tar:
+            top = {m.name.split("/", 1)[0] for m in tar.getmembers()}
+            if top != {SOURCE.name}:
+                raise BuildError("%s holds %s, not the %s tree" % (tarball, sorted(top), SOURCE.name))
+            tar.extractall(SOURCE.parent, filter="data")
+    else:
+        _run(["git", "clone", "--quiet", "--depth", "1", "--branch", TAG, REPOSITORY, SOURCE], log)
+        _run(["git", "-C", SOURCE, "submodule", "update", "--init", "--depth", "1", *SUBMODULES], log)
+        for path, commit in SUBMODULES.items():
+            head = subprocess.run(["git", "-C", SOURCE / path, "rev-parse", "HEAD"], capture_output=True,
+                                  text=True).stdout.strip()
+            if head != commit:
+                raise BuildError("%s is at %s, not %s as %s pins" % (path, head, commit, TAG))
+    for path, old, new in PATCHES:
+        target = SOURCE / path
+        text = target.read_text()
+        if old not in text:
+            raise BuildError("%s no longer has the line this build changes: %r" % (path, old))
+        target.write_text(text.replace(old, new, 1))
+    STAMP.write_text(origin + "\n")
+    return origin
+
+
+def build(log=None, jobs=None):
+    """Build (incrementally) and return the interpreter's path."""
+    log_path = ROOT / "build" / "micropython-build.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as log:
+        source(log)
+        jobs = str(jobs or os.cpu_count() or 1)
+        if not MPY_CROSS.exists():
+            _run(["make", "-C", SOURCE / "mpy-cross", "-j", jobs], log)
+        _run(["make", "-C", SOURCE / "ports" / "unix", "-j", jobs, "VARIANT_DIR=%s" % VARIANT,
+              "BUILD=" + BUILD, "CC=gcc -m32"], log)
+    # make leaves the executable alone when nothing it tracks changed (a comment edited, say):
+    # touch it, so that stale() answers by what was built from.
+    os.utime(EXE)
+    return EXE
+
+
+def ensure():
+    """The interpreter, rebuilt first if anything frozen into it changed."""
+    return build() if stale() else EXE
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tools.vdevice.build", description=__doc__.split("\n")[0])
+    parser.add_argument("--if-stale", action="store_true", help="do nothing when the interpreter is up to date")
+    args = parser.parse_args(argv)
+    try:
+        exe = ensure() if args.if_stale else build()
+    except BuildError as e:
+        print("tools.vdevice.build: %s" % e, file=sys.stderr)
+        return 1
+    print(exe)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+# What the board-faithful virtual handheld freezes: the firmware as firmware/manifest.py freezes
+# it for the ESP32, less the port's own modules/ (the ESP32's _boot.py mounts a flash partition;
+# the launcher does that here), plus what stands for the board's C: board/sim.py (machine's
+# buses) and the launcher (the port's boot sequence and its REPL, shared/runtime/pyexec.c).
+include("$(MPY_DIR)/extmod/asyncio")
+include("../../../firmware/manifest_terminal.py", sim=True)
+module("launcher.py", base_path="..")
