@@ -14,6 +14,7 @@ incremental (a firmware change re-freezes and relinks in seconds).
 """
 
 import argparse
+import fcntl
 import hashlib
 import os
 import shutil
@@ -87,37 +88,48 @@ def _digest(path):
 
 
 def source(log):
-    """The v1.28.0 tree in build/, from the tarball or from GitHub; returns where it came from."""
+    """The v1.28.0 tree in build/, from the tarball or from GitHub; returns where it came from.
+
+    A tree already there is kept, wherever it came from, unless $MICROPYTHON_TARBALL names a
+    different tarball; a new one is made beside it and moved into place only when complete, so
+    that an interrupted fetch never leaves half a tree (nor takes away a good one)."""
     tarball = os.environ.get(TARBALL_VARIABLE)
+    if tarball and not Path(tarball).is_file():
+        raise BuildError("%s=%s: no such file" % (TARBALL_VARIABLE, tarball))
     origin = ("tarball sha256:" + _digest(tarball)) if tarball else ("git " + TAG)
-    if STAMP.exists() and STAMP.read_text().strip() == origin:
-        return origin
-    if SOURCE.exists():
-        shutil.rmtree(SOURCE)
-    SOURCE.parent.mkdir(parents=True, exist_ok=True)
+    if STAMP.exists() and (not tarball or STAMP.read_text().strip() == origin):
+        return STAMP.read_text().strip()
+    work = SOURCE.with_name(SOURCE.name + ".new")
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
     if tarball:
-        if not Path(tarball).is_file():
-            raise BuildError("%s=%s: no such file" % (TARBALL_VARIABLE, tarball))
         with tarfile.open(tarball) as tar:
             top = {m.name.split("/", 1)[0] for m in tar.getmembers()}
             if top != {SOURCE.name}:
                 raise BuildError("%s holds %s, not the %s tree" % (tarball, sorted(top), SOURCE.name))
-            tar.extractall(SOURCE.parent, filter="data")
+            tar.extractall(work, filter="data")
+        tree = work / SOURCE.name
     else:
-        _run(["git", "clone", "--quiet", "--depth", "1", "--branch", TAG, REPOSITORY, SOURCE], log)
-        _run(["git", "-C", SOURCE, "submodule", "update", "--init", "--depth", "1", *SUBMODULES], log)
+        tree = work / SOURCE.name
+        _run(["git", "clone", "--quiet", "--depth", "1", "--branch", TAG, REPOSITORY, tree], log)
+        _run(["git", "-C", tree, "submodule", "update", "--init", "--depth", "1", *SUBMODULES], log)
         for path, commit in SUBMODULES.items():
-            head = subprocess.run(["git", "-C", SOURCE / path, "rev-parse", "HEAD"], capture_output=True,
+            head = subprocess.run(["git", "-C", tree / path, "rev-parse", "HEAD"], capture_output=True,
                                   text=True).stdout.strip()
             if head != commit:
                 raise BuildError("%s is at %s, not %s as %s pins" % (path, head, commit, TAG))
     for path, old, new in PATCHES:
-        target = SOURCE / path
+        target = tree / path
         text = target.read_text()
         if old not in text:
             raise BuildError("%s no longer has the line this build changes: %r" % (path, old))
         target.write_text(text.replace(old, new, 1))
-    STAMP.write_text(origin + "\n")
+    (tree / STAMP.name).write_text(origin + "\n")
+    if SOURCE.exists():
+        shutil.rmtree(SOURCE)
+    tree.rename(SOURCE)
+    work.rmdir()
     return origin
 
 
@@ -138,9 +150,26 @@ def build(log=None, jobs=None):
     return EXE
 
 
+def build_locked():
+    with open(_lock_path(), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return build()
+
+
+def _lock_path():
+    path = ROOT / "build" / "micropython-build.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def ensure():
-    """The interpreter, rebuilt first if anything frozen into it changed."""
-    return build() if stale() else EXE
+    """The interpreter, rebuilt first if anything frozen into it changed. One build at a time:
+    processes that find it stale together (tests starting devices) wait for the one building."""
+    if not stale():
+        return EXE
+    with open(_lock_path(), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return build() if stale() else EXE
 
 
 def main(argv=None):
@@ -148,7 +177,7 @@ def main(argv=None):
     parser.add_argument("--if-stale", action="store_true", help="do nothing when the interpreter is up to date")
     args = parser.parse_args(argv)
     try:
-        exe = ensure() if args.if_stale else build()
+        exe = ensure() if args.if_stale else build_locked()
     except BuildError as e:
         print("tools.vdevice.build: %s" % e, file=sys.stderr)
         return 1
