@@ -96,11 +96,16 @@ import framebuf
 from ui import theme
 def _strip(size, text, top, rows, width):
     f = theme.font(size)
-    buf = bytearray(((width + 7) >> 3) * rows)
+    row_bytes = (width + 7) >> 3
+    buf = bytearray(row_bytes * rows)
     fb = framebuf.FrameBuffer(buf, width, rows, framebuf.MONO_HLSB)
     palette = framebuf.FrameBuffer(bytearray(4), 2, 1, framebuf.RGB565)
     end = f.draw(fb, text, %d, -top, 1, palette, rows)
-    return end, f.width(text), f.height, bytes(buf)
+    print(end, f.width(text), f.height)
+    # A row a line: the whole strip as one repr would be a 20 KB string on the board's heap.
+    mv = memoryview(buf)
+    for y in range(rows):
+        print(bytes(mv[y * row_bytes:(y + 1) * row_bytes]).hex())
 """ % PEN
 
 
@@ -112,8 +117,10 @@ def handheld(vdevice, device):
 
 
 def device_pixels(handheld, size, text, top, rows, width):
-    end, text_width, height, buf = handheld.eval("_strip(%d, %r, %d, %d, %d)" % (size, text, top, rows, width))
+    head, *lines = handheld.exec("_strip(%d, %r, %d, %d, %d)" % (size, text, top, rows, width)).split("\n")
+    end, text_width, height = map(int, head.split())
     row_bytes = (width + 7) // 8
+    buf = b"".join(bytes.fromhex(line.strip()) for line in lines)
     lit = {(x, top + y) for y in range(rows) for x in range(width)
            if buf[y * row_bytes + (x >> 3)] & (0x80 >> (x & 7))}
     return end, text_width, height, lit

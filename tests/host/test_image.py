@@ -2,7 +2,7 @@
 
 import littlefs
 
-from tools import image
+from tools import fonts, image
 
 
 def mount(path):
@@ -16,24 +16,27 @@ def test_image_is_the_vfs_partition(firmware_image):
     assert firmware_image.stat().st_size == image.VFS_BLOCKS * 4096 == 0x200000
 
 
-def test_image_holds_boot_main_and_bytecode(firmware_image):
+def test_the_virtual_handhelds_image_holds_data_only(firmware_image):
+    # Its interpreter has the firmware frozen (tools/vdevice/build.py), as the board's build has:
+    # code on the file system would be loaded into the heap, which the board keeps for data.
     fs = mount(firmware_image)
-    root = fs.listdir("/")
-    assert {"boot.py", "main.py", "board", "lib"} <= set(root), root
+    assert fs.listdir("/") == ["fonts"]
+    assert len(fs.listdir("fonts")) == len(fonts.SIZES)
+
+
+def test_a_stock_boards_image_holds_boot_main_and_bytecode(tmp_path):
+    # For a board running stock MicroPython (make deploy): the firmware as files.
+    image.build(tmp_path / "handheld.img", board="handheld")
+    fs = mount(tmp_path / "handheld.img")
+    assert {"boot.py", "main.py", "board", "lib", "fonts"} <= set(fs.listdir("/"))
+    assert "sim.mpy" not in fs.listdir("board")
     with fs.open("boot.py", "rb") as f:
         assert f.read() == (image.ROOT / "boot.py").read_bytes()
     with fs.open("lib/diag.mpy", "rb") as f:
         header = f.read(4)
-    # .mpy v6, no native architecture: plain bytecode that both the ESP32 and unix ports load.
+    # .mpy v6, no native architecture: plain bytecode that the ESP32 port loads.
     assert header[0:2] == b"M\x06", header
     assert header[2] >> 2 == 0, "native code in lib/diag.mpy: arch %d" % (header[2] >> 2)
-
-
-def test_sim_board_only_in_the_virtual_image(tmp_path):
-    image.build(tmp_path / "handheld.img", board="handheld")
-    assert "sim.mpy" not in mount(tmp_path / "handheld.img").listdir("board")
-    image.build(tmp_path / "sim.img", board="sim")
-    assert "sim.mpy" in mount(tmp_path / "sim.img").listdir("board")
 
 
 def test_a_firmware_file_that_does_not_compile_is_named(tmp_path, monkeypatch):
@@ -45,7 +48,7 @@ def test_a_firmware_file_that_does_not_compile_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(image, "ROOT", tmp_path)
     monkeypatch.setattr(image, "PACKAGES", {"lib": "lib"})
     try:
-        image.build(tmp_path / "x.img")
+        image.build(tmp_path / "x.img", board="handheld")
     except image.ImageError as e:
         assert "lib/broken.py" in str(e)
     else:

@@ -66,7 +66,7 @@ def test_image_after_a_cut_mounts_on_the_host(vd, tmp_path):
     fs = littlefs.LittleFS(block_size=4096, block_count=image.VFS_BLOCKS, mount=False)
     fs.context.buffer = bytearray((tmp_path / "flash.img").read_bytes())
     fs.mount()
-    assert {"boot.py", "main.py"} <= set(fs.listdir("/"))
+    assert "fonts" in fs.listdir("/")  # what was there before the cut is intact
 
 
 def test_power_cut_ordered_on_the_command_line(firmware_image, tmp_path):

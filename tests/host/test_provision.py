@@ -203,7 +203,7 @@ def test_flash_on_the_virtual_handheld_writes_the_files_through_its_repl(build, 
     with VDeviceProcess(tmp_path / "flash.img", tmp_path / "state") as vd:
         dev = Device(vd.repl)
         dev.exec("import os\nos.mkdir('/store')\nf = open('/store/keep', 'w')\nf.write('x')\nf.close()\n"
-                 "os.remove('/lib/diag.mpy')")
+                 "os.remove('/fonts/roboto-16.ptf')")
         dev.close()
         audit = tmp_path / "audit.jsonl"
         assert main(["flash", "--port", vd.repl, "--images", str(build["out"]), "--audit", str(audit)]) == 0
@@ -211,8 +211,8 @@ def test_flash_on_the_virtual_handheld_writes_the_files_through_its_repl(build, 
         dev = Device(vd.repl)
         try:
             assert dev.eval("open('/store/keep').read()") == "x"
-            staged = (build["out"] / "fs-handheld" / "lib" / "diag.mpy").read_bytes()
-            assert dev.read_file("/lib/diag.mpy") == staged  # put back
+            staged = (build["out"] / "fs-handheld" / "fonts" / "roboto-16.ptf").read_bytes()
+            assert dev.read_file("/fonts/roboto-16.ptf") == staged  # put back
         finally:
             dev.close()
     record = json.loads(audit.read_text().splitlines()[-1])
