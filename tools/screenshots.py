@@ -199,11 +199,11 @@ class WebsimProcess(VDeviceProcess):
 
 def keypad_layout():
     """The PIN pad's keys {label: (x, y, w, h)} from the firmware's own ui.screens.keypad_layout
-    (unshuffled, as the application uses it), run by the MicroPython unix port."""
+    (unshuffled, as the application uses it), run by the board-faithful interpreter (the
+    firmware frozen in it)."""
     from tools.vdevice import micropython_exe
 
-    code = ("import sys; sys.path[:0] = ['lib', '.']; from ui.screens import keypad_layout; "
-            "print([k[:5] for k in keypad_layout()])")
+    code = "from ui.screens import keypad_layout; print([k[:5] for k in keypad_layout()])"
     out = subprocess.run([micropython_exe(), "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     return {k[4]: tuple(k[:4]) for k in ast.literal_eval(out.strip())}
 
