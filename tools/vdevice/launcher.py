@@ -155,20 +155,8 @@ def execute(source, filename, mode="exec", raw=False):
                 raise KeyboardInterrupt
             if mode == "frozen":
                 run_frozen(source)
-            elif mode == "repl":
-                try:
-                    code, mode = compile(source, filename, "eval"), "eval"
-                except SyntaxError:
-                    code, mode = compile(source + "\n", filename, "exec"), "exec"
             else:
-                code = compile(source, filename, mode)
-            if mode == "eval":
-                result = eval(code, globals_main)
-                if result is not None:
-                    globals_main["_"] = result
-                    write(repr(result).replace("\n", "\r\n") + "\r\n")
-            elif mode != "frozen":
-                exec(code, globals_main)
+                run_source(source, filename, mode)
         finally:
             control.executing(False)
     except SystemExit:
@@ -179,6 +167,23 @@ def execute(source, filename, mode="exec", raw=False):
         error = e
     finish(error, raw)
     return soft_reset or (False if error else None)
+
+
+def run_source(source, filename, mode):
+    if mode == "repl":
+        try:
+            code, mode = compile(source, filename, "eval"), "eval"
+        except SyntaxError:
+            code, mode = compile(source + "\n", filename, "exec"), "exec"
+    else:
+        code = compile(source, filename, mode)
+    if mode == "eval":
+        result = eval(code, globals_main)
+        if result is not None:
+            globals_main["_"] = result
+            write(repr(result).replace("\n", "\r\n") + "\r\n")
+    else:
+        exec(code, globals_main)
 
 
 def finish(error, raw):
