@@ -301,23 +301,45 @@ class Home(Operation):
 
 
 class History(Operation):
+    """The owner's transactions, a page at a time, newest first: a page is what the menu shows
+    on one screen, and only its entries are read from flash; "Older" and "Newer" (on the
+    menu's next screen) turn the pages. An entry opened shows its details."""
+
+    PAGE = 3  # ui.menu's rows on one screen
+
+    def __init__(self):
+        super().__init__()
+        self.first = 0  # the page's newest entry: 0 is the newest of all (kept across a lock)
+
     async def start(self, app):
         from terminal.history import History as Store
         from ui.screens import format_amount
 
         store = Store(app.vault)
-        entries = store.entries()
+        total = store.count()
+        if self.first >= total:
+            self.first = 0  # the history was cleared, or shrank, since this page was shown
+        entries = store.page(self.first, self.PAGE)
+        if not entries:
+            answer = await app.ui.menu("History", ["(no transactions)"])
+            return None if answer in (CANCEL, TIMEOUT) else "start"
         labels = ["%s %s" % (format_amount(e.amount, e.currency) if e.amount is not None else e.kind,
                              e.counterparty) for e in entries]
-        answer = await app.ui.menu("History", labels + ["Clear history"] if entries else ["(no transactions)"])
+        turns = []
+        if self.first + len(entries) < total:
+            turns.append(("Older", self.PAGE))
+        if self.first:
+            turns.append(("Newer", -self.PAGE))
+        answer = await app.ui.menu("History", labels + [label for label, _ in turns] + ["Clear history"])
         if answer in (CANCEL, TIMEOUT):
             return None
-        if not entries:
-            return "start"
-        if answer == len(entries):
+        if answer < len(entries):
+            e = entries[answer]
+            await app.ui.message(e.counterparty, "%s, %s. %s %s" % (e.kind, e.result, e.card, e.reference))
+        elif answer < len(entries) + len(turns):
+            self.first += turns[answer - len(entries)][1]
+        else:
             return "clear"
-        e = entries[answer]
-        await app.ui.message(e.counterparty, "%s, %s. %s %s" % (e.kind, e.result, e.card, e.reference))
         return "start"
 
     async def clear(self, app):
@@ -326,6 +348,7 @@ class History(Operation):
         answer = await app.ui.menu("Clear history?", ["Clear", "Keep"])
         if answer == 0:
             Store(app.vault).clear()
+            self.first = 0
         return "start"
 
 
