@@ -117,16 +117,29 @@ def random_bytes(n):
 def seal(enc_key, mac_key, plaintext, associated):
     """AES-256-CBC (PKCS#7) then HMAC-SHA256 over associated data, IV and ciphertext.
 
-    Returns iv + ciphertext + tag."""
-    iv = os.urandom(IV_SIZE)
-    pad = 16 - len(plaintext) % 16
-    padded = bytearray(plaintext)
-    padded.extend(bytes((pad,)) * pad)
+    Returns iv + ciphertext + tag, a bytearray made in one piece: padded and encrypted in place,
+    MAC'd a piece at a time. Made by concatenation it cost five copies of the entry (the DUKPT
+    state, 0.5 KB, is sealed at every payment) on a heap that a payment has fragmented."""
+    n = len(plaintext)
+    pad = 16 - n % 16
+    out = bytearray(IV_SIZE + n + pad + TAG_SIZE)
+    mv = memoryview(out)
+    body = mv[:IV_SIZE + n + pad]
+    text = mv[IV_SIZE:IV_SIZE + n + pad]
     try:
-        body = iv + cryptolib.aes(enc_key, _AES_CBC, iv).encrypt(padded)
-    finally:
-        wipe(padded)
-    return body + hmac_sha256(mac_key, associated + body)
+        out[:IV_SIZE] = os.urandom(IV_SIZE)
+        text[:n] = plaintext
+        for i in range(n, n + pad):
+            text[i] = pad
+        cryptolib.aes(enc_key, _AES_CBC, bytes(body[:IV_SIZE])).encrypt(text, text)
+    except BaseException:
+        wipe(out)  # the plaintext may be in it, not yet encrypted
+        raise
+    mac = Hmac(mac_key)
+    mac.update(associated)
+    mac.update(body)
+    mv[IV_SIZE + n + pad:] = mac.digest()
+    return out
 
 
 def tag_of(sealed):
@@ -137,12 +150,16 @@ def unseal(enc_key, mac_key, sealed, associated):
     """The plaintext of seal()'s output, in a bytearray; TagMismatch if anything differs."""
     if len(sealed) < IV_SIZE + 16 + TAG_SIZE or (len(sealed) - IV_SIZE - TAG_SIZE) % 16:
         raise TagMismatch("sealed data has a wrong length")
-    body = sealed[:-TAG_SIZE]
-    if not equal(hmac_sha256(mac_key, associated + body), sealed[-TAG_SIZE:]):
+    mv = memoryview(sealed)
+    mac = Hmac(mac_key)
+    mac.update(associated)
+    mac.update(mv[:-TAG_SIZE])  # no copy of the body, nor of associated + body
+    if not equal(mac.digest(), mv[-TAG_SIZE:]):
         raise TagMismatch("tag does not match")
-    plain = bytearray(cryptolib.aes(enc_key, _AES_CBC, body[:IV_SIZE]).decrypt(body[IV_SIZE:]))
+    plain = bytearray(len(sealed) - IV_SIZE - TAG_SIZE)
+    cryptolib.aes(enc_key, _AES_CBC, bytes(mv[:IV_SIZE])).decrypt(mv[IV_SIZE:-TAG_SIZE], plain)
     pad = plain[-1]
-    out = bytearray(plain[:-pad]) if 1 <= pad <= 16 else None
+    out = bytearray(memoryview(plain)[:-pad]) if 1 <= pad <= 16 else None
     wipe(plain)
     if out is None:
         raise TagMismatch("bad padding under a valid tag")
