@@ -58,6 +58,9 @@ async def pay_by_card(app, op, amount, currency, online):
     import parts
     from terminal.receipt import alpha
 
+    up = app.link.uplink
+    if up is not None and up.journal.full:
+        raise errors.ReversalsWaiting()  # before the card is asked for: its 0200 could not be sent
     ui = app.ui
     slot, nfc = parts.slot(), await _reader()
     due = format_amount(amount, alpha(currency))

@@ -54,6 +54,13 @@ class NeedsService(Failure):
     remedy = "Bring it to your bank to have new keys put in."
 
 
+class ReversalsWaiting(Failure):
+    title = "Payments on hold"
+    text = ("The terminal holds as many cancelled payments as it can until the bank confirms them, "
+            "so it starts no new one. Nothing was charged.")
+    remedy = "Stay connected (Settings > Wi-Fi): they go to the bank as soon as it answers. If it persists, call your bank."
+
+
 class Declined(Failure):
     title = "Declined"
     text = "The bank declined the payment."
@@ -162,6 +169,8 @@ def failure(e):
         return BankTimeout()
     if isinstance(e, uplink.NeedsProvisioning):
         return NeedsService()
+    if isinstance(e, uplink.JournalFull):
+        return ReversalsWaiting()
     if isinstance(e, (uplink.CertificateError, uplink.TlsError)):
         return BankRefused()
     from emv import EmvError

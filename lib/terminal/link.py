@@ -7,9 +7,11 @@
     req = link.fresh()                  # the oldest the owner has not been shown yet, or None
     link.arrivals                       # changes when the list does by itself (pushed, expired)
 
-A request leaves the list when it expires (uplink.Request.expired: the bank's deadline, looked
-at with the status bar's each second): the home menu's "Pay requests (N)" and the lock screen's
-count follow, redrawn by the app when `arrivals` changes.
+At most uplink.REQUESTS wait: a push beyond is declined at once (a 0620 with
+uplink.REFUSE_FULL) and the owner's list stays as it was. A request leaves the list when it
+expires (uplink.Request.expired: the bank's deadline, looked at with the status bar's each
+second): the home menu's "Pay requests (N)" and the lock screen's count follow, redrawn by the
+app when `arrivals` changes.
 
 Both run whether the owner has unlocked or not: a reversal waits to be sent, a request may be
 pushed, and neither needs the owner's keys (DUKPT and TLS use the vault's device entries).
@@ -73,8 +75,15 @@ class Link:
             self.uplink.close()
 
     async def _collect(self, up):
+        from uplink import REQUESTS
+
         while True:
             request = await up.next_request()
+            if len(self.requests) >= REQUESTS:
+                # The uplink's cap, kept here where they wait: one beyond is declined (a 0620),
+                # each in turn, so that a flood of pushes waits in the uplink's list, itself capped.
+                await up.decline_request(request)
+                continue
             self._requests.append(request)
             self._fresh.append(request)
             self.arrivals += 1

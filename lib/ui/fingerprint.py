@@ -46,7 +46,8 @@ async def _failed(ui, e):
 
 
 async def enroll(ui, sensor, vault, captures=CAPTURES, activity=None):
-    """Enrol a finger of the (unlocked) owner; the template id, or None after an error screen.
+    """Enrol a finger of the (unlocked) owner; the template id, or None after an error screen
+    (also when the vault holds its most fingerprints: nothing is captured then).
     activity() (Session.activity) is called at each capture step: a finger placed or lifted as
     the screen asks is the owner at work, so the idle timeout does not lock mid-enrolment."""
     def guide(step, n):
@@ -58,6 +59,15 @@ async def enroll(ui, sensor, vault, captures=CAPTURES, activity=None):
         ui.progress("Add fingerprint", "%s (%d of %d)" % (GUIDE[step], min(n, captures), captures)
                     if step != STEP_STORED else GUIDE[step], done / captures)
 
+    if vault.fingers_full:
+        # Said before a capture: a template stored in the sensor for a finger the vault then
+        # refused would be taken for nothing.
+        from vault import FINGERPRINTS
+
+        await ui.message("Fingerprints full", "%d fingerprints are saved, the most this terminal keeps." % FINGERPRINTS,
+                         remedy="Delete one you no longer use (Settings > Fingerprints), then add this one.",
+                         error=True)
+        return None
     try:
         template_id = await sensor.enroll(captures=captures, on_step=guide)
     except FingerprintError as e:

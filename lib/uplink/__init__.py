@@ -49,7 +49,7 @@ import pinblock
 from dukpt import Dukpt, Exhausted
 from micropython import const
 from uplink import tls
-from uplink.journal import Journal
+from uplink.journal import Journal, JournalFull
 from uplink.tls import CertificateError, TlsError, UplinkError
 
 ANSWER_MS = const(15_000)  # PROTOCOL.md: the device waits 15 s for an answer
@@ -73,12 +73,21 @@ CUSTOMER_CANCELLATION = "17"
 # Why a 0400 is sent (its DE39, ISO 8583:1987 codes; PROTOCOL.md "Timeouts and reversals").
 REVERSE_UNANSWERED = "68"  # response received too late, or not at all, or with a bad MAC
 REVERSE_NOT_COMPLETED = "06"  # error: approved, but the terminal could not complete with the card
+# Pushed requests waiting for the owner, at most (issue 16): each is a Request in RAM until it is
+# paid, refused or expires (up to MAX_LIFE_S), so pushes must not grow the heap without end. A
+# terminal on the owner's person has a few open at a time; 8 is a morning's errands unanswered.
+# A push beyond is declined at once with a 0620 (REFUSE_FULL): the merchant sees it refused
+# instead of waiting for its expiry. (terminal.link's list of them keeps the same cap.)
+REQUESTS = const(8)
+# DE39 of that 0620: 05 "do not honour", the terminal declining by itself; 17 (customer
+# cancellation) would say the owner did. The bank host takes any 0620 as the request refused.
+REFUSE_FULL = "05"
 # A pushed request's life is counted in ticks_ms, whose differences wrap after 2**29 ms on the
 # ESP32 (6.2 days): a longer one is cut to a day.
 MAX_LIFE_S = const(86_400)
 
 __all__ = ("Uplink", "Answer", "Request", "UplinkError", "TlsError", "CertificateError", "NotConnected",
-           "Unanswered", "NeedsProvisioning")
+           "Unanswered", "NeedsProvisioning", "JournalFull")
 
 
 class NotConnected(UplinkError):
@@ -363,11 +372,24 @@ class Uplink:
             await self._send("0610", {7: de7, 11: fields.get(11), 39: APPROVED}, None)
         except UplinkError:
             pass
-        self._requests.append(Request(fields, arrived))
+        request = Request(fields, arrived)
+        if len(self._requests) >= REQUESTS:
+            await self.decline_request(request)
+            return
+        self._requests.append(request)
         self._request_event.set()
 
+    async def decline_request(self, request):
+        """Decline a push the terminal has no room for (REQUESTS wait): a 0620 with REFUSE_FULL.
+        Not answered in time or not sent, it stays pushed at the bank until its expiry."""
+        try:
+            await self.refuse_request(request, REFUSE_FULL)
+        except UplinkError:
+            pass
+
     async def next_request(self):
-        """The next pushed payment request (they wait in order of arrival)."""
+        """The next pushed payment request (they wait in order of arrival; at most REQUESTS
+        not taken yet: more are declined)."""
         while not self._requests:
             self._request_event.clear()
             await self._request_event.wait()
@@ -441,7 +463,12 @@ class Uplink:
     async def _exchange(self, mti, fields, pin=None, pan=None, wait_ready=True, reversal=False, arm=False):
         """Send a request and wait for its answer (matched by MTI + 10 and STAN). reversal: a
         0200 whose 0400 is queued before it is sent; arm: an approval of it needs the card's
-        completion, its reversal stays queued, armed and held, until completed() or reverse()."""
+        completion, its reversal stays queued, armed and held, until completed() or reverse().
+        A reversal is refused at once (JournalFull, nothing sent) while the journal is full."""
+        if reversal and self.journal.full:
+            if pin is not None:
+                _wipe(pin)
+            raise JournalFull("the reversal journal is full: no new transaction until the bank has its 0400s")
         if wait_ready and not await self.wait_ready(self.answer_ms):
             if pin is not None:
                 _wipe(pin)
@@ -548,9 +575,12 @@ class Uplink:
 
     async def _drain(self):
         """One round over the queue: True if every 0400 in it was answered."""
-        for entry in self.journal.pending():
-            if entry["key"] in self._held:
+        for key in self.journal.keys():  # one entry in RAM at a time, read as it is sent
+            if key in self._held:
                 continue  # its 0200 still waits for its answer, or its approval for the card
+            entry = self.journal.entry(key)
+            if entry is None:
+                continue  # done meanwhile (its 0200's answer came while an earlier one was sent)
             # Queues written before reasons were sent held only unanswered 0200s.
             fields = {3: entry["de3"], 4: entry["de4"], 7: entry["de7"], 11: entry["stan"], 39: entry.get(
                 "de39", REVERSE_UNANSWERED), 49: entry["de49"], 90: entry["de90"]}
@@ -560,7 +590,7 @@ class Uplink:
                 return False
             if answer.rc not in (APPROVED, UNKNOWN_ORIGINAL):
                 return False  # the host could not do it now (96, 91...): again after the next sign-on
-            self.journal.done(entry["key"])
+            self.journal.done(key)
         return True
 
     # ---- the transactions ----------------------------------------------------------------
@@ -596,6 +626,6 @@ class Uplink:
                                              42: request.merchant_id, 48: request.order,
                                              49: request.currency, 102: account}, reversal=True)
 
-    async def refuse_request(self, request):
-        """The owner said no (0620, response code 17)."""
-        return await self._exchange("0620", {37: request.id, 39: CUSTOMER_CANCELLATION, 48: request.order})
+    async def refuse_request(self, request, reason=CUSTOMER_CANCELLATION):
+        """The owner said no (0620, response code 17); or the terminal did (decline_request)."""
+        return await self._exchange("0620", {37: request.id, 39: reason, 48: request.order})

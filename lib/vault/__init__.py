@@ -46,6 +46,15 @@ PIN_MAX_LENGTH = const(12)
 FREE_ATTEMPTS = const(3)
 MAX_DELAY_MS = const(60_000)
 
+# What the vault keeps for the owner, at most (issue 16: every store has a cap, and the firmware
+# is measured with each at it). FINGERPRINTS: one per finger of two hands; the ids live in meta,
+# which is in RAM and rewritten whole at every commit. ACCOUNTS: each bound account is a sealed
+# entry whose meta index row (~170 bytes) stays in RAM for good, and Balance and Transfer unseal
+# every one (terminal.accounts.bound); 8 covers a household's current, savings and card
+# accounts with payees besides.
+FINGERPRINTS = const(10)
+ACCOUNTS = const(8)
+
 # What the issuer sets at provisioning; these are the defaults.
 DEFAULT_POLICY = {
     "max_fails": 10,  # wrong PINs in a row that block the vault
@@ -88,6 +97,11 @@ class PinRequired(VaultError):
 
 class Refused(VaultError):
     """An unblock message that does not authenticate (forged, or replayed)."""
+
+
+class Full(VaultError):
+    """The owner already has as many fingerprints (FINGERPRINTS) or bound accounts (ACCOUNTS)
+    as the vault keeps: remove one first."""
 
 
 def _check_pin_format(pin):
@@ -388,9 +402,12 @@ class Vault:
             self._forbid_fingerprint()
 
     def enroll_finger(self, template_id):
-        """Record a template id the sensor stored (the template itself stays in the sensor)."""
+        """Record a template id the sensor stored (the template itself stays in the sensor);
+        Full if FINGERPRINTS are enrolled already (ask fingers_full before capturing one)."""
         self._require_unlocked("enroll_finger")
         if template_id not in self.meta["fingers"]:
+            if self.fingers_full:
+                raise Full("%d fingerprints enrolled, the most the vault keeps" % FINGERPRINTS)
             self.meta["fingers"].append(template_id)
             self.store.commit()
 
@@ -403,6 +420,10 @@ class Vault:
     @property
     def fingers(self):
         return list(self.meta["fingers"])
+
+    @property
+    def fingers_full(self):
+        return len(self.meta["fingers"]) >= FINGERPRINTS
 
     # ---- the owner's entries ---------------------------------------------------------------
 
@@ -422,9 +443,13 @@ class Vault:
             self.store.remove(name)
 
     def bind_account(self, account_id, record, certificate):
-        """Bind a bank account to this device: its record and its certificate, as one entry."""
+        """Bind a bank account to this device: its record and its certificate, as one entry
+        (an account bound already is replaced); Full if ACCOUNTS others are bound."""
         self._require_unlocked("bind_account")
-        self.store.put("account." + account_id, OWNER,
+        name = "account." + account_id
+        if name not in self.meta["index"] and len(self.accounts()) >= ACCOUNTS:
+            raise Full("%d accounts bound, the most the vault keeps" % ACCOUNTS)
+        self.store.put(name, OWNER,
                        len(record).to_bytes(2, "big") + bytes(record) + bytes(certificate))
 
     def account(self, account_id):

@@ -1,10 +1,14 @@
 # The uplink's journal (lib/uplink/journal.py) on the device's flash: the STAN counter and the
 # reversal queue, read back by a new Journal as after a reboot; an entry replaced in place by its
-# key (the armed reversal of an approved card purchase); what a cut mid-write leaves behind.
+# key (the armed reversal of an approved card purchase); what a cut mid-write leaves behind; the
+# cap (REVERSALS) and a record per reversal; the older firmware's queue taken over.
 # (Cuts at each flash write: tests/host/test_terminal_power.py.)
+import gc
+import json
 import os
 
-from uplink.journal import Journal
+from expect import raises
+from uplink.journal import REVERSALS, Journal, JournalFull
 
 ROOT = "/journal-test"
 
@@ -46,30 +50,77 @@ def test_an_entry_queued_again_replaces_the_one_with_its_key_where_it_stands():
     assert [(e["key"], e["de39"], e.get("armed")) for e in pending] == [(first, "06", True), (second, "68", None)]
 
 
-def test_done_of_an_unknown_key_writes_nothing():
+def test_done_of_an_unknown_key_changes_nothing():
     j = fresh()
     j.queue(entry("000001" + "1121101500"))
-    before = os.stat(ROOT + "/reversals")
-    os.remove(ROOT + "/reversals")
-    j.done("999999" + "1121101500")  # nothing to remove: the queue is not rewritten
-    try:
-        os.stat(ROOT + "/reversals")
-        written = True
-    except OSError:
-        written = False
-    assert before[6] > 0 and not written
+    before = sorted(os.listdir(ROOT))
+    j.done("999999" + "1121101500")
+    assert before == ["1.0000011121101500"] and sorted(os.listdir(ROOT)) == before
+    assert [e["key"] for e in Journal(ROOT).pending()] == ["000001" + "1121101500"]
 
 
-def test_a_half_written_file_left_by_a_cut_is_ignored_then_overwritten():
-    # A cut during a write leaves the ".tmp" (any part of it) and the previous queue whole.
+def test_a_half_written_file_left_by_a_cut_is_ignored_then_removed():
+    # A cut during a write leaves its ".tmp" (any part of it) and the previous records whole:
+    # a new record that never was, or a replacement that did not happen.
     j = fresh()
     j.queue(entry("000001" + "1121101500"))
-    with open(ROOT + "/reversals.tmp", "w") as f:
-        f.write('[{"key": "0000')
+    for name in ("2.0000021121101501.tmp", "1.0000011121101500.tmp"):
+        with open(ROOT + "/" + name, "w") as f:
+            f.write('{"key": "0000')
     again = Journal(ROOT)
-    assert [e["key"] for e in again.pending()] == ["000001" + "1121101500"]
+    assert [(e["key"], e["de39"]) for e in again.pending()] == [("000001" + "1121101500", "68")]
+    assert sorted(os.listdir(ROOT)) == ["1.0000011121101500"]
     again.queue(entry("000002" + "1121101501"))
     assert len(Journal(ROOT).pending()) == 2
+
+
+def test_a_record_per_reversal_and_no_new_one_past_the_cap():
+    j = fresh()
+    keys = ["%06d" % (i + 1) + "1121101500" for i in range(REVERSALS)]
+    for key in keys:
+        assert not j.full
+        j.queue(entry(key))
+    assert REVERSALS == 16 and j.full
+    # Each reversal its own small file: an operation reads or writes one.
+    sizes = [os.stat(ROOT + "/" + name)[6] for name in os.listdir(ROOT)]
+    assert len(sizes) == REVERSALS and max(sizes) < 256, sizes
+    with raises(JournalFull):
+        j.queue(entry("000099" + "1121101500"))
+    assert len(os.listdir(ROOT)) == REVERSALS  # nothing written for it
+    # At the cap, an entry queued again still replaces its own (arming needs no room).
+    j.queue(entry(keys[3], "06", armed=True))
+    again = Journal(ROOT)
+    assert again.full and again.keys() == keys
+    assert again.entry(keys[3])["de39"] == "06" and again.entry("000099" + "1121101500") is None
+    # One acknowledged: room for one, queued after the others (oldest first, across a reboot).
+    again.done(keys[0])
+    again.queue(entry("000099" + "1121101500"))
+    assert Journal(ROOT).keys() == keys[1:] + ["000099" + "1121101500"]
+
+
+def test_the_journal_at_its_cap_keeps_only_names_in_ram():
+    j = fresh()
+    for i in range(REVERSALS):
+        j.queue(entry("%06d" % (i + 1) + "1121101500"))
+    del j
+    gc.collect()
+    before = gc.mem_alloc()
+    j = Journal(ROOT)
+    gc.collect()
+    kept = gc.mem_alloc() - before
+    # 16 names of ~20 characters and their list; the queue read whole kept 4,752 bytes.
+    assert kept < 1200, kept
+    assert j.full
+
+
+def test_the_older_firmwares_whole_queue_is_moved_into_records():
+    fresh()
+    old = [entry("000001" + "1121101500"), entry("000002" + "1121101501", "06", armed=True)]
+    with open(ROOT + "/reversals", "w") as f:
+        json.dump(old, f)
+    j = Journal(ROOT)
+    assert j.pending() == old
+    assert sorted(os.listdir(ROOT)) == ["1.0000011121101500", "2.0000021121101501"]
 
 
 def test_stan_stored_before_it_is_handed_out():
