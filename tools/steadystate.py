@@ -13,33 +13,27 @@ it keeps at its cap, filled through the firmware's own APIs with entries like re
 The caps, and where each comes from:
 - history: terminal.history.MAX_ENTRIES (50, read from the device); the ring's spare slot is
   written too (MAX_ENTRIES + 1 adds), so the flash holds every record it ever will.
-- fingerprints: the vault has NO cap (Vault.enroll_finger appends any template id to meta;
-  only the R503's library, drivers.r503.LIBRARY_SIZE = 200, bounds it). Proposed:
-  FINGERPRINTS = 10, one per finger, enforced in enroll_finger. The ids recorded are the top
-  of the sensor's library, so that a flow enrolling a real finger (the sensor's first free id,
-  0 up) does not meet them; the sensor itself holds no template for them (its library is the
-  R503's flash, not the ESP32's).
-- bound accounts: NO cap (Vault.bind_account: one vault entry each, ~170 bytes of meta index
-  in RAM for good, and terminal.accounts.bound() unseals every one per Balance or Transfer).
-  Proposed: ACCOUNTS = 8 bindings. Filled with real ones: accounts created at the demo bank,
-  bound to the device there, each with its binding certificate from the bank's PKI.
+- fingerprints: vault.FINGERPRINTS (10, one per finger). The ids recorded are the top of the
+  sensor's library (drivers.r503.LIBRARY_SIZE = 200), so that a flow enrolling a real finger
+  (the sensor's first free id, 0 up) does not meet them; the sensor itself holds no template
+  for them (its library is the R503's flash, not the ESP32's).
+- bound accounts: vault.ACCOUNTS (8; each keeps ~170 bytes of the vault's index in RAM for
+  good, and terminal.accounts.bound() unseals every one per Balance or Transfer). Filled with
+  real ones: accounts created at the demo bank, bound to the device there, each with its
+  binding certificate from the bank's PKI.
 - cards of several banks (the CA public keys of every scheme the terminal accepts,
-  /data/capk.json, lib/emv/capk.py): NO cap; read an entry at a time, so RAM stays flat, but
-  every card's get() reads and SHA-1-checks every entry (time grows with the file). Proposed:
-  CAPK = 32 keys (six schemes with their live and next keys, with room). The demo's test CAs
-  stay first; the rest are keys of the real schemes' RIDs at the largest EMV size (1984-bit
-  moduli), with valid checksums and indexes no card here names.
-- reversal journal (lib/uplink/journal.py): NO cap, and read whole at Journal() and rewritten
-  whole at every queue/done (a whole file in RAM). Proposed: REVERSALS = 16; at the cap the
-  terminal takes no new online transaction until the bank has acknowledged some (a terminal
-  that cannot record a reversal must not send the 0200). Filled with 0400s of 0200s the bank
-  never saw: it answers them 25 (nothing to undo, the ledger unchanged) and the uplink drops
-  them, at the first sign-on after the fill. So the journal is at its cap for the boot and the
-  sign-on (where the drain's cost lands); to keep it there through a flow, keep Wi-Fi down.
-- pending payment requests (terminal.link.Link and uplink.Uplink keep them in RAM lists, not
-  on flash): NO cap; each push the bank makes grows the heap until the owner answers or it
-  expires (uplink.MAX_LIFE_S, a day). Proposed: REQUESTS = 8 waiting; a push beyond refused
-  at once (a 0620 declining it). push_requests() pushes that many through the merchant API.
+  /data/capk.json, lib/emv/capk.py): no cap in the firmware yet; read an entry at a time, so
+  RAM stays flat, but every card's get() reads and SHA-1-checks every entry (time grows with
+  the file). Filled to CAPK = 32 keys (six schemes with their live and next keys, with room):
+  the demo's test CAs first, then keys of the real schemes' RIDs at the largest EMV size
+  (1984-bit moduli), with valid checksums and indexes no card here names.
+- reversal journal: uplink.journal.REVERSALS (16 records, one file each; at the cap no new
+  online transaction). Filled with 0400s of 0200s the bank never saw: it answers them 25
+  (nothing to undo, the ledger unchanged) and the uplink drops them at the first sign-on after
+  the fill. So the journal is at its cap for the boot and the sign-on (where the drain's cost
+  lands); to keep it there through a flow, keep Wi-Fi down.
+- pending payment requests: uplink.REQUESTS (8, in RAM; a push beyond is declined at once with
+  a 0620). push_requests() pushes that many through the merchant API.
 """
 
 import ast
@@ -51,7 +45,8 @@ from tools import demo
 from tools.bank import pki
 from tools.bank.state import State
 
-# Proposed caps for the stores that have none in lib/ (see the docstring).
+# The firmware's caps (see the docstring; tests/host/test_caps.py fails if REQUESTS differs),
+# and the CA keys the fill writes.
 FINGERPRINTS = 10
 ACCOUNTS = 8
 CAPK = 32

@@ -82,6 +82,11 @@ REQUESTS = const(8)
 # DE39 of that 0620: 05 "do not honour", the terminal declining by itself; 17 (customer
 # cancellation) would say the owner did. The bank host takes any 0620 as the request refused.
 REFUSE_FULL = "05"
+# The bank MACs a 0600 under the key of the device's latest KSN as it knows it. Pushes in a burst
+# all carry that KSN, while the device's 0610 to the first already takes the next one: so the
+# keys of the last few KSNs stay for the 0600s on their way (with one kept, 6 of a burst of 8 were
+# dropped). Used keys, of messages already sent; REQUESTS of them covers a full list's burst.
+PUSH_KEYS = const(REQUESTS)
 # A pushed request's life is counted in ticks_ms, whose differences wrap after 2**29 ms on the
 # ESP32 (6.2 days): a longer one is cut to a day.
 MAX_LIFE_S = const(86_400)
@@ -227,8 +232,8 @@ class Uplink:
         self._framed = self._raw = None  # the message in it: framed, and without its frame
         self._ready = asyncio.Event()
         self._pending = {}  # (answer MTI, STAN) -> [Event, Answer or None, KSN of the request]
-        self._macs = {}  # KSN -> MAC key: for answers to come, and the latest (for a 0600)
-        self._latest = None
+        self._macs = {}  # KSN -> MAC key: for answers to come, and the latest few (for 0600s)
+        self._recent = []  # the last PUSH_KEYS KSNs sent, oldest first
         self._last_traffic = time.ticks_ms()
         self._requests = []
         self._request_event = asyncio.Event()
@@ -396,7 +401,7 @@ class Uplink:
         return self._requests.pop(0)
 
     def _forget(self, ksn):
-        if ksn != self._latest and ksn in self._macs:
+        if ksn not in self._recent and ksn in self._macs:
             _wipe(self._macs.pop(ksn))
 
     def message(self, mti, fields, pin=None, pan=None):
@@ -436,10 +441,12 @@ class Uplink:
         n = iso8583.encode_frame(self._out, mti, fields, lambda data: aescmac.cmac(mac_key, data))
         self._framed = memoryview(self._out)[:n]
         self._raw = self._framed[2:]
-        previous, self._latest = self._latest, ksn
         self._macs[ksn] = mac_key
-        if previous is not None and not any(slot[2] == previous for slot in self._pending.values()):
-            self._forget(previous)
+        self._recent.append(ksn)
+        if len(self._recent) > PUSH_KEYS:
+            oldest = self._recent.pop(0)
+            if not any(slot[2] == oldest for slot in self._pending.values()):
+                self._forget(oldest)
         return self._raw
 
     async def _send(self, mti, fields, pin, pan=None):
