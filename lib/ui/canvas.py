@@ -10,7 +10,9 @@ of heap, not 150 KB, and its framebuf object is made once, not once a strip.
 import framebuf
 from micropython import const
 
-STRIP_ROWS = const(16)
+# 8 rows: 3.8 KB of heap for the strip (16 rows took 7.7 KB, the largest block the app kept);
+# twice the strips to send costs a window command each, not heap.
+STRIP_ROWS = const(8)
 
 
 class Canvas:

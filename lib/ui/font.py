@@ -1,11 +1,13 @@
 """Bitmap fonts made by tools/fonts.py ("PTF2"), read glyph by glyph from flash.
 
-What stays in RAM is the index (9 bytes a glyph) and one buffer the size of the font's largest
-glyph. Drawing reads a glyph's rows straight into that buffer (readinto) and blits them from
-there, so text allocates nothing per character: a screen is drawn in strips (ui.canvas), each
-Text redrawn in every strip it crosses, and a cache of glyph objects would be refilled, object
-by object, strip after strip. Only the rows that fall inside the strip are read, so over a
-whole screen each glyph is read once.
+What stays in RAM is each glyph's code point and advance (3 bytes a glyph: finding a glyph and
+measuring text, which wrapping does word after word, read nothing) and two buffers: the index
+entry of the glyph being drawn (the rest of its 9 bytes: 1.2 KB a font left on flash) and one
+the size of the font's largest glyph. Drawing reads a glyph's entry and rows straight into
+them (readinto) and blits from there, so text allocates nothing per character: a screen is
+drawn in strips (ui.canvas), each Text redrawn in every strip it crosses, and a cache of glyph
+objects would be refilled, object by object, strip after strip. Only the rows that fall inside
+the strip are read, so over a whole screen each glyph is read once.
 """
 
 import framebuf
@@ -21,6 +23,7 @@ _WIDTH = const(5)
 _ROWS = const(6)
 _OFFSET = const(7)  # u16, from the end of the index
 _ALL_ROWS = const(0x7FFF)
+_CHUNK = const(16)  # index entries read at a time when the font is opened
 
 
 class FontError(Exception):
@@ -37,14 +40,25 @@ class Font:
             raise FontError("%s is not a PTF2 font (rebuild the image: tools/fonts.py)" % path)
         self.height = header[4]
         self.baseline = header[5]
-        self.count = header[6] | header[7] << 8
-        self.index = f.read(self.count * _ENTRY)
-        self.file = f
-        self.data = _HEADER + self.count * _ENTRY
-        index = self.index
+        count = header[6] | header[7] << 8
+        self.count = count
+        # The index read a chunk of entries at a time, keeping code points (u16) and advances.
+        self.codes = codes = bytearray(2 * count)
+        self.advances = advances = bytearray(count)
+        chunk = bytearray(_CHUNK * _ENTRY)
         largest = 0
-        for e in range(0, len(index), _ENTRY):
-            largest = max(largest, ((index[e + _WIDTH] + 7) >> 3) * index[e + _ROWS])
+        for first in range(0, count, _CHUNK):
+            n = min(_CHUNK, count - first)
+            f.readinto(chunk, n * _ENTRY)
+            for g in range(n):
+                e = g * _ENTRY
+                codes[2 * (first + g)] = chunk[e]
+                codes[2 * (first + g) + 1] = chunk[e + 1]
+                advances[first + g] = chunk[e + _ADVANCE]
+                largest = max(largest, ((chunk[e + _WIDTH] + 7) >> 3) * chunk[e + _ROWS])
+        self.file = f
+        self.data = _HEADER + count * _ENTRY
+        self.entry = bytearray(_ENTRY)  # the entry of the glyph being drawn
         self.bits = bytearray(largest)
         # blit() takes (buffer, width, height, format) for its source: one list, refilled for
         # each glyph, instead of a FrameBuffer object a glyph.
@@ -55,31 +69,30 @@ class Font:
             raise FontError("%s has no '?'" % path)
 
     def _find(self, cp):
-        """Where the code point's entry starts in the index (binary search); -1 if absent."""
+        """The code point's glyph number (binary search); -1 if absent."""
         lo, hi = 0, self.count - 1
-        index = self.index
+        codes = self.codes
         while lo <= hi:
             mid = (lo + hi) >> 1
-            e = mid * _ENTRY
-            code = index[e] | index[e + 1] << 8
+            code = codes[2 * mid] | codes[2 * mid + 1] << 8
             if code == cp:
-                return e
+                return mid
             if code < cp:
                 lo = mid + 1
             else:
                 hi = mid - 1
         return -1
 
-    def _entry(self, ch):
-        """The index entry that draws ch: its own, or '?' for a character the font lacks."""
-        e = self._find(ord(ch))
-        return e if e >= 0 else self.missing
+    def _glyph(self, ch):
+        """The glyph that draws ch: its own, or '?' for a character the font lacks."""
+        g = self._find(ord(ch))
+        return g if g >= 0 else self.missing
 
     def width(self, text):
-        index = self.index
+        advances = self.advances
         total = 0
         for ch in text:
-            total += index[self._entry(ch) + _ADVANCE]
+            total += advances[self._glyph(ch)]
         return total
 
     def draw(self, fb, text, x, y, colour, palette, rows=_ALL_ROWS):
@@ -89,27 +102,30 @@ class Font:
         key = colour ^ 0x0101
         palette.pixel(0, 0, key)
         palette.pixel(1, 0, colour)
-        index = self.index  # (one by one: a 4-name assignment builds a tuple)
+        advances = self.advances  # (one by one: a 4-name assignment builds a tuple)
+        entry = self.entry
         f = self.file
         bits = self.bits
         source = self.source
         visible = y < rows and y + self.height > 0
         for ch in text:
-            e = self._entry(ch)
+            g = self._glyph(ch)
             if visible:
-                top = y + index[e + _TOP]
+                f.seek(_HEADER + g * _ENTRY)
+                f.readinto(entry)
+                top = y + entry[_TOP]
                 first = -top if top < 0 else 0
-                end = min(index[e + _ROWS], rows - top)
+                end = min(entry[_ROWS], rows - top)
                 if first < end:
-                    width = index[e + _WIDTH]
+                    width = entry[_WIDTH]
                     row_bytes = (width + 7) >> 3
-                    f.seek(self.data + (index[e + _OFFSET] | index[e + _OFFSET + 1] << 8) + first * row_bytes)
+                    f.seek(self.data + (entry[_OFFSET] | entry[_OFFSET + 1] << 8) + first * row_bytes)
                     f.readinto(bits, (end - first) * row_bytes)
                     source[1] = width
                     source[2] = end - first
-                    left = index[e + _LEFT]
+                    left = entry[_LEFT]
                     # The ESP32 stubs type blit's source as a FrameBuffer only; MicroPython's
                     # framebuf documents the (buffer, width, height, format) list used here.
                     fb.blit(source, x + (left - 256 if left > 127 else left), top + first, key, palette)  # type: ignore
-            x += index[e + _ADVANCE]
+            x += advances[g]
         return x

@@ -73,13 +73,16 @@ class Button:
     def __init__(self, x, y, w, h, label, value, font=None, fill=None, colour=None):
         self.bounds = (x, y, w, h)
         self.value = value
-        self.box = Box(x, y, w, h, fill if fill is not None else theme.BUTTON, theme.BUTTON_EDGE)
+        # Its box is drawn here as a Box draws one: no Box object (a PIN pad has twelve buttons).
+        self.fill = fill if fill is not None else theme.BUTTON
         font = font or theme.font(theme.BODY)
         self.label = Text(x, y + (h - font.height) // 2, label, font,
                           colour if colour is not None else theme.BUTTON_TEXT, w, "center")
 
     def draw(self, fb, ox, oy, canvas):
-        self.box.draw(fb, ox, oy, canvas)
+        x, y, w, h = self.bounds
+        fb.fill_rect(x - ox, y - oy, w, h, self.fill)
+        fb.rect(x - ox, y - oy, w, h, theme.BUTTON_EDGE)
         self.label.draw(fb, ox, oy, canvas)
 
     def hit(self, x, y, margin=4):

@@ -3,7 +3,7 @@ tools/fonts.py makes, drawn glyph by glyph with their metrics (advance, the bitm
 top from the pen), give exactly the pixels Pillow draws for the string (its 1-bit rendering,
 basic layout: Roboto has no kern table, so no pair is kerned). Checked twice: by a reader of the
 format here, and by lib/ui/font.py itself on the virtual handheld, a line at a time and in the
-16-row strips a screen is drawn in (only the rows inside the strip are read then).
+8-row strips a screen is drawn in (only the rows inside the strip are read then).
 
 The first font (PTF1) failed this: anti-aliased glyphs thresholded at half grey, placed with the
 unhinted advances, lost "account."'s period at 16 px (it was mostly grey) and put "t"'s hinted
@@ -24,7 +24,7 @@ SAMPLES = [
 # Every character of the font, a line at a time.
 CHARSET_LINES = ["".join(fonts.CHARSET[i:i + 16]) for i in range(0, len(fonts.CHARSET), 16)]
 PEN = 4  # where the pen starts: room for a glyph that reaches left of it
-STRIP_ROWS = 16  # lib/ui/canvas.py
+STRIP_ROWS = 8  # lib/ui/canvas.py
 
 
 def parse(data):
