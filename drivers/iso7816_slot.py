@@ -96,6 +96,12 @@ class Slot:
         except (AttributeError, OSError, ValueError):
             self.irq_ok = False
 
+    def close(self):
+        """Let go of the card-detect interrupt: its handler would keep this driver in the heap
+        after the app has let go of it (parts.unload)."""
+        if self.irq_ok:
+            self._detect.irq(None)
+
     @classmethod
     def from_board(cls, board, **kw):
         from board import handheld as hw

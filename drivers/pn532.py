@@ -715,6 +715,11 @@ class PN532:
         if reset is not None:
             reset.init(mode=reset.OUT, value=1)
 
+    def close(self):
+        """Let go of the link's IRQ line: the handler would keep this driver in the heap after
+        the app has let go of it (parts.unload)."""
+        self.link.close()
+
     # ---- the dialog --------------------------------------------------------------------------
 
     async def command(self, code, params=b"", timeout_ms=None, hint=_ANSWER_HINT):

@@ -10,12 +10,23 @@ application (and anything at the REPL that wants the same objects):
 
 board/ builds the buses and owns the pin map; this module puts the drivers on them, with the
 driver imported only when its part is first asked for.
+
+A driver is heap on the board (its module's functions and classes, ~6 KB for the R503's or the
+PN532's, beside its object), so the app lets go of what a flow used when the flow ends:
+
+    sensor = parts.lazy("sensor")   # stands for parts.sensor(), made at its first use
+    parts.unload(names)             # those modules gone, and the parts made with their drivers
 """
+
+import sys
 
 import board
 from board import handheld as hw
 
 _made = {}
+# Each part's driver module: unload() lets go of a part with its driver.
+_DRIVERS = {"display": "drivers.st7789", "touch": "drivers.ft6336", "sensor": "drivers.r503",
+            "nfc": "drivers.pn532", "slot": "drivers.iso7816_slot"}
 
 
 def _once(name, make):
@@ -74,3 +85,35 @@ def slot():
 
 def standby_key():
     return board.buses.standby_key()
+
+
+class _Lazy:
+    def __init__(self, name):
+        self.name = name
+
+    def __getattr__(self, attr):
+        return getattr(globals()[self.name](), attr)
+
+
+def lazy(name):
+    """An object that stands for the part `name` ("sensor"...): its driver is made (imported)
+    when one of its attributes is first used, and made again after an unload() let it go."""
+    return _Lazy(name)
+
+
+def unload(names):
+    """Let go of the modules `names` (imported by a flow that has ended), and of the parts made
+    with their drivers: nothing then holds their functions and classes, and the heap they took
+    is free again. The next import makes them anew; no object made from the old ones may be
+    kept (an exception class of the old module would not match the new one's)."""
+    for part, driver in _DRIVERS.items():
+        made = _made.pop(part, None) if driver in names else None
+        close = getattr(made, "close", None)
+        if close is not None:
+            close()  # its interrupt handlers
+    for name in names:
+        sys.modules.pop(name, None)
+        package, _, attr = name.rpartition(".")
+        outer = sys.modules.get(package)
+        if outer is not None and attr in outer.__dict__:
+            delattr(outer, attr)

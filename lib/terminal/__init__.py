@@ -49,9 +49,11 @@ async def _terminal():
     except Exception as e:  # no screen, no terminal; see _idle
         print("terminal: no display or touch panel (%s: %s); diag.report() for details" % (type(e).__name__, e))
         return await _idle()
-    sensor = parts.sensor()
-    if not (await sensor.self_test())[0]:
-        sensor = None  # unlock by PIN only; Settings > Diagnostics says why
+    # The R503's driver (~7 KB of heap) is let go after its self-test: the fingerprint steps
+    # have it made again when they use it (parts.lazy), and the app lets go of it after them.
+    # No sensor (None): unlock by PIN only; Settings > Diagnostics says why.
+    sensor = parts.lazy("sensor") if (await parts.sensor().self_test())[0] else None
+    parts.unload(("drivers.r503",))
     ui, store = UI(display, touch), vault.Vault().open()
     # The bank link runs from here, locked or not: reversals and pushed requests do not wait for the owner.
     app = App(ui, Session(store), sensor, parts.standby_key(), Link(store, ui))

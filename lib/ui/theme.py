@@ -3,6 +3,10 @@
 from drivers.st7789 import color
 from micropython import const
 
+# At import, not at the first screen: the fonts opened stay for good, and so must their class
+# (terminal.app lets go of the modules a screen or a flow imported).
+from ui.font import Font
+
 WIDTH = const(240)
 HEIGHT = const(320)
 STATUS_HEIGHT = const(24)
@@ -31,7 +35,5 @@ _fonts = {}
 def font(size):
     """The font of that size, opened on first use."""
     if size not in _fonts:
-        from ui.font import Font
-
         _fonts[size] = Font("/fonts/roboto-%d.ptf" % size)
     return _fonts[size]
