@@ -14,7 +14,7 @@ the whole of every purchase (three test keys; a real terminal holds every scheme
 """
 
 import hashlib
-import json
+from binascii import unhexlify
 
 from micropython import const
 
@@ -50,7 +50,8 @@ def _entry(n, e):
     try:
         rid = bytes.fromhex(e["rid"])
         index = bytes.fromhex(e["index"])
-        modulus = bytes.fromhex(e["modulus"])
+        modulus = e["modulus"]  # bytes already when read from the file (_Entries)
+        modulus = bytes.fromhex(modulus) if isinstance(modulus, str) else modulus
         exponent = bytes.fromhex(e["exponent"])
         checksum = bytes.fromhex(e["checksum"])
         expiry = e["expiry"]
@@ -69,70 +70,116 @@ def _entry(n, e):
 
 
 _CHUNK = const(128)  # bytes of the file read at a time
-_WHITE = " \t\r\n"
+_MODULUS_MAX = const(248)  # bytes: EMV's largest CA key (1984 bits, Book 2 section 11.2)
+_WHITE = (0x20, 0x09, 0x0D, 0x0A)  # JSON's white space
+_QUOTE = const(0x22)
 
 
 class _Entries:
-    """The objects of a JSON list in a file, parsed one at a time: what json.load(f) gives,
-    with one entry's text in memory instead of the file's. CA key entries are flat objects of
-    strings without braces, so an entry's text ends at its first '}' (json.loads checks it)."""
+    """The objects of a JSON list in a file, one at a time: what json.load(f) gives, but with
+    the modulus as bytes (decoded as it is read) and no entry's text in memory. CA key entries
+    are flat objects of strings (hex digits, the expiry's digits), so no escapes. On a steady
+    unit's 32 keys of 1984 bits each get() made an entry's text (642 bytes) and its modulus'
+    hex string (497) 32 times while the card is read, a purchase's fullest heap: on a
+    fragmented one no hole was that large. Here the largest block made is the modulus, in
+    one buffer of _MODULUS_MAX for the whole file; CaKey takes a copy of the one it keeps."""
 
     def __init__(self, f, path):
         self.f = f
         self.path = path
-        self.data = ""
-        self.pos = 0
+        self.buf = bytearray(_CHUNK)
+        self.n = self.pos = 0
+        self.modulus = bytearray(_MODULUS_MAX)
+        self.count = 0  # entries read: the next one's position, for the messages
 
     def _bad(self):
         return CapkError("%s is not a JSON list of CA keys" % self.path)
 
+    def _more(self):
+        """The next bytes of the file in buf; False at its end."""
+        self.n = self.f.readinto(self.buf)
+        self.pos = 0
+        return self.n > 0
+
     def _char(self):
-        """The next character that is not white space; "" at the end of the file."""
+        """The next byte that is not white space; -1 at the end of the file."""
         while True:
-            if self.pos >= len(self.data):
-                self.data = self.f.read(_CHUNK)
-                self.pos = 0
-                if not self.data:
-                    return ""
-            c = self.data[self.pos]
+            if self.pos >= self.n and not self._more():
+                return -1
+            c = self.buf[self.pos]
             self.pos += 1
             if c not in _WHITE:
                 return c
 
-    def _object(self):
-        """The text of the object whose "{" was just read, up to its "}"."""
-        text = "{"
+    def _string(self, hexed):
+        """The string whose opening quote was just read: a str, or (hexed) its hex digits
+        decoded into self.modulus (a memoryview of it)."""
+        text, m, odd = "", 0, b""
         while True:
-            end = self.data.find("}", self.pos)
-            if end >= 0:
-                text += self.data[self.pos:end + 1]
-                self.pos = end + 1
-                return text
-            text += self.data[self.pos:]
-            self.data = self.f.read(_CHUNK)
-            self.pos = 0
-            if not self.data:
+            if self.pos >= self.n and not self._more():
                 raise self._bad()
+            end = self.buf.find(b'"', self.pos, self.n)
+            stop = self.n if end < 0 else end
+            if self.buf.find(b"\\", self.pos, stop) >= 0:
+                raise self._bad()
+            part = memoryview(self.buf)[self.pos:stop]
+            if hexed:
+                try:
+                    digits = odd + bytes(part)
+                    k = len(digits) // 2
+                    if m + k > _MODULUS_MAX:
+                        raise ValueError("modulus longer than %d bytes" % _MODULUS_MAX)
+                    self.modulus[m:m + k] = unhexlify(digits[:2 * k])
+                except ValueError as x:
+                    raise CapkError("CA key entry %d is malformed (%r)" % (self.count, x))
+                odd = digits[2 * k:]
+                m += k
+            else:
+                text += str(part, "ascii")
+            self.pos = stop
+            if end >= 0:
+                self.pos += 1
+                if odd:
+                    raise CapkError("CA key entry %d is malformed (odd-length hex)" % self.count)
+                return memoryview(self.modulus)[:m] if hexed else text
+
+    def _object(self):
+        """The object whose "{" was just read, up to its "}"."""
+        e = {}
+        c = self._char()
+        while c != 0x7D:  # "}"
+            if c != _QUOTE:
+                raise self._bad()
+            key = self._string(False)
+            if self._char() != 0x3A or self._char() != _QUOTE:  # ':' then a string
+                raise self._bad()
+            e[key] = self._string(key == "modulus")
+            c = self._char()
+            if c == 0x2C:  # ","
+                c = self._char()
+                if c != _QUOTE:
+                    raise self._bad()
+            elif c != 0x7D:
+                raise self._bad()
+        return e
 
     def __iter__(self):
-        if self._char() != "[":
+        if self._char() != 0x5B:  # "["
             raise self._bad()
         c = self._char()
-        while c != "]":
-            if c != "{":
+        while c != 0x5D:  # "]"
+            if c != 0x7B:  # "{"
                 raise self._bad()
-            try:
-                yield json.loads(self._object())
-            except ValueError:
-                raise self._bad()
+            yield self._object()
+            self.count += 1
             c = self._char()
-            if c == ",":
+            if c == 0x2C:
                 c = self._char()
-                if c != "{":
+                if c != 0x7B:
                     raise self._bad()
-            elif c != "]":
+            elif c != 0x5D:
                 raise self._bad()
-        if self._char():
+        if self._char() >= 0:
             raise self._bad()
 
 
@@ -155,7 +202,7 @@ class Store:
         if isinstance(self._source, list):
             yield from self._source
             return
-        with open(self._source) as f:
+        with open(self._source, "rb") as f:
             yield from _Entries(f, self._source)
 
     def __len__(self):
@@ -171,6 +218,7 @@ class Store:
             # a later entry for the same key stands, as a dict keyed by (RID, index) had it.
             found = _entry(n, e)
             if found.rid == rid and found.index == index:
+                found.modulus = bytes(found.modulus)  # its own: the file's next modulus reuses the buffer
                 k = found
         if k is None:
             raise OdaFailed("no CA key %s/%02X" % (rid.hex().upper(), index))
