@@ -60,7 +60,7 @@ async def pay_by_card(app, op, amount, currency, online):
 
     up = app.link.uplink
     if up is not None and up.journal.full:
-        raise errors.ReversalsWaiting()  # before the card is asked for: its 0200 could not be sent
+        raise errors.Failure(errors.REVERSALS_WAITING)  # before the card is asked for: its 0200 could not be sent
     ui = app.ui
     slot, nfc = parts.slot(), await _reader()
     due = format_amount(amount, alpha(currency))
@@ -75,7 +75,7 @@ async def pay_by_card(app, op, amount, currency, online):
                 res = await _tapped(kernel, card, nfc, amount)
                 if res.outcome != _emv().TRY_ANOTHER_INTERFACE:
                     return await _authorise(app, op, kernel, res, online, None)
-                f = errors.TryAnotherInterface()
+                f = errors.Failure(errors.TRY_ANOTHER_INTERFACE)
                 op.critical = False
                 if await _present(ui, slot, None, f.title, "%s. %s %s" % (due, f.message, f.remedy)) is None:
                     return None
@@ -234,11 +234,11 @@ def _card_failure(e, slot, approved=False):
 
     if isinstance(e, (InterfaceError, iso7816.CardError)):
         removed = slot is None or not slot.present()
-        cls = errors.CardRemoved if removed else errors.CardUnreadable
+        kind = errors.CARD_REMOVED if removed else errors.CARD_UNREADABLE
         if approved:
-            return cls("The card was %s before the payment finished. The bank's approval was cancelled: nothing "
-                       "was charged." % ("taken away" if removed else "no longer readable"))
-        return cls()
+            return errors.Failure(kind, "The card was %s before the payment finished. The bank's approval was "
+                                  "cancelled: nothing was charged." % ("taken away" if removed else "no longer readable"))
+        return errors.Failure(kind)
     return errors.failure(e)
 
 
@@ -246,12 +246,12 @@ def _outcome_failure(res):
     """The failure for a kernel result that cannot go online."""
     emv = _emv()
     if res.outcome == emv.DECLINED:
-        return errors.Declined("The card declined the payment; nothing was charged.")
+        return errors.Failure(errors.DECLINED, "The card declined the payment; nothing was charged.")
     if res.reason == emv.APPLICATION_BLOCKED:
-        return errors.CardBlocked()
+        return errors.Failure(errors.CARD_BLOCKED)
     # END (bad card data, no common application) or an offline approval, which this terminal
     # never asks for (floor limit 0: every payment goes online).
-    return errors.CardUnreadable()
+    return errors.Failure(errors.CARD_UNREADABLE)
 
 
 # ---- the bank --------------------------------------------------------------------------------
@@ -297,8 +297,8 @@ async def _authorise(app, op, kernel, res, online, slot):
     errors.answered(answer)  # the bank's decline, by its response code
     if res.outcome != _emv().APPROVED:
         await _reverse(app, answer)
-        raise errors.Declined("The card refused the payment the bank approved. The payment was cancelled: "
-                              "nothing was charged.")
+        raise errors.Failure(errors.DECLINED, "The card refused the payment the bank approved. The payment was "
+                             "cancelled: nothing was charged.")
     app.link.uplink.completed(answer)  # the card's TC: its armed reversal dropped (a cut before it sends it)
     return answer, res
 

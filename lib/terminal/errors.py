@@ -1,10 +1,11 @@
 """Every failure a cardholder can meet, each with its own screen and what to do next.
 
-A flow raises a Failure (or lets an uplink or card error become one through `failure(e)`) and
+A flow raises a Failure of one of the kinds below (or lets an uplink or card error become one through `failure(e)`) and
 the operation shows it with `await show(ui, f)`: one table of words for the whole terminal, so
 that a declined payment reads the same from the card purchase, the pushed request and the
 transfer.
 
+    raise Failure(NO_NETWORK, "No Wi-Fi: the radio is off.")   # the kind's title and remedy
     try:
         answer = answered(await uplink.purchase(result, amount, pin=pin))
     except Exception as e:
@@ -12,141 +13,94 @@ transfer.
 """
 
 
+# Each failure's words: (title, text, remedy), the text being the default the flow may replace
+# with its own. Tuples, not a class per failure: constants of the frozen firmware take no heap,
+# where sixteen exception classes held 2.8 KB of it through every flow.
+FAILED = ("Something went wrong", "The operation did not complete.", "Try again.")
+NO_NETWORK = ("No network", "The terminal is not connected to the bank.",
+              "Check that Wi-Fi is on and in range (Settings > Wi-Fi), then try again.")
+BANK_TIMEOUT = ("No answer from the bank",
+                "The bank did not answer in time. Nothing was charged: the payment is being cancelled.",
+                "Try again in a moment.")
+BANK_REFUSED = ("Bank not trusted", "The bank's identity could not be checked, so nothing was sent.",
+                "Check the network you are on; if it persists, call your bank.")
+NEEDS_SERVICE = ("Keys used up",
+                 "This terminal has used all its transaction keys and cannot send any more payments.",
+                 "Bring it to your bank to have new keys put in.")
+REVERSALS_WAITING = ("Payments on hold",
+                     "The terminal holds as many cancelled payments as it can until the bank confirms them, "
+                     "so it starts no new one. Nothing was charged.",
+                     "Stay connected (Settings > Wi-Fi): they go to the bank as soon as it answers. If it persists, "
+                     "call your bank.")
+DECLINED = ("Declined", "The bank declined the payment.", "Pay with another card or account.")
+WRONG_PIN = ("Wrong PIN", "The card's PIN was not right; nothing was charged.",
+             "Try again with the right PIN. Too many wrong PINs block the card.")
+CARD_BLOCKED = ("Card blocked", "This card is blocked.", "Call the bank that issued it; pay with another card or account.")
+CARD_REMOVED = ("Card removed", "The card was taken away before the payment finished; nothing was charged.",
+                "Insert the card and leave it in until the terminal says so, or hold it still on the back.")
+CARD_UNREADABLE = ("Card not readable", "The terminal could not read this card.",
+                   "Insert it again, chip first and face up, or try another card.")
+REQUEST_EXPIRED = ("Request expired", "The merchant's payment request has expired; nothing was paid.",
+                   "Ask the merchant to send it again.")
+TRY_ANOTHER_INTERFACE = ("Insert the card", "This card cannot pay contactless here.", "Insert it into the slot instead.")
+# Settings > Wi-Fi: joining another network (the terminal stays on the one it was on).
+WRONG_PASSWORD = ("Wrong password", "The network did not accept the password.",
+                  "Check it (capitals count) and try again; the terminal stays on its previous network.")
+NETWORK_NOT_FOUND = ("Network not found", "The network no longer answers.",
+                     "Move closer to its access point or check that it is on, then choose it again.")
+NOT_JOINED = ("Not connected", "The network did not let the terminal in.",
+              "Try again; if it persists, restart the access point.")
+
+
 class Failure(Exception):
-    """A failure with its screen: `title`, the text (the exception's message, else `text`) and
-    the `remedy`, what the owner can do about it."""
+    """A failure with its screen: its `kind` (one of the tuples above), its `title`, the text
+    (the exception's message, else the kind's) and the `remedy`, what the owner can do about
+    it; `rc`, the bank's response code of a decline (None otherwise)."""
 
-    title = "Something went wrong"
-    text = "The operation did not complete."
-    remedy = "Try again."
+    def __init__(self, kind=FAILED, text=None, remedy=None, rc=None):
+        super().__init__(text or kind[1])
+        self.kind = kind
+        self.remedy = remedy if remedy is not None else kind[2]
+        self.rc = rc
 
-    def __init__(self, text=None, remedy=None):
-        super().__init__(text or self.text)
-        if remedy is not None:
-            self.remedy = remedy
+    @property
+    def title(self):
+        return self.kind[0]
 
     @property
     def message(self):
         return self.args[0]
 
 
-class NoNetwork(Failure):
-    title = "No network"
-    text = "The terminal is not connected to the bank."
-    remedy = "Check that Wi-Fi is on and in range (Settings > Wi-Fi), then try again."
-
-
-class BankTimeout(Failure):
-    title = "No answer from the bank"
-    text = "The bank did not answer in time. Nothing was charged: the payment is being cancelled."
-    remedy = "Try again in a moment."
-
-
-class BankRefused(Failure):
-    title = "Bank not trusted"
-    text = "The bank's identity could not be checked, so nothing was sent."
-    remedy = "Check the network you are on; if it persists, call your bank."
-
-
-class NeedsService(Failure):
-    title = "Keys used up"
-    text = "This terminal has used all its transaction keys and cannot send any more payments."
-    remedy = "Bring it to your bank to have new keys put in."
-
-
-class ReversalsWaiting(Failure):
-    title = "Payments on hold"
-    text = ("The terminal holds as many cancelled payments as it can until the bank confirms them, "
-            "so it starts no new one. Nothing was charged.")
-    remedy = "Stay connected (Settings > Wi-Fi): they go to the bank as soon as it answers. If it persists, call your bank."
-
-
-class Declined(Failure):
-    title = "Declined"
-    text = "The bank declined the payment."
-    remedy = "Pay with another card or account."
-
-    def __init__(self, text=None, remedy=None, rc=None):
-        super().__init__(text, remedy)
-        self.rc = rc
-
-
-class WrongPin(Declined):
-    title = "Wrong PIN"
-    text = "The card's PIN was not right; nothing was charged."
-    remedy = "Try again with the right PIN. Too many wrong PINs block the card."
-
-
-class CardBlocked(Declined):
-    title = "Card blocked"
-    text = "This card is blocked."
-    remedy = "Call the bank that issued it; pay with another card or account."
-
-
-class CardRemoved(Failure):
-    title = "Card removed"
-    text = "The card was taken away before the payment finished; nothing was charged."
-    remedy = "Insert the card and leave it in until the terminal says so, or hold it still on the back."
-
-
-class CardUnreadable(Failure):
-    title = "Card not readable"
-    text = "The terminal could not read this card."
-    remedy = "Insert it again, chip first and face up, or try another card."
-
-
-class RequestExpired(Failure):
-    title = "Request expired"
-    text = "The merchant's payment request has expired; nothing was paid."
-    remedy = "Ask the merchant to send it again."
-
-
-class TryAnotherInterface(Failure):
-    title = "Insert the card"
-    text = "This card cannot pay contactless here."
-    remedy = "Insert it into the slot instead."
-
-
-
-# Settings > Wi-Fi: joining another network (the terminal stays on the one it was on).
-class WrongPassword(Failure):
-    title = "Wrong password"
-    text = "The network did not accept the password."
-    remedy = "Check it (capitals count) and try again; the terminal stays on its previous network."
-
-
-class NetworkNotFound(Failure):
-    title = "Network not found"
-    text = "The network no longer answers."
-    remedy = "Move closer to its access point or check that it is on, then choose it again."
-
-
-class NotJoined(Failure):
-    title = "Not connected"
-    text = "The network did not let the terminal in."
-    remedy = "Try again; if it persists, restart the access point."
-
-# The bank's response codes (tools/bank/PROTOCOL.md) as the owner reads them: code -> (failure
-# class, text). A code not listed is a plain decline with its number.
-_DECLINES = {
-    "05": (Declined, "The bank declined the payment."),
-    "12": (Declined, "The bank says this transaction is not valid (the request may be paid, refused or expired)."),
-    "13": (Declined, "The bank says the amount is not right."),
-    "14": (Declined, "The bank does not know this card."),
-    "51": (Declined, "Not enough money in the account."),
-    "54": (Declined, "The card has expired."),
-    "55": (WrongPin, None),
-    "57": (Declined, "The bank does not allow this transaction from this terminal."),
-    "75": (CardBlocked, "Too many wrong PINs: the card is blocked."),
-    "91": (BankTimeout, "The bank's systems are not available; nothing was charged."),
-    "96": (BankTimeout, "The bank's systems are not available; nothing was charged."),
-}
+# The bank's response codes (tools/bank/PROTOCOL.md) as the owner reads them: (code, which
+# kind: 0 DECLINED, 1 WRONG_PIN, 2 CARD_BLOCKED, 3 BANK_TIMEOUT, the text: None for the kind's).
+# A code not listed is a plain decline with its number.
+_DECLINES = (
+    ("05", 0, "The bank declined the payment."),
+    ("12", 0, "The bank says this transaction is not valid (the request may be paid, refused or expired)."),
+    ("13", 0, "The bank says the amount is not right."),
+    ("14", 0, "The bank does not know this card."),
+    ("51", 0, "Not enough money in the account."),
+    ("54", 0, "The card has expired."),
+    ("55", 1, None),
+    ("57", 0, "The bank does not allow this transaction from this terminal."),
+    ("75", 2, "Too many wrong PINs: the card is blocked."),
+    ("91", 3, "The bank's systems are not available; nothing was charged."),
+    ("96", 3, "The bank's systems are not available; nothing was charged."),
+)
 
 
 def declined(rc):
-    """The failure for a response code other than 00."""
-    cls, text = _DECLINES.get(rc, (Declined, "The bank declined the payment (code %s)." % rc))
-    return cls(text, rc=rc) if issubclass(cls, Declined) else cls(text)
+    """The failure for a response code other than 00 (a decline's carries the code; the bank
+    not available is no decline)."""
+    for code, kind, text in _DECLINES:
+        if code == rc:
+            break
+    else:
+        kind, text = 0, "The bank declined the payment (code %s)." % rc
+    if kind == 3:
+        return Failure(BANK_TIMEOUT, text)
+    return Failure((DECLINED, WRONG_PIN, CARD_BLOCKED)[kind], text, rc=rc)
 
 
 def answered(answer):
@@ -164,20 +118,20 @@ def failure(e):
     import uplink
 
     if isinstance(e, uplink.NotConnected):
-        return NoNetwork()
+        return Failure(NO_NETWORK)
     if isinstance(e, uplink.Unanswered):
-        return BankTimeout()
+        return Failure(BANK_TIMEOUT)
     if isinstance(e, uplink.NeedsProvisioning):
-        return NeedsService()
+        return Failure(NEEDS_SERVICE)
     if isinstance(e, uplink.JournalFull):
-        return ReversalsWaiting()
+        return Failure(REVERSALS_WAITING)
     if isinstance(e, (uplink.CertificateError, uplink.TlsError)):
-        return BankRefused()
+        return Failure(BANK_REFUSED)
     from emv import EmvError
 
     if isinstance(e, EmvError):
-        return CardUnreadable()
-    return Failure("%s (%s)." % (Failure.text[:-1], type(e).__name__))
+        return Failure(CARD_UNREADABLE)
+    return Failure(FAILED, "%s (%s)." % (FAILED[1][:-1], type(e).__name__))
 
 
 async def show(ui, f, about=None):

@@ -2,7 +2,7 @@
 
     link = Link(vault, ui)              # /config/bank.json and /config/wifi.json
     link.start()                        # tasks: Wi-Fi, the uplink, pushed requests, status bar
-    up = await link.ready(5000)         # the Uplink, signed on; else errors.NoNetwork says why
+    up = await link.ready(5000)         # the Uplink, signed on; else an errors.Failure (NO_NETWORK) says why
     link.requests                       # pushed uplink.Request objects waiting, oldest first
     req = link.fresh()                  # the oldest the owner has not been shown yet, or None
     link.arrivals                       # changes when the list does by itself (pushed, expired)
@@ -137,14 +137,14 @@ class Link:
             await asyncio.sleep_ms(STATUS_MS)
 
     async def ready(self, timeout_ms=5000):
-        """The Uplink once signed on (waiting up to timeout_ms for it), else errors.NoNetwork
-        (or the failure the uplink's last error names: keys used up, bank not trusted)."""
+        """The Uplink once signed on (waiting up to timeout_ms for it), else an errors.Failure:
+        NO_NETWORK (or the failure the uplink's last error names: keys used up, bank not trusted)."""
         from terminal import errors  # with the flows that need it: not on the heap from the start
 
         up = self.uplink
         if up is None:
-            raise errors.NoNetwork("This terminal is not set up for a bank.",
-                                   remedy="Your bank sets it up: bring the terminal to them.")
+            raise errors.Failure(errors.NO_NETWORK, "This terminal is not set up for a bank.",
+                                 remedy="Your bank sets it up: bring the terminal to them.")
         if await up.wait_ready(timeout_ms):
             return up
         import uplink
@@ -153,6 +153,6 @@ class Link:
         if isinstance(up.error, (uplink.NeedsProvisioning, uplink.CertificateError, uplink.TlsError)):
             raise errors.failure(up.error)
         if self.wifi.state != wifi.CONNECTED:
-            raise errors.NoNetwork("No Wi-Fi: %s." % (self.wifi.reason or "the radio is off"))
-        raise errors.NoNetwork("The bank does not answer on the network.",
-                               remedy="Try again in a moment; if it persists, check Settings > Wi-Fi.")
+            raise errors.Failure(errors.NO_NETWORK, "No Wi-Fi: %s." % (self.wifi.reason or "the radio is off"))
+        raise errors.Failure(errors.NO_NETWORK, "The bank does not answer on the network.",
+                             remedy="Try again in a moment; if it persists, check Settings > Wi-Fi.")

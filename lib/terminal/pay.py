@@ -76,7 +76,7 @@ class PayRequest(Operation):
         req = self.request
         self.step = None
         app.link.done(req)
-        await receipt.failed(app, "Request", req.amount, req.currency, req.merchant, errors.RequestExpired())
+        await receipt.failed(app, "Request", req.amount, req.currency, req.merchant, errors.Failure(errors.REQUEST_EXPIRED))
         return None
 
     async def _settle(self, app, pay):
@@ -86,7 +86,7 @@ class PayRequest(Operation):
         A request that expired while the owner looked at it is not sent: RequestExpired."""
         try:
             if self.request.expired:
-                raise errors.RequestExpired()
+                raise errors.Failure(errors.REQUEST_EXPIRED)
             up = await app.link.ready()
             outcome = await pay(up)
         except Exception as e:
@@ -94,7 +94,7 @@ class PayRequest(Operation):
         if outcome is not None:
             self.step = None
             if not isinstance(outcome, errors.Failure) or getattr(outcome, "rc", None) == GONE \
-                    or isinstance(outcome, errors.RequestExpired):
+                    or outcome.kind is errors.REQUEST_EXPIRED:
                 app.link.done(self.request)
         return outcome
 

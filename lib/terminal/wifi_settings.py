@@ -88,9 +88,9 @@ class WifiSettings(Operation):
             return None
         reason = manager.reason
         manager.reconfigure(previous)
-        failure = errors.WrongPassword if reason == wifi.WRONG_PASSWORD else errors.NetworkNotFound \
-            if reason == wifi.NO_AP else errors.NotJoined
-        await errors.show(app.ui, failure())
+        kind = errors.WRONG_PASSWORD if reason == wifi.WRONG_PASSWORD else errors.NETWORK_NOT_FOUND \
+            if reason == wifi.NO_AP else errors.NOT_JOINED
+        await errors.show(app.ui, errors.Failure(kind))
         return "start"
 
     async def forget(self, app):

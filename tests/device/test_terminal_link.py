@@ -46,8 +46,9 @@ def test_no_bank_says_so_on_the_status_bar_and_in_the_failure():
     ui = _UI()
     the_link = link.Link(None, ui, config=None)
     the_link.uplink = None  # whatever /config holds on this device: no bank
-    with raises(errors.NoNetwork) as e:
+    with raises(errors.Failure) as e:
         asyncio.run(the_link.ready(10))
+    assert e.value.kind is errors.NO_NETWORK
     assert e.value.message == "This terminal is not set up for a bank."
     assert e.value.title == "No network" and "bank" in e.value.remedy
 
