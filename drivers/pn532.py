@@ -65,15 +65,15 @@ import time
 import asyncio
 from micropython import const
 
-ADDR = const(0x24)  # 7-bit I2C address (0x48 write, 0x49 read)
-HSU_BAUD = const(115200)
+_ADDR = const(0x24)  # 7-bit I2C address (0x48 write, 0x49 read)
+_HSU_BAUD = const(115200)
 
 # ---- frames ----------------------------------------------------------------------------------
-TFI_HOST = const(0xD4)  # host controller -> PN532
-TFI_PN532 = const(0xD5)  # PN532 -> host controller
-MAX_NORMAL = const(255)  # LEN of a normal frame, TFI included
-MAX_FRAME_DATA = const(265)  # an extended frame's LENGTH: TFI and 264 bytes of PD
-EXCHANGE_MAX = const(262)  # DataOut / DataIn of InDataExchange, TgGetData, TgSetData
+_TFI_HOST = const(0xD4)  # host controller -> PN532
+_TFI_PN532 = const(0xD5)  # PN532 -> host controller
+_MAX_NORMAL = const(255)  # LEN of a normal frame, TFI included
+_MAX_FRAME_DATA = const(265)  # an extended frame's LENGTH: TFI and 264 bytes of PD
+_EXCHANGE_MAX = const(262)  # DataOut / DataIn of InDataExchange, TgGetData, TgSetData
 ACK = b"\x00\x00\xff\x00\xff\x00"
 NACK = b"\x00\x00\xff\xff\x00\x00"
 ERROR_FRAME = b"\x00\x00\xff\x01\xff\x7f\x81\x00"
@@ -108,13 +108,13 @@ _TG_SET_DATA = const(0x8E)
 _TG_SET_META_DATA = const(0x94)
 
 # SetParameters flags
-PARAM_NAD_USED = const(0x01)
-PARAM_DID_USED = const(0x02)
-PARAM_AUTO_ATR_RES = const(0x04)
-PARAM_AUTO_RATS = const(0x10)
-PARAM_ISO14443_4_PICC = const(0x20)
-PARAM_REMOVE_PRE_POSTAMBLE = const(0x40)
-DEFAULT_PARAMETERS = const(0x14)  # automatic ATR_RES and RATS: the PN532's own default
+_PARAM_NAD_USED = const(0x01)
+_PARAM_DID_USED = const(0x02)
+_PARAM_AUTO_ATR_RES = const(0x04)
+_PARAM_AUTO_RATS = const(0x10)
+_PARAM_ISO14443_4_PICC = const(0x20)
+_PARAM_REMOVE_PRE_POSTAMBLE = const(0x40)
+_DEFAULT_PARAMETERS = const(0x14)  # automatic ATR_RES and RATS: the PN532's own default
 
 # RFConfiguration items
 _CFG_RF_FIELD = const(0x01)
@@ -122,13 +122,13 @@ _CFG_TIMINGS = const(0x02)
 _CFG_MAX_RETRIES = const(0x05)
 
 # PowerDown wake-up sources (WakeUpEnable)
-WAKE_INT0 = const(0x01)
-WAKE_INT1 = const(0x02)
-WAKE_RF = const(0x08)
-WAKE_HSU = const(0x10)
-WAKE_SPI = const(0x20)
-WAKE_GPIO = const(0x40)
-WAKE_I2C = const(0x80)
+_WAKE_INT0 = const(0x01)
+_WAKE_INT1 = const(0x02)
+_WAKE_RF = const(0x08)
+_WAKE_HSU = const(0x10)
+_WAKE_SPI = const(0x20)
+_WAKE_GPIO = const(0x40)
+_WAKE_I2C = const(0x80)
 
 # SetSerialBaudRate codes
 BAUD_RATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1288000)
@@ -144,23 +144,23 @@ _MI = const(0x40)  # More Information: bit 6 of Tg (sending) and of the status b
 _STATUS_ERROR = const(0x3F)  # bits 5..0 of a status byte: the error code
 
 # ---- timing ----------------------------------------------------------------------------------
-ACK_MS = const(50)  # command sent -> ACK, beyond the wire time
-ANSWER_MS = const(1000)  # ACK -> answer for a plain command
-EXCHANGE_MS = const(1500)  # an InDataExchange with a card (its FWT and the PN532's retries)
-GAP_MS = const(20)  # HSU: silence after a damaged frame start before asking again (NACK)
-POLL_MS = const(2)  # I2C without IRQ: between status reads
-IRQ_WATCHDOG_MS = const(100)  # I2C with IRQ: read the status anyway this often (a missed edge)
-RESET_LOW_MS = const(20)  # RSTPDN low
-RESET_WAKE_MS = const(20)  # RSTPDN high -> the PN532 listens
-WAKE_MS = const(2)  # I2C: between writes to a PN532 that is waking up (it NACKs meanwhile)
-POLL_PAUSE_MS = const(20)  # poll(): between two InListPassiveTarget that found nothing
-RETRIES = const(2)  # a command sent again this often without an ACK
-NACKS = const(3)  # an answer asked for again this often after a damaged frame
+_ACK_MS = const(50)  # command sent -> ACK, beyond the wire time
+_ANSWER_MS = const(1000)  # ACK -> answer for a plain command
+_EXCHANGE_MS = const(1500)  # an InDataExchange with a card (its FWT and the PN532's retries)
+_GAP_MS = const(20)  # HSU: silence after a damaged frame start before asking again (NACK)
+_POLL_MS = const(2)  # I2C without IRQ: between status reads
+_IRQ_WATCHDOG_MS = const(100)  # I2C with IRQ: read the status anyway this often (a missed edge)
+_RESET_LOW_MS = const(20)  # RSTPDN low
+_RESET_WAKE_MS = const(20)  # RSTPDN high -> the PN532 listens
+_WAKE_MS = const(2)  # I2C: between writes to a PN532 that is waking up (it NACKs meanwhile)
+_POLL_PAUSE_MS = const(20)  # poll(): between two InListPassiveTarget that found nothing
+_RETRIES = const(2)  # a command sent again this often without an ACK
+_NACKS = const(3)  # an answer asked for again this often after a damaged frame
 _ANSWER_HINT = const(40)  # I2C: bytes read for an answer at first (most answers fit)
 _EXCHANGE_HINT = const(72)  # ... for the answer to an exchange with a card
 _FOREVER_MS = const(0x0FFFFFFF)  # "no timeout" (ticks_add takes less than half the ticks period)
-_READ_MAX = const(1 + 8 + MAX_FRAME_DATA + 2 + 16)  # status, extended frame, some slack
-_FRAME_MAX = const(8 + MAX_FRAME_DATA + 2)  # the longest frame: extended head, data, DCS, postamble
+_READ_MAX = const(1 + 8 + _MAX_FRAME_DATA + 2 + 16)  # status, extended frame, some slack
+_FRAME_MAX = const(8 + _MAX_FRAME_DATA + 2)  # the longest frame: extended head, data, DCS, postamble
 
 
 # ---- errors ----------------------------------------------------------------------------------
@@ -266,11 +266,11 @@ def _framed(out, n):
     """Write the frame's head for n bytes of data (TFI and PD) into out, and its DCS and
     postamble from the data already at its place: the frame's length. Normal up to 255 bytes,
     extended above, up to 265."""
-    if not 1 <= n <= MAX_FRAME_DATA:
-        raise ValueError("a frame carries 1 to %d bytes, not %d" % (MAX_FRAME_DATA, n))
+    if not 1 <= n <= _MAX_FRAME_DATA:
+        raise ValueError("a frame carries 1 to %d bytes, not %d" % (_MAX_FRAME_DATA, n))
     out[0] = out[1] = 0x00
     out[2] = 0xFF
-    if n <= MAX_NORMAL:
+    if n <= _MAX_NORMAL:
         out[3] = n
         out[4] = -n & 0xFF
         body = 5
@@ -290,14 +290,14 @@ def _framed(out, n):
 
 def _body(n):
     """Where a frame's data starts for n bytes of it."""
-    return 5 if n <= MAX_NORMAL else 8
+    return 5 if n <= _MAX_NORMAL else 8
 
 
 def frame(data):
     """An information frame carrying `data` (TFI and PD bytes): normal up to 255 bytes,
     extended above, up to 265."""
     n = len(data)
-    out = bytearray(n + 10 if n > MAX_NORMAL else n + 7)
+    out = bytearray(n + 10 if n > _MAX_NORMAL else n + 7)
     body = _body(n)
     out[body:body + n] = data
     _framed(out, n)
@@ -311,7 +311,7 @@ def command_into(out, code, params=b"", head=-1):
     once, into the frame, and nothing is allocated."""
     n = 2 + len(params) + (head >= 0)
     body = _body(n)
-    out[body] = TFI_HOST
+    out[body] = _TFI_HOST
     out[body + 1] = code
     if head >= 0:
         out[body + 2] = head
@@ -364,7 +364,7 @@ def parse(buf, start=0, end=None):
                 return NEED, 7, j, skipped, damaged
             n = buf[p + 2] << 8 | buf[p + 3]
             body = p + 5
-            if (buf[p + 2] + buf[p + 3] + buf[p + 4]) & 0xFF or not 0 < n <= MAX_FRAME_DATA:
+            if (buf[p + 2] + buf[p + 3] + buf[p + 4]) & 0xFF or not 0 < n <= _MAX_FRAME_DATA:
                 # A damaged extended length: the frame's end is unknown, so it cannot be
                 # skipped as a whole; a false start in noise looks the same.
                 damaged += 1
@@ -417,9 +417,9 @@ class I2CLink:
     """The PN532 on I2C, its IRQ line on `irq` (None: poll the status byte)."""
 
     name = "I2C"
-    wake_source = WAKE_I2C
+    wake_source = _WAKE_I2C
 
-    def __init__(self, i2c, addr=ADDR, irq=None, poll_ms=POLL_MS, watchdog_ms=IRQ_WATCHDOG_MS):
+    def __init__(self, i2c, addr=_ADDR, irq=None, poll_ms=_POLL_MS, watchdog_ms=_IRQ_WATCHDOG_MS):
         self._i2c = i2c
         self.addr = addr
         self._irq = irq
@@ -470,7 +470,7 @@ class I2CLink:
                 self.asleep = False
                 return
             except OSError:
-                await asyncio.sleep_ms(WAKE_MS)
+                await asyncio.sleep_ms(_WAKE_MS)
         raise NfcNotFound("PN532: nothing acknowledges I2C address 0x%02x (unpowered, RSTPDN low, wiring)"
                           % self.addr)
 
@@ -531,9 +531,9 @@ class HsuLink:
     """The PN532 on its High Speed UART (`uart`: machine.UART, 115200 8N1 at power-on)."""
 
     name = "HSU"
-    wake_source = WAKE_HSU
+    wake_source = _WAKE_HSU
 
-    def __init__(self, uart, baudrate=HSU_BAUD, gap_ms=GAP_MS):
+    def __init__(self, uart, baudrate=_HSU_BAUD, gap_ms=_GAP_MS):
         self._uart = uart
         self.baudrate = baudrate
         self.gap_ms = gap_ms
@@ -662,7 +662,7 @@ class Target:
 class IsoDep(Target):
     """An ISO/IEC 14443-4 card: APDUs through InDataExchange (the PN532 runs the block protocol)."""
 
-    async def transceive(self, apdu, timeout_ms=EXCHANGE_MS):
+    async def transceive(self, apdu, timeout_ms=_EXCHANGE_MS):
         """Send a C-APDU; the R-APDU (data and SW1 SW2). Raises CardRemoved when the card has
         left the field, NfcProtocolError for an RF error or an answer shorter than a status word."""
         if not self.present:
@@ -689,8 +689,8 @@ class IsoDep(Target):
 class PN532:
     """The PN532 behind a link (I2CLink or HsuLink); its RSTPDN line on `reset` if wired."""
 
-    def __init__(self, link, reset=None, retries=RETRIES, ack_ms=ACK_MS, answer_ms=ANSWER_MS,
-                 reset_low_ms=RESET_LOW_MS, reset_wake_ms=RESET_WAKE_MS, passive_retries=1):
+    def __init__(self, link, reset=None, retries=_RETRIES, ack_ms=_ACK_MS, answer_ms=_ANSWER_MS,
+                 reset_low_ms=_RESET_LOW_MS, reset_wake_ms=_RESET_WAKE_MS, passive_retries=1):
         self.link = link
         self._rst = reset
         self.retries = retries
@@ -704,7 +704,7 @@ class PN532:
         # (I2C writes it, HSU's stream copies it) before the next is built.
         self._out = bytearray(_FRAME_MAX)
         self.firmware = None  # (ic, version, revision, support) after begin()
-        self.parameters = DEFAULT_PARAMETERS
+        self.parameters = _DEFAULT_PARAMETERS
         self.target_mode = None  # the mode byte of the last TgInitAsTarget
         # Line statistics for diagnosis.
         self.resent = 0  # commands sent again (no ACK)
@@ -765,7 +765,7 @@ class PN532:
                 # answer will follow.
                 self.bad_frames += 1
                 clean = False
-            deadline = time.ticks_add(time.ticks_ms(), timeout_ms + link.wire_ms(MAX_FRAME_DATA + 10))
+            deadline = time.ticks_add(time.ticks_ms(), timeout_ms + link.wire_ms(_MAX_FRAME_DATA + 10))
             try:
                 return await self._answer(code, deadline, hint, nacked)
             except _Silence:
@@ -794,7 +794,7 @@ class PN532:
             # (NOTHING, I2C): ask again, and read it whole.
             if kind == BAD:
                 self.bad_frames += 1
-            if nacks >= NACKS:
+            if nacks >= _NACKS:
                 raise NfcFrameError("PN532: the answer to command 0x%02X stays damaged after %d NACKs"
                                     % (code, nacks))
             nacks += 1
@@ -851,7 +851,7 @@ class PN532:
         fw = await self.firmware_version()
         if fw[0] != 0x32:
             raise NfcProtocolError("not a PN532: IC 0x%02X" % fw[0])
-        await self.set_parameters(DEFAULT_PARAMETERS)
+        await self.set_parameters(_DEFAULT_PARAMETERS)
         await self.set_max_retries(passive=self.passive_retries)
         return fw
 
@@ -969,7 +969,7 @@ class PN532:
             raise NfcProtocolError("InListPassiveTarget: target data cut short: %s" % bytes(answer).hex())
         return found
 
-    async def poll(self, timeout_ms=5000, pause_ms=POLL_PAUSE_MS):
+    async def poll(self, timeout_ms=5000, pause_ms=_POLL_PAUSE_MS):
         """Wait up to timeout_ms for a card in the field: a Target (IsoDep for ISO 14443-4), or
         None."""
         deadline = time.ticks_add(time.ticks_ms(), timeout_ms)
@@ -983,20 +983,20 @@ class PN532:
                 return None
             await asyncio.sleep_ms(min(left, pause_ms))
 
-    async def in_data_exchange(self, tg, data, timeout_ms=EXCHANGE_MS):
+    async def in_data_exchange(self, tg, data, timeout_ms=_EXCHANGE_MS):
         """InDataExchange with chaining both ways: data longer than 262 bytes goes in parts
         with MI set in Tg; while the answer's status has MI, the rest is fetched (InDataExchange
         with Tg alone). The target's silence is NfcTimeout (code 0x01): IsoDep.transceive
         makes it CardRemoved."""
         async with self._lock:
             n = len(data)
-            if n <= EXCHANGE_MAX:  # one part: the command goes into the frame as it is
+            if n <= _EXCHANGE_MAX:  # one part: the command goes into the frame as it is
                 answer = await self._exchange_part(tg, data, timeout_ms)
             else:
                 data = memoryview(data)
                 pos = 0
                 while True:
-                    part = data[pos:pos + EXCHANGE_MAX]
+                    part = data[pos:pos + _EXCHANGE_MAX]
                     pos += len(part)
                     answer = await self._exchange_part((tg | _MI) if pos < n else tg, part, timeout_ms)
                     if pos >= n:
@@ -1041,8 +1041,8 @@ class PN532:
         historical: the ATS's historical bytes (Tk)."""
         if len(uid) != 3 or len(sens_res) != 2 or not sel_res & _SEL_RES_ISO14443_4:
             raise ValueError("an ISO 14443-4 PICC needs a 3-byte NFCID1t, 2-byte SENS_RES, SEL_RES with 0x20")
-        if not self.parameters & PARAM_ISO14443_4_PICC:
-            await self.set_parameters(self.parameters | PARAM_ISO14443_4_PICC)
+        if not self.parameters & _PARAM_ISO14443_4_PICC:
+            await self.set_parameters(self.parameters | _PARAM_ISO14443_4_PICC)
         params = bytearray()
         params.append(_TG_PASSIVE_ONLY | _TG_PICC_ONLY)
         params.extend(sens_res)
@@ -1087,7 +1087,7 @@ class PN532:
         async with self._lock:
             pos = 0
             while True:
-                part = data[pos:pos + EXCHANGE_MAX]
+                part = data[pos:pos + _EXCHANGE_MAX]
                 pos += len(part)
                 last = pos >= len(data)
                 answer = await self._command(_TG_SET_DATA if last else _TG_SET_META_DATA, part, self.answer_ms,
@@ -1139,7 +1139,7 @@ class PN532:
             fw = await self.firmware_version()
         except NfcNotFound:
             return False, "no I2C acknowledge at 0x%02x: unpowered, RSTPDN held low, or unwired" % (
-                getattr(self.link, "addr", ADDR))
+                getattr(self.link, "addr", _ADDR))
         except NfcTimeout:
             return False, "no answer on %s: unpowered, asleep, unwired or wrong mode (I2C/HSU) switches" % (
                 self.link.describe())
@@ -1158,7 +1158,7 @@ class PN532:
 
 
 def _answers(value, code):
-    return len(value) >= 2 and value[0] == TFI_PN532 and value[1] == code + 1
+    return len(value) >= 2 and value[0] == _TFI_PN532 and value[1] == code + 1
 
 
 def _support(bits):
@@ -1179,4 +1179,4 @@ def frame_bytes(code, params=b""):
 
 def answer_frame(code, data=b""):
     """The frame of an answer from the PN532 (TFI D5, code + 1): for the frame tests."""
-    return bytes(frame(bytes((TFI_PN532, code + 1)) + bytes(data)))
+    return bytes(frame(bytes((_TFI_PN532, code + 1)) + bytes(data)))
