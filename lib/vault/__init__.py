@@ -325,7 +325,7 @@ class Vault:
         # the power once the answer is known can no longer undo the count.
         self.meta["fails"] = fails + 1
         self.store.commit()
-        if self.store.reread_meta()["fails"] != fails + 1:
+        if not self.store.committed():
             raise VaultError("the PIN fail counter did not reach the flash: no PIN check")
         self.sleep_ms(self.delay_ms(fails))
         wrapped = self.meta["pin"]

@@ -39,6 +39,7 @@ _NEW = ".new"
 _TMP = ".tmp"
 _SECRET_SIZE = const(32)
 _FORMAT = const(1)
+_PIECE = const(128)  # bytes of meta read at a time to check it (committed)
 
 # Key domains: "device" entries (provisioning secrets) are sealed under keys from the device
 # secret; "owner" entries under keys from the data key, which only the owner's PIN unwraps.
@@ -87,6 +88,7 @@ class Store:
         self.meta = {}
         self._secret = None
         self._keys = {}  # domain -> (encryption key, MAC key), bytearrays
+        self._tag = None  # the tag of the meta on flash, as last verified or written (committed)
 
     def _path(self, name):
         return self.root + "/" + name
@@ -160,9 +162,15 @@ class Store:
 
     def _verified_meta(self, seq):
         raw = self._read(_META + str(seq))
-        body, tag = raw[:-crypto.TAG_SIZE], raw[-crypto.TAG_SIZE:]
-        if len(raw) <= crypto.TAG_SIZE or not crypto.equal(crypto.hmac_sha256(self._meta_key, b"meta" + body), tag):
+        if len(raw) <= crypto.TAG_SIZE:
             raise Tampered("store: meta fails its authentication")
+        body, tag = memoryview(raw)[:-crypto.TAG_SIZE], raw[-crypto.TAG_SIZE:]  # no copy of the body
+        mac = crypto.Hmac(self._meta_key)
+        mac.update(b"meta")
+        mac.update(body)
+        if not crypto.equal(mac.digest(), tag):
+            raise Tampered("store: meta fails its authentication")
+        self._tag = tag
         meta = json.loads(body)
         if meta.get("format") != _FORMAT:
             raise Tampered("store: meta has an unknown format")
@@ -194,9 +202,31 @@ class Store:
             if domain in self._keys:
                 self._unsealed(entry, domain, version, sealed)  # full check where the key is here
 
-    def reread_meta(self):
-        """Meta as it is on flash now, authenticated (to read back what was just committed)."""
-        return self._verified_meta(self.meta["seq"])
+    def committed(self):
+        """Whether the meta on flash is the one commit() last wrote: its HMAC, computed a piece
+        at a time as the file is read, is right and is the tag commit() made (so the flash holds
+        those very bytes). A PIN check reads its fail count back so: reading the meta whole
+        (2.3 KB with 8 accounts and 10 fingers bound) and copying it twice failed on a heap a
+        payment had fragmented, and the app fell over at the PIN."""
+        name = self._path(_META + str(self.meta["seq"]))
+        size = os.stat(name)[6]
+        if size <= crypto.TAG_SIZE:
+            return False
+        mac = crypto.Hmac(self._meta_key)
+        mac.update(b"meta")
+        piece = bytearray(_PIECE)
+        view = memoryview(piece)
+        with open(name, "rb") as f:
+            left = size - crypto.TAG_SIZE
+            while left:
+                n = f.readinto(view[:min(left, _PIECE)])
+                if not n:
+                    return False
+                mac.update(view[:n])
+                left -= n
+            tag = f.read()
+        digest = mac.digest()
+        return crypto.equal(digest, tag) and self._tag is not None and crypto.equal(digest, self._tag)
 
     # ---- writing meta ----------------------------------------------------------------------
 
@@ -230,7 +260,8 @@ class Store:
 
         def fill(f):
             _dump(self.meta, f, mac)
-            f.write(mac.digest())
+            self._tag = mac.digest()
+            f.write(self._tag)
 
         self._write_atomic(_META + str(self.meta["seq"]), fill)
         self._remove(_META + str(self.meta["seq"] - 1))

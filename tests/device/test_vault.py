@@ -234,3 +234,27 @@ def test_production_flag():
     assert not v.production
     v.lock_production()
     assert reopened(v).production
+
+
+def test_a_fail_count_the_flash_did_not_take_stops_the_pin_check():
+    # The count is read back (Store.committed: the meta on flash checked a piece at a time
+    # against the tag commit() made) before the PIN is looked at: a flash that kept other bytes
+    # than the ones written must not let a guess through uncounted.
+    v = personalized()
+    store = v.store
+    commit = store.commit
+
+    def a_flash_that_loses_a_bit():
+        commit()
+        path = store.root + "/meta." + str(store.meta["seq"])
+        with open(path, "r+b") as f:
+            first = f.read(1)
+            f.seek(0)
+            f.write(bytes((first[0] ^ 1,)))
+
+    store.commit = a_flash_that_loses_a_bit
+    with raises(vault.VaultError) as e:
+        v.verify_pin(bytearray(b"000000"))
+    assert "did not reach the flash" in str(e.value), e.value
+    store.commit = commit
+    assert v.store.committed() is False
