@@ -26,15 +26,18 @@ emv: the EMV kernel (lib/emv) in a contact and a contactless transaction with th
 card: the kernel's own CPU time (host, ESP32 estimate), the transaction over the real
 interface (total, wire), and the kernel's working set.
 
-flows: a contactless purchase and a pushed request paid from the owner's account, end to end
-against the bank host: firmware CPU (host, ESP32 estimate), wire, network and card-in-field
-time, and each flow's heap working set (tools/flowbench.py).
+flows: every flow of the terminal end to end against the bank host on the board-faithful
+handheld, new and in steady state: heap after boot, peak, largest allocation, the growth of the
+board's split heap it needs and the headroom left, the deepest C stack, the ESP32 time model
+(bytecode x pystone ratio, native C apart, wire, network) against the targets, and the IDF side
+on paper (tools/flowbench.py; `flows --help` for its options).
 
 uplink: the heap the uplink allocates building and sending a purchase's 0200 and parsing its
 0210, the DUKPT keys' share apart (tools/uplinkbench.py).
 """
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -44,7 +47,7 @@ from pathlib import Path
 
 from tools import image
 from tools.device import Device
-from tools.vdevice import DEFAULT_HEAP, micropython_exe
+from tools.vdevice import BOARD_HEAP, heap_args, micropython_exe
 from tools.vdevice.spawn import VDeviceProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,13 +100,14 @@ def bench_vdevice():
 
 def pystone_runs(loops=PYSTONE_LOOPS, runs=3):
     """Pystones/s of each of `runs` runs of tools/bench_pystone.py on the MicroPython unix port,
-    each a fresh process with the virtual handheld's heap (so its garbage collector works as
-    hard as the firmware's does there)."""
+    each a fresh process of the board-faithful interpreter (the same 32-bit build the firmware
+    runs in) with the board's heap, so its garbage collector works as hard as the firmware's."""
     exe = micropython_exe()
     figures = []
     for _ in range(runs):
-        proc = subprocess.run([exe, "-X", "heapsize=%s" % DEFAULT_HEAP, str(PYSTONE), str(int(loops))],
-                              capture_output=True, text=True, timeout=120)
+        heap, env = heap_args()
+        proc = subprocess.run([exe, *heap, str(PYSTONE), str(int(loops))], capture_output=True, text=True,
+                              timeout=120, env=dict(os.environ, **env))
         found = [line.split(":", 1)[1] for line in proc.stdout.splitlines() if line.startswith("pystones/s:")]
         if proc.returncode or not found:
             raise RuntimeError("%s %s failed (exit %d):\n%s%s"
@@ -138,8 +142,8 @@ def bench_pystone():
     figures = pystone_runs()
     _unix_pystones = max(figures)
     ratio = esp32_ratio()
-    print("MicroPython unix port (%s, heap %s): %.0f pystones/s, best of %s (%d loops each)"
-          % (micropython_exe(), DEFAULT_HEAP, _unix_pystones, ", ".join("%.0f" % f for f in figures),
+    print("MicroPython unix port, board-faithful (%s, heap %s growing as the ESP32's): %.0f pystones/s, best of %s"
+          " (%d loops each)" % (micropython_exe(), BOARD_HEAP, _unix_pystones, ", ".join("%.0f" % f for f in figures),
              PYSTONE_LOOPS))
     print("ESP32 (shared/DESIGN.md): ~%d pystones/s; ratio %.1f" % (ESP32_PYSTONES, ratio))
     print("1 ms of firmware CPU time on this host ~ %.0f ms on the ESP32" % (esp32_estimate(0.001) * 1000))
@@ -245,8 +249,9 @@ def bench_pin():
     """The vault: PBKDF2 per PIN check (host, ESP32 estimate), flash writes per operation, heap per commit."""
     from tools.vaultops import OPERATIONS, VaultBench
 
-    out = subprocess.run([micropython_exe(), "-X", "heapsize=%s" % DEFAULT_HEAP, "-c", PIN_KDF],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    heap, env = heap_args()
+    out = subprocess.run([micropython_exe(), *heap, "-c", PIN_KDF], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, env=dict(os.environ, **env))
     if out.returncode:
         raise RuntimeError("PBKDF2 run failed:\n" + out.stdout + out.stderr)
     iterations, best_us = (int(x) for x in out.stdout.split())
@@ -265,8 +270,8 @@ def bench_pin():
                 print("  %-26s %4d" % (name, bench.flash_writes(name, bench.prepare(name))))
             bench.boot_from(bench.prepare("store entry"))
             meta, commit, commit_hole, commit_ms, step, step_hole, step_ms = bench.report(ALLOCATED + COMMIT_HEAP)
-    print("heap per vault commit on the virtual handheld (%s, 64-bit: objects ~2x the ESP32's),"
-          " meta ~%d bytes of JSON:" % (DEFAULT_HEAP, meta))
+    print("heap per vault commit on the virtual handheld (%s growing as the ESP32's, 32-bit),"
+          " meta ~%d bytes of JSON:" % (BOARD_HEAP, meta))
     for what, total, hole, t in (("commit (meta alone)", commit, commit_hole, commit_ms),
                                  ("DUKPT state save (put)", step, step_hole, step_ms)):
         print("  %-24s allocates %5d bytes (gc off); completes in holes of %4d bytes; %.1f ms here"
@@ -532,9 +537,9 @@ def bench_screens():
     screenbench.main()
 
 
-def bench_flows():
+def bench_flows(argv=()):
     from tools import flowbench
-    flowbench.main()
+    flowbench.main(list(argv))
 
 
 def bench_uplink():
@@ -550,8 +555,13 @@ BENCHES = {"vdevice": bench_vdevice, "pystone": bench_pystone, "pin": bench_pin,
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.split("\n")[0])
     parser.add_argument("what", choices=tuple(BENCHES))
-    args = parser.parse_args(argv)
-    BENCHES[args.what]()
+    args, rest = parser.parse_known_args(argv)
+    if args.what == "flows":  # its own options (python -m tools.bench flows --help)
+        bench_flows(rest)
+    elif rest:
+        parser.error("unrecognized arguments: %s" % " ".join(rest))
+    else:
+        BENCHES[args.what]()
     return 0
 
 

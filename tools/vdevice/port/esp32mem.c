@@ -16,10 +16,13 @@
 //   heapstat.reset()
 //   heapstat.grown()     bytes the heap has taken from ESP-IDF's so far, in all (given back or not)
 
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "py/gc.h"
 #include "py/runtime.h"
+#include "py/cstack.h"
 
 // The first area as py/gc.c sizes a new one (57,344 bytes for 56 KB): one growth of that fits.
 #define ONE_GROWTH (56 * 1024)
@@ -99,6 +102,224 @@ void *__wrap_gc_realloc(void *ptr, size_t n_bytes, bool allow_move) {
     return __real_gc_realloc(ptr, n_bytes, allow_move);
 }
 
+// The C stack at its deepest: every stack check (MP_STACK_CHECK, py/cstack.h) comes here, and
+// this is the check (py/cstack.c's, made where the usage is measured: calling the original from
+// here would compare a frame deeper than the one recorded).
+static size_t stack_peak;
+
+void __wrap_mp_cstack_check(void) {
+    size_t used = mp_cstack_usage();
+    stack_peak = used > stack_peak ? used : stack_peak;
+    if (used >= MP_STATE_THREAD(stack_limit)) {
+        mp_raise_recursion_depth();
+    }
+}
+
+// The heap after each collection (py/gc.c collects through gc_collect() when an allocation
+// fails, gc.collect() does too).
+static size_t live_peak, free_block_least = (size_t)-1;
+
+void __real_gc_collect(void);
+
+void __wrap_gc_collect(void) {
+    __real_gc_collect();
+    gc_info_t info;
+    gc_info(&info);
+    size_t block = info.max_free * MICROPY_BYTES_PER_GC_BLOCK;
+    live_peak = info.used > live_peak ? info.used : live_peak;
+    free_block_least = block < free_block_least ? block : free_block_least;
+}
+
+// mbedTLS's heap: its calloc'd blocks kept in a table (address -> size) so that free() can tell
+// them from the interpreter's own malloc'd blocks (heap areas, threads), which it also frees.
+#define TLS_SLOTS 4096 // a power of two; an open session holds a few hundred blocks
+static struct { void *ptr; size_t size; } tls_blocks[TLS_SLOTS];
+static size_t tls_now, tls_peak;
+static bool tls_overflow; // more blocks than slots: the figures would be wrong, so say so
+
+void *__real_calloc(size_t nmemb, size_t size);
+void __real_free(void *ptr);
+
+static size_t tls_slot(void *ptr) {
+    return ((uintptr_t)ptr >> 3) & (TLS_SLOTS - 1);
+}
+
+void *__wrap_calloc(size_t nmemb, size_t size) {
+    void *ptr = __real_calloc(nmemb, size);
+    if (ptr != NULL) {
+        size_t i = tls_slot(ptr), n;
+        for (n = 0; n < TLS_SLOTS && tls_blocks[i].ptr != NULL; n++) {
+            i = (i + 1) & (TLS_SLOTS - 1);
+        }
+        if (n == TLS_SLOTS) {
+            tls_overflow = true;
+        } else {
+            tls_blocks[i].ptr = ptr;
+            tls_blocks[i].size = nmemb * size;
+            tls_now += nmemb * size;
+            tls_peak = tls_now > tls_peak ? tls_now : tls_peak;
+        }
+    }
+    return ptr;
+}
+
+void __wrap_free(void *ptr) {
+    if (ptr != NULL) {
+        size_t i = tls_slot(ptr);
+        for (size_t n = 0; n < TLS_SLOTS && tls_blocks[i].ptr != NULL; n++) {
+            if (tls_blocks[i].ptr == ptr) {
+                tls_now -= tls_blocks[i].size;
+                // Backward-shift deletion keeps every later block of the run findable.
+                size_t j = i;
+                for (;;) {
+                    j = (j + 1) & (TLS_SLOTS - 1);
+                    if (tls_blocks[j].ptr == NULL) {
+                        break;
+                    }
+                    size_t home = tls_slot(tls_blocks[j].ptr);
+                    if (((j - home) & (TLS_SLOTS - 1)) >= ((j - i) & (TLS_SLOTS - 1))) {
+                        tls_blocks[i] = tls_blocks[j];
+                        i = j;
+                    }
+                }
+                tls_blocks[i].ptr = NULL;
+                break;
+            }
+            i = (i + 1) & (TLS_SLOTS - 1);
+        }
+    }
+    __real_free(ptr);
+}
+
+// The native parts' host CPU time, calls and bytes (heapstat.native()).
+enum { PART_TLS, PART_AES, PART_SHA256, PART_SHA1, PART_POW, PARTS };
+static struct { uint64_t calls, bytes, ns; } parts[PARTS];
+static int part_depth;
+
+static uint64_t cpu_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+// Around a wrapped call: counted only when outermost.
+#define PART_BEGIN() uint64_t part_t0 = part_depth++ ? 0 : cpu_ns()
+#define PART_END(part, nbytes) do { \
+        if (--part_depth == 0) { \
+            parts[part].ns += cpu_ns() - part_t0; \
+            parts[part].calls++; \
+            parts[part].bytes += (nbytes); \
+        } \
+} while (0)
+
+int __real_mbedtls_ssl_handshake(void *ssl);
+int __real_mbedtls_ssl_read(void *ssl, unsigned char *buf, size_t len);
+int __real_mbedtls_ssl_write(void *ssl, const unsigned char *buf, size_t len);
+int __real_mbedtls_aes_setkey_enc(void *ctx, const unsigned char *key, unsigned int keybits);
+int __real_mbedtls_aes_setkey_dec(void *ctx, const unsigned char *key, unsigned int keybits);
+int __real_mbedtls_aes_crypt_ecb(void *ctx, int mode, const unsigned char *in, unsigned char *out);
+int __real_mbedtls_aes_crypt_cbc(void *ctx, int mode, size_t length, unsigned char *iv, const unsigned char *in,
+    unsigned char *out);
+int __real_mbedtls_aes_crypt_ctr(void *ctx, size_t length, size_t *nc_off, unsigned char *nonce_counter,
+    unsigned char *stream_block, const unsigned char *in, unsigned char *out);
+int __real_mbedtls_sha256_update(void *ctx, const unsigned char *in, size_t len);
+int __real_mbedtls_sha256_finish(void *ctx, unsigned char *out);
+int __real_mbedtls_sha1_update(void *ctx, const unsigned char *in, size_t len);
+int __real_mbedtls_sha1_finish(void *ctx, unsigned char *out);
+void __real_mpz_pow3_inpl(void *dest, const void *lhs, const void *rhs, const void *mod);
+
+int __wrap_mbedtls_ssl_handshake(void *ssl) {
+    PART_BEGIN();
+    int r = __real_mbedtls_ssl_handshake(ssl);
+    PART_END(PART_TLS, 0);
+    return r;
+}
+
+int __wrap_mbedtls_ssl_read(void *ssl, unsigned char *buf, size_t len) {
+    PART_BEGIN();
+    int r = __real_mbedtls_ssl_read(ssl, buf, len);
+    PART_END(PART_TLS, r > 0 ? r : 0);
+    return r;
+}
+
+int __wrap_mbedtls_ssl_write(void *ssl, const unsigned char *buf, size_t len) {
+    PART_BEGIN();
+    int r = __real_mbedtls_ssl_write(ssl, buf, len);
+    PART_END(PART_TLS, r > 0 ? r : 0);
+    return r;
+}
+
+int __wrap_mbedtls_aes_setkey_enc(void *ctx, const unsigned char *key, unsigned int keybits) {
+    PART_BEGIN();
+    int r = __real_mbedtls_aes_setkey_enc(ctx, key, keybits);
+    PART_END(PART_AES, 0);
+    return r;
+}
+
+int __wrap_mbedtls_aes_setkey_dec(void *ctx, const unsigned char *key, unsigned int keybits) {
+    PART_BEGIN();
+    int r = __real_mbedtls_aes_setkey_dec(ctx, key, keybits);
+    PART_END(PART_AES, 0);
+    return r;
+}
+
+int __wrap_mbedtls_aes_crypt_ecb(void *ctx, int mode, const unsigned char *in, unsigned char *out) {
+    PART_BEGIN();
+    int r = __real_mbedtls_aes_crypt_ecb(ctx, mode, in, out);
+    PART_END(PART_AES, 16);
+    return r;
+}
+
+int __wrap_mbedtls_aes_crypt_cbc(void *ctx, int mode, size_t length, unsigned char *iv, const unsigned char *in,
+    unsigned char *out) {
+    PART_BEGIN();
+    int r = __real_mbedtls_aes_crypt_cbc(ctx, mode, length, iv, in, out);
+    PART_END(PART_AES, length);
+    return r;
+}
+
+int __wrap_mbedtls_aes_crypt_ctr(void *ctx, size_t length, size_t *nc_off, unsigned char *nonce_counter,
+    unsigned char *stream_block, const unsigned char *in, unsigned char *out) {
+    PART_BEGIN();
+    int r = __real_mbedtls_aes_crypt_ctr(ctx, length, nc_off, nonce_counter, stream_block, in, out);
+    PART_END(PART_AES, length);
+    return r;
+}
+
+int __wrap_mbedtls_sha256_update(void *ctx, const unsigned char *in, size_t len) {
+    PART_BEGIN();
+    int r = __real_mbedtls_sha256_update(ctx, in, len);
+    PART_END(PART_SHA256, len);
+    return r;
+}
+
+int __wrap_mbedtls_sha256_finish(void *ctx, unsigned char *out) {
+    PART_BEGIN();
+    int r = __real_mbedtls_sha256_finish(ctx, out);
+    PART_END(PART_SHA256, 0);
+    return r;
+}
+
+int __wrap_mbedtls_sha1_update(void *ctx, const unsigned char *in, size_t len) {
+    PART_BEGIN();
+    int r = __real_mbedtls_sha1_update(ctx, in, len);
+    PART_END(PART_SHA1, len);
+    return r;
+}
+
+int __wrap_mbedtls_sha1_finish(void *ctx, unsigned char *out) {
+    PART_BEGIN();
+    int r = __real_mbedtls_sha1_finish(ctx, out);
+    PART_END(PART_SHA1, 0);
+    return r;
+}
+
+void __wrap_mpz_pow3_inpl(void *dest, const void *lhs, const void *rhs, const void *mod) {
+    PART_BEGIN();
+    __real_mpz_pow3_inpl(dest, lhs, rhs, mod);
+    PART_END(PART_POW, 0);
+}
+
 static mp_obj_t heapstat_largest(void) {
     return mp_obj_new_int_from_uint(largest);
 }
@@ -106,6 +327,10 @@ static MP_DEFINE_CONST_FUN_OBJ_0(heapstat_largest_obj, heapstat_largest);
 
 static mp_obj_t heapstat_reset(void) {
     largest = 0;
+    stack_peak = 0;
+    tls_peak = tls_now;
+    live_peak = 0;
+    free_block_least = (size_t)-1;
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_0(heapstat_reset_obj, heapstat_reset);
@@ -115,11 +340,47 @@ static mp_obj_t heapstat_grown(void) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_0(heapstat_grown_obj, heapstat_grown);
 
+static mp_obj_t heapstat_stack(void) {
+    return mp_obj_new_int_from_uint(stack_peak);
+}
+static MP_DEFINE_CONST_FUN_OBJ_0(heapstat_stack_obj, heapstat_stack);
+
+static mp_obj_t heapstat_live(void) {
+    mp_obj_t both[2] = { mp_obj_new_int_from_uint(live_peak),
+                         free_block_least == (size_t)-1 ? mp_const_none : mp_obj_new_int_from_uint(free_block_least) };
+    return mp_obj_new_tuple(2, both);
+}
+static MP_DEFINE_CONST_FUN_OBJ_0(heapstat_live_obj, heapstat_live);
+
+static mp_obj_t heapstat_tls(void) {
+    if (tls_overflow) {
+        mp_raise_msg(&mp_type_RuntimeError, MP_ERROR_TEXT("heapstat: more mbedTLS blocks than TLS_SLOTS"));
+    }
+    mp_obj_t both[2] = { mp_obj_new_int_from_uint(tls_now), mp_obj_new_int_from_uint(tls_peak) };
+    return mp_obj_new_tuple(2, both);
+}
+static MP_DEFINE_CONST_FUN_OBJ_0(heapstat_tls_obj, heapstat_tls);
+
+static mp_obj_t heapstat_native(void) {
+    mp_obj_t each[PARTS];
+    for (size_t i = 0; i < PARTS; i++) {
+        mp_obj_t three[3] = { mp_obj_new_int_from_ull(parts[i].calls), mp_obj_new_int_from_ull(parts[i].bytes),
+                              mp_obj_new_int_from_ull(parts[i].ns) };
+        each[i] = mp_obj_new_tuple(3, three);
+    }
+    return mp_obj_new_tuple(PARTS, each);
+}
+static MP_DEFINE_CONST_FUN_OBJ_0(heapstat_native_obj, heapstat_native);
+
 static const mp_rom_map_elem_t heapstat_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR_heapstat) },
     { MP_ROM_QSTR(MP_QSTR_largest), MP_ROM_PTR(&heapstat_largest_obj) },
     { MP_ROM_QSTR(MP_QSTR_reset), MP_ROM_PTR(&heapstat_reset_obj) },
     { MP_ROM_QSTR(MP_QSTR_grown), MP_ROM_PTR(&heapstat_grown_obj) },
+    { MP_ROM_QSTR(MP_QSTR_stack), MP_ROM_PTR(&heapstat_stack_obj) },
+    { MP_ROM_QSTR(MP_QSTR_live), MP_ROM_PTR(&heapstat_live_obj) },
+    { MP_ROM_QSTR(MP_QSTR_tls), MP_ROM_PTR(&heapstat_tls_obj) },
+    { MP_ROM_QSTR(MP_QSTR_native), MP_ROM_PTR(&heapstat_native_obj) },
 };
 static MP_DEFINE_CONST_DICT(heapstat_module_globals, heapstat_module_globals_table);
 
