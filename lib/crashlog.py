@@ -1,9 +1,12 @@
 """Uncaught errors, kept on flash in a bounded log: at the REPL, `import crashlog; crashlog.show()`.
 
-Bounded by two files of at most MAX_BYTES each: when the current one is full it becomes the
-previous one (a rename, atomic on LittleFS) and a new one starts, so a crash loop can neither
-fill the flash nor lose the newest entries. Tracebacks carry no local values, so no secret
-reaches the log unless an exception's own message holds one; raise with names, not values.
+Bounded by two files: once the current one holds MAX_BYTES it becomes the previous one (a
+rename, atomic on LittleFS) and a new one starts, so each holds at most MAX_BYTES and one entry,
+and a crash loop can neither fill the flash nor lose the newest entries. An entry is printed
+straight into the file, not built in RAM first: the crash that matters most on the board is a
+MemoryError, and recording it must not need a block of the heap that has just run out.
+Tracebacks carry no local values, so no secret reaches the log unless an exception's own
+message holds one; raise with names, not values.
 """
 
 import os
@@ -25,17 +28,13 @@ def _size(path):
 
 
 def record(exc, context=""):
-    """Append one crash: uptime, context, the traceback."""
-    import io
-
-    text = io.StringIO()
-    text.write("--- %s at uptime %d ms\n" % (context or "crash", time.ticks_ms()))
-    sys.print_exception(exc, text)
-    entry = text.getvalue()
-    if _size(PATH) + len(entry) > MAX_BYTES:
+    """Append one crash: uptime, context, the traceback (print writes each piece to the file
+    as it goes; nothing but the open file is allocated)."""
+    if _size(PATH) >= MAX_BYTES:
         os.rename(PATH, PREVIOUS)
     with open(PATH, "a") as f:
-        f.write(entry[-MAX_BYTES:])
+        print("---", context or "crash", "at uptime", time.ticks_ms(), "ms", file=f)
+        sys.print_exception(exc, f)
 
 
 def read():
