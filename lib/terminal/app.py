@@ -171,9 +171,12 @@ class App:
 
     async def once(self):
         """One screen of the lifecycle (see the module's docstring); then, unless the session
-        keeps an operation to resume, the flows' modules imported since the app began are let go."""
+        keeps an operation to resume made of them, the flows' modules imported since the app
+        began are let go. The home menu is made of none (this module): a pushed request that
+        ended it is paid, and the home menu kept to resume; a card's ~20 KB must not stay."""
         await self._once()
-        if self.session.operation is None and self.session.interrupted is None:
+        session = self.session
+        if session.interrupted is None and (session.operation is None or isinstance(session.operation, Home)):
             _unload(self._modules)
 
     async def _once(self):
