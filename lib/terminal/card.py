@@ -12,8 +12,9 @@ The steps, and what ends each:
   cuts a PN532 command in half); that task releases the field itself when it is told to stop.
 - Contactless: the kernel's short path, then the card is released and the field switched off
   at once (the card-in-field time is the kernel's six commands); "try another interface" asks
-  for the card in the slot ("Insert the card"). Contact: the card is powered, read, asked for
-  its cryptogram, and stays powered for the completion.
+  for the card in the slot ("Insert the card"). Contact: the field is switched off and the
+  PN532's driver let go (its heap is the bank's answer's), then the card is powered, read,
+  asked for its cryptogram, and stays powered for the completion.
 - The PIN: the offline PIN through the kernel's callback, the online PIN on the keypad
   ("Card PIN" both); the online one is a bytearray handed to `online` and wiped here too, in
   case `online` failed before the uplink took it. Never printed, never kept.
@@ -80,6 +81,9 @@ async def pay_by_card(app, op, amount, currency, online):
                 if await _present(ui, slot, None, f.title, "%s. %s %s" % (due, f.message, f.remedy)) is None:
                     return None
                 op.critical = True
+            elif nfc is not None:
+                await _surely(_field_off(nfc))  # now, not at the end: the reader is let go
+                nfc = _let_go()
             ui.progress("Reading card", "%s. Leave the card in until the terminal says so." % due)
             res = await _inserted(kernel, slot, amount)
             return await _authorise(app, op, kernel, res, online, slot)
@@ -90,6 +94,15 @@ async def pay_by_card(app, op, amount, currency, online):
     finally:
         await _surely(_release(slot, nfc))
         op.critical = False
+
+
+def _let_go():
+    """Let go of the PN532's driver once its field is off and the card is in the slot (nothing
+    of it is used again in this payment): ~6 KB of heap free for the bank's answer and the card's
+    completion. None, for the caller's names."""
+    import parts
+
+    parts.unload(("drivers.pn532",))
 
 
 def _emv():
