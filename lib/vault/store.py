@@ -171,7 +171,7 @@ class Store:
         if not crypto.equal(mac.digest(), tag):
             raise Tampered("store: meta fails its authentication")
         self._tag = tag
-        meta = json.loads(body)
+        meta = json.loads(body)  # type: ignore  # MicroPython's takes any buffer; the stubs say str or bytes
         if meta.get("format") != _FORMAT:
             raise Tampered("store: meta has an unknown format")
         if meta.get("seq") != seq:
