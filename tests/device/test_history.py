@@ -70,6 +70,21 @@ def test_entries_newest_first_and_no_full_pan_stored():
     assert b"Coffee" not in sealed and b"0010" not in sealed
 
 
+def test_entries_at_their_boundaries_come_back_whole():
+    # A record is what the owner reads later: a long non-ASCII payee, the largest amount the
+    # entry screen takes, none (a balance), nothing at all, come back exactly as added.
+    vault = unlocked()
+    history = History(vault)
+    payee = "Café Zürich Hauptbahnhof – Kiosk 東京 №7"
+    history.add("purchase", 9_999_999_999, "EUR", payee, "approved", card=PAN, reference="9" * 12)
+    history.add("balance", None, "EUR", "", "approved", account="")
+    history.add("transfer", 0, "EUR", "x" * 200, "declined (51)", account="Savings")
+    third, second, first = history.page(0, 3)
+    assert (first.amount, first.counterparty, first.card, first.reference) == (9_999_999_999, payee, "•••• 0010", "9" * 12)
+    assert (second.amount, second.counterparty, second.card) == (None, "", "")
+    assert (third.amount, third.counterparty, third.card) == (0, "x" * 200, "Savings")
+
+
 def test_bounded_paged_newest_first_and_kept_across_a_reboot():
     vault = unlocked()
     history = History(vault)
