@@ -245,7 +245,9 @@ def raw_repl():
         if not line:
             write("\r\n")
             return SOFT_RESET_RAW
-        if execute(bytes(line), "<stdin>", raw=True):
+        # Held once while it runs, as pyexec.c's vstr holds it: not the bytearray beside a copy.
+        source, line = bytes(line), None
+        if execute(source, "<stdin>", raw=True):
             return SOFT_RESET_RAW
 
 
@@ -269,7 +271,8 @@ def raw_paste():
             write(b"\x01")
             remain = window
     write(b"\x04")  # end of data acknowledged
-    return execute(bytes(data), "<stdin>", raw=True)
+    source, data = bytes(data), None  # held once while it runs (raw_repl says why)
+    return execute(source, "<stdin>", raw=True)
 
 
 # Friendly REPL -------------------------------------------------------------------------------
