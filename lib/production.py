@@ -11,14 +11,23 @@ locked = False
 
 def enforce():
     global locked
+    import sys
+
     import board
     import vault
 
-    if vault.is_production():
-        locked = True
-        board.refuse_repl()
-    else:
-        board.allow_repl()
+    try:
+        if vault.is_production():
+            locked = True
+            board.refuse_repl()
+        else:
+            board.allow_repl()
+    finally:
+        # boot.py needs the vault for this one question: its modules (~4.8 KB of heap) are let
+        # go, so that the REPL (safe mode, a development unit) has that heap; the terminal
+        # imports them anew. Nothing of them is kept here.
+        for name in ("vault.store", "vault.crypto", "vault"):
+            sys.modules.pop(name, None)
     return locked
 
 
