@@ -203,12 +203,8 @@ class Vault:
         if sorted(items) != sorted(PROVISIONING_ITEMS) or self.meta["index"]:
             raise WrongState("provision_all takes exactly %s, on a vault holding none" % ", ".join(PROVISIONING_ITEMS))
         store = self.store
-        enc, mac = store._keys[DEVICE]
         for item in PROVISIONING_ITEMS:
-            sealed = crypto.seal(enc, mac, items[item], store._associated(item, DEVICE, 1))
-            with open(store._path("e." + item + ".new"), "wb") as f:
-                f.write(sealed)
-            self.meta["index"][item] = [DEVICE, 1, crypto.tag_of(sealed).hex()]
+            self.meta["index"][item] = [DEVICE, 1, store.write_new(item, DEVICE, 1, items[item])]
         self.meta["state"] = PROVISIONED
         store.commit()
         for item in PROVISIONING_ITEMS:

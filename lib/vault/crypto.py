@@ -16,6 +16,7 @@ _AES_CBC = const(2)  # cryptolib.aes mode
 KEY_SIZE = const(32)
 TAG_SIZE = const(32)
 IV_SIZE = const(16)
+_PIECE = const(64)  # bytes seal_to() encrypts, MACs and writes at a time (a multiple of 16)
 
 
 class TagMismatch(Exception):
@@ -114,31 +115,55 @@ def random_bytes(n):
     return bytearray(os.urandom(n))
 
 
-def seal(enc_key, mac_key, plaintext, associated):
+def seal_to(write, enc_key, mac_key, plaintext, associated):
     """AES-256-CBC (PKCS#7) then HMAC-SHA256 over associated data, IV and ciphertext.
 
-    Returns iv + ciphertext + tag, a bytearray made in one piece: padded and encrypted in place,
-    MAC'd a piece at a time. Made by concatenation it cost five copies of the entry (the DUKPT
-    state, 0.5 KB, is sealed at every payment) on a heap that a payment has fragmented."""
+    Hands iv + ciphertext + tag to write() a piece at a time (a store entry goes straight to its
+    file) and returns the tag. Each piece is padded and encrypted in place in one small buffer,
+    wiped after (write() must be done with a piece when it returns): the sealed entry is never
+    whole in memory. Made whole, the DUKPT state sealed
+    at every payment (576 bytes) was the block a long run of payments could no longer find on
+    a fragmented heap."""
     n = len(plaintext)
-    pad = 16 - n % 16
-    out = bytearray(IV_SIZE + n + pad + TAG_SIZE)
-    mv = memoryview(out)
-    body = mv[:IV_SIZE + n + pad]
-    text = mv[IV_SIZE:IV_SIZE + n + pad]
+    end = n + 16 - n % 16  # the padded length
+    piece = bytearray(_PIECE)
+    view = memoryview(piece)
+    src = memoryview(plaintext)
     try:
-        out[:IV_SIZE] = os.urandom(IV_SIZE)
-        text[:n] = plaintext
-        for i in range(n, n + pad):
-            text[i] = pad
-        cryptolib.aes(enc_key, _AES_CBC, bytes(body[:IV_SIZE])).encrypt(text, text)
-    except BaseException:
-        wipe(out)  # the plaintext may be in it, not yet encrypted
-        raise
-    mac = Hmac(mac_key)
-    mac.update(associated)
-    mac.update(body)
-    mv[IV_SIZE + n + pad:] = mac.digest()
+        iv = os.urandom(IV_SIZE)
+        aes = cryptolib.aes(enc_key, _AES_CBC, iv)  # CBC chains from one encrypt() to the next
+        mac = Hmac(mac_key)
+        mac.update(associated)
+        mac.update(iv)
+        write(iv)
+        for at in range(0, end, _PIECE):
+            m = min(_PIECE, end - at)
+            k = max(0, min(m, n - at))  # plaintext bytes in this piece; the rest is padding
+            view[:k] = src[at:at + k]
+            for i in range(k, m):
+                piece[i] = end - n
+            part = view if m == _PIECE else view[:m]
+            aes.encrypt(part, part)
+            mac.update(part)
+            write(part)
+    finally:
+        wipe(piece)  # the plaintext may be in it, not yet encrypted
+    tag = mac.digest()
+    write(tag)
+    return tag
+
+
+def seal(enc_key, mac_key, plaintext, associated):
+    """seal_to()'s iv + ciphertext + tag, in one bytearray."""
+    out = bytearray(IV_SIZE + len(plaintext) + 16 - len(plaintext) % 16 + TAG_SIZE)
+    at = 0
+
+    def put(piece):
+        nonlocal at
+        out[at:at + len(piece)] = piece
+        at += len(piece)
+
+    seal_to(put, enc_key, mac_key, plaintext, associated)
     return out
 
 

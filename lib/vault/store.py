@@ -297,13 +297,17 @@ class Store:
         if old and old[0] != domain:
             raise ValueError("entry %s belongs to the %s domain" % (entry, old[0]))
         version = old[1] + 1 if old else 1
-        enc, mac = self._keys[domain]
-        sealed = crypto.seal(enc, mac, data, self._associated(entry, domain, version))
-        with open(self._path(_ENTRY + entry + _NEW), "wb") as f:
-            f.write(sealed)
-        self.meta["index"][entry] = [domain, version, crypto.tag_of(sealed).hex()]
+        self.meta["index"][entry] = [domain, version, self.write_new(entry, domain, version, data)]
         self.commit()
         os.rename(self._path(_ENTRY + entry + _NEW), self._path(_ENTRY + entry))
+
+    def write_new(self, entry, domain, version, data):
+        """Seal data to e.<entry>.new as it is encrypted, a piece at a time (vault.crypto.seal_to:
+        no copy of the sealed entry in memory); returns its tag in hex, for the index. Only the
+        commit that records the tag makes the file count (open() drops it otherwise)."""
+        enc, mac = self._keys[domain]
+        with open(self._path(_ENTRY + entry + _NEW), "wb") as f:
+            return crypto.seal_to(f.write, enc, mac, data, self._associated(entry, domain, version)).hex()
 
     def get(self, entry):
         """The entry's plaintext in a bytearray (wipe it after use); KeyError if absent."""

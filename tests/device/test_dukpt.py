@@ -183,3 +183,51 @@ def test_pin_block_refuses():
         with raises(pinblock.PinBlockError) as e:
             pinblock.encipher(key, bytearray(pin), pan)
         assert pin.decode() not in str(e.value)
+
+
+def _fragmented(size):
+    """The heap filled with size-byte blocks, then every other one let go: holes of size bytes
+    (and a block header) between the kept ones, and no larger free block anywhere (what is left
+    beside them, the heap's growth included, filled with smaller blocks, kept)."""
+    held = [None, None]  # [the smaller blocks, the chain]: made first, no room is left after
+    while True:
+        try:
+            held[1] = [bytearray(size), held[1]]
+        except MemoryError:
+            break
+    small = size
+    while small:
+        try:
+            held[0] = (bytearray(small), held[0])
+        except MemoryError:
+            small //= 2
+    node, n = held[1], 0
+    while node:
+        if n & 1:
+            node[0] = None
+        node, n = node[1], n + 1
+    return held
+
+
+def test_payments_in_a_row_on_a_fragmented_heap():
+    # As after ~150 payments on the board: KBs free, all in pieces smaller than the sealed state
+    # (576 bytes). Each step stores the state; sealed whole, in one block, it ran out here.
+    import gc
+
+    from vault import crypto
+
+    d = Dukpt(provisioned())
+    d._advance()  # the registers from the initial key: the state is 516 bytes from now on
+    enc, mac = d._vault.store._keys["device"]
+    gc.collect()
+    held = _fragmented(448)
+    try:
+        with raises(MemoryError):
+            crypto.seal(enc, mac, d._state, b"")  # no block for the entry whole
+        for i in range(50):
+            assert d._advance()[0] == i + 2
+    finally:
+        held = None
+        gc.collect()
+    st = reopened().device_secret("dukpt.ik")
+    assert st[:4] == b"\x00\x00\x00\x34" and st[4:20] == bytes(16)  # counter 52; register 0 used

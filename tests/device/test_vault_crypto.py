@@ -50,6 +50,27 @@ def test_seal_binds_associated_data_and_detects_any_change():
             crypto.unseal(enc, mac, bytes(flipped), b"entry dukpt.ik")
 
 
+def test_seal_to_writes_the_sealed_format_in_pieces():
+    # The bytes written, piece by piece, are the store's entry format: IV, AES-256-CBC of the
+    # PKCS#7-padded plaintext (cryptolib over all of it at once), HMAC-SHA256 of associated data
+    # + IV + ciphertext; none of the pieces larger than 64 bytes. Lengths around the piece size
+    # and the DUKPT state's (516 bytes).
+    import cryptolib
+
+    enc, mac = bytearray(b"e" * 32), bytearray(b"m" * 32)
+    for n in (0, 1, 15, 16, 63, 64, 65, 516):
+        plain = bytes(i * 7 & 0xFF for i in range(n))
+        pieces = []
+        tag = crypto.seal_to(lambda piece: pieces.append(bytes(piece)), enc, mac, plain, b"entry x")
+        out = b"".join(pieces)
+        pad = 16 - n % 16
+        body = bytearray(n + pad)
+        cryptolib.aes(enc, 2, out[:16]).encrypt(plain + bytes((pad,)) * pad, body)
+        assert out == out[:16] + body + crypto.hmac_sha256(mac, b"entry x" + out[:-32]), n
+        assert tag == out[-32:] and max(len(p) for p in pieces) <= 64, n
+        assert bytes(crypto.unseal(enc, mac, crypto.seal(enc, mac, plain, b"entry x"), b"entry x")) == plain
+
+
 def test_seal_is_randomized():
     enc, mac = bytearray(32), bytearray(32)
     assert crypto.seal(enc, mac, b"same", b"") != crypto.seal(enc, mac, b"same", b"")
