@@ -25,7 +25,9 @@ index). add() writes record n first, whole or not at all (a temporary file renam
 one slot the head does not show — the ring has a slot more than it keeps —, then the head. Cut
 before the head, the history is the old one (record n is not shown, and the next add writes it
 again); after it, the new one. clear() moves the head's first past every entry (the commit),
-then removes the files.
+then removes the files. Accepted: a record n written before a cut and copied off the flash could
+later be put in place of the record n written again, showing one real transaction of the
+owner's in place of another (both sealed under the owner's key; nothing else can be forged).
 
 A unit that kept the former single entry "history" (every entry in one JSON list) loses it:
 reading it means holding the whole list in RAM at once, which is what does not fit the board
