@@ -192,6 +192,14 @@ class Terminal:
             self.tap_at(x + w // 2, y + h // 2, after_ms=TAP_EVERY_MS * i)
         time.sleep(TAP_EVERY_MS * len(keys) / 1000)
 
+    def purchase(self, digits):
+        """From the home menu: Purchase, the amount typed on its keys, OK."""
+        self.choose("Purchase")
+        keys = self.screen("Amount")["buttons"]
+        for i, key in enumerate(list(digits) + ["OK"]):
+            x, y, w, h = keys[key]
+            self.tap_at(x + w // 2, y + h // 2, after_ms=TAP_EVERY_MS * i)
+
     def unlock(self, pin=demo.DEMO_PIN):
         """From the lock screen (shown, or the next one) to the home menu (returns its screen)."""
         if not (self.screens and self.screens[-1]["title"].startswith("Locked")):

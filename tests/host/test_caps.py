@@ -8,7 +8,7 @@ virtual handheld of their own."""
 
 import time
 
-from terminalfix import TAP_EVERY_MS, terminal  # noqa: F401 (the fixture)
+from terminalfix import terminal  # noqa: F401 (the fixture)
 from test_power import vd  # noqa: F401 (the fixture: a bare virtual handheld of its own)
 from tools import demo, steadystate
 from tools.device import Device
@@ -32,15 +32,6 @@ print(repr((REVERSALS, len(j.keys()), j.full)))
 
 def status(t, pushed):
     return t.bank.get("/payment-requests/" + pushed["id"])["status"]
-
-
-def type_amount(t, digits):
-    """From the home menu: Purchase, the amount typed, OK."""
-    t.choose("Purchase")
-    keys = t.screen("Amount")["buttons"]
-    for i, key in enumerate(list(digits) + ["OK"]):
-        x, y, w, h = keys[key]
-        t.tap_at(x + w // 2, y + h // 2, after_ms=TAP_EVERY_MS * i)
 
 
 def locked_with(t, n, timeout=30):
@@ -82,7 +73,7 @@ def test_a_full_reversal_journal_names_why_and_starts_no_payment_until_the_bank_
         t.restart()
         t.unlock()
         shown = len(t.screens)
-        type_amount(t, "640")
+        t.purchase("640")
         held = t.screen("Payments on hold")
         assert held["error"] is True and "Nothing was charged" in held["text"], held
         assert "Insert or tap card" not in [s["title"] for s in t.screens[shown:]]  # no card asked for
@@ -98,7 +89,7 @@ def test_a_full_reversal_journal_names_why_and_starts_no_payment_until_the_bank_
         assert time.monotonic() < deadline, "the journal's 0400s did not reach the bank"
         time.sleep(0.5)
     assert t.bank.log().count("-> 25") >= 16
-    type_amount(t, "640")
+    t.purchase("640")
     t.screen("Insert or tap card")
     t.tap("Cancel")
     t.screen("Pocket Terminal")

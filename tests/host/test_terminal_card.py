@@ -13,7 +13,6 @@ import time
 import pytest
 
 import terminalfix
-from terminalfix import TAP_EVERY_MS
 from tools import demo
 
 VISA = "emv:visa-classic"
@@ -35,11 +34,7 @@ def shop(firmware_image, tmp_path_factory):
 
 def start(t, digits):
     """From the home menu: Purchase, the amount typed, OK; returns the waiting screen."""
-    t.choose("Purchase")
-    keys = t.screen("Amount")["buttons"]
-    for i, key in enumerate(list(digits) + ["OK"]):
-        x, y, w, h = keys[key]
-        t.tap_at(x + w // 2, y + h // 2, after_ms=TAP_EVERY_MS * i)
+    t.purchase(digits)
     return t.screen("Insert or tap card")
 
 

@@ -15,13 +15,14 @@ incremental (a firmware change re-freezes and relinks in seconds).
 
 import argparse
 import fcntl
-import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
+
+from tools.provision.common import sha256_file
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 TAG = "v1.28.0"
@@ -79,14 +80,6 @@ def _run(cmd, log, **kw):
         raise BuildError("failed (exit %d): %s; see %s" % (result.returncode, " ".join(map(str, cmd)), log.name))
 
 
-def _digest(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def source(log):
     """The v1.28.0 tree in build/, from the tarball or from GitHub; returns where it came from.
 
@@ -96,7 +89,7 @@ def source(log):
     tarball = os.environ.get(TARBALL_VARIABLE)
     if tarball and not Path(tarball).is_file():
         raise BuildError("%s=%s: no such file" % (TARBALL_VARIABLE, tarball))
-    origin = ("tarball sha256:" + _digest(tarball)) if tarball else ("git " + TAG)
+    origin = ("tarball sha256:" + sha256_file(tarball)) if tarball else ("git " + TAG)
     if STAMP.exists() and (not tarball or STAMP.read_text().strip() == origin):
         return STAMP.read_text().strip()
     work = SOURCE.with_name(SOURCE.name + ".new")
