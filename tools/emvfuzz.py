@@ -40,13 +40,14 @@ def run(count=DEFAULT_COUNT, seed=1, lib=None, timeout=600):
     import subprocess
     from pathlib import Path
 
-    from tools.vdevice import micropython_exe
+    from tools.vdevice import heap_args, micropython_exe
 
     root = Path(__file__).resolve().parent.parent
-    env = dict(os.environ, MICROPYPATH=os.pathsep.join((str(lib or root / "lib"), ".frozen")))
-    env["PT_IDF_HEAP"] = "0"  # the fixed heap does not grow
-    return subprocess.run([micropython_exe(), "-X", "heapsize=" + HEAP, __file__, "--count", str(count),
-                           "--seed", str(seed)], env=env, capture_output=True, text=True, timeout=timeout)
+    heap, heap_env = heap_args(HEAP)
+    env = dict(os.environ, MICROPYPATH=os.pathsep.join((str(lib or root / "lib"), ".frozen")), **heap_env)
+    # (MicroPython compiles this file too, and has no *unpacking in a list display)
+    return subprocess.run([micropython_exe()] + heap + [__file__, "--count", str(count), "--seed", str(seed)],
+                          env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def _options(argv):

@@ -111,7 +111,7 @@ from tools import demo, image
 from tools.bank.spawn import HostProcess
 from tools.bank.state import State
 from tools.screenshots import screen_line
-from tools.vdevice import micropython_exe
+from tools.vdevice import heap_args, micropython_exe
 from tools.vdevice.spawn import VDeviceProcess
 
 AMOUNT = 2500  # minor units: above every test card's CVM and offline limits, so online
@@ -213,8 +213,9 @@ def snap():
     return (time.ticks_us(), time.clock(), SIM[0], i2c.wire_us + WIRE[0] + WIRE[1], NET[0], heapstat.native())
 def spent(a, b):
     # elapsed us, firmware CPU us (all of it), simulator CPU us, wire us, network us, native
-    # [(calls, bytes, host us)] between two snaps
-    return [time.ticks_diff(b[0], a[0]), (b[1] - a[1]) * 1e6, (b[2] - a[2]) * 1e6, b[3] - a[3], b[4] - a[4],
+    # [(calls, bytes, host us)] between two snaps. The CPU clocks are float seconds in whole
+    # milliseconds: rounded to whole us, a window with none is 0, not -3.6e-12 of float error.
+    return [time.ticks_diff(b[0], a[0]), round((b[1] - a[1]) * 1e6), round((b[2] - a[2]) * 1e6), b[3] - a[3], b[4] - a[4],
             [(p[0] - q[0], p[1] - q[1], (p[2] - q[2]) / 1000) for p, q in zip(b[5], a[5])]]
 _write, _receive = up._write, up._receive
 async def _timed_write(raw):
@@ -789,8 +790,9 @@ def tls_session_bytes():
                         pass
             t = threading.Thread(target=serve, daemon=True)
             t.start()
-            out = subprocess.run([micropython_exe(), "-X", "heapsize=56K", "client.py", str(server.getsockname()[1])],
-                                 cwd=tmp, capture_output=True, text=True, timeout=60)
+            heap, heap_env = heap_args()
+            out = subprocess.run([micropython_exe(), *heap, "client.py", str(server.getsockname()[1])],
+                                 cwd=tmp, env=dict(os.environ, **heap_env), capture_output=True, text=True, timeout=60)
             t.join(10)
     found = [line for line in out.stdout.splitlines() if line.startswith("tls ")]
     if out.returncode or not found:
