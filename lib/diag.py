@@ -1,8 +1,9 @@
 """Diagnostics: the state of every bus and peripheral. At the REPL: `import diag; diag.report()`.
 
-checks() returns (name, ok, detail, remedy) for each item, for the diagnostics screen as well as
-for report(). Each check is independent: a bus that cannot even be opened is a fault with its
-own remedy, never a crash of the report.
+`await checks()` returns (name, ok, detail, remedy) for each item, for the diagnostics screen
+(inside the app's event loop) as well as for report(), which runs it in a loop of its own at the
+REPL. Each check is independent: a bus that cannot even be opened is a fault with its own
+remedy, never a crash of the report.
 """
 
 import gc
@@ -54,32 +55,26 @@ def _touch():
     return parts.touch().self_test() + (None,)
 
 
-def _nfc():
-    import asyncio
-
+async def _nfc():
     import parts
 
-    return asyncio.run(parts.nfc().self_test()) + (None,)
+    return await parts.nfc().self_test() + (None,)
 
 
-def _fingerprint():
-    import asyncio
-
+async def _fingerprint():
     import parts
 
-    return asyncio.run(parts.sensor().self_test()) + (None,)
+    return await parts.sensor().self_test() + (None,)
 
 
 def _standby_key():
     return True, "pressed" if board.buses.standby_key().value() == 0 else "released", None
 
 
-def _card_slot():
-    import asyncio
-
+async def _card_slot():
     import parts
 
-    return asyncio.run(parts.slot().self_test()) + (None,)
+    return await parts.slot().self_test() + (None,)
 
 
 def _battery():
@@ -122,12 +117,15 @@ def _items():
     ]
 
 
-def checks():
-    """[(name, ok, detail, remedy or None)] for every bus and peripheral."""
+async def checks():
+    """[(name, ok, detail, remedy or None)] for every bus and peripheral. The drivers' own
+    self-tests are coroutines: awaited here, never run in a loop of their own (a second
+    asyncio.run() inside the app's running loop brought the interpreter down)."""
     out = []
     for name, check, remedy in _items():
         try:
-            ok, detail, own_remedy = check()
+            result = check()
+            ok, detail, own_remedy = result if isinstance(result, tuple) else await result
             out.append((name, ok, detail, own_remedy or (None if ok else remedy)))
         except Exception as e:  # the check itself failed: that is the finding
             out.append((name, False, "%s: %s" % (type(e).__name__, e), remedy))
@@ -135,7 +133,10 @@ def checks():
 
 
 def report():
-    for name, ok, detail, remedy in checks():
+    """At the REPL (no event loop running): every check, printed."""
+    import asyncio
+
+    for name, ok, detail, remedy in asyncio.run(checks()):
         print("%-20s %-5s %s" % (name, "ok" if ok else "FAULT", detail))
         if not ok and remedy:
             print("%-26s-> %s" % ("", remedy))

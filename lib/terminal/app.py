@@ -30,7 +30,6 @@ from ui.screens import CANCEL, TIMEOUT
 from vault.crypto import wipe
 
 WATCH_MS = const(250)  # how often the idle timeout and the standby key are looked at
-LOCK_TIMEOUTS_S = (30, 60, 120, 300)
 
 # The home menu after "Pay requests (N)": label, then the operation (module, class) imported
 # when chosen: the heap holds only the flow in use.
@@ -432,16 +431,16 @@ class Settings(Operation):
         return "fingerprints"
 
     async def lock_timeout(self, app):
-        answer = await app.ui.menu("Lock after", ["%d s" % s if s < 60 else "%d min" % (s // 60) for s in LOCK_TIMEOUTS_S])
+        answer = await app.ui.menu("Lock after", ["%d s" % s if s < 60 else "%d min" % (s // 60) for s in V.IDLE_CHOICES_S])
         if answer not in (CANCEL, TIMEOUT):
-            app.vault.set_policy(idle_s=LOCK_TIMEOUTS_S[answer])
+            app.vault.set_idle(V.IDLE_CHOICES_S[answer])
         return "start"
 
     async def diagnostics(self, app):
         import diag
 
         app.ui.progress("Diagnostics", "Testing every part")
-        faults = [(name, detail, remedy) for name, ok, detail, remedy in diag.checks() if not ok]
+        faults = [(name, detail, remedy) for name, ok, detail, remedy in await diag.checks() if not ok]
         if not faults:
             await app.ui.message("Diagnostics", "Every part answers as it should.")
         for name, detail, remedy in faults:

@@ -63,6 +63,9 @@ DEFAULT_POLICY = {
     "fp_max_fails": 5,  # consecutive fingerprint failures that require the PIN
     "idle_s": 60,  # an unlocked session locks after this long without activity
 }
+# The idle locks the owner may choose (Settings > Lock timeout), seconds; the rest of the policy
+# (fail limits, the fingerprint window) is the issuer's, set in the factory.
+IDLE_CHOICES_S = (30, 60, 120, 300)
 
 # What provisioning must inject before the vault is PROVISIONED.
 PROVISIONING_ITEMS = ("device.key", "device.cert", "issuer.ca", "dukpt.ik", "dukpt.ksn", "issuer.unblock")
@@ -174,6 +177,14 @@ class Vault:
         if unknown:
             raise ValueError("no policy setting %s" % ", ".join(unknown))
         self.policy.update(settings)
+        self.store.commit()
+
+    def set_idle(self, seconds):
+        """The owner's choice of idle lock, one of IDLE_CHOICES_S (needs the owner unlocked)."""
+        self._require_unlocked("set_idle")
+        if seconds not in IDLE_CHOICES_S:
+            raise ValueError("idle lock %r s is not one of %s" % (seconds, IDLE_CHOICES_S))
+        self.policy["idle_s"] = seconds
         self.store.commit()
 
     def provision(self, item, data):
@@ -513,15 +524,3 @@ def describe():
     if status == "wiped":
         return WIPED, False
     return store.meta["state"], store.meta["production"]
-
-
-def is_production():
-    """Is this a production unit? For boot.py: reads, never writes, and a store that cannot
-    be read (blank, tampered) is no production unit's."""
-    store = Store()
-    try:
-        return store.open() == "ready" and store.meta["production"]
-    except (Tampered, OSError, ValueError):
-        return False
-    finally:
-        store.close()

@@ -88,6 +88,19 @@ def test_locked_vault_refuses_owner_operations():
     assert bytes(v.get("note")) == b"hello"
 
 
+def test_the_owner_chooses_the_idle_lock_and_nothing_else_of_the_policy():
+    v = personalized()
+    v.set_idle(300)
+    v = reopened(v)
+    assert v.policy["idle_s"] == 300
+    v.verify_pin(PIN)
+    for wrong in (0, -30, 59, 301, 10**9, "60", None):
+        refused(v, ValueError, v.set_idle, wrong)
+    v.lock()
+    refused(v, vault.Locked, v.set_idle, 30)
+    refused(v, vault.WrongState, lambda: v.set_policy(max_fails=100))  # the issuer's, in the factory only
+
+
 def test_wrong_pin_counts_and_a_right_one_resets():
     v = personalized()
     v.lock()

@@ -1,0 +1,96 @@
+"""Every entry of Settings opened as the owner opens it, on the demo terminal (terminalfix): each
+shows its screen and comes back to Settings with the app still running (no restart to the lock
+screen, nothing in the crash log). Two of them crashed the terminal once: Diagnostics ran the
+drivers' self-tests in an event loop of their own inside the app's (a segfault seconds later),
+and Lock timeout called a factory-only vault operation (WrongState, the app restarted locked)."""
+
+import time
+
+from terminalfix import terminal  # noqa: F401 (the fixture)
+
+ENTRIES = ("Wi-Fi", "Change PIN", "Fingerprints", "Lock timeout", "Diagnostics")
+
+
+def settings(t):
+    """From the home menu to Settings (its screen)."""
+    t.choose("Settings")
+    return t.screen("Settings")
+
+
+def open_entry(t, label):
+    """From the home menu, Settings > label: the screen count before (for home())."""
+    since = len(t.screens)
+    settings(t)
+    t.choose(label)
+    return since
+
+
+def home(t, since):
+    """From Settings back to the home menu, the app still running: no lock screen (the app
+    restarting) and no crash since the screen count `since`."""
+    t.tap("Back")
+    t.screen("Pocket Terminal")
+    titles = [s["title"] for s in t.screens[since:]]
+    assert not any(title.startswith("Locked") for title in titles), titles
+    assert "Traceback" not in t.log() and "Something went wrong" not in t.log(), t.log()[-2000:]
+
+
+def test_settings_lists_every_entry(terminal):
+    t = terminal
+    t.unlock()
+    page = settings(t)
+    labels = set(page["buttons"]) - {"More", "Back"}
+    while "More" in page["buttons"]:  # "More" turns the pages; the last has "First"
+        t.tap("More")
+        page = t.screen("Settings")
+        labels |= set(page["buttons"]) - {"More", "First", "Back"}
+    assert labels == set(ENTRIES), labels
+    t.tap("Back")
+    t.screen("Pocket Terminal")
+
+
+def test_diagnostics_shows_its_result_and_the_terminal_lives_on(terminal):
+    t = terminal
+    since = open_entry(t, "Diagnostics")
+    t.screen("Diagnostics")  # "Testing every part", then the result (or each fault, named)
+    result = t.screen(lambda s: s["title"] != "Diagnostics" or "Testing" not in s.get("text", ""), timeout=60)
+    while result["title"] != "Settings":
+        t.tap(sorted(result["buttons"])[0])  # OK / Back on each result screen
+        result = t.screen(lambda s: True, timeout=30)
+    time.sleep(5)  # the crash came seconds after the result
+    home(t, since)
+
+
+def test_change_pin_can_be_left_without_a_change(terminal):
+    t = terminal
+    since = open_entry(t, "Change PIN")
+    t.screen(lambda s: s.get("pin_pad"))
+    x, y, w, h = t.keypad["Cancel"]  # the pad's Cancel key (Del once a digit is typed)
+    t.tap_at(x + w // 2, y + h // 2)
+    t.screen("Settings")
+    home(t, since)
+
+
+def test_wifi_and_fingerprints_open_and_come_back(terminal):
+    t = terminal
+    for entry in ("Wi-Fi", "Fingerprints"):
+        since = open_entry(t, entry)
+        # Wi-Fi looks for networks first (a progress screen), then lists them
+        t.screen(lambda s: s["title"] == entry and "Back" in s.get("buttons", {}), timeout=30)
+        t.tap("Back")
+        t.screen("Settings")
+        home(t, since)
+
+
+def test_the_lock_timeout_chosen_is_the_one_the_terminal_keeps(terminal):
+    t = terminal
+    since = open_entry(t, "Lock timeout")
+    choices = t.screen("Lock after")["buttons"]
+    assert {"30 s", "1 min", "2 min", "More"} <= set(choices), choices  # "5 min" on the next page
+    t.tap("30 s")
+    t.screen("Settings")
+    home(t, since)
+    # Left alone, it locks after 30 s, not the 60 s it had.
+    chosen = time.monotonic()
+    t.screen(lambda s: s["title"].startswith("Locked"), timeout=50)
+    assert 25 < time.monotonic() - chosen < 50
