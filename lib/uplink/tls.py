@@ -54,14 +54,21 @@ async def connect(ctx, host, port):
     return await asyncio.open_connection(via_host, via_port, ssl=ctx, server_hostname=host)
 
 
+# mbedTLS's codes for a connection that went away, which say nothing of the bank's identity: a
+# host that is down behind a proxy or an access point accepts the connection and closes it
+# during the handshake. The owner must see "the bank does not answer", not "not trusted".
+_GONE = (-0x7280, -0x0050, -0x004C, -0x004E)  # SSL_CONN_EOF, NET_CONN_RESET, NET_RECV/SEND_FAILED
+
+
 def tls_error(e):
-    """The typed error for an exception out of a TLS socket, or None if it is not TLS's.
-    mbedTLS reports a refused certificate as ValueError with the verification's reason, and
-    other failures as OSError with a negative (mbedTLS) code."""
+    """The typed error for an exception out of a TLS socket, or None if it is not TLS's (the
+    connection lost, as a network failure is). mbedTLS reports a refused certificate as
+    ValueError with the verification's reason, and other failures as OSError with a negative
+    (mbedTLS) code."""
     args = list(e.args)
     first = args.pop(0) if args else None
     if isinstance(e, ValueError) and isinstance(first, str):
         return CertificateError("bank certificate refused: " + first.strip())
-    if isinstance(e, OSError) and isinstance(first, int) and first < 0:
+    if isinstance(e, OSError) and isinstance(first, int) and first < 0 and first not in _GONE:
         return TlsError("TLS failed: %s" % (args[0] if args else first))
     return None

@@ -5,6 +5,8 @@ tests/host/uplinkfix.py) and its ledger.
 """
 
 import re
+import socket
+import threading
 
 import pytest
 import iso8583 as pyiso  # pyiso8583
@@ -321,6 +323,23 @@ def test_bad_server_certificate_is_refused(handheld, bank, vdevice, tmp_path, ma
 def test_bank_under_another_name_is_refused(handheld, bank, vdevice):
     kind, message = _refused(handheld, vdevice, bank, bank.address, host="bank.example")
     assert kind == "CertificateError" and "Common Name" in message
+
+
+def test_a_bank_that_is_down_is_a_lost_connection_not_an_untrusted_bank(handheld, bank, vdevice):
+    # A bank host that is down behind a proxy (or the access point) accepts the connection and
+    # closes it during the handshake: mbedTLS says SSL_CONN_EOF. That is the network's failure;
+    # "Bank not trusted" would tell the owner of an attack that is not there.
+    with socket.create_server(("127.0.0.1", 0)) as down:
+        def close_each():
+            for _ in range(5):
+                try:
+                    conn, _ = down.accept()
+                except OSError:
+                    return
+                conn.close()
+        threading.Thread(target=close_each, daemon=True).start()
+        kind, message = _refused(handheld, vdevice, bank, down.getsockname())
+    assert kind == "NotConnected", (kind, message)
 
 
 def _reboot(handheld, vdevice):
