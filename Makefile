@@ -14,7 +14,10 @@ MICROPYTHON := build/micropython-1.28.0/ports/unix/build-pocket/micropython
 FROZEN := $(FIRMWARE) firmware/manifest.py firmware/manifest_terminal.py tools/vdevice/launcher.py \
 	$(wildcard tools/vdevice/port/*)
 
+# A real board's serial port (make deploy PORT=...), and the web simulator's page (make run
+# WEB_PORT=8081 when 8080 is taken).
 PORT ?= /dev/ttyUSB0
+WEB_PORT ?= 8080
 
 .PHONY: setup image micropython run test deploy screens clean host-tools
 
@@ -56,7 +59,7 @@ build/flash.img: $(STAMP) $(FIRMWARE) tools/image.py
 	$(PY) -m tools.image -o $@
 
 run: build/flash.img $(MICROPYTHON)
-	$(PY) -m tools.websim --image build/flash.img
+	$(PY) -m tools.websim --image build/flash.img --port $(WEB_PORT)
 
 test: $(STAMP) host-tools $(MICROPYTHON)
 	$(PY) -m pytest

@@ -223,3 +223,20 @@ def test_screenshot_of_the_page(sim, page):
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT))
     assert SCREENSHOT.stat().st_size > 10_000
+
+
+def test_a_taken_page_port_is_said_at_once_with_the_way_out(tmp_path):
+    # make run used to start the bank host and the whole handheld, then fail on the page's port.
+    import socket
+    import subprocess
+    import sys
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        out = subprocess.run([sys.executable, "-m", "tools.websim", "--port", str(port), "--state-dir", str(tmp_path),
+                              "--image", str(tmp_path / "none.img")], cwd=ROOT, capture_output=True, text=True,
+                             timeout=60)
+    assert out.returncode == 1, out
+    assert "the page's port %d on 127.0.0.1 is taken" % port in out.stderr and "WEB_PORT" in out.stderr, out.stderr
+    assert time.monotonic() - started < 10 and not (tmp_path / "bank").exists()  # nothing else was started

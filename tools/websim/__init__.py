@@ -27,6 +27,7 @@ a handheld whose vault has no owner yet provisioned and personalised (prepare_de
 import asyncio
 import codecs
 import json
+import socket
 import struct
 import sys
 import time
@@ -416,6 +417,12 @@ async def serve(args):
 
     from .bank import BankHost
 
+    # The page's port first: a port already taken is said at once, not after the whole start.
+    try:
+        listener = socket.create_server(("127.0.0.1", args.port))
+    except OSError as e:
+        raise OSError(e.errno, "the page's port %d on 127.0.0.1 is taken (%s): choose another with --port N"
+                      " (make run WEB_PORT=N)" % (args.port, e.strerror)) from None
     if getattr(args, "reset", False):
         await asyncio.to_thread(start_over, args)
     bank = None if args.no_bank else BankHost.if_available(Path(args.state_dir))
@@ -433,9 +440,9 @@ async def serve(args):
             print("demo: %s" % await prepare_demo(sim), flush=True)
         runner = web.AppRunner(sim.app(), access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", args.port)
+        site = web.SockSite(runner, listener)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]
+        port = listener.getsockname()[1]
         print("REPL on %s" % sim.device.repl_path, flush=True)
         if bank is None:
             print("bank host: not started (%s)" % ("--no-bank" if args.no_bank else "tools.bank is not there"),
@@ -447,5 +454,6 @@ async def serve(args):
     finally:
         if runner is not None:
             await runner.cleanup()
+        listener.close()
         await sim.close()
     return sim.device.failure
