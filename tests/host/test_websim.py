@@ -131,6 +131,16 @@ def test_a_click_on_the_screen_is_a_touch_at_panel_coordinates(sim, page):
     page.click("[data-zoom='1']")
 
 
+def test_the_card_list_starts_on_a_card_the_demo_bank_pays(sim, page):
+    # It started on emv:bad-cert: a newcomer's first tap failed.
+    from tools import demo
+
+    options = page.eval_on_selector_all("#card option", "os => os.map(o => o.value)")
+    assert page.input_value("#card") == options[0] == "emv:" + demo.CARDS[0]
+    assert options[:len(demo.CARDS)] == ["emv:" + c for c in demo.CARDS]
+    assert options.index("emv:bad-cert") >= len(demo.CARDS)
+
+
 def test_card_controls_place_and_take_the_cards(sim, page):
     page.select_option("#card", CARD)
     page.click("#tap_card")

@@ -84,7 +84,10 @@ class LogTee:
 
 def card_choices():
     """The personalised test cards ("emv:<profile>", tools/emvcard) and the rig's other applets,
-    with the PANs they carry (for masking): {name: [pan, ...]}."""
+    with the PANs they carry (for masking): {name: [pan, ...]}, in the page's order: the demo
+    bank's cards first (a newcomer's first tap pays), then the other profiles (faulty cards for
+    trying failures), then the applets that are no bank card."""
+    from tools import demo
     from tools.rig.pn532 import APPLETS
 
     cards = {}
@@ -93,7 +96,8 @@ def card_choices():
     except ImportError:
         emvcard = None
     if emvcard is not None:
-        for profile in emvcard.profile_names():
+        known = {profile: i for i, profile in enumerate(demo.CARDS)}
+        for profile in sorted(emvcard.profile_names(), key=lambda p: (known.get(p, len(known)), p)):
             cards["emv:" + profile] = sorted(_pans(emvcard.load_profile(profile)))
     for name in sorted(APPLETS):
         cards.setdefault(name, [])
@@ -257,7 +261,7 @@ class Simulator:
         bank = self.bank
         return {
             "type": "state",
-            "cards": sorted(self.cards),
+            "cards": list(self.cards),
             "fingers": self._fingers(),
             "wifi": self.has_model("wifi"),
             "bank": None if bank is None else {"merchant_api": bank.merchant_url, "trace": bank.trace_error is None,
