@@ -11,10 +11,6 @@ import os
 
 import board
 from board import handheld as hw
-from micropython import const
-
-# A Li-ion cell below this has little left: the terminal should not start a payment on it.
-BATTERY_LOW_MV = const(3300)
 
 # Every part on the handheld's I2C0, by address (anything else answering is worth a look).
 I2C_PARTS = {hw.I2C_NFC: "PN532", hw.I2C_TOUCH: "FT6336U"}
@@ -78,8 +74,10 @@ async def _card_slot():
 
 
 def _battery():
-    mv = board.buses.battery_adc().read_uv() * hw.BATTERY_DIVIDER // 1000
-    return mv >= BATTERY_LOW_MV, "%d mV" % mv, None
+    import battery
+
+    mv = battery.millivolts()
+    return mv >= battery.LOW_MV, "%d mV (%d%%)" % (mv, battery.percent(mv)), None
 
 
 def _vault():

@@ -15,7 +15,8 @@ app when `arrivals` changes.
 
 Both run whether the owner has unlocked or not: a reversal waits to be sent, a request may be
 pushed, and neither needs the owner's keys (DUKPT and TLS use the vault's device entries).
-The status bar follows the radio's bars and the bank session, redrawn where it changes.
+The status bar follows the radio's bars, the bank session and the battery's charge, redrawn
+where it changes.
 
 /config/bank.json (written by tools.provision inject once its TLS test signed on):
     {"host": "localhost", "port": 8583, "serial": "PT000001", "merchant": "PT000001", "currency": "978"}
@@ -28,7 +29,7 @@ import asyncio
 from micropython import const
 
 CONFIG = "/config/bank.json"
-STATUS_MS = const(1000)  # how often the status bar's Wi-Fi and bank state are looked at
+STATUS_MS = const(1000)  # how often the status bar's Wi-Fi, bank and battery are looked at
 
 
 def load(path=CONFIG):
@@ -127,12 +128,18 @@ class Link:
         return bars, bank
 
     async def _status(self):
+        import battery
+
         status = self.ui.status
         while True:
             self._expire()
             bars, bank = self._state()
-            if (bars, bank) != (status.wifi, status.bank):
-                status.wifi, status.bank = bars, bank
+            try:
+                charge = battery.percent(battery.millivolts())
+            except OSError:  # the ADC did not answer: the bar says nothing rather than stop
+                charge = None
+            if (bars, bank, charge) != (status.wifi, status.bank, status.battery):
+                status.wifi, status.bank, status.battery = bars, bank, charge
                 self.ui.redraw_status()
             await asyncio.sleep_ms(STATUS_MS)
 

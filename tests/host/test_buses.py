@@ -131,11 +131,11 @@ def test_diag_reports_a_flat_battery(dev, rig):
     rig.call("set_adc", pin="battery_sense", volts=1.5)  # 3.0 V at the cell
     try:
         out = dev.exec("import diag\ndiag.report()")
-        assert "battery              FAULT 3000 mV" in out, out
+        assert "battery              FAULT 3000 mV (0%)" in out, out
         assert "-> charge the battery" in out, out
     finally:
         rig.call("set_adc", pin="battery_sense", volts=1.95)
-    assert "battery              ok    3900 mV" in dev.exec("diag.report()")
+    assert "battery              ok    3900 mV (63%)" in dev.exec("diag.report()")
 
 
 def test_uart_works_under_asyncio(dev, rig):
