@@ -8,7 +8,8 @@ as its owner would find it after the shop (`make run` and the flow tests start f
                                         bound accounts in its vault, /config/wifi.json,
                                         the test CAs' keys in /data/capk.json
 
-    python -m tools.demo seed [--state-dir build/bank]
+    python -m tools.demo seed [--state-dir build/bank]   (a state seeded already: completed,
+                                                         e.g. the merchants' credentials it lacks)
     python -m tools.demo personalize --port build/vdevice.tty [--state-dir build/bank]
 
 The accounts (euro):
@@ -24,7 +25,7 @@ import json
 import sys
 
 from tools import emvcard
-from tools.bank import admin, pki
+from tools.bank import admin, merchant, pki, spawn
 from tools.emvcard import perso
 from tools.bank.state import DEFAULT_DIR, State
 
@@ -41,6 +42,11 @@ ACCOUNTS = (
     (SHOP, "Corner Bakery", None, False, 0),
 )
 CARD_BALANCE = 50_000
+# The merchants the bank knows (the merchant API signs as one, and the device shows its name):
+# the demo's shops, and the many of the caps' and steady state's pushes (tests/host/test_caps.py,
+# tools/steadystate.py). Each one's credentials: <state-dir>/merchants/<id>.json.
+MERCHANTS = (("Corner Bakery", SHOP), ("Coffee Corner", None)) + tuple(
+    ("Shop %02d" % i, None) for i in range(9)) + tuple(("Shop %02d (steady state)" % i, None) for i in range(8))
 # The card profiles the bank issued: the ones a purchase can reach the bank with (the others
 # are broken on purpose and end in the kernel). Each profile's apps go to one account.
 CARDS = ("visa-classic", "bank-b-debit", "decline", "blocked", "expired", "two-apps", "mastercard-sda", "refuse-arpc")
@@ -99,7 +105,34 @@ def seed(state_dir):
         for account_id, _, role, _, _ in ACCOUNTS:
             if role:
                 led.bind(SERIAL, account_id, role)
+        add_merchants(state)
         return cards
+    finally:
+        state.close()
+
+
+def add_merchants(state):
+    """Give each merchant of the demo (MERCHANTS) and the operator without credentials in
+    <state-dir>/merchants/ a key; the ids given one. All of them in a new state; in a state
+    seeded before the merchant API had credentials, all of them too; one whose file was lost
+    gets a new key (the old one no longer signs)."""
+    state.init()  # the merchants' tables, in a ledger made before them
+    known = {m["id"] for m in state.ledger.merchants()}
+    added = []
+    for mid, name, account, role in [(merchant.id_for(n), n, a, "merchant") for n, a in MERCHANTS] + [
+            (spawn.OPERATOR, "The bank's operator", None, "operator")]:
+        if not (state.dir / "merchants" / (mid + ".json")).is_file():
+            admin.add_merchant(state, mid, name, account, role, rekey=mid in known)
+            added.append(mid)
+    return added
+
+
+def complete(state_dir):
+    """A demo bank state from an earlier version made fit for this one: the merchants'
+    credentials it lacks (add_merchants); the ids added."""
+    state = State(state_dir)
+    try:
+        return add_merchants(state)
     finally:
         state.close()
 
@@ -166,7 +199,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.what == "seed":
         if seeded(args.state_dir):
-            print("%s holds the demo already" % args.state_dir)
+            added = complete(args.state_dir)
+            print("%s holds the demo already%s" % (args.state_dir, "; merchant credentials added: "
+                                                    + ", ".join(added) if added else ""))
             return 0
         seed(args.state_dir)
         print("demo bank state in %s" % args.state_dir)

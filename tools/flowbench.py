@@ -412,8 +412,8 @@ class Bank(HostProcess):
 
     def push(self, order, amount, merchant="Corner Bakery"):
         """A merchant's payment request for the device: the merchant API's answer."""
-        return self.post("/payment-requests", {"device": demo.SERIAL, "merchant": merchant, "amount": amount,
-                                               "currency": demo.CURRENCY, "order": order})
+        return self.post("/payment-requests", {"device": demo.SERIAL, "amount": amount,
+                                               "currency": demo.CURRENCY, "order": order}, merchant)
 
 
 @contextmanager

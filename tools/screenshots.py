@@ -25,9 +25,10 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
+from tools.bank.merchant import Client, load_credentials
+from tools.bank.state import State
 from tools.vdevice.spawn import VDeviceProcess
 
 SCREEN_LINE = "screen {"
@@ -383,12 +384,22 @@ class Handheld:
                 return code, answer
             page.wait_for_timeout(1000)
 
-    def bank(self, path):
-        """GET <the bank's merchant API><path>, as JSON (the API the page's merchant panel uses)."""
+    def bank(self, path, merchant):
+        """GET <the bank's merchant API><path> signed as merchant (name or id: its credentials
+        in the bank's state dir), as JSON (the API the page's merchant panel uses)."""
         base = self.page.evaluate("window.websim.state.bank && window.websim.state.bank.merchant_api")
         assert base, "the page has no bank host: %r" % self.page.evaluate("window.websim.state.bank")
-        with urllib.request.urlopen(base + path, timeout=20) as r:
-            return json.loads(r.read())
+        status, answer = Client(base, load_credentials(self.sim.state_dir / "bank", merchant)).call("GET", path)
+        assert status == 200, (status, answer)
+        return answer
+
+    def balance(self, account):
+        """An account's balance in the bank's ledger (a merchant reads only its own account)."""
+        state = State(self.sim.state_dir / "bank")
+        try:
+            return state.ledger.account(account)["balance"]
+        finally:
+            state.close()
 
     def shoot(self, path, quiet_s=0.3):
         """The panel as the ST7789 model holds it, once the device has stopped drawing, as PNG."""

@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 
 from tools.bank import admin, merchant
+from tools.bank.merchant import Client, load_credentials
 from tools.bank.client import Terminal, SimCard
 from tools.bank.host import Host
 from tools.bank.state import State
@@ -124,7 +125,8 @@ class BankThread:
 def make_state(base, url):
     """A bank state under base with: accounts ALICE (1000.00 EUR, the card's), BOB (50.00),
     SHOP; device PT000001 with ALICE and BOB bound (owner) and CAROL as payee; the visa-classic
-    test card (PIN 1234) on ALICE."""
+    test card (PIN 1234) on ALICE; merchants Corner Bakery (its account SHOP) and Kiosk, and the
+    operator (their credentials in <state>/merchants/, api() signs with them)."""
     state = State(Path(base) / "bank", url).init()
     led = state.ledger
     led.create_account("ALICE", "Alice", "978", 100000)
@@ -143,7 +145,16 @@ def make_state(base, url):
     led.bind("PT000001", "BOB")
     led.bind("PT000001", "CAROL", "payee")
     led.bind("PT000002", "USD1")
+    admin.add_merchant(state, "CORNERBAKERY", "Corner Bakery", "SHOP")
+    admin.add_merchant(state, "KIOSK", "Kiosk")
+    admin.add_merchant(state, "OPERATOR", "The bank's operator", role="operator")
     return state
+
+
+def api(bank, method, path, body=None, merchant="Corner Bakery"):
+    """(HTTP status, JSON) of a merchant API call to a BankThread, signed as merchant."""
+    client = Client("http://%s:%d" % tuple(bank.api), load_credentials(bank.state.dir, merchant))
+    return client.call(method, path, body)
 
 
 def initial_key_id(serial):
@@ -163,5 +174,10 @@ async def terminal(state, address, serial="PT000001", cert=None, key=None, count
     return await t.open(address[0], address[1], ctx)
 
 
+_CARD = SimCard(CARD["pan"], CARD["expiry"][:4], CARD["psn"], CARD["imk"])
+
+
 def make_card():
-    return SimCard(CARD["pan"], CARD["expiry"][:4], CARD["psn"], CARD["imk"])
+    """The test card: one for the whole run, as a real card is, so that its ATC only goes up
+    (the bank refuses a cryptogram whose ATC it has seen)."""
+    return _CARD

@@ -64,7 +64,7 @@ def contact(amount, **kw):
     gc.collect()
     async def go():
         await slot.activate()
-        return await kernel.transact(mangled(slot.transceive), amount, date=DATE, **kw)
+        return await kernel.transact(mangled(slot.transceive), amount, **dict({"date": DATE}, **kw))
     res = asyncio.run(go())
     return summary(res)
 def contactless(amount, **kw):

@@ -48,10 +48,11 @@ ACCOUNTS = [a[0] for a in demo.ACCOUNTS]
 
 
 class Bank(HostProcess):
-    """`python -m tools.bank` on free ports over a state dir seeded with the demo."""
+    """`python -m tools.bank` on free ports over a state dir seeded with the demo (cards: the
+    demo's {card profile: account id}; None: the state is seeded already)."""
 
-    def __init__(self, state_dir):
-        self.cards = demo.seed(Path(state_dir))
+    def __init__(self, state_dir, cards=None):
+        self.cards = cards or demo.seed(Path(state_dir))
         super().__init__(state_dir)
 
 
@@ -84,18 +85,31 @@ class Console:
 
 class Terminal:
     def __init__(self, tmp, firmware_image):
-        tmp = Path(tmp)
+        self.tmp = tmp = Path(tmp)
         self.bank = Bank(tmp / "bank")
         shutil.copyfile(firmware_image, tmp / "flash.img")
-        # Not bare: the handheld's parts attached as `make run` attaches them.
-        self.vdevice = VDeviceProcess(tmp / "flash.img", tmp / "vdevice", bare=False)
-        self.rig = self.vdevice.rig
-        self.rig.call("do", name="wifi", action="target", host=self.bank.address[0], port=self.bank.address[1])
+        self._start_handheld()
         self.vault_state, self.accounts = demo.personalize(self.vdevice.repl, self.bank.dir)
         self._device = demo.fresh(self.vdevice.repl)
         self.keypad = {k[4]: k[:4] for k in self._device.eval("__import__('ui.screens').screens.keypad_layout()")}
         self.console = None
         self.seen = 0  # screens consumed by screen()
+        self.restart()
+
+    def _start_handheld(self):
+        # Not bare: the handheld's parts attached as `make run` attaches them.
+        self.vdevice = VDeviceProcess(self.tmp / "flash.img", self.tmp / "vdevice", bare=False)
+        self.rig = self.vdevice.rig
+        self.rig.call("do", name="wifi", action="target", host=self.bank.address[0], port=self.bank.address[1])
+
+    def run_again(self):
+        """`make run` stopped and started again: the bank host and the virtual handheld (its rig
+        with it) stopped, then started on what they kept (the ledger, the flash image, the rig's
+        cards); the app at its first screen."""
+        self.close()
+        self.console = self._device = None
+        self.bank = Bank(self.bank.dir, self.bank.cards)
+        self._start_handheld()
         self.restart()
 
     # ---- the device ---------------------------------------------------------------------------
@@ -279,10 +293,10 @@ class Terminal:
         order number (order-2, ...): the bank expires the order the first one named."""
         self.signed_on()
         for attempt in range(1, 20):
-            body = {"device": demo.SERIAL, "merchant": merchant, "amount": amount, "currency": currency,
+            body = {"device": demo.SERIAL, "amount": amount, "currency": currency,
                     "order": order if attempt == 1 else "%s-%d" % (order, attempt)}
             try:
-                return self.bank.post("/payment-requests", body)
+                return self.bank.post("/payment-requests", body, merchant)
             except urllib.error.HTTPError as e:
                 if e.code != 409:
                     raise

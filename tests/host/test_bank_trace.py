@@ -4,7 +4,6 @@ track 2 masked, no PIN block, the ICC data as its tag list)."""
 
 import asyncio
 import json
-import urllib.request
 
 import bankfix
 import pytest
@@ -16,9 +15,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning",
 
 
 def trace(bank, since=0):
-    url = "http://%s:%d/trace?since=%d" % (bank.api[0], bank.api[1], since)
-    with urllib.request.urlopen(url, timeout=10) as r:
-        return json.load(r)
+    status, answer = bankfix.api(bank, "GET", "/trace?since=%d" % since, merchant="OPERATOR")
+    assert status == 200, answer
+    return answer
 
 
 def test_a_purchase_in_the_trace_masked(bank):
@@ -54,11 +53,8 @@ def test_a_pushed_request_in_the_trace(bank):
         t = await bankfix.terminal(bank.state, bank.address)
         await t.sign_on()
         start = trace(bank)["next"]
-        body = json.dumps({"device": "PT000001", "merchant": "Corner Bakery", "order": "T-1", "amount": 450,
-                           "currency": "978"}).encode()
-        url = "http://%s:%d/payment-requests" % bank.api
-        await asyncio.to_thread(urllib.request.urlopen, urllib.request.Request(
-            url, body, {"Content-Type": "application/json"}), timeout=10)
+        await asyncio.to_thread(bankfix.api, bank, "POST", "/payment-requests", {
+            "device": "PT000001", "order": "T-1", "amount": 450, "currency": "978"})
         await asyncio.wait_for(t.pushes.get(), 10)
         await asyncio.sleep(0.2)  # the 0610 acknowledgement on its way
         await t.close()
@@ -70,10 +66,7 @@ def test_a_pushed_request_in_the_trace(bank):
 
 
 def test_a_bad_since_is_refused(bank):
-    url = "http://%s:%d/trace?since=x" % bank.api
-    with pytest.raises(urllib.error.HTTPError) as e:
-        urllib.request.urlopen(url, timeout=10)
-    assert e.value.code == 400
+    assert bankfix.api(bank, "GET", "/trace?since=x", merchant="OPERATOR")[0] == 400
 
 
 def test_track_2_masked_whatever_its_separator():

@@ -31,7 +31,7 @@ print(repr((REVERSALS, len(j.keys()), j.full)))
 
 
 def status(t, pushed):
-    return t.bank.get("/payment-requests/" + pushed["id"])["status"]
+    return t.bank.get("/payment-requests/" + pushed["id"], pushed["merchant_id"])["status"]
 
 
 def locked_with(t, n, timeout=30):

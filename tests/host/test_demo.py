@@ -89,3 +89,35 @@ def test_a_binding_needs_a_known_device_and_role(tmp_path):
     pki.issue_device(tmp_path, demo.SERIAL)
     with pytest.raises(pki.PkiError, match="owner or payee"):
         pki.issue_binding(tmp_path, demo.SERIAL, "ACC-OWNER", "admin")
+
+
+def test_a_demo_state_from_before_merchant_credentials_is_completed_and_serves(tmp_path):
+    # A state as the demo seeded it before the merchant API had keys: no merchants' tables, no
+    # credentials. `make run` (tools/websim, demo.complete) gives every demo merchant and the
+    # operator a key, and the bank host started on it takes their signed calls.
+    from tools.bank.spawn import HostProcess
+
+    state_dir = tmp_path / "bank"
+    demo.seed(state_dir)
+    state = State(state_dir)
+    for table in ("merchant_nonces", "merchants", "dukpt_counters", "card_atcs"):
+        state.ledger.db.execute("DROP TABLE %s" % table)
+    state.close()
+    for f in (state_dir / "merchants").iterdir():
+        f.unlink()
+    assert demo.seeded(state_dir)
+    added = demo.complete(state_dir)
+    assert added == [demo.merchant.id_for(n) for n, _ in demo.MERCHANTS] + ["OPERATOR"]
+    # One credentials file lost later: that merchant gets a new key, the others keep theirs.
+    kiosk = state_dir / "merchants" / "COFFEECORNER.json"
+    old_key = json.loads(kiosk.read_text())["key_id"]
+    kiosk.unlink()
+    assert demo.complete(state_dir) == ["COFFEECORNER"] and demo.complete(state_dir) == []
+    assert json.loads(kiosk.read_text())["key_id"] != old_key
+    host = HostProcess(state_dir)
+    try:
+        assert host.get("/accounts/ACC-SHOP", "Corner Bakery")["balance"] == 0
+        assert host.client("Coffee Corner").call("GET", "/trace")[0] == 403   # a merchant's key
+        assert host.get("/trace")["next"] >= 0                               # the operator's
+    finally:
+        host.stop()

@@ -301,6 +301,41 @@ def test_state_survives_power_and_new_applet():
     assert "emv:no-such-card" not in APPLETS and "emv:visa-classic" in APPLETS
 
 
+# A rig process's card (kept in the rig's state dir, tools/rig/rig.py): two GPOs and a wrong
+# offline PIN, then its ATC and PIN try counter as GET DATA reads them.
+_KEPT_CARD = """
+import sys
+from tests.host import test_emvcard as t
+from tools import emvcard
+emvcard.keep_in(sys.argv[1])
+c = emvcard.card_applet("visa-classic")
+for _ in range(int(sys.argv[2])):
+    t.start(c)
+    t.run(c, "0020008008241111FFFFFFFFFF")
+    c.reset()
+t.start(c)
+print(t.decode(t.ok(c, "80CA9F3600"))["9F36"].hex(), t.decode(t.ok(c, "80CA9F1700"))["9F17"].hex())
+"""
+
+
+def test_a_kept_card_carries_on_in_the_next_rig_process(tmp_path):
+    import subprocess
+    import sys
+
+    def rig_process(gpos):
+        out = subprocess.run([sys.executable, "-c", _KEPT_CARD, str(tmp_path), str(gpos)], check=True,
+                             capture_output=True, text=True, cwd=os.path.join(CARDS, "..", "..", ".."))
+        return out.stdout.split()
+
+    assert rig_process(2) == ["0003", "01"]          # 2 GPOs and a PIN try each, then one more GPO
+    assert rig_process(0) == ["0004", "01"]          # the next process: the same card, ATC 4
+    assert json.loads((tmp_path / "visa-classic.json").read_text())["apps"]["A0000000031010"][0] == 4
+    (tmp_path / "visa-classic.json").write_text("{")
+    with pytest.raises(subprocess.CalledProcessError) as e:
+        rig_process(0)
+    assert "remove the file to start the card afresh" in e.value.stderr
+
+
 def _gac(c, p1, amount="000000001000", un="11223344"):
     data = cdol1(amount, un)
     return decode(ok(c, apdu("80AE%02X00" % p1, data)))["77"]

@@ -46,7 +46,7 @@ def balances(t):
 
 
 def request_status(t, answer):
-    return t.bank.get("/payment-requests/" + answer["id"])["status"]
+    return t.bank.get("/payment-requests/" + answer["id"], answer["merchant_id"])["status"]
 
 
 def test_a_pushed_request_interrupts_the_home_menu_and_is_paid_from_the_default_account(terminal):
@@ -240,8 +240,8 @@ def waiting_requests(screen):
 def push_expiring(t, order, amount, ttl):
     """A merchant's request that the bank lets live ttl seconds (the merchant API's "ttl")."""
     t.signed_on()
-    return t.bank.post("/payment-requests", {"device": demo.SERIAL, "merchant": "Corner Bakery", "order": order,
-                                             "amount": amount, "currency": demo.CURRENCY, "ttl": ttl})
+    return t.bank.post("/payment-requests", {"device": demo.SERIAL, "order": order, "amount": amount,
+                                             "currency": demo.CURRENCY, "ttl": ttl}, "Corner Bakery")
 
 
 def test_a_request_left_unanswered_leaves_the_list_when_it_expires(terminal):
@@ -274,3 +274,20 @@ def test_a_request_opened_after_it_expired_says_so_and_pays_nothing(terminal):
     assert waiting_requests(home(t)) == waiting  # not listed
     assert request_status(t, pushed) == "expired" and t.ledger() == before
     assert "amount 000000000444" not in t.bank.log()  # no payment of it was sent
+
+
+def test_make_run_stopped_and_started_again_a_card_pays_again(terminal):
+    # `make run` keeps the bank's state and the handheld's flash, and the rig keeps its cards'
+    # counters in its state dir, as a card's EEPROM does: the card's ATC carries on in the new
+    # rig process (from 0 again, the bank, which refuses an ATC it has seen, would decline 05).
+    t = terminal
+    card = demo.card_account("visa-classic")
+    before = balances(t)
+    assert paid_with_a_card(t, "ORD-BEFORE", 111)[1]["title"] == "Approved"
+    home(t)
+    t.run_again()
+    t.unlock()
+    pushed, result = paid_with_a_card(t, "ORD-AGAIN", 222)
+    assert result["title"] == "Approved", result
+    assert balances(t)[card] == before[card] - 333 and request_status(t, pushed) == "paid"
+    home(t)

@@ -30,7 +30,7 @@ def test_unlock_push_a_request_and_pay_it_on_the_page(handheld):
     h.unlock(DEMO_PIN)  # PIN, then the PIN pad's keys clicked on the page's screen
     h.screen("Pocket Terminal")
 
-    before = h.bank("/accounts/" + OWNER)
+    before = h.balance(OWNER)
     order = "E2E-%d" % time.time()
     status, request = h.push("Coffee Corner", order, AMOUNT)
     assert status == 201, request
@@ -42,9 +42,9 @@ def test_unlock_push_a_request_and_pay_it_on_the_page(handheld):
     approved = h.screen("Approved")
     assert "€12.50" in approved["text"] and "Coffee Corner" in approved["text"], approved
 
-    after = h.bank("/accounts/" + OWNER)
-    assert after["balance"] == before["balance"] - AMOUNT, (before, after)
-    paid = h.bank("/payment-requests/" + request["id"])
+    after = h.balance(OWNER)
+    assert after == before - AMOUNT, (before, after)
+    paid = h.bank("/payment-requests/" + request["id"], request["merchant_id"])
     assert paid["status"] == "paid" and paid["rrn"] and paid["rrn"] in approved["text"], (paid, approved)
     # The page's ISO 8583 trace has the bank's answer: the amount, the reference, approved.
     h.page.wait_for_function("document.getElementById('iso8583').textContent.includes('DE37 %s')" % paid["rrn"])

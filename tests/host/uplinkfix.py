@@ -4,14 +4,12 @@ the bank's PKI and HSM; TLS servers with certificates the device must refuse.
 """
 
 import datetime
-import json
 import secrets
 import socket
 import ssl
 import threading
 import time
 import urllib.error
-import urllib.request
 from pathlib import Path
 
 from cryptography import x509
@@ -20,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tools.bank import admin, pki
+from tools.bank.client import SimCard
 from tools.bank.spawn import HostProcess
 from tools.bank.state import State
 
@@ -34,6 +33,7 @@ OPENING = 100_000
 
 class BankHost(HostProcess):
     """`python -m tools.bank` on free ports over a fresh state dir; ledger() reads its ledger."""
+    merchant = "Corner Bakery"
 
     def __init__(self, state_dir):
         self.dir = Path(state_dir)
@@ -48,10 +48,23 @@ class BankHost(HostProcess):
         admin.register_device(state, SERIAL, merchant_account=SHOP)
         led.bind(SERIAL, OWNER, "owner")
         led.bind(SERIAL, SAVINGS, "owner")
-        self.initial_key = state.hsm.initial_key(INITIAL_KEY_ID)
+        admin.add_merchant(state, "CORNERBAKERY", self.merchant, SHOP)
         state.close()
+        self.initial_key_ids = []
         self.pki = self.dir / "pki"
         super().__init__(self.dir)
+
+    def new_initial_key(self):
+        """(initial key id, initial key) of a provisioning: a new key id every time, as inject
+        gives a unit provisioned again (its generation, the top byte of the derivation id): the
+        bank takes a key id's KSN counter only upwards, and a fresh vault counts from 1."""
+        ikid = INITIAL_KEY_ID[:4] + bytes((len(self.initial_key_ids),)) + INITIAL_KEY_ID[5:]
+        self.initial_key_ids.append(ikid)
+        state = State(self.dir)
+        try:
+            return ikid, state.hsm.initial_key(ikid)
+        finally:
+            state.close()
 
     def ledger(self):
         """A fresh look at the ledger (a State of its own: the host runs in another process)."""
@@ -75,30 +88,27 @@ class BankHost(HostProcess):
         attempt = 0
         while True:
             attempt += 1
-            body = json.dumps({"device": SERIAL, "merchant": "Corner Bakery", "order": "%s-%d" % (order, attempt),
-                               "amount": amount, "currency": "978"}).encode()
-            req = urllib.request.Request(self.api + "/payment-requests", body, {"Content-Type": "application/json"})
             try:
-                with urllib.request.urlopen(req, timeout=10) as r:
-                    return json.load(r)
+                return self.post("/payment-requests", {"device": SERIAL, "order": "%s-%d" % (order, attempt),
+                                                       "amount": amount, "currency": "978"})
             except urllib.error.HTTPError as e:
                 if e.code != 409 or time.time() > deadline:
                     raise
                 time.sleep(0.2)
 
     def request(self, request_id):
-        with urllib.request.urlopen(self.api + "/payment-requests/" + request_id, timeout=10) as r:
-            return json.load(r)
+        return self.get("/payment-requests/" + request_id)
 
 
 def provisioning(bank, store="/uplink-vault"):
     """MicroPython code that makes `vault`: a fresh vault in `store`, provisioned as the factory
     does for this device: its key and certificate (DER), the issuer CA, the DUKPT initial key
-    from the bank's HSM and its key id."""
+    from the bank's HSM and its key id (a new one every time: BankHost.new_initial_key)."""
     files = pki.device_files(bank.pki, SERIAL)
+    ikid, initial_key = bank.new_initial_key()
     items = {"device.key": files["key_der"].read_bytes(), "device.cert": files["cert_der"].read_bytes(),
-             "issuer.ca": (bank.pki / "ca.der").read_bytes(), "dukpt.ik": bank.initial_key,
-             "dukpt.ksn": INITIAL_KEY_ID, "issuer.unblock": secrets.token_bytes(32)}
+             "issuer.ca": (bank.pki / "ca.der").read_bytes(), "dukpt.ik": initial_key,
+             "dukpt.ksn": ikid, "issuer.unblock": secrets.token_bytes(32)}
     lines = ["import os", "from vault import Vault", "from vault.store import Store",
              "try:\n    for n in os.listdir(%r):\n        os.remove(%r + '/' + n)\nexcept OSError:\n    pass"
              % (store, store),
@@ -108,21 +118,26 @@ def provisioning(bank, store="/uplink-vault"):
     return "\n".join(lines)
 
 
+# The card whose cryptograms card_result_code makes: one for the run, so that its ATC only goes
+# up as a real card's does (the bank refuses an ATC it has seen). Card 02 of the PAN (its own
+# keys and ATC): the rig's visa-classic, PSN 01, counts from 1 again in every rig process.
+_SIM_CARD = SimCard(CARD["pan"], CARD["expiry"][:4], "02", bytes.fromhex(CARD["imk"]))
+
+
 def card_result_code(amount, today=None):
     """(code, card, tags): MicroPython code making `card`, what the EMV kernel hands the uplink
     for the test card (its lib/emv/kernel.Result fields) with a DE55 holding a fresh ARQC from
     the card's keys; the host's SimCard and the tags, to check the ARPC that comes back."""
-    from tools.bank.client import SimCard
     from tools.emvcard import tlv
 
-    card = SimCard(CARD["pan"], CARD["expiry"][:4], CARD["psn"], bytes.fromhex(CARD["imk"]))
+    card = _SIM_CARD
     tags = card.icc_data(amount, today=today)
     icc = b"".join(tlv.tlv(tag, value) for tag, value in tags.items())
     track2 = bytes.fromhex(CARD["pan"] + "D" + CARD["expiry"][:4] + "2011234567" + "F")
     code = ("class _Card:\n    pass\ncard = _Card()\n"
             "card.pan = %r\ncard.psn = bytes.fromhex(%r)\ncard.expiry = bytes.fromhex(%r)\n"
             "card.track2 = bytes.fromhex(%r)\ncard.icc_data = bytes.fromhex(%r)\ncard.contactless = False\n"
-            % (CARD["pan"], CARD["psn"], CARD["expiry"], track2.hex(), icc.hex()))
+            % (CARD["pan"], card.psn, CARD["expiry"], track2.hex(), icc.hex()))
     return code, card, tags
 
 

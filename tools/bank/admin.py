@@ -10,6 +10,14 @@
                                                 when --cert is not given) and pin its certificate
                                                 (and its DUKPT initial key id)
     bind SERIAL ACCOUNT [--payee]               an account the device may debit (or pay to)
+    merchant ID --name N [--account ACC] [--operator] [--out FILE] [--rekey]
+                                                a merchant API client and its key: ID (DE42) up
+                                                to 15 of A-Z 0-9, N (DE43) printable ASCII up to
+                                                40; --operator: the bank's own, reads the trace;
+                                                its credentials (the secret: shown once) go to
+                                                FILE, by default <state-dir>/merchants/ID.json;
+                                                --rekey: a new key for a merchant that has one
+                                                (lost credentials: the old key stops working)
     hold ID ACCOUNT AMOUNT [--reason R] | release ID
     list                                        accounts, cards, devices
     ledger                                      transactions and postings
@@ -17,11 +25,12 @@
 
 import argparse
 import json
+import os
 import secrets
 import sys
 from pathlib import Path
 
-from tools.bank import pki
+from tools.bank import merchant, pki
 from tools.bank.hsm import HsmError
 from tools.bank.ledger import LedgerError, mask_pan
 from tools.bank.state import DEFAULT_DIR, State
@@ -50,6 +59,31 @@ def register_device(state, serial, cert=None, merchant_account=None, ikid=None):
     state.ledger.add_device(serial, pki.cert_fingerprint(cert), merchant_account,
                             ikid.hex().upper() if ikid else None)
     return cert
+
+
+def add_merchant(state, merchant_id, name, account_id=None, role="merchant", out=None, rekey=False):
+    """A merchant API client with a new key: the ledger keeps the secret sealed by the HSM; the
+    merchant's copy {id, name, role, key_id, secret} is written to out (0600; default
+    <state-dir>/merchants/<id>.json) and returned. rekey: a merchant that exists gets the new
+    key (its credentials were lost; the old key stops working), else it is a Conflict."""
+    if not merchant.MERCHANT_ID.match(merchant_id):
+        raise ValueError("a merchant id is 1..15 of A-Z and 0-9 (DE42)")
+    if not merchant.printable(name, 40):
+        raise ValueError("a merchant name is 1..40 printable ASCII characters (DE43, the device's "
+                         "screen): %r is not" % name)
+    if account_id is not None and state.ledger.account(account_id) is None:
+        raise ValueError("no account %s" % account_id)
+    key_id = "pk_" + secrets.token_hex(8)
+    secret = secrets.token_bytes(32)
+    state.ledger.add_merchant(merchant_id, name, role, account_id, key_id,
+                              state.hsm.seal(secret, ("merchant-key|" + key_id).encode()), rekey)
+    creds = {"id": merchant_id, "name": name, "role": role, "key_id": key_id, "secret": secret.hex()}
+    out = Path(out) if out else state.dir / "merchants" / (merchant_id + ".json")
+    out.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(creds, f)
+    return creds
 
 
 def _print_rows(title, rows):
@@ -86,6 +120,13 @@ def main(argv=None):
     b.add_argument("serial")
     b.add_argument("account")
     b.add_argument("--payee", action="store_true")
+    m = sub.add_parser("merchant")
+    m.add_argument("id")
+    m.add_argument("--name", required=True)
+    m.add_argument("--account")
+    m.add_argument("--operator", action="store_true")
+    m.add_argument("--out", type=Path)
+    m.add_argument("--rekey", action="store_true")
     h = sub.add_parser("hold")
     h.add_argument("id")
     h.add_argument("account")
@@ -123,6 +164,11 @@ def main(argv=None):
             print("device %s registered, certificate %s" % (args.serial, cert))
         elif args.cmd == "bind":
             led.bind(args.serial, args.account, "payee" if args.payee else "owner")
+        elif args.cmd == "merchant":
+            creds = add_merchant(state, args.id, args.name, args.account,
+                                 "operator" if args.operator else "merchant", args.out, args.rekey)
+            print("merchant %s key %s; its credentials (the secret only there) in %s" % (
+                args.id, creds["key_id"], args.out or state.dir / "merchants" / (args.id + ".json")))
         elif args.cmd == "hold":
             led.place_hold(args.id, args.account, args.amount, args.reason)
         elif args.cmd == "release":
@@ -131,6 +177,7 @@ def main(argv=None):
             _print_rows("accounts", led.accounts())
             _print_rows("cards", led.cards())
             _print_rows("devices", led.devices())
+            _print_rows("merchants", led.merchants())
         elif args.cmd == "ledger":
             _print_rows("transactions", led.transactions())
             _print_rows("postings", led.postings())

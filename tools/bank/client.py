@@ -177,11 +177,12 @@ class Terminal:
     async def sign_on(self, code="001"):
         return await self.request("0800", {"70": code})
 
-    def purchase_message(self, card, amount, pin=None, order=None, currency="978"):
-        """(raw, doc, tags) of a 0200 purchase: DE55 with the card's ARQC, DE52 when pin, DE48
-        when it pays a pushed order. Built, not sent (a test may send it twice, or spoil it)."""
+    def purchase_message(self, card, amount, pin=None, order=None, currency="978", tags=None):
+        """(raw, doc, tags) of a 0200 purchase: DE55 with the card's ARQC (a fresh one, or the
+        tags given: a cryptogram made for other data), DE52 when pin, DE48 when it pays a pushed
+        order. Built, not sent (a test may send it twice, or spoil it)."""
         ksn = self.next_ksn()
-        tags = card.icc_data(amount)
+        tags = tags or card.icc_data(amount)
         now = datetime.datetime.now(datetime.timezone.utc)
         fields = {"2": card.pan, "3": "000000", "4": "%012d" % amount,
                   "12": now.strftime("%H%M%S"), "13": now.strftime("%m%d"), "14": card.expiry,

@@ -38,12 +38,25 @@ CANCELLED, UNKNOWN_ORIGINAL, FORMAT_ERROR, NO_FUNDS, EXPIRED = "17", "25", "30",
 WRONG_PIN, NOT_PERMITTED, SECURITY, TRIES_EXCEEDED, MALFUNCTION = "55", "57", "63", "75", "96"
 PIN_TRIES = 3
 TLS_HANDSHAKE_TIMEOUT = 15
+# How long after an approval its 0400 still undoes it: the device sends one within seconds
+# (15 s without an answer, or the card refusing the ARPC), or after a reconnect or reboot. Later,
+# a pushed request's merchant may have delivered: the payment stands (answer 12) and a dispute
+# is the way back.
+REVERSAL_WINDOW = 600
+# A cryptogram's transaction date (9A) against the message's (DE13, else DE7) and the host's own
+# UTC date: a day either way, for time zones around midnight.
+DATE_SLACK = datetime.timedelta(days=1)
 
 PURCHASE, BALANCE, TRANSFER = "000000", "310000", "400000"
 ACCOUNT_ON_FILE = "010"
 SIGN_ON, SIGN_OFF, ECHO = "001", "002", "301"
 # Fields a 0210/0410/0630 echoes from its request (those present).
 ECHOED = ("2", "3", "4", "7", "11", "41", "42", "48", "49", "53", "102", "103")
+# The requests the host answers, and the fields PROTOCOL.md says are numeric (pyiso8583 takes any
+# ASCII there) or printable text (ans): a message breaking either is a format error (30).
+REQUESTS = ("0200", "0400", "0620", "0800")
+NUMERIC = ("2", "3", "4", "7", "11", "12", "13", "14", "22", "23", "49", "70", "90")
+TEXT = ("35", "37", "38", "39", "41", "42", "43", "48", "54", "102", "103")
 
 
 class Decline(Exception):
@@ -73,12 +86,66 @@ def new_rrn():
     return "%012d" % secrets.randbelow(10 ** 12)
 
 
-def ksn_of(doc):
+def ksn_of(doc, ikid=None):
+    """The 12-byte KSN of DE53 if it is one (a counter of 1 or more), of the initial key id ikid
+    (hex) when given; else None."""
     try:
         ksn = bytes.fromhex(doc.get("53", ""))
     except ValueError:
         return None
-    return ksn if len(ksn) == 12 else None
+    if len(ksn) != 12 or not int.from_bytes(ksn[8:], "big") or (ikid and ksn[:8].hex().upper() != ikid):
+        return None
+    return ksn
+
+
+def malformed(doc):
+    """Why a decoded message is not what PROTOCOL.md says (None if it is)."""
+    for de in NUMERIC:
+        if de in doc and not (doc[de].isascii() and doc[de].isdigit()):
+            return "DE%s is not numeric" % de
+    for de in TEXT:
+        if de in doc and not (doc[de].isascii() and doc[de].isprintable()):
+            return "DE%s is not printable ASCII" % de
+    return None
+
+
+def _date(yymmdd):
+    try:
+        return datetime.date(2000 + int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:6]))
+    except ValueError:
+        return None
+
+
+def _near(day, mmdd):
+    """True if date day is within DATE_SLACK of month-day mmdd in a year around it."""
+    for year in (day.year - 1, day.year, day.year + 1):
+        try:
+            other = datetime.date(year, int(mmdd[:2]), int(mmdd[2:4]))
+        except ValueError:
+            continue
+        if abs(other - day) <= DATE_SLACK:
+            return True
+    return False
+
+
+def cryptogram_mismatch(doc, tags, today=None):
+    """The response code (13 or 12) if the data the card's cryptogram covers is not this
+    message's: amount (9F02 = DE4) and currency (5F2A = DE49) 13; transaction type (9C, DE3),
+    date (9A = DE13, else DE7, and the host's today, a day either way), cryptogram type (9F27:
+    an ARQC, the card asking to go online) 12. None if it is."""
+    if tags.get(0x9F02) != bytes.fromhex(doc.get("4", "").rjust(12, "0")[-12:]) \
+            or tags.get(0x5F2A) != bytes.fromhex("0" + doc.get("49", "000")):
+        return INVALID_AMOUNT
+    if tags.get(0x9C) != bytes.fromhex(doc.get("3", "")[:2].rjust(2, "0")):
+        return INVALID_TXN
+    if 0x9F27 in tags and bytes(tags[0x9F27])[:1] and bytes(tags[0x9F27])[0] & 0xC0 != 0x80:
+        return INVALID_TXN
+    day = _date(bytes(tags.get(0x9A, b"")).hex())
+    today = today or datetime.datetime.now(datetime.timezone.utc).date()
+    local = doc.get("13") or doc.get("7", "")[:4]
+    if day is None or abs(day - today) > DATE_SLACK or not _near(day, local):
+        return INVALID_TXN
+    return None
 
 
 def expired(expiry_yymm, today=None):
@@ -94,54 +161,109 @@ def order_of(doc):
 class Bank:
     """Message processing over a ledger and an HSM; thread-safe (one DB connection per thread)."""
 
-    def __init__(self, ledger, hsm):
+    def __init__(self, ledger, hsm, reversal_window=REVERSAL_WINDOW):
         self.ledger = ledger
         self.hsm = hsm
+        self.reversal_window = reversal_window
 
     # ---- entry -------------------------------------------------------------------------------
 
     def handle(self, serial, raw, ikid=None):
         """The Outcome of a message from device serial; ikid (hex): the device's initial key id,
-        when registered, which the message's KSN must carry."""
+        when registered, which the message's KSN must carry. Never raises: what cannot be read
+        is a format error (30), what fails inside the host a malfunction (96), both answered."""
         try:
             doc = wire.decode(raw)
+            if not (doc["t"].isascii() and doc["t"].isdigit()):
+                raise wire.WireError("MTI %r is not 4 digits" % doc["t"], doc)
         except wire.WireError as e:
-            LOG.warning("%s: undecodable message dropped (%s)", serial, e)
-            return Outcome()
+            return self._unreadable(serial, raw, e, ikid)
         mti = doc["t"]
         out = Outcome(mti=mti)
-        ksn = ksn_of(doc)
-        if ksn is not None and ikid and ksn[:8].hex().upper() != ikid:
-            LOG.warning("%s: KSN of another initial key id", serial)
-            ksn = None
-        if ksn is None or not wire.mac_ok(raw, doc, lambda d, m: self.hsm.check_mac(ksn, d, m)):
-            LOG.warning("%s: %s STAN %s: bad or missing MAC", serial, mti, doc.get("11"))
-            if mti in ("0200", "0400", "0620", "0800"):
-                out.rc = SECURITY
-                out.answer = self._answer(doc, {"39": SECURITY}, ksn)
-            return out
-        out.ksn = ksn
-        if doc.get("41") != serial:
-            LOG.warning("%s: message names terminal %r: refused", serial, doc.get("41"))
-            out.rc = NOT_PERMITTED
-            out.answer = self._answer(doc, {"39": NOT_PERMITTED}, ksn)
-            return out
-        if mti == "0800":
-            out.network = doc.get("70")
-            out.rc = APPROVED if out.network in (SIGN_ON, SIGN_OFF, ECHO) else INVALID_TXN
-            out.answer = self._answer(doc, {"39": out.rc, "70": doc.get("70", "")}, ksn)
-            LOG.info("%s: 0800/%s -> %s", serial, out.network, out.rc)
-        elif mti == "0610":
-            LOG.info("%s: 0610 for STAN %s: %s", serial, doc.get("11"), doc.get("39"))
-        elif mti in ("0200", "0400", "0620"):
-            out.answer, out.rc = self._financial(serial, doc, ksn)
-        else:
-            LOG.warning("%s: MTI %s not handled", serial, mti)
+        ksn = ksn_of(doc, ikid)
+        try:
+            if ksn is None or not wire.mac_ok(raw, doc, lambda d, m: self.hsm.check_mac(ksn, d, m)):
+                LOG.warning("%s: %s STAN %s: bad or missing MAC, or a KSN not of the device",
+                            serial, mti, doc.get("11"))
+                if mti[2] in "02468":
+                    out.rc = SECURITY
+                    out.answer = self._answer(doc, {"39": SECURITY}, ksn)
+                return out
+            if not self._fresh(serial, ksn, doc):
+                if mti[2] in "02468":
+                    out.rc = SECURITY
+                    out.answer = self._answer(doc, {"39": SECURITY}, ksn)
+                return out
+            out.ksn = ksn
+            why = malformed(doc) or (None if mti in REQUESTS + ("0610",) else "MTI %s not handled" % mti)
+            if why:
+                LOG.warning("%s: %s STAN %s: format error: %s", serial, mti, doc.get("11"), why)
+                if mti[2] in "02468":
+                    out.rc = FORMAT_ERROR
+                    out.answer = self._answer(doc, {"39": FORMAT_ERROR}, ksn, echo=False)
+                return out
+            if doc.get("41") != serial:
+                LOG.warning("%s: message names terminal %r: refused", serial, doc.get("41"))
+                out.rc = NOT_PERMITTED
+                out.answer = self._answer(doc, {"39": NOT_PERMITTED}, ksn)
+                return out
+            if mti == "0800":
+                out.network = doc.get("70")
+                out.rc = APPROVED if out.network in (SIGN_ON, SIGN_OFF, ECHO) else INVALID_TXN
+                out.answer = self._answer(doc, {"39": out.rc, "70": doc.get("70", "")}, ksn)
+                LOG.info("%s: 0800/%s -> %s", serial, out.network, out.rc)
+            elif mti == "0610":
+                LOG.info("%s: 0610 for STAN %s: %s", serial, doc.get("11"), doc.get("39"))
+            else:
+                out.answer, out.rc = self._financial(serial, doc, ksn)
+        except Exception:  # a fault of the host's own (its database, a bug): said, not dropped
+            LOG.exception("%s: %s STAN %s: system malfunction", serial, mti, doc.get("11"))
+            out.rc, out.network = MALFUNCTION, None
+            out.answer = self._answer(doc, {"39": MALFUNCTION}, out.ksn, echo=False) \
+                if mti[2] in "02468" else None
         return out
 
-    def _answer(self, doc, fields, ksn):
+    def _fresh(self, serial, ksn, doc):
+        """True if the KSN's transaction counter is above every one the device used before under
+        its initial key (the device advances it for every message it sends); else logged: the message was played
+        again, or the device's store was put back to an earlier copy (rolled back, cloned)."""
+        ikid, counter = ksn[:8].hex().upper(), int.from_bytes(ksn[8:], "big")
+        if self.ledger.advance_ksn(serial, ikid, counter):
+            return True
+        LOG.error("%s: %s STAN %s: KSN counter %d used already (the device is at %s): a replay, "
+                  "or a rolled-back or cloned device: refused", serial, doc["t"], doc.get("11"),
+                  counter, self.ledger.ksn_counter(serial, ikid))
+        return False
+
+    def _unreadable(self, serial, raw, error, ikid):
+        """A message that does not decode: a format error (30) as the answer of its MTI (0810
+        when its MTI cannot be read; none for an answer's MTI, as for any answer). MAC'd under
+        its KSN when the fields read before the fault give one and the message's last 8 bytes
+        are its MAC under it (an authentic message the device got wrong); else sent without MAC
+        or DE53 (the device drops it, as any answer it cannot check)."""
+        part = error.partial
+        head = bytes(raw[:4])
+        mti = part.get("t") or (head.decode() if head.isdigit() else None)
+        LOG.warning("%s: %s: format error: %s", serial, mti or "unreadable message", error)
+        if mti is not None and not (len(mti) == 4 and mti.isascii() and mti.isdigit()):
+            mti = None
+        if mti is not None and mti[2] not in "02468":
+            return Outcome(mti=mti)
+        doc = {"t": mti or "0800", "41": serial}
+        if len(part.get("11", "")) == 6 and part["11"].isdigit():
+            doc["11"] = part["11"]
+        ksn = ksn_of(part, ikid)
+        if ksn is not None and not (len(raw) > 8 and self.hsm.check_mac(ksn, bytes(raw[:-8]), bytes(raw[-8:]))
+                                    and self._fresh(serial, ksn, doc)):
+            ksn = None
+        return Outcome(answer=self._answer(doc, {"39": FORMAT_ERROR}, ksn), mti=doc["t"],
+                       rc=FORMAT_ERROR)
+
+    def _answer(self, doc, fields, ksn, echo=True):
+        """The answer to doc with fields, MAC'd under ksn (None: neither MAC nor DE53). Without
+        echo (a message found malformed), only its STAN and terminal id come back."""
         ans = {"t": answer_mti(doc["t"])}
-        for k in ECHOED:
+        for k in ECHOED if echo else ("11", "41"):
             if k in doc:
                 ans[k] = doc[k]
         ans.update(fields)
@@ -202,10 +324,11 @@ class Bank:
             tags = dict(tlv.decode(bytes.fromhex(doc.get("55", ""))))
         except ValueError:
             tags = {}
-        psn = doc.get("23") or tags.get(0x5F34, b"").hex() or card["psn"]
+        # The PAN sequence number as the card's keys take it: its last two digits.
+        psn = (doc.get("23") or tags.get(0x5F34, b"").hex() or card["psn"]).rjust(2, "0")[-2:]
         pre["tags"], pre["psn"] = tags, psn
         try:
-            pre["arqc_ok"] = self.hsm.verify_arqc(card["issuer_key_id"], pan, psn, tags)
+            pre["arqc_ok"] = psn.isdigit() and self.hsm.verify_arqc(card["issuer_key_id"], pan, psn, tags)
         except HsmError as e:
             LOG.error("card %s: %s", card["pan_masked"], e)
             pre["arqc_ok"] = False
@@ -255,8 +378,9 @@ class Bank:
             self.ledger.post(rrn, account_id, amount)
         if pending_reverse is not None:
             self.ledger.reverse(pending_reverse, rrn)
-        if log.get("request_id") and rc == APPROVED and mti == "0200":
-            self.ledger.set_request_status(log["request_id"], "paid", rrn)
+        if log.get("request_id") and rc == APPROVED and mti == "0200" \
+                and not self.ledger.set_request_status(log["request_id"], "paid", rrn):
+            raise Conflict("request %s is no longer pushed" % log["request_id"])  # never: locked
         if pre.get("arqc_ok"):
             fields["55"] = tlv.tlv(0x91, self.hsm.arpc(
                 pre["card"]["issuer_key_id"], pre["pan"], pre["psn"], pre["tags"],
@@ -290,7 +414,9 @@ class Bank:
     def _request_for(self, serial, doc, amount):
         """The pushed request a payment names (DE48 ORD=), checked against the payment."""
         order = order_of(doc)
-        req = self.ledger.request(serial=serial, order_no=order) if order else None
+        # Locked: a second payment of it (another 0200, another host process) waits for this
+        # transaction's end and then finds it paid.
+        req = self.ledger.request(serial=serial, order_no=order, lock=True) if order else None
         if req is None or req["status"] != "pushed":
             raise Decline(INVALID_TXN)
         if req["amount"] != amount or req["currency"] != doc.get("49"):
@@ -306,6 +432,18 @@ class Bank:
         req = self._request_for(serial, doc, amount) if "48" in doc else None
         if not pre["arqc_ok"] or card["status"] != "active":
             raise Decline(DO_NOT_HONOUR)
+        # The cryptogram is the card's own: its ATC is taken (whatever the outcome, the card
+        # counted it) and must be new; and the data it covers must be this message's.
+        atc = int.from_bytes(pre["tags"][0x9F36], "big")
+        if not self.ledger.advance_atc(card["token"], pre["psn"], atc):
+            LOG.error("%s: card %s ATC %d seen already: a replayed cryptogram or a cloned card",
+                      serial, card["pan_masked"], atc)
+            raise Decline(DO_NOT_HONOUR)
+        mismatch = cryptogram_mismatch(doc, pre["tags"])
+        if mismatch:
+            LOG.warning("%s: card %s: the cryptogram's data is not the message's (%s)", serial,
+                        card["pan_masked"], mismatch)
+            raise Decline(mismatch)
         if expired(card["expiry"]):
             raise Decline(EXPIRED)
         if "pin_ok" in pre:
@@ -361,9 +499,19 @@ class Bank:
         # same undoing for every reason, logged for the acquirer's reconciliation.
         LOG.info("%s: 0400 STAN %s reverses STAN %s (reason %s)", log["serial"], log["stan"], de90[4:10],
                  doc.get("39", "-"))
-        if orig is None or de90[:4] != "0200":
+        if orig is None or de90[:4] != "0200" or orig["mti"] != "0200":
             raise Decline(UNKNOWN_ORIGINAL)
+        # For the transaction it names: its amount and currency (the device sends the 0200's).
+        if ("4" in doc and int(doc["4"]) != orig["amount"]) \
+                or ("49" in doc and doc["49"] != orig["currency"]):
+            raise Decline(INVALID_AMOUNT)
         if not orig["reversed"] and orig["rc"] == APPROVED:
+            age = (datetime.datetime.now(datetime.timezone.utc)
+                   - datetime.datetime.fromisoformat(orig["created"])).total_seconds()
+            if age > self.reversal_window:
+                LOG.warning("%s: 0400 STAN %s: %s approved %d s ago, past the %d s window: refused",
+                            log["serial"], log["stan"], orig["rrn"], age, self.reversal_window)
+                raise Decline(INVALID_TXN)
             log["reverses"] = log["reverse"] = orig["rrn"]
             if orig["request_id"]:
                 self.ledger.set_request_status(orig["request_id"], "pushed", None, only_from="paid")

@@ -221,7 +221,7 @@ class Hsm:
         try:
             sk = self._session_key(key_id, pan, psn, tags[0x9F36])
             expected = cryptogram.cryptogram(sk, tags)
-        except KeyError:
+        except (KeyError, ValueError, TypeError):  # a tag missing, or of a length pyemv refuses
             return False
         return hmac.compare_digest(expected, bytes(tags.get(0x9F26, b"")))
 

@@ -50,6 +50,17 @@ CREATE TABLE IF NOT EXISTS payment_requests (
 CREATE TABLE IF NOT EXISTS idempotency (
     serial TEXT NOT NULL, stan TEXT NOT NULL, dt TEXT NOT NULL, answer TEXT NOT NULL,
     created TEXT NOT NULL, PRIMARY KEY (serial, stan, dt));
+CREATE TABLE IF NOT EXISTS dukpt_counters (
+    serial TEXT NOT NULL REFERENCES devices(serial), ikid TEXT NOT NULL, counter BIGINT NOT NULL,
+    PRIMARY KEY (serial, ikid));
+CREATE TABLE IF NOT EXISTS card_atcs (
+    card_token TEXT NOT NULL REFERENCES cards(token), psn TEXT NOT NULL, atc INTEGER NOT NULL,
+    PRIMARY KEY (card_token, psn));
+CREATE TABLE IF NOT EXISTS merchants (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, account_id TEXT REFERENCES accounts(id),
+    key_id TEXT NOT NULL UNIQUE, secret TEXT NOT NULL, created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS merchant_nonces (
+    key_id TEXT NOT NULL, nonce TEXT NOT NULL, created TEXT NOT NULL, PRIMARY KEY (key_id, nonce));
 """
 
 # The bank's own side of card and pushed-request payments when a device has no merchant account.
@@ -113,6 +124,12 @@ class Database:
     def sql(self, text):
         return text.replace("?", "%s") if self.postgres else text
 
+    @property
+    def for_update(self):
+        """What a SELECT ends with to lock its rows until the transaction ends: PostgreSQL's row
+        lock; SQLite's write transaction (BEGIN IMMEDIATE) holds the whole database already."""
+        return " FOR UPDATE" if self.postgres else ""
+
     def execute(self, text, params=()):
         try:
             return self.conn.execute(self.sql(text), params)
@@ -166,6 +183,8 @@ class Ledger:
     def create_account(self, account_id, name, currency, balance=0):
         if len(account_id) > 28 or not (currency.isdigit() and len(currency) == 3):
             raise LedgerError("an account id has at most 28 characters (DE102), a currency 3 digits")
+        if balance < 0:
+            raise LedgerError("an opening balance is 0 or more (minor units), not %d" % balance)
         try:
             with self.db.transaction():
                 self.db.execute("INSERT INTO accounts (id, name, currency, balance, created) "
@@ -187,6 +206,8 @@ class Ledger:
         return [self.account(r[0]) for r in self.db.all("SELECT id FROM accounts ORDER BY id")]
 
     def place_hold(self, hold_id, account_id, amount, reason):
+        if amount <= 0:
+            raise LedgerError("a hold is a positive amount (minor units), not %d" % amount)
         with self.db.transaction():
             self.db.execute("INSERT INTO holds (id, account_id, amount, reason, active, created) "
                             "VALUES (?, ?, ?, ?, 1, ?)", (hold_id, account_id, amount, reason, now()))
@@ -295,6 +316,38 @@ class Ledger:
         return self.db.all("SELECT account_id, role FROM device_accounts WHERE serial = ? "
                            "ORDER BY account_id", (serial,))
 
+    # ---- replay guards: a device's DUKPT counter, a card's ATC -------------------------------
+
+    def _advance(self, table, key_cols, key, col, value):
+        # One upsert that writes only upwards: atomic on both databases, between host processes
+        # too (PostgreSQL re-checks the WHERE on the row a concurrent writer committed).
+        cols = key_cols + (col,)
+        return self.db.execute(
+            "INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO UPDATE SET %s = excluded.%s "
+            "WHERE %s.%s < excluded.%s" % (table, ", ".join(cols), ", ".join("?" * len(cols)),
+                                           ", ".join(key_cols), col, col, table, col, col),
+            tuple(key) + (value,)).rowcount == 1
+
+    def advance_ksn(self, serial, ikid, counter):
+        """Take a device's DUKPT transaction counter under initial key id ikid (hex) if it is
+        above every one the device sent under that key before; False (nothing written) for one
+        used already or lower: a message played again, or a device whose key store was put
+        back to an earlier copy (rolled back or cloned). Per initial key: a unit provisioned
+        again gets a new one (tools/provision/inject.py, its generation) whose counter starts
+        at 1, while the old key's counter stays where it was."""
+        return self._advance("dukpt_counters", ("serial", "ikid"), (serial, ikid), "counter", counter)
+
+    def ksn_counter(self, serial, ikid):
+        row = self.db.one("SELECT counter FROM dukpt_counters WHERE serial = ? AND ikid = ?",
+                          (serial, ikid))
+        return int(row[0]) if row else None
+
+    def advance_atc(self, card_token, psn, atc):
+        """Take a card's application transaction counter (per card and PAN sequence number) if
+        it is above every one seen; False for a cryptogram's ATC seen already or lower (the
+        same ARQC played again, or a clone of the card)."""
+        return self._advance("card_atcs", ("card_token", "psn"), (card_token, psn), "atc", atc)
+
     # ---- transactions, idempotency -----------------------------------------------------------
 
     def answer_for(self, serial, stan, dt):
@@ -316,9 +369,15 @@ class Ledger:
              auth_code, request_id, reverses, now()))
 
     def original(self, serial, stan, dt):
-        row = self.db.one("SELECT rrn, rc, reversed, request_id FROM transactions "
-                          "WHERE serial = ? AND stan = ? AND dt = ?", (serial, stan, dt))
-        return dict(zip(("rrn", "rc", "reversed", "request_id"), row)) if row else None
+        """The transaction a reversal names, locked until the reversal's transaction ends."""
+        keys = ("rrn", "mti", "rc", "reversed", "request_id", "amount", "currency", "created")
+        row = self.db.one("SELECT %s FROM transactions WHERE serial = ? AND stan = ? AND dt = ?%s"
+                          % (", ".join(keys), self.db.for_update), (serial, stan, dt))
+        if row is None:
+            return None
+        orig = dict(zip(keys, row))
+        orig["amount"] = int(orig["amount"])
+        return orig
 
     def reverse(self, original_rrn, reversal_rrn):
         """Undo every posting of a transaction under a new transaction reversal_rrn (logged by
@@ -350,13 +409,17 @@ class Ledger:
                 "NULL, ?, ?)", (request_id, serial, merchant_id, merchant, order_no, amount,
                                 currency, now(), expires))
 
-    def request(self, request_id=None, serial=None, order_no=None):
+    def request(self, request_id=None, serial=None, order_no=None, lock=False):
+        """A payment request by id, or by device and order; lock: its row held until the
+        transaction ends, so that two payments of it at once are decided one after the other."""
         cols = "id, serial, merchant_id, merchant, order_no, amount, currency, status, rrn, created, expires"
+        tail = self.db.for_update if lock else ""
         if request_id is not None:
-            row = self.db.one("SELECT %s FROM payment_requests WHERE id = ?" % cols, (request_id,))
+            row = self.db.one("SELECT %s FROM payment_requests WHERE id = ?%s" % (cols, tail),
+                              (request_id,))
         else:
-            row = self.db.one("SELECT %s FROM payment_requests WHERE serial = ? AND order_no = ?"
-                              % cols, (serial, order_no))
+            row = self.db.one("SELECT %s FROM payment_requests WHERE serial = ? AND order_no = ?%s"
+                              % (cols, tail), (serial, order_no))
         if row is None:
             return None
         req = dict(zip(("id", "device", "merchant_id", "merchant", "order", "amount", "currency",
@@ -370,10 +433,55 @@ class Ledger:
         return self.db.execute("UPDATE payment_requests SET status = ?, rrn = ? WHERE id = ? "
                                "AND status = ?", (status, rrn, request_id, only_from)).rowcount == 1
 
+    # ---- merchants (the merchant API's clients) ----------------------------------------------
+
+    def add_merchant(self, merchant_id, name, role, account_id, key_id, sealed_secret, rekey=False):
+        """A merchant (role 'merchant') or the bank's operator ('operator': reads the message
+        trace), with its API key: key_id public, the HMAC secret sealed by the HSM. rekey: a
+        merchant that exists takes these (its old key no longer signs)."""
+        upsert = (" ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role, "
+                  "account_id = excluded.account_id, key_id = excluded.key_id, secret = excluded.secret"
+                  if rekey else "")
+        try:
+            with self.db.transaction():
+                self.db.execute("INSERT INTO merchants (id, name, role, account_id, key_id, secret, "
+                                "created) VALUES (?, ?, ?, ?, ?, ?, ?)" + upsert,
+                                (merchant_id, name, role, account_id, key_id, bytes(sealed_secret).hex(),
+                                 now()))
+        except Conflict:
+            raise Conflict("merchant %s exists" % merchant_id) from None
+
+    def merchant_by_key(self, key_id):
+        row = self.db.one("SELECT id, name, role, account_id, key_id, secret FROM merchants "
+                          "WHERE key_id = ?", (key_id,))
+        if row is None:
+            return None
+        m = dict(zip(("id", "name", "role", "account_id", "key_id", "secret"), row))
+        m["secret"] = bytes.fromhex(m["secret"])
+        return m
+
+    def merchants(self):
+        return [dict(zip(("id", "name", "role", "account_id", "key_id"), r)) for r in self.db.all(
+            "SELECT id, name, role, account_id, key_id FROM merchants ORDER BY id")]
+
+    def use_nonce(self, key_id, nonce, forget_before):
+        """Record a signed request's nonce; False if this key used it already (a replay). Nonces
+        older than forget_before (ISO time) are dropped: a request that old is refused by its
+        timestamp anyway."""
+        try:
+            with self.db.transaction():
+                self.db.execute("DELETE FROM merchant_nonces WHERE created < ?", (forget_before,))
+                self.db.execute("INSERT INTO merchant_nonces (key_id, nonce, created) VALUES (?, ?, ?)",
+                                (key_id, nonce, now()))
+        except Conflict:
+            return False
+        return True
+
     def dump(self):
         """Every table's rows, for the admin's `show` and the tests' secret scan."""
         out = {}
         for table in ("accounts", "cards", "devices", "device_accounts", "holds", "transactions",
-                      "postings", "payment_requests", "idempotency"):
+                      "postings", "payment_requests", "idempotency", "dukpt_counters", "card_atcs",
+                      "merchants", "merchant_nonces"):
             out[table] = [tuple(r) for r in self.db.all("SELECT * FROM %s" % table)]
         return out

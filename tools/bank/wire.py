@@ -15,21 +15,25 @@ MAC_LEN = 8
 
 
 class WireError(Exception):
-    """A frame or message that does not fit the protocol."""
+    """A frame or message that does not fit the protocol; partial: the fields read before the
+    fault ({} if none), for a format error's answer."""
+
+    def __init__(self, message, partial=None):
+        super().__init__(message)
+        self.partial = partial or {}
 
 
 async def read_frame(reader):
-    """One message (bytes), or None when the peer closed between messages."""
+    """One frame's bytes, or None when the peer closed between messages. A frame of any length
+    the prefix can say is read whole (an empty one, or one above MAX_FRAME, included): the
+    caller answers it as the format error it is and the stream stays in step."""
     try:
         head = await reader.readexactly(2)
     except asyncio.IncompleteReadError as e:
         if e.partial:
             raise WireError("connection closed inside a length prefix") from None
         return None
-    n = int.from_bytes(head, "big")
-    if not 0 < n <= MAX_FRAME:
-        raise WireError("frame length %d outside 1..%d" % (n, MAX_FRAME))
-    return await reader.readexactly(n)
+    return await reader.readexactly(int.from_bytes(head, "big"))
 
 
 def frame(raw):
@@ -57,11 +61,16 @@ def encode(doc, mac):
 
 
 def decode(raw):
-    """doc {field: str} of a message; WireError if it does not decode."""
+    """doc {field: str} of a message; WireError if it does not decode (pyiso8583's KeyError for
+    a bitmap bit of a field the protocol does not have included)."""
+    if not 0 < len(raw) <= MAX_FRAME:
+        raise WireError("message of %d bytes, not 1..%d" % (len(raw), MAX_FRAME))
     try:
         doc, _ = iso8583.decode(bytes(raw), SPEC)
     except iso8583.DecodeError as e:
-        raise WireError(str(e)) from None
+        raise WireError(str(e), e.doc_dec) from None
+    except KeyError as e:
+        raise WireError("field %s is not in the protocol" % e) from None
     return doc
 
 

@@ -3,10 +3,14 @@
 process(apdu) -> response data + SW1 SW2, reset() when the card loses power (the rig's
 applet interface, tools/rig/pn532.py). What outlives a power cycle (ATC, PIN try counter,
 blocked application, last online ATC) is a CardState kept per card name in the rig process,
-so removing and inserting a card (or moving it from the slot to the antenna) is the same card.
+so removing and inserting a card (or moving it from the slot to the antenna) is the same card;
+and, as a card's EEPROM keeps it, in a file when the rig keeps cards (tools/emvcard keep_in):
+the card of a later rig process carries on (a bank refuses an ATC it has seen).
 The commands and the status words are listed in README.md.
 """
 
+import json
+import os
 import secrets
 
 from tools.rig.pn532 import EchoApplet  # the rig's APDU parser (short and extended)
@@ -57,15 +61,59 @@ class AppState:
 
 
 class CardState:
-    """What a card keeps across power cycles."""
+    """What a card keeps across power cycles; path: the file it is kept in (its EEPROM), None
+    when it lives in this process only."""
 
-    def __init__(self, profile):
+    def __init__(self, profile, path=None):
         self.ptc = profile["pin_try_limit"]
         self.pin = profile["pin"]  # a PIN change script changes it
         self.apps = {}
         for app in profile["apps"]:
             s = self.apps[app["aid"]] = AppState()
             s.blocked = bool(app["blocked"])
+        # The card a kept file belongs to: the same applications of the same PAN and PSN (a
+        # card personalised again, tools/emvcard, starts afresh).
+        self.card = [[a["aid"], a["pan"], a["psn"]] for a in profile["apps"]]
+        self.path = path
+        self._saved = None
+        if path is not None and os.path.isfile(path):
+            self._load()
+
+    def _values(self):
+        return {"card": self.card, "ptc": self.ptc, "pin": self.pin,
+                "apps": {aid: [s.atc, s.last_online_atc, s.blocked] for aid, s in self.apps.items()}}
+
+    def _load(self):
+        try:
+            with open(self.path) as f:
+                kept = json.load(f)
+            if kept["card"] != self.card:
+                return
+            ptc, pin, apps = int(kept["ptc"]), str(kept["pin"]), kept["apps"]
+            values = {aid: [int(apps[aid][0]), int(apps[aid][1]), bool(apps[aid][2])] for aid in self.apps}
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
+            raise ValueError("the kept state of the card in %s does not read (%s): remove the file "
+                             "to start the card afresh" % (self.path, e)) from None
+        self.ptc, self.pin = ptc, pin
+        for aid, (atc, last_online, blocked) in values.items():
+            s = self.apps[aid]
+            s.atc, s.last_online_atc, s.blocked = atc, last_online, blocked
+        self._saved = self._values()
+
+    def save(self):
+        """Written to its file when it changed since (a GENERATE AC's ATC, a PIN try...): whole,
+        through a rename, so that a rig killed meanwhile leaves the old or the new state."""
+        if self.path is None:
+            return
+        values = self._values()
+        if values == self._saved:
+            return
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(values, f)
+        os.replace(tmp, self.path)
+        self._saved = values
 
 
 class App:
@@ -133,6 +181,8 @@ class EmvCard:
             return e.data + e.sw.to_bytes(2, "big")
         except TlvError:
             return b"\x6a\x80"
+        finally:
+            self.state.save()  # before the answer leaves the card, as its EEPROM write is
 
     # ---- selection -----------------------------------------------------------------------
 

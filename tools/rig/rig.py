@@ -15,6 +15,8 @@ import struct
 import sys
 from pathlib import Path
 
+from tools import emvcard
+
 from .buses import I2cBus, PinBank, SpiBus, UartPort
 from .models import KINDS, Trace, TracedApplet, model_class
 from .pty import PtyHost
@@ -63,6 +65,9 @@ class Rig:
     def __init__(self, state_dir):
         self.state_dir = Path(state_dir)
         self.pty_dir = self.state_dir / "rig"
+        # The simulated EMV cards keep their counters there, as a card's EEPROM does: a card
+        # in the rig started again carries on with its ATC (a bank refuses one it has seen).
+        emvcard.keep_in(self.state_dir / "cards")
         self.pins = PinBank()
         self.buses = {}
         self.ptys = {}

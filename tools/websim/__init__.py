@@ -404,12 +404,14 @@ async def prepare_demo(sim):
 
 
 def start_over(args):
-    """--reset: the bank state removed, a fresh flash image built."""
+    """--reset: the bank state and the rig's cards' counters (tools/emvcard keep_in) removed, a
+    fresh flash image built."""
     import shutil
 
     from tools import image
 
     shutil.rmtree(Path(args.state_dir) / "bank", ignore_errors=True)
+    shutil.rmtree(Path(args.state_dir) / "cards", ignore_errors=True)
     image.build(args.image)
 
 
@@ -433,6 +435,8 @@ async def serve(args):
     if bank is not None and not demo.seeded(bank.state_dir):
         await asyncio.to_thread(demo.seed, bank.state_dir)
         print("bank state seeded with the demo in %s" % bank.state_dir, flush=True)
+    elif bank is not None and (added := await asyncio.to_thread(demo.complete, bank.state_dir)):
+        print("bank state %s: merchant credentials added for %s" % (bank.state_dir, ", ".join(added)), flush=True)
     sim = Simulator(args.image, args.state_dir, args.heap, bank)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

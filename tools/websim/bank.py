@@ -4,17 +4,23 @@ merchant panel and its message trace for the ISO 8583 view.
 
 Read from the host's output: the merchant API's base URL (the first http://127.0.0.1:N it
 prints) and the device port (the first other 127.0.0.1:N, the ISO 8583 over TLS listener, which
-the Wi-Fi access point forwards to). The trace is GET <merchant API>/trace?since=N, answering
+the Wi-Fi access point forwards to). Calls are signed (tools/bank/merchant.py) with the
+credentials the demo's seed left in the state dir: the panel's merchant's, the operator's for
+the trace. The trace is GET <merchant API>/trace?since=N, answering
 {"next": N, "messages": [{"time", "dir", "mti", "fields": {"2": ..., ...}}]}; a host without it
 leaves the ISO 8583 view saying so.
 """
 
 import asyncio
+import json
 import re
 import sys
 from pathlib import Path
 
 from aiohttp import ClientSession, ClientTimeout
+
+from tools.bank.merchant import load_credentials, sign
+from tools.bank.spawn import OPERATOR
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 START_TIMEOUT_S = 20
@@ -74,19 +80,33 @@ class BankHost:
         while line := await self.proc.stdout.readline():
             self.output = self.output[-200:] + [line.decode(errors="replace").rstrip()]
 
+    def _signed(self, merchant, method, path, body=b""):
+        """The headers that sign a call as merchant (name or id: its credentials in the bank's
+        state dir, tools/bank/merchant.py)."""
+        try:
+            creds = load_credentials(self.state_dir, merchant)
+        except KeyError as e:
+            raise RuntimeError("%s: a merchant of the demo (tools/demo.py MERCHANTS), or one the "
+                               "admin CLI made (python -m tools.bank.admin merchant)" % e.args[0]) from None
+        return dict(sign(creds, method, path, body), **{"Content-Type": "application/json"})
+
     async def payment_request(self, fields):
-        """POST the merchant panel's request to <merchant API>/payment-requests; the host's answer."""
+        """POST the merchant panel's request to <merchant API>/payment-requests, signed as the
+        merchant the panel names; the host's answer."""
         if self.merchant_url is None:
             raise RuntimeError(self.error or "the bank host has no merchant API")
-        body = {k: fields[k] for k in ("merchant", "order", "amount", "currency", "device") if fields.get(k) not in (None, "")}
-        async with self.http.post(self.merchant_url + "/payment-requests", json=body) as r:
+        body = {k: fields[k] for k in ("order", "amount", "currency", "device") if fields.get(k) not in (None, "")}
+        data = json.dumps(body).encode()
+        headers = self._signed(fields.get("merchant", ""), "POST", "/payment-requests", data)
+        async with self.http.post(self.merchant_url + "/payment-requests", data=data, headers=headers) as r:
             answer = await r.json(content_type=None)
             return {"status": r.status, "answer": answer}
 
     async def trace(self, since):
         if self.merchant_url is None:
             raise RuntimeError(self.error or "no merchant API")
-        async with self.http.get(self.merchant_url + "/trace", params={"since": str(since)}) as r:
+        path = "/trace?since=%d" % int(since)
+        async with self.http.get(self.merchant_url + path, headers=self._signed(OPERATOR, "GET", path)) as r:
             if r.status != 200:
                 raise RuntimeError("the bank host has no message trace (GET /trace: HTTP %d)" % r.status)
             return await r.json()
