@@ -1,8 +1,11 @@
 # boot.py: runs at every reset, before main.py. Kept to the least that must happen first: a
-# failure here leaves only the REPL (on a development unit).
-import board
+# failure here leaves only the REPL (on a development unit; a production unit's C never reads
+# the serial port: lib/production.py).
+import sys
 
-board.hold_repl()  # before anything else: see lib/production.py
+# The frozen firmware before the file system: a file on the flash (at its root, searched
+# first as '') never stands in for a frozen module, production's and the vault's included.
+sys.path.insert(0, sys.path.pop(sys.path.index(".frozen")))
 
 import production
 

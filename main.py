@@ -1,11 +1,13 @@
-# main.py: the terminal. Ctrl-C lands in the REPL; a crash is logged and the app restarted.
+# main.py: the terminal. Ctrl-C lands in the REPL (a development unit); a crash is logged and
+# the app restarted; on a production unit its end or an escaping error resets the board.
 import safemode
 
-if not safemode.active:
-    import terminal
+try:
+    if not safemode.active:
+        import terminal
 
-    terminal.run()
+        terminal.run()
+finally:
+    import production
 
-import production
-
-production.after_main()
+    production.after_main()

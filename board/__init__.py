@@ -30,30 +30,14 @@ else:
 buses = handheld.Buses(_machine)
 
 
-def _ctrl_c(char):
-    # The ESP32's UART ISR turns this character into KeyboardInterrupt (-1: none); the virtual
-    # handheld's launcher takes the REPL's keys itself, so there is nothing to set there.
+def refuse_repl():
+    """A production unit (lib/production.py): Ctrl-C no longer interrupts, and the REPL must
+    never come up. On the board the C has already cut the REPL's serial input
+    (firmware/pt_lock.c); this is the second lock of the same door."""
     if sys.platform == "esp32":
         import micropython
 
-        micropython.kbd_intr(char)
-
-
-def hold_repl():
-    """boot.py's first act: no Ctrl-C until production.enforce() has read the vault, so that a
-    Ctrl-C in the first milliseconds cannot reach a production unit's REPL."""
-    _ctrl_c(-1)
-
-
-def allow_repl():
-    """A development unit: Ctrl-C interrupts again."""
-    _ctrl_c(3)
-
-
-def refuse_repl():
-    """A production unit: Ctrl-C no longer interrupts, and the REPL must never come up."""
-    if sys.platform == "esp32":
-        _ctrl_c(-1)
+        micropython.kbd_intr(-1)
     else:
         _machine.refuse_repl()
 

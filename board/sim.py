@@ -143,6 +143,77 @@ def refuse_repl():
     _vdevice.refuse_repl()
 
 
+# The eFuse controller (ESP32 TRM, chapter "eFuse Controller"; espefuse's esp32 mem_definition):
+# its registers from 0x3FF5A000, kept in the virtual chip's eFuse file in espefuse's --virt
+# format (the register space, 0x120 bytes, stored back to front), which the launcher opened.
+_EFUSE_BASE = const(0x3FF5A000)
+_EFUSE_SIZE = const(0x120)
+_BLK0_RDATA0 = const(0x000)  # WR_DIS [15:0], RD_DIS [19:16]
+_BLK3_RDATA = const(0x078)
+_BLK3_WDATA = const(0x0D8)
+_CONF = const(0x0FC)
+_CMD = const(0x104)
+_CONF_WRITE = const(0x5A5A)
+_CMD_READ = const(1)
+_CMD_PGM = const(2)
+_WR_DIS_BLOCK3 = const(1 << 9)
+_RD_DIS_BLOCK3 = const(1 << 18)
+
+
+class _Mem32:
+    """machine.mem32, for the one peripheral the firmware reaches through it: the eFuse
+    controller. Reads give what the chip's registers give (signed, as MicroPython's mem32 does
+    on the ESP32); programming (BLOCK3 only: what the factory's production lock burns, the
+    other blocks being espefuse's on the host) ORs the write registers into the eFuses, never
+    clears a bit, and leaves a write-protected block as it is."""
+
+    def __init__(self):
+        self._word = bytearray(4)
+
+    def _offset(self, address):
+        offset = address - _EFUSE_BASE
+        if not 0 <= offset < _EFUSE_SIZE or offset & 3:
+            raise ValueError("mem32[0x%08x]: the virtual handheld models the eFuse controller only" % address)
+        return offset
+
+    def _get(self, offset):
+        import _vdevice
+
+        f = _vdevice.efuse
+        f.seek(_EFUSE_SIZE - 4 - offset)
+        f.readinto(self._word)
+        value = int.from_bytes(self._word, "big")
+        return value - (1 << 32) if value & 0x80000000 else value
+
+    def _put(self, offset, value):
+        import _vdevice
+
+        f = _vdevice.efuse
+        f.seek(_EFUSE_SIZE - 4 - offset)
+        f.write((value & 0xFFFFFFFF).to_bytes(4, "big"))
+        f.flush()
+
+    def __getitem__(self, address):
+        return self._get(self._offset(address))
+
+    def __setitem__(self, address, value):
+        offset = self._offset(address)
+        if offset != _CMD:
+            self._put(offset, value)
+            return
+        if value == _CMD_PGM and self._get(_CONF) == _CONF_WRITE:
+            # A write-protected block burns nothing; a read-protected one nothing that reads back.
+            if not self._get(_BLK0_RDATA0) & (_WR_DIS_BLOCK3 | _RD_DIS_BLOCK3):
+                for i in range(0, 32, 4):
+                    self._put(_BLK3_RDATA + i, self._get(_BLK3_RDATA + i) | self._get(_BLK3_WDATA + i))
+        elif value not in (_CMD_READ, _CMD_PGM):
+            raise ValueError("eFuse command %d: 1 (read) or 2 (program)" % value)
+        self._put(_CMD, 0)  # done at once
+
+
+mem32 = _Mem32()
+
+
 # ---- Pin -----------------------------------------------------------------------------------
 
 _pin_links = []

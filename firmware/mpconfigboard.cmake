@@ -16,4 +16,7 @@ set(SDKCONFIG_DEFAULTS
     ${CMAKE_BINARY_DIR}/sdkconfig.partitions
 )
 
+# The production lock's C half (pt_lock.c: MICROPY_BOARD_STARTUP, mpconfigboard.h).
+set(MICROPY_SOURCE_BOARD ${MICROPY_BOARD_DIR}/pt_lock.c)
+
 set(MICROPY_FROZEN_MANIFEST ${MICROPY_BOARD_DIR}/manifest.py)

@@ -3,6 +3,8 @@
 #define MICROPY_HW_MCU_NAME "ESP32"
 
 // The UART REPL stays compiled in: the factory injects the unit's secrets through it
-// (python -m tools.provision inject). A production unit refuses it at run time: the frozen
-// boot.py calls production.enforce(), which turns Ctrl-C off and never lets main.py end in the
-// REPL once the vault carries the production flag (firmware/README.md, "No REPL").
+// (python -m tools.provision inject), then burns the production eFuse bit. From then on the
+// board's start-up hook (pt_lock.c) cuts the REPL UART's input before MicroPython starts, and
+// the frozen boot.py and main.py add their own locks (firmware/README.md, "No REPL").
+#define MICROPY_BOARD_STARTUP pt_board_startup
+void pt_board_startup(void);

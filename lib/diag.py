@@ -81,10 +81,11 @@ def _battery():
 
 
 def _vault():
+    import production  # an eFuse fact, not the store's
     import vault
 
-    state, production = vault.describe()
-    return state != "TAMPERED", "%s%s" % (state, ", production unit" if production else ""), None
+    state = vault.describe()[0]
+    return state != "TAMPERED", "%s%s" % (state, ", production unit" if production.burned() else ""), None
 
 
 def _crashlog():

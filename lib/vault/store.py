@@ -8,13 +8,22 @@
     /store/e.<name>    one entry: AES-256-CBC then HMAC-SHA256 (vault.crypto.seal), with the
                        name, its key domain and its version as associated data
     /store/wiped       present once the vault is wiped
+    /store.seq         the commit counter: meta's <seq> again + HMAC-SHA256 under the meta key,
+                       outside the store's folder
 
 The index in meta records each entry's domain, version and tag, so an entry that is altered,
 swapped with another, deleted or replaced by an older copy no longer matches it; an older meta
-copied over the current one carries a sequence number that its name contradicts. open()
-then refuses the store (Tampered) rather than trust any of it. What files cannot show is a
-rollback of the whole store (every file, names included, as it was): that needs a monotonic
-counter outside the flash, which the ESP32 does not have.
+copied over the current one carries a sequence number that its name contradicts, and an older
+meta put back under its own name (the newer one removed: the PIN fail counter as it was) has a
+lower sequence number than the commit counter, which every commit writes after its meta, in a
+file of its own outside the store's folder. open() then refuses the store (Tampered) rather
+than trust any of it.
+
+What the counter cannot show is a rollback of the store AND the counter (a snapshot of the whole
+flash written back: the ESP32 has no rewritable monotonic counter off the flash; its eFuses are
+one-time bits, far too few to count commits, and NVS is on the same flash chip). Against that,
+the issuer's side is the backstop: the bank refuses a DUKPT counter that goes back (a restored
+unit reuses KSNs it already sent), and its HSM counts the owner's PIN attempts (SECURITY.md).
 
 Meta is the commit point. An entry is written as e.<name>.new, then the next meta (written to a
 temporary file, renamed: atomic on LittleFS; then the previous one removed) records its new
@@ -37,6 +46,7 @@ _WIPED = "wiped"
 _ENTRY = "e."
 _NEW = ".new"
 _TMP = ".tmp"
+_COUNTER = ".seq"  # beside the store's folder: <root>.seq
 _SECRET_SIZE = const(32)
 _FORMAT = const(1)
 _PIECE = const(128)  # bytes of meta read at a time to check it (committed)
@@ -146,6 +156,7 @@ class Store:
         # The newest meta is the truth (it was complete before its rename); an older one left
         # beside it is a commit cut short before it removed its predecessor.
         self.meta = self._verified_meta(metas[-1])
+        self._check_counter(metas[-1])
         for seq in metas[:-1]:
             self._remove(_META + str(seq))
         self._recover_entries(files)
@@ -177,6 +188,39 @@ class Store:
         if meta.get("seq") != seq:
             raise Tampered("store: meta is not the version its name says (an older copy?)")
         return meta
+
+    # ---- the commit counter (rollback) -----------------------------------------------------
+
+    def _counter_record(self, seq):
+        b = seq.to_bytes(4, "big")
+        mac = crypto.Hmac(self._meta_key)
+        mac.update(b"seq")
+        mac.update(b)
+        return b + mac.digest()
+
+    def _write_counter(self, seq):
+        # In place: LittleFS makes a file's new contents current at its close, whole or not at all.
+        with open(self.root + _COUNTER, "wb") as f:
+            f.write(self._counter_record(seq))
+
+    def _check_counter(self, seq):
+        """Meta's seq against the commit counter: lower is an older meta put back (Tampered);
+        one higher is a commit cut between its meta and its counter, which is finished here."""
+        try:
+            with open(self.root + _COUNTER, "rb") as f:
+                record = f.read()
+        except OSError:
+            record = b""
+        counted = int.from_bytes(record[:4], "big")
+        if len(record) != 4 + crypto.TAG_SIZE or not crypto.equal(self._counter_record(counted), record):
+            # None, or another store's: only a first commit cut before its counter leaves that.
+            if seq != 1:
+                raise Tampered("store: the commit counter is missing or not this store's (rolled back?)")
+        elif seq < counted:
+            raise Tampered("store: meta is older than the commit counter (an older meta put back)")
+        elif seq == counted:
+            return
+        self._write_counter(seq)
 
     def _recover_entries(self, files):
         index = self.meta["index"]
@@ -265,6 +309,8 @@ class Store:
 
         self._write_atomic(_META + str(self.meta["seq"]), fill)
         self._remove(_META + str(self.meta["seq"] - 1))
+        # Last: a commit is whole (and a PIN check may go on) only once the counter says so.
+        self._write_counter(self.meta["seq"])
 
     # ---- entries ---------------------------------------------------------------------------
 

@@ -12,13 +12,20 @@ from expect import raises
 from vaultfix import PIN, ROOT, personalized
 
 
+COUNTER = ROOT + ".seq"  # the store's commit counter, beside its folder (vault/store.py)
+
+
+def _path(name):
+    return name if name.startswith("/") else ROOT + "/" + name
+
+
 def read(name):
-    with open(ROOT + "/" + name, "rb") as f:
+    with open(_path(name), "rb") as f:
         return f.read()
 
 
 def write(name, data):
-    with open(ROOT + "/" + name, "wb") as f:
+    with open(_path(name), "wb") as f:
         f.write(data)
 
 
@@ -38,7 +45,7 @@ def store_with_entries():
     v.put("note", b"owner's note")
     v.bind_account("001", b"record", b"certificate")
     v.store.close()
-    return sorted(os.listdir(ROOT))
+    return sorted(os.listdir(ROOT)) + [COUNTER]
 
 
 def meta_name():
@@ -46,7 +53,8 @@ def meta_name():
 
 
 def put_back(files):
-    """The store exactly as it was (checking it may have committed a new meta)."""
+    """The store exactly as it was, its commit counter too (checking it may have committed a
+    new meta)."""
     for name in os.listdir(ROOT):
         os.remove(ROOT + "/" + name)
     for name, data in files.items():
@@ -70,7 +78,7 @@ def test_meta_is_json_and_its_hmac_byte_for_byte():
 def test_every_byte_of_every_file_is_covered():
     names = store_with_entries()
     assert names == ["e.account.001", "e.device.cert", "e.device.key", "e.dukpt.ik", "e.dukpt.ksn",
-                     "e.issuer.ca", "e.issuer.unblock", "e.note", meta_name(), "secret"], names
+                     "e.issuer.ca", "e.issuer.unblock", "e.note", meta_name(), "secret", COUNTER], names
     files = {name: read(name) for name in names}
     flips = 0
     for name, original in files.items():
@@ -140,16 +148,21 @@ def test_an_older_meta_is_detected_when_entries_moved_on():
     assert not opens()
 
 
+def guessed(v, n=3):
+    """n wrong PINs (each counted on flash, meta committed anew)."""
+    for _ in range(n):
+        try:
+            v.verify_pin(bytearray(b"000000"))
+        except Exception:
+            pass
+
+
 def test_an_older_meta_is_detected_when_only_the_fail_counter_moved_on():
     # The attack that matters: note the meta, guess PINs, put the old meta back.
     v = personalized()
     v.lock()
     old = read(meta_name())
-    for _ in range(3):
-        try:
-            v.verify_pin(bytearray(b"000000"))
-        except Exception:
-            pass
+    guessed(v)
     v.store.close()
     write(meta_name(), old)
     assert not opens()
@@ -159,10 +172,7 @@ def test_an_older_meta_beside_the_current_one_is_ignored():
     v = personalized()
     v.lock()
     old_name, old = meta_name(), read(meta_name())
-    try:
-        v.verify_pin(bytearray(b"000000"))
-    except Exception:
-        pass
+    guessed(v, 1)
     v.store.close()
     write(old_name, old)  # back under its own, older name
     store = Store(ROOT)
@@ -170,6 +180,25 @@ def test_an_older_meta_beside_the_current_one_is_ignored():
     assert reopened.meta["fails"] == 1  # the newest meta counts; the older one is dropped
     assert meta_name() != old_name and len([n for n in os.listdir(ROOT) if n.startswith("meta.")]) == 1
     store.close()
+
+
+def test_an_older_meta_put_back_under_its_own_name_is_detected():
+    # The same attack with the file's own name: the newer meta removed, the older one alone,
+    # its name and seq agreeing. Only the commit counter (outside the store's folder) tells.
+    v = personalized()
+    v.lock()
+    old_name, old = meta_name(), read(meta_name())
+    guessed(v)
+    v.store.close()
+    os.remove(ROOT + "/" + meta_name())
+    write(old_name, old)
+    with raises(Tampered) as e:
+        Vault(Store(ROOT)).open()
+    assert "older than the commit counter" in str(e.value), e.value
+    os.remove(COUNTER)  # nor does removing the counter help
+    with raises(Tampered) as e:
+        Vault(Store(ROOT)).open()
+    assert "counter is missing" in str(e.value), e.value
 
 
 def test_a_missing_secret_is_detected():

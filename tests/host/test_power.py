@@ -120,7 +120,8 @@ v = vault.Vault().open()
 for item in vault.PROVISIONING_ITEMS:
     v.provision(item, b'secret for ' + item.encode())
 v.finish_provisioning()
-v.lock_production()
+import production
+assert production.burn()  # the production eFuse bit: the REPL is refused from the next boot on
 """
 
 

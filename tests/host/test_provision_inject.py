@@ -8,17 +8,17 @@
 - refusals: a provisioned unit without --reprovision, a certificate from another CA, a key
   that does not match, no bank state, an unreachable bank host;
 - the read-back checks catching a value the unit holds that is not the one meant;
-- a power cut at each flash write of inject's transaction and of the production lock: the
-  unit afterwards is FACTORY with no secret or PROVISIONED with all, never half.
+- a power cut at each flash write of inject's transaction: the unit afterwards is FACTORY with
+  no secret or PROVISIONED with all, never half;
+- the production lock: the eFuse bit burned by the unit (espefuse reads it in the virtual
+  eFuse file), the unit reset and its REPL gone.
 """
 
 import base64
 import datetime
 import json
 import shutil
-from pathlib import Path
 
-import littlefs
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -26,7 +26,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 import uplinkfix as fx
-from tools import image
 from tools.device import Device, DeviceError
 from tools.provision import inject
 from tools.provision.__main__ import main
@@ -141,9 +140,26 @@ def test_blank_unit_to_purchase(unit, bank, tmp_path, capsys):
     assert "already PROVISIONED" in capsys.readouterr().err
     assert json.loads(audit.read_text().splitlines()[-1])["result"] == "failed"
     assert run_inject(unit, bank, audit, "--reprovision", "--production-lock") == 0
+    assert "gives no REPL: production-locked" in capsys.readouterr().out
     record = json.loads(audit.read_text().splitlines()[-1])
     assert (record["state_before"], record["state"], record["production"]) == ("PROVISIONED", "PROVISIONED", True)
+    assert record["production_efuse"] == "BLOCK3 bit 255"
     assert record["ksn"] == "00000001" + "%02x000001" % (generation + 1) + "00000000"
+    # The bit as espefuse (the third-party reader of the virtual eFuse file) sees it: BLOCK3's
+    # last word 0x80000000, nothing else burned.
+    assert efuse_dump(unit)["BLOCK3"] == ["00000000"] * 7 + ["80000000"]
+    with pytest.raises(DeviceError):
+        Device(unit.repl, timeout=2)
+
+
+def efuse_dump(vd):
+    """{block: [words in hex]} of the virtual handheld's eFuses, as `espefuse dump` prints them."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "espefuse", "--chip", "esp32", "--virt", "--path-efuse-file",
+                          str(vd.state_dir / "vdevice.efuse"), "dump"], capture_output=True, text=True, check=True).stdout
+    return {line.split()[0]: line.split("dump:")[1].split() for line in out.splitlines() if " dump: " in line}
 
 
 def foreign_certificate(serial, key):
@@ -196,7 +212,7 @@ def test_no_bank_state_and_unreachable_bank_stop_the_line(unit, bank, tmp_path, 
 def bench(firmware_image, tmp_path_factory, bank):
     """A virtual handheld of its own (tools/vaultops.VaultBench) with a FACTORY snapshot. Its
     standby key is held, as on the factory's fixture: every boot is in safe mode (the REPL,
-    without the terminal application), except a production-locked one, which refuses it."""
+    without the terminal application)."""
     with VaultBench(firmware_image, tmp_path_factory.mktemp("inject-power")) as b:
         b.vd.rig.set_pin("standby_key", 0)
         b.boot_from(b.tmp / "blank.img")
@@ -209,7 +225,7 @@ def bench(firmware_image, tmp_path_factory, bank):
 HOLDS = """
 import os
 v = vault.Vault().open()
-r = {'state': v.state, 'production': v.production, 'files': sorted(os.listdir('/store'))}
+r = {'state': v.state, 'files': sorted(os.listdir('/store'))}
 if v.state == 'PROVISIONED':
     import hashlib, binascii
     r['items'] = {i: binascii.hexlify(hashlib.sha256(v.device_secret(i)).digest()).decode()
@@ -233,68 +249,33 @@ def test_read_back_catches_a_value_that_is_not_the_one_meant(bench, bank):
     assert inject.read_back(bench.dev, items)["state"] == "PROVISIONED"
 
 
-def store_on_flash(image_path):
-    """The vault's store as the flash image holds it, read on the host (littlefs-python): for a
-    unit that no longer gives its REPL. Meta is JSON + its HMAC; each entry ends with its tag."""
-    data = bytearray(Path(image_path).read_bytes())
-    fs = littlefs.LittleFS(block_size=image.BLOCK_SIZE, block_count=len(data) // image.BLOCK_SIZE, mount=False,
-                           read_size=image.LFS_READ_SIZE, prog_size=image.LFS_PROG_SIZE,
-                           lookahead_size=image.LFS_LOOKAHEAD)
-    fs.context.buffer = data
-    fs.mount()
-    files = sorted(fs.listdir("/store"))
-    seq = max(int(f[5:]) for f in files if f.startswith("meta.") and f[5:].isdigit())
-    with fs.open("/store/meta.%d" % seq, "rb") as f:
-        meta = json.loads(f.read()[:-32])
-    tags = {}
-    for name in meta["index"]:
-        with fs.open("/store/e." + name, "rb") as f:
-            tags[name] = f.read()[-32:].hex()
-    return meta, tags, files
-
-
 def test_power_cut_at_each_write_of_inject(bench, bank, capsys):
     import hashlib
 
     items, _ = inject.unit_secrets(bank.dir, fx.SERIAL, "00000001")
     expected = {i: hashlib.sha256(v).hexdigest() for i, v in items.items()}
-    code = inject.transaction_code(items) + inject.PRODUCTION_LOCK
+    code = inject.transaction_code(items)
     bench.boot_from(bench.tmp / "factory.img")
     start = bench.vd.rig.call("flash_writes")
     bench.dev.exec(code)
     writes = bench.vd.rig.call("flash_writes") - start
     assert writes > 10
-    done = bench.report(HOLDS)  # uncut: all of it (the REPL answers until the next boot)
-    assert (done["state"], done["production"], done["items"]) == ("PROVISIONED", True, expected)
+    done = bench.report(HOLDS)
+    assert (done["state"], done["items"]) == ("PROVISIONED", expected)
     seen = {}
     for k in range(1, writes + 1):
         bench.boot_from(bench.tmp / "factory.img")
-        try:
-            bench.cut(k, code)
-            held = bench.report(HOLDS)
-        except DeviceError:
-            # No REPL after this cut: the production lock reached the flash. What the store
-            # holds, read from the flash on the host: PROVISIONED, production, every entry
-            # present and the version its authenticated index records.
-            bench.vd.rig.call("snapshot", path=str(bench.tmp / "cut.img"))
-            meta, tags, files = store_on_flash(bench.tmp / "cut.img")
-            assert (meta["state"], meta["production"]) == ("PROVISIONED", True), (k, meta["state"], files)
-            assert sorted(meta["index"]) == sorted(items) and all(tags[i] == meta["index"][i][2] for i in items), k
-            held = {"state": meta["state"], "production": True}
+        bench.cut(k, code)
+        held = bench.report(HOLDS)
+        if held["state"] == "FACTORY":
+            # No secret: no entry, and no sealed file left behind either.
+            assert [f for f in held["files"] if f.startswith("e.")] == [], (k, held)
         else:
-            if held["state"] == "FACTORY":
-                # No secret: no entry, and no sealed file left behind either.
-                assert [f for f in held["files"] if f.startswith("e.")] == [], (k, held)
-            else:
-                assert held["state"] == "PROVISIONED" and held["items"] == expected, (k, held)
-                assert len([f for f in held["files"] if f.startswith("e.")]) == len(items), (k, held)
-        seen[(held["state"], held["production"])] = seen.get((held["state"], held["production"]), 0) + 1
-    # Both sides of the transaction's commit were cut; the production lock's own commit is the
-    # last write or two (LittleFS does not always need the same count), so a cut there may fall
-    # just before it.
-    assert {("FACTORY", False), ("PROVISIONED", False)} <= set(seen) <= {
-        ("FACTORY", False), ("PROVISIONED", False), ("PROVISIONED", True)}, seen
+            assert held["state"] == "PROVISIONED" and held["items"] == expected, (k, held)
+            assert len([f for f in held["files"] if f.startswith("e.")]) == len(items), (k, held)
+        seen[held["state"]] = seen.get(held["state"], 0) + 1
+    # Both sides of the transaction's commit were cut.
+    assert set(seen) == {"FACTORY", "PROVISIONED"}, seen
     with capsys.disabled():
         print("\ninject: power cut at each of its %d flash writes; the unit afterwards: %s" % (
-            writes, ", ".join("%s%s %d times" % (s, " production-locked" if p else "", n)
-                              for (s, p), n in sorted(seen.items()))))
+            writes, ", ".join("%s %d times" % kv for kv in sorted(seen.items()))))

@@ -94,8 +94,9 @@ def parser():
     s = sub.add_parser("secure", parents=[unit], help="keys, signing, encryption, eFuses: Secure Boot v2 + release flash encryption")
     s.add_argument("--port", help="the board's serial port (ROM bootloader)")
     s.add_argument("--dry-run-virtual", action="store_true", help="on espefuse's virtual eFuses, no board")
-    s.add_argument("--efuse-file", default="build/provision/virtual-efuses.bin",
-                   help="where the virtual eFuses persist (default %(default)s)")
+    s.add_argument("--efuse-file", default="build/vdevice.efuse",
+                   help="where the virtual eFuses persist (default %(default)s: the chip of the virtual "
+                        "handheld `make run` starts, <state dir>/vdevice.efuse)")
     s.add_argument("--images", required=True, help="the output folder of `image`")
     s.add_argument("--keys", default="build/provision/keys", help="key folder (mode 0700; default %(default)s)")
     s.add_argument("--signing-key", help="the fleet's Secure Boot v2 signing key (RSA-3072 PEM); "

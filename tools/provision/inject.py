@@ -25,7 +25,11 @@ transport), check them, test them against the bank host, and make the unit PROVI
        certificate accepted; the sign-on MAC'd under the injected DUKPT key);
        once it signed on, the unit's bank configuration /config/bank.json ({"host", "port",
        "serial", "merchant", "currency"}: what the terminal's link reads) is written;
-    6. --production-lock: the vault's production flag (from the next boot on, no REPL).
+    6. --production-lock, the last step: the production eFuse bit (BLOCK3 bit 255) burned by
+       the unit itself (lib/production.py, burn(): the ESP32's eFuse programming sequence
+       through machine.mem32; in the virtual handheld its virtual eFuses, espefuse's --virt
+       file), read back, then the unit reset and checked to give no REPL any more. There is no
+       way back: a production unit is never provisioned again through its serial port.
 Secrets travel only inside the code sent to the unit's REPL, never printed, logged or audited.
 """
 
@@ -61,7 +65,7 @@ v.reinitialize()
 print(repr(v.state))
 """
 
-# What inject writes: everything in one transaction, then (optionally) the production flag.
+# What inject writes: everything in one transaction, then (optionally) the production eFuse.
 TRANSACTION = """
 import vault
 from binascii import unhexlify as u
@@ -69,9 +73,11 @@ v = vault.Vault().open()
 v.provision_all({%s})
 """
 PRODUCTION_LOCK = """
-v = vault.Vault().open()
-v.lock_production()
+import production
+print(repr(production.burn()))
 """
+RESET = "import board\nboard.reset()"
+LOCKED_WITHIN_S = 20  # a production unit's boot, until its port no longer gives a REPL
 
 READ_BACK = """
 import vault, hashlib, binascii
@@ -359,12 +365,39 @@ def inject(port, serial, bank_state, bank_host=None, wifi_network=None, ikid=Non
                 audit["tls_test"] = result
         elif audit is not None:
             audit["tls_test"] = "skipped (no --bank-host)"
-        if production_lock:
-            progress("production lock: the unit refuses the REPL from its next boot on")
-            _exec(dev, PRODUCTION_LOCK, "the production lock")
         state = _value(dev, STATE, "reading the unit's state")[2]
         if audit is not None:
-            audit.record.update({"state": state, "production": production_lock})
+            audit.record.update({"state": state, "production": False})
+        if production_lock:
+            lock_production(dev, port)
+            if audit is not None:
+                audit.record.update({"production": True, "production_efuse": "BLOCK3 bit 255"})
         return state
     finally:
         dev.close()
+
+
+def lock_production(dev, port):
+    """Burn the production eFuse bit, read it back, reset the unit and check that its port no
+    longer gives a REPL."""
+    import time
+
+    progress("production lock: burning the eFuse bit (BLOCK3 bit 255): from its next boot on the unit has no REPL")
+    if _value(dev, PRODUCTION_LOCK, "the production lock") is not True:
+        fail(READBACK, "the production eFuse bit does not read back as burned")
+    try:
+        dev.transport.exec_raw_no_follow(RESET)
+    except Exception:  # the unit is resetting: its port may drop at once
+        pass
+    dev.close()
+    deadline = time.monotonic() + LOCKED_WITHIN_S
+    time.sleep(1)
+    while True:
+        try:
+            Device(port, timeout=2).close()
+        except DeviceError:
+            progress("the unit was reset and gives no REPL: production-locked")
+            return
+        if time.monotonic() > deadline:
+            fail(READBACK, "the unit still gives its REPL after the production eFuse bit was burned")
+        time.sleep(0.5)

@@ -14,7 +14,17 @@
 # The control block is a small file shared with tools/vdevice: the flash operation counter, the
 # operation at which power is to be cut, and whether code is running (so that tools/vdevice turns
 # Ctrl-C into SIGINT only then, as the board's UART turns it into KeyboardInterrupt), how far
-# the boot has come, and whether the firmware refused the REPL (a production unit).
+# the boot has come, and whether the REPL is refused (a production unit).
+#
+# The chip's eFuses are the file vdevice.efuse beside the control block (espefuse's --virt
+# format: `espefuse --chip esp32 --virt --path-efuse-file <state dir>/vdevice.efuse summary`),
+# a blank chip's if there is none: they belong to the chip, so a flash image written or restored
+# leaves them as they are. Before anything else, as firmware/pt_lock.c does on the board, the
+# launcher reads the production lock there (BLOCK3 bit 255; lib/production.py): on a production
+# unit no byte of the serial port is ever read, from reset on. No keyboard interrupt, no raw
+# REPL, no soft reset from the host: boot.py and main.py run, a crash or their end never opens
+# the REPL (main.py resets the board; if it did not, the port would stay deaf, as pt_lock.c's
+# disconnected RX line keeps the board's REPL deaf).
 import sys
 import os
 import vfs
@@ -29,6 +39,15 @@ HARD_RESET = 67
 
 CTRL_C = 3
 CTRL_D = 4
+EFUSE_FILE = "vdevice.efuse"
+EFUSE_SIZE = 0x120  # the eFuse controller's registers (0x3FF5A000-0x3FF5A11F)
+# The production lock, read as firmware/pt_lock.c reads it: EFUSE_BLK3_RDATA7_REG bit 31, or
+# BLOCK3 read-protected (RD_DIS bit 2 in EFUSE_BLK0_RDATA0_REG), which would hide it: fail closed.
+EFUSE_BLK0_RDATA0 = 0x000
+EFUSE_BLK3_RDATA7 = 0x094
+# A blank chip is the reference board's, revision v3.0 (ECO3): CHIP_VER_REV1 (EFUSE_BLK0_RDATA3_REG
+# bit 15) and CHIP_VER_REV2 (EFUSE_BLK0_RDATA5_REG bit 20) burned at Espressif's factory.
+BLANK_CHIP = ((0x00C, 1 << 15), (0x014, 1 << 20))
 BANNER = "MicroPython v%d.%d.%d on %s; Pocket Terminal virtual handheld with ESP32\r\nType \"help()\" for more information.\r\n"
 
 
@@ -60,10 +79,35 @@ class Hardware:
     def __init__(self):
         self.repl_refused = False
         self.resetting = False
+        self.efuse = None  # the chip's eFuse file, open: board.sim's mem32 reads and burns it
+
+    def read_efuses(self, control_path):
+        """Open the chip's eFuses (a blank chip's if it has none yet); is it a production unit?"""
+        path = control_path.rsplit("/", 1)[0] + "/" + EFUSE_FILE if "/" in control_path else EFUSE_FILE
+        # Each register is stored back to front (espefuse's BitStream of the register space):
+        # the one at offset o in the 4 bytes that end EFUSE_SIZE - o from the file's start.
+        try:
+            self.efuse = open(path, "r+b")
+        except OSError:
+            blank = bytearray(EFUSE_SIZE)
+            for offset, value in BLANK_CHIP:
+                blank[EFUSE_SIZE - 4 - offset:EFUSE_SIZE - offset] = value.to_bytes(4, "big")
+            with open(path, "wb") as f:
+                f.write(blank)
+            self.efuse = open(path, "r+b")
+        words = self.efuse.read()
+        if len(words) != EFUSE_SIZE:
+            raise ValueError("%s is no ESP32 eFuse file (%d bytes, not %d)" % (path, len(words), EFUSE_SIZE))
+
+        def word(offset):
+            return int.from_bytes(words[EFUSE_SIZE - 4 - offset:EFUSE_SIZE - offset], "big")
+
+        return bool(word(EFUSE_BLK3_RDATA7) >> 31 or word(EFUSE_BLK0_RDATA0) >> 18 & 1)
 
     def refuse_repl(self):
-        # From now on (this boot) Ctrl-C does nothing and the REPL never starts.
+        # From now on (this boot) no byte of the serial port is read: no Ctrl-C, no REPL.
         self.repl_refused = True
+        control.executing(False)
         control.refuse_repl()
 
     def reset(self):
@@ -146,12 +190,13 @@ def execute(source, filename, mode="exec", raw=False):
     mode "repl" is the friendly REPL's: an expression's value is printed (as the unix port's
     compile() has no "single" mode that prints with the board's line endings).
     In the raw REPL the output is framed for the host: normal output, EOF, error output, EOF."""
-    control.executing(True)
+    deaf = hardware.repl_refused  # a production unit: the serial port is never read
+    control.executing(not deaf)
     error = None
     soft_reset = False
     try:
         try:
-            if ctrl_c_pending():
+            if not deaf and ctrl_c_pending():
                 raise KeyboardInterrupt
             if mode == "frozen":
                 run_frozen(source)
@@ -420,6 +465,14 @@ def main():
     image, control_path, mode = sys.argv[1:4]
     control = Control(control_path)
     try:
+        production = hardware.read_efuses(control_path)
+    except (OSError, ValueError) as e:
+        sys.stderr.write("the chip's eFuses do not read: %r\n" % (e,))
+        sys.exit(BAD_IMAGE)
+    if production:
+        hardware.refuse_repl()
+        mode = "friendly"  # no raw REPL either: boot.py and main.py run as at power-on
+    try:
         flash = vflash.Partition(image, control_path)
         vfs.umount("/")
         vfs.mount(flash, "/")
@@ -443,9 +496,15 @@ def main():
         # A Ctrl-C that landed just as boot.py or main.py ended, outside their code: the
         # scripts were interrupted, as far as anyone can tell; on to the REPL.
         pass
-    if hardware.resetting or hardware.repl_refused:
-        # machine.reset(), or a production unit whose main.py ended: the board resets.
+    if hardware.resetting:
         sys.exit(HARD_RESET)
+    if hardware.repl_refused and not soft_reset:
+        # A production unit whose boot.py or main.py ended without a reset: the port's REPL
+        # loop would run on the board, deaf (firmware/pt_lock.c); here nothing reads the port.
+        import time
+
+        while True:
+            time.sleep(3600)
     control.phase(3)
     while not soft_reset:
         try:
