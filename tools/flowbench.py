@@ -752,23 +752,89 @@ def verdict(row):
 # MICROPY_GC_SPLIT_HEAP_AUTO; the growth takes the largest free block), the design point being
 # ~40 KB left to ESP-IDF after it (shared/DESIGN.md, issue 16).
 IDF_LEFT = 40 * 1024
-# Wi-Fi station, from ESP-IDF's defaults (components/esp_wifi/Kconfig, which MicroPython's
-# ports/esp32/boards/sdkconfig.base leaves as they are): CONFIG_ESP_WIFI_STATIC_RX_BUFFER_NUM 10,
+# Wi-Fi station (components/esp_wifi/Kconfig): CONFIG_ESP_WIFI_STATIC_RX_BUFFER_NUM static RX
+# buffers (ESP-IDF's default 10, which MicroPython's ports/esp32/boards/sdkconfig.base leaves),
 # "each buffer takes approximately 1.6KB of RAM", allocated at esp_wifi_init() and kept; dynamic
-# TX and RX buffers (32 each at most) taken per frame and freed once sent or delivered. One
-# socket to the bank, a few short messages at a time: ~4 dynamic buffers in flight.
-# The TLS session: MicroPython's ESP32 sdkconfig.base sets CONFIG_MBEDTLS_ASYMMETRIC_CONTENT_LEN
-# (16 KB in, 4 KB out: the sizes of extmod/mbedtls's configuration this build uses) and not
-# CONFIG_MBEDTLS_DYNAMIC_BUFFER, so the session measured here is the board's.
-WIFI_STATIC_RX = 10 * 1600
-WIFI_IN_FLIGHT = 4 * 1600
+# TX and RX buffers taken per frame and freed once sent or delivered. One socket to the bank, a
+# few short messages at a time: ~4 dynamic buffers in flight.
+WIFI_BUFFER = 1600
+WIFI_STATIC_RX_DEFAULT = 10
+WIFI_IN_FLIGHT = 4 * WIFI_BUFFER
+# The TLS session: this build's mbedTLS configuration is MicroPython's extmod/mbedtls (16 KB in,
+# 4 KB out record buffers, as the ESP32 port's CONFIG_MBEDTLS_ASYMMETRIC_CONTENT_LEN), measured
+# as the board's would be. With CONFIG_MBEDTLS_DYNAMIC_BUFFER (firmware/sdkconfig.board) ESP-IDF
+# frees both record buffers between records and allocates one the size of each record as it
+# comes (components/mbedtls/port/dynamic/esp_mbedtls_dynamic_impl.c): idle, each side keeps a
+# small cache (the record header, 13 bytes, and the IV and counter, 24) in a buffer with an
+# 8-byte head (struct esp_mbedtls_ssl_buf). The model: the measured session less its two record
+# buffers, plus for each side a buffer of its largest record (header, payload and the head) at the
+# handshake's peak and the idle caches while open.
+RECORD_HEADER = 13  # MBEDTLS_SSL_HEADER_LEN
+DYNAMIC_HEAD = 8  # struct esp_mbedtls_ssl_buf: state, len
+DYNAMIC_IDLE = RECORD_HEADER + 24 + DYNAMIC_HEAD  # CACHE_IV_SIZE 16 + COUNTER_SIZE 8
+RECORD_BUFFER_LEAST = 4096  # the record buffers are the session's only blocks this large
+SDKCONFIG_BOARD = Path(__file__).resolve().parents[1] / "firmware" / "sdkconfig.board"
+
+
+def board_sdkconfig(path=SDKCONFIG_BOARD):
+    """The firmware's ESP-IDF options (NAME=value lines; '#' comments)."""
+    options = {}
+    for line in path.read_text().splitlines():
+        name, eq, value = line.partition("=")
+        if eq and not line.startswith("#"):
+            options[name.strip()] = value.strip()
+    return options
+
+
+class _RecordSizes:
+    """The largest TLS record each way through a relay between the client and the server (RFC
+    5246 6.2: a 5-byte header, content type, version, 2-byte length)."""
+
+    def __init__(self):
+        self.largest = {"in": 0, "out": 0}  # in: to the device; out: from it
+
+    def relay(self, listener, server_port):
+        client, _ = listener.accept()
+        upstream = socket.create_connection(("127.0.0.1", server_port))
+        pumps = [threading.Thread(target=self._pump, args=(a, b, side), daemon=True)
+                 for a, b, side in ((client, upstream, "out"), (upstream, client, "in"))]
+        for t in pumps:
+            t.start()
+        for t in pumps:
+            t.join(30)
+        client.close()
+        upstream.close()
+
+    def _pump(self, src, dst, side):
+        pending = b""
+        while True:
+            try:
+                data = src.recv(4096)
+            except OSError:
+                data = b""
+            if not data:
+                try:
+                    dst.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                return
+            dst.sendall(data)
+            pending += data
+            while len(pending) >= 5:
+                length = int.from_bytes(pending[3:5], "big")
+                if len(pending) < 5 + length:
+                    break
+                self.largest[side] = max(self.largest[side], length)
+                pending = pending[5 + length:]
 
 
 def tls_session_bytes():
-    """(mbedTLS's heap at its peak in the handshake, held while the session is open), bytes:
-    the uplink's client side (P-256 certificates from one CA, the device's certificate, TLS
+    """The uplink's client side (P-256 certificates from one CA, the device's certificate, TLS
     1.2) against a local TLS server, counted by heapstat.tls() in the board-faithful
-    interpreter."""
+    interpreter: {"peak": mbedTLS's heap at its peak in the handshake, "held": while the session
+    is open, "buffers": the sizes of its record buffers, "records": the largest record each way
+    ({"in", "out"}, bytes of payload)}."""
+    sizes = _RecordSizes()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         _pki(tmp)
@@ -778,7 +844,7 @@ def tls_session_bytes():
         ctx.load_cert_chain(tmp / "server.pem", tmp / "server.key")
         ctx.load_verify_locations(tmp / "ca.pem")
         ctx.verify_mode = ssl.CERT_REQUIRED
-        with socket.create_server(("127.0.0.1", 0)) as server:
+        with socket.create_server(("127.0.0.1", 0)) as server, socket.create_server(("127.0.0.1", 0)) as front:
             def serve():
                 conn, _ = server.accept()
                 with conn:
@@ -788,17 +854,20 @@ def tls_session_bytes():
                         peer.recv(1)  # until the client exits
                     except OSError:
                         pass
-            t = threading.Thread(target=serve, daemon=True)
-            t.start()
+            threads = [threading.Thread(target=serve, daemon=True),
+                       threading.Thread(target=sizes.relay, args=(front, server.getsockname()[1]), daemon=True)]
+            for t in threads:
+                t.start()
             heap, heap_env = heap_args()
-            out = subprocess.run([micropython_exe(), *heap, "client.py", str(server.getsockname()[1])],
+            out = subprocess.run([micropython_exe(), *heap, "client.py", str(front.getsockname()[1])],
                                  cwd=tmp, env=dict(os.environ, **heap_env), capture_output=True, text=True, timeout=60)
-            t.join(10)
+            for t in threads:
+                t.join(10)
     found = [line for line in out.stdout.splitlines() if line.startswith("tls ")]
     if out.returncode or not found:
         raise RuntimeError("the TLS client failed (exit %d):\n%s%s" % (out.returncode, out.stdout, out.stderr))
-    held, peak = ast.literal_eval(found[0][4:])
-    return peak, held
+    (held, peak), buffers = ast.literal_eval(found[0][4:])
+    return {"peak": peak, "held": held, "buffers": sorted(buffers), "records": dict(sizes.largest)}
 
 
 # The uplink's client side (lib/uplink/tls.py) without the vault: the certificates from files.
@@ -813,8 +882,8 @@ ctx.load_verify_locations(cadata=open('ca.der', 'rb').read())
 ctx.verify_mode = ssl.CERT_REQUIRED
 s = ctx.wrap_socket(s, server_hostname='localhost')
 assert s.read(2) == b'ok'
-print('tls', heapstat.tls())
-"""
+print('tls', (heapstat.tls(), heapstat.tls_blocks(%d)))
+""" % RECORD_BUFFER_LEAST
 
 
 def _pki(tmp):
@@ -852,24 +921,45 @@ def _pki(tmp):
         (tmp / name).write_bytes(data)
 
 
-def idf_budget(tls_peak, tls_held):
-    """Lines: the internal RAM ESP-IDF has beside the grown GC heap, against Wi-Fi and TLS."""
-    need_open = WIFI_STATIC_RX + WIFI_IN_FLIGHT + tls_held
-    need_peak = WIFI_STATIC_RX + WIFI_IN_FLIGHT + tls_peak
+def tls_on_board(session, options):
+    """(peak, held) bytes of the TLS session on the board with these ESP-IDF options: as
+    measured, or with CONFIG_MBEDTLS_DYNAMIC_BUFFER the record buffers as ESP-IDF's dynamic
+    buffers hold them (see above)."""
+    if options.get("CONFIG_MBEDTLS_DYNAMIC_BUFFER") != "y":
+        return session["peak"], session["held"]
+    fixed = sum(session["buffers"])
+    in_flight = sum(RECORD_HEADER + n + DYNAMIC_HEAD for n in session["records"].values())
+    return session["peak"] - fixed + in_flight, session["held"] - fixed + 2 * DYNAMIC_IDLE
+
+
+def idf_budget(session, options=None):
+    """Lines: the internal RAM ESP-IDF has beside the grown GC heap, against Wi-Fi and TLS, with
+    the firmware's ESP-IDF options (firmware/sdkconfig.board unless given)."""
+    options = board_sdkconfig() if options is None else options
+    rx = int(options.get("CONFIG_ESP_WIFI_STATIC_RX_BUFFER_NUM", WIFI_STATIC_RX_DEFAULT))
+    wifi = rx * WIFI_BUFFER + WIFI_IN_FLIGHT
+    tls_peak, tls_held = tls_on_board(session, options)
+    need_open, need_peak = wifi + tls_held, wifi + tls_peak
+    dynamic = options.get("CONFIG_MBEDTLS_DYNAMIC_BUFFER") == "y"
+
+    def verdict(need):
+        return "fits, %.1f KB spare" % ((IDF_LEFT - need) / 1024) if need <= IDF_LEFT \
+            else "OVER by %.1f KB" % ((need - IDF_LEFT) / 1024)
     return [
-        "IDF side (on paper): ESP-IDF's heap left beside the grown GC heap ~%.1f KB (the port's design point);"
-        % (IDF_LEFT / 1024),
-        "  Wi-Fi station: %.1f KB static RX buffers + ~%.1f KB of dynamic buffers in flight (ESP-IDF defaults:"
-        " 10 static RX x 1.6 KB, dynamic TX/RX 1.6 KB each)" % (WIFI_STATIC_RX / 1024, WIFI_IN_FLIGHT / 1024),
-        "  TLS session (mbedTLS, heapstat.tls(), this build's configuration = MicroPython's extmod/mbedtls): %.1f KB"
-        " held while open, %.1f KB at the handshake's peak" % (tls_held / 1024, tls_peak / 1024),
+        "IDF side (on paper, firmware/sdkconfig.board): ESP-IDF's heap left beside the grown GC heap ~%.1f KB"
+        " (the port's design point);" % (IDF_LEFT / 1024),
+        "  Wi-Fi station: %d static RX buffers x 1.6 KB = %.1f KB + ~%.1f KB of dynamic buffers in flight"
+        " (components/esp_wifi/Kconfig)" % (rx, rx * WIFI_BUFFER / 1024, WIFI_IN_FLIGHT / 1024),
+        "  TLS session measured (mbedTLS, heapstat.tls(), MicroPython's extmod/mbedtls configuration): %.1f KB"
+        " held while open, %.1f KB at the handshake's peak, of which record buffers %s bytes; largest record"
+        " %d bytes in, %d out" % (session["held"] / 1024, session["peak"] / 1024,
+                                  " + ".join(str(b) for b in session["buffers"]), session["records"]["in"],
+                                  session["records"]["out"]),
+        "  on the board%s: %.1f KB held, %.1f KB at the handshake" % (
+            " (CONFIG_MBEDTLS_DYNAMIC_BUFFER: record buffers the size of each record, freed between records)"
+            if dynamic else "", tls_held / 1024, tls_peak / 1024),
         "  => %.1f KB needed with the session open (%s), %.1f KB at the handshake (%s) of ~%.1f KB"
-        % (need_open / 1024, "fits" if need_open <= IDF_LEFT else "OVER by %.1f KB" % ((need_open - IDF_LEFT) / 1024),
-           need_peak / 1024, "fits" if need_peak <= IDF_LEFT else "OVER by %.1f KB" % ((need_peak - IDF_LEFT) / 1024),
-           IDF_LEFT / 1024),
-        "  (ESP-IDF's CONFIG_MBEDTLS_DYNAMIC_BUFFER frees the record buffers between records, and"
-        " CONFIG_MBEDTLS_SSL_IN_CONTENT_LEN can shrink the 16 KB input buffer if the bank agrees a"
-        " max_fragment_length: Espressif's ESP-FAQ, \"How to optimize memory when ESP32 uses Mbed TLS?\")",
+        % (need_open / 1024, verdict(need_open), need_peak / 1024, verdict(need_peak), IDF_LEFT / 1024),
     ]
 
 
@@ -1072,7 +1162,7 @@ def print_table(out):
           " (left out), native: mbedTLS/cryptolib/hashlib/mpz, bytecode: the rest; ESP32 = bytecode x ratio + native"
           " on the ESP32 + waits (wire, chip, card) + network")
     print()
-    for line in idf_budget(*out["tls"]):
+    for line in idf_budget(out["tls"]):
         print(line)
 
 

@@ -361,6 +361,21 @@ static mp_obj_t heapstat_tls(void) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_0(heapstat_tls_obj, heapstat_tls);
 
+// The sizes of mbedTLS's live blocks of at least `least` bytes: an open session's record buffers
+// (MBEDTLS_SSL_IN_BUFFER_LEN, MBEDTLS_SSL_OUT_BUFFER_LEN), which ESP-IDF's
+// CONFIG_MBEDTLS_DYNAMIC_BUFFER replaces by buffers the size of each record (tools/flowbench.py).
+static mp_obj_t heapstat_tls_blocks(mp_obj_t least_in) {
+    size_t least = mp_obj_get_int(least_in);
+    mp_obj_t sizes = mp_obj_new_list(0, NULL);
+    for (size_t i = 0; i < TLS_SLOTS; i++) {
+        if (tls_blocks[i].ptr != NULL && tls_blocks[i].size >= least) {
+            mp_obj_list_append(sizes, mp_obj_new_int_from_uint(tls_blocks[i].size));
+        }
+    }
+    return sizes;
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(heapstat_tls_blocks_obj, heapstat_tls_blocks);
+
 static mp_obj_t heapstat_native(void) {
     mp_obj_t each[PARTS];
     for (size_t i = 0; i < PARTS; i++) {
@@ -380,6 +395,7 @@ static const mp_rom_map_elem_t heapstat_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_stack), MP_ROM_PTR(&heapstat_stack_obj) },
     { MP_ROM_QSTR(MP_QSTR_live), MP_ROM_PTR(&heapstat_live_obj) },
     { MP_ROM_QSTR(MP_QSTR_tls), MP_ROM_PTR(&heapstat_tls_obj) },
+    { MP_ROM_QSTR(MP_QSTR_tls_blocks), MP_ROM_PTR(&heapstat_tls_blocks_obj) },
     { MP_ROM_QSTR(MP_QSTR_native), MP_ROM_PTR(&heapstat_native_obj) },
 };
 static MP_DEFINE_CONST_DICT(heapstat_module_globals, heapstat_module_globals_table);
