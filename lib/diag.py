@@ -84,7 +84,7 @@ def _vault():
     import production  # an eFuse fact, not the store's
     import vault
 
-    state = vault.describe()[0]
+    state = vault.describe()
     return state != "TAMPERED", "%s%s" % (state, ", production unit" if production.burned() else ""), None
 
 

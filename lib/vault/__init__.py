@@ -132,7 +132,7 @@ class Vault:
 
     def _create(self):
         self.store.create({"state": FACTORY, "fails": 0, "fp_fails": 0, "pin_at": 0, "pin": None, "fp_wrap": None,
-                           "fingers": [], "challenge": None, "production": False, "policy": dict(DEFAULT_POLICY)})
+                           "fingers": [], "challenge": None, "policy": dict(DEFAULT_POLICY)})
 
     # ---- state -----------------------------------------------------------------------------
 
@@ -151,10 +151,6 @@ class Vault:
     @property
     def unlocked(self):
         return self.data_key is not None
-
-    @property
-    def production(self):
-        return self.state != WIPED and self.meta["production"]
 
     @property
     def attempts_left(self):
@@ -220,12 +216,6 @@ class Vault:
         store.commit()
         for item in PROVISIONING_ITEMS:
             os.rename(store._path("e." + item + ".new"), store._path("e." + item))
-
-    def lock_production(self):
-        """Mark a production unit: from the next boot on, it refuses the REPL."""
-        self._require("lock_production", PROVISIONED, PERSONALIZED)
-        self.meta["production"] = True
-        self.store.commit()
 
     def device_secret(self, item):
         """A provisioning secret (bytearray: wipe it after use)."""
@@ -510,17 +500,17 @@ class Vault:
 
 
 def describe():
-    """The vault's state for diagnostics, without changing it: (state or "TAMPERED" or
-    "BLANK", production flag)."""
+    """The vault's state for diagnostics, without changing it: its state, "TAMPERED" or
+    "BLANK". (Whether the unit is a production one is the eFuse's to say: lib/production.py.)"""
     store = Store()
     try:
         status = store.open()
     except (Tampered, ValueError):
-        return "TAMPERED", False
+        return "TAMPERED"
     finally:
         store.close()
     if status == "empty":
-        return "BLANK", False
+        return "BLANK"
     if status == "wiped":
-        return WIPED, False
-    return store.meta["state"], store.meta["production"]
+        return WIPED
+    return store.meta["state"]

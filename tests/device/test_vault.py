@@ -19,7 +19,7 @@ def refused(v, exc, call, *args):
 
 def test_blank_device_starts_in_factory():
     v = factory()
-    assert v.state == FACTORY and not v.unlocked and not v.production
+    assert v.state == FACTORY and not v.unlocked
     assert reopened(v).state == FACTORY
 
 
@@ -29,7 +29,6 @@ def test_factory_refuses_owner_operations():
     refused(v, vault.WrongState, v.verify_pin, PIN)
     refused(v, vault.WrongState, v.device_secret, "device.key")
     refused(v, vault.WrongState, v.unblock, b"x" * 32)
-    refused(v, vault.WrongState, v.lock_production)
     refused(v, vault.WrongState, v.reinitialize)
     refused(v, ValueError, v.provision, "not.an.item", b"x")
     refused(v, ValueError, lambda: v.set_policy(max_tries=3))
@@ -240,13 +239,6 @@ def test_blocked_vault_can_be_wiped():
     block(v)
     v.wipe()
     assert v.state == WIPED
-
-
-def test_production_flag():
-    v = provisioned()
-    assert not v.production
-    v.lock_production()
-    assert reopened(v).production
 
 
 def test_a_fail_count_the_flash_did_not_take_stops_the_pin_check():

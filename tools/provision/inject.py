@@ -53,7 +53,7 @@ try:
     uid = binascii.hexlify(machine.unique_id()).decode()
 except (ImportError, AttributeError):
     uid = None
-print(repr((sys.platform, uid, vault.describe()[0])))
+print(repr((sys.platform, uid, vault.describe())))
 """
 
 WIPE = """
@@ -91,7 +91,7 @@ def _check(item):
     finally:
         for i in range(len(data)):
             data[i] = 0
-r = {'state': v.state, 'production': v.production, 'ksn': binascii.hexlify(v.device_secret('dukpt.ksn')).decode()}
+r = {'state': v.state, 'ksn': binascii.hexlify(v.device_secret('dukpt.ksn')).decode()}
 for item in vault.PROVISIONING_ITEMS:
     r[item] = _check(item)
 print(repr(r))
