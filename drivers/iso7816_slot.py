@@ -41,7 +41,7 @@ import time
 import asyncio
 from micropython import const
 
-from iso7816 import CardAbsent, CardError, CardMute, CardRemoved, ProtocolError  # noqa: F401
+from iso7816 import CardAbsent, CardError, CardMute, CardOverrun, CardRemoved, ProtocolError  # noqa: F401
 from iso7816 import AtrError  # noqa: F401
 from iso7816 import atr as _atr
 from iso7816 import pps as _pps
@@ -58,6 +58,13 @@ _TURNAROUND_ETU = const(22)
 SLACK_MS = const(60)
 _DEBOUNCE_MS = const(20)
 _SLICE_MS = const(100)  # a wait's slice, between looks at the detect switch
+# The most one command may take, from its first character sent to the R-APDU's last received,
+# whatever the card asks for: each WTX stretches one block's wait (up to 255 x BWT: minutes),
+# and NULL bytes restart T=0's wait, so without a total a card could hold the terminal for
+# ever. 8 s is twice a contact purchase's whole budget (4 s), above the 3 BWTs (4.7 s at BWI 4)
+# after which a silent T=1 card is called mute, and far above what any card operation takes (a
+# GENERATE AC with RSA: 1-2 s). Past it: CardOverrun, and the card is deactivated.
+_COMMAND_MS = const(8000)
 
 
 class Slot:
@@ -79,6 +86,7 @@ class Slot:
         self.ifsd = ifsd
         self._flag = asyncio.ThreadSafeFlag()
         self._lock = asyncio.Lock()
+        self._deadline = None  # ticks_ms by which the command in progress must be done
         self._rst.value(0)
         self._vcc.value(0)
         self._reset_line_state()
@@ -192,6 +200,8 @@ class Slot:
         wait = first_ms
         start = time.ticks_ms()
         while len(out) < n:
+            if self._deadline is not None and time.ticks_diff(self._deadline, time.ticks_ms()) <= 0:
+                raise CardOverrun("the card took more than %d ms over one command" % _COMMAND_MS)
             left = wait - time.ticks_diff(time.ticks_ms(), start)
             if left <= 0:
                 self._check_present()
@@ -376,21 +386,25 @@ class Slot:
     # ---- commands ----------------------------------------------------------------------------
 
     async def transceive(self, apdu):
-        """A C-APDU; the R-APDU (data, SW1, SW2). CardRemoved, CardMute, ProtocolError."""
+        """A C-APDU; the R-APDU (data, SW1, SW2). CardRemoved, CardMute, ProtocolError;
+        CardOverrun past MAX_RESPONSE bytes or _COMMAND_MS (the card is then deactivated)."""
         async with self._lock:
             if self._proto is None:
                 self._check_present()
                 raise CardError("the card is not active: activate() first")
+            self._deadline = time.ticks_add(time.ticks_ms(), _COMMAND_MS)
             try:
                 return await self._proto.transceive(apdu)
-            except CardRemoved:
-                self._power_off()
+            except (CardRemoved, CardOverrun):
+                self._power_off()  # overrun: the card is mid-answer, out of step with us
                 raise
             except CardError:
                 if not self.present():
                     self._power_off()
                     raise CardRemoved("the card was removed")
                 raise
+            finally:
+                self._deadline = None
 
     async def self_test(self):
         """(ok, detail) for diag: the detect switch, and a card's ATR if one is in."""

@@ -10,7 +10,17 @@
     line.etu_ms(n), line.slack_ms(us)         a timeout of n etu / us, in ms with the slack
 
 Errors are typed: CardError and its subclasses (defined here, shared by the slot driver).
+
+What one command may take (a card that lies must not hold the terminal): its R-APDU at most
+MAX_RESPONSE bytes, data and SW1 SW2 (the kernel's commands are short APDUs, Le at most 256: a
+T=1 chain or a T=0 run of GET RESPONSEs beyond it is refused, never gathered), and at most the
+slot's _COMMAND_MS in all, however many WTX requests or NULL bytes the card sends. Past either:
+CardOverrun, and the slot deactivates the card.
 """
+
+from micropython import const
+
+MAX_RESPONSE = const(258)
 
 
 class CardError(Exception):
@@ -35,3 +45,8 @@ class ProtocolError(CardError):
 
 class AtrError(ProtocolError):
     """A malformed Answer To Reset."""
+
+
+class CardOverrun(ProtocolError):
+    """The card's answer went past what one command may take: longer than MAX_RESPONSE
+    bytes, or later than the slot's _COMMAND_MS."""

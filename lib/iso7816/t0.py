@@ -8,12 +8,14 @@ procedure bytes: NULL (60: wait more), INS (all the rest of the data), ~INS (one
 (6x / 9x, then SW2). 61xx: the response is fetched with GET RESPONSE (Le = xx), repeated while
 the card says more is there; 6Cxx: the command is sent again with P3 = xx. Each procedure byte
 and data character must come within the work waiting time WWT = 960 x WI x D etu (the line
-knows the etu). Short APDUs only (extended ones would need ENVELOPE).
+knows the etu). Short APDUs only (extended ones would need ENVELOPE): GET RESPONSEs that
+would take the R-APDU past MAX_RESPONSE bytes (iso7816) are CardOverrun, not asked; NULL bytes
+without end are cut by the slot's _COMMAND_MS.
 """
 
 from micropython import const
 
-from iso7816 import ProtocolError
+from iso7816 import MAX_RESPONSE, CardOverrun, ProtocolError
 
 _NULL = const(0x60)
 _GET_RESPONSE = const(0xC0)
@@ -107,6 +109,8 @@ class T0:
             rounds += 1
             if rounds > MAX_RESPONSES:
                 raise ProtocolError("T=0: the card keeps asking for more exchanges")
+            if sw1 in (0x61, 0x6C) and len(response) + (sw2 or 256) > MAX_RESPONSE - 2:
+                raise CardOverrun("T=0: a response over %d bytes" % MAX_RESPONSE)
             if sw1 == 0x6C and (header[1] == _GET_RESPONSE or case == 2):
                 # Wrong length: the same command (the original case 2 one, or the GET
                 # RESPONSE) again with P3 = SW2.

@@ -17,11 +17,15 @@ row the interface device resynchronises (S(RESYNCH request), up to 3 times: sequ
 back to 0, IFSC back to the ATR's), then sends the command again once; a card that will not
 resynchronise is a ProtocolError (the slot then deactivates it). Three silences in a row
 (no block within BWT) are CardMute at once, as EMV Book 1 10.6 has it, without resynchronising.
+
+A card's chain is gathered up to MAX_RESPONSE bytes (iso7816): a block that would take the
+R-APDU past it is CardOverrun, not acknowledged (a chain without end would otherwise fill the
+heap). WTX stretches one block's wait; the total of a command is the slot's (_COMMAND_MS).
 """
 
 from micropython import const
 
-from iso7816 import CardMute, CardRemoved, ProtocolError
+from iso7816 import MAX_RESPONSE, CardMute, CardOverrun, CardRemoved, ProtocolError
 
 PCB_I = const(0x00)
 PCB_I_NS = const(0x40)
@@ -304,6 +308,8 @@ class T1:
                 if attempts > MAX_ATTEMPTS:
                     raise _Resync()
                 nad, pcb, inf = await self._exchange(self._r_block(R_OTHER))
+            if len(out) + len(inf) > MAX_RESPONSE:
+                raise CardOverrun("T=1: a chained response over %d bytes" % MAX_RESPONSE)
             out += inf
             self.nr ^= 1
         return bytes(out)

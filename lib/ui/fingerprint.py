@@ -83,25 +83,31 @@ async def unlock(ui, sensor, session, title="Unlock"):
 
     Returns the interrupted operation (as Session.unlock_with_fingerprint), True if unlocked with
     nothing to resume, or None (not recognised, policy says PIN: the caller asks for the PIN)."""
+    import vault as vault_module
+
     vault = session.vault
     if not vault.fingerprint_allowed():
         return None
     ui.progress(title, "Place your finger on the sensor")
     try:
-        template_id, _ = await sensor.identify()
+        await sensor.capture(1)  # the finger's features, nothing matched yet: a bad image costs nothing
+        # The attempt on flash BEFORE the sensor is asked whose finger it is (the vault's rule,
+        # as for the PIN): a power cut once it has said "no match" cannot give the attempt back.
+        vault.fingerprint_attempt()
+        template_id, _ = await sensor.search(1)
     except NoMatch:
         template_id = None
+    except vault_module.PinRequired:
+        return None
     except FingerprintError as e:
         return await _failed(ui, e)
     if template_id not in vault.fingers:
         # Unknown to the sensor, or a template the vault does not hold (left by a power cut
-        # during enrolment): the same refusal, counted by the vault's policy.
+        # during enrolment): the same refusal, counted already.
         vault.fingerprint_failed()
         await ui.message("Not recognised", "This finger is not one of the owner's.",
                          remedy="Try again, or use your PIN.", error=True, timeout_ms=3000)
         return None
-    import vault as vault_module
-
     try:
         resumed = session.unlock_with_fingerprint(template_id)
     except vault_module.PinRequired:

@@ -224,6 +224,10 @@ class Uplink:
         self.echo_ms = echo_ms
         self.connected = False
         self.error = None  # the last connection failure (UplinkError), for the status bar
+        # Messages from the bank dropped unread (malformed, not MAC'd under a key of ours, a wrong
+        # MAC), and the last one's reason: an Iso8583Error's text, field numbers and lengths only.
+        self.dropped = 0
+        self.drop_reason = None
         self._ctx = None
         self._writer = None
         self._link_error = None
@@ -305,7 +309,11 @@ class Uplink:
             while True:
                 self._receive(await iso8583.read_frame(reader))
         except Exception as e:  # the connection's end, whatever ended it
-            self._link_error = tls.tls_error(e) or NotConnected("connection to the bank lost: %r" % (e,))
+            if isinstance(e, iso8583.Iso8583Error):  # a frame length that cannot be: out of step
+                self._dropped(e)
+                self._link_error = UplinkError("malformed frame from the bank (%s): connection closed" % e)
+            else:
+                self._link_error = tls.tls_error(e) or NotConnected("connection to the bank lost: %r" % (e,))
             self.close()
 
     async def _idle_echo(self):
@@ -358,10 +366,11 @@ class Uplink:
             mti, fields = iso8583.decode(raw)
             mac_key = self._macs.get(fields.get(53))
             if mac_key is None:
-                return  # not MAC'd under a key of ours: dropped
+                raise iso8583.BadMac("no MAC key of ours", 53)
             iso8583.check_mac(raw, fields, lambda data: aescmac.cmac(mac_key, data))
-        except iso8583.Iso8583Error:
-            return  # malformed or a wrong MAC: dropped, the request stays unanswered
+        except iso8583.Iso8583Error as e:
+            self._dropped(e)  # the link kept; the request it may answer stays unanswered (reversed)
+            return
         if mti == "0600":
             asyncio.create_task(self._pushed(fields, self._last_traffic))
             return
@@ -369,6 +378,10 @@ class Uplink:
         if slot is not None:
             slot[1] = Answer(mti, fields)
             slot[0].set()
+
+    def _dropped(self, e):
+        self.dropped += 1
+        self.drop_reason = str(e)
 
     async def _pushed(self, fields, arrived):
         # Acknowledged at once (received, not yet decided: the owner answers later, 0200 or 0620).

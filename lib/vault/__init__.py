@@ -118,6 +118,7 @@ class Vault:
         self.clock = clock  # seconds, for the fingerprint window
         self.sleep_ms = sleep_ms
         self.data_key = None  # the owner's data key while unlocked (bytearray)
+        self._fp_counted = False  # a fingerprint attempt is on flash, its sensor answer not used yet
 
     def open(self):
         """Open the store (creating it, in FACTORY, on a blank device). Raises Tampered."""
@@ -360,10 +361,15 @@ class Vault:
 
     def fingerprint_allowed(self):
         """May a fingerprint unlock now? (PIN entered within the window, few failures.)"""
+        return self._fingerprint_open(self.meta["fp_fails"] + 1)
+
+    def _fingerprint_open(self, attempt):
+        # Whether fingerprint attempt number `attempt` (failures in a row, itself included) may
+        # unlock: the wrap is there, the PIN was entered within the window, the count allows it.
         if self.state != PERSONALIZED or not self.meta["fingers"] or self.meta["fp_wrap"] is None:
             return False
         since = self.clock() - self.meta["pin_at"]
-        return 0 <= since < self.policy["fp_window_s"] and self.meta["fp_fails"] < self.policy["fp_max_fails"]
+        return 0 <= since < self.policy["fp_window_s"] and attempt <= self.policy["fp_max_fails"]
 
     def _forbid_fingerprint(self):
         # Not just a refusal: the wrap that fingerprint unlock needs is destroyed, so only a
@@ -372,12 +378,33 @@ class Vault:
             self.meta["fp_wrap"] = None
             self.store.commit()
 
+    def fingerprint_attempt(self):
+        """Count a fingerprint attempt, on flash and read back, BEFORE the sensor is asked to
+        match (as verify_pin counts a PIN before checking it): cutting the power once the sensor
+        has said "no match" can no longer undo the count. A match then resets it
+        (unlock_with_fingerprint); a failure leaves it (fingerprint_failed). PinRequired when
+        the policy allows no attempt now."""
+        self._require("fingerprint_attempt", PERSONALIZED)
+        self._fp_counted = False
+        if not self.fingerprint_allowed():
+            self._forbid_fingerprint()
+            raise PinRequired("fingerprint unlock needs a PIN entry first")
+        self.meta["fp_fails"] += 1
+        self.store.commit()
+        if not self.store.committed():
+            raise VaultError("the fingerprint fail counter did not reach the flash: no fingerprint check")
+        self._fp_counted = True
+
     def unlock_with_fingerprint(self, template_id):
-        """The sensor matched template_id: unlock if the policy allows, else PinRequired."""
+        """The sensor matched template_id in the attempt fingerprint_attempt() counted: unlock
+        if the policy allows, else PinRequired (also without a counted attempt)."""
         self._require("unlock_with_fingerprint", PERSONALIZED)
+        counted, self._fp_counted = self._fp_counted, False
+        if not counted:
+            raise PinRequired("no fingerprint attempt counted")
         if template_id not in self.meta["fingers"]:
             raise PinRequired("template %d is not enrolled here" % template_id)
-        if not self.fingerprint_allowed():
+        if not self._fingerprint_open(self.meta["fp_fails"]):
             self._forbid_fingerprint()
             raise PinRequired("fingerprint unlock needs a PIN entry first")
         key = self._fingerprint_key()
@@ -391,10 +418,10 @@ class Vault:
         self._unlock(data_key)
 
     def fingerprint_failed(self):
-        """The sensor found no match: count it; at the limit the PIN is required."""
+        """The sensor found no match for the counted attempt: it stays counted; at the limit the
+        PIN is required (the fingerprint wrap destroyed)."""
         self._require("fingerprint_failed", PERSONALIZED)
-        self.meta["fp_fails"] += 1
-        self.store.commit()
+        self._fp_counted = False
         if self.meta["fp_fails"] >= self.policy["fp_max_fails"]:
             self._forbid_fingerprint()
 

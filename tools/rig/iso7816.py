@@ -58,9 +58,14 @@ Control-API actions:
   insert(atr="emv-t0"|"t1"|"sim"|hex, applet="echo", protocol=None, nulls=0, ack="ins",
          wtx=0, atr_delay=4000)   a card in the slot (the detect switch closes)
   remove()                        out of the slot, mid-command or not: silent, switch open
-  fault(kind="parity"|"edc"|"mute"|"nulls"|"none", count=1)   the next `count` characters the
-         card sends have a bit flipped / blocks it sends have a bad EDC / commands (headers,
-         blocks) are not answered (-1: until cleared) / extra NULL bytes before the next answer
+  fault(kind="parity"|"edc"|"mute"|"nulls"|"wtx"|"chain"|"none", count=1)   the next `count`
+         characters the card sends have a bit flipped / blocks it sends have a bad EDC /
+         commands (headers, blocks) are not answered (-1: until cleared) / extra NULL bytes
+         before the next answer (-1: without end) / S(WTX) requests before the next answers
+         (T=1; -1: until cleared) / blocks of filler chained after the next answers (T=1: an
+         I-block of IFSD bytes with M set, T=0: 61 FF and 255 bytes to GET RESPONSE; -1: until
+         cleared). The last three are the lying card of issue 17: a NULL, WTX or chain without
+         end holds a reader that does not bound its command (time, size).
   wtx(n=1)                        the next T=1 command takes n S(WTX) requests
   timing(scale=1.0)               scale the card's processing times (NULL spacing, WTX work)
 """
@@ -176,7 +181,7 @@ class ChipCard(Model):
         self.scale = 1.0
         self.card = None  # dict of the inserted card's settings, or None
         self.applet = None
-        self.faults = {"parity": 0, "edc": 0, "mute": 0, "nulls": 0}
+        self.faults = {"parity": 0, "edc": 0, "mute": 0, "nulls": 0, "wtx": 0, "chain": 0}
         self.wtx_next = 0
         self.line_format = None  # (bits, parity, stop) as the device configured the port
         self.counters = dict.fromkeys(
@@ -433,12 +438,12 @@ class ChipCard(Model):
 
     # ---- T=0 ----------------------------------------------------------------------------------
 
-    def _muted(self):
-        if self.faults["mute"]:
-            if self.faults["mute"] > 0:
-                self.faults["mute"] -= 1
+    def _fault(self, kind):
+        """Whether fault `kind` acts now (one of its count used; -1 lasts until cleared)."""
+        if self.faults[kind] > 0:
+            self.faults[kind] -= 1
             return True
-        return False
+        return self.faults[kind] < 0
 
     def _t0_char(self, b):
         t0 = self.t0
@@ -447,7 +452,7 @@ class ChipCard(Model):
             if len(self.rx) < 5:
                 return
             header, self.rx = bytes(self.rx), bytearray()
-            if self._muted():
+            if self._fault("mute"):
                 self.counters["ignored"] += 1
                 return
             self._t0_header(header)
@@ -480,7 +485,7 @@ class ChipCard(Model):
             if left:
                 self.counters["nulls"] += 1
                 self._send(b"\x60")
-                self._later(NULL_MS / 1000 * self.scale, step, left - 1)
+                self._later(NULL_MS / 1000 * self.scale, step, left - 1 if left > 0 else -1)
             else:
                 self._send(data)
                 if then is not None:
@@ -553,6 +558,8 @@ class ChipCard(Model):
             self._t0_finish(bytes((0x6C, len(data) & 0xFF)))
             return
         part, rest = data[:le], data[le:]
+        if not rest and self._fault("chain"):
+            rest = bytes(range(255))  # "61 FF": more, and more
         if rest:
             self.pending = [b"\x00\xc0\x00\x00", rest, sw]
             tail = bytes((0x61, len(rest) if len(rest) < 256 else 0))
@@ -605,7 +612,7 @@ class ChipCard(Model):
         block, self.rx = bytes(self.rx), bytearray()
         if self.state != "t1":
             return
-        if self._muted():
+        if self._fault("mute"):
             self.counters["ignored"] += 1
             return
         body, edc = block[:-edc_len], block[-edc_len:]
@@ -658,8 +665,8 @@ class ChipCard(Model):
 
     def _t1_work(self):
         t1 = self.t1
-        if t1["wtx"] > 0:
-            t1["wtx"] -= 1
+        if t1["wtx"] > 0 or self._fault("wtx"):
+            t1["wtx"] = max(0, t1["wtx"] - 1)
             self.counters["wtx"] += 1
             self.counters["s_blocks"] += 1
             self._t1_send(0xC3, b"\x01")
@@ -673,6 +680,8 @@ class ChipCard(Model):
     def _t1_next_chunk(self):
         t1 = self.t1
         chunk = t1["chain"].pop(0)
+        if not t1["chain"] and self._fault("chain"):
+            t1["chain"].append(bytes(i & 0xFF for i in range(t1["ifsd"])))  # one block more
         more = 1 if t1["chain"] else 0
         pcb = (t1["card_ns"] << 6) | (more << 5)
         t1["card_ns"] ^= 1
@@ -752,7 +761,7 @@ class ChipCard(Model):
         elif kind in self.faults:
             self.faults[kind] = int(count)
         else:
-            raise ValueError("fault kinds: parity, edc, mute, nulls, none")
+            raise ValueError("fault kinds: parity, edc, mute, nulls, wtx, chain, none")
         return dict(self.faults)
 
     def do_wtx(self, n=1):
