@@ -69,6 +69,9 @@ ECHO = "301"
 
 APPROVED = "00"
 UNKNOWN_ORIGINAL = "25"  # a reversal of a 0200 the host never saw: nothing to undo
+# A reversal the bank refuses for good (tools/bank/PROTOCOL.md): 12 past its window, 13 not the
+# transaction it names (another amount or currency), 30 a message it cannot read.
+REVERSAL_REFUSED = ("12", "13", "30")
 CUSTOMER_CANCELLATION = "17"
 # Why a 0400 is sent (its DE39, ISO 8583:1987 codes; PROTOCOL.md "Timeouts and reversals").
 REVERSE_UNANSWERED = "68"  # response received too late, or not at all, or with a bad MAC
@@ -228,6 +231,7 @@ class Uplink:
         # MAC), and the last one's reason: an Iso8583Error's text, field numbers and lengths only.
         self.dropped = 0
         self.drop_reason = None
+        self.refused_reversals = 0  # 0400s the bank refused for good (REVERSAL_REFUSED): off the queue
         self._ctx = None
         self._writer = None
         self._link_error = None
@@ -463,9 +467,17 @@ class Uplink:
         return self._raw
 
     async def _send(self, mti, fields, pin, pan=None):
-        ksn, mac_key = self._secure(fields, pin, pan)
-        async with self._write_lock:  # the send buffer holds one message: built and written in turn
-            await self._write(self._build(mti, fields, ksn, mac_key))
+        # The send buffer holds one message: built and written in turn. The DUKPT step is taken
+        # inside the lock too: the bank refuses a counter lower than one it has seen (63: a
+        # rolled-back device), so messages must leave in the order of their KSNs. Outside it,
+        # that order held only while nothing between the step and the lock awaited.
+        try:
+            async with self._write_lock:
+                ksn, mac_key = self._secure(fields, pin, pan)
+                await self._write(self._build(mti, fields, ksn, mac_key))
+        finally:
+            if pin is not None:
+                _wipe(pin)  # also when cancelled while waiting for the lock (_secure wipes it too)
         return ksn
 
     async def _write(self, raw):
@@ -578,7 +590,8 @@ class Uplink:
 
     async def _send_reversals(self):
         """Each queued 0400, oldest first, until the host answers it 00 (or 25 if it never saw
-        the original: nothing to undo). Stops at the first one unanswered (the connection is bad).
+        the original: nothing to undo; or refuses it for good: REVERSAL_REFUSED). Stops at the
+        first one unanswered or answered "not now" (the connection or the host is bad).
         One drain at a time (a 0400 sent twice at once would be answered once); one queued
         while a drain runs is sent by that drain, in a next round."""
         self._drain_again = True
@@ -608,7 +621,12 @@ class Uplink:
                 answer = await self._exchange("0400", fields, wait_ready=False)
             except UplinkError:
                 return False
-            if answer.rc not in (APPROVED, UNKNOWN_ORIGINAL):
+            if answer.rc in REVERSAL_REFUSED:
+                # Final: the bank will never undo it (too late, not the transaction it names, a
+                # message it cannot read); sent again it would block every reversal behind it.
+                # The original stands as the bank has it.
+                self.refused_reversals += 1
+            elif answer.rc not in (APPROVED, UNKNOWN_ORIGINAL):
                 return False  # the host could not do it now (96, 91...): again after the next sign-on
             self.journal.done(key)
         return True

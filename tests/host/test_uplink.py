@@ -344,6 +344,30 @@ def test_a_bank_that_is_down_is_a_lost_connection_not_an_untrusted_bank(handheld
     assert kind == "NotConnected", (kind, message)
 
 
+def test_a_reversal_the_bank_refuses_for_good_leaves_the_queue_and_blocks_no_other(handheld, bank):
+    # A 0400 the bank will never do (13: not the amount of the 0200 it names; 12 past its window,
+    # 30 unreadable) was kept and sent again at every drain, and every reversal queued behind it
+    # waited for ever. Now it is dropped (counted), and the next one goes through.
+    before = bank.ledger()
+    code, _, _ = fx.card_result_code(1357)
+    handheld.exec(code)
+    handheld.exec(
+        "async def refused(up):\n"
+        "    a = await up.purchase(card, 1357, pin=bytearray(b'1234'))\n"
+        "    o = a.original\n"
+        "    wrong = up._reversal(o['key'], {3: o['de3'], 4: 1, 49: o['de49']}, uplink.REVERSE_NOT_COMPLETED)\n"
+        "    wrong['key'] = '999999' + o['key'][6:]  # a queue entry of its own, naming the same 0200\n"
+        "    up.journal.queue(wrong)\n"
+        "    await up.reverse(a)\n"
+        "    return a.rc, o['key'], up.refused_reversals, up.journal.pending()\n")
+    rc, key, refused, pending = handheld.eval("go(refused)", timeout=60)
+    assert rc == "00" and refused == 1 and pending == []
+    log = bank.log()
+    assert re.search(r"0400/000000 STAN \d{6} amount 000000000001 -> 13", log), log[-2000:]
+    assert re.search(r"0400/000000 STAN \d{6} amount 000000001357 -> 00", log)
+    assert bank.ledger()["accounts"] == before["accounts"]  # the good one undid the purchase
+
+
 def _reboot(handheld, vdevice):
     """Power off now and on again; the uplink of a fresh REPL over the same flash (its journal)."""
     rig = vdevice.rig
