@@ -81,3 +81,33 @@ def test_a_unit_provisioned_again_counts_from_1_under_its_new_key_and_its_old_ke
     assert run(sign_ons(1, 0)) == ["00", "00"]      # provisioned again: a new key, from 1
     assert run(sign_ons(0, 1)) == ["63", "63"]      # the old key's store put back
     assert run(sign_ons(1, 2)) == ["00", "00"]      # the new one carries on
+
+
+def test_a_store_copied_before_the_unit_was_provisioned_again_is_refused(bank, capsys):
+    # A clone of the unit's store taken before it was provisioned again carries the old key, at
+    # a counter past anything the bank saw of it (nothing to call "gone back"). Once inject has
+    # loaded the new key it pins it at the bank (tools.provision.inject.pin_initial_key): only
+    # the key the unit now holds is served.
+    from tools.bank import admin
+    from tools.bank.client import Terminal
+    from tools.provision import inject
+
+    admin.register_device(bank.state, "PT000004", merchant_account="SHOP")
+    devices = bank.state.pki_dir / "devices"
+    ctx = Terminal.context(bank.state.pki_dir / "ca.pem", devices / "PT000004.pem", devices / "PT000004.key.pem")
+
+    def ikid(generation):
+        return bytes.fromhex("00000001") + bytes((generation,)) + (4).to_bytes(3, "big")
+
+    async def sign_on(generation, counter):
+        t = await Terminal("PT000004", bank.state.hsm.initial_key(ikid(generation)), ikid(generation),
+                           counter).open(*bank.address, ctx)
+        rc = (await t.sign_on())["39"]
+        await t.close()
+        return rc
+
+    assert run(sign_on(0, 0)) == "00"
+    inject.pin_initial_key(bank.state, "PT000004", ikid(1))  # provisioned again: generation 1
+    assert "serves PT000004 under initial key %s only" % ikid(1).hex().upper() in capsys.readouterr().out
+    assert run(sign_on(1, 0)) == "00"
+    assert run(sign_on(0, 50)) == "63"      # the old store, its counter far ahead: refused

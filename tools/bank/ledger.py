@@ -289,6 +289,12 @@ class Ledger:
                             "ikid, created) VALUES (?, ?, 'active', ?, ?, ?)",
                             (serial, cert_sha256, merchant_account, ikid, now()))
 
+    def pin_initial_key(self, serial, ikid):
+        """From now on the device is served only under the initial key id ikid (16 hex digits):
+        the one its last injection loaded."""
+        with self.db.transaction():
+            self.db.execute("UPDATE devices SET ikid = ? WHERE serial = ?", (ikid, serial))
+
     def device(self, serial):
         row = self.db.one("SELECT serial, cert_sha256, status, merchant_account, ikid FROM devices "
                           "WHERE serial = ?", (serial,))

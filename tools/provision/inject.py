@@ -189,6 +189,15 @@ def _next_injection(state, serial):
     return generation, key
 
 
+def pin_initial_key(state, serial, ikid):
+    """Once the unit holds its new initial key, the bank (its open State) serves it under that key
+    only: a copy of its store from before this injection (an earlier key, whose counter may be
+    past all the bank saw of it) is refused (63). Before the TLS test, whose sign-on then proves
+    the pin."""
+    state.ledger.pin_initial_key(serial, ikid.hex().upper())
+    progress("the bank now serves %s under initial key %s only" % (serial, ikid.hex().upper()))
+
+
 def check_identity(ca_der, cert_der, key_der, serial):
     """The certificate chains to the CA, names the serial, is valid now and matches the key;
     returns its serial number and SHA-256 fingerprint."""
@@ -355,6 +364,11 @@ def inject(port, serial, bank_state, bank_host=None, wifi_network=None, ikid=Non
         _exec(dev, transaction_code(items), "the provisioning transaction")
         progress("reading back every item")
         read_back(dev, items)
+        state = _bank(bank_state)
+        try:
+            pin_initial_key(state, serial, items["dukpt.ksn"][:8])
+        finally:
+            state.close()
         if audit is not None:
             audit["read_back"] = "ok"
         if bank_host:
