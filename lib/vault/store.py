@@ -23,7 +23,9 @@ What the counter cannot show is a rollback of the store AND the counter (a snaps
 flash written back: the ESP32 has no rewritable monotonic counter off the flash; its eFuses are
 one-time bits, far too few to count commits, and NVS is on the same flash chip). Against that,
 the issuer's side is the backstop: the bank refuses a DUKPT counter that goes back (a restored
-unit reuses KSNs it already sent), and its HSM counts the owner's PIN attempts (SECURITY.md).
+unit reuses KSNs it already sent). PIN guesses on the unit itself, its flash written back
+between batches, are not stopped by it: SECURITY.md says so, and what would (the bank's HSM
+taking part in the PIN check).
 
 Meta is the commit point. An entry is written as e.<name>.new, then the next meta (written to a
 temporary file, renamed: atomic on LittleFS; then the previous one removed) records its new
