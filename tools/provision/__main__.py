@@ -52,6 +52,12 @@ def cmd_secure(args, audit):
     layout = factory.load_layout(args.images)
     audit["images"] = image_hashes(args.images)
     audit["virtual"] = bool(args.dry_run_virtual)
+    if args.dry_run_virtual:
+        from tools import vdevice
+
+        # The virtual handheld's chip: a blank reference chip (revision 3) if it has none yet,
+        # as the virtual handheld makes it; a new file for espefuse would be a revision-0 chip.
+        vdevice.chip_efuses(args.efuse_file)
     summary = secure.secure(layout, args.images, args.keys, port=args.port,
                             virtual_file=args.efuse_file if args.dry_run_virtual else None,
                             signing_key=args.signing_key, flash_key=args.flash_encryption_key, audit=audit)

@@ -65,6 +65,28 @@ def micropython_exe():
         raise VDeviceError("the board-faithful MicroPython could not be built: %s" % e) from None
 
 
+# The chip's eFuses: <state dir>/vdevice.efuse, espefuse's --virt file (its register space,
+# 0x120 bytes, each register stored back to front). A new one is a blank reference chip,
+# revision v3.0 (ECO3): CHIP_VER_REV1 (EFUSE_BLK0_RDATA3_REG bit 15) and CHIP_VER_REV2
+# (EFUSE_BLK0_RDATA5_REG bit 20), which Espressif's factory burns. The launcher reads and burns
+# them (board/sim.py's mem32); `tools.provision secure --dry-run-virtual` burns them with espefuse.
+EFUSE_FILE = "vdevice.efuse"
+EFUSE_SIZE = 0x120
+BLANK_CHIP = ((0x00C, 1 << 15), (0x014, 1 << 20))
+
+
+def chip_efuses(path):
+    """path, the chip's eFuse file: a blank chip's made there if there is none."""
+    path = Path(path)
+    if not path.exists():
+        blank = bytearray(EFUSE_SIZE)
+        for offset, value in BLANK_CHIP:
+            blank[EFUSE_SIZE - 4 - offset:EFUSE_SIZE - offset] = value.to_bytes(4, "big")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(bytes(blank))
+    return path
+
+
 def heap_args(heap=None):
     """(argv, environment) for micropython: the board's growing heap, or a fixed one."""
     if heap is None:
@@ -159,6 +181,7 @@ class VDevice:
             raise VDeviceError("%s is in use by another virtual handheld" % self.image) from None
         self.ctl_path = self.state_dir / "vdevice.ctl"
         self.ctl_path.write_bytes(struct.pack("<IIB", 0, self.power_cut_at, 0).ljust(16, b"\0"))
+        chip_efuses(self.state_dir / EFUSE_FILE)  # beside the control block, where the launcher reads them
         await self.rig.start()
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)
@@ -182,8 +205,10 @@ class VDevice:
             raise VDeviceError(self.failure)
 
     async def _boot(self, mode):
-        self._ctl(9, "<B", 0)
-        self._ctl(10, "<B", 0)
+        # A process killed while code ran leaves "executing" at 1: cleared, or a Ctrl-C in the
+        # next boot's first milliseconds would become a SIGINT the board would not have.
+        for offset in (8, 9, 10):
+            self._ctl(offset, "<B", 0)
         heap, heap_env = heap_args(self.heap)
         env = dict(os.environ, PT_RIG=self.rig.bus_addr, **heap_env)
         self.proc = await asyncio.create_subprocess_exec(

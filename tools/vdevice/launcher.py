@@ -18,8 +18,8 @@
 #
 # The chip's eFuses are the file vdevice.efuse beside the control block (espefuse's --virt
 # format: `espefuse --chip esp32 --virt --path-efuse-file <state dir>/vdevice.efuse summary`),
-# a blank chip's if there is none: they belong to the chip, so a flash image written or restored
-# leaves them as they are. Before anything else, as firmware/pt_lock.c does on the board, the
+# made by tools/vdevice (a blank chip's) if there was none: they belong to the chip, so a flash
+# image written or restored leaves them as they are. Before anything else, as firmware/pt_lock.c does on the board, the
 # launcher reads the production lock there (BLOCK3 bit 255; lib/production.py): on a production
 # unit no byte of the serial port is ever read, from reset on. No keyboard interrupt, no raw
 # REPL, no soft reset from the host: boot.py and main.py run, a crash or their end never opens
@@ -45,9 +45,6 @@ EFUSE_SIZE = 0x120  # the eFuse controller's registers (0x3FF5A000-0x3FF5A11F)
 # BLOCK3 read-protected (RD_DIS bit 2 in EFUSE_BLK0_RDATA0_REG), which would hide it: fail closed.
 EFUSE_BLK0_RDATA0 = 0x000
 EFUSE_BLK3_RDATA7 = 0x094
-# A blank chip is the reference board's, revision v3.0 (ECO3): CHIP_VER_REV1 (EFUSE_BLK0_RDATA3_REG
-# bit 15) and CHIP_VER_REV2 (EFUSE_BLK0_RDATA5_REG bit 20) burned at Espressif's factory.
-BLANK_CHIP = ((0x00C, 1 << 15), (0x014, 1 << 20))
 BANNER = "MicroPython v%d.%d.%d on %s; Pocket Terminal virtual handheld with ESP32\r\nType \"help()\" for more information.\r\n"
 
 
@@ -82,19 +79,12 @@ class Hardware:
         self.efuse = None  # the chip's eFuse file, open: board.sim's mem32 reads and burns it
 
     def read_efuses(self, control_path):
-        """Open the chip's eFuses (a blank chip's if it has none yet); is it a production unit?"""
+        """Open the chip's eFuses (tools/vdevice makes a blank chip's file beside the control
+        block when there is none); is it a production unit?"""
         path = control_path.rsplit("/", 1)[0] + "/" + EFUSE_FILE if "/" in control_path else EFUSE_FILE
         # Each register is stored back to front (espefuse's BitStream of the register space):
         # the one at offset o in the 4 bytes that end EFUSE_SIZE - o from the file's start.
-        try:
-            self.efuse = open(path, "r+b")
-        except OSError:
-            blank = bytearray(EFUSE_SIZE)
-            for offset, value in BLANK_CHIP:
-                blank[EFUSE_SIZE - 4 - offset:EFUSE_SIZE - offset] = value.to_bytes(4, "big")
-            with open(path, "wb") as f:
-                f.write(blank)
-            self.efuse = open(path, "r+b")
+        self.efuse = open(path, "r+b")
         words = self.efuse.read()
         if len(words) != EFUSE_SIZE:
             raise ValueError("%s is no ESP32 eFuse file (%d bytes, not %d)" % (path, len(words), EFUSE_SIZE))
