@@ -16,15 +16,15 @@
 # Ctrl-C into SIGINT only then, as the board's UART turns it into KeyboardInterrupt), how far
 # the boot has come, and whether the REPL is refused (a production unit).
 #
-# The chip's eFuses are the file vdevice.efuse beside the control block (espefuse's --virt
-# format: `espefuse --chip esp32 --virt --path-efuse-file <state dir>/vdevice.efuse summary`),
-# made by tools/vdevice (a blank chip's) if there was none: they belong to the chip, so a flash
-# image written or restored leaves them as they are. Before anything else, as firmware/pt_lock.c does on the board, the
-# launcher reads the production lock there (BLOCK3 bit 255; lib/production.py): on a production
-# unit no byte of the serial port is ever read, from reset on. No keyboard interrupt, no raw
-# REPL, no soft reset from the host: boot.py and main.py run, a crash or their end never opens
-# the REPL (main.py resets the board; if it did not, the port would stay deaf, as pt_lock.c's
-# disconnected RX line keeps the board's REPL deaf).
+# The chip's eFuses are the file vdevice.efuse beside the control block (espefuse's --virt format:
+# `espefuse --chip esp32 --virt --path-efuse-file <state dir>/vdevice.efuse summary`), made by
+# tools/vdevice (a blank chip's) if there was none: they belong to the chip, so a flash image
+# written or restored leaves them as they are. Before anything else, as firmware/pt_lock.c does on
+# the board, the launcher reads the production lock there (BLOCK3 bit 255; lib/production.py): on
+# a production unit no byte of the serial port is ever read, from reset on. No keyboard interrupt,
+# no raw REPL, no soft reset from the host: boot.py and main.py run, a crash or their end never
+# opens the REPL (main.py resets the board; if it did not, the port would stay deaf, as
+# pt_lock.c's disconnected RX line keeps the board's REPL deaf).
 import sys
 import os
 import vfs
