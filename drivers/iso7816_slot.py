@@ -215,6 +215,13 @@ class Slot:
             if not chunk:
                 raise CardMute("the card line closed")
             out += chunk
+            more = n - len(out)
+            if more > 1:
+                # The rest comes at the line's pace into the UART's buffer (rxbuf 512, a T=1
+                # block 258 at most): waited for whole, at 11 etu a character, rather than read
+                # as it trickles in, each wake-up a read's bytecode (~40 for a 250-byte answer: most
+                # of a contact command's time on the ESP32).
+                await asyncio.sleep_ms(min(more * 11 * self.etu_us // 1000, _SLICE_MS))
             wait = char_ms
             start = time.ticks_ms()
         self._last_rx = time.ticks_ms()

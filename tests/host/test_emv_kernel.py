@@ -249,9 +249,12 @@ def test_malformed_card_data_ends(emv, card):
 
 # ---- contactless -----------------------------------------------------------------------------
 
-def test_contactless_short_path(emv):
+def test_contactless_short_path(emv, device):
+    nacks = device.eval("nfc.nacks")
     r = emv.contactless("visa-classic#cl", 1500)
     assert r["outcome"] == "online", r
+    # Every answer (the GPO's is ~200 bytes) read whole in one I2C read: none asked for again.
+    assert device.eval("nfc.nacks") == nacks
     # PPSE, SELECT, GPO (the ARQC in its answer), READ RECORD SFI 2 #1, SFI 3 #1 and #2: the
     # card is done after six commands, fDDA is checked after.
     assert r["commands"] == 6
@@ -267,6 +270,53 @@ def test_contactless_decline_and_other_interface(emv):
     assert r["outcome"] == "declined", r
     r = emv.contactless("mastercard-sda#cl", 1500)  # no PPSE: contact only
     assert r["outcome"] == "try another interface", r
+
+
+# On the device: the card leaves the field once it has answered its last READ RECORD (SFI 3
+# #2): any command after that is the PN532's CardRemoved. sign: damage the GPO answer's fDDA
+# signature (9F4B) on the way.
+LEAVES = """
+LEFT = []
+def leaves(sign):
+    def mangle(a, r):
+        if LEFT:
+            raise pn532.CardRemoved('the card has left the field')
+        if a[1] == 0xB2 and a[2] == 2 and a[3] == 0x1C:
+            LEFT.append(1)
+        if sign and a[1] == 0xA8:
+            i = r.find(b'\\x9f\\x4b') + 10
+            r = r[:i] + bytes((r[i] ^ 0x01,)) + r[i + 1:]
+        return r
+    return mangle
+"""
+
+
+def gone_after_last_answer(emv, device, card, sign):
+    """The contactless transaction of a card that leaves after its last answer: its result,
+    online after six commands (nothing was sent to the card once it had gone)."""
+    device.exec(LEAVES)
+    with on_device(device, "MANGLE[0] = leaves(%r)" % sign, "MANGLE[0] = None"):
+        r = emv.contactless(card, 1500)
+    assert device.eval("LEFT") == [1]
+    assert r["outcome"] == "online" and r["commands"] == 6, r
+    return r
+
+
+def test_contactless_card_removed_after_its_last_answer_completes(emv, device):
+    # EMV Book C-3: the card may leave after its last answer; the records are parsed, fDDA
+    # checked and the decision made without it.
+    r = gone_after_last_answer(emv, device, "visa-classic#left", False)
+    assert r["tsi"][:2] == "80" and r["tvr"][:2] == "00", r  # fDDA performed and passed
+    assert r["pan"] == "4761739001010010" and r["expiry"]  # from the records, parsed after
+    emvfix.check_cryptogram(r)
+
+
+def test_contactless_fdda_failure_found_after_removal(emv, device):
+    # The signature fails once the card has gone: the TVR says so (DDA failed) and the card's
+    # ARQC goes online with it, as when the card stayed.
+    r = gone_after_last_answer(emv, device, "visa-classic#leftbad", True)
+    assert bits(r["tvr"], 0, 0x08) and bits(r["tsi"], 0, 0x80), r  # DDA failed, ODA performed
+    assert "fDDA" in r["reason"], r
 
 
 @pytest.mark.parametrize("damage", [
