@@ -240,7 +240,7 @@ class App:
             title = "Locked"
         else:
             title = "Locked (%s)" % self.session.lock_reason
-        answer = await self.alertable(self.ui.menu(title, choices, timeout_ms=600_000))
+        answer = await self.alertable(self.ui.menu(title, choices, timeout_ms=600_000, back=False))
         if answer in (CANCEL, TIMEOUT):
             return
         from ui import fingerprint
@@ -321,7 +321,8 @@ class Home(Operation):
         entries = list(_HOME)
         if link is not None and link.requests:
             entries.insert(0, ("Pay requests (%d)" % len(link.requests), "terminal.pay", "PayRequests"))
-        answer = await app.alertable(app.ui.menu("Pocket Terminal", [e[0] for e in entries], timeout_ms=600_000))
+        answer = await app.alertable(app.ui.menu("Pocket Terminal", [e[0] for e in entries], timeout_ms=600_000,
+                                                 back=False))
         if answer in (CANCEL, TIMEOUT):
             return "start"
         _, module, name = entries[answer]

@@ -248,8 +248,10 @@ class UI:
         self.shown(title, text + (" " + remedy if remedy else ""), [ok], error=error)
         return await self._tap([ok], timeout_ms)
 
-    async def menu(self, title, entries, timeout_ms=DEFAULT_TIMEOUT_MS):
-        """A list to choose from: the index chosen, CANCEL (Back) or TIMEOUT. Three rows a page."""
+    async def menu(self, title, entries, timeout_ms=DEFAULT_TIMEOUT_MS, back=True):
+        """A list to choose from: the index chosen, CANCEL (Back) or TIMEOUT. Three rows a page.
+        back=False: a menu nothing is behind (the home menu, the lock screen) has no Back, rather
+        than one that does nothing."""
         per_page = 3
         page = 0
         width = theme.WIDTH - 2 * theme.MARGIN
@@ -261,8 +263,8 @@ class UI:
                 targets.append(Button(theme.MARGIN, y, width, theme.TARGET, label, page * per_page + i))
                 y += theme.TARGET + 10
             bottom = theme.HEIGHT - theme.TARGET - 8
-            back = Button(theme.MARGIN, bottom, 104, theme.TARGET, "Back", CANCEL)
-            targets.append(back)
+            if back:
+                targets.append(Button(theme.MARGIN, bottom, 104, theme.TARGET, "Back", CANCEL))
             if (page + 1) * per_page < len(entries) or page:
                 targets.append(Button(theme.WIDTH - theme.MARGIN - 104, bottom, 104, theme.TARGET,
                                       "More" if (page + 1) * per_page < len(entries) else "First", "more"))

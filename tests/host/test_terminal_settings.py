@@ -35,9 +35,18 @@ def home(t, since):
     assert "Traceback" not in t.log() and "Something went wrong" not in t.log(), t.log()[-2000:]
 
 
+def test_the_lock_screen_and_the_home_menu_have_no_back_that_does_nothing(terminal):
+    # Nothing is behind either: their Back redrew the same screen.
+    t = terminal
+    locked = t.screen(lambda s: s["title"].startswith("Locked"))
+    assert "PIN" in locked["buttons"] and "Back" not in locked["buttons"], locked["buttons"]
+    home = t.unlock()
+    assert "Settings" in home["buttons"] or "More" in home["buttons"], home["buttons"]
+    assert "Back" not in home["buttons"], home["buttons"]
+
+
 def test_settings_lists_every_entry(terminal):
     t = terminal
-    t.unlock()
     page = settings(t)
     labels = set(page["buttons"]) - {"More", "Back"}
     while "More" in page["buttons"]:  # "More" turns the pages; the last has "First"
