@@ -255,7 +255,7 @@ class App:
             return
         pin = await self.ui.pin_pad("Unlock", prompt="Enter your PIN")
         if pin not in (CANCEL, TIMEOUT):
-            await fingerprint.pin_checked(self.ui, self.session.unlock_with_pin, pin)
+            await fingerprint.pin_checked(self.ui, self.session, pin)
 
 
 async def _two_pins(ui, title, first, second):

@@ -115,14 +115,18 @@ async def unlock(ui, sensor, session, title="Unlock"):
     return resumed if resumed is not None else True
 
 
-async def pin_checked(ui, check, pin):
-    """check(pin) with the owner's PIN (a bytearray check wipes, as Session's do): True if it
-    was right, False after the wrong-PIN screen, None when it blocked the vault (the next screen
-    is the blocked one)."""
+async def pin_checked(ui, session, pin):
+    """The owner's PIN (a bytearray, wiped) checked by the session, the wrong-PIN delay counted
+    down on the screen: True if it was right, False after the wrong-PIN screen, None when it
+    blocked the vault (the next screen is the blocked one)."""
     import vault
 
+    def waiting(left_ms):
+        ui.progress("Wrong PINs", "Too many wrong PINs in a row: wait %d s, then your PIN is checked."
+                    % ((left_ms + 999) // 1000))
+
     try:
-        check(pin)
+        await session.unlock_with_pin_waiting(pin, waiting)
         return True
     except vault.WrongPin as e:
         await ui.message("Wrong PIN", "That PIN is not right.",
@@ -138,7 +142,7 @@ async def confirm_owner(ui, session, sensor=None, title="Confirm with PIN", prom
     """The owner proves it is them before a payment (the amount is already on screen and
     accepted): by fingerprint when there is a sensor and the vault's policy allows it now, else
     (or when the finger is not recognised) by the PIN on the handheld's own pad, titled `title`,
-    up to `tries` entries (Session.unlock_with_pin checks and wipes each; digits shuffled if
+    up to `tries` entries (Session.unlock_with_pin_waiting checks and wipes each; digits shuffled if
     randomize). True when proven; False when the owner cancels or lets the pad time out. A
     failed proof (wrong PINs, the vault blocked) returns False, or raises refused(...) when an
     exception class is given (the shop confirmation answers it with its own status word)."""
@@ -149,7 +153,7 @@ async def confirm_owner(ui, session, sensor=None, title="Confirm with PIN", prom
         pin = await ui.pin_pad(title, prompt=prompt, randomize=randomize)
         if not isinstance(pin, bytearray):
             return False  # CANCEL or TIMEOUT
-        checked = await pin_checked(ui, session.unlock_with_pin, pin)
+        checked = await pin_checked(ui, session, pin)
         if checked:
             return True
         if checked is None:

@@ -122,6 +122,7 @@ class Vault:
         self.sleep_ms = sleep_ms
         self.data_key = None  # the owner's data key while unlocked (bytearray)
         self._fp_counted = False  # a fingerprint attempt is on flash, its sensor answer not used yet
+        self._pin_due = None  # ticks_ms from which the PIN attempt counted may be checked
 
     def open(self):
         """Open the store (creating it, in FACTORY, on a blank device). Raises Tampered."""
@@ -318,17 +319,41 @@ class Vault:
         return min(self.policy["delay_ms"] << min(fails - FREE_ATTEMPTS, 16), MAX_DELAY_MS)
 
     def verify_pin(self, pin):
-        """Check the PIN and unlock. WrongPin (attempts left), or Blocked on the last one."""
+        """Check the PIN and unlock. WrongPin (attempts left), or Blocked on the last one. The
+        wrong-PIN delay is slept here (sleep_ms): the app spends it in its event loop instead
+        (count_pin_attempt, then check_pin)."""
+        self.sleep_ms(self.count_pin_attempt(pin))
+        self._pin_due = None
+        self._check_pin(pin)
+
+    def count_pin_attempt(self, pin):
+        """A PIN check's first half: the attempt counted, on flash and read back, BEFORE the
+        PIN is checked (cutting the power once the answer is known can no longer undo the
+        count). Returns the ms to wait before check_pin: the delay after wrong PINs in a row,
+        which the caller spends where the owner sees it. Slept in here it froze the app, and
+        from the 7th wrong PIN (8 s and more) outlasted the board's watchdog, which reset the
+        unit before the PIN was checked: every later attempt counted, none checked."""
         self._require("verify_pin", PERSONALIZED)
         _check_pin_format(pin)
         fails = self.meta["fails"]
-        # The attempt is counted, on flash, and read back BEFORE the PIN is checked: cutting
-        # the power once the answer is known can no longer undo the count.
         self.meta["fails"] = fails + 1
         self.store.commit()
         if not self.store.committed():
             raise VaultError("the PIN fail counter did not reach the flash: no PIN check")
-        self.sleep_ms(self.delay_ms(fails))
+        delay = self.delay_ms(fails)
+        self._pin_due = time.ticks_add(time.ticks_ms(), delay)
+        return delay
+
+    def check_pin(self, pin):
+        """A PIN check's second half, once count_pin_attempt's delay is over: unlock, WrongPin
+        or Blocked. WrongState before that (the attempt stays counted)."""
+        self._require("verify_pin", PERSONALIZED)
+        due, self._pin_due = self._pin_due, None
+        if due is None or time.ticks_diff(due, time.ticks_ms()) > 0:
+            raise WrongState("a PIN is checked once its attempt is counted and its delay is over")
+        self._check_pin(pin)
+
+    def _check_pin(self, pin):
         wrapped = self.meta["pin"]
         key = self._pin_key(pin, bytes.fromhex(wrapped["salt"]), wrapped["iter"])
         try:

@@ -82,6 +82,25 @@ class Session:
             wipe(pin)
         return self._resume()
 
+    async def unlock_with_pin_waiting(self, pin, waiting):
+        """unlock_with_pin for the app: the wrong-PIN delay spent in the event loop (the screen
+        and the watchdog's feeder live on), waiting(ms left) called as each second of it begins."""
+        import asyncio
+
+        from vault.crypto import wipe
+
+        try:
+            left = self.vault.count_pin_attempt(pin)
+            while left > 0:
+                waiting(left)
+                step = min(left, 1000)
+                await asyncio.sleep_ms(step)
+                left -= step
+            self.vault.check_pin(pin)
+        finally:
+            wipe(pin)
+        return self._resume()
+
     def unlock_with_fingerprint(self, template_id):
         self.vault.unlock_with_fingerprint(template_id)
         return self._resume()

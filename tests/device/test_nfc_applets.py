@@ -196,7 +196,7 @@ class _Session:
     def activity(self):
         pass
 
-    def unlock_with_pin(self, pin):
+    async def unlock_with_pin_waiting(self, pin, waiting):
         self.tried.append(bytes(pin))
         ok = bytes(pin) == self.good
         for i in range(len(pin)):

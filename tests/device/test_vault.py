@@ -100,6 +100,29 @@ def test_the_owner_chooses_the_idle_lock_and_nothing_else_of_the_policy():
     refused(v, vault.WrongState, lambda: v.set_policy(max_fails=100))  # the issuer's, in the factory only
 
 
+def test_the_app_spends_the_wrong_pin_delay_between_counting_and_checking():
+    # count_pin_attempt / check_pin: the delay after wrong PINs is the caller's to spend (the
+    # app, in its event loop, counting it down), and check_pin will not run before it is over.
+    import time
+
+    v = personalized()
+    v.lock()
+    refused(v, vault.WrongState, v.check_pin, PIN)  # nothing counted
+    for _ in range(vault.FREE_ATTEMPTS):
+        assert v.count_pin_attempt(WRONG) == 0
+        with raises(vault.WrongPin):
+            v.check_pin(WRONG)
+    assert v.count_pin_attempt(PIN) == v.policy["delay_ms"]  # the 4th attempt waits
+    with raises(vault.WrongState):
+        v.check_pin(PIN)  # too early: refused, the attempt stays counted
+    assert v.meta["fails"] == vault.FREE_ATTEMPTS + 1
+    delay = v.count_pin_attempt(PIN)
+    assert delay == 2 * v.policy["delay_ms"]
+    time.sleep_ms(delay)
+    v.check_pin(PIN)
+    assert v.unlocked and v.meta["fails"] == 0
+
+
 def test_wrong_pin_counts_and_a_right_one_resets():
     v = personalized()
     v.lock()
