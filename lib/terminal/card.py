@@ -67,9 +67,10 @@ async def pay_by_card(app, op, amount, currency, online):
     slot, nfc = parts.slot(), await _reader()
     due = format_amount(amount, alpha(currency))
     made = []  # the kernel, made while the owner reaches for the card: not in its time in the field
+    inserted = []  # the slot, once the card is in it: its PIN pad watches that it stays
 
     def prepare():
-        made.append(_kernel(ui, op, amount, currency))
+        made.append(_kernel(ui, op, amount, currency, inserted))
         # The heap collected now, not by the reading's allocations with the card in the field
         # (a collection of the app's heap is 0.2-0.3 ms here, ~50 ms on the ESP32 model).
         gc.collect()
@@ -97,6 +98,7 @@ async def pay_by_card(app, op, amount, currency, online):
                 await _surely(_field_off(nfc))  # now, not at the end: the reader is let go
                 nfc = _let_go()
             ui.progress("Reading card", "%s. Leave the card in until the terminal says so." % due)
+            inserted.append(slot)
             res = await _inserted(kernel, slot, amount)
             return await _authorise(app, op, kernel, res, online, slot)
         except _Cancelled:
@@ -211,7 +213,27 @@ async def _present(ui, slot, nfc, title, text, prepare=None):
 
 # ---- the card --------------------------------------------------------------------------------
 
-def _kernel(ui, op, amount, currency):
+async def _card_pin(ui, slot, prompt):
+    """The card's PIN from the pad, or CANCEL or TIMEOUT. slot: the contact card's, watched while
+    the PIN is typed: taken out, the pad goes within _LOOK_MS (CardRemoved: "Card removed"), not
+    once OK is pressed (the pad wipes what was typed)."""
+    if slot is None:
+        return await ui.pin_pad("Card PIN", prompt=prompt)
+    import iso7816
+
+    pad = asyncio.create_task(ui.pin_pad("Card PIN", prompt=prompt))
+    try:
+        while not pad.done():
+            if not slot.present():
+                raise iso7816.CardRemoved("the card was taken out while its PIN was typed")
+            await asyncio.sleep_ms(_LOOK_MS)
+        return await pad
+    finally:
+        if not pad.done():
+            pad.cancel()
+
+
+def _kernel(ui, op, amount, currency, inserted):
     # select: the kernel's first step, imported before the card is there, not with it in the field
     from emv import capk, select  # noqa: F401
     from emv.kernel import Kernel, TerminalConfig
@@ -233,7 +255,7 @@ def _kernel(ui, op, amount, currency):
             prompt = "Wrong PIN: %d tr%s left" % (tries, "y" if tries == 1 else "ies")
         asked.append(tries)
         op.critical = False
-        digits = await ui.pin_pad("Card PIN", prompt=prompt)
+        digits = await _card_pin(ui, inserted[0] if inserted else None, prompt)
         op.critical = True
         if digits in (CANCEL, TIMEOUT):
             raise _Cancelled()
@@ -296,7 +318,7 @@ async def _authorise(app, op, kernel, res, online, slot):
     pin = None
     if res.online_pin:
         op.critical = False
-        pin = await ui.pin_pad("Card PIN", prompt="Enter the card's PIN")
+        pin = await _card_pin(ui, slot, "Enter the card's PIN")
         op.critical = True
         if pin in (CANCEL, TIMEOUT):
             return None
