@@ -368,7 +368,7 @@ class History(Operation):
             return None
         if answer < len(entries):
             e = entries[answer]
-            await app.ui.message(e.counterparty, "%s, %s. %s %s" % (e.kind, e.result, e.card, e.reference))
+            await app.ui.message(e.counterparty, e.describe())
         elif answer < len(entries) + len(turns):
             self.first += turns[answer - len(entries)][1]
         else:

@@ -56,6 +56,9 @@ def mask_pan(pan):
     return "•••• " + digits[-4:] if len(digits) >= 4 else ""
 
 
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 class Entry:
     __slots__ = _FIELDS
 
@@ -71,6 +74,23 @@ class Entry:
 
     def as_list(self):
         return [getattr(self, f) for f in _FIELDS]
+
+    def describe(self):
+        """The entry in words, for its screen: what, how much, the outcome, with what, its
+        reference, when. ("Request, approved. Current account 101236940001" had no amount, and
+        the bank's reference read as an account number.)"""
+        import time
+
+        from ui.screens import format_amount
+
+        text = "%s%s: %s." % (self.kind, "" if self.amount is None else " of " + format_amount(self.amount, self.currency),
+                              self.result)
+        if self.card:
+            text += " With %s." % self.card
+        if self.reference:
+            text += " Reference %s." % self.reference
+        t = time.localtime(self.when)
+        return text + " %d %s %d, %02d:%02d." % (t[2], _MONTHS[t[1] - 1], t[0], t[3], t[4])
 
 
 def _associated(n):

@@ -39,13 +39,23 @@ def equal(a, b):
     return diff == 0
 
 
+# HMAC's pads (RFC 2104), 64 x 0x36 and 64 x 0x5C written out: literals, frozen into flash with
+# the firmware, copied into each pad in C. `b"\x36" * 64` would be built anew (and a concatenation
+# after it) at every HMAC: a seal or an unseal makes several.
+_IPAD = b"6666666666666666666666666666666666666666666666666666666666666666"
+_OPAD = (b"\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\"
+         b"\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\\")  # 0x5C is a backslash
+
+
 def _pads(key, extra=0):
     """HMAC's key XOR ipad and XOR opad, each in a bytearray of 64 + extra bytes (room for the
     message after the pad: see pbkdf2_sha256)."""
     if len(key) > _BLOCK:
         key = hashlib.sha256(key).digest()
-    ipad = bytearray(b"\x36" * _BLOCK + bytes(extra))
-    opad = bytearray(b"\x5c" * _BLOCK + bytes(extra))
+    ipad = bytearray(_BLOCK + extra)
+    opad = bytearray(_BLOCK + extra)
+    ipad[:_BLOCK] = _IPAD
+    opad[:_BLOCK] = _OPAD
     for i in range(len(key)):
         ipad[i] ^= key[i]
         opad[i] ^= key[i]

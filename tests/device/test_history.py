@@ -172,13 +172,15 @@ def test_add_with_the_history_full_allocates_little():
     page = allocated(lambda: history.page(0, 3))
     print("History.add with the history full allocated %d bytes, a page of 3: %d" % (add, page))
     # Measured on the board-faithful device: add 13,760 to 14,992 bytes, a page of three 12,720
-    # to 14,976 (as lib/vault/crypto.py changes), the largest single allocation 304 bytes,
+    # to 14,976 (as lib/vault/crypto.py changes); since every commit also writes the store's
+    # commit counter (a file and its HMAC, against a meta put back), add 17,856 and a page
+    # 14,992; the largest single allocation 304 bytes,
     # whatever the number of entries: the head's vault
     # get (~2.7 KB) and put (~7.2 KB, most of it the meta commit, which grows with the vault's
     # index), the two history keys (~1.3 KB), one record sealed, or unsealed (~3.3 KB each).
     # The single-entry history it replaces allocated 102,080 bytes in add (its largest
     # allocation 5,632) and 66,224 reading the entries, with the history full; on this heap it
     # ran out. The bounds leave ~10% over the higher figures for the vault's index growing.
-    assert add < 16_500, add
-    assert page < 16_500, page
+    assert add < 19_500, add
+    assert page < 19_500, page
     assert every_amount(history)[:2] == [4242, MAX_ENTRIES - 1]

@@ -92,7 +92,8 @@ def test_contact_purchase_with_offline_pin_approved(shop):
     assert field_off(t)
     # History: the purchase with the masked card number and the bank's reference.
     entry = history_entry(t, "€12.50 Purchase")
-    assert entry["text"].startswith("Purchase, approved. •••• 0010 "), entry
+    assert re.fullmatch(r"Purchase of €12\.50: approved\. With •••• 0010\. Reference \d{12}\. "
+                        r"\d{1,2} [A-Z][a-z]{2} 20\d\d, \d\d:\d\d\.", entry["text"]), entry
 
 
 def test_contactless_purchase_approved(shop):
