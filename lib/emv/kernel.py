@@ -41,7 +41,7 @@ class TerminalConfig:
     __slots__ = ("aids", "country", "currency", "terminal_type", "capabilities", "additional",
                  "ttq", "app_version", "ifd_serial", "floor_limit", "random_threshold",
                  "random_target", "random_max", "tac_denial", "tac_online", "tac_default",
-                 "online", "services")
+                 "online", "services", "contactless_limits")
 
     def __init__(self, **kw):
         self.aids = (b"\xa0\x00\x00\x00\x03", b"\xa0\x00\x00\x00\x04", b"\xa0\x00\x00\x00\x25",
@@ -63,6 +63,15 @@ class TerminalConfig:
         self.tac_default = b"\xdc\x40\x00\xa8\x00"
         self.online = True  # the uplink is there
         self.services = False  # the merchant sells goods (AUC check)
+        # The contactless reader's limits per scheme (EMV Book A 3.1.1, pre-processing), in minor
+        # units of the currency: (RID or b"" for any other, transaction limit: at or above it the
+        # card must be inserted; CVM required limit: at or above it the cardholder is verified,
+        # here by online PIN; floor limit: above it the card must go online). The EEA's usual:
+        # no PIN up to EUR 50, no tap from EUR 1,000; floor 0 as every payment goes online. The
+        # issuer's terminal parameters replace them.
+        self.contactless_limits = ((b"\xa0\x00\x00\x00\x03", 100000, 5000, 0),  # Visa
+                                   (b"\xa0\x00\x00\x00\x04", 100000, 5000, 0),  # Mastercard
+                                   (b"", 100000, 5000, 0))
         for k in kw:
             setattr(self, k, kw[k])
 
@@ -72,7 +81,7 @@ class Result:
 
     __slots__ = ("outcome", "reason", "icc_data", "pan", "psn", "track2", "expiry", "cryptogram",
                  "tvr", "tsi", "aid", "label", "online_pin", "cvm_results", "commands", "card",
-                 "terminal", "contactless")
+                 "terminal", "contactless", "cvm_required")
 
     def __init__(self, contactless):
         self.outcome = END
@@ -93,6 +102,7 @@ class Result:
         self.card = {}  # the card's data objects {tag: value}
         self.terminal = {}  # the terminal's, as last sent to the card
         self.contactless = contactless
+        self.cvm_required = False  # contactless: the amount is at or above the CVM required limit
 
 
 class _End(Exception):
@@ -204,6 +214,8 @@ class Kernel:
                 raise _End(END, APPLICATION_BLOCKED if ch.sw == select.SW_BLOCKED else "no application left")
             cand, fci = picked
             res.aid, res.label = cand.aid, cand.label
+            if res.contactless:
+                self._preprocess(res, amount)
             gpo = await self._gpo(ch, res, fci)
             if gpo is not None:
                 break
@@ -456,6 +468,24 @@ class Kernel:
 
     # ---- contactless -----------------------------------------------------------------------
 
+    def _preprocess(self, res, amount):
+        """EMV Book A 3.1.1 for the application picked, before its GPO: the scheme's limits
+        against the amount, told to the card in the TTQ (9F66, in the PDOL data)."""
+        for rid, limit, cvm, floor in self.config.contactless_limits:
+            if res.aid.startswith(rid):
+                break
+        else:  # a scheme the terminal has no limits for: not contactless
+            raise _End(TRY_ANOTHER_INTERFACE, "no contactless limits for this scheme")
+        if amount >= limit:
+            raise _End(TRY_ANOTHER_INTERFACE, "%d is at or above the contactless limit %d" % (amount, limit))
+        ttq = bytearray(self.config.ttq)
+        if amount >= cvm:
+            ttq[1] |= 0x40  # CVM required
+            res.cvm_required = True
+        if amount > floor:
+            ttq[1] |= 0x80  # online cryptogram required
+        res.terminal[0x9F66] = bytes(ttq)
+
     async def _contactless(self, res, records, amount, txn_type):
         """After the last READ RECORD the card may leave: ODA and the decision need no card."""
         card, tvr = res.card, res.tvr
@@ -492,7 +522,12 @@ class Kernel:
         risk.restrictions(tvr, card, self.config, res.terminal[0x9A], txn_type)
         if risk.marked(tvr, risk.EXPIRED) and cid & 0xC0 == risk.TC:
             raise _End(DECLINED, "application expired")
-        if cid & 0xC0 == risk.ARQC and ctq[0] & 0x80:
+        # The cardholder verified: online PIN when the card asks for it, or when the amount
+        # needs a CVM and the card did none itself (CTQ byte 2 bit 8: consumer device CVM).
+        cdcvm = len(ctq) > 1 and ctq[1] & 0x80
+        if res.cvm_required and not cdcvm and not ctq[0] & 0x80 and cid & 0xC0 == risk.TC:
+            raise _End(DECLINED, "an offline approval without the CVM the amount needs")
+        if cid & 0xC0 == risk.ARQC and (ctq[0] & 0x80 or (res.cvm_required and not cdcvm)):
             res.online_pin = True
             res.cvm_results = b"\x02\x00\x00"
         self._decide(res, cid, risk.TC)

@@ -42,7 +42,8 @@ CARD_UNREADABLE = ("Card not readable", "The terminal could not read this card."
                    "Insert it again, chip first and face up, or try another card.")
 REQUEST_EXPIRED = ("Request expired", "The merchant's payment request has expired; nothing was paid.",
                    "Ask the merchant to send it again.")
-TRY_ANOTHER_INTERFACE = ("Insert the card", "This card cannot pay contactless here.", "Insert it into the slot instead.")
+TRY_ANOTHER_INTERFACE = ("Insert the card", "This payment cannot be made contactless (the card, or the amount).",
+                         "Insert the card into the slot instead.")
 # Settings > Wi-Fi: joining another network (the terminal stays on the one it was on).
 WRONG_PASSWORD = ("Wrong password", "The network did not accept the password.",
                   "Check it (capitals count) and try again; the terminal stays on its previous network.")

@@ -369,3 +369,19 @@ def test_issuer_script_with_a_wrong_mac(emv):
     assert f["outcome"] == "approved", f  # the card said 6988 to the script, not to the payment
     assert bits(f["tvr"], 4, 0x20) and not bits(f["tvr"], 4, 0x10), f  # failed before the final AC
     assert bits(f["tsi"], 0, 0x04)
+
+
+# The reader's limits (TerminalConfig.contactless_limits, EMV Book A 3.1.1): for Visa by default
+# EUR 1,000 for a tap, a CVM from EUR 50, online above 0.
+def test_contactless_limits_decide_the_interface_and_the_pin(emv, device):
+    ttq = "bytes(res.terminal[0x9F66]).hex()"
+    r = emv.contactless("visa-classic#limits", 4999)  # under the CVM limit: no PIN
+    assert r["outcome"] == "online" and not r["online_pin"], r
+    assert device.eval(ttq) == "26800000"  # online cryptogram required, no CVM required
+    r = emv.contactless("visa-classic#limits", 5000)  # at the CVM limit: the card asks none, the reader does
+    assert r["outcome"] == "online" and r["online_pin"] and r["cvm"] == "020000", r
+    assert device.eval(ttq) == "26c00000"  # and CVM required
+    emvfix.check_cryptogram(r)  # the card's cryptogram covers the TTQ the terminal sent
+    r = emv.contactless("visa-classic#limits", 123456)  # EUR 1,234.56: insert the card
+    assert r["outcome"] == "try another interface" and "contactless limit 100000" in r["reason"], r
+    assert r["commands"] == 2  # PPSE and SELECT: no GPO, no cryptogram for an amount the tap may not pay

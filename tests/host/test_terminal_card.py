@@ -109,6 +109,33 @@ def test_contactless_purchase_approved(shop):
     assert field_off(t)
 
 
+def test_a_tap_from_the_cvm_limit_asks_the_cards_pin(shop):
+    # EUR 1,234.56 tapped went online with no PIN at all. From EUR 50 (the reader's CVM limit)
+    # the card's PIN is asked on the handheld's keypad and checked by the bank.
+    t = shop
+    before = t.ledger()
+    start(t, "6000")
+    t.tap_card(VISA)
+    t.screen("Card PIN")
+    t.lift_card()  # the card is done: the PIN is typed without it
+    t.type_pin("1234")
+    done(t, "Approved")
+    assert before[VISA_ACCOUNT] - t.ledger()[VISA_ACCOUNT] == 6000
+
+
+def test_a_tap_at_the_contactless_limit_is_asked_into_the_slot(shop):
+    t = shop
+    before = t.ledger()
+    start(t, "123456")
+    t.tap_card(VISA)
+    shown = t.screen("Insert the card")
+    assert "€1,234.56" in shown["text"] and "cannot be made contactless" in shown["text"], shown
+    t.lift_card()
+    t.tap("Cancel")
+    t.screen("Pocket Terminal")
+    assert t.ledger() == before
+
+
 @pytest.mark.parametrize("pin, title", [("9999", "Wrong PIN"), ("1234", "Approved")])
 def test_contact_only_card_tapped_is_asked_into_the_slot(shop, pin, title):
     t = shop
