@@ -18,7 +18,10 @@ Author:         Reinhold P. Weicker,  CACM Vol 27, No 10, 10/84 pg. 1013.
 Pocket Terminal's copy (tools/bench_pystone.py, a host tool, not firmware): the benchmark loop of
 micropython-lib's pystone_lowmem 1.2 unchanged, so that its figure compares with the ones
 published for boards (the ESP32's ~1400 pystones/s, shared/DESIGN.md "Performance budgets");
-only the timing differs: microseconds instead of milliseconds, the figure a float.
+only the timing differs: the process's CPU time, not the wall clock (tools/flowbench.py scales the
+firmware's CPU time by this figure, and a host that other work shares stretches wall time, not
+CPU time: timed by the wall clock, a busy host gave a ratio of 100-130 where an idle one gives
+~160, and every ESP32 estimate shrank with it), the figure a float.
 
     micropython tools/bench_pystone.py [loops]
 
@@ -29,15 +32,24 @@ under CPython, for comparison.
 import sys
 
 try:
-    from time import ticks_diff, ticks_us
-except ImportError:  # CPython
-    from time import perf_counter_ns
+    from time import clock  # MicroPython's unix port: the process's CPU seconds (whole ms)
 
     def ticks_us():
-        return perf_counter_ns() // 1000
+        return int(clock() * 1_000_000)
 
     def ticks_diff(a, b):
         return a - b
+except ImportError:
+    try:
+        from time import ticks_diff, ticks_us  # a board: nothing else runs, wall time is CPU time
+    except ImportError:  # CPython
+        from time import process_time_ns
+
+        def ticks_us():
+            return process_time_ns() // 1000
+
+        def ticks_diff(a, b):
+            return a - b
 
 
 __version__ = "1.2"

@@ -27,7 +27,11 @@ Per flow, on the board's heap unless said otherwise:
   flow, a floor of what it needs); the largest single allocation (heapstat.largest()); and the
   smallest growth of the heap (PT_IDF_HEAP, bisected to --step KB) in which the whole run from
   boot still completes: the board's heap grows once by 57,344 bytes (to 111,936 usable), so the
-  headroom at the peak is 57,344 - that growth. The bisection is faithful to the split heap:
+  headroom at the peak is 57,344 - that growth. Only the firmware's heap counts: the device's
+  side of the bench (tools/flowprobe.py) is frozen, its code in flash as the firmware's; each
+  flow's modules are let go when it ends, as the app's home menu does; and the first area adds
+  what the stand-ins for the board's C (the launcher, board/sim.py) hold (tools.vdevice.STAND_INS).
+  The bisection is faithful to the split heap:
   the same 56 KB first area, then one area taken from what ESP-IDF has free. A fixed heap of the
   same total (-X heapsize, PT_IDF_HEAP=0: what the bench bisected before) is one contiguous area,
   so a block that would straddle the board's two areas fits there and not on the board: it
@@ -57,14 +61,27 @@ Per flow, on the board's heap unless said otherwise:
 
 Time (the ESP32 model). The device process's CPU (time.clock()) over the flow is split into:
 - the simulator's own CPU (board/sim.py's buses and links to the rig, which stand for the
-  board's machine.I2C/SPI/UART in C): left out; what the buses cost on the board is their wire
-  time, which the simulator already spends (it sleeps out each transfer's wire time: I2C at
-  400 kHz, 9 clocks a byte plus START and STOP; SPI at its baud rate; the UARTs at theirs, the
-  rig pacing RX), so it is in the flow's elapsed time as on the board;
+  board's machine.I2C/SPI/UART/Pin in C: each of their methods timed whole, the outermost call):
+  left out; what the buses cost on the board is their wire time, which the simulator already
+  spends (it sleeps out each transfer's wire time: I2C at 400 kHz, 9 clocks a byte plus START
+  and STOP; SPI at its baud rate; the UARTs at theirs, the rig pacing RX), so it is in the
+  flow's elapsed time as on the board;
+- the host's polling while asyncio waits for I/O (asyncio's IOQueue.wait_io_event, timed as the
+  simulator's): left out too. The unix port polls what has no file descriptor (an IRQ's
+  ThreadSafeFlag, the simulated UART) every millisecond (extmod/modselect.c,
+  MICROPY_PY_SELECT_IOCTL_CALL_PERIOD_MS), ~16 us of CPU a poll here; the ESP32 port sleeps in
+  ulTaskNotifyTake (ports/esp32/mpconfigport.h, MICROPY_EVENT_POLL_HOOK) until the interrupt
+  wakes it (machine_pin.c, machine_uart.c: mp_hal_wake_main_task_from_isr) or the 10 ms tick;
 - native C (heapstat.native(): time in mbedTLS's TLS records and handshake, cryptolib's AES,
   hashlib's SHA-256 and SHA-1, and pow(a, b, m) in mpz), with its call and byte counts;
 - the rest is firmware bytecode, x the pystone ratio (tools/bench.py esp32_ratio(): this host's
-  unix port, the same 32-bit build, over the ESP32's ~1400 pystones/s).
+  unix port, the same 32-bit build, over the ESP32's ~1400 pystones/s; the pystones timed in the
+  process's CPU time, as the flows' bytecode is, so that a busy host does not shrink the ratio).
+Not in the model: the flash. LittleFS and the simulated flash (tools/vdevice/port/modvflash.c,
+its pread/pwrite of 4 KB sectors) run on the host's CPU and count as bytecode here (~0.8 ms a
+vault commit, ~0.14 s on the ESP32 model); on the board they are C and the flash chip's own
+program and erase times (a 4 KB sector erase is tens of ms), which the simulated flash does not
+spend: modvflash.c counts erases and programs together, and the model would need them apart.
 ESP32 estimate = bytecode x ratio + native on the ESP32 + the flow's waits (elapsed - CPU -
 network: wire, the rig's chip and card timing, asyncio's sleeps) + network (the device waiting
 for the bank: request written to answer read, through the rig's access point on this machine;
@@ -145,245 +162,10 @@ def debited_account(kind):
     unlock: the default account, unchanged)."""
     return demo.card_account(CARD) if kind in CARD_FLOWS else demo.ACCOUNTS[0][0]
 
-# The device's side, after a fresh boot (boot.py run, not main.py): the app's objects as
-# terminal._terminal makes them, unlocked, the flows' instruments, trial(kind).
-FLOW_SETUP = """
-import gc, heapstat
-gc.collect()
-BOOT = gc.mem_alloc()
-import asyncio, micropython, time
-import board, parts, vault
-from board import sim as _sim
-from terminal import accounts as _accounts
-from terminal.app import App
-from terminal.link import Link
-from ui.screens import UI
-from vault.session import Session
-from terminal.accounts import OWNER, bound, Balance, Transfer
-from terminal.pay import PayRequest
-from terminal.purchase import Purchase
-i2c = board.buses.i2c()
-display, touch = parts.display(), parts.touch()
-nfc = parts.nfc()
-async def _init():
-    await display.init()
-    await touch.init()
-    await nfc.begin()
-asyncio.run(_init())
-ui, store = UI(display, touch), vault.Vault().open()
-session = Session(store)
-session.unlock_with_pin(bytearray(%(pin)r))
-link = Link(store, ui)
-app = App(ui, session, None, None, link)
-up = link.uplink
-ui.progress('Benchmark', 'Flows')  # the fonts and the canvas as after the app's first screen
-# The simulator's own CPU (outermost call only): its links to the rig, the UARTs' reads.
-SIM = [0.0, 0]
-WIRE = [0, 0]  # SPI, UART wire time us (I2C keeps its own: i2c.wire_us)
-def _sim_timed(fn):
-    def call(*args, **kw):
-        if SIM[1]:
-            return fn(*args, **kw)
-        SIM[1] = 1
-        c = time.clock()
-        try:
-            return fn(*args, **kw)
-        finally:
-            SIM[0] += time.clock() - c
-            SIM[1] = 0
-    return call
-_sim._Link.send = _sim_timed(_sim._Link.send)
-_sim._Link.request = _sim_timed(_sim._Link.request)
-_spi_transfer = _sim.SPI._transfer
-def _spi_wired(self, data, read=True):
-    WIRE[0] += len(data) * 8000000 // self.baudrate
-    return _spi_transfer(self, data, read)
-_sim.SPI._transfer = _spi_wired
-_uart_readinto = _sim_timed(_sim.UART.readinto)
-def _uart_wired(self, buf, nbytes=None):
-    got = _uart_readinto(self, buf, nbytes)
-    if got:  # the slot's line is half-duplex: every character sent comes back, so RX is all of it
-        WIRE[1] += got * self._char_us()
-    return got
-_sim.UART.readinto = _uart_wired
-# The network: from a request written (MTI xx00, xx20) to a response read (xx10, xx30), us.
-NET = [0, None]
-MARK = {}
-def snap():
-    return (time.ticks_us(), time.clock(), SIM[0], i2c.wire_us + WIRE[0] + WIRE[1], NET[0], heapstat.native())
-def spent(a, b):
-    # elapsed us, firmware CPU us (all of it), simulator CPU us, wire us, network us, native
-    # [(calls, bytes, host us)] between two snaps. The CPU clocks are float seconds in whole
-    # milliseconds: rounded to whole us, a window with none is 0, not -3.6e-12 of float error.
-    return [time.ticks_diff(b[0], a[0]), round((b[1] - a[1]) * 1e6), round((b[2] - a[2]) * 1e6), b[3] - a[3], b[4] - a[4],
-            [(p[0] - q[0], p[1] - q[1], (p[2] - q[2]) / 1000) for p, q in zip(b[5], a[5])]]
-_write, _receive = up._write, up._receive
-async def _timed_write(raw):
-    await _write(raw)
-    if raw[2:3] in (b'0', b'2'):
-        NET[1] = time.ticks_us()
-def _timed_receive(raw):
-    if raw[:4] == b'0600':
-        MARK['start'] = snap()
-    elif raw[2:3] in (b'1', b'3') and NET[1] is not None:
-        NET[0] += time.ticks_diff(time.ticks_us(), NET[1])
-        NET[1] = None
-    _receive(raw)
-up._write, up._receive = _timed_write, _timed_receive
-# The card in the field: the poll that finds it (each poll until the card answers), its last
-# answer; the chip card from its activation. A payment unloads the drivers it is done with (to
-# free their heap), so they are instrumented anew before each flow (_instrument), and only the
-# latest kept (the unloaded ones must go).
-DONE = [None, None, None]
-def _instrument():
-    from drivers import pn532, iso7816_slot
-    reader = parts.nfc()
-    if DONE[0] is not reader:
-        _list = reader.list_passive_target
-        async def _timed_list(*a, **kw):
-            if 'field' not in MARK:
-                MARK['start'] = snap()
-            return await _list(*a, **kw)
-        reader.list_passive_target = _timed_list
-        DONE[0] = reader
-    if DONE[1] is not pn532.IsoDep:
-        _transceive = pn532.IsoDep.transceive
-        async def _timed_transceive(self, apdu, *a):
-            r = await _transceive(self, apdu, *a)
-            MARK['field'] = snap()
-            MARK['commands'] = MARK.get('commands', 0) + 1
-            return r
-        pn532.IsoDep.transceive = _timed_transceive
-        DONE[1] = pn532.IsoDep
-    if DONE[2] is not iso7816_slot.Slot:
-        _activate = iso7816_slot.Slot.activate
-        async def _timed_activate(self, *a, **kw):
-            if 'card' not in MARK:
-                MARK['card'] = MARK['start'] = snap()
-            return await _activate(self, *a, **kw)
-        iso7816_slot.Slot.activate = _timed_activate
-        DONE[2] = iso7816_slot.Slot
-# A person's time (the PIN pad, the lock screen's menu): left out of the figures.
-PAUSE = [0] * 5
-def _paused(fn):
-    async def call(*a, **kw):
-        s = snap()
-        try:
-            return await fn(*a, **kw)
-        finally:
-            for i, v in enumerate(spent(s, snap())[:5]):
-                PAUSE[i] += v
-    return call
-ui.pin_pad = _paused(ui.pin_pad)
-ui.menu = _paused(ui.menu)
-# The owner's choice of account is theirs: the default one.
-async def _default(app, title, accounts):
-    return accounts[0]
-_accounts._choose = _default
-# The end: the flow's result drawn (the host taps it away), or a failure's screen.
-END = {'balance': 'Balance'}
-_shown = ui.shown
-def _timed_shown(title, text=None, buttons=(), **more):
-    if title == END.get(MARK.get('kind'), 'Approved') and 'end' not in MARK:
-        MARK['end'] = snap()
-        MARK['text'] = text
-    elif more.get('error') and 'failed' not in MARK:
-        MARK['failed'] = '%%s: %%s' %% (title, text)
-    _shown(title, text, buttons, **more)
-ui.shown = _timed_shown
-async def _purchase():
-    op = Purchase()
-    op.amount, op.step = %(amount)d, 'card'
-    await op.run(app)
-async def _pushed():
-    while len(link.requests) <= PENDING[1]:
-        await asyncio.sleep_ms(5)
-async def _request(step):
-    await asyncio.wait_for_ms(_pushed(), 30000)
-    op = PayRequest(link.requests[-1])  # the bench's: any others wait (the steady state's)
-    op.paying, op.step = bound(store, OWNER)[0], step
-    await op.run(app)
-async def _balance():
-    await Balance().start(app)  # one look: it would offer the accounts again
-async def _transfer():
-    owners = bound(store, OWNER)
-    op = Transfer()
-    op.source, op.target, op.value, op.step = owners[0], owners[1], %(transfer)d, 'send'
-    await op.run(app)
-async def _unlock():
-    session.lock('standby')
-    await app.unlock()
-    if store.unlocked:
-        MARK['end'] = snap()
-FLOWS = {'contactless': _purchase, 'contact': _purchase, 'request': lambda: _request('from_account'),
-         'request_card': lambda: _request('card'), 'balance': _balance, 'transfer': _transfer, 'unlock': _unlock}
-def _less_pause(s):
-    return [v - p for v, p in zip(s[:5], PAUSE)] + s[5:]
-STEP = ['setup']
-PENDING = [0, 0]  # requests to have waiting before the flow (the steady state's), and how many did
-def trial(kind):
-    # The flow with the session up (signed on first, outside the figures): ('ok', figures) or
-    # ('failed', why), and the memory figures of the run either way.
-    mem = {'boot': BOOT}
-    async def session():
-        STEP[0] = 'sign-on'
-        link.start()
-        try:
-            if not await up.wait_ready(20000):
-                return ('failed', 'no session: %%r' %% (up.error,))
-            # Reversals left from before (a full journal in the steady state) go to the bank
-            # after sign-on; a payment waits for them as the owner would.
-            for _ in range(500):
-                if not up.journal.keys():
-                    break
-                await asyncio.sleep_ms(20)
-            while len(link.requests) > PENDING[0]:  # left from a flow before on this boot: answered
-                link.done(link.requests[0])
-            if len(link.requests) < PENDING[0]:
-                print('bench pending %%d' %% (PENDING[0] - len(link.requests)))  # the host pushes them
-                for _ in range(1000):
-                    if len(link.requests) >= PENDING[0]:
-                        break
-                    await asyncio.sleep_ms(20)
-            PENDING[1] = mem['pending'] = len(link.requests)
-            gc.collect()
-            mem['resident'] = gc.mem_alloc()
-            MARK.clear()
-            MARK['kind'] = kind
-            for i in range(len(PAUSE)):
-                PAUSE[i] = 0
-            STEP[0] = kind
-            if kind in %(card_flows)r:
-                _instrument()
-            heapstat.reset()
-            MARK['start'] = snap()
-            print('bench ready')
-            await FLOWS[kind]()
-            if 'end' not in MARK:
-                return ('failed', MARK.get('failed', 'no %%s screen' %% END.get(kind, 'Approved')))
-            got = {'flow': _less_pause(spent(MARK['start'], MARK['end']))}
-            text = MARK.get('text') or ''
-            if 'Bank reference ' in text:
-                got['rrn'] = text.rsplit('Bank reference ', 1)[-1].rstrip('.')
-            if 'field' in MARK:
-                got['commands'] = MARK['commands']
-                got['field'] = spent(MARK['start'], MARK['field'])
-            return ('ok', got)
-        finally:
-            gc.collect()  # what the flow leaves live counts too (a flow may never have collected)
-            mem['largest'], mem['stack'], mem['live'] = heapstat.largest(), heapstat.stack(), heapstat.live()[0]
-            mem['tls'] = heapstat.tls()
-            link.stop()
-            await asyncio.sleep_ms(0)
-    try:
-        result = asyncio.run(session())
-    except MemoryError as e:
-        result = ('failed', 'MemoryError at %%s: %%s' %% (STEP[0], e))
-    except Exception as e:
-        result = ('failed', '%%s at %%s: %%s' %% (type(e).__name__, STEP[0], e))
-    STEP[0] = 'setup'
-    return result, mem
-"""
+# The device's side (tools/flowprobe.py, frozen into the virtual handheld: see there why),
+# after a fresh boot (boot.py run, not main.py): the app's objects as terminal._terminal makes
+# them, unlocked, the flows' instruments, P.trial(kind), P.purchases(n).
+FLOW_SETUP = "import flowprobe as P\nP.setup(%r, %d, %d, %r)"
 
 
 class Bank(HostProcess):
@@ -480,8 +262,7 @@ class FlowRig:
         if self.dev is None:
             self.dev = demo.fresh(self.vd.repl)
         try:
-            self.dev.exec(FLOW_SETUP % {"pin": demo.DEMO_PIN.encode(), "amount": AMOUNT,
-                                        "transfer": TRANSFER_AMOUNT, "card_flows": CARD_FLOWS}, timeout=120)
+            self.dev.exec(FLOW_SETUP % (demo.DEMO_PIN.encode(), AMOUNT, TRANSFER_AMOUNT, CARD_FLOWS), timeout=120)
             if self.pending:
                 self.dev.exec("from uplink import REQUESTS")
         except DeviceError as e:
@@ -507,11 +288,18 @@ class FlowRig:
         acts as the person: it pushes the request once the device is signed on, puts the card
         in the field or the slot, types the card's PIN and the owner's, taps the result away."""
         if self.pending:  # the uplink's cap, less the one a request flow brings
-            self.dev.exec("PENDING[0] = REQUESTS - %d" % kind.startswith("request"))
+            self.dev.exec("P.PENDING[0] = REQUESTS - %d" % kind.startswith("request"))
+        from mpremote.transport import TransportError
+
         console = _Console(self, kind)
         # Its output goes to the console as it comes (mpremote keeps none of it then).
-        _, err = self.dev.transport.exec_raw("print('trial ' + repr(trial(%r)))" % kind, timeout=180,
-                                             data_consumer=console.feed)
+        try:
+            _, err = self.dev.transport.exec_raw("print('trial ' + repr(P.trial(%r)))" % kind, timeout=180,
+                                                 data_consumer=console.feed)
+        except TransportError as e:
+            # The device stopped answering (out of memory where the REPL itself allocates, on a
+            # heap that barely held the set-up): a failure of the run, reported as one.
+            err = ("the device stopped answering in the flow (%s)" % e).encode()
         console.join()
         self.vd.rig.call("do", name="nfc", action="remove")
         self.vd.rig.call("do", name="card", action="remove")
@@ -694,9 +482,25 @@ def esp32_us(window, ratio):
     return bytecode, native_host, bytecode * ratio + native_esp32_us(native, ratio) + waits + net
 
 
+def esp32_runs(windows, ratio):
+    """(bytecode host us, ESP32 estimate us) of one window measured in several runs: the
+    bytecode's mean x ratio, native's mean on the ESP32, the waits' and the network's medians
+    (robust to a run the host held up). time.clock() counts whole milliseconds, so each run's
+    CPU is off by up to 1 ms either way: the mean of the runs is unbiased, where the median of
+    the runs' estimates (esp32_us) rounds the bytecode to whole milliseconds, ~175 ms on the
+    model, which is more than the firmware's own work with a card in the field."""
+    parts = []
+    for elapsed, cpu, sim, wire, net, native in windows:
+        parts.append((cpu - sim - sum(p[2] for p in native), native_esp32_us(native, ratio), elapsed - cpu - net, net))
+    bytecode = max(0.0, statistics.fmean(p[0] for p in parts))
+    return bytecode, (bytecode * ratio + statistics.fmean(p[1] for p in parts)
+                      + max(0.0, statistics.median(p[2] for p in parts)) + statistics.median(p[3] for p in parts))
+
+
 def figures(kind, runs, mems, debited, ratio):
     """A flow's time row (ms): medians of the runs' times, the mean of their CPU times
-    (time.clock() counts in whole milliseconds: the mean of the runs is unbiased)."""
+    (time.clock() counts in whole milliseconds: the mean of the runs is unbiased), the ESP32
+    estimates by esp32_runs."""
     def median(values):
         return statistics.median(values) / 1000
 
@@ -705,11 +509,12 @@ def figures(kind, runs, mems, debited, ratio):
 
     flows = [r["flow"] for r in runs]
     split = [esp32_us(f, ratio) for f in flows]
+    bytecode, esp32 = esp32_runs(flows, ratio)
     row = {"flow": kind, "runs": len(runs), "total": median([f[0] for f in flows]),
            "cpu": mean([f[1] for f in flows]), "sim": mean([f[2] for f in flows]),
-           "bytecode": mean([s[0] for s in split]), "native": mean([s[1] for s in split]),
+           "bytecode": bytecode / 1000, "native": mean([s[1] for s in split]),
            "wire": median([f[3] for f in flows]), "network": median([f[4] for f in flows]),
-           "esp32": median([s[2] for s in split]), "field": None, "field_esp32": None,
+           "esp32": esp32 / 1000, "field": None, "field_esp32": None,
            "native_parts": [tuple(statistics.fmean(f[5][i][j] for f in flows) for j in range(3))
                             for i in range(len(PARTS))],
            "rrns": [r["rrn"] for r in runs if "rrn" in r], "debited": debited,
@@ -719,9 +524,10 @@ def figures(kind, runs, mems, debited, ratio):
     tapped = [r for r in runs if "field" in r]  # a card in the field: its exchange was seen
     if tapped:
         row["field"] = median([r["field"][0] for r in tapped])
-        row["field_esp32"] = median([esp32_us(r["field"], ratio)[2] for r in tapped])
+        field_bytecode, field_esp32 = esp32_runs([r["field"] for r in tapped], ratio)
+        row["field_esp32"] = field_esp32 / 1000
         row["field_wire"] = median([r["field"][3] for r in tapped])
-        row["field_bytecode"] = mean([esp32_us(r["field"], ratio)[0] for r in tapped])
+        row["field_bytecode"] = field_bytecode / 1000
         row["commands"] = tapped[0]["commands"]
     return row
 
@@ -983,28 +789,6 @@ def _steady_fill(rig):
     return filled, None
 
 
-PURCHASES_RUN = """
-def purchases(n):
-    # n contactless purchases on this boot: (how many completed, why the first failure, the heap
-    # in use after a collection before the first and after each, the largest free block then)
-    used, block = [], None
-    for i in range(n):
-        gc.collect()
-        used.append(gc.mem_alloc())
-        try:
-            (status, why), mem = trial('contactless')
-        except MemoryError as e:  # between trial()'s own guards: setting one up
-            status, why = 'failed', 'MemoryError starting it: %s' % e
-        if status != 'ok':
-            return i, why, used, block
-        block = heapstat.live()[1]  # trial() collected last: the largest free block after it
-        print('purchase', i + 1)
-    gc.collect()
-    used.append(gc.mem_alloc())
-    return n, None, used, block
-"""
-
-
 def in_a_row(rig, n, growth=BOARD_GROWTH):
     """n contactless purchases in a row on one boot with this growth, then every flow once:
     (completed, why the first failure, the heap in use after a collection before each and after
@@ -1014,9 +798,10 @@ def in_a_row(rig, n, growth=BOARD_GROWTH):
     why = rig.setup()
     if why:
         return 0, why, [], None, {}
-    rig.dev.exec(PURCHASES_RUN + ("PENDING[0] = REQUESTS\n" if rig.pending else ""))
+    if rig.pending:
+        rig.dev.exec("P.PENDING[0] = REQUESTS")
     console = _Console(rig, "contactless")
-    _, err = rig.dev.transport.exec_raw("print('trial ' + repr(purchases(%d)))" % n, timeout=60 + 30 * n,
+    _, err = rig.dev.transport.exec_raw("print('trial ' + repr(P.purchases(%d)))" % n, timeout=60 + 30 * n,
                                         data_consumer=console.feed)
     console.join()
     rig.vd.rig.call("do", name="nfc", action="remove")

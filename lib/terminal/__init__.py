@@ -79,17 +79,34 @@ async def _with_feeder(main):
         feeder.cancel()
 
 
+def _release(kept):
+    """Let go of what a crashed run imported (every module not in `kept` but asyncio's, which
+    the supervisor runs on) and of the parts made with them (parts.unload): the next run gets
+    the heap back whole. A MemoryError leaves a flow's modules and a fragmented heap behind;
+    restarted on top of them, the app could not make its screen strip and crashed again."""
+    import sys
+
+    names = [name for name in sys.modules if name not in kept and not name.startswith("asyncio")]
+    if names:
+        import parts
+
+        parts.unload(names)
+
+
 def supervise(main, backoff_ms=BACKOFF_MS, max_runs=None):
-    """Run main() (a coroutine function) until it returns, restarting it after each crash.
+    """Run main() (a coroutine function) until it returns, restarting it after each crash with
+    the modules the crashed run imported let go of (_release).
 
     Returns the number of crashes; max_runs bounds the runs (for tests)."""
     import asyncio
+    import sys
     import time
 
     import crashlog
     import watchdog
 
     watchdog.start()
+    kept = set(sys.modules)  # boot's, and the supervisor's own
     crashes = 0
     delay = backoff_ms
     runs = 0
@@ -108,6 +125,7 @@ def supervise(main, backoff_ms=BACKOFF_MS, max_runs=None):
                 if time.ticks_diff(time.ticks_ms(), started) > HEALTHY_MS:
                     delay = backoff_ms
                 print("terminal: crashed (%s); logged, restarting in %d ms" % (type(e).__name__, delay))
+                _release(kept)
             gc.collect()
             time.sleep_ms(delay)
             delay = min(delay * 2, MAX_BACKOFF_MS)

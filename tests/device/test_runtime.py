@@ -53,4 +53,7 @@ def test_heap_is_the_esp32s():
     total = gc.mem_free() + gc.mem_alloc()
     del held
     gc.collect()
-    assert total == 111936, total
+    # The virtual handheld's first area is larger by what its stand-ins for the board's C hold
+    # (tools.vdevice.STAND_INS, less py/gc.c's tables for it), so the firmware has the board's room.
+    stand_ins = int(os.getenv("PT_STAND_INS") or 0) if sys.platform != "esp32" else 0
+    assert 111936 + stand_ins * 15 // 16 <= total <= 111936 + stand_ins, (total, stand_ins)

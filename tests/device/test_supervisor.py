@@ -31,3 +31,37 @@ def test_bounded_runs_for_a_crash_loop():
     assert terminal.supervise(always_crashes, backoff_ms=1, max_runs=4) == 4
     assert crashlog.count() == 4
     crashlog.clear()
+
+
+heap = []  # (in use at the run's start, what its imports took)
+
+
+async def imports_a_kernel_then_runs_out():
+    import gc
+
+    gc.collect()
+    start = gc.mem_alloc()
+    import emv.kernel  # noqa: F401 (a flow's modules: ~10 KB of heap)
+
+    gc.collect()
+    heap.append((start, gc.mem_alloc() - start))
+    if len(heap) == 1:
+        raise MemoryError
+
+
+def test_a_restart_gets_the_crashed_runs_modules_heap_back():
+    # After a MemoryError the crashed run's modules are let go of: the next run starts with the
+    # heap the first one had, not with the first's imports still held (and imports them anew).
+    import sys
+
+    import parts
+
+    parts.unload([name for name in sys.modules if name == "emv" or name.startswith("emv.")])
+    crashlog.clear()
+    heap.clear()
+    assert terminal.supervise(imports_a_kernel_then_runs_out, backoff_ms=1) == 1
+    (first, imported), (second, again) = heap
+    assert imported > 4096 and abs(again - imported) < 1024, heap  # imported anew: the same cost
+    assert abs(second - first) < imported // 4, heap
+    assert "MemoryError" in crashlog.read()
+    crashlog.clear()

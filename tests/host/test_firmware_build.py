@@ -109,11 +109,13 @@ def test_manifest_freezes_what_the_board_runs():
 
 def test_the_virtual_handheld_freezes_the_same_firmware():
     # The board-faithful interpreter (tools/vdevice/port/manifest.py): the board's firmware and
-    # what stands for the board's C (board/sim.py, the launcher), not the port's own modules/.
+    # what stands for the board's C (board/sim.py, the launcher), not the port's own modules/;
+    # and the flows bench's probe, frozen so that its code costs the heap nothing.
     frozen = manifest_files(vbuild.VARIANT / "manifest.py", port="unix")
     board = ours(manifest_files())
     assert frozen.pop("board/sim.py") == ROOT / "board" / "sim.py"
     assert frozen.pop("launcher.py") == vbuild.VARIANT.parent / "launcher.py"
+    assert frozen.pop("flowprobe.py") == ROOT / "tools" / "flowprobe.py"
     assert ours(frozen) == board
     assert "ssl.py" in frozen and "asyncio/core.py" in frozen and "_boot.py" not in frozen
 

@@ -33,6 +33,15 @@ from tools.rig.rig import Rig
 # The firmware's bytecode is frozen, so in flash, as on the board: the heap holds what the board's
 # holds. A heap size given instead is a fixed heap that never grows (benchmarks bisect with it).
 BOARD_HEAP = "56K"
+# What stands for the board's C is Python here, and its module objects sit in the GC heap where
+# the board has none of them (its C and constants are in flash): the launcher's globals (the
+# port's start-up and REPL; `import launcher` in a fresh interpreter: 1,248 bytes) and
+# board/sim.py's (machine's buses; `import board`, less what board and board.handheld hold,
+# which the board has too: 4,272 bytes). The device's first heap area is larger by exactly that,
+# so that the firmware has the board's room and the benchmarks measure the firmware's heap, not
+# the stand-ins'; the growth (PT_IDF_HEAP) is the board's. tests/host/test_vdevice_heap.py
+# measures both and fails when they drift from this; the device sees it as PT_STAND_INS.
+STAND_INS = 1248 + 4272
 SOFT_RESET_FRIENDLY, SOFT_RESET_RAW, BAD_IMAGE, HARD_RESET = 64, 65, 66, 67  # launcher.py's exit codes
 PHASES = ("mounting", "boot.py", "main.py", "repl")
 BLOCK_SIZE = 4096
@@ -87,9 +96,13 @@ def chip_efuses(path):
     return path
 
 
-def heap_args(heap=None):
-    """(argv, environment) for micropython: the board's growing heap, or a fixed one."""
+def heap_args(heap=None, launcher=False):
+    """(argv, environment) for micropython: the board's growing heap, or a fixed one. launcher:
+    the interpreter runs the launcher and board/sim.py, whose heap the first area adds
+    (STAND_INS)."""
     if heap is None:
+        if launcher:
+            return ["-X", "heapsize=%d" % (parse_size(BOARD_HEAP) + STAND_INS)], {"PT_STAND_INS": str(STAND_INS)}
         return ["-X", "heapsize=" + BOARD_HEAP], {}
     return ["-X", "heapsize=%d" % parse_size(heap)], {"PT_IDF_HEAP": "0"}
 
@@ -209,7 +222,7 @@ class VDevice:
         # next boot's first milliseconds would become a SIGINT the board would not have.
         for offset in (8, 9, 10):
             self._ctl(offset, "<B", 0)
-        heap, heap_env = heap_args(self.heap)
+        heap, heap_env = heap_args(self.heap, launcher=True)
         env = dict(os.environ, PT_RIG=self.rig.bus_addr, **heap_env)
         self.proc = await asyncio.create_subprocess_exec(
             self.exe, *heap, "-m", "launcher", str(self.image), str(self.ctl_path), mode,

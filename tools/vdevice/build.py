@@ -55,12 +55,14 @@ class BuildError(Exception):
 
 
 def frozen_sources():
-    """Every file whose change means a rebuild: the frozen firmware, the launcher, the variant."""
+    """Every file whose change means a rebuild: the frozen firmware, the launcher, the bench's probe,
+    the variant."""
     yield from (ROOT / name for name in ("boot.py", "main.py"))
     for folder in ("board", "drivers", "lib"):
         yield from (ROOT / folder).rglob("*.py")
     yield from (ROOT / "firmware").glob("manifest*.py")
     yield Path(__file__).resolve().parent / "launcher.py"
+    yield ROOT / "tools" / "flowprobe.py"
     yield from VARIANT.iterdir()
 
 
