@@ -4,13 +4,15 @@ for one), each device test an item of its own, and the device's traceback on fai
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from tools.vdevice.spawn import VDeviceProcess
 from tools.rig.client import RigClient
 
 import pytest
 
-from conftest import ROOT
+# Not `from conftest import ROOT`: "conftest" is also tests/attack's, whichever pytest loaded last.
+ROOT = Path(__file__).resolve().parents[2]
 
 FAILING = '''\
 def test_passes():
