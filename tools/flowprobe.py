@@ -160,8 +160,10 @@ def snap():
 def spent(a, b):
     # elapsed us, firmware CPU us (all of it), simulator CPU us, wire us, network us, native
     # [(calls, bytes, host us)] between two snaps. The CPU clocks are float seconds in whole
-    # milliseconds: rounded to whole us, a window with none is 0, not -3.6e-12 of float error.
-    return [time.ticks_diff(b[0], a[0]), round((b[1] - a[1]) * 1e6), round((b[2] - a[2]) * 1e6), b[3] - a[3], b[4] - a[4],
+    # milliseconds, summed over thousands of calls: rounded to whole us and never below 0, a
+    # window with none is 0, not the float error of the sums (-3.6e-12 s, or -1 us).
+    return [time.ticks_diff(b[0], a[0]), max(0, round((b[1] - a[1]) * 1e6)), max(0, round((b[2] - a[2]) * 1e6)),
+            b[3] - a[3], b[4] - a[4],
             [(p[0] - q[0], p[1] - q[1], (p[2] - q[2]) / 1000) for p, q in zip(b[5], a[5])]]
 
 
