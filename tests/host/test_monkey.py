@@ -1,0 +1,26 @@
+"""The monkey (tools/monkey.py), short: a fixed seed drives the demo terminal (terminalfix) at
+random for about a minute of actions, checking its invariants all along and at the end (no crash
+or restart but after a power cut, every "Approved" posted once at the bank, money conserved, no
+reversal lost, the heap never out). The long soak is the command: python -m tools.monkey --minutes 30.
+
+A monkey that did nothing would pass its invariants too: the run must also reach the screens
+of a payment (the lock, the PIN, the home menu, a pushed request, its approval at the bank)."""
+
+import pytest
+
+from terminalfix import terminal  # noqa: F401 (the fixture)
+from tools.monkey import Monkey
+
+SEED = 1
+ACTIONS = 50
+# The screens this seed reaches on every run (the device's timing moves the rest).
+REACHED = {"Locked", "Unlock", "Pocket Terminal", "Payment request", "Confirm with PIN", "Authorising", "Approved"}
+
+
+@pytest.mark.timeout(600)  # the end waits for the device's journal to drain, a reboot if need be
+def test_the_monkey_finds_every_invariant_kept(terminal):
+    summary = Monkey(terminal, SEED).run(actions=ACTIONS)
+    assert summary["actions"] == ACTIONS
+    assert REACHED <= set(summary["screens"]), summary["screens"]
+    assert summary["approvals"] >= 1 and summary["postings"] == summary["approvals"], summary
+
