@@ -199,7 +199,7 @@ def smallest_hole(fn, lo=2, hi=128):
     # block of the first kind is freed.
     one = (None,)
     hoard = [None] * 4096  # made once: growing them while memory is short would fail by itself
-    grit = [None] * 8192
+    grit = [None] * 4096
     while hi - lo > 1:
         mid = (lo + hi) // 2
         gc.collect()
