@@ -55,9 +55,9 @@ def _modules():
 def _unload(before):
     """Let go of the flows' modules imported since `before` (_modules()) and of the parts made
     with them (parts.unload): an operation that has ended leaves their heap (~20 KB for a card
-    purchase's) to the next one. Never while the session keeps an operation to resume: it is
-    made of them. Only the flows' packages: a module that the background tasks import (the
-    uplink's asyncio.stream) stays."""
+    purchase's) to the next one. An operation the session keeps to resume keeps only what it is
+    made of (Operation.made). Only the flows' packages: a module that the background tasks import
+    (the uplink's asyncio.stream) stays."""
     import sys
 
     import parts
@@ -70,6 +70,10 @@ class Operation:
     the app and returning the next step's name, or None when done)."""
 
     critical = False  # True while a step must not be interrupted (set and cleared by the step)
+    # The modules there were when it began (App.perform): its class's module and what that
+    # imports. What its steps import after is theirs: a step interrupted by a lock starts again
+    # when the operation resumes, and imports it again.
+    made = None
 
     def __init__(self):
         self.step = "start"
@@ -104,6 +108,7 @@ class _ActivityTouch:
 class App:
     def __init__(self, ui, session, sensor=None, standby_key=None, link=None):
         self.ui = ui
+        self.standby_key = standby_key
         self.session = session
         self.vault = session.vault
         self.sensor = sensor
@@ -164,19 +169,24 @@ class App:
             while True:
                 await self.once()
         finally:
+            if self.standby_key is not None:
+                # The pin outlives the app (the board holds it and its handler, a GC root): a
+                # crashed run's handler kept this App, hence its whole heap, through the restart.
+                self.standby_key.irq(handler=None)
             watcher.cancel()
             if self.link is not None:
                 self.link.stop()
 
     async def once(self):
-        """One screen of the lifecycle (see the module's docstring); then, unless the session
-        keeps an operation to resume made of them, the flows' modules imported since the app
-        began are let go. The home menu is made of none (this module): a pushed request that
-        ended it is paid, and the home menu kept to resume; a card's ~20 KB must not stay."""
+        """One screen of the lifecycle (see the module's docstring); then the flows' modules
+        imported since the app began are let go, but for what an operation the session keeps
+        to resume is made of (Operation.made): a pushed request paid while the home menu or Card
+        mode waits to resume leaves no card's ~20 KB behind, nor Card mode its reader's and
+        applets' modules (kept, they were beside the card payment's: the heap ran out)."""
         await self._once()
-        session = self.session
-        if session.interrupted is None and (session.operation is None or isinstance(session.operation, Home)):
-            _unload(self._modules)
+        kept = self.session.interrupted or self.session.operation
+        if kept is None or kept.made is not None:  # (made: every operation goes through perform)
+            _unload(self._modules if kept is None else kept.made)
 
     async def _once(self):
         self.ui.status.locked = not self.vault.unlocked
@@ -210,6 +220,7 @@ class App:
         """Run an operation (inside another's step, or on its own) until it ends, or until a
         lock interrupts it: the session then keeps the innermost one to resume."""
         parent = self.session.operation
+        operation.made = _modules()
         self.session.begin(operation)
         task = asyncio.create_task(operation.run(self))
         self._running.append((operation, task, self.vault.unlocked))

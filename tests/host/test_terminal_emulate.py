@@ -182,3 +182,50 @@ def test_a_shop_asks_the_owner_who_approves_with_the_pin_or_refuses(terminal):
     t.tap("Back")
     t.screen("Card mode")
     assert target_mode(t) is None
+
+
+def test_requests_paid_by_card_after_a_lock_in_shop_confirmation(terminal):
+    # The monkey's seed 20261205, action 657: Card mode interrupted by a lock is kept to resume,
+    # and the pushed requests are paid by card first. Card mode's reader, applets and History
+    # stayed imported through those payments (the session kept the operation, so nothing was
+    # let go): the heap ran out (MemoryError) in a payment, then in the app's start.
+    t = terminal
+    t.restart()  # a fresh boot, as the monkey's run was
+    t.unlock()
+    card_mode(t, "Shop confirmation")
+    t.screen("Shop confirmation")
+    for amount in (427, 2858):
+        t.shop_reader([select(CONFIRM_AID), prepare(amount, "Shop 01")])
+        t.screen("Confirm")
+        t.tap("Confirm")
+        t.screen("Enter PIN")
+        t.type_pin(demo.DEMO_PIN)
+        screen_with(t, "Shop confirmation", "Approved")
+        t.reader_leave()
+    for i in range(2):
+        t.push("Corner Bakery", "LOCKED-%d" % i, 1000 + i)
+    t.standby()
+    t.screen("Locked: 2 requests", timeout=30)
+    t.tap("PIN")
+    t.screen("Unlock")
+    t.type_pin(demo.DEMO_PIN)
+    for i in range(2):
+        t.screen("Payment request", timeout=30)
+        t.tap("Cancel")
+        t.screen("Pay with")
+        t.choose("A card")
+        t.screen("Insert or tap card")
+        t.insert("emv:decline")
+        t.screen("Card PIN", timeout=40)
+        t.type_pin("1234")
+        end = t.screen(lambda s: s.get("error") is not None, timeout=40)
+        assert end["title"] == "Declined", end
+        t.remove_card()
+        t.tap("OK")
+    # Then what the lock interrupted: Card mode again, and the app never crashed.
+    t.screen("Shop confirmation", timeout=30)
+    assert "MemoryError" not in t.log() and "crashed" not in t.log()
+    t.tap("Back")
+    t.screen("Card mode")
+    t.tap("Back")
+    t.screen("Pocket Terminal")
