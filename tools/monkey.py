@@ -57,7 +57,6 @@ import urllib.error
 from pathlib import Path
 
 from tools import demo, emvcard
-from tools.bank.ledger import CLEARING
 from tools.bank.spawn import HostProcess
 from tools.bank.state import State
 from tools.screenshots import screen_line

@@ -184,9 +184,8 @@ class App:
         mode waits to resume leaves no card's ~20 KB behind, nor Card mode its reader's and
         applets' modules (kept, they were beside the card payment's: the heap ran out)."""
         await self._once()
-        kept = self.session.interrupted or self.session.operation
-        if kept is None or kept.made is not None:  # (made: every operation goes through perform)
-            _unload(self._modules if kept is None else kept.made)
+        kept = self.session.interrupted or self.session.operation  # begun by perform(): its made is set
+        _unload(self._modules if kept is None else kept.made)
 
     async def _once(self):
         self.ui.status.locked = not self.vault.unlocked
