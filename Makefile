@@ -28,13 +28,15 @@ setup: $(STAMP) host-tools $(MICROPYTHON)
 # pyscard (no manylinux wheel on PyPI) for the ATR check: swig, libpcsclite-dev, a C compiler and
 # the Python headers; PostgreSQL, whose throwaway server the bank host's tests start; Chromium,
 # the browser Playwright drives in the web simulator's test; gcc-multilib, which builds the
-# board-faithful MicroPython 32-bit; git, which fetches its source where no tarball is given.
-HOST_DEBS = libnfc-bin swig libpcsclite-dev gcc gcc-multilib git python3-dev postgresql chromium
+# board-faithful MicroPython 32-bit; git, which fetches its source where no tarball is given;
+# pcsc-tools for its public list of ATRs (/usr/share/pcsc/smartcard_list.txt, GPL: read where
+# Debian installs it, not copied), which tests/host/test_atr.py compares with pyscard.
+HOST_DEBS = libnfc-bin swig libpcsclite-dev gcc gcc-multilib git python3-dev postgresql chromium pcsc-tools
 GCC_M32 = printf 'int main(void){return 0;}' | gcc -m32 -x c -o /dev/null -
 PY_HEADERS = import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))
 host-tools:
 	@{ command -v nfc-list && command -v swig && $(GCC_M32) && command -v git && test -f /usr/include/PCSC/winscard.h \
-		&& ls /usr/lib/postgresql/*/bin/initdb && command -v chromium \
+		&& ls /usr/lib/postgresql/*/bin/initdb && command -v chromium && test -f /usr/share/pcsc/smartcard_list.txt \
 		&& $(PYTHON) -c '$(PY_HEADERS)'; } >/dev/null 2>&1 \
 		|| DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(HOST_DEBS) \
 		|| (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(HOST_DEBS)) \

@@ -12,6 +12,15 @@ Interface bytes are kept per level as ISO numbers them: `ta[i]`, `tb[i]`, `tc[i]
 i = 1, 2, ... (index 0 unused, None where absent). Parameters implied (with their defaults
 when absent): Fi/Di and F, D (TA1), N (TC1), specific mode (TA2), WI (TC2, T=0), IFSC (first
 TA for T=1), CWI/BWI (first TB for T=1), EDC (first TC for T=1: LRC or CRC).
+
+Policy: as forgiving as pcsc-lite's readers where nothing that sets up the protocol is in doubt,
+saying so in `forgiven` (None, or a tuple of notes; diag shows them): no TCK although T=1 or
+T=15 is indicated (`tck` None), bytes after the ATR (a T=0 card that sends a TCK anyway), fewer
+historical bytes than T0 announces (they only inform; the interface bytes are whole). Strict
+where EMV Book 1 (section 8.3, the characters of the ATR) has the terminal reject the ATR: a
+TCK that does not check (the bytes that set F, D, N and the protocol may be corrupt), an IFSC
+(TA3 for T=1) outside '10'..'FE'; and where nothing can be read (TS, interface bytes cut short,
+the reserved WI 0).
 """
 
 from micropython import const
@@ -148,25 +157,32 @@ class Atr:
         self.protocols = [t for t in protocols if t != 15]
         if not protocols:
             self.protocols = [0]
-        # TCK: present unless only T=0 is indicated (T=15 counts as another).
+        # TCK: due unless only T=0 is indicated (T=15 counts as another).
         self.has_tck = any(t != 0 for t in protocols)
+        n = len(data)
         end = pos + self.k
-        if end > len(data):
-            raise AtrError("ATR ends inside the historical bytes (%d of %d)" % (len(data) - pos, self.k))
+        forgiven = []
+        if end > n:
+            forgiven.append("historical bytes: %d of %d" % (n - pos, self.k))
+            end = n
         self.historical = data[pos:end]
+        self.tck = None
+        extra = n - end
         if self.has_tck:
-            if len(data) != end + 1:
-                raise AtrError("ATR has %d bytes, TCK expected at %d" % (len(data), end))
-            x = 0
-            for b in data[1:]:
-                x ^= b
-            if x:
-                raise AtrError("TCK does not check (XOR of T0..TCK is 0x%02X)" % x)
-            self.tck = data[end]
-        else:
-            if len(data) != end:
-                raise AtrError("ATR has %d bytes, %d expected (no TCK for T=0 only)" % (len(data), end))
-            self.tck = None
+            if extra:
+                # EMV Book 1, 8.3 (TCK): a check character that does not check rejects the ATR.
+                x = 0
+                for b in data[1:end + 1]:
+                    x ^= b
+                if x:
+                    raise AtrError("TCK does not check (XOR of T0..TCK is 0x%02X)" % x)
+                self.tck = data[end]
+                extra -= 1
+            else:
+                forgiven.append("no TCK")
+        if extra:
+            forgiven.append("bytes after the ATR: %d" % extra)
+        self.forgiven = tuple(forgiven) or None
         # Global parameters.
         if ta[1] is not None:
             self.fi = ta[1] >> 4
@@ -219,8 +235,10 @@ class Atr:
                     self.edc_crc = bool(c & 1)
                     seen |= 4
         self.ifsc = ifsc
-        if 1 in self.protocols and not 1 <= ifsc <= 254:
-            raise AtrError("IFSC %d out of 1..254" % ifsc)
+        # EMV Book 1, 8.3 (TA3): an IFSI of '00' to '0F' or 'FF' rejects the ATR (ISO/IEC 7816-3
+        # would take 1..254).
+        if 1 in self.protocols and not 16 <= ifsc <= 254:
+            raise AtrError("IFSC %d out of 16..254" % ifsc)
 
     @property
     def negotiable(self):

@@ -224,6 +224,19 @@ def test_self_test(device, card):
     assert ok and "empty" in detail
 
 
+def test_atr_without_tck_is_forgiven_and_said(device, card):
+    # JCOP41's ATR without its TCK although it offers T=1 (off-spec; 31 cards of pcsc-tools'
+    # list): the slot waits the TCK's character time, the ATR policy takes the rest, the card
+    # works, and diag says what was forgiven.
+    atr = fresh(device, card, atr="3BE900008131FE454A434F503431563232")
+    assert atr == "3be900008131fe454a434f503431563232"
+    assert device.eval("(slot.protocol, slot.atr.tck, slot.atr.forgiven)") == (1, None, ("no TCK",))
+    assert tx(device, SELECT) == ("ok", FCI + "9000")
+    ok, detail = device.eval("asyncio.run(slot.self_test())")
+    assert ok and detail.endswith("ATR 3be900008131fe454a434f503431563232; forgave: no TCK"), detail
+    clean(card)
+
+
 def test_specific_mode_uses_ta1_at_once(device, card):
     # TA1 13 (D=4), TD1 10 -> TA2 00: specific mode, T=0, F/D from TA1 without a PPS.
     fresh(device, card, atr="3B90131000")

@@ -106,6 +106,67 @@ def test_adafruit_library_enrols_searches_and_deletes(r503):
         assert finger.finger_search() == af.NOTFOUND
 
 
+def test_adafruit_library_checks_configures_loads_compares_and_uploads(r503):
+    """The library's calls the enrolment test does not make, each answered as the datasheet says."""
+    import adafruit_fingerprint as af
+
+    r503.do("enroll", finger="alice-index", location=3)
+    r503.do("enroll", finger="bob-thumb", location=4)
+    with serial.Serial(r503.tty, 57600, timeout=2) as port:
+        finger = af.Adafruit_Fingerprint(port)
+        assert finger.check_module() is True  # GetEcho 0x53, answered 0x55
+        assert finger.verify_password() == af.OK
+        assert finger.set_sysparam(5, 5) == af.OK and finger.read_sysparam() == af.OK
+        assert finger.security_level == 5
+        with pytest.raises(RuntimeError, match="Command failed"):
+            finger.set_sysparam(5, 9)  # security levels are 1..5: 0x1B, bad configuration
+
+        # A stored template loaded into each buffer: the same finger scores high, two do not.
+        assert finger.load_model(3, 1) == af.OK and finger.load_model(3, 2) == af.OK
+        assert finger.compare_templates() == af.OK and finger.confidence[0] >= 100
+        assert finger.load_model(4, 2) == af.OK
+        assert finger.compare_templates() == af.NOMATCH and finger.confidence[0] < 30
+        assert finger.load_model(5, 1) == af.DBRANGEFAIL  # an empty slot: no valid template
+
+        # UpChar: the ack, then 512 bytes in data packets of the parameters' size (128 here).
+        template = finger.get_fpdata("char", 1)
+        assert bytes(template) == hashlib.shake_256(b"R503 finger:alice-index").digest(512)
+        # DownChar: the same template back, into buffer 2 (which held bob's): they match again.
+        assert finger.send_fpdata(template, "char", 2) is True
+        assert finger.compare_templates() == af.OK
+
+        # SetSysPara 4 (the baud rate, N x 9600) takes effect at the next power-on: 115200 for
+        # the images, which take 1.7 s each way at that rate.
+        assert finger.set_sysparam(4, 12) == af.OK and r503.state()["baud"] == 57600
+        r503.do("power_cycle")
+        port.baudrate = 115200
+        assert finger.read_sysparam() == af.OK and finger.baudrate == 12
+
+        # UpImage: a captured image, 192 x 192 pixels of 4 bits; DownImage puts it back in the
+        # image buffer (which holds another finger's by then), and Img2Tz finds whose it is.
+        r503.do("place", finger="bob-thumb")
+        assert finger.get_image() == af.OK
+        image = finger.get_fpdata("image")
+        assert len(image) == 192 * 192 // 2
+        r503.do("place", finger="alice-index")
+        assert finger.get_image() == af.OK
+        assert finger.send_fpdata(image, "image") is True
+        # The image's packets take 1.7 s on the wire, and a pty's buffer lets the host write
+        # them at once: the answer to the next command comes that much later.
+        port.timeout = 4
+        assert finger.image_2_tz(1) == af.OK
+        assert finger.finger_search() == af.OK and finger.finger_id == 4
+        # A picture the module never took: no features in it.
+        assert finger.send_fpdata([0x11] * len(image), "image") is True
+        assert finger.image_2_tz(1) == af.FEATUREFAIL
+        port.timeout = 2
+        r503.do("lift")
+
+        assert finger.empty_library() == af.OK
+        assert finger.count_templates() == af.OK and finger.template_count == 0
+    assert r503.state()["library"] == {}
+
+
 def _packet(pid, payload, address=0xFFFFFFFF):
     length = len(payload) + 2
     body = bytes((pid,)) + length.to_bytes(2, "big") + bytes(payload)

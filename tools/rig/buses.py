@@ -16,14 +16,23 @@ def char_bits(bits=8, parity=None, stop=1):
     return 1 + bits + (0 if parity is None else 1) + stop
 
 
+def readable_at(char_time, baud):
+    """Whether a receiver at baud (8N1) reads characters sent with char_time: a UART samples
+    each bit mid-way from the start bit's edge, so a few percent of rate error is tolerated, and
+    a longer character (8N2, parity) reads too (its extra bits look like idle line)."""
+    return 0.97 <= char_time * baud / 10 <= 1.13
+
+
 class Line:
-    """One direction of a serial line: each byte is delivered when its last bit has arrived."""
+    """One direction of a serial line: each byte is delivered when its last bit has arrived,
+    with the character time it was sent at and, when the sender cannot tell whether its rate
+    changed before or after it sent them, the earlier one (deliver(data, char_time, earlier))."""
 
     def __init__(self, deliver):
         self.deliver = deliver
         self.free_at = 0.0
 
-    def send(self, data, char_time):
+    def send(self, data, char_time, earlier=None):
         loop = asyncio.get_running_loop()
         start = max(loop.time(), self.free_at)
         # Deliver in chunks of about a millisecond of wire time: a reader sees bytes trickle
@@ -31,7 +40,7 @@ class Line:
         chunk = max(1, int(0.001 / char_time))
         for i in range(0, len(data), chunk):
             part = data[i:i + chunk]
-            loop.call_at(start + (i + len(part)) * char_time, self.deliver, part)
+            loop.call_at(start + (i + len(part)) * char_time, self.deliver, part, char_time, earlier)
         self.free_at = start + len(data) * char_time
 
 
@@ -51,6 +60,11 @@ class UartPort:
         # on the pty. One wire, two connectors; only one is in use at a time.
         self.active = "device"
         self.to_model = Line(self._deliver_to_model)
+        # The character time the bytes being delivered to the model were sent at (a host may
+        # change its rate while earlier bytes are still on the wire: judged at their own rate),
+        # and the earlier rate they may have been sent at instead, or None (see tools/rig/pty.py).
+        self.rx_char_time = self.char_time()
+        self.rx_earlier = None
         self.received = 0
         self.sent = 0
 
@@ -61,13 +75,15 @@ class UartPort:
         self.baud = baud
         self.char_bits = char_bits(bits, parity, stop)
 
-    def from_host(self, host, data):
-        """Bytes a host ("device" or "pty") put on the line, at that host's rate."""
+    def from_host(self, host, data, char_time=None, earlier=None):
+        """Bytes a host ("device" or "pty") put on the line, at the rate the host had when it
+        sent them (char_time; by default its rate now; earlier: see Line)."""
         self.active = host
-        self.to_model.send(data, self.hosts[host][1]())
+        self.to_model.send(data, char_time or self.hosts[host][1](), earlier)
 
-    def _deliver_to_model(self, data):
+    def _deliver_to_model(self, data, char_time, earlier):
         self.received += len(data)
+        self.rx_char_time, self.rx_earlier = char_time, earlier
         if self.model is not None:
             self.model.receive(data)
 
@@ -80,7 +96,7 @@ class UartPort:
 
     def connect_device(self, writer):
         self.device = writer
-        self.hosts["device"] = (Line(writer.write), self.char_time)
+        self.hosts["device"] = (Line(lambda data, _char_time, _earlier: writer.write(data)), self.char_time)
 
     def disconnect_device(self):
         self.device = None

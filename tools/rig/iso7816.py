@@ -149,9 +149,9 @@ class Atr:
             n += 1
         self.historical = bytes(data[i:i + k])
         i += k
-        if any(p != 0 for p in self.protocols):
-            if i >= len(data):
-                raise ValueError("ATR has no TCK: %s" % self.raw.hex())
+        # A TCK, when there is one, must check; a card may leave it out although it offers T=1
+        # (off-spec, and in the field: pcsc-tools' list has dozens).
+        if any(p != 0 for p in self.protocols) and i < len(data):
             x = 0
             for b in data[1:i + 1]:
                 x ^= b

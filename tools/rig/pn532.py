@@ -54,9 +54,14 @@ manual's preamble, 55 55 00 00 00 ..., before its frame; a bare frame loses its 
 is not taken). Waking by I2C: the address match wakes it, nothing is lost.
 
 HSU speed: 115200 at power-on; SetSerialBaudRate (0 9600 ... 4 115200 ... 8 1288000) answers at
-the old rate and switches once the host's ACK has arrived (the rate lasts until the model is
-attached again: nothing resets an HSU module here). Bytes at another rate are garbage to the
-chip (counted, dropped). Over I2C the command is answered and changes nothing.
+the old rate and switches the moment the host's ACK has arrived (the rate lasts until the model
+is attached again: nothing resets an HSU module here); anything else after the answer (a frame,
+a NACK, garbage) drops the change, so a later ACK does not switch. Each byte is judged at the
+rate the host sent it at (the port gives it with the bytes; a host such as nfcpy reopens its
+port at the new rate while its ACK is still on the wire): bytes at another rate are garbage to
+the chip (counted, dropped). Bytes that the pty cannot place before or after the host's change
+of rate (tools/rig/pty.py) are read at the chip's rate while a change awaits its ACK. Over I2C
+the command is answered and changes nothing.
 
 Commands: Diagnose (0 communication line, 1 ROM, 2 RAM, 4 polling, 5 echo back, 6 card presence,
 7 antenna), GetFirmwareVersion (32 01 06 07), GetGeneralStatus, ReadRegister/WriteRegister (a
@@ -133,6 +138,7 @@ counters and the last commands (hex).
 
 import time
 
+from .buses import readable_at
 from .models import Model
 
 ADDR = 0x24
@@ -628,7 +634,7 @@ class PN532(Model):
         self._timers = set()
         self.stats = {"frames": 0, "acks_sent": 0, "host_acks": 0, "host_nacks": 0, "bad_lcs": 0,
                       "bad_dcs": 0, "error_frames": 0, "aborted": 0, "line_errors": 0, "lost_waking": 0,
-                      "reads": 0, "nacked": 0, "skipped": 0}
+                      "reads": 0, "nacked": 0, "skipped": 0, "baud_changes_dropped": 0}
         self.log = []
         self.in_reset = False
         self.booting_until = 0.0
@@ -741,18 +747,22 @@ class PN532(Model):
 
     # ---- HSU --------------------------------------------------------------------------------
 
-    def _host_char_time(self):
-        host = self.port.hosts.get(self.port.active) if self.port is not None else None
-        return host[1]() if host is not None else 10 / self.baud
-
     def receive(self, data):
         if not self._running():
             self.stats["skipped"] += len(data)
             return
-        ct = self._host_char_time()
-        ratio = ct * self.baud / 10
-        if not 0.97 <= ratio <= 1.13:
+        # Judged at the rate the host sent them at (a host may reopen its port at a new rate
+        # while its ACK to SetSerialBaudRate is still on the wire, as nfcpy does). Bytes the pty
+        # cannot place before or after the host's change of rate are read at the chip's own
+        # rate while a change awaits its ACK: the host that just asked for it is taken to have
+        # ACKed it at the old rate (one that switched first would not be caught here).
+        port = self.port  # a UartPort: only HSU bytes come here
+        ct = port.rx_char_time
+        if not readable_at(ct, self.baud) and not (
+                self.pending_baud is not None and port.rx_earlier is not None
+                and readable_at(port.rx_earlier, self.baud)):
             self.stats["line_errors"] += len(data)
+            self._drop_pending_baud()
             return
         now = self._now()
         arrivals = [now - (len(data) - 1 - i) * ct for i in range(len(data))]
@@ -869,6 +879,7 @@ class PN532(Model):
     def _host_ack(self):
         self.stats["host_acks"] += 1
         if self.pending_baud is not None:
+            # The new rate from the ACK's last byte on (UM0701-02 7.2.8: after the host's ACK).
             self.baud, self.pending_baud = self.pending_baud, None
             return
         if self.job is not None:
@@ -878,13 +889,22 @@ class PN532(Model):
             self._irq()
             self._after_command(None)
 
+    def _drop_pending_baud(self):
+        """Anything but the ACK after SetSerialBaudRate's answer: the host did not take the
+        change, so the chip stays at its rate (a later, unrelated ACK must not switch it)."""
+        if self.pending_baud is not None:
+            self.pending_baud = None
+            self.stats["baud_changes_dropped"] += 1
+
     def _host_nack(self):
         self.stats["host_nacks"] += 1
+        self._drop_pending_baud()
         if self.last_answer is not None:
             self._emit(self.last_answer)
 
     def _frame(self, payload):
         self.stats["frames"] += 1
+        self._drop_pending_baud()
         self.log.append(payload.hex())
         del self.log[:-24]
         if self.job is not None:

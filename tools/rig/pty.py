@@ -3,6 +3,16 @@
 libnfc's nfc-list, Adafruit's libraries on pyserial or a terminal program open the pty; the rig
 reads what they write and paces it at the baud rate they set on their side (termios), and the
 model's answers come back at that rate too.
+
+The rate a chunk was sent at is the client's rate when the rig reads it. A pty does not say
+when a client changed its rate relative to what it wrote, so a chunk read after a change may
+have been written before it (nfcpy writes its ACK to SetSerialBaudRate and reopens the port at
+the new rate 0.2 ms later; the rig, on a loaded machine, reads the ACK after that). Such a chunk
+goes to the model with the rate of the previous read as the one it may also have been sent at
+(`earlier`); the model decides what an ambiguous chunk means to it (the PN532 reads it at its
+own rate only while a speed change awaits its ACK). Not modelled either: a UART's transmit
+FIFO. A client that flushes its output at once after writing (nfcpy's reopen) takes back what
+the rig has not read yet; a UART would have sent it.
 """
 
 import asyncio
@@ -29,6 +39,7 @@ class PtyHost:
             os.unlink(link)
         os.symlink(self.path, link)
         port.hosts["pty"] = (Line(self._write), self.char_time)
+        self.last_char_time = self.char_time()  # the client's rate at the previous read
         asyncio.get_running_loop().add_reader(self.master, self._readable)
 
     def char_time(self):
@@ -45,9 +56,11 @@ class PtyHost:
         except OSError:
             return
         if data:
-            self.port.from_host("pty", data)
+            char_time, earlier = self.char_time(), self.last_char_time
+            self.last_char_time = char_time
+            self.port.from_host("pty", data, char_time, earlier if earlier != char_time else None)
 
-    def _write(self, data):
+    def _write(self, data, _char_time, _earlier):
         try:
             os.write(self.master, data)
         except BlockingIOError:
@@ -56,6 +69,10 @@ class PtyHost:
     def close(self):
         asyncio.get_running_loop().remove_reader(self.master)
         self.port.hosts.pop("pty", None)
+        if self.port.active == "pty":
+            # The port's next model answers the device (an ATR goes out before the device has
+            # sent a byte to claim the line).
+            self.port.active = "device"
         os.close(self.master)
         os.close(self.slave)
         if os.path.islink(self.link):

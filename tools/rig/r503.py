@@ -28,7 +28,17 @@ Implemented instructions: GenImg 0x01 (and GetImageEx 0x28), Img2Tz 0x02, Match 
 DeleteChar 0x0C, Empty 0x0D, SetSysPara 0x0E (4 baud N, from the next power-on; 5 security
 level; 6 packet size), ReadSysPara 0x0F, SetPwd 0x12, VfyPwd 0x13, GetRandomCode 0x14, SetAdder
 0x15, TemplateNum 0x1D, ReadIndexTable 0x1F, AuraLedConfig 0x35, CheckSensor 0x36, SoftReset
-0x3D (ack, then the 0x55 handshake byte), HandShake 0x40. Anything else: 0xFC (unsupported).
+0x3D (ack, then the 0x55 handshake byte), HandShake 0x40, GetEcho 0x53 (confirmation 0x55, the
+module's "I work" byte: not in the R503 manual v1.1 of 2019; answered as Adafruit's library's
+check_module() expects a module to), DownChar 0x09 and DownImage 0x0B (ack 00, then the host's
+data packets, 02 ... 08 the last, unanswered, go to the char buffer / image buffer; a damaged
+one drops the transfer), UpImage 0x0A (ack, then the image in data packets: 192 x 192 pixels,
+4 bits each, two to a byte, 18,432 bytes; 0x0F with no image). Anything else: 0xFC
+(unsupported).
+
+An image is a function of the finger and its quality, as a char file is; an image downloaded
+to the module is one it uploaded before (then Img2Tz knows whose it is) or a stranger's picture
+(Img2Tz: 0x07, too few feature points).
 
 The WAKEUP line (board pin "fingerprint_wakeup", GPIO 35) is the module's touch output: high
 while nothing touches the ring, low while a finger does.
@@ -59,6 +69,7 @@ import hashlib
 import random
 import struct
 
+from .buses import readable_at
 from .models import Model
 
 BAUD = 57600
@@ -96,6 +107,10 @@ AURA_LED_CONFIG = 0x35
 CHECK_SENSOR = 0x36
 SOFT_RESET = 0x3D
 HANDSHAKE = 0x40
+GET_ECHO = 0x53
+DOWN_CHAR = 0x09
+UP_IMAGE = 0x0A
+DOWN_IMAGE = 0x0B
 
 # Confirmation codes the model gives.
 OK = 0x00
@@ -115,10 +130,13 @@ INVALID_REG = 0x1A
 BAD_REG_CONFIG = 0x1B
 PASSWORD_REQUIRED = 0x21
 TEMPLATE_EMPTY = 0x22
+UPLOAD_FAIL = 0x0F
 UNSUPPORTED = 0xFC
+ECHO_OK = 0x55  # GetEcho's answer: the module works normally (also its power-on handshake byte)
 
 LIBRARY_SIZE = 200
 CHAR_SIZE = 512
+IMAGE_SIZE = 192 * 192 // 2  # the R503's sensor array, 4-bit pixels two to a byte on upload
 FEATURE_KEY = 32  # the leading bytes of a char file that say whose finger it is
 THRESHOLDS = {1: 30, 2: 40, 3: 50, 4: 65, 5: 80}  # match score needed, by security level
 PACKET_SIZES = (32, 64, 128, 256)
@@ -136,6 +154,11 @@ POWER_ON_MS = 50
 def features(finger):
     """A finger's char file: a deterministic function of its identity."""
     return hashlib.shake_256(b"R503 finger:" + finger.encode()).digest(CHAR_SIZE)
+
+
+def picture(finger, quality):
+    """The image the sensor takes of a finger (as uploaded): a deterministic function of both."""
+    return hashlib.shake_256(b"R503 image:%s:%s" % (finger.encode(), quality.encode())).digest(IMAGE_SIZE)
 
 
 def checksum(pid, length, payload):
@@ -162,6 +185,7 @@ class R503(Model):
         self.packet_code = 2  # 128-byte data packets
         self.library = {}  # page id -> template (bytes)
         self.names = {}  # feature key -> finger identity, to show the library readably
+        self.pictures = {}  # sha256 of an uploaded image -> (finger, quality), for DownImage
         self.finger = None
         self.quality = "good"
         self.presses = None  # captures left for a prompt-following user (None: finger stays)
@@ -172,14 +196,16 @@ class R503(Model):
         self.noise = b""
         self.muted = False
         self.stats = {"commands": 0, "captures": 0, "no_finger": 0, "bad_checksum": 0,
-                      "other_address": 0, "skipped": 0, "line_errors": 0, "ignored_muted": 0}
+                      "other_address": 0, "skipped": 0, "line_errors": 0, "ignored_muted": 0,
+                      "data_packets": 0, "downloads_dropped": 0}
         self._pins = None
         self._wakeup = None
         self._power_on()
 
     def _power_on(self):
         self.verified = self.password == 0
-        self.image = None  # (finger, quality) of the last captured image
+        self.image = None  # (finger, quality) of the last captured image (finger None: a stranger's)
+        self.download = None  # (buffer: 1, 2 or "image", bytearray) while the host sends data
         self.char = {1: None, 2: None}
         self.led = {"mode": 4, "speed": 0, "colour": 0, "count": 0}  # off
         self.passed = False  # status register "Pass": the last match found the finger
@@ -204,15 +230,8 @@ class R503(Model):
 
     # ---- the line --------------------------------------------------------------------------
 
-    def _host_rate_ok(self):
-        host = self.port.hosts.get(self.port.active)
-        if host is None:
-            return True
-        ratio = host[1]() * self.baud / 10  # 1.0 at 8N1 at our rate; 8N2 is readable too
-        return 0.97 <= ratio <= 1.13
-
     def receive(self, data):
-        if not self._host_rate_ok():
+        if not readable_at(self.port.rx_char_time, self.baud):
             self.stats["line_errors"] += len(data)
             return
         self.rx += data
@@ -256,10 +275,31 @@ class R503(Model):
             if self.muted:
                 self.stats["ignored_muted"] += 1
                 continue
-            if received != checksum(pid, length, payload) or pid != PID_COMMAND:
+            good = received == checksum(pid, length, payload)
+            if self.download is not None and pid in (PID_DATA, PID_END):
+                self._take_data(pid, payload, good)
+                continue
+            if not good or pid != PID_COMMAND:
                 self.stats["bad_checksum"] += 1
                 return RECV_ERROR, None
             return payload[0], payload[1:]
+
+    def _take_data(self, pid, payload, good):
+        """A data packet of DownChar / DownImage: not answered; the end packet stores the lot."""
+        if not good:
+            self.stats["downloads_dropped"] += 1
+            self.download = None
+            return
+        self.stats["data_packets"] += 1
+        target, data = self.download
+        data += payload
+        if pid != PID_END:
+            return
+        self.download = None
+        if target == "image":
+            self.image = self.pictures.get(hashlib.sha256(data).digest(), (None, "good"))
+        else:
+            self.char[target] = bytes(data)
 
     def _execute(self, instruction, params):
         self.stats["commands"] += 1
@@ -287,6 +327,10 @@ class R503(Model):
         if after is not None:
             after()
             return
+        self._idle()
+
+    def _idle(self):
+        """The command is done: the next one waiting is taken."""
         self.busy = False
         self.pending = None
         self._pump()
@@ -321,6 +365,8 @@ class R503(Model):
         if self.image is None:
             return self._code(INVALID_IMAGE, ms)
         finger, quality = self.image
+        if finger is None:
+            return self._code(FEATURE_FAIL, ms)
         if quality == "wet":
             return self._code(IMAGE_MESSY, ms)
         if quality == "partial":
@@ -394,6 +440,9 @@ class R503(Model):
         data = self.char[1 if params[0] == 1 else 2]
         if data is None:
             return self._code(TEMPLATE_EMPTY)
+        return self._sending(data)
+
+    def _sending(self, data):
         size = PACKET_SIZES[self.packet_code]
 
         def send_data():
@@ -401,10 +450,27 @@ class R503(Model):
             chunks = [data[i:i + size] for i in range(0, len(data), size)]
             for i, chunk in enumerate(chunks):
                 self.port.send(packet(self.address, PID_END if i == len(chunks) - 1 else PID_DATA, chunk))
-            self.busy = False
-            self.pending = None
-            self._pump()
+            self._idle()
         return bytes((OK,)), DEFAULT_MS, send_data
+
+    def _down_char(self, params):
+        return self._downloading(1 if params[0] == 1 else 2)
+
+    def _down_image(self, params):
+        return self._downloading("image")
+
+    def _downloading(self, target):
+        def ready():
+            self.download = (target, bytearray())
+            self._idle()
+        return bytes((OK,)), DEFAULT_MS, ready
+
+    def _up_image(self, params):
+        if self.image is None or self.image[0] is None:
+            return self._code(UPLOAD_FAIL)
+        image = picture(*self.image)
+        self.pictures[hashlib.sha256(image).digest()] = self.image
+        return self._sending(image)
 
     def _delete_char(self, params):
         page, count = struct.unpack(">HH", params[:4])
@@ -499,12 +565,13 @@ class R503(Model):
 
     def _ready(self):
         self.port.send(b"\x55")
-        self.busy = False
-        self.pending = None
-        self._pump()
+        self._idle()
 
     def _handshake(self, params):
         return self._code(OK)
+
+    def _get_echo(self, params):
+        return self._code(ECHO_OK)
 
     HANDLERS = {
         GEN_IMG: _gen_img, GET_IMAGE_EX: _gen_img, IMG2TZ: _img2tz, MATCH: _match, SEARCH: _search,
@@ -514,6 +581,7 @@ class R503(Model):
         GET_RANDOM_CODE: _get_random_code, SET_ADDER: _set_adder, TEMPLATE_NUM: _template_num,
         READ_INDEX_TABLE: _read_index_table, AURA_LED_CONFIG: _aura_led_config,
         CHECK_SENSOR: _check_sensor, SOFT_RESET: _soft_reset, HANDSHAKE: _handshake,
+        GET_ECHO: _get_echo, DOWN_CHAR: _down_char, UP_IMAGE: _up_image, DOWN_IMAGE: _down_image,
     }
 
     # ---- control-API actions ---------------------------------------------------------------
