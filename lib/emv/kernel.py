@@ -25,8 +25,11 @@ _AIP_DDA = const(0x20)
 _AIP_CVM = const(0x10)
 _AIP_TRM = const(0x08)
 _AIP_ISSUER_AUTH = const(0x04)
+_AIP_CDA = const(0x01)
 _CAP_SDA = const(0x80)  # terminal capabilities byte 3
 _CAP_DDA = const(0x40)
+_CAP_CDA = const(0x08)
+_P1_CDA = const(0x10)  # GENERATE AC: CDA signature requested
 _DEFAULT_DDOL = b"\x9f\x37\x04"  # Book 3 10.3: the terminal's default DDOL
 _APPROVE_ARCS = (b"00", b"10", b"11")  # approved, approved (cardholder id), approved (VIP)
 
@@ -49,7 +52,7 @@ class TerminalConfig:
         self.country = b"\x02\x76"  # 9F1A, n3: Germany (the test cards are issued there, 5F28)
         self.currency = b"\x09\x78"  # 5F2A: EUR
         self.terminal_type = b"\x22"  # 9F35: attended, merchant, online with offline capability
-        self.capabilities = b"\x20\xc8\xc0"  # 9F33: IC; plaintext PIN, online PIN, no CVM; SDA, DDA
+        self.capabilities = b"\x20\xc8\xc8"  # 9F33: IC; plaintext PIN, online PIN, no CVM; SDA, DDA, CDA
         self.additional = b"\x60\x00\x00\xa0\x01"  # 9F40: goods, services; display; code table 1
         self.ttq = b"\x26\x00\x00\x00"  # 9F66: EMV mode, online capable, online PIN
         self.app_version = b"\x00\x96"  # 9F09: VIS 1.5
@@ -81,7 +84,7 @@ class Result:
 
     __slots__ = ("outcome", "reason", "icc_data", "pan", "psn", "track2", "expiry", "cryptogram",
                  "tvr", "tsi", "aid", "label", "online_pin", "cvm_results", "commands", "card",
-                 "terminal", "contactless", "cvm_required")
+                 "terminal", "contactless", "cvm_required", "cda")
 
     def __init__(self, contactless):
         self.outcome = END
@@ -103,6 +106,9 @@ class Result:
         self.terminal = {}  # the terminal's, as last sent to the card
         self.contactless = contactless
         self.cvm_required = False  # contactless: the amount is at or above the CVM required limit
+        # CDA: the PDOL's data sent (from the GPO to ODA), then [the ICC public key, the data
+        # the GENERATE AC's transaction data hash covers] for a card the terminal does CDA with
+        self.cda = None
 
 
 class _End(Exception):
@@ -243,6 +249,7 @@ class Kernel:
         if res.contactless and sw in (0x6984, 0x6986):
             raise _End(TRY_ANOTHER_INTERFACE, "the card asks for another interface (%04X)" % sw)
         tag, v = _one_template(r, sw, "GET PROCESSING OPTIONS")
+        res.cda = data  # CDA's hash covers it: kept until ODA knows whether it is CDA
         if tag == 0x80:
             if len(v) < 6 or (len(v) - 2) % 4:
                 raise _End(END, "GPO format 1 of %d bytes" % len(v))
@@ -378,10 +385,14 @@ class Kernel:
             return False
 
     async def _oda(self, ch, res, records):
-        """SDA or DDA as the AIP and this terminal allow (Book 3 10.3); only the TVR tells."""
+        """CDA, DDA or SDA as the AIP and this terminal allow (Book 3 10.3); only the TVR tells.
+        CDA: the keys are recovered here, the signature checked at GENERATE AC (res.cda)."""
         card, tvr = res.card, res.tvr
         aip, caps = card[0x82][0], self.config.capabilities[2]
-        if aip & _AIP_DDA and caps & _CAP_DDA:
+        pdol_data, res.cda = res.cda, None
+        if aip & _AIP_CDA and caps & _CAP_CDA:
+            failed = risk.CDA_FAILED
+        elif aip & _AIP_DDA and caps & _CAP_DDA:
             failed = risk.DDA_FAILED
         elif aip & _AIP_SDA and caps & _CAP_SDA:
             failed = risk.SDA_FAILED
@@ -389,7 +400,7 @@ class Kernel:
             risk.mark(tvr, risk.ODA_NOT_PERFORMED)
             return
         risk.mark(res.tsi, risk.TSI_ODA)
-        need = (0x8F, 0x90, 0x9F32) + ((0x9F46, 0x9F47) if failed == risk.DDA_FAILED else (0x93,))
+        need = (0x8F, 0x90, 0x9F32) + ((0x93,) if failed == risk.SDA_FAILED else (0x9F46, 0x9F47))
         for tag in need:
             if tag not in card:
                 risk.mark(tvr, risk.ICC_DATA_MISSING)
@@ -404,6 +415,9 @@ class Kernel:
                 card[0x9F45] = oda.verify_sda(ik, card[0x93], static)
                 return
             icc = oda.recover_icc_key(ik, card[0x9F46], card.get(0x9F48), card[0x9F47], static, card[0x5A], today)
+            if failed == risk.CDA_FAILED:
+                res.cda = [icc, pdol_data or b""]
+                return
             ddol = card.get(0x9F49) or _DEFAULT_DDOL
             data = self._dol(res, ddol)
             r = await ch.ok(0x00, 0x88, 0x00, 0x00, data)
@@ -424,9 +438,11 @@ class Kernel:
         return oda.recover_issuer_key(ca, card[0x90], card.get(0x92), card[0x9F32], card[0x5A], today)
 
     async def _generate_ac(self, ch, res, p1, cdol):
-        """GENERATE AC asking for p1 (AAC, TC, ARQC); the outcome from the card's CID."""
+        """GENERATE AC asking for p1 (AAC, TC, ARQC), with CDA's signature for a TC or an ARQC
+        from a card the terminal does CDA with; the outcome from the card's CID."""
         data = self._dol(res, cdol)
-        r, sw = await ch.send(0x80, 0xAE, p1, 0x00, data)
+        cda = res.cda if p1 != risk.AAC else None
+        r, sw = await ch.send(0x80, 0xAE, p1 | _P1_CDA if cda else p1, 0x00, data)
         tag, v = _one_template(r, sw, "GENERATE AC")
         card = res.card
         if tag == 0x80:
@@ -439,6 +455,18 @@ class Kernel:
             got = tlv.flatten(v)
         else:
             raise _End(END, "GENERATE AC answer template %X" % tag)
+        # CDA: a TC or an ARQC must come signed, its AC inside the signature (an AAC needs none)
+        if cda and (0x9F4B in got or (got.get(0x9F27) or b"\x00")[0] & 0xC0 != risk.AAC):
+            cda[1] += data
+            from emv import cda as signed
+            try:
+                got[0x9F26] = signed.verify(cda[0], cda[1], v, got, res.terminal[0x9F37])
+            except OdaFailed as e:
+                risk.mark(res.tvr, risk.CDA_FAILED)
+                res.cda = None
+                # Book 2 6.6.2: a cryptogram whose signature fails is not the card's: declined
+                # offline, never sent online nor taken as an approval
+                raise _End(DECLINED, "CDA failed: %s" % e)
         for t in (0x9F27, 0x9F36, 0x9F26):
             if t not in got or len(got[t]) != (1, 2, 8)[(0x9F27, 0x9F36, 0x9F26).index(t)]:
                 raise _End(END, "GENERATE AC answer without a valid %X" % t)
@@ -489,6 +517,7 @@ class Kernel:
     async def _contactless(self, res, records, amount, txn_type):
         """After the last READ RECORD the card may leave: ODA and the decision need no card."""
         card, tvr = res.card, res.tvr
+        res.cda = None  # the short path's cryptogram came in the GPO answer: fDDA, no CDA
         for t in (0x9F26, 0x9F27, 0x9F36):
             if t not in card:
                 raise _End(END, "GPO answer without %X: not a short-path card" % t)
@@ -558,8 +587,13 @@ class Kernel:
         else:
             p1 = risk.TC if arc in _APPROVE_ARCS else risk.AAC
             if issuer_auth and card[0x82][0] & _AIP_ISSUER_AUTH:
-                _, sw = await ch.send(0x00, 0x82, 0x00, 0x00, issuer_auth, le=False)
+                # 91 as the card's ARPC method has it (EMV Book 2 8.2): method 1, ARPC (8) ||
+                # ARC (2); method 2, ARPC (4) || CSU (4) || proprietary data (0-8). The card
+                # checks it; one of neither length is not sent (Book 3 6.5.4: 8 to 16 bytes).
                 risk.mark(res.tsi, risk.TSI_ISSUER_AUTH)
+                sw = 0
+                if 8 <= len(issuer_auth) <= 16:
+                    _, sw = await ch.send(0x00, 0x82, 0x00, 0x00, issuer_auth, le=False)
                 if sw != SW_OK:
                     risk.mark(res.tvr, risk.ISSUER_AUTH_FAILED)
         res.terminal[0x8A] = arc

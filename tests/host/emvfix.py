@@ -77,7 +77,7 @@ def contactless(amount, **kw):
     res = asyncio.run(go())
     return summary(res)
 def finish(arc, auth=None, scripts=None):
-    asyncio.run(kernel.complete(slot.transceive, res, arc, auth, scripts))
+    asyncio.run(kernel.complete(mangled(slot.transceive), res, arc, auth, scripts))
     return summary(res)
 def attempt(fn, *args, **kw):
     # ('ok', summary), or the error's class name and message
@@ -114,24 +114,23 @@ def de55(hexdata):
     return {int(t, 16): v for t, v in pyemv_tlv.decode(bytes.fromhex(hexdata)).items()}
 
 
-def issuer_session_key(pan, psn, atc):
-    """The card's AC session key from its issuer's master key, as the bank host derives it."""
-    issuer = emvcard.issuer_keys(pan)
-    mk = cryptogram.icc_master_key(bytes.fromhex(issuer["imk_ac"]), pan, psn)
-    return cryptogram.session_key(mk, atc)
+def _issuer(result, tags):
+    """(issuer master key, PAN, PSN) of the result's card, as the bank host holds them."""
+    pan = result["pan"]
+    return bytes.fromhex(emvcard.issuer_keys(pan)["imk_ac"]), pan, tags[0x5F34].hex()
 
 
 def check_cryptogram(result):
-    """The session key of the result's card, after checking that its cryptogram (9F26 in DE55)
-    is the one the issuer computes over DE55's data: the bank host's ARQC check."""
+    """The DE55 tags of the result, after checking that its cryptogram (9F26) is the one the
+    issuer computes over DE55's data by the card's cryptogram version: the bank's ARQC check."""
     tags = de55(result["icc_data"])
-    sk = issuer_session_key(result["pan"], tags[0x5F34].hex(), tags[0x9F36])
-    assert cryptogram.cryptogram(sk, tags) == tags[0x9F26], "the cryptogram does not verify"
+    assert cryptogram.cryptogram(*_issuer(result, tags), tags) == tags[0x9F26], \
+        "the cryptogram does not verify"
     assert tags[0x9F26].hex() == result["cryptogram"]
-    return sk, tags
+    return tags
 
 
 def issuer_answer(result, arc=b"00"):
-    """The issuer authentication data (91: ARPC || ARC) for the result's ARQC."""
-    sk, tags = check_cryptogram(result)
-    return cryptogram.arpc(sk, tags[0x9F26], arc) + arc
+    """The issuer authentication data (91) for the result's ARQC, by the card's ARPC method."""
+    tags = check_cryptogram(result)
+    return cryptogram.issuer_auth(*_issuer(result, tags), tags, arc)

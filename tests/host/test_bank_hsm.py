@@ -105,12 +105,15 @@ def test_arqc_and_arpc_against_the_cards_own_3des(keys):
     tags = {0x9F02: bytes.fromhex("000000001234"), 0x9F03: bytes(6), 0x9F1A: b"\x02\x50",
             0x95: bytes(5), 0x5F2A: b"\x09\x78", 0x9A: b"\x26\x11\x21", 0x9C: b"\x00",
             0x9F37: b"\xde\xad\xbe\xef", 0x82: b"\x3c\x00", 0x9F36: b"\x00\x07",
-            0x9F10: cryptogram.iad(b"\xa0\x00\x00")}
-    sk = cardcrypto.session_key(cardcrypto.icc_master_key(imk, pan, psn), b"\x00\x07" + bytes(6))
-    tags[0x9F26] = cardcrypto.mac3(sk, cryptogram.cryptogram_input(tags))
+            0x9F10: cryptogram.iad(cryptogram.VISA_CVN10, b"\x03\xa0\x00\x00")}
+    # Visa CVN 10 as the card computes it: the ICC master key itself, zero padding, the CVR
+    # (every version: tests/host/test_cryptogram_versions.py)
+    mk = cardcrypto.icc_master_key(imk, pan, psn)
+    data = b"".join(tags[t] for t in cryptogram.ARQC_TAGS) + tags[0x9F10][3:7]
+    tags[0x9F26] = cardcrypto.mac3(mk, data, pad=cardcrypto.pad1)
     assert keys.verify_arqc("bank-a-visa", pan, psn, tags)
     assert keys.arpc("bank-a-visa", pan, psn, tags, b"00") == \
-        cardcrypto.arpc1(sk, tags[0x9F26], b"00") + b"00"
+        cardcrypto.arpc1(mk, tags[0x9F26], b"00") + b"00"
     tags[0x9F02] = bytes.fromhex("000000001235")
     assert not keys.verify_arqc("bank-a-visa", pan, psn, tags)
     with pytest.raises(hsm.HsmError):

@@ -14,6 +14,7 @@ import pytest
 
 import emvfix
 from tools import emvcard
+from tools.bank.hsm import Hsm
 from tools.device import Device
 from tools.emvcard import cryptogram
 from tools.emvcard.tlv import tlv
@@ -127,6 +128,109 @@ def test_contact_offline_pin_then_online_with_arpc(emv, device):
     emvfix.check_cryptogram(f)  # the card's TC, over the second GENERATE AC's data
 
 
+@pytest.mark.parametrize("card, pin", [("visa-classic", "1234"), ("visa-cvn18", "1234"), ("visa-cvn22", "4321"),
+                                       ("mastercard-sda", None), ("mastercard-cvn17", "1234")])
+def test_each_cryptogram_version_round_trips_through_the_hsm(emv, tmp_path, card, pin):
+    # card -> kernel -> the bank's HSM (tools/bank/hsm.py): the ARQC of DE55 checks, one with a
+    # bit of its cryptogram off does not; the HSM's issuer authentication data (ARPC method 1
+    # or 2, as the card's version has it) goes through EXTERNAL AUTHENTICATE and the card's TC
+    # checks too. Contactless: the ARQC of the GPO answer.
+    app = emvcard.load_profile(card)["apps"][0]
+    bank = Hsm.create(tmp_path / "keys.json")
+    bank.add_issuer_key(app["issuer"], bytes.fromhex(app["imk_ac"]))
+    pan, psn = app["pan"], app["psn"]
+    r = emv.contact(card + "#versions", 2500, *([pin] if pin else []))
+    assert r["outcome"] == "online", r
+    tags = emvfix.de55(r["icc_data"])
+    assert cryptogram.version_of(tags, pan)[0] == app["cvn"]
+    assert bank.verify_arqc(app["issuer"], pan, psn, tags)
+    tampered = dict(tags)
+    tampered[0x9F26] = bytes((tags[0x9F26][0] ^ 0x01,)) + tags[0x9F26][1:]
+    assert not bank.verify_arqc(app["issuer"], pan, psn, tampered)
+    f = emv.finish(b"00", bank.arpc(app["issuer"], pan, psn, tags, b"00"))
+    assert f["outcome"] == "approved" and not bits(f["tvr"], 4, 0x40), f
+    final = emvfix.de55(f["icc_data"])
+    assert final[0x9F27] == bytes((TC,)) and bank.verify_arqc(app["issuer"], pan, psn, final)
+    if app["afl_contactless"]:
+        r = emv.contactless(card + "#versions-tap", 2500)
+        assert r["outcome"] == "online", r
+        assert bank.verify_arqc(app["issuer"], pan, psn, emvfix.de55(r["icc_data"]))
+
+
+# ---- CDA (EMV Book 2 6.6) -------------------------------------------------------------------------
+
+def _commands(device):
+    """Record (INS, P1) of every command the kernel sends from now on (MANGLE)."""
+    device.exec("SENT = []; MANGLE[0] = lambda a, r: SENT.append((a[1], a[2])) or r")
+
+
+def test_cda_card_signs_both_cryptograms(emv, device, tmp_path):
+    app = emvcard.load_profile("visa-cda")["apps"][0]
+    bank = Hsm.create(tmp_path / "keys.json")
+    bank.add_issuer_key(app["issuer"], bytes.fromhex(app["imk_ac"]))
+    _commands(device)
+    try:
+        r = emv.contact("visa-cda#flow", 2500, "1234")
+        first = device.eval("SENT")
+        assert r["outcome"] == "online" and r["tvr"] == "000800c000", r  # no ODA bit: CDA passed
+        tags = emvfix.de55(r["icc_data"])
+        assert bank.verify_arqc(app["issuer"], app["pan"], app["psn"], tags)  # the AC signed
+        device.exec("SENT[:] = []")
+        f = emv.finish(b"00", bank.arpc(app["issuer"], app["pan"], app["psn"], tags, b"00"))
+        second = device.eval("SENT")
+    finally:
+        device.exec("MANGLE[0] = None")
+    # no INTERNAL AUTHENTICATE; GENERATE AC with P1 bit 5 (CDA signature) for the ARQC and the TC
+    assert 0x88 not in [ins for ins, _ in first] and (0xAE, 0x90) in first and (0xAE, 0x50) in second
+    assert f["outcome"] == "approved" and not bits(f["tvr"], 0, 0x04), f
+    final = emvfix.de55(f["icc_data"])
+    assert final[0x9F27] == bytes((TC,)) and bank.verify_arqc(app["issuer"], app["pan"], app["psn"], final)
+
+
+@pytest.mark.parametrize("card, why", [("cda-plain-ac", "a plain AC to a request for CDA"),
+                                       ("cda-wrong-hash", "transaction data hash code")])
+def test_cda_failure_declines_offline(emv, card, why):
+    r = emv.contact(card + "#flow", 2500, "1234")
+    assert (r["outcome"], r["reason"]) == ("declined", "CDA failed: " + why), r
+    assert bits(r["tvr"], 0, 0x04) and r["cryptogram"] is None  # never sent online
+
+
+def test_cda_keys_that_do_not_recover_fail_cda_before_generate_ac(emv, device):
+    # The ICC certificate (record 2 of SFI 3) damaged on the line: CDA failed at ODA, the
+    # GENERATE AC asks no signature, and TAC online has "CDA failed": the issuer decides.
+    device.exec("SENT = []\n"
+                "def _damage(a, r):\n"
+                "    SENT.append((a[1], a[2]))\n"
+                "    return r[:20] + bytes((r[20] ^ 1,)) + r[21:] if a[1:4] == b'\\xb2\\x02\\x1c' else r\n"
+                "MANGLE[0] = _damage")
+    try:
+        r = emv.contact("visa-cda#badkey", 2500, "1234")
+        sent = device.eval("SENT")
+    finally:
+        device.exec("MANGLE[0] = None")
+    assert r["outcome"] == "online" and bits(r["tvr"], 0, 0x04) and "ICC certificate" in r["reason"], r
+    assert (0xAE, 0x80) in sent and 0x88 not in [ins for ins, _ in sent]
+
+
+def test_terminal_without_cda_does_dda_with_a_cda_card(emv, device):
+    _commands(device)
+    try:
+        with on_device(device, "kernel.config.capabilities = b'\\x20\\xc8\\xc0'",
+                       "kernel.config.capabilities = TerminalConfig().capabilities"):
+            r = emv.contact("visa-cda#nocda", 2500, "1234")
+        sent = device.eval("SENT")
+    finally:
+        device.exec("MANGLE[0] = None")
+    assert r["outcome"] == "online" and r["tvr"] == "000800c000", r
+    assert 0x88 in [ins for ins, _ in sent] and (0xAE, 0x80) in sent  # DDA, a plain ARQC
+
+
+def test_cda_card_contactless_pays_with_fdda(emv):
+    r = emv.contactless("visa-cda#tap", 2500)
+    assert r["outcome"] == "online" and r["tvr"][:2] == "00", r
+    emvfix.check_cryptogram(r)
+
+
 def test_contact_wrong_pin_then_right(emv, device):
     r = emv.contact("visa-classic#wrongpin", 2500, "9999", "1234")
     assert r["outcome"] == "online" and r["cvm"] == "410302", r
@@ -162,6 +266,19 @@ def test_contact_wrong_arpc(emv):
     f = emv.finish(b"00", bytes(auth))
     # EXTERNAL AUTHENTICATE 6300: issuer authentication failed; the card then declines.
     assert bits(f["tvr"], 4, 0x40) and f["outcome"] == "declined", f
+
+
+def test_issuer_authentication_data_of_no_arpc_method_is_not_sent(emv, device):
+    # 91 of 7 bytes is neither method's (8 to 16): the kernel sends no EXTERNAL AUTHENTICATE
+    # and marks issuer authentication failed; the card, with no ARPC, declines.
+    r = emv.contact("visa-classic#shortarpc", 2500, "1234")
+    device.exec("SENT = []; MANGLE[0] = lambda a, r: SENT.append(a[1]) or r")
+    try:
+        f = emv.finish(b"00", emvfix.issuer_answer(r)[:7])
+    finally:
+        device.exec("MANGLE[0] = None")
+    assert bits(f["tvr"], 4, 0x40) and f["outcome"] == "declined", f
+    assert 0x82 not in device.eval("SENT") and 0xAE in device.eval("SENT")
 
 
 def test_contact_unable_to_go_online(emv):

@@ -232,3 +232,55 @@ def test_capk_store(dev, keys):
     del e["checksum"]
     assert call(dev, "capk.Store", [e])[0] == "CapkError"
     assert call(dev, "capk.Store", {"rid": RID})[0] == "CapkError"
+
+
+# ---- CDA (Book 2 6.6.2): lib/emv/cda.py against signatures laid out here -----------------------
+
+AC = bytes.fromhex("0123456789abcdef")
+UN = bytes.fromhex("cafef00d")
+SENT = bytes.fromhex("00000000" "000000001000" "0276") + bytes.fromhex("000000001000" "0978" "261121")
+ANSWER = bytes.fromhex("9f270180" "9f36020007" "9f100706010a03a00000")  # the objects before 9F4B
+
+
+def cda_answer(keys, cid=0x80, sent=SENT, answer=ANSWER, un=UN, dn=bytes.fromhex("1122334455667788"),
+               between=b""):
+    """(template value, its objects) of a GENERATE AC answer with CDA: the SDAD's ICC dynamic
+    data = number length, number, CID, AC, SHA-1(sent || the answer's objects but 9F4B)."""
+    tdhc = hashlib.sha1(sent + answer).digest()
+    sig = sdad(keys["icc"], bytes([len(dn)]) + dn + bytes([cid]) + AC + tdhc, un)
+    template = answer + between + bytes.fromhex("9f4b81%02x" % len(sig)) + sig
+    return template, {0x9F27: b"\x80", 0x9F36: b"\x00\x07", 0x9F10: ANSWER[-7:], 0x9F4B: sig}
+
+
+def cda(dev, template, got, sent=SENT, un=UN):
+    dev.exec("from emv import cda")
+    return call(dev, "cda.verify", _Raw("icc"), sent, template, got, un)
+
+
+def test_cda_verifies_and_gives_the_ac(dev, keys):
+    assert cda(dev, *cda_answer(keys)) == ("ok", AC)
+    # padding between the objects is no object: the hash does not cover it
+    assert cda(dev, *cda_answer(keys, between=b"\x00\x00")) == ("ok", AC)
+    # the second GENERATE AC's: the CDOL2's data after the PDOL's and the CDOL1's
+    more = SENT + bytes.fromhex("3030" + "00" * 10 + "0000000000" + "cafef00d")
+    assert cda(dev, *cda_answer(keys, sent=more), sent=more) == ("ok", AC)
+
+
+@pytest.mark.parametrize("case, why", [
+    ("plain", "a plain AC to a request for CDA"),
+    ("hash", "transaction data hash code"),  # the hash over other data than was sent
+    ("iad", "transaction data hash code"),  # an object of the answer not the one signed
+    ("cid", "SDAD cryptogram information data"),  # signed TC, answered ARQC
+    ("un", "SDAD hash"),  # signed over another unpredictable number
+    ("dn", "SDAD ICC dynamic data of 31 bytes"),  # a 1-byte ICC dynamic number (2 to 8)
+])
+def test_cda_failures(dev, keys, case, why):
+    template, got = cda_answer(keys, cid=0x40 if case == "cid" else 0x80,
+                               sent=SENT[:-1] if case == "hash" else SENT,
+                               un=b"\x00" * 4 if case == "un" else UN,
+                               dn=b"\x11" if case == "dn" else bytes.fromhex("1122334455667788"))
+    if case == "plain":
+        del got[0x9F4B]
+    if case == "iad":
+        template = template.replace(ANSWER[-7:], bytes.fromhex("06010a03a00001"))
+    assert cda(dev, template, got) == ("OdaFailed", why)

@@ -95,23 +95,6 @@ def test_published_icc_master_key_example():
     assert mk.hex().upper() == "67F8292358083E5EA7AB7FDA58D53B6B"
 
 
-@pytest.mark.parametrize("atc", [0x0001, 0x001C, 0x0100, 0x7FFF, 0xFFFF])
-def test_session_key_arqc_arpc_equal_pyemv(atc):
-    app = first_app("visa-classic")
-    imk = bytes.fromhex(app["imk_ac"])
-    mk = cardcrypto.icc_master_key(imk, app["pan"], app["psn"])
-    assert mk == cryptogram.icc_master_key(imk, app["pan"], app["psn"])
-    a = atc.to_bytes(2, "big")
-    sk = cardcrypto.session_key(mk, a + bytes(6))
-    assert sk == cryptogram.session_key(mk, a)
-    tags = cdol1_tags()
-    tags.update({0x82: b"\x3c\x00", 0x9F36: a, 0x9F10: cryptogram.iad(bytes((0x24, atc & 0xFF, 0)))})
-    arqc = cardcrypto.mac3(sk, cryptogram.cryptogram_input(tags))
-    assert arqc == cryptogram.cryptogram(sk, tags)
-    for arc in (b"00", b"05", b"Z3"):
-        assert cardcrypto.arpc1(sk, arqc, arc) == cryptogram.arpc(sk, arqc, arc)
-
-
 def test_pyemv_published_session_key_and_script_mac():
     mk = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
     sk = cardcrypto.session_key(mk, bytes.fromhex("001C000000000000"))
@@ -342,13 +325,17 @@ def _gac(c, p1, amount="000000001000", un="11223344"):
 
 
 def _check_ac(app, r, amount="000000001000", un="11223344", extra=None):
-    imk = bytes.fromhex(app["imk_ac"])
-    sk = cryptogram.session_key(cryptogram.icc_master_key(imk, app["pan"], app["psn"]), r["9F36"])
+    """The tags of the card's cryptogram, after checking it as its issuer does (pyemv)."""
     tags = cdol1_tags(amount, un)
-    tags.update({0x82: bytes.fromhex(app["aip"]), 0x9F36: r["9F36"], 0x9F10: r["9F10"]})
+    tags.update({0x82: bytes.fromhex(app["aip"]), 0x9F36: r["9F36"], 0x9F10: r["9F10"],
+                 0x84: bytes.fromhex(app["aid"]), 0x9F26: r["9F26"]})
     tags.update(extra or {})
-    assert r["9F26"] == cryptogram.cryptogram(sk, tags)
-    return sk
+    assert r["9F26"] == cryptogram.cryptogram(bytes.fromhex(app["imk_ac"]), app["pan"], app["psn"], tags)
+    return tags
+
+
+def _issuer_auth(app, tags, arc=b"00"):
+    return cryptogram.issuer_auth(bytes.fromhex(app["imk_ac"]), app["pan"], app["psn"], tags, arc)
 
 
 def test_offline_tc_within_limits_and_arqc_above():
@@ -356,7 +343,7 @@ def test_offline_tc_within_limits_and_arqc_above():
     c = card("visa-classic")
     start(c, pin="1234")
     r = _gac(c, 0x40)
-    assert r["9F27"] == b"\x40" and r["9F10"][:4].hex() == "06011203"
+    assert r["9F27"] == b"\x40" and r["9F10"][:4].hex() == "06010a03"  # Visa CVN 10, 4-byte CVR
     assert r["9F10"][4] == 0x14  # first AC TC, offline PIN performed
     _check_ac(app, r)
     assert run(c, apdu("80AE4000", cdol1()))[1] == "6985"
@@ -373,7 +360,7 @@ def test_offline_tc_within_limits_and_arqc_above():
 
 
 def _online(c, app):
-    """A new transaction that asks an ARQC: (the GENERATE AC answer, the AC session key)."""
+    """A new transaction that asks an ARQC: (the GENERATE AC answer, its cryptogram's tags)."""
     start(c)
     r = _gac(c, 0x80)
     return r, _check_ac(app, r)
@@ -382,9 +369,8 @@ def _online(c, app):
 def test_online_arqc_arpc_second_gac_tc():
     app = first_app("visa-classic")
     c = card("visa-classic")
-    r, sk = _online(c, app)
-    arpc = cryptogram.arpc(sk, r["9F26"], b"00")
-    data = "3030" + arpc.hex() + "3030" + "0000000000" + "55667788"
+    r, tags = _online(c, app)
+    data = "3030" + _issuer_auth(app, tags).hex() + "0000000000" + "55667788"
     r2 = decode(ok(c, apdu("80AE4000", data)))["77"]
     assert r2["9F27"] == b"\x40" and r2["9F10"][4] >> 6 == 1
     _check_ac(app, r2, un="55667788",
@@ -400,8 +386,8 @@ def test_wrong_arpc_declines_and_external_authenticate():
     assert run(c, apdu("00820000", bad, le=False))[1] == "6300"
     r2 = decode(ok(c, apdu("80AE4000", "3030" + "00" * 10 + "0000000000" + "11223344")))["77"]
     assert r2["9F27"] == b"\x00" and r2["9F10"][4] & 0x08
-    r, sk = _online(c, app)
-    good = cryptogram.arpc(sk, r["9F26"], b"00").hex() + "3030"
+    r, tags = _online(c, app)
+    good = _issuer_auth(app, tags).hex()
     assert run(c, apdu("00820000", good, le=False))[1] == "9000"
     assert run(c, apdu("00820000", good, le=False))[1] == "6985"
 
@@ -417,6 +403,53 @@ def test_internal_authenticate_sdad():
     assert data[:3] == b"\x05\x01\x09" and data[3] == 0x08
     assert hashlib.sha1(data + bytes.fromhex("CAFEBABE")).digest() == digest
     assert run(card("mastercard-sda"), "00880000020102")[1] in ("6985", "6D00")
+
+
+def test_cda_signs_tc_and_arqc_in_generate_ac():
+    # EMV Book 2 6.6.1, checked here from the layout: the SDAD (format 05) over the terminal's
+    # UN; its ICC dynamic data: number length 08, number, CID, AC, transaction data hash code =
+    # SHA-1(PDOL data || CDOL1 data [|| CDOL2 data] || the answer's objects but 9F4B).
+    app = first_app("visa-cda")
+    assert app["aip"] == "3D00"
+    icc = _icc_key(app, _issuer_key(app))
+    c = card("visa-cda")
+    start(c)
+    pdol = "".join(v if t != 0x9F66 else "00000000" for t, v in PDOL_TAGS)
+    sent = bytes.fromhex(pdol + cdol1())
+    raw = ok(c, apdu("80AE9000", cdol1()))  # ARQC, CDA signature requested
+    r = decode(raw)["77"]
+    assert "9F26" not in r and set(r) == {"9F27", "9F36", "9F10", "9F4B"}
+    block = _recover(icc, r["9F4B"])
+    n = len(block)
+    assert block[1:3] == b"\x05\x01"
+    dyn = block[4:4 + block[3]]
+    assert hashlib.sha1(block[1:n - 21] + bytes.fromhex("11223344")).digest() == block[n - 21:n - 1]
+    assert dyn[0] == 8 and dyn[9] == r["9F27"][0] == 0x80 and len(dyn) == 38
+    body = raw[2:raw.index(bytes.fromhex("9F4B"))]  # the objects before 9F4B, as sent
+    assert hashlib.sha1(sent + body).digest() == dyn[18:38]
+    _check_ac(app, {"9F26": dyn[10:18], "9F36": r["9F36"], "9F10": r["9F10"]})
+    # an AAC comes plain; a CDA request to a card without CDA is answered plainly
+    start(c)
+    assert "9F26" in decode(ok(c, apdu("80AE1000", cdol1())))["77"]  # P1 10: AAC + CDA
+    d = card("visa-classic")
+    start(d)
+    assert "9F4B" not in decode(ok(d, apdu("80AE9000", cdol1())))["77"]
+
+
+@pytest.mark.parametrize("name", ["cda-plain-ac", "cda-wrong-hash"])
+def test_cda_misbehaving_cards(name):
+    app = first_app(name)
+    c = card(name)
+    start(c)
+    pdol = "".join(v if t != 0x9F66 else "00000000" for t, v in PDOL_TAGS)
+    raw = ok(c, apdu("80AE9000", cdol1()))
+    r = decode(raw)["77"]
+    if name == "cda-plain-ac":
+        assert "9F4B" not in r and "9F26" in r
+        return
+    dyn = _recover(_icc_key(app, _issuer_key(app)), r["9F4B"])[4:42]
+    body = raw[2:raw.index(bytes.fromhex("9F4B"))]
+    assert hashlib.sha1(bytes.fromhex(pdol + cdol1()) + body).digest() != dyn[18:38]
 
 
 def test_contactless_gpo_short_path_and_fdda():

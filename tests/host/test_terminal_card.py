@@ -109,6 +109,32 @@ def test_contactless_purchase_approved(shop):
     assert field_off(t)
 
 
+@pytest.mark.parametrize("card, pin", [
+    ("visa-cvn18", "1234"),  # ARPC method 2 (ARPC || CSU) in EXTERNAL AUTHENTICATE
+    ("visa-cvn22", "4321"),  # IAD format 2, 32 bytes
+    ("mastercard-cvn17", "1234"),  # M/Chip: the session key from ATC and UN
+    ("visa-cvn22", None), ("mastercard-cvn17", None),  # tapped
+    ("visa-cda", "1234"), ("visa-cda", None),  # CDA: both cryptograms signed; tapped: fDDA
+])
+def test_each_cryptogram_version_pays_through_the_bank(shop, card, pin):
+    t = shop
+    account = demo.card_account(card)
+    before = t.ledger()
+    start(t, "930")
+    if pin:
+        t.insert("emv:" + card)
+        t.screen("Card PIN")  # offline PIN first (their CVM list)
+        t.type_pin(pin)
+        done(t, "Approved")
+        t.remove_card()
+    else:
+        t.tap_card("emv:" + card)
+        done(t, "Approved")
+        t.lift_card()
+    after = t.ledger()
+    assert after[demo.SHOP] - before[demo.SHOP] == 930 and before[account] - after[account] == 930
+
+
 def test_a_tap_from_the_cvm_limit_asks_the_cards_pin(shop):
     # EUR 1,234.56 tapped went online with no PIN at all. From EUR 50 (the reader's CVM limit)
     # the card's PIN is asked on the handheld's keypad and checked by the bank.
@@ -169,6 +195,21 @@ def test_inserted_card_that_cannot_pay(shop, card, title):
     t.remove_card()
     assert failure["error"] is True
     assert t.ledger() == before
+
+
+def test_cda_that_fails_declines_without_the_bank(shop):
+    # The card's signature over its ARQC does not check (its hash leaves out its IAD): the
+    # cryptogram is not the card's, so it is declined offline and never sent to the bank.
+    t = shop
+    before = t.ledger()
+    start(t, "1500")
+    t.insert("emv:cda-wrong-hash")
+    t.screen("Card PIN")
+    t.type_pin("1234")
+    done(t, "Declined")
+    t.remove_card()
+    assert t.ledger() == before
+    assert not re.search(r"card 476173\*+0143", t.bank.log())
 
 
 def test_card_declines(shop):

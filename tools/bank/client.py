@@ -33,6 +33,7 @@ class SimCard:
     imk: bytes                  # the issuer master key: the card's keys derive from it
     atc: int = 0
     currency: str = "978"
+    version: str = cryptogram.VISA_CVN10  # its cryptogram version (tools/emvcard/cryptogram.py)
 
     def icc_data(self, amount, unpredictable=b"\x12\x34\x56\x78", today=None):
         """DE55 with a fresh ARQC (the card's ATC advanced): the tags the cryptogram covers."""
@@ -43,20 +44,18 @@ class SimCard:
                 0x9A: bytes.fromhex(today.strftime("%y%m%d")), 0x9C: b"\x00",
                 0x9F37: unpredictable, 0x82: bytes.fromhex("3900"),
                 0x9F36: self.atc.to_bytes(2, "big"),
-                0x9F10: cryptogram.iad(bytes.fromhex("A00000"))}
-        sk = cryptogram.session_key(cryptogram.icc_master_key(self.imk, self.pan, self.psn),
-                                    tags[0x9F36])
-        tags[0x9F26] = cryptogram.cryptogram(sk, tags)
+                0x9F10: cryptogram.iad(self.version, bytes(cryptogram.CVR_LENGTH[self.version]))}
+        tags[0x9F26] = cryptogram.cryptogram(self.imk, self.pan, self.psn, tags)
         tags[0x9F27] = b"\x80"
         tags[0x5F34] = bytes.fromhex(self.psn.rjust(2, "0")[-2:])
         return tags
 
     def check_arpc(self, tags, issuer_auth):
-        """True if tag 91 (ARPC || ARC) is the issuer's answer to this card's ARQC."""
-        sk = cryptogram.session_key(cryptogram.icc_master_key(self.imk, self.pan, self.psn),
-                                    tags[0x9F36])
-        arpc, arc = issuer_auth[:8], issuer_auth[8:10]
-        return cryptogram.arpc(sk, tags[0x9F26], arc) == arpc
+        """True if tag 91 is the issuer's answer to this card's ARQC (method 1: ARPC || ARC,
+        method 2: ARPC || CSU, whose approval must be the ARC's)."""
+        arc = issuer_auth[8:10] if cryptogram.VERSIONS[self.version][2] == 1 else \
+            (b"00" if issuer_auth[5:6] == bytes((cryptogram.CSU_APPROVED,)) else b"05")
+        return cryptogram.issuer_auth(self.imk, self.pan, self.psn, tags, arc) == bytes(issuer_auth)
 
 
 class Terminal:

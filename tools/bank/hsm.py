@@ -210,22 +210,25 @@ class Hsm:
             self._imks[key_id] = bytes(imk)
             self._save()
 
-    def _session_key(self, key_id, pan, psn, atc):
+    def _imk(self, key_id):
         imk = self._imks.get(key_id)
         if imk is None:
             raise HsmError("unknown issuer key id %s" % key_id)
-        return cryptogram.session_key(cryptogram.icc_master_key(imk, pan, psn), atc)
+        return imk
 
     def verify_arqc(self, key_id, pan, psn, tags):
-        """True if tag 9F26 of tags {tag: value} is the card's ARQC over the other tags."""
+        """True if tag 9F26 of tags {tag: value} is the card's ARQC over the other tags, by the
+        cryptogram version its issuer application data (9F10) names (Visa CVN 10, 18, 22; M/Chip
+        CVN 16, 17: tools/emvcard/cryptogram.py); an IAD of another version does not verify."""
+        imk = self._imk(key_id)
         try:
-            sk = self._session_key(key_id, pan, psn, tags[0x9F36])
-            expected = cryptogram.cryptogram(sk, tags)
-        except (KeyError, ValueError, TypeError):  # a tag missing, or of a length pyemv refuses
-            return False
+            expected = cryptogram.cryptogram(imk, pan, psn, tags)
+        except (KeyError, ValueError, TypeError):  # a tag missing, of a length pyemv refuses,
+            return False                           # an unknown version
         return hmac.compare_digest(expected, bytes(tags.get(0x9F26, b"")))
 
     def arpc(self, key_id, pan, psn, tags, arc):
-        """The issuer authentication data (tag 91): ARPC (8) || ARC (2 ASCII bytes)."""
-        sk = self._session_key(key_id, pan, psn, tags[0x9F36])
-        return cryptogram.arpc(sk, bytes(tags[0x9F26]), arc) + arc
+        """The issuer authentication data (tag 91) for the ARQC in tags, by the card's ARPC
+        method: 1, ARPC (8) || ARC (2 ASCII bytes); 2, ARPC (4) || card status update (4), the
+        CSU approving when arc does."""
+        return cryptogram.issuer_auth(self._imk(key_id), pan, psn, tags, bytes(arc))

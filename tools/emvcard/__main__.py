@@ -3,8 +3,9 @@
   ca --rid A000000003 --index 92 [--bits 1152] [--expiry YYMMDD] --out FILE
   issuer --ca FILE --name NAME --bin 476173 [--expiry MMYY] --out FILE
   card --issuer FILE --name NAME --pan PAN [--psn 01] [--expiry YYMMDD] [--effective YYMMDD]
-       [--aid A0000000031010] [--label VISA] [--priority 1] [--oda dda|sda] [--cvm HEX]
-       [--no-contactless] [--pin 1234] [--pin-try-limit 3] [--offline-amount 5000] --out FILE
+       [--aid A0000000031010] [--label VISA] [--priority 1] [--oda dda|cda|sda] [--cvm HEX]
+       [--no-contactless] [--pin 1234] [--pin-try-limit 3] [--offline-amount 5000]
+       [--cvn visa-cvn10|visa-cvn18|visa-cvn22|mchip-cvn16|mchip-cvn17] --out FILE
   capk [--cards DIR] --out build/capk.json   the kernel's CA public key file
   make-test-cards [--cards DIR]              the standard set (README.md), TEST keys
 """
@@ -14,7 +15,7 @@ import json
 import os
 import sys
 
-from . import CARDS_DIR, perso
+from . import CARDS_DIR, cryptogram, perso
 
 
 def _write(obj, path):
@@ -59,10 +60,35 @@ def make_test_cards(cards):
         perso.make_card("visa-classic", "Bank A Visa, contact + contactless, DDA, offline "
                         "plaintext PIN then online PIN then no CVM; PIN 1234, 3 tries",
                         [perso.make_app(bank_a, pan="4761739001010010", **visa)]),
-        perso.make_card("mastercard-sda", "Bank B Mastercard, contact only, SDA, online PIN",
+        perso.make_card("mastercard-sda", "Bank B Mastercard, M/Chip CVN 16, contact only, SDA, "
+                        "online PIN",
                         [perso.make_app(bank_b_mc, "A0000000041010", "MASTERCARD",
                                         "5413330089020011", oda="sda", contactless=False,
                                         cvm=perso.CVM_PIN_ONLINE_NONE)]),
+        perso.make_card("visa-cvn18", "Bank A Visa, CVN 18 (common session key, the whole IAD "
+                        "in the cryptogram, ARPC method 2 with CSU), DDA, contact + contactless",
+                        [perso.make_app(bank_a, pan=pan("476173900101011"), cvn="visa-cvn18",
+                                        **visa)]),
+        perso.make_card("visa-cvn22", "Bank B Visa, CVN 22 (IAD format 2 with a 5-byte CVR, "
+                        "ARPC method 2 with CSU), DDA, contact + contactless, PIN 4321",
+                        [perso.make_app(bank_b_visa, pan=pan("457199000000002"), cvn="visa-cvn22",
+                                        **visa)], pin="4321"),
+        perso.make_card("mastercard-cvn17", "Bank B Mastercard, M/Chip CVN 17 (session key from "
+                        "ATC and UN, the counters in the cryptogram, ARPC method 1), DDA, "
+                        "contact + contactless", [perso.make_app(
+                            bank_b_mc, "A0000000041010", "MASTERCARD", pan("541333008902002"),
+                            cvn="mchip-cvn17")]),
+        perso.make_card("visa-cda", "Bank A Visa with CDA (AIP 3D00: DDA and CDA): its TC and "
+                        "ARQC come signed in GENERATE AC; contact + contactless (fDDA)",
+                        [perso.make_app(bank_a, pan=pan("476173900101012"), oda="cda", **visa)]),
+        perso.make_card("cda-plain-ac", "as visa-cda, but a plain AC (9F26, no 9F4B) to a "
+                        "GENERATE AC that asks CDA", [perso.make_app(
+                            bank_a, pan=pan("476173900101013"), oda="cda", **visa)],
+                        misbehave=["cda-plain-ac"]),
+        perso.make_card("cda-wrong-hash", "as visa-cda, but its signature's transaction data hash "
+                        "leaves out its IAD", [perso.make_app(
+                            bank_a, pan=pan("476173900101014"), oda="cda", **visa)],
+                        misbehave=["cda-wrong-hash"]),
         perso.make_card("two-apps", "Bank A: Visa credit and Visa debit, both priorities "
                         "with 'cardholder confirmation required' (the kernel must ask)",
                         [perso.make_app(bank_a, "A0000000031010", "VISA CREDIT",
@@ -138,12 +164,14 @@ def main(argv=None):
     p.add_argument("--aid", default="A0000000031010")
     p.add_argument("--label", default="VISA")
     p.add_argument("--priority", type=lambda s: int(s, 0), default=1)
-    p.add_argument("--oda", choices=("dda", "sda"), default="dda")
+    p.add_argument("--oda", choices=("dda", "cda", "sda"), default="dda")
     p.add_argument("--cvm", default=perso.CVM_PIN_OFFLINE_ONLINE_NONE, help="8E value, hex")
     p.add_argument("--no-contactless", action="store_true")
     p.add_argument("--pin", default="1234")
     p.add_argument("--pin-try-limit", type=int, default=3)
     p.add_argument("--offline-amount", type=int, default=5000, help="minor units")
+    p.add_argument("--cvn", choices=sorted(cryptogram.VERSIONS),
+                   help="cryptogram version (default: Visa CVN 10, M/Chip CVN 16 for a Mastercard AID)")
     p.add_argument("--out", required=True)
     p = sub.add_parser("capk", help="the kernel's CA public key file")
     p.add_argument("--cards", default=CARDS_DIR)
@@ -160,7 +188,7 @@ def main(argv=None):
         app = perso.make_app(_read(a.issuer), a.aid, a.label, a.pan, psn=a.psn,
                              expiry=a.expiry, effective=a.effective, priority=a.priority,
                              oda=a.oda, cvm=a.cvm, contactless=not a.no_contactless,
-                             limits={"offline_amount": a.offline_amount})
+                             limits={"offline_amount": a.offline_amount}, cvn=a.cvn)
         _write(perso.make_card(a.name, a.description, [app], a.pin, a.pin_try_limit), a.out)
     elif a.cmd == "capk":
         keys = perso.capk_entries(a.cards)

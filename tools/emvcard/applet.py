@@ -9,6 +9,7 @@ the card of a later rig process carries on (a bank refuses an ATC it has seen).
 The commands and the status words are listed in README.md.
 """
 
+import hashlib
 import json
 import os
 import secrets
@@ -17,7 +18,7 @@ from tools.rig.pn532 import EchoApplet  # the rig's APDU parser (short and exten
 
 from . import cardcrypto as cc
 from . import certs
-from .cryptogram import cryptogram_input, iad
+from . import cryptogram as cv
 from .perso import icc_master_keys, records_bytes
 from .tlv import TlvError, decode, find, split_dol, tlv, tlvs
 
@@ -42,6 +43,8 @@ CVR3_SCRIPT_FAILED = 0x08
 CVR3_CONTACTLESS = 0x01
 
 SW_OK = b"\x90\x00"
+AIP_CDA = 0x01  # AIP byte 1: CDA supported
+CDA_REQUESTED = 0x10  # GENERATE AC P1: a CDA signature requested
 
 
 class CardError(Exception):
@@ -137,6 +140,10 @@ class App:
         self.icc_key = certs.Key.from_json(obj["icc_key"]) if obj["icc_key"] else None
         self.limits = obj["limits"]
         self.records = records_bytes(obj["records"])
+        self.version = obj["cvn"]  # the cryptogram version (tools/emvcard/cryptogram.py)
+        if self.version not in cv.VERSIONS:
+            raise ValueError("card %s: cryptogram version %r is none of %s"
+                             % (obj["pan"], self.version, ", ".join(cv.VERSIONS)))
         self.mk_ac, self.mk_smi, self.mk_smc = icc_master_keys(obj)
         try:  # for the contactless GPO answer; absent when the record is broken on purpose
             self.track2 = find(find(self.records["1.1"], 0x70) or b"", 0x57)
@@ -275,6 +282,7 @@ class EmvCard:
         ttq = terminal.get(0x9F66, b"\x00")
         contactless = app.afl_contactless is not None and bool(ttq[0] & 0x20)
         self.txn = Txn(st.atc, contactless)
+        self.txn.sent = pdol_data  # what a CDA signature's transaction data hash covers
         if not contactless:
             return self._format2(tlvs((0x82, app.aip), (0x94, app.afl)))
         return self._contactless_gpo(app, st, terminal)
@@ -352,11 +360,13 @@ class EmvCard:
             raise CardError(0x6985 if kind != 0xC0 else 0x6A86)
         if t.first is None:
             t.tags = split_dol(app.cdol1, data)
+            t.sent += data
             t.first = self._first_decision(app, st, kind)
-            return self._ac_answer(app, st, t.first, first=True)
+            return self._ac_answer(app, st, t.first, True, header[2] & CDA_REQUESTED)
         if t.first != ARQC or t.second is not None or kind == ARQC:
             raise CardError(0x6985)
         t.tags.update(split_dol(app.cdol2, data))
+        t.sent += data
         arc = t.tags.get(0x8A, b"")
         auth = t.tags.get(0x91, b"")
         if t.issuer_auth is None and auth.strip(b"\x00"):
@@ -364,7 +374,7 @@ class EmvCard:
         if t.issuer_auth is False:
             t.cvr[0] |= CVR1_ISSUER_AUTH_FAILED
         if kind == TC and arc in APPROVED_ARCS and t.issuer_auth is not False \
-                and not st.blocked:
+                and t.issuer_approves is not False and not st.blocked:
             t.second = TC
             st.last_online_atc = st.atc
         elif kind == TC and arc == UNABLE_ONLINE_OFFLINE and not st.blocked \
@@ -373,7 +383,7 @@ class EmvCard:
             t.second = TC
         else:
             t.second = AAC
-        return self._ac_answer(app, st, t.second, first=False)
+        return self._ac_answer(app, st, t.second, False, header[2] & CDA_REQUESTED)
 
     def _risk(self, app, st):
         """Card risk management: CVR bits of the limits this transaction exceeds (0: none)."""
@@ -397,10 +407,20 @@ class EmvCard:
             return ARQC
         return TC
 
-    def _ac_answer(self, app, st, kind, first):
+    def _ac_answer(self, app, st, kind, first, cda):
+        """77{9F27 9F36 9F26 9F10}; with CDA asked of a CDA card for a TC or an ARQC (EMV Book 2
+        6.6.1), 77{9F27 9F36 9F10 9F4B}: the AC inside the SDAD, with the transaction data hash
+        code, SHA-1 over the command data sent so far (PDOL, CDOL1, CDOL2) and this answer's
+        objects but 9F4B; the SDAD signs the terminal's unpredictable number."""
+        t = self.txn
         ac = self._cryptogram(app, st, kind, first)
-        return tlv(0x77, tlvs((0x9F27, bytes((kind,))), (0x9F36, st.atc.to_bytes(2, "big")),
-                              (0x9F26, ac), (0x9F10, self.txn.iad)))
+        head = tlvs((0x9F27, bytes((kind,))), (0x9F36, st.atc.to_bytes(2, "big")))
+        if not (cda and kind != AAC and app.aip[0] & AIP_CDA) or "cda-plain-ac" in self.misbehave:
+            return tlv(0x77, head + tlvs((0x9F26, ac), (0x9F10, t.iad)))
+        body = head + tlv(0x9F10, t.iad)
+        tdhc = hashlib.sha1(t.sent + (body if "cda-wrong-hash" not in self.misbehave else head)).digest()
+        dyn = b"\x08" + secrets.token_bytes(8) + bytes((kind,)) + ac + tdhc
+        return tlv(0x77, body + tlv(0x9F4B, certs.signed_dynamic_data(app.icc_key, dyn, t.tags[0x9F37])))
 
     def _cryptogram(self, app, st, kind, first):
         t = self.txn
@@ -408,31 +428,44 @@ class EmvCard:
         t.cvr[0] = (t.cvr[0] & ~(3 << shift)) | ({AAC: 0, TC: 1, ARQC: 2}[kind] << shift)
         if st.blocked:
             t.cvr[1] |= CVR2_APP_BLOCKED
-        t.iad = iad(bytes(t.cvr))
+        v = app.version
+        # The rig's cards keep one CVR (Visa's bits, above) and lay it out as their version's
+        # IAD has it: after its length byte (Visa format 0/1/3), or zero-filled to 5 (format 2)
+        # or 6 bytes (M/Chip), whose counters are the offline ones (amount not kept, FF).
+        cvr = bytes(t.cvr)
+        counters = bytes(6) + bytes((min(255, st.atc - st.last_online_atc), 0xFF))
+        cvr = b"\x03" + cvr if cv.CVR_LENGTH[v] == 4 else cvr + bytes(cv.CVR_LENGTH[v] - 3)
+        t.iad = cv.iad(v, cvr, counters=counters)
         tags = dict(t.tags)
-        tags.update({0x82: app.aip, 0x9F36: st.atc.to_bytes(2, "big"), 0x9F10: t.iad})
-        sk = cc.session_key(app.mk_ac, st.atc.to_bytes(2, "big") + bytes(6))
+        tags.update({0x82: app.aip, 0x9F36: st.atc.to_bytes(2, "big")})
         try:
-            ac = cc.mac3(sk, cryptogram_input(tags))
+            ac, arpc_key = application_cryptogram(v, app.mk_ac, tags, t.iad)
         except KeyError:
             raise CardError(0x6A80) from None
         if kind == ARQC:
-            t.arqc = ac
-            t.sk = sk
+            t.arqc, t.arpc_key = ac, arpc_key
         return ac
 
     def _arpc_ok(self, app, auth):
+        """Whether the issuer authentication data checks, by the card's ARPC method: 1, ARPC
+        (8) || ARC; 2, ARPC (4) || CSU (4) || proprietary data (0-8), the CSU saying whether
+        the issuer approves (t.issuer_approves)."""
         t = self.txn
-        if len(auth) != 10 or t.arqc is None or "refuse-arpc" in self.misbehave:
+        if t.arqc is None or "refuse-arpc" in self.misbehave:
             return False
-        return cc.arpc1(t.sk, t.arqc, auth[8:10]) == auth[:8]
+        if cv.VERSIONS[app.version][2] == 1:
+            return len(auth) == 10 and cc.arpc1(t.arpc_key, t.arqc, auth[8:10]) == auth[:8]
+        if not 8 <= len(auth) <= 16 or cc.arpc2(t.arpc_key, t.arqc, auth[4:8], auth[8:]) != auth[:4]:
+            return False
+        t.issuer_approves = bool(auth[5] & cv.CSU_APPROVED)
+        return True
 
     def external_authenticate(self, header, data):
         app, st = self._app()
         t = self.txn
         if t is None or t.arqc is None or t.issuer_auth is not None or t.second is not None:
             raise CardError(0x6985)
-        if len(data) != 10:
+        if not 8 <= len(data) <= 16:
             raise CardError(0x6700)
         t.issuer_auth = self._arpc_ok(app, data)
         if not t.issuer_auth:
@@ -494,12 +527,31 @@ class Txn:
         self.contactless = contactless
         self.cvr = bytearray(3)
         self.tags = {}
-        self.iad = iad(bytes(3))
+        self.iad = None
         self.first = None
         self.second = None
         self.arqc = None
-        self.sk = None
+        self.arpc_key = None
         self.issuer_auth = None  # None: not done, True/False: the ARPC's check
+        self.issuer_approves = None  # ARPC method 2: the CSU's decision
+        self.sent = b""  # the command data a CDA signature's hash covers
+
+
+def application_cryptogram(version, mk_ac, tags, iad):
+    """(the AC, the ARPC's key) a card of `version` computes with its AC master key over tags
+    {tag: value} (cryptogram.ARQC_TAGS; KeyError for a missing one) and its IAD (9F10)."""
+    data = b"".join(bytes(tags[tag]) for tag in cv.ARQC_TAGS)
+    _, cvr, counters = cv.parse_iad(iad, cv.VERSIONS[version][1])
+    atc = bytes(tags[0x9F36])
+    if version == cv.VISA_CVN10:  # the ICC master key itself, zero padding, the 4-byte CVR
+        return cc.mac3(mk_ac, data + cvr, pad=cc.pad1), mk_ac
+    if version in (cv.VISA_CVN18, cv.VISA_CVN22):  # the common session key over the whole IAD;
+        sk = cc.session_key(mk_ac, atc + bytes(6))   # ARPC method 2 under it
+        return cc.mac3(sk, data + bytes(iad)), sk
+    # M/Chip: the session key of R = ATC || 00 00 || UN over the CVR (and, CVN 17, the
+    # counters); ARPC method 1 under the ICC master key
+    sk = cc.session_key(mk_ac, atc + bytes(2) + bytes(tags[0x9F37]))
+    return cc.mac3(sk, data + cvr + (counters if version == cv.MCHIP_CVN17 else b"")), mk_ac
 
 
 def tlv_value(data, tag):
