@@ -40,10 +40,13 @@ _HOME = (
     ("Card mode", "terminal.emulate", "CardMode"),
     ("History", "terminal.app", "History"),
     ("Settings", "terminal.app", "Settings"),
+    # What a merchant pushes a request to (terminal.identifier), beside Lock on the last page:
+    # the pages before keep their places (tests/host/test_terminal_app.py taps Settings on the 2nd).
+    ("My identifier", "terminal.identifier", "Identifier"),
     ("Lock", None, None),
 )
 # The packages of the flows' modules, which the app lets go of when a flow ends (_unload).
-_FLOWS = ("terminal", "ui", "emv", "iso7816", "drivers", "nfc", "diag")
+_FLOWS = ("terminal", "ui", "emv", "iso7816", "drivers", "nfc", "diag", "qr")
 
 
 def _modules():

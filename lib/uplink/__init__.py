@@ -6,6 +6,7 @@
     a = await up.purchase(result, 1250, pin=bytearray(b"1234"))   # a.rc, a.approved, a.icc ...
     a = await up.balance("ACC-1")         # a.balance: (currency, minor units)
     a = await up.transfer("ACC-1", "ACC-2", 500)
+    a = await up.alias(new=False)         # the payment identifier: a.fields[48] "ALIAS=K7M2QX9P"
     req = await up.next_request()         # a pushed 0600, already acknowledged with a 0610
     await up.pay_request(req, account="ACC-1")  or  (req, card=result, pin=...)
     await up.refuse_request(req)
@@ -61,6 +62,9 @@ RECONNECT_MAX_MS = const(60_000)
 PURCHASE = "000000"
 BALANCE = "310000"
 TRANSFER = "400000"
+# The payment identifier (PROTOCOL.md): the live one, or a new one that retires it at once.
+ALIAS = "900000"
+NEW_ALIAS = "910000"
 CONTACT = "051"
 CONTACTLESS = "071"
 ACCOUNT_ON_FILE = "010"
@@ -648,6 +652,11 @@ class Uplink:
 
     async def balance(self, account):
         return await self._exchange("0200", {3: BALANCE, 102: account})
+
+    async def alias(self, new=False):
+        """The payment identifier the bank maps to this device (the answer's DE48, "ALIAS=<it>"):
+        the live one, or (new) a fresh one in its place. No money moves: nothing to reverse."""
+        return await self._exchange("0200", {3: NEW_ALIAS if new else ALIAS})
 
     async def transfer(self, from_account, to_account, amount, currency=None):
         return await self._exchange("0200", {3: TRANSFER, 4: amount, 49: currency or self.currency,

@@ -25,7 +25,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
-from tools.bank import pki, wire
+from tools.bank import alias, pki, wire
 from tools.bank.hsm import HsmError
 from tools.bank.ledger import CLEARING, Conflict, mask_pan
 from tools.emvcard import tlv
@@ -48,6 +48,10 @@ REVERSAL_WINDOW = 600
 DATE_SLACK = datetime.timedelta(days=1)
 
 PURCHASE, BALANCE, TRANSFER = "000000", "310000", "400000"
+# The device's payment identifier (tools/bank/alias.py): its live one (one is given at the first
+# ask), or a new one in place of it (the old one stops working with this transaction). Codes of
+# ISO 8583's private-use range 9x; the answer's DE48 is "ALIAS=<alias>".
+ALIAS, NEW_ALIAS = "900000", "910000"
 ACCOUNT_ON_FILE = "010"
 SIGN_ON, SIGN_OFF, ECHO = "001", "002", "301"
 # Fields a 0210/0410/0630 echoes from its request (those present).
@@ -356,6 +360,9 @@ class Bank:
             elif proc == TRANSFER:
                 log["kind"] = "transfer"
                 self._transfer(serial, doc, log)
+            elif proc in (ALIAS, NEW_ALIAS):
+                log["kind"] = "alias" if proc == ALIAS else "new-alias"
+                fields["48"] = "ALIAS=" + self._alias(serial, proc == NEW_ALIAS)
             elif proc == PURCHASE and doc.get("22") == ACCOUNT_ON_FILE:
                 log["kind"] = "request-payment"
                 self._pay_from_account(serial, doc, log)
@@ -488,6 +495,17 @@ class Bank:
                 or dst["currency"] != src["currency"]:
             raise Decline(NOT_PERMITTED)
         self._move(log, src["id"], dst_id, amount)
+
+    def _alias(self, serial, new):
+        """The device's live alias; a fresh one if it has none or new is asked (the old one
+        retired in the same transaction). A collision with any alias ever issued, or a rotation
+        of the same device committed meanwhile, is a Conflict: _financial tries again."""
+        current = None if new else self.ledger.alias_of(serial)
+        if current is None:
+            current = alias.new()
+            self.ledger.give_alias(serial, current)
+            LOG.info("%s: payment identifier %s", serial, "rotated" if new else "issued")
+        return current
 
     def _reversal(self, doc, log):
         log["amount"] = int(doc.get("4", "0") or 0) if doc.get("4", "").isdigit() else 0

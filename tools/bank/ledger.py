@@ -59,6 +59,12 @@ CREATE TABLE IF NOT EXISTS card_atcs (
 CREATE TABLE IF NOT EXISTS merchants (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, account_id TEXT REFERENCES accounts(id),
     key_id TEXT NOT NULL UNIQUE, secret TEXT NOT NULL, created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS aliases (
+    alias TEXT PRIMARY KEY, serial TEXT NOT NULL REFERENCES devices(serial), status TEXT NOT NULL,
+    created TEXT NOT NULL, retired TEXT);
+CREATE UNIQUE INDEX IF NOT EXISTS aliases_live ON aliases (serial) WHERE status = 'active';
+CREATE TABLE IF NOT EXISTS request_aliases (
+    request_id TEXT PRIMARY KEY REFERENCES payment_requests(id), alias TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS merchant_nonces (
     key_id TEXT NOT NULL, nonce TEXT NOT NULL, created TEXT NOT NULL, PRIMARY KEY (key_id, nonce));
 """
@@ -322,6 +328,35 @@ class Ledger:
         return self.db.all("SELECT account_id, role FROM device_accounts WHERE serial = ? "
                            "ORDER BY account_id", (serial,))
 
+    # ---- payment identifiers (tools/bank/alias.py) --------------------------------------------
+
+    def alias_of(self, serial):
+        """The device's live alias, or None."""
+        row = self.db.one("SELECT alias FROM aliases WHERE serial = ? AND status = 'active'", (serial,))
+        return row[0] if row else None
+
+    def device_by_alias(self, alias):
+        """The serial of the device whose live alias this is; None for one never issued and for
+        one retired alike (the merchant API answers both the same)."""
+        row = self.db.one("SELECT serial FROM aliases WHERE alias = ? AND status = 'active'", (alias,))
+        return row[0] if row else None
+
+    def give_alias(self, serial, alias):
+        """Make alias (new: never issued) the device's live one, retiring the one it had: inside
+        the caller's transaction, so that both happen or neither. Conflict if alias was issued
+        before (to anyone), or if another rotation of this device committed first (the index
+        aliases_live holds one live alias a device)."""
+        stamp = now()
+        self.db.execute("UPDATE aliases SET status = 'retired', retired = ? WHERE serial = ? AND status = 'active'",
+                        (stamp, serial))
+        self.db.execute("INSERT INTO aliases (alias, serial, status, created) VALUES (?, ?, 'active', ?)",
+                        (alias, serial, stamp))
+
+    def aliases(self, serial):
+        """[(alias, status)] the device has had, oldest first (the admin's view)."""
+        return [tuple(r) for r in self.db.all("SELECT alias, status FROM aliases WHERE serial = ? ORDER BY created, alias",
+                                              (serial,))]
+
     # ---- replay guards: a device's DUKPT counter, a card's ATC -------------------------------
 
     def _advance(self, table, key_cols, key, col, value):
@@ -407,13 +442,22 @@ class Ledger:
     # ---- payment requests --------------------------------------------------------------------
 
     def add_request(self, request_id, serial, merchant_id, merchant, order_no, amount, currency,
-                    expires):
+                    expires, alias=None):
+        """A pushed request; alias: the payment identifier the merchant named the device by
+        (the merchant is then shown that, never the serial: request_alias)."""
         with self.db.transaction():
             self.db.execute(
                 "INSERT INTO payment_requests (id, serial, merchant_id, merchant, order_no, amount, "
                 "currency, status, rrn, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?, 'pushed', "
                 "NULL, ?, ?)", (request_id, serial, merchant_id, merchant, order_no, amount,
                                 currency, now(), expires))
+            if alias is not None:
+                self.db.execute("INSERT INTO request_aliases (request_id, alias) VALUES (?, ?)",
+                                (request_id, alias))
+
+    def request_alias(self, request_id):
+        row = self.db.one("SELECT alias FROM request_aliases WHERE request_id = ?", (request_id,))
+        return row[0] if row else None
 
     def request(self, request_id=None, serial=None, order_no=None, lock=False):
         """A payment request by id, or by device and order; lock: its row held until the
@@ -488,6 +532,6 @@ class Ledger:
         out = {}
         for table in ("accounts", "cards", "devices", "device_accounts", "holds", "transactions",
                       "postings", "payment_requests", "idempotency", "dukpt_counters", "card_atcs",
-                      "merchants", "merchant_nonces"):
+                      "merchants", "merchant_nonces", "aliases", "request_aliases"):
             out[table] = [tuple(r) for r in self.db.all("SELECT * FROM %s" % table)]
         return out

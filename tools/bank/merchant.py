@@ -30,6 +30,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from tools.bank import alias as aliases
 from tools.bank.host import PushError
 from tools.bank.ledger import Conflict
 
@@ -37,7 +38,9 @@ REQUEST_TTL = datetime.timedelta(minutes=10)  # a request's life unless its body
 MAX_TTL = datetime.timedelta(days=1)  # the device counts a request's life in ticks: a day at most
 MAX_AMOUNT = 99_999_999  # minor units: 999,999.99 in a two-decimal currency
 SKEW = 300
-BODY = ("device", "order", "amount", "currency", "ttl")
+# The handheld is named by its serial (device) or by the payment identifier its owner gave the
+# merchant (alias, tools/bank/alias.py): one of the two.
+BODY = ("order", "amount", "currency", "ttl", "device", "alias")
 _ID_CHARS = string.ascii_uppercase + string.digits
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}\Z")
 MERCHANT_ID = re.compile(r"[A-Z0-9]{1,15}\Z")  # DE42, ans15
@@ -158,15 +161,18 @@ def make_app(host):
         return request[MERCHANT]
 
     def parse(body):
-        """(device, order, amount, currency, ttl) of a request's body, or Refused(400)."""
+        """(device, alias, order, amount, currency, ttl) of a request's body (device or alias
+        None: the other names the handheld), or Refused(400)."""
         try:
             doc = json.loads(body.decode("utf-8"))
         except (ValueError, RecursionError):  # not UTF-8, not JSON, nested past the parser's depth
             raise Refused(400, "the body is not JSON (UTF-8)") from None
-        if not isinstance(doc, dict) or set(doc) - set(BODY) or not set(BODY[:4]) <= set(doc):
-            raise Refused(400, "a JSON object with device, order, amount and currency (and ttl if "
-                               "wanted), nothing else: the merchant is the key's")
-        device, order, amount, currency = (doc[k] for k in BODY[:4])
+        if not isinstance(doc, dict) or set(doc) - set(BODY) or not set(BODY[:3]) <= set(doc) \
+                or ("device" in doc) == ("alias" in doc):
+            raise Refused(400, "a JSON object with device or alias, order, amount and currency (and "
+                               "ttl if wanted), nothing else: the merchant is the key's")
+        order, amount, currency = (doc[k] for k in BODY[:3])
+        device, named = doc.get("device"), None
         ttl = doc.get("ttl", int(REQUEST_TTL.total_seconds()))
         if type(amount) is not int or not 0 < amount <= MAX_AMOUNT:
             raise Refused(400, "amount is an integer of minor units, 1..%d" % MAX_AMOUNT)
@@ -174,28 +180,49 @@ def make_app(host):
             raise Refused(400, "currency is ISO 4217 numeric, 3 digits in a string")
         if not printable(order, 60):
             raise Refused(400, "order is 1..60 printable ASCII characters")
-        if not printable(device, 8):
+        if "alias" in doc:
+            named = aliases.parse(doc["alias"])
+            if named is None:
+                raise Refused(400, "alias is a payment identifier as the handheld shows it: %d characters "
+                                   "of %s, the last a check character (one is mistyped?)"
+                              % (aliases.LENGTH, aliases.ALPHABET))
+        elif not printable(device, 8):
             raise Refused(400, "device is a serial, e.g. PT000001")
         if type(ttl) is not int or not 1 <= ttl <= MAX_TTL.total_seconds():
             raise Refused(400, "ttl is an integer of seconds, 1..%d" % MAX_TTL.total_seconds())
-        return device, order, amount, currency, datetime.timedelta(seconds=ttl)
+        return device, named, order, amount, currency, datetime.timedelta(seconds=ttl)
+
+    def public(req):
+        """A request as its merchant sees it: one pushed to an alias named by it, never by the
+        serial behind it."""
+        named = ledger.request_alias(req["id"])
+        if named is not None:
+            del req["device"]
+            req["alias"] = named
+        return req
 
     async def create(request):
         merchant = role(request, "merchant")
-        device, order, amount, currency, ttl = parse(request[BODY_READ])
-        if await host.call(ledger.device, device) is None:
+        device, named, order, amount, currency, ttl = parse(request[BODY_READ])
+        if named is not None:
+            # Never issued, retired, or another bank's: one answer, which says none of them.
+            device = await host.call(ledger.device_by_alias, named)
+            if device is None:
+                return _error(404, "no handheld has the identifier %s now" % named)
+        elif await host.call(ledger.device, device) is None:
             return _error(404, "no device %s" % device)
+        who = "the handheld %s" % named if named else "device %s" % device
         session = host.sessions.get(device)
         if session is None or not session.signed_on:
-            return _error(409, "device %s is not signed on" % device)
+            return _error(409, "%s is not signed on" % who)
         req_id = "".join(secrets.choice(_ID_CHARS) for _ in range(12))
         expires = (datetime.datetime.now(datetime.timezone.utc) + ttl).isoformat(
             timespec="milliseconds")
         try:
             await host.call(ledger.add_request, req_id, device, merchant["id"], merchant["name"], order,
-                            amount, currency, expires)
+                            amount, currency, expires, named)
         except Conflict:
-            return _error(409, "order %s already requested from %s" % (order, device))
+            return _error(409, "order %s already requested from %s" % (order, who))
         req = await host.call(lambda: ledger.request(request_id=req_id))
         try:
             await host.push(req)
@@ -203,16 +230,16 @@ def make_app(host):
             # Never left "pushed" when no 0600 went out: the device cannot pay it.
             await host.call(ledger.set_request_status, req_id, "expired")
             if isinstance(e, (PushError, ConnectionError)):
-                return _error(409, str(e))
+                return _error(409, "%s is not signed on" % who if named else str(e))
             raise
-        return web.json_response(req, status=201)
+        return web.json_response(await host.call(public, req), status=201)
 
     async def show(request):
         merchant = role(request, "merchant")
         req = await host.call(lambda: ledger.request(request_id=request.match_info["id"]))
         if req is None or req["merchant_id"] != merchant["id"]:
             return _error(404, "no such payment request of yours")
-        return web.json_response(req)
+        return web.json_response(await host.call(public, req))
 
     async def account(request):
         merchant = role(request, "merchant")
