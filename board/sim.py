@@ -129,6 +129,22 @@ class _Link:
 
 # ---- the chip ------------------------------------------------------------------------------
 
+class WDT:
+    """machine.WDT: once started it cannot be stopped; not fed within its timeout, the device
+    resets, whatever it is doing (vflash.watchdog: a timer in C, as the chip's)."""
+
+    def __init__(self, id=0, timeout=5000):
+        import vflash
+
+        self.timeout = timeout
+        vflash.watchdog(timeout)
+
+    def feed(self):
+        import vflash
+
+        vflash.watchdog(self.timeout)
+
+
 def reset():
     """machine.reset(): the virtual handheld boots afresh."""
     import _vdevice

@@ -73,15 +73,19 @@ Time (the ESP32 model). The device process's CPU (time.clock()) over the flow is
   ulTaskNotifyTake (ports/esp32/mpconfigport.h, MICROPY_EVENT_POLL_HOOK) until the interrupt
   wakes it (machine_pin.c, machine_uart.c: mp_hal_wake_main_task_from_isr) or the 10 ms tick;
 - native C (heapstat.native(): time in mbedTLS's TLS records and handshake, cryptolib's AES,
-  hashlib's SHA-256 and SHA-1, and pow(a, b, m) in mpz), with its call and byte counts;
+  hashlib's SHA-256 and SHA-1, pow(a, b, m) in mpz, and LittleFS), with its call and byte counts;
+- the timing's own cost (heapstat's "timing" part: the process's CPU clock is a system call, ~0.5
+  us here, read twice around each native call timed, where a LittleFS call in its file's cache
+  takes less): left out of both;
+- the flash (heapstat.native() too): the block device's reads, programs and erases, each with its
+  bytes. Here they are the simulated flash's pread/pwrite of an image file (tools/vdevice/port/
+  modvflash.c), whose host time says nothing of the board: they are left out of the CPU and
+  priced as the board's SPI flash does them (below). Counted as bytecode before, LittleFS and
+  that file I/O were ~0.8 ms a vault commit here, ~0.14 s on the model, while the chip's erases
+  (tens of ms each) were not counted at all;
 - the rest is firmware bytecode, x the pystone ratio (tools/bench.py esp32_ratio(): this host's
   unix port, the same 32-bit build, over the ESP32's ~1400 pystones/s; the pystones timed in the
   process's CPU time, as the flows' bytecode is, so that a busy host does not shrink the ratio).
-Not in the model: the flash. LittleFS and the simulated flash (tools/vdevice/port/modvflash.c,
-its pread/pwrite of 4 KB sectors) run on the host's CPU and count as bytecode here (~0.8 ms a
-vault commit, ~0.14 s on the ESP32 model); on the board they are C and the flash chip's own
-program and erase times (a 4 KB sector erase is tens of ms), which the simulated flash does not
-spend: modvflash.c counts erases and programs together, and the model would need them apart.
 ESP32 estimate = bytecode x ratio + native on the ESP32 + the flow's waits (elapsed - CPU -
 network: wire, the rig's chip and card timing, asyncio's sleeps) + network (the device waiting
 for the bank: request written to answer read, through the rig's access point on this machine;
@@ -95,7 +99,26 @@ a real link adds its round trips). Native on the ESP32:
   faster for 16-64-byte calls: the driver's per-call cost dominates, see "Analyzing the Resource
   Utilization of AES Encryption on IoT Devices", Santa Clara University; ESP-IDF's GCM hashes in
   software; MicroPython's mpz is C): host time x the pystone ratio, an upper bound (the
-  interpreter being C too, the ratio is that of compiled C on both).
+  interpreter being C too, the ratio is that of compiled C on both). LittleFS likewise (its C, the
+  block device's work left out).
+- The flash: LittleFS on esp32.Partition, which makes one esp_partition_read or _write per
+  LittleFS read or program (ports/esp32/esp32_partition.c) and one esp_partition_erase_range per
+  4 KB erase. Reads and programs from ESP-IDF's own performance floors for the ESP32 (components/
+  idf_test/include/esp32/idf_performance_target.h, the esp_flash driver: reads of 4 bytes at
+  >= 35,200 B/s and of 2 KB at >= 6,650,000 B/s, writes of 4 bytes at >= 20,100 B/s and of 2 KB
+  at >= 754,000 B/s, each floor set at "about 70% of the average test data"): the averages
+  (floor / 0.7) as a cost per call and per byte through those two points, a read 79.3 us + 0.067
+  us a byte, a program 135.9 us + 0.86 us a byte (the floors themselves would be 1.43 times
+  these: 113 us a small read). The cost per call is most of it: each one disables the flash
+  cache and stalls the other core around its SPI transfers, and LittleFS reads 32 to 128 bytes
+  at a time (its read size and its caches, as VfsLfs2 sizes them by default), ~50 on average
+  in a payment, its metadata mostly. An erase: 45 ms a 4 KB sector,
+  the typical sector erase time of the 3 V SPI NOR flash of the module's class (Winbond
+  W25Q32JV: tSE 45 ms typical, 400 ms at most; ESP-IDF's floor for the ESP32, 45,300 B/s, is 70%
+  of the slowest vendor's and would be 90 ms). The CPU waits through all three (the flash is the
+  code's cache: ESP-IDF disables it while a write or an erase is in progress). Not modelled: the
+  vfs partition is flash-encrypted on the board, whose encrypted writes go through the
+  encryption block a few bytes at a time: the programs there may take longer than these.
 Targets: contactless card in the field <= 500 ms (EMVCo), aim 300 ms; a contact purchase <= 4 s
 without PIN typing; unlock 0.5-1 s. Card in the field: from the poll that finds the card to its
 last answer (ODA and the bank need no card). Time on the PIN pad and on the owner's menus is a
@@ -145,15 +168,22 @@ BOARD_GROWTH = 57344  # the board's one growth of the GC heap (tools/vdevice/por
 HEADROOM_BUDGET = 16 * 1024  # DESIGN.md: >= 16 KB headroom at every peak
 BEYOND = 4 * BOARD_GROWTH  # how far past the board the bisection looks for a flow that does not fit
 TASK_STACK, STACK_MARGIN = 16 * 1024, 1024  # the MicroPython task's stack and the port's margin
-# The ESP32 (see the docstring): SHA with the accelerator, a digest and each further block.
+# The ESP32 (see the docstring): SHA with the accelerator, a digest and each further block; the
+# SPI flash, a read and a program a call and a byte, an erase a sector.
 SHA_DIGEST_US, SHA_BLOCK_US = 80.0, 1.0
+FLASH_READ_US, FLASH_READ_BYTE_US = 79.3, 0.0666
+FLASH_PROGRAM_US, FLASH_PROGRAM_BYTE_US = 135.9, 0.862
+FLASH_ERASE_US = 45_000.0
 TARGETS = {"contactless": ("card in field", 500, 300), "request_card": ("card in field", 500, 300),
            "contact": ("total", 4000, None), "unlock": ("total", 1000, 500)}
-FLOWS = ("contactless", "contact", "request", "request_card", "balance", "transfer", "unlock")
+FLOWS = ("contactless", "contact", "request", "request_card", "balance", "transfer", "unlock", "request_void")
 LABELS = {"contactless": "contactless purchase 25.00", "contact": "contact purchase 25.00",
           "request": "pushed request 18.75, account", "request_card": "pushed request 18.75, card",
-          "balance": "balance", "transfer": "transfer 10.00", "unlock": "unlock by PIN"}
-PARTS = ("TLS", "AES", "SHA-256", "SHA-1", "pow")
+          "balance": "balance", "transfer": "transfer 10.00", "unlock": "unlock by PIN",
+          "request_void": "request 18.75 voided"}
+PARTS = ("TLS", "AES", "SHA-256", "SHA-1", "pow", "LittleFS", "flash read", "flash program", "flash erase", "timing")
+FLASH = {"flash read": (FLASH_READ_US, FLASH_READ_BYTE_US), "flash program": (FLASH_PROGRAM_US, FLASH_PROGRAM_BYTE_US),
+         "flash erase": (FLASH_ERASE_US, 0.0)}
 CARD_FLOWS = ("contactless", "contact", "request_card")
 
 
@@ -467,6 +497,11 @@ def native_esp32_us(native, ratio):
             # update and finish are each a call; a digest is one finish: calls // 2 at least
             digests = max(1, calls // 2) if calls else 0
             total += digests * SHA_DIGEST_US + max(0, nbytes // 64 - digests) * SHA_BLOCK_US
+        elif name in FLASH:
+            per_call, per_byte = FLASH[name]
+            total += calls * per_call + nbytes * per_byte
+        elif name == "timing":
+            continue  # the harness's clock readings around the other parts: not the board's
         else:
             total += host_us * ratio
     return total
@@ -878,6 +913,17 @@ def memory_line(kind, entry):
         _kb(growth), _kb(headroom), _kb(mem.get("stack")), verdict_text)
 
 
+def _part_text(name, part, ratio):
+    """A native part of a row (mean calls, bytes, host us): its host time, or for the flash's
+    operations (whose host time is an image file's I/O) their bytes and their time on the board."""
+    calls, nbytes, host_us = part
+    if name in FLASH:
+        parts = [(0, 0, 0.0)] * len(PARTS)
+        parts[PARTS.index(name)] = part
+        return "%s %.0f, %.0f bytes, %.1f ms on the ESP32" % (name, calls, nbytes, native_esp32_us(parts, ratio) / 1000)
+    return "%s %d calls %.1f ms" % (name, calls, host_us / 1000)
+
+
 def print_table(out):
     ratio = out["ratio"]
     print("Memory (board-faithful handheld: 56 KB GC heap growing once by <= 56 KB into ESP-IDF's heap; KB)")
@@ -931,8 +977,7 @@ def print_table(out):
             print("%s: did not complete: %s" % (LABELS[kind], entry["repeat_why"]))
         if row is None:
             continue
-        parts = ", ".join("%s %d calls %.1f ms" % (name, p[0], p[2] / 1000)
-                          for name, p in zip(PARTS, row["native_parts"]) if p[0])
+        parts = ", ".join(_part_text(name, p, ratio) for name, p in zip(PARTS, row["native_parts"]) if p[0])
         v = verdict(row)
         field = ("; card in field here %.1f ms: wire %.1f, firmware bytecode %.1f (x ratio: %.0f on the ESP32), the"
                  " rest the reader's and the card's time and the poll" % (row["field"], row["field_wire"],
@@ -944,7 +989,8 @@ def print_table(out):
                                                  parts or "none", field, "; " + v if v else ""))
     print("total: flow start (the poll that finds the card, the slot's activation, the 0600's arrival) to its result"
           " drawn, less the PIN pad and the owner's menus; CPU: the device's, of which sim: the simulator's buses"
-          " (left out), native: mbedTLS/cryptolib/hashlib/mpz, bytecode: the rest; ESP32 = bytecode x ratio + native"
+          " (left out), native: mbedTLS/cryptolib/hashlib/mpz/LittleFS and the flash's operations (an image file's"
+          " I/O here, priced as the board's SPI flash), bytecode: the rest; ESP32 = bytecode x ratio + native"
           " on the ESP32 + waits (wire, chip, card) + network")
     print()
     for line in idf_budget(out["tls"]):

@@ -41,10 +41,13 @@ WIRE = [0, 0]  # SPI, UART wire time us (I2C keeps its own: i2c.wire_us)
 # The network: from a request written (MTI xx00, xx20) to a response read (xx10, xx30), us.
 NET = [0, None]
 MARK = {}
-# A person's time (the PIN pad, the lock screen's menu): left out of the figures.
+# A person's time (the PIN pad, the lock screen's menu): left out of the figures, the native
+# parts' too (the pad's drawing reads the fonts from flash): spent()'s five figures, then its
+# native parts (PAUSE_NATIVE).
 PAUSE = [0] * 5
+PAUSE_NATIVE = []
 # The end: the flow's result drawn (the host taps it away), or a failure's screen.
-END = {'balance': 'Balance'}
+END = {'balance': 'Balance', 'request_void': 'Voided'}
 STEP = ['setup']
 PENDING = [0, 0]  # requests to have waiting before the flow (the steady state's), and how many did
 ARGS = {}  # setup()'s: the amounts, the card flows
@@ -225,8 +228,11 @@ def _paused(fn):
         try:
             return await fn(*a, **kw)
         finally:
-            for i, v in enumerate(spent(s, snap())[:5]):
+            got = spent(s, snap())
+            for i, v in enumerate(got[:5]):
                 PAUSE[i] += v
+            PAUSE_NATIVE[:] = [tuple(a + b for a, b in zip(p, q)) for p, q in zip(PAUSE_NATIVE, got[5])] \
+                if PAUSE_NATIVE else got[5]
     return call
 
 
@@ -291,7 +297,8 @@ FLOWS = {'contactless': _purchase, 'contact': _purchase, 'request': lambda: _req
 
 
 def _less_pause(s):
-    return [v - p for v, p in zip(s[:5], PAUSE)] + s[5:]
+    native = s[5] if not PAUSE_NATIVE else [tuple(a - b for a, b in zip(p, q)) for p, q in zip(s[5], PAUSE_NATIVE)]
+    return [v - p for v, p in zip(s[:5], PAUSE)] + [native]
 
 
 def trial(kind):
@@ -327,6 +334,7 @@ def trial(kind):
             MARK['kind'] = kind
             for i in range(len(PAUSE)):
                 PAUSE[i] = 0
+            PAUSE_NATIVE[:] = []
             STEP[0] = kind
             if kind in ARGS['card_flows']:
                 _instrument()

@@ -139,10 +139,11 @@ class History:
         finally:
             crypto.wipe(enc)
             crypto.wipe(mac)
-        path = self._path(n)
-        with open(path + ".tmp", "wb") as f:
+        # Straight into its slot, which the head does not show until the put below (no temporary
+        # file renamed: a rename in the store's folder is ~2,000 reads of the flash chip, ~0.2 s
+        # on the ESP32; tools/flowbench.py).
+        with open(self._path(n), "wb") as f:
             f.write(sealed)
-        os.rename(path + ".tmp", path)
         self.vault.put(HEAD, (n + 1).to_bytes(4, "big") + first.to_bytes(4, "big"))
 
     def page(self, start, count):

@@ -37,11 +37,11 @@ BOARD_HEAP = "56K"
 # the board has none of them (its C and constants are in flash): the launcher's globals (the
 # port's start-up and REPL; `import launcher` in a fresh interpreter: 1,248 bytes) and
 # board/sim.py's (machine's buses; `import board`, less what board and board.handheld hold,
-# which the board has too: 4,272 bytes). The device's first heap area is larger by exactly that,
+# which the board has too: 4,432 bytes). The device's first heap area is larger by exactly that,
 # so that the firmware has the board's room and the benchmarks measure the firmware's heap, not
 # the stand-ins'; the growth (PT_IDF_HEAP) is the board's. tests/host/test_vdevice_heap.py
 # measures both and fails when they drift from this; the device sees it as PT_STAND_INS.
-STAND_INS = 1248 + 4272
+STAND_INS = 1248 + 4432
 SOFT_RESET_FRIENDLY, SOFT_RESET_RAW, BAD_IMAGE, HARD_RESET = 64, 65, 66, 67  # launcher.py's exit codes
 PHASES = ("mounting", "boot.py", "main.py", "repl")
 BLOCK_SIZE = 4096

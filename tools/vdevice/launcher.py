@@ -233,14 +233,23 @@ def finish(error, raw):
         write(b"\x04")
 
 
+_UNSEARCHED = "/\x01"  # a prefix no file's path has
+
+
 def run_frozen(name):
     # Only .frozen is searched: a file of the same name on the flash must not stand in for it.
-    path = sys.path[:]
-    sys.path[:] = [".frozen"]
+    # The other entries are kept in place under a prefix no file has, and given back as the
+    # script left them: on the board pyexec_frozen_module runs the frozen code with sys.path as
+    # it is, and what boot.py does to it (.frozen first) stays for every later import.
+    back = {_UNSEARCHED + p: p for p in sys.path if p != ".frozen"}
+    sys.path[:] = [p if p == ".frozen" else _UNSEARCHED + p for p in sys.path]
     try:
         __import__(name)
     finally:
-        sys.path[:] = path
+        # In place, allocating nothing: the script may have died of a heap run out (boot.py's
+        # store check on too small a heap).
+        for i in range(len(sys.path)):
+            sys.path[i] = back.get(sys.path[i], sys.path[i])
         sys.modules.pop(name, None)
 
 

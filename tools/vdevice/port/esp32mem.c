@@ -191,22 +191,52 @@ void __wrap_free(void *ptr) {
     __real_free(ptr);
 }
 
-// The native parts' host CPU time, calls and bytes (heapstat.native()).
-enum { PART_TLS, PART_AES, PART_SHA256, PART_SHA1, PART_POW, PARTS };
+// The native parts' host CPU time, calls and bytes (heapstat.native()). The flash's: LittleFS
+// (its C, less the block device's work, which is the host's file I/O here) and the block
+// device's reads, programs and erases (vflash, modvflash.c), each counted with its bytes, for the
+// time model to price as the board's SPI flash does (tools/flowbench.py). Last, the timing's own
+// cost: reading the process's CPU clock is a system call (~0.5 us here, where a LittleFS call
+// in the file's cache takes less), two for each call timed; each part is given its time without
+// it, and that part has it all, so that it is neither the parts' nor the bytecode's.
+enum { PART_TLS, PART_AES, PART_SHA256, PART_SHA1, PART_POW, PART_LFS, PART_READ, PART_PROGRAM, PART_ERASE,
+       PART_TIMING, PARTS };
 static struct { uint64_t calls, bytes, ns; } parts[PARTS];
 static int part_depth;
+static uint64_t flash_ns;  // what the block device's operations have taken, timing and all
+static uint64_t clock_ns;  // one reading of the clock, measured at the first (0: not yet)
 
-static uint64_t cpu_ns(void) {
+static uint64_t cpu_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
+uint64_t heapstat_cpu_ns(void);
+
+uint64_t heapstat_cpu_ns(void) {
+    if (clock_ns == 0) {
+        uint64_t t0 = cpu_now(), t = t0;
+        for (int i = 0; i < 1000; i++) {
+            t = cpu_now();
+        }
+        clock_ns = (t - t0) / 1000 + 1;
+    }
+    return cpu_now();
+}
+
+// A timed window's time without the clock reading inside it (about one of its two), and both
+// readings to the timing's part.
+static uint64_t untimed(uint64_t ns) {
+    parts[PART_TIMING].calls++;
+    parts[PART_TIMING].ns += 2 * clock_ns;
+    return ns > clock_ns ? ns - clock_ns : 0;
+}
+
 // Around a wrapped call: counted only when outermost.
-#define PART_BEGIN() uint64_t part_t0 = part_depth++ ? 0 : cpu_ns()
+#define PART_BEGIN() uint64_t part_t0 = part_depth++ ? 0 : heapstat_cpu_ns()
 #define PART_END(part, nbytes) do { \
         if (--part_depth == 0) { \
-            parts[part].ns += cpu_ns() - part_t0; \
+            parts[part].ns += untimed(heapstat_cpu_ns() - part_t0); \
             parts[part].calls++; \
             parts[part].bytes += (nbytes); \
         } \
@@ -319,6 +349,58 @@ void __wrap_mpz_pow3_inpl(void *dest, const void *lhs, const void *rhs, const vo
     __real_mpz_pow3_inpl(dest, lhs, rhs, mod);
     PART_END(PART_POW, 0);
 }
+
+// One block device operation (vflash, modvflash.c: 0 a read, 1 a program, 2 an erase): its bytes
+// and its host CPU time. Always inside a LittleFS call, whose part leaves it out.
+void heapstat_flash_op(int op, size_t nbytes, uint64_t ns);
+
+void heapstat_flash_op(int op, size_t nbytes, uint64_t ns) {
+    int part = PART_READ + op;
+    parts[part].calls++;
+    parts[part].bytes += nbytes;
+    parts[part].ns += untimed(ns);
+    flash_ns += ns + clock_ns;
+}
+
+// LittleFS's API as extmod/vfs_lfs.c calls it (lib/littlefs/lfs2.h; its handles are pointers and
+// its sizes and offsets 32-bit): each call timed whole when outermost, less its block device work.
+#define LFS_CALL(call) \
+    uint64_t io0 = flash_ns; \
+    PART_BEGIN(); \
+    int32_t r = call; \
+    if (--part_depth == 0) { \
+        uint64_t ns = untimed(heapstat_cpu_ns() - part_t0), io = flash_ns - io0; \
+        parts[PART_LFS].ns += ns > io ? ns - io : 0; \
+        parts[PART_LFS].calls++; \
+    } \
+    return r
+
+#define LFS_WRAP(name, params, args) \
+    int32_t __real_##name params; \
+    int32_t __wrap_##name params; \
+    int32_t __wrap_##name params { \
+        LFS_CALL(__real_##name args); \
+    }
+
+LFS_WRAP(lfs2_mount, (void *lfs, const void *config), (lfs, config))
+LFS_WRAP(lfs2_unmount, (void *lfs), (lfs))
+LFS_WRAP(lfs2_format, (void *lfs, const void *config), (lfs, config))
+LFS_WRAP(lfs2_file_opencfg, (void *lfs, void *file, const char *path, int flags, const void *config),
+    (lfs, file, path, flags, config))
+LFS_WRAP(lfs2_file_close, (void *lfs, void *file), (lfs, file))
+LFS_WRAP(lfs2_file_sync, (void *lfs, void *file), (lfs, file))
+LFS_WRAP(lfs2_file_read, (void *lfs, void *file, void *buffer, uint32_t size), (lfs, file, buffer, size))
+LFS_WRAP(lfs2_file_write, (void *lfs, void *file, const void *buffer, uint32_t size), (lfs, file, buffer, size))
+LFS_WRAP(lfs2_file_seek, (void *lfs, void *file, int32_t off, int whence), (lfs, file, off, whence))
+LFS_WRAP(lfs2_file_tell, (void *lfs, void *file), (lfs, file))
+LFS_WRAP(lfs2_remove, (void *lfs, const char *path), (lfs, path))
+LFS_WRAP(lfs2_rename, (void *lfs, const char *oldpath, const char *newpath), (lfs, oldpath, newpath))
+LFS_WRAP(lfs2_mkdir, (void *lfs, const char *path), (lfs, path))
+LFS_WRAP(lfs2_stat, (void *lfs, const char *path, void *info), (lfs, path, info))
+LFS_WRAP(lfs2_dir_open, (void *lfs, void *dir, const char *path), (lfs, dir, path))
+LFS_WRAP(lfs2_dir_read, (void *lfs, void *dir, void *info), (lfs, dir, info))
+LFS_WRAP(lfs2_dir_close, (void *lfs, void *dir), (lfs, dir))
+LFS_WRAP(lfs2_fs_traverse, (void *lfs, int (*cb)(void *, uint32_t), void *data), (lfs, cb, data))
 
 static mp_obj_t heapstat_largest(void) {
     return mp_obj_new_int_from_uint(largest);

@@ -10,6 +10,10 @@
 //   vflash.soft_reset(code)           the ESP32's soft reset: every finaliser runs (open files are
 //                                     closed, so flushed to flash), then the process ends with code
 //                                     and tools/vdevice starts a fresh interpreter.
+//   vflash.watchdog(ms)               the ESP32's watchdog (machine.WDT, board/sim.py), armed or fed:
+//                                     unless called again within ms, the process ends as a hard
+//                                     reset, whatever it is doing (a timer's signal, as the chip's
+//                                     timer resets the chip).
 //
 // The control block (tools/vdevice/__init__.py): offset 0 u32 LE operations so far, offset 4 u32
 // LE the operation at which power is cut (0: none).
@@ -18,6 +22,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,6 +33,12 @@
 #include "extmod/vfs.h"
 
 #define SECTOR (4096)
+
+// Each read, program and erase goes to heapstat (esp32mem.c) with its bytes and its host CPU time:
+// the time model prices them as the board's SPI flash (tools/flowbench.py), not as this file I/O.
+enum { OP_READ, OP_PROGRAM, OP_ERASE };  // in heapstat's order
+uint64_t heapstat_cpu_ns(void);
+void heapstat_flash_op(int op, size_t nbytes, uint64_t ns);
 
 typedef struct _vflash_partition_obj_t {
     mp_obj_base_t base;
@@ -68,8 +79,10 @@ static void program(vflash_partition_obj_t *self, uint32_t pos, const uint8_t *d
 }
 
 static void erase(vflash_partition_obj_t *self, uint32_t block) {
+    uint64_t t0 = heapstat_cpu_ns();
     memset(sector, 0xff, SECTOR);
     program(self, block * SECTOR, sector, SECTOR);
+    heapstat_flash_op(OP_ERASE, SECTOR, heapstat_cpu_ns() - t0);
 }
 
 static void check_range(vflash_partition_obj_t *self, uint32_t block, uint32_t offset, size_t len) {
@@ -100,7 +113,9 @@ static mp_obj_t vflash_partition_readblocks(size_t n_args, const mp_obj_t *args)
     mp_get_buffer_raise(args[2], &buf, MP_BUFFER_WRITE);
     uint32_t offset = n_args == 4 ? mp_obj_get_int(args[3]) : 0;
     check_range(self, block, offset, buf.len);
+    uint64_t t0 = heapstat_cpu_ns();
     read_at(self, block * SECTOR + offset, buf.buf, buf.len);
+    heapstat_flash_op(OP_READ, buf.len, heapstat_cpu_ns() - t0);
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(vflash_partition_readblocks_obj, 3, 4, vflash_partition_readblocks);
@@ -121,6 +136,7 @@ static mp_obj_t vflash_partition_writeblocks(size_t n_args, const mp_obj_t *args
         offset = mp_obj_get_int(args[3]);
     }
     check_range(self, block, offset, buf.len);
+    uint64_t t0 = heapstat_cpu_ns();
     // NOR flash: a program clears bits and never sets one, a sector at a time.
     const uint8_t *src = buf.buf;
     uint32_t pos = block * SECTOR + offset;
@@ -133,6 +149,7 @@ static mp_obj_t vflash_partition_writeblocks(size_t n_args, const mp_obj_t *args
         program(self, pos + done, sector, n);
         done += n;
     }
+    heapstat_flash_op(OP_PROGRAM, buf.len, heapstat_cpu_ns() - t0);
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(vflash_partition_writeblocks_obj, 3, 4, vflash_partition_writeblocks);
@@ -185,10 +202,34 @@ static mp_obj_t vflash_soft_reset(mp_obj_t code_in) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(vflash_soft_reset_obj, vflash_soft_reset);
 
+// launcher.py's HARD_RESET: tools/vdevice boots the device again, as after machine.reset().
+#define HARD_RESET (67)
+
+static void watchdog_bites(int sig) {
+    (void)sig;
+    static const char said[] = "watchdog: not fed in time: the device resets\n";
+    (void)!write(STDERR_FILENO, said, sizeof(said) - 1);
+    _exit(HARD_RESET);
+}
+
+static mp_obj_t vflash_watchdog(mp_obj_t ms_in) {
+    mp_int_t ms = mp_obj_get_int(ms_in);
+    if (ms <= 0) {
+        mp_raise_ValueError(MP_ERROR_TEXT("a watchdog timeout is a number of ms above 0"));
+    }
+    // SIGALRM: nothing else in the unix port uses it. The interval's real time is the chip's.
+    signal(SIGALRM, watchdog_bites);
+    struct itimerval t = { { 0, 0 }, { ms / 1000, (ms % 1000) * 1000 } };
+    setitimer(ITIMER_REAL, &t, NULL);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(vflash_watchdog_obj, vflash_watchdog);
+
 static const mp_rom_map_elem_t vflash_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR_vflash) },
     { MP_ROM_QSTR(MP_QSTR_Partition), MP_ROM_PTR(&vflash_partition_type) },
     { MP_ROM_QSTR(MP_QSTR_soft_reset), MP_ROM_PTR(&vflash_soft_reset_obj) },
+    { MP_ROM_QSTR(MP_QSTR_watchdog), MP_ROM_PTR(&vflash_watchdog_obj) },
 };
 static MP_DEFINE_CONST_DICT(vflash_module_globals, vflash_module_globals_table);
 
