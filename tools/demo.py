@@ -50,7 +50,8 @@ MERCHANTS = (("Corner Bakery", SHOP), ("Coffee Corner", None)) + tuple(
 # The card profiles the bank issued: the ones a purchase can reach the bank with (the others
 # are broken on purpose and end in the kernel). Each profile's apps go to one account.
 CARDS = ("visa-classic", "bank-b-debit", "decline", "blocked", "expired", "two-apps", "mastercard-sda", "refuse-arpc",
-         "visa-cvn18", "visa-cvn22", "mastercard-cvn17", "visa-cda")  # other cryptogram versions, CDA
+         "visa-cvn18", "visa-cvn22", "mastercard-cvn17", "visa-cda",  # other cryptogram versions, CDA
+         "mastercard-cda")  # CDA tapped too (M/Chip, Book C-2)
 # The rig's access point (tools/rig/wifi.py DEFAULT_NETWORKS), the route to the bank.
 WIFI = ("PocketNet", "correct horse")
 # Where the unit finds its bank: the access point forwards every connection to the host.

@@ -1,6 +1,7 @@
 """The EMV kernel (lib/emv/README.md): one transaction over `async transceive(apdu)`, contact
-(EMV Book 3) or contactless (the short path: the cryptogram comes in the GPO answer), then
-completion after the online answer.
+(EMV Book 3) or contactless (the short path, the cryptogram in the GPO answer, as Visa's qVSDC;
+or, for a card whose GPO answer has none, M/Chip's GENERATE AC after the records, EMV Book C-2),
+then completion after the online answer.
 
     kernel = Kernel(TerminalConfig(), capk.Store.load(), choose=ui_choose, pin=ui_pin)
     result = await kernel.transact(slot.transceive, amount=1234)
@@ -26,6 +27,8 @@ _AIP_CVM = const(0x10)
 _AIP_TRM = const(0x08)
 _AIP_ISSUER_AUTH = const(0x04)
 _AIP_CDA = const(0x01)
+_CAP_ONLINE_PIN = const(0x40)  # terminal capabilities byte 2
+_CAP_NO_CVM = const(0x08)
 _CAP_SDA = const(0x80)  # terminal capabilities byte 3
 _CAP_DDA = const(0x40)
 _CAP_CDA = const(0x08)
@@ -107,7 +110,9 @@ class Result:
         self.contactless = contactless
         self.cvm_required = False  # contactless: the amount is at or above the CVM required limit
         # CDA: the PDOL's data sent (from the GPO to ODA), then [the ICC public key, the data
-        # the GENERATE AC's transaction data hash covers] for a card the terminal does CDA with
+        # the GENERATE AC's transaction data hash covers, None] for a card the terminal does CDA
+        # with; tapped, [None, that data, the signed records]: the key is recovered after the
+        # GENERATE AC, the card done
         self.cda = None
 
 
@@ -235,9 +240,9 @@ class Kernel:
         records = await self._read_records(ch, card, afl, res.contactless)
         self._card_data(res)
         if res.contactless:
-            await self._contactless(res, records, amount, txn_type)
+            await self._contactless(ch, res, records, amount, txn_type)
         else:
-            await self._contact(ch, res, records, amount, txn_type)
+            await self._full(ch, res, records, amount, txn_type)
 
     async def _gpo(self, ch, res, fci):
         """The GPO answer as TLV (format 1 turned into 82 and 94), or None for 6985."""
@@ -321,11 +326,17 @@ class Kernel:
         res.track2 = card.get(0x57)
         res.expiry = card[0x5F24]
 
-    # ---- contact ---------------------------------------------------------------------------
+    # ---- contact, and M/Chip tapped ----------------------------------------------------------
 
-    async def _contact(self, ch, res, records, amount, txn_type):
+    async def _full(self, ch, res, records, amount, txn_type):
+        """Book 3's path: ODA, restrictions, CVM, risk management, TAA, GENERATE AC. Tapped (a
+        card whose GPO answer had no cryptogram: M/Chip, Book C-2): CDA or no ODA, checked once
+        the card has answered GENERATE AC and may have left (C-2 S910.1-7); the CVM online PIN
+        from the CVM required limit, else none (an offline PIN is the slot's); the reader's
+        contactless floor limit; no GET DATA for velocity: the card's time in the field."""
         cfg, card, tvr = self.config, res.card, res.tvr
-        for tag in (0x8C, 0x8D):
+        tapped = res.contactless
+        for tag in (0x8C,) if tapped else (0x8C, 0x8D):
             if tag not in card:
                 raise _End(END, "mandatory data object %X missing" % tag)
         await self._oda(ch, res, records)
@@ -333,14 +344,20 @@ class Kernel:
         aip = card[0x82]
         if aip[0] & _AIP_CVM:
             from emv import cvm
+            caps = cfg.capabilities[1]
+            if tapped:
+                caps = (caps & _CAP_ONLINE_PIN if res.cvm_required else 0) | _CAP_NO_CVM
             ctx = cvm.Context(amount, txn_type, card.get(0x9F42) == cfg.currency,
-                              cfg.terminal_type[0] & 0x0F >= 4, cfg.capabilities[1])
+                              cfg.terminal_type[0] & 0x0F >= 4, caps)
             res.cvm_results = await cvm.process(card.get(0x8E), ctx, tvr,
                                                 lambda m: self._verify(ch, res, m))
             risk.mark(res.tsi, risk.TSI_CVM)
-        risk.terminal_risk(tvr, amount, cfg, os.urandom(1)[0] % 99 + 1)
-        if card.get(0x9F14) and card.get(0x9F23):
-            risk.velocity(tvr, card, await ch.get_data(0x9F36), await ch.get_data(0x9F13))
+        if not tapped:
+            risk.terminal_risk(tvr, amount, cfg, os.urandom(1)[0] % 99 + 1)
+            if card.get(0x9F14) and card.get(0x9F23):
+                risk.velocity(tvr, card, await ch.get_data(0x9F36), await ch.get_data(0x9F13))
+        elif res.terminal[0x9F66][1] & 0x80:  # above the floor limit, as pre-processing found (TTQ)
+            risk.mark(tvr, risk.FLOOR_LIMIT_EXCEEDED)
         risk.mark(res.tsi, risk.TSI_TERMINAL_RISK)
         p1 = risk.action(tvr, card, cfg, cfg.online)
         await self._generate_ac(ch, res, p1, card[0x8C])
@@ -386,17 +403,22 @@ class Kernel:
 
     async def _oda(self, ch, res, records):
         """CDA, DDA or SDA as the AIP and this terminal allow (Book 3 10.3); only the TVR tells.
-        CDA: the keys are recovered here, the signature checked at GENERATE AC (res.cda)."""
+        CDA: the keys are recovered here (tapped: after GENERATE AC), the signature checked at
+        GENERATE AC (res.cda). A tapped card has CDA or no ODA (Book C-2)."""
         card, tvr = res.card, res.tvr
         aip, caps = card[0x82][0], self.config.capabilities[2]
         pdol_data, res.cda = res.cda, None
         if aip & _AIP_CDA and caps & _CAP_CDA:
             failed = risk.CDA_FAILED
+        elif res.contactless:
+            failed = None
         elif aip & _AIP_DDA and caps & _CAP_DDA:
             failed = risk.DDA_FAILED
         elif aip & _AIP_SDA and caps & _CAP_SDA:
             failed = risk.SDA_FAILED
         else:
+            failed = None
+        if failed is None:
             risk.mark(tvr, risk.ODA_NOT_PERFORMED)
             return
         risk.mark(res.tsi, risk.TSI_ODA)
@@ -406,17 +428,18 @@ class Kernel:
                 risk.mark(tvr, risk.ICC_DATA_MISSING)
                 risk.mark(tvr, failed)
                 return
+        if res.contactless:  # CDA: the keys too once the card has answered (its time in the field)
+            res.cda = [None, pdol_data or b"", records]
+            return
         from emv import oda
         try:
-            static = oda.static_data(records, card[0x82], card.get(0x9F4A))
-            ik = self._issuer_key(res)
-            today = res.terminal[0x9A].hex()
             if failed == risk.SDA_FAILED:
-                card[0x9F45] = oda.verify_sda(ik, card[0x93], static)
+                card[0x9F45] = oda.verify_sda(self._issuer_key(res), card[0x93],
+                                              oda.static_data(records, card[0x82], card.get(0x9F4A)))
                 return
-            icc = oda.recover_icc_key(ik, card[0x9F46], card.get(0x9F48), card[0x9F47], static, card[0x5A], today)
+            icc = self._icc_key(res, records)
             if failed == risk.CDA_FAILED:
-                res.cda = [icc, pdol_data or b""]
+                res.cda = [icc, pdol_data or b"", None]
                 return
             ddol = card.get(0x9F49) or _DEFAULT_DDOL
             data = self._dol(res, ddol)
@@ -436,6 +459,15 @@ class Kernel:
         today = res.terminal[0x9A].hex()
         ca = self.capk.get(res.aid[:5], card[0x8F][0] if len(card[0x8F]) == 1 else -1, today)
         return oda.recover_issuer_key(ca, card[0x90], card.get(0x92), card[0x9F32], card[0x5A], today)
+
+    def _icc_key(self, res, records):
+        """The ICC public key (Book 2 6.4) over the signed records' static data: OdaFailed,
+        KeyError for a missing 9F46 or 9F47."""
+        from emv import oda
+        card = res.card
+        static = oda.static_data(records, card[0x82], card.get(0x9F4A))
+        return oda.recover_icc_key(self._issuer_key(res), card[0x9F46], card.get(0x9F48), card[0x9F47], static,
+                                   card[0x5A], res.terminal[0x9A].hex())
 
     async def _generate_ac(self, ch, res, p1, cdol):
         """GENERATE AC asking for p1 (AAC, TC, ARQC), with CDA's signature for a TC or an ARQC
@@ -460,6 +492,8 @@ class Kernel:
             cda[1] += data
             from emv import cda as signed
             try:
+                if cda[0] is None:  # tapped: the card is done, the keys now (Book C-2 S910.1)
+                    cda[0] = self._icc_key(res, cda[2])
                 got[0x9F26] = signed.verify(cda[0], cda[1], v, got, res.terminal[0x9F37])
             except OdaFailed as e:
                 risk.mark(res.tvr, risk.CDA_FAILED)
@@ -514,11 +548,15 @@ class Kernel:
             ttq[1] |= 0x80  # online cryptogram required
         res.terminal[0x9F66] = bytes(ttq)
 
-    async def _contactless(self, res, records, amount, txn_type):
-        """After the last READ RECORD the card may leave: ODA and the decision need no card."""
+    async def _contactless(self, ch, res, records, amount, txn_type):
+        """The short path: after the last READ RECORD the card may leave, ODA and the decision
+        need no card. A GPO answer without a cryptogram: GENERATE AC asks for it (M/Chip)."""
         card, tvr = res.card, res.tvr
+        if 0x9F26 not in card:
+            await self._full(ch, res, records, amount, txn_type)
+            return
         res.cda = None  # the short path's cryptogram came in the GPO answer: fDDA, no CDA
-        for t in (0x9F26, 0x9F27, 0x9F36):
+        for t in (0x9F27, 0x9F36):
             if t not in card:
                 raise _End(END, "GPO answer without %X: not a short-path card" % t)
         cid = card[0x9F27][0]
@@ -529,11 +567,7 @@ class Kernel:
             risk.mark(res.tsi, risk.TSI_ODA)
             from emv import oda
             try:
-                static = oda.static_data(records, card[0x82], card.get(0x9F4A))
-                ik = self._issuer_key(res)
-                today = res.terminal[0x9A].hex()
-                icc = oda.recover_icc_key(ik, card[0x9F46], card.get(0x9F48), card[0x9F47], static, card[0x5A],
-                                          today)
+                icc = self._icc_key(res, records)
                 d = res.terminal
                 oda.verify_dda(icc, card[0x9F4B], oda.fdda_terminal_data(d[0x9F37], d[0x9F02], d[0x5F2A],
                                                                            card.get(0x9F69) or b""))

@@ -389,18 +389,19 @@ def test_contactless_decline_and_other_interface(emv):
     assert r["outcome"] == "try another interface", r
 
 
-# On the device: the card leaves the field once it has answered its last READ RECORD (SFI 3
-# #2): any command after that is the PN532's CardRemoved. sign: damage the GPO answer's fDDA
-# signature (9F4B) on the way.
+# On the device: the card leaves the field once it has answered its last command, last = (INS,
+# P1 or None for any, P2): any command after that is the PN532's CardRemoved. sign: the INS of
+# the answer whose signature (9F4B) is damaged on the way, or None. SENT: (INS, P1) of each.
 LEAVES = """
-LEFT = []
-def leaves(sign):
+LEFT, SENT = [], []
+def leaves(last, sign):
     def mangle(a, r):
         if LEFT:
             raise pn532.CardRemoved('the card has left the field')
-        if a[1] == 0xB2 and a[2] == 2 and a[3] == 0x1C:
+        SENT.append((a[1], a[2]))
+        if a[1] == last[0] and last[1] in (None, a[2]) and a[3] == last[2]:
             LEFT.append(1)
-        if sign and a[1] == 0xA8:
+        if a[1] == sign:
             i = r.find(b'\\x9f\\x4b') + 10
             r = r[:i] + bytes((r[i] ^ 0x01,)) + r[i + 1:]
         return r
@@ -412,7 +413,8 @@ def gone_after_last_answer(emv, device, card, sign):
     """The contactless transaction of a card that leaves after its last answer: its result,
     online after six commands (nothing was sent to the card once it had gone)."""
     device.exec(LEAVES)
-    with on_device(device, "MANGLE[0] = leaves(%r)" % sign, "MANGLE[0] = None"):
+    last = "MANGLE[0] = leaves((0xB2, 2, 0x1C), %r)" % (0xA8 if sign else None)  # SFI 3 #2; the GPO's fDDA
+    with on_device(device, last, "MANGLE[0] = None"):
         r = emv.contactless(card, 1500)
     assert device.eval("LEFT") == [1]
     assert r["outcome"] == "online" and r["commands"] == 6, r
@@ -450,6 +452,64 @@ def test_contactless_damaged_answers_end(emv, device, damage):
     with on_device(device, "MANGLE[0] = " + damage, "MANGLE[0] = None"):
         r = emv.contactless("visa-classic#damaged", 1500)
     assert r["outcome"] == "end" and "TlvError" in r["reason"], r
+
+
+# ---- contactless M/Chip (EMV Book C-2): GENERATE AC with CDA after the records ------------------
+
+def tapped_mchip(emv, device, card, amount=2500, sign=False):
+    """A tapped M/Chip card that leaves once it has answered GENERATE AC (sign: its signature
+    damaged on the way): the result, and the commands (INS, P1) it was sent."""
+    device.exec(LEAVES)
+    last = "MANGLE[0] = leaves((0xAE, None, 0), %r)" % (0xAE if sign else None)
+    with on_device(device, last, "MANGLE[0] = None"):
+        r = emv.contactless(card, amount)
+    assert device.eval("LEFT") == [1], r
+    return r, device.eval("SENT")
+
+
+def test_mchip_tapped_cda_checked_after_the_card_has_gone(emv, device):
+    r, sent = tapped_mchip(emv, device, "mastercard-cda#tap")
+    # PPSE, SELECT, GPO (AIP and AFL only), READ RECORD x3, GENERATE AC for an ARQC with CDA
+    # (P1 90): seven commands, the last the GENERATE AC; the keys and the signature after.
+    assert [ins for ins, _ in sent] == [0xA4, 0xA4, 0xA8, 0xB2, 0xB2, 0xB2, 0xAE] and sent[-1] == (0xAE, 0x90)
+    assert r["outcome"] == "online" and r["commands"] == 7, r
+    assert not bits(r["tvr"], 0, 0x04 | 0x80) and bits(r["tsi"], 0, 0x80), r  # CDA performed, passed
+    assert bits(r["tvr"], 3, 0x80)  # above the reader's contactless floor limit (0): online
+    assert r["cvm"] == "1f0002" and not r["online_pin"]  # under the CVM required limit: no CVM
+    tags = emvfix.check_cryptogram(r)  # the AC from inside the signature is the card's ARQC
+    assert tags[0x9F10][1] == 0x10 and tags[0x84] == bytes.fromhex("a0000000041010")  # M/Chip CVN 16
+    f = emv.finish(b"00")  # the card has gone: the issuer's answer decides
+    assert f["outcome"] == "approved", f
+
+
+def test_mchip_tapped_signature_that_fails_declines_without_the_bank(emv, device):
+    # Damaged on the way, or a hash that leaves out the IAD: found once the card has gone; "CDA
+    # failed" in the TVR and declined offline (Book C-2 S910.7 ends the transaction), the
+    # cryptogram never sent online.
+    r, _ = tapped_mchip(emv, device, "mastercard-cda#tapbad", sign=True)
+    assert r["outcome"] == "declined" and r["reason"].startswith("CDA failed: "), r
+    assert bits(r["tvr"], 0, 0x04) and r["cryptogram"] is None and r["icc_data"] is None, r
+    r, _ = tapped_mchip(emv, device, "mastercard-cda-wrong-hash#tap")
+    assert (r["outcome"], r["reason"]) == ("declined", "CDA failed: transaction data hash code"), r
+    assert bits(r["tvr"], 0, 0x04) and r["cryptogram"] is None, r
+
+
+def test_mchip_tapped_from_the_cvm_limit_asks_the_online_pin(emv, device):
+    r, _ = tapped_mchip(emv, device, "mastercard-cda#tapcvm", amount=5000)
+    assert r["outcome"] == "online" and r["online_pin"] and r["cvm"] == "420300", r  # its list's online PIN
+    emvfix.check_cryptogram(r)
+
+
+def test_mchip_card_inserted_is_cda_on_contact(emv, device):
+    _commands(device)
+    try:
+        r = emv.contact("mastercard-cda#slot", 2500)
+        sent = device.eval("SENT")
+    finally:
+        device.exec("MANGLE[0] = None")
+    assert r["outcome"] == "online" and not bits(r["tvr"], 0, 0x04 | 0x80), r
+    assert (0xAE, 0x90) in sent and 0x88 not in [ins for ins, _ in sent]
+    emvfix.check_cryptogram(r)
 
 
 # ---- issuer scripts --------------------------------------------------------------------------

@@ -452,6 +452,32 @@ def test_cda_misbehaving_cards(name):
     assert hashlib.sha1(bytes.fromhex(pdol + cdol1()) + body).digest() != dyn[18:38]
 
 
+def test_mchip_tapped_gpo_then_generate_ac_with_cda():
+    # EMV Book C-2: an M/Chip card on the antenna (the rig's PN532 model tells its applet) has
+    # no TTQ to go by; its GPO answers AIP and the contactless AFL only, and GENERATE AC follows
+    # with CDA as on contact (no PDOL: the hash starts with the CDOL1 data). In the slot it is a
+    # contact card.
+    from tools.rig.pn532 import DEFAULT_ATS, Card
+    app = first_app("mastercard-cda")
+    assert (app["aip"], app["pdol"], app["contactless_kernel"]) == ("3D00", "", "mchip")
+    c = Card("iso-dep", bytes(4), DEFAULT_ATS, "emv:mastercard-cda#t%d" % next(_fresh), 0x20, 0).applet
+    assert c.contactless
+    ok(c, apdu("00A40400", "A0000000041010"))
+    r = decode(ok(c, apdu("80A80000", "8300")))["77"]
+    assert set(r) == {"82", "94"} and (r["82"].hex(), r["94"].hex()) == ("3d00", "1001010118010200")
+    raw = ok(c, apdu("80AE9000", cdol1()))
+    r = decode(raw)["77"]
+    assert set(r) == {"9F27", "9F36", "9F10", "9F4B"} and r["9F27"] == b"\x80"
+    assert r["9F10"][1] == 0x10 and r["9F10"][4] & 0x01  # M/Chip CVN 16, CVR byte 3 "contactless"
+    dyn = _recover(_icc_key(app, _issuer_key(app)), r["9F4B"])[4:42]
+    body = raw[3:raw.index(bytes.fromhex("9F4B"))]  # 77 81 xx: its 18-byte IAD makes it long
+    assert raw[1] == 0x81 and hashlib.sha1(bytes.fromhex(cdol1()) + body).digest() == dyn[18:38]
+    _check_ac(app, {"9F26": dyn[10:18], "9F36": r["9F36"], "9F10": r["9F10"]})
+    d = card("mastercard-cda")  # in the slot
+    ok(d, apdu("00A40400", "A0000000041010"))
+    assert decode(ok(d, apdu("80A80000", "8300")))["77"]["94"].hex() == "080101001001010118010200"
+
+
 def test_contactless_gpo_short_path_and_fdda():
     app = first_app("visa-classic")
     icc = _icc_key(app, _issuer_key(app))

@@ -4,7 +4,7 @@
   issuer --ca FILE --name NAME --bin 476173 [--expiry MMYY] --out FILE
   card --issuer FILE --name NAME --pan PAN [--psn 01] [--expiry YYMMDD] [--effective YYMMDD]
        [--aid A0000000031010] [--label VISA] [--priority 1] [--oda dda|cda|sda] [--cvm HEX]
-       [--no-contactless] [--pin 1234] [--pin-try-limit 3] [--offline-amount 5000]
+       [--no-contactless | --kernel qvsdc|mchip] [--pin 1234] [--pin-try-limit 3] [--offline-amount 5000]
        [--cvn visa-cvn10|visa-cvn18|visa-cvn22|mchip-cvn16|mchip-cvn17] --out FILE
   capk [--cards DIR] --out build/capk.json   the kernel's CA public key file
   make-test-cards [--cards DIR]              the standard set (README.md), TEST keys
@@ -89,6 +89,16 @@ def make_test_cards(cards):
                         "leaves out its IAD", [perso.make_app(
                             bank_a, pan=pan("476173900101014"), oda="cda", **visa)],
                         misbehave=["cda-wrong-hash"]),
+        perso.make_card("mastercard-cda", "Bank B Mastercard, M/Chip CVN 16 with CDA (AIP 3D00), "
+                        "contact + contactless as M/Chip (Book C-2): tapped, its GPO answers AIP and "
+                        "AFL, the records follow, then GENERATE AC with CDA", [perso.make_app(
+                            bank_b_mc, "A0000000041010", "MASTERCARD", pan("541333008902003"),
+                            oda="cda", cvm=perso.CVM_PIN_ONLINE_NONE, kernel="mchip")]),
+        perso.make_card("mastercard-cda-wrong-hash", "as mastercard-cda, but its signature's "
+                        "transaction data hash leaves out its IAD", [perso.make_app(
+                            bank_b_mc, "A0000000041010", "MASTERCARD", pan("541333008902004"),
+                            oda="cda", cvm=perso.CVM_PIN_ONLINE_NONE, kernel="mchip")],
+                        misbehave=["cda-wrong-hash"]),
         perso.make_card("two-apps", "Bank A: Visa credit and Visa debit, both priorities "
                         "with 'cardholder confirmation required' (the kernel must ask)",
                         [perso.make_app(bank_a, "A0000000031010", "VISA CREDIT",
@@ -167,6 +177,9 @@ def main(argv=None):
     p.add_argument("--oda", choices=("dda", "cda", "sda"), default="dda")
     p.add_argument("--cvm", default=perso.CVM_PIN_OFFLINE_ONLINE_NONE, help="8E value, hex")
     p.add_argument("--no-contactless", action="store_true")
+    p.add_argument("--kernel", choices=("qvsdc", "mchip"), default="qvsdc",
+                   help="how it pays tapped: the cryptogram in the GPO answer (qVSDC) or GENERATE AC after "
+                   "the records (M/Chip)")
     p.add_argument("--pin", default="1234")
     p.add_argument("--pin-try-limit", type=int, default=3)
     p.add_argument("--offline-amount", type=int, default=5000, help="minor units")
@@ -188,7 +201,7 @@ def main(argv=None):
         app = perso.make_app(_read(a.issuer), a.aid, a.label, a.pan, psn=a.psn,
                              expiry=a.expiry, effective=a.effective, priority=a.priority,
                              oda=a.oda, cvm=a.cvm, contactless=not a.no_contactless,
-                             limits={"offline_amount": a.offline_amount}, cvn=a.cvn)
+                             limits={"offline_amount": a.offline_amount}, cvn=a.cvn, kernel=a.kernel)
         _write(perso.make_card(a.name, a.description, [app], a.pin, a.pin_try_limit), a.out)
     elif a.cmd == "capk":
         keys = perso.capk_entries(a.cards)

@@ -43,6 +43,7 @@ CVR3_SCRIPT_FAILED = 0x08
 CVR3_CONTACTLESS = 0x01
 
 SW_OK = b"\x90\x00"
+CONTACTLESS_KERNELS = ("qvsdc", "mchip")
 AIP_CDA = 0x01  # AIP byte 1: CDA supported
 CDA_REQUESTED = 0x10  # GENERATE AC P1: a CDA signature requested
 
@@ -132,6 +133,12 @@ class App:
         self.afl = bytes.fromhex(obj["afl"])
         cl = obj["afl_contactless"]
         self.afl_contactless = bytes.fromhex(cl) if cl is not None else None
+        # How it pays tapped: "qvsdc" (Visa, Book C-3: the cryptogram in the GPO answer) or
+        # "mchip" (Mastercard, Book C-2: the GPO answers AIP and AFL, GENERATE AC follows)
+        self.contactless_kernel = obj["contactless_kernel"]
+        if self.contactless_kernel not in ((None,) if cl is None else CONTACTLESS_KERNELS):
+            raise ValueError("card %s: contactless kernel %r with contactless AFL %r"
+                             % (obj["pan"], self.contactless_kernel, cl))
         self.pdol = bytes.fromhex(obj["pdol"])
         self.cdol1 = bytes.fromhex(obj["cdol1"])
         self.cdol2 = bytes.fromhex(obj["cdol2"])
@@ -164,6 +171,10 @@ class EmvCard:
         self.apps = [App(a) for a in profile["apps"]]
         self.misbehave = set(profile["misbehave"])
         self.apdus = 0
+        # The interface it is powered by: the rig's antenna sets it (tools/rig/pn532.py), as a
+        # dual-interface chip knows which of its pads are live. An M/Chip application answers
+        # by it; a qVSDC one by the reader's TTQ.
+        self.contactless = False
         self.reset()
 
     def reset(self):
@@ -280,11 +291,15 @@ class EmvCard:
             raise CardError(0x6700) from None
         st.atc = (st.atc + 1) & 0xFFFF
         ttq = terminal.get(0x9F66, b"\x00")
-        contactless = app.afl_contactless is not None and bool(ttq[0] & 0x20)
+        mchip = app.contactless_kernel == "mchip"
+        contactless = self.contactless if mchip else app.afl_contactless is not None and bool(ttq[0] & 0x20)
         self.txn = Txn(st.atc, contactless)
         self.txn.sent = pdol_data  # what a CDA signature's transaction data hash covers
         if not contactless:
             return self._format2(tlvs((0x82, app.aip), (0x94, app.afl)))
+        if mchip:  # the records it signs, then GENERATE AC (with CDA) as on contact
+            self.txn.cvr[2] |= CVR3_CONTACTLESS
+            return self._format2(tlvs((0x82, app.aip), (0x94, app.afl_contactless)))
         return self._contactless_gpo(app, st, terminal)
 
     def _format2(self, body):
@@ -356,7 +371,8 @@ class EmvCard:
         app, st = self._app()
         t = self.txn
         kind = header[2] & 0xC0
-        if t is None or t.contactless or header[3] != 0 or kind == 0xC0:
+        qvsdc = t is not None and t.contactless and app.contactless_kernel == "qvsdc"
+        if t is None or qvsdc or header[3] != 0 or kind == 0xC0:
             raise CardError(0x6985 if kind != 0xC0 else 0x6A86)
         if t.first is None:
             t.tags = split_dol(app.cdol1, data)

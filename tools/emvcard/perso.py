@@ -94,10 +94,11 @@ def _track2(pan, expiry, service="201"):
 def make_app(issuer, aid, label, pan, *, psn="01", expiry="301231", effective="240101",
              priority=1, oda="dda", cvm=CVM_PIN_OFFLINE_ONLINE_NONE, contactless=True,
              limits=None, blocked=False, name="TEST/CARD", country="0276", currency="0978",
-             cvn=None):
+             cvn=None, kernel="qvsdc"):
     """One application's profile: its records built and signed by the issuer. cvn: its
     cryptogram version (cryptogram.VERSIONS), by default Visa's CVN 10, or M/Chip's CVN 16
-    for a Mastercard AID."""
+    for a Mastercard AID. kernel: how it pays tapped (contactless), "qvsdc" (the cryptogram in
+    the GPO answer, the PDOL with the TTQ) or "mchip" (GENERATE AC after the records, no PDOL)."""
     if cvn is None:
         cvn = cryptogram.MCHIP_CVN16 if aid.upper().startswith("A000000004") else cryptogram.VISA_CVN10
     cdol2 = CDOL2 if cryptogram.VERSIONS[cvn][2] == 1 else CDOL2_ARPC2
@@ -105,7 +106,7 @@ def make_app(issuer, aid, label, pan, *, psn="01", expiry="301231", effective="2
     afl = bytes.fromhex(AFL_CONTACT)
     limits = dict({"offline_amount": 5000, "consecutive_offline": 5,
                    "contactless_offline_amount": 0}, **(limits or {}))
-    pdol = VISA_PDOL if contactless else ""
+    pdol = VISA_PDOL if contactless and kernel == "qvsdc" else ""
     records = {
         "1.1": tlv(0x70, tlvs((0x57, _track2(pan, expiry)), (0x5F20, name.encode()),
                               (0x9F1F, b"0000000000"))),
@@ -142,6 +143,7 @@ def make_app(issuer, aid, label, pan, *, psn="01", expiry="301231", effective="2
     return {"aid": aid, "label": label, "priority": priority, "pan": pan, "psn": psn,
             "expiry": expiry, "issuer": issuer["name"], "aip": aip.hex().upper(),
             "afl": AFL_CONTACT, "afl_contactless": AFL_CONTACTLESS if contactless else None,
+            "contactless_kernel": kernel if contactless else None,
             "pdol": pdol, "cdol1": CDOL1, "cdol2": cdol2, "ddol": DDOL if icc else None,
             "cvn": cvn,
             "ctq": "0000", "imk_ac": issuer["imk_ac"], "imk_smi": issuer["imk_smi"],

@@ -88,8 +88,9 @@ A card is an ISO/IEC 14443-3 type A state machine (IDLE, READY, ACTIVE, HALT; WU
 halted card, which is why a PN532 that polls again finds a card it deselected) with an
 ISO/IEC 14443-4 block layer (block numbers, chaining, R(ACK)/R(NAK), S(DESELECT)) in front of
 an applet. An applet is any object with process(apdu) -> response data + SW1 SW2 (and, if it
-has one, reset(), called when the card loses power); APPLETS maps names to factories, one
-applet per card placed (register_applet adds one). "echo": SELECT by AID answers an FCI and 9000;
+has one, reset(), called when the card loses power; its `contactless` attribute, if it has
+one, is set True: a dual-interface card's applet answers as tapped); APPLETS maps names to
+factories, one applet per card placed (register_applet adds one). "echo": SELECT by AID answers an FCI and 9000;
 INS B0 with Le 00 answers 600 bytes (the chaining test); INS EE answers P1P2 bytes; any other
 APDU echoes its data field with 9000. A "uid-only" tag (SAK 00) has no ISO-DEP: no ATS, and
 InDataExchange/InCommunicateThru get no answer from it (timeout, 0x01; MIFARE authentication
@@ -429,6 +430,8 @@ class Card:
         self.ats = ats  # with TL, or None (no ISO-DEP)
         self.applet_name = applet
         self.applet = APPLETS[applet]() if ats is not None else None
+        if hasattr(self.applet, "contactless"):  # a dual-interface card's applet: it is tapped
+            self.applet.contactless = True
         self.sak = sak
         self.process_s = process_s
         self.levels = {4: 1, 7: 2, 10: 3}[len(uid)]
