@@ -18,3 +18,6 @@ package("board", files=("__init__.py", "handheld.py") + (("sim.py",) if options.
 package("drivers", base_path="..")
 # lib/ is /lib on the device: every module and package in it, named relative to lib/.
 freeze("../lib")
+# The UI's fonts (lib/ui/font.py), data made from a typeface by `python -m tools.fonts`, which
+# writes build/frozen/roboto.py: frozen, its bytes are in the app image, not on the file system.
+module("roboto.py", base_path="../build/frozen")

@@ -59,7 +59,8 @@ Per flow, on the board's heap unless said otherwise:
   register windows (16-48 bytes a call) and aligns frames to 16 bytes, so its frames are larger
   for the same depth: the figure is a floor, and the margin under 15 KB is what covers that.
 
-Time (the ESP32 model). The device process's CPU (time.clock()) over the flow is split into:
+Time (the ESP32 model). The device process's CPU (heapstat.cpu_us(), to the microsecond: the
+unix port's time.clock() counts whole milliseconds) over the flow is split into:
 - the simulator's own CPU (board/sim.py's buses and links to the rig, which stand for the
   board's machine.I2C/SPI/UART/Pin in C: each of their methods timed whole, the outermost call):
   left out; what the buses cost on the board is their wire time, which the simulator already
@@ -520,10 +521,8 @@ def esp32_us(window, ratio):
 def esp32_runs(windows, ratio):
     """(bytecode host us, ESP32 estimate us) of one window measured in several runs: the
     bytecode's mean x ratio, native's mean on the ESP32, the waits' and the network's medians
-    (robust to a run the host held up). time.clock() counts whole milliseconds, so each run's
-    CPU is off by up to 1 ms either way: the mean of the runs is unbiased, where the median of
-    the runs' estimates (esp32_us) rounds the bytecode to whole milliseconds, ~175 ms on the
-    model, which is more than the firmware's own work with a card in the field."""
+    (robust to a run the host held up). The mean of the bytecode: a run the host's scheduler
+    slowed weighs in it no more than in the CPU time it took."""
     parts = []
     for elapsed, cpu, sim, wire, net, native in windows:
         parts.append((cpu - sim - sum(p[2] for p in native), native_esp32_us(native, ratio), elapsed - cpu - net, net))
@@ -533,9 +532,8 @@ def esp32_runs(windows, ratio):
 
 
 def figures(kind, runs, mems, debited, ratio):
-    """A flow's time row (ms): medians of the runs' times, the mean of their CPU times
-    (time.clock() counts in whole milliseconds: the mean of the runs is unbiased), the ESP32
-    estimates by esp32_runs."""
+    """A flow's time row (ms): medians of the runs' times, the mean of their CPU times, the
+    ESP32 estimates by esp32_runs."""
     def median(values):
         return statistics.median(values) / 1000
 

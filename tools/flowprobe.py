@@ -19,6 +19,7 @@ the three flows' modules were resident in every flow, which they never are in th
 import gc
 
 import heapstat
+from heapstat import cpu_us
 
 gc.collect()
 BOOT = gc.mem_alloc()  # the heap after boot (the launcher, boot.py)
@@ -34,16 +35,17 @@ from terminal.link import Link
 from ui.screens import UI
 from vault.session import Session
 
-# The simulator's own CPU (outermost call only): its links to the rig, the UARTs' reads; whether
-# a timed call is under way; the calls timed; what the timing itself costs a call (_calibrate).
-SIM = [0.0, 0, 0, 0.0]
+# The simulator's own CPU, us (outermost call only): its links to the rig, the UARTs' reads;
+# whether a timed call is under way; the calls timed; what the timing itself costs a call, us
+# (_calibrate). CPU times are heapstat.cpu_us()'s: time.clock() counts whole milliseconds.
+SIM = [0, 0, 0, 0.0]
 WIRE = [0, 0]  # SPI, UART wire time us (I2C keeps its own: i2c.wire_us)
 # The network: from a request written (MTI xx00, xx20) to a response read (xx10, xx30), us.
 NET = [0, None]
 MARK = {}
 # A person's time (the PIN pad, the lock screen's menu): left out of the figures, the native
-# parts' too (the pad's drawing reads the fonts from flash): spent()'s five figures, then its
-# native parts (PAUSE_NATIVE).
+# parts' too (the pad's own flash and crypto work): spent()'s five figures, then its native
+# parts (PAUSE_NATIVE).
 PAUSE = [0] * 5
 PAUSE_NATIVE = []
 # The end: the flow's result drawn (the host taps it away), or a failure's screen.
@@ -126,11 +128,11 @@ def _sim_timed(fn):
             return fn(*args, **kw)
         SIM[1] = 1
         SIM[2] += 1
-        c = time.clock()
+        c = cpu_us()
         try:
             return fn(*args, **kw)
         finally:
-            SIM[0] += time.clock() - c
+            SIM[0] += time.ticks_diff(cpu_us(), c)
             SIM[1] = 0
     return call
 
@@ -143,29 +145,28 @@ def _calibrate(n=10000):
         pass
     timed = _sim_timed(nop)
     before = SIM[0]
-    c = time.clock()
+    c = cpu_us()
     for _ in range(n):
         timed()
-    wrapped = time.clock() - c - (SIM[0] - before)
-    c = time.clock()
+    wrapped = time.ticks_diff(cpu_us(), c) - (SIM[0] - before)
+    c = cpu_us()
     for _ in range(n):
         nop()
-    bare = time.clock() - c
+    bare = time.ticks_diff(cpu_us(), c)
     SIM[0], SIM[2] = before, SIM[2] - n
     SIM[3] = max(0.0, (wrapped - bare) / n)
 
 
 def snap():
-    return (time.ticks_us(), time.clock(), SIM[0] + SIM[2] * SIM[3], i2c.wire_us + WIRE[0] + WIRE[1], NET[0],
+    return (time.ticks_us(), cpu_us(), SIM[0] + SIM[2] * SIM[3], i2c.wire_us + WIRE[0] + WIRE[1], NET[0],
             heapstat.native())
 
 
 def spent(a, b):
     # elapsed us, firmware CPU us (all of it), simulator CPU us, wire us, network us, native
-    # [(calls, bytes, host us)] between two snaps. The CPU clocks are float seconds in whole
-    # milliseconds, summed over thousands of calls: rounded to whole us and never below 0, a
-    # window with none is 0, not the float error of the sums (-3.6e-12 s, or -1 us).
-    return [time.ticks_diff(b[0], a[0]), max(0, round((b[1] - a[1]) * 1e6)), max(0, round((b[2] - a[2]) * 1e6)),
+    # [(calls, bytes, host us)] between two snaps. The simulator's CPU less its calls' timing is
+    # a float: rounded to whole us and never below 0 (a window with no call is 0).
+    return [time.ticks_diff(b[0], a[0]), max(0, time.ticks_diff(b[1], a[1])), max(0, round(b[2] - a[2])),
             b[3] - a[3], b[4] - a[4],
             [(p[0] - q[0], p[1] - q[1], (p[2] - q[2]) / 1000) for p, q in zip(b[5], a[5])]]
 

@@ -1,8 +1,7 @@
 """The UI's bitmap fonts, rendered on the host when the image is built.
 
 A real typeface (Roboto, Apache 2.0, from the font-roboto package) is rasterised by Pillow at
-each size the screens use into a compact 1-bit font file that lib/ui/font.py reads glyph by
-glyph from flash.
+each size the screens use into a 1-bit font that lib/ui/font.py draws glyph by glyph.
 
 The glyphs are FreeType's monochrome rendering (Pillow's fontmode "1": the hinter fits each
 stem to whole pixels for a 1-bit screen, and its dropout control keeps a period a period),
@@ -13,15 +12,21 @@ next word. Drawn pen by pen with these metrics, a string is pixel for pixel what
 for the whole string (tests/host/test_font.py; see draw_string() for where Pillow puts a glyph
 vertically): Roboto has no kern table, so the basic layout has no kerning to reproduce.
 
-Format "PTF2", little-endian:
+The fonts are frozen into the firmware as one module, MODULE, written by build(): each size is
+one constant, SIZE<n> = (line height, baseline, code points, advances, boxes, bitmaps), a tuple
+of ints, bytes and a tuple of bytes. mpy-cross folds a tuple of constants into one constant
+object, and a frozen module's constant objects are C data in the app image (mpy-tool.py emits
+them as `static const`): on the ESP32 they are read through the flash cache like bytecode, with
+no file system call and no byte of GC heap, where the font files they replace cost LittleFS
+reads for every glyph drawn (0.2-0.4 s a screen on the ESP32 time model) and their index in RAM.
 
-    magic "PTF2", line height u8, baseline u8 (pixels from the top), glyph count u16
-    index, sorted by code point, ENTRY bytes a glyph: code point u16, advance u8, left i8 (the
-        bitmap's first column from the pen), top u8 (its first row from the line's top),
-        width u8, rows u8, offset u16 (of its bitmap, from the end of the index)
-    bitmaps: rows x ceil(width / 8) bytes, MSB first (MONO_HLSB), cropped to the ink
+    code points  u16 little-endian a glyph, sorted (a binary search finds a character)
+    advances     u8 a glyph
+    boxes        BOX bytes a glyph: left i8 (the bitmap's first column from the pen), top u8
+                 (its first row from the line's top), width u8, rows u8
+    bitmaps      a glyph's rows x ceil(width / 8) bytes, MSB first (MONO_HLSB), cropped to the ink
 
-    python -m tools.fonts out_dir        # writes roboto-<size>.ptf
+    python -m tools.fonts [out_dir]        # writes out_dir/roboto.py (default build/frozen)
 """
 
 import os
@@ -32,14 +37,18 @@ from pathlib import Path
 import font_roboto
 from PIL import Image, ImageDraw, ImageFont
 
-MAGIC = b"PTF2"
-HEADER = struct.Struct("<4sBBH")
-ENTRY = struct.Struct("<HBbBBBH")
+ROOT = Path(__file__).resolve().parent.parent
+# Where build() writes by default: firmware/manifest_terminal.py freezes MODULE from there.
+OUT_DIR = ROOT / "build" / "frozen"
+MODULE = "roboto.py"
+BOX = struct.Struct("<bBBB")
 SIZES = (16, 24, 40)  # status bar and small print; body and keys; amounts
 FACE = "Roboto-Regular.ttf"
 REFERENCE = "Å"  # the tallest glyph: see draw_string()
-# Latin letters, digits and the symbols a payment screen needs.
-CHARSET = [chr(c) for c in range(0x20, 0x7F)] + [chr(c) for c in range(0xA0, 0x100)] + list("€•…–‘’“”")
+# Latin letters, digits and the symbols a payment screen needs: Latin-1, and what Windows-1252
+# adds to it for Western names (the em dash and low quotes of a shop's name, Œ, Š, Ž, Ÿ). A
+# character outside is drawn as "?" (lib/ui/font.py), which the charset therefore holds.
+CHARSET = [chr(c) for c in range(0x20, 0x7F)] + [chr(c) for c in range(0xA0, 0x100)] + list("€•…–—‘’‚“”„‹›ŒœŠšŽžŸ™")
 
 
 def face_path():
@@ -68,11 +77,14 @@ def draw_string(font, text, width, height, x=0):
 
 
 def render(size):
-    """The PTF2 bytes of one size."""
+    """The font of one size as the firmware holds it: (line height, baseline, code points,
+    advances, boxes, bitmaps), the layout in the module docstring."""
+    if "?" not in CHARSET:
+        raise ValueError("the charset has no '?', which draws a character it lacks")
     font = face(size)
     ascent, descent = font.getmetrics()
     height = ascent + descent
-    index, bitmaps = [], bytearray()
+    codes, advances, boxes, bitmaps = bytearray(), bytearray(), bytearray(), []
     for ch in sorted(CHARSET, key=ord):
         advance = int(font.getlength(ch, mode="1"))
         # Drawn with room on either side, then cropped to its ink (a space keeps one blank
@@ -83,30 +95,40 @@ def render(size):
         x0, y0, x1, y1 = image.getbbox() or (pad, 0, pad + 1, 1)
         pixels = image.load()
         row_bytes = (x1 - x0 + 7) // 8
-        offset = len(bitmaps)
+        bitmap = bytearray(row_bytes * (y1 - y0))
         for y in range(y0, y1):
-            row = bytearray(row_bytes)
             for x in range(x0, x1):
                 if pixels[x, y]:
-                    row[(x - x0) >> 3] |= 0x80 >> ((x - x0) & 7)
-            bitmaps += row
-        if offset > 0xFFFF or advance > 255:
-            raise ValueError("roboto-%d does not fit the PTF2 index" % size)
-        index.append(ENTRY.pack(ord(ch), advance, x0 - pad, y0, x1 - x0, y1 - y0, offset))
-    return HEADER.pack(MAGIC, height, ascent, len(index)) + b"".join(index) + bytes(bitmaps)
+                    bitmap[(y - y0) * row_bytes + ((x - x0) >> 3)] |= 0x80 >> ((x - x0) & 7)
+        try:  # struct refuses what the fields cannot hold
+            codes += struct.pack("<H", ord(ch))
+            advances += struct.pack("<B", advance)
+            boxes += BOX.pack(x0 - pad, y0, x1 - x0, y1 - y0)
+        except struct.error as e:
+            raise ValueError("roboto-%d: %r does not fit the font's fields: %s" % (size, ch, e)) from None
+        bitmaps.append(bytes(bitmap))
+    return height, ascent, bytes(codes), bytes(advances), bytes(boxes), tuple(bitmaps)
 
 
-def build(out_dir):
-    """Write every size into out_dir; return the file names."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    names = []
-    for size in SIZES:
-        name = "roboto-%d.ptf" % size
-        (out_dir / name).write_bytes(render(size))
-        names.append(name)
-    return names
+def source():
+    """The frozen module's text: every size's font, one constant each."""
+    lines = ['"""Made by tools/fonts.py (Roboto, Apache 2.0): do not edit."""']
+    lines += ["SIZE%d = %r" % (size, render(size)) for size in SIZES]
+    return "\n".join(lines) + "\n"
+
+
+def build(out_dir=OUT_DIR):
+    """Write MODULE into out_dir, unless it already holds that text (its time is what makes the
+    virtual handheld's build re-freeze); return its path."""
+    path = Path(out_dir) / MODULE
+    text = source()
+    if not path.exists() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return path
 
 
 if __name__ == "__main__":
-    print(build(sys.argv[1] if len(sys.argv) > 1 else "build/fonts"))
+    print(build(*sys.argv[1:2]))

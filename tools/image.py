@@ -54,6 +54,11 @@ def firmware_sources(board="sim"):
                 continue
             dest = device_dir + "/" + src.relative_to(ROOT / package).with_suffix(".mpy").as_posix()
             yield src, dest
+    # The UI's fonts, made from a typeface at build time (tools/fonts.py): a module of /lib,
+    # frozen by the board's own firmware as the rest (firmware/manifest_terminal.py).
+    from tools import fonts
+
+    yield fonts.build(), "lib/" + fonts.MODULE[:-3] + ".mpy"
 
 
 def mpy_cross():
@@ -84,10 +89,6 @@ def stage(out_dir, board="sim"):
         else:
             shutil.copyfile(src, target)
         paths.append(dest)
-    # Data made at build time: the UI's bitmap fonts, rendered from a real typeface.
-    from tools import fonts
-
-    paths += ["fonts/" + name for name in fonts.build(out_dir / "fonts")]
     return paths
 
 

@@ -127,7 +127,11 @@ def supervise(main, backoff_ms=BACKOFF_MS, max_runs=None):
                 print("terminal: crashed (%s); logged, restarting in %d ms" % (type(e).__name__, delay))
                 _release(kept)
             gc.collect()
-            time.sleep_ms(delay)
+            # Fed through the backoff: from the 4th crash in a row it (8 s, then 16 s, 30 s)
+            # outlasts the board's 8 s watchdog, which reset the unit in the middle of it.
+            for slept in range(0, delay, FEED_MS):
+                watchdog.feed()
+                time.sleep_ms(min(FEED_MS, delay - slept))
             delay = min(delay * 2, MAX_BACKOFF_MS)
     except KeyboardInterrupt:
         watchdog.release_to_repl()

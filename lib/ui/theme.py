@@ -3,8 +3,10 @@
 from drivers.st7789 import color
 from micropython import const
 
-# At import, not at the first screen: the fonts opened stay for good, and so must their class
-# (terminal.app lets go of the modules a screen or a flow imported).
+# At import, not at the first screen: the fonts made stay for good, and so must their class
+# (terminal.app lets go of the modules a screen or a flow imported). roboto: the fonts
+# tools/fonts.py makes, frozen (their data is in the app image, not in the heap).
+import roboto
 from ui.font import Font
 
 WIDTH = const(240)
@@ -33,7 +35,7 @@ _fonts = {}
 
 
 def font(size):
-    """The font of that size, opened on first use."""
+    """The font of that size, made on first use."""
     if size not in _fonts:
-        _fonts[size] = Font("/fonts/roboto-%d.ptf" % size)
+        _fonts[size] = Font(getattr(roboto, "SIZE%d" % size))
     return _fonts[size]

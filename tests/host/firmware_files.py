@@ -49,7 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-from tools import image  # noqa: E402  (what goes on the device is the image builder's to say)
+from tools import fonts, image  # noqa: E402  (what goes on the device is the image builder's to say)
 
 PYRIGHT_CONFIG = ROOT / "pyrightconfig.json"
 
@@ -100,6 +100,8 @@ def rel(path: Path) -> str:
 
 def module_name(path: Path) -> str:
     """The dotted name a firmware file is imported by on the device."""
+    if path.parent == fonts.OUT_DIR:
+        return path.stem  # made at build time (the fonts), a module of /lib
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
     if parts[0] == LIB_DIR:
         parts = parts[1:]

@@ -84,8 +84,9 @@ def manifest_files(manifest=FIRMWARE / "manifest.py", port="esp32"):
 
 
 def ours(frozen):
-    """The frozen files of this tree (not MicroPython's, which build/ holds)."""
-    return {name: src for name, src in frozen.items() if ROOT in src.parents and ROOT / "build" not in src.parents}
+    """The frozen files of this tree (not MicroPython's, whose tree build/ holds; the fonts
+    tools/fonts.py makes into build/ are the tree's)."""
+    return {name: src for name, src in frozen.items() if ROOT in src.parents and vbuild.SOURCE not in src.parents}
 
 
 def terminal_files(board):

@@ -1,9 +1,9 @@
-"""The UI's fonts against Pillow's own rendering of whole strings: the font files that
-tools/fonts.py makes, drawn glyph by glyph with their metrics (advance, the bitmap's left and
-top from the pen), give exactly the pixels Pillow draws for the string (its 1-bit rendering,
+"""The UI's fonts against Pillow's own rendering of whole strings: the fonts that
+tools/fonts.py makes (frozen into the firmware), drawn glyph by glyph with their metrics
+(advance, the bitmap's left and top from the pen), give exactly the pixels Pillow draws for the string (its 1-bit rendering,
 basic layout: Roboto has no kern table, so no pair is kerned). Checked twice: by a reader of the
 format here, and by lib/ui/font.py itself on the virtual handheld, a line at a time and in the
-8-row strips a screen is drawn in (only the rows inside the strip are read then).
+8-row strips a screen is drawn in (each glyph clipped to the strip).
 
 The first font (PTF1) failed this: anti-aliased glyphs thresholded at half grey, placed with the
 unhinted advances, lost "account."'s period at 16 px (it was mostly grey) and put "t"'s hinted
@@ -27,15 +27,16 @@ PEN = 4  # where the pen starts: room for a glyph that reaches left of it
 STRIP_ROWS = 8  # lib/ui/canvas.py
 
 
-def parse(data):
-    """(line height, {character: (advance, left, top, width, rows, bitmap)}) of a PTF2 file."""
-    magic, height, _baseline, count = fonts.HEADER.unpack_from(data)
-    assert magic == b"PTF2"
-    glyphs, base = {}, fonts.HEADER.size + count * fonts.ENTRY.size
-    for i in range(count):
-        cp, advance, left, top, width, rows, offset = fonts.ENTRY.unpack_from(data, fonts.HEADER.size + i * fonts.ENTRY.size)
-        size = rows * ((width + 7) // 8)
-        glyphs[chr(cp)] = (advance, left, top, width, rows, data[base + offset:base + offset + size])
+def parse(font):
+    """(line height, {character: (advance, left, top, width, rows, bitmap)}) of a font as the
+    firmware holds it (tools/fonts.py render())."""
+    height, _baseline, codes, advances, boxes, bitmaps = font
+    assert len(codes) == 2 * len(advances) == len(boxes) // 2 == 2 * len(bitmaps)
+    glyphs = {}
+    for i, bitmap in enumerate(bitmaps):
+        left, top, width, rows = fonts.BOX.unpack_from(boxes, i * fonts.BOX.size)
+        assert len(bitmap) == rows * ((width + 7) // 8)
+        glyphs[chr(codes[2 * i] | codes[2 * i + 1] << 8)] = (advances[i], left, top, width, rows, bitmap)
     return height, glyphs
 
 
@@ -70,13 +71,13 @@ def assert_same(ours, theirs, width, height, what):
 
 
 @pytest.fixture(scope="module")
-def ptf():
+def made():
     return {size: parse(fonts.render(size)) for size in fonts.SIZES}
 
 
 @pytest.mark.parametrize("size", fonts.SIZES)
-def test_strings_drawn_glyph_by_glyph_are_pillows_own(ptf, size):
-    height, glyphs = ptf[size]
+def test_strings_drawn_glyph_by_glyph_are_pillows_own(made, size):
+    height, glyphs = made[size]
     for text in SAMPLES + CHARSET_LINES:
         ours, end = composed(glyphs, text)
         assert end - PEN == fonts.face(size).getlength(text, mode="1"), text
@@ -84,9 +85,9 @@ def test_strings_drawn_glyph_by_glyph_are_pillows_own(ptf, size):
         assert_same(ours, pillows(size, text, width, height), width, height, "%r at %d px" % (text, size))
 
 
-def test_the_period_survives_at_the_smallest_size(ptf):
+def test_the_period_survives_at_the_smallest_size(made):
     # The PTF1 font dropped it: at 16 px its anti-aliased dot had one pixel above half grey.
-    height, glyphs = ptf[16]
+    height, glyphs = made[16]
     advance, left, top, width, rows, bitmap = glyphs["."]
     assert width * rows >= 4 and all(bitmap), (width, rows, bitmap)
 

@@ -19,17 +19,18 @@ def test_image_is_the_vfs_partition(firmware_image):
 def test_the_virtual_handhelds_image_holds_data_only(firmware_image):
     # Its interpreter has the firmware frozen (tools/vdevice/build.py), as the board's build has:
     # code on the file system would be loaded into the heap, which the board keeps for data.
+    # Its data too (the fonts are frozen: tools/fonts.py): a new unit's file system is empty.
     fs = mount(firmware_image)
-    assert fs.listdir("/") == ["fonts"]
-    assert len(fs.listdir("fonts")) == len(fonts.SIZES)
+    assert fs.listdir("/") == []
 
 
 def test_a_stock_boards_image_holds_boot_main_and_bytecode(tmp_path):
     # For a board running stock MicroPython (make deploy): the firmware as files.
     image.build(tmp_path / "handheld.img", board="handheld")
     fs = mount(tmp_path / "handheld.img")
-    assert {"boot.py", "main.py", "board", "lib", "fonts"} <= set(fs.listdir("/"))
+    assert {"boot.py", "main.py", "board", "lib"} <= set(fs.listdir("/"))
     assert "sim.mpy" not in fs.listdir("board")
+    assert fonts.MODULE[:-3] + ".mpy" in fs.listdir("lib")  # the fonts, frozen on the terminal's firmware
     with fs.open("boot.py", "rb") as f:
         assert f.read() == (image.ROOT / "boot.py").read_bytes()
     with fs.open("lib/diag.mpy", "rb") as f:

@@ -25,7 +25,8 @@ SIM = bytes.fromhex("3F2F008069AF03070352000D0A0E833E9F16")
 
 
 class FakePort:
-    """What the model sees of UartPort: baud, char_bits, configure, send; captures the line."""
+    """What the model sees of UartPort: baud, char_bits, configure, send, echo; captures the
+    line (the device's bytes echoed and the card's, in the order the device hears them)."""
 
     kind = "uart"
 
@@ -46,6 +47,8 @@ class FakePort:
         except RuntimeError:
             pass
         self.line += data
+
+    echo = send
 
     def take(self):
         out, self.line = bytes(self.line), bytearray()
@@ -526,9 +529,17 @@ def test_on_a_rig_uart_with_wire_timing(tmp_path):
         # 12 characters of 12 etu each after the ATR delay (4000 clocks by default)
         assert got[-1][0] - t0 >= 4000 / HZ + 12 * 12 * etu - 0.001
         got.clear()
+        card, heard = port.model, []
+        receive = card.receive
+        card.receive = lambda data: (heard.append(loop.time()), receive(data))
         port.from_host("device", bytes.fromhex("0070000000"))
         await asyncio.sleep(0.05)
         assert b"".join(d for _, d in got) == bytes.fromhex("0070000000") + b"\x90\x00"
+        # One I/O line: the device hears each of its characters as the card does, when its last
+        # bit is on the wire, not a character time later (the echo paced over the line again,
+        # the card's answer queued behind it).
+        echoed = [t for t, d in got for _ in d][:5]
+        assert max(e - h for e, h in zip(echoed, heard)) < 0.1 * 12 * etu, (echoed, heard)
         st = rig.cmd_model("card")
         json.dumps(st)
         assert st["line_format"] == [8, "even", 2] or st["line_format"] == (8, "even", 2)

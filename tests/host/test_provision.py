@@ -97,7 +97,7 @@ def test_merged_factory_image_layout(build, capsys):
                            lookahead_size=image.LFS_LOOKAHEAD)
     fs.context.buffer = bytearray(merged[vfs.offset:vfs.end])
     fs.mount()
-    assert {"boot.py", "main.py", "lib", "board", "drivers", "fonts"} <= set(fs.listdir("/"))
+    assert {"boot.py", "main.py", "lib", "board", "drivers"} <= set(fs.listdir("/"))
     assert "sim.mpy" not in fs.listdir("/board")  # a real board's image
     with fs.open("boot.py", "rb") as f:
         assert f.read() == (image.ROOT / "boot.py").read_bytes()
@@ -205,8 +205,7 @@ def test_flash_on_the_virtual_handheld_writes_the_files_through_its_repl(build, 
     shutil.copyfile(firmware_image, tmp_path / "flash.img")
     with VDeviceProcess(tmp_path / "flash.img", tmp_path / "state") as vd:
         dev = Device(vd.repl)
-        dev.exec("import os\nos.mkdir('/store')\nf = open('/store/keep', 'w')\nf.write('x')\nf.close()\n"
-                 "os.remove('/fonts/roboto-16.ptf')")
+        dev.exec("import os\nos.mkdir('/store')\nf = open('/store/keep', 'w')\nf.write('x')\nf.close()\n")
         dev.close()
         audit = tmp_path / "audit.jsonl"
         assert main(["flash", "--port", vd.repl, "--images", str(build["out"]), "--audit", str(audit)]) == 0
@@ -214,8 +213,8 @@ def test_flash_on_the_virtual_handheld_writes_the_files_through_its_repl(build, 
         dev = Device(vd.repl)
         try:
             assert dev.eval("open('/store/keep').read()") == "x"
-            staged = (build["out"] / "fs-handheld" / "fonts" / "roboto-16.ptf").read_bytes()
-            assert dev.read_file("/fonts/roboto-16.ptf") == staged  # put back
+            staged = (build["out"] / "fs-handheld" / "lib" / "diag.mpy").read_bytes()
+            assert dev.read_file("/lib/diag.mpy") == staged  # the image's files written
         finally:
             dev.close()
     record = json.loads(audit.read_text().splitlines()[-1])

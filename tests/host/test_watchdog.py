@@ -55,3 +55,28 @@ def test_fed_in_time_it_never_fires_then_a_hang_resets_the_device(firmware_image
         vd.wait_booted(after_boots=boots + 1, timeout=10)
         assert time.monotonic() - started < TIMEOUT_MS / 1000 + 3
         dev.close()
+
+
+# terminal.supervise after crashes in a row: its backoff doubles (1, 2, 4, 8, 16 s...); slept
+# unfed, the 8 s watchdog reset the board in the backoff after the 4th crash. Here a watchdog
+# of 1.5 s against a backoff of 1 s then 2 s. (The virtual handheld has no watchdog of its own,
+# board.HAS_WATCHDOG: the test arms one for the supervisor, as board.watchdog() does on the
+# ESP32.)
+SUPERVISED = """
+import terminal, watchdog
+from board import sim
+watchdog._wdt = sim.WDT(timeout=1500)
+async def always_crashes():
+    raise OSError(5)
+print('crashes', terminal.supervise(always_crashes, backoff_ms=1000, max_runs=2))
+"""
+
+
+def test_the_supervisors_backoff_feeds_the_watchdog(firmware_image, tmp_path):
+    shutil.copyfile(firmware_image, tmp_path / "flash.img")
+    with VDeviceProcess(tmp_path / "flash.img", tmp_path) as vd:
+        boots = vd.rig.call("device")["boots"]
+        dev = Device(vd.repl)
+        assert dev.exec(SUPERVISED, timeout=30).strip().endswith("crashes 2")
+        assert vd.rig.call("device")["boots"] == boots  # no reset in the 3 s of backoff
+        dev.close()

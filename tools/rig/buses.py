@@ -94,6 +94,14 @@ class UartPort:
             line, char_time = self.hosts[self.active]
             line.send(data, char_time())
 
+    def echo(self, data):
+        """Bytes a host sent, heard back by it: on a one-wire half-duplex line (ISO 7816's I/O)
+        the sender's receiver sees each character as it puts it on the wire. They arrive here
+        after their wire time already, so they go back at once, at the rate they were sent at,
+        not paced a second time ahead of the model's answer."""
+        if self.active in self.hosts:
+            self.hosts[self.active][0].deliver(data, self.rx_char_time, self.rx_earlier)
+
     def connect_device(self, writer):
         self.device = writer
         self.hosts["device"] = (Line(lambda data, _char_time, _earlier: writer.write(data)), self.char_time)

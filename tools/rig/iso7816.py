@@ -307,7 +307,7 @@ class ChipCard(Model):
     def receive(self, data):
         """Bytes the device put on the I/O line: they come back to it (the echo), and reach the
         card if one is active."""
-        self.port.send(bytes(data))
+        self.port.echo(bytes(data))
         self.counters["echoed"] += len(data)
         if self.state not in ("ready", "pps", "t0", "t1", "wait"):
             return

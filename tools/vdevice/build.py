@@ -22,6 +22,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+from tools import fonts
 from tools.provision.common import sha256_file
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -56,8 +57,10 @@ class BuildError(Exception):
 
 def frozen_sources():
     """Every file whose change means a rebuild: the frozen firmware, the launcher, the bench's probe,
-    the variant."""
+    the variant, the fonts' generator and what it made."""
     yield from (ROOT / name for name in ("boot.py", "main.py"))
+    yield ROOT / "tools" / "fonts.py"
+    yield fonts.OUT_DIR / fonts.MODULE
     for folder in ("board", "drivers", "lib"):
         yield from (ROOT / folder).rglob("*.py")
     yield from (ROOT / "firmware").glob("manifest*.py")
@@ -71,7 +74,7 @@ def stale():
     if not EXE.exists():
         return True
     built = EXE.stat().st_mtime
-    return any(p.stat().st_mtime > built for p in frozen_sources())
+    return any(not p.exists() or p.stat().st_mtime > built for p in frozen_sources())
 
 
 def _run(cmd, log, **kw):
@@ -135,6 +138,7 @@ def build(log=None, jobs=None):
     with open(log_path, "a") as log:
         source(log)
         jobs = str(jobs or os.cpu_count() or 1)
+        fonts.build()  # the frozen fonts (firmware/manifest_terminal.py), rewritten only if they changed
         if not MPY_CROSS.exists():
             _run(["make", "-C", SOURCE / "mpy-cross", "-j", jobs], log)
         _run(["make", "-C", SOURCE / "ports" / "unix", "-j", jobs, "VARIANT_DIR=%s" % VARIANT,
