@@ -260,12 +260,19 @@ def _irq_listener(sock):
         event = sock.read(2)
         if not event or len(event) < 2:
             return
-        entry = _irq_handlers.get(event[0])
-        if entry:
-            try:
-                micropython.schedule(entry[1], entry[0])
-            except RuntimeError:  # schedule queue full: the edge is lost, as on the board
-                pass
+        _edge(event[0])
+
+
+def _edge(pin_id):
+    # A call of its own: this thread's stack is a GC root, and a handler left in the listener's
+    # frame until the next edge kept its driver in the heap after the app had let go of it
+    # (the PN532's through a contact payment's card reading); the board's ISR keeps nothing.
+    entry = _irq_handlers.get(pin_id)
+    if entry:
+        try:
+            micropython.schedule(entry[1], entry[0])
+        except RuntimeError:  # schedule queue full: the edge is lost, as on the board
+            pass
 
 
 class Pin:

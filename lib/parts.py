@@ -20,10 +20,13 @@ PN532's, beside its object), so the app lets go of what a flow used when the flo
 
 import sys
 
+from micropython import const
+
 import board
 from board import handheld as hw
 
 _made = {}
+_SCHEDULER_DEPTH = const(8)  # the ESP32 port's MICROPY_SCHEDULER_DEPTH (4 on the unix port)
 # Each part's driver module: unload() lets go of a part with its driver.
 _DRIVERS = {"display": "drivers.st7789", "touch": "drivers.ft6336", "sensor": "drivers.r503",
             "nfc": "drivers.pn532", "slot": "drivers.iso7816_slot"}
@@ -106,11 +109,30 @@ def unload(names):
     with their drivers: nothing then holds their functions and classes, and the heap they took
     is free again. The next import makes them anew; no object made from the old ones may be
     kept (an exception class of the old module would not match the new one's)."""
+    closed = False
     for part, driver in _DRIVERS.items():
         made = _made.pop(part, None) if driver in names else None
         close = getattr(made, "close", None)
         if close is not None:
             close()  # its interrupt handlers
+            closed = True
+    if closed:
+        # The scheduler's queue (a GC root) keeps each handler it ran in its slot until a new
+        # one takes it (py/scheduler.c): the driver's last IRQ kept it, and its module through
+        # its class, in the heap after it was let go (the PN532's, ~6 KB, through a contact
+        # card's reading and after Card mode). A no-op into each slot in turn: the VM runs
+        # each at the loop's jump back, so one waits at most and no real edge finds the queue
+        # full (if it is full already, its handlers take the slots).
+        import micropython
+
+        def nothing(_):
+            pass
+
+        try:
+            for _ in range(_SCHEDULER_DEPTH):
+                micropython.schedule(nothing, None)
+        except RuntimeError:
+            pass
     for name in names:
         sys.modules.pop(name, None)
         package, _, attr = name.rpartition(".")

@@ -20,8 +20,10 @@ then "Bank reference <RRN>." (approved) or the failure's own words (failed, unde
 """
 
 from terminal import errors
-from terminal.history import History, mask_pan
 from ui.screens import format_amount
+
+# terminal.history (~0.9 KB of heap) is imported at the end, where a payment writes its entry:
+# a card payment imports this module at its start (alpha), and its card reading is its peak.
 
 # ISO 4217 numeric -> alphabetic, for the currencies ui.screens knows how to show.
 _ALPHA = {"978": "EUR", "840": "USD", "826": "GBP", "756": "CHF", "392": "JPY"}
@@ -41,6 +43,8 @@ def summary(kind, amount, currency, counterparty, card=None, account=None):
     text = format_amount(amount, alpha(currency))
     if kind not in _TO_THIS_TERMINAL:
         text += " to " + counterparty
+    from terminal.history import mask_pan
+
     masked = mask_pan(card) if card else ""
     paid_with = "card " + masked if masked else account
     return text + " from " + paid_with if paid_with else text
@@ -48,6 +52,8 @@ def summary(kind, amount, currency, counterparty, card=None, account=None):
 
 async def approved(app, kind, amount, currency, counterparty, answer, card=None, account=None):
     """Record the approved transaction (with the bank's RRN) and show "Approved"."""
+    from terminal.history import History
+
     currency = alpha(currency)
     reference = answer.rrn or ""
     History(app.vault).add(kind, amount, currency, counterparty, "approved", card=card, account=account,
@@ -66,6 +72,8 @@ async def failed(app, kind, amount, currency, counterparty, e, card=None, accoun
     if kind == "Balance":
         await errors.show(app.ui, f)
         return
+    from terminal.history import History
+
     rc = getattr(f, "rc", None)
     History(app.vault).add(kind, amount, alpha(currency), counterparty,
                            f.title.lower() + (" (%s)" % rc if rc else ""), card=card, account=account)
