@@ -14,14 +14,17 @@ virtual handheld of its own, personalised, the app running from main.py). Each a
               dirty contact: parity errors, a mute line) or out of it
     nfc       a test card, or a tag that is no payment card, onto the antenna or off it
     reader    a shop's or a gate's reader at the handheld in card mode, or leaving
-    finger    an enrolled finger or a stranger's on the R503 (sometimes wet, partial, faulty)
+    finger    an enrolled finger or a stranger's on the R503 (sometimes wet, partial, faulty), or
+              the sensor mute while it is asked for one (its UART lost)
     wifi      the access point off or on, or cut just after the next message up (the bank has
               it, its answer is lost)             bank      the bank host stopped or started
     push      a merchant's payment request        standby   the standby key
     power     a power cut (now, or at one of the next flash operations)
     wait      nothing for a while (a screen under way finishes, a timeout comes)
 The screen shown weighs the choice (a card when one is asked for, a finger on the sensor's
-prompt); outages end within MAX_OUTAGE actions, inside the bank's reversal window.
+prompt); outages end within MAX_OUTAGE actions, inside the bank's reversal window. From the home
+menu it sets out now and then on an errand (ERRANDS: each Settings entry, Forget Wi-Fi, adding
+and deleting a fingerprint, the history), those for screens not reached yet first.
 
 Checked after every action: no interpreter crash or app restart other than after a power cut
 (the console: a traceback, "terminal: crashed", MemoryError; the rig's boot count against its
@@ -36,6 +39,8 @@ screen drawn at least every HUNG_S seconds. At the end (Wi-Fi and bank back, car
 - money conserved over all accounts (the bank's clearing account included);
 - the device's reversal journal drained to the bank (looked at through the REPL; if it is not,
   one more boot, then it must be), and its crash log empty.
+
+The end also lists the screens of SCREENS that the run reached and those it never did.
 
 A failure prints the seed, the action number, the last actions and the console's tail, and keeps
 the run's evidence; the same --seed replays the same choices (the device's timing may differ).
@@ -77,8 +82,9 @@ FINANCIAL = ("purchase", "request-payment", "transfer")
 # Change PIN, the shop confirmation's Enter PIN).
 CARD_PAD = "Card PIN"
 # Wrong owner PINs in a row the monkey allows itself: the vault blocks at max_fails (10), and a
-# power cut during a check counts one more; well below, so that the soak never blocks it.
-OWNER_WRONG_MAX = 3
+# power cut during a check counts one more; well below, so that the soak never blocks it, and
+# above its FREE_ATTEMPTS (3), so that the wrong-PIN delay's countdown is met.
+OWNER_WRONG_MAX = 5
 
 # Cards: the bank's (they can pay), the broken ones (they end in the kernel), weights.
 CARDS = (("visa-classic", 6), ("bank-b-debit", 3), ("two-apps", 1), ("mastercard-sda", 1), ("decline", 1),
@@ -107,12 +113,12 @@ HUNG_S = 240
 PREFER = {
     "Pocket Terminal": {"Pay requests (N)": 5, "Purchase": 4, "Balance": 2, "Transfer": 2, "More": 3,
                         "Lock": 0.3, "Back": 0.3},
-    "Payment request": {"Confirm": 4},
+    "Payment request": {"Pay": 4, "Refuse": 0.7, "Back": 0.5},
     "Transfer": {"Confirm": 3},
     "Confirm": {"Confirm": 3},
     "Pay requests": {"Back": 0.3},
     "Pay with": {"Back": 0.4},
-    "Locked": {"PIN": 4},
+    "Locked": {"PIN": 3, "Fingerprint": 2},
     "Wi-Fi": {"Back": 3, "Forget PocketNet": 0.3},
     "Forget PocketNet?": {"Keep": 3},
     "Clear history?": {"Keep": 3},
@@ -121,6 +127,56 @@ PREFER = {
 }
 # Where a person goes to put the Wi-Fi back after "Forget": the button to tap on each screen.
 TO_WIFI = {"Pocket Terminal": ("Settings", "More"), "Settings": ("Wi-Fi",), "Wi-Fi": ("PocketNet",)}
+# Errands: what a person sets out to do from the home menu, the buttons tapped in turn (a menu's
+# pages turned with "More" until the entry shows; N a number); then the screen's own weights
+# again. Random taps alone seldom get three menu pages deep, so these are chosen now and then
+# from the home menu, those whose screens the run has not reached yet first.
+ERRANDS = {
+    "Wi-Fi": ("Settings", "Wi-Fi"),
+    "Forget Wi-Fi": ("Settings", "Wi-Fi", "Forget PocketNet", "Forget"),
+    "Change PIN": ("Settings", "Change PIN"),
+    "Add fingerprint": ("Settings", "Fingerprints", "Add a fingerprint"),
+    "Delete fingerprint": ("Settings", "Fingerprints", "Delete fingerprint N"),
+    "Lock timeout": ("Settings", "Lock timeout"),
+    "Diagnostics": ("Settings", "Diagnostics"),
+    "History": ("History",),
+    "Clear history": ("History", "Clear history"),
+    "Card mode": ("Card mode",),
+    "Balance": ("Balance",),
+    "Transfer": ("Transfer",),
+}
+# The screens an errand is for (its titles): an errand whose screens are all reached weighs less.
+ERRAND_SCREENS = {
+    "Wi-Fi": ("Wi-Fi", "Connected"), "Forget Wi-Fi": ("Forget PocketNet?", "Forgotten"),
+    "Change PIN": ("Change PIN", "PIN changed"), "Add fingerprint": ("Add fingerprint", "Fingerprint added"),
+    "Delete fingerprint": ("Fingerprints",), "Lock timeout": ("Lock after",), "Diagnostics": ("Diagnostics",),
+    "History": ("History",), "Clear history": ("Clear history?",), "Card mode": ("Card mode",),
+    "Balance": ("Balance",), "Transfer": ("Transfer",),
+}
+ERRAND_PATIENCE = 12  # actions without a step of the errand taken: given up
+# Every screen the monkey should meet (titles, numbers as N): the end says which it reached and
+# which it never did. Left out: what the demo cannot show (Blocked, Not set up, a Tampered
+# store, keys used up, a full sensor) and what a genuine bank never causes (Bank not trusted).
+SCREENS = (
+    # the lock, the home menu, the owner's proof
+    "Locked", "Unlock", "Wrong PIN", "Wrong PINs", "Pocket Terminal", "Confirm with PIN", "Confirm with fingerprint",
+    "PIN required",
+    # payments
+    "Payment request", "Pay requests", "Pay with", "Amount", "Insert or tap card", "Reading card", "Card PIN",
+    "Authorising", "Approved", "Declined", "Refusing", "Refused", "Request expired", "Card removed",
+    "Card not readable", "Card blocked", "Insert the card",
+    # the bank out of reach, each way the monkey causes
+    "No network", "No answer from the bank", "Bank not available",
+    # accounts
+    "Bank", "Balance", "From", "To", "Transfer", "History", "Clear history?",
+    # card mode
+    "Card mode", "Transit card", "Shop confirmation", "Confirm", "Enter PIN",
+    # Settings
+    "Settings", "Wi-Fi", "Forget PocketNet?", "Forgotten", "Connected", "Change PIN", "PIN changed", "Fingerprints",
+    "Add fingerprint", "Fingerprint added", "Lock after", "Diagnostics",
+    # the fingerprint's failures
+    "Not recognised", "Too slow", "Not readable", "Different fingers", "Sensor not answering",
+)
 
 
 class Finding(AssertionError):
@@ -183,6 +239,9 @@ class Monkey:
         self.wifi_saved = True  # /config/wifi.json holds PocketNet ("Forget" clears it)
         self.pushes = 0
         self.reader = False  # a shop's reader in the field
+        self.errand = None  # (name, the buttons still to tap) of the errand under way
+        self.errand_since = 0  # the action at which it last took a step
+        self.errands = collections.Counter()  # errands set out on
         self.pins = {name: emvcard.load_profile(name)["pin"] for name, _ in CARDS}
 
     # ---- what the device shows ------------------------------------------------------------------
@@ -315,13 +374,16 @@ class Monkey:
             self.fail("money not conserved: the accounts hold %d cents, %d at the start: %s"
                       % (sum(balances.values()), self.money, balances))
         shown = collections.Counter(rrn for rrn, _, _ in self.approved)
+        # What the owner gave back in full (History > Give back, terminal/refund.py): the bank
+        # voids it, its log naming the original, which it then has as reversed.
+        voided = set(re.findall(r" void of (\w+):", self.t.bank.log()))
         for rrn, amount, text in self.approved:
             tx = txs.get(rrn)
             if tx is None or tx["rc"] != "00" or tx["kind"] not in FINANCIAL:
                 self.fail("%r was shown, the bank has %s for it" % (text, tx))
             if shown[rrn] != 1:
                 self.fail("%r was shown %d times" % (text, shown[rrn]))
-            if tx["reversed"]:
+            if tx["reversed"] and rrn not in voided:
                 self.fail("%r was shown, the bank reversed it" % text)
             legs = postings.get(rrn, [])
             debits = [p for p in legs if p["amount"] < 0]
@@ -384,9 +446,18 @@ class Monkey:
         enrolled = sorted(set(self.t.sensor_library().values()))
         screen = self.shown or {}
         adding = screen.get("title") == "Add fingerprint"
+        if "finger" in screen.get("text", "").lower() and screen.get("buttons") is None and self.rng.random() < 0.15:
+            # The sensor stops answering while it is asked for a finger (its UART lost), until
+            # the terminal has said so; then it answers again.
+            self.t.rig.call("do", name="r503", action="mute", on=True)
+            try:
+                shown = self.wait_screen(lambda s: s.get("buttons") is not None or s.get("pin_pad"), 20)
+            finally:
+                self.t.rig.call("do", name="r503", action="mute", on=False)
+            return "finger sensor mute until %r" % (shown or {}).get("title")
         if adding:
             finger = self.rng.choice(OWNER_FINGERS + STRANGERS[:1])
-        elif enrolled and self.rng.random() < 0.7:
+        elif enrolled and self.rng.random() < 0.6:
             finger = self.rng.choice(enrolled)
         else:
             finger = self.rng.choice(STRANGERS + OWNER_FINGERS)
@@ -515,8 +586,8 @@ class Monkey:
         else:
             right = self.pins.get(self.last_card, "1234")
         roll = self.rng.random()
-        if title == "Change PIN" and prompt == "The new PIN":
-            roll = 0  # the same PIN again: the monkey's owner keeps one PIN (see the report)
+        if title == "Change PIN" and prompt.startswith("The new PIN"):
+            roll = 0  # the same PIN again, twice: the monkey's owner keeps one PIN
         wrong_ok = self.owner_fails < OWNER_WRONG_MAX if owner else self.card_wrong[self.last_card] < 1
         if roll < 0.75 or (roll < 0.85 and not wrong_ok):
             pin, what = right, "right"
@@ -535,7 +606,7 @@ class Monkey:
             self._keys(list(part), self.t.keypad)
             return "%s pad: %r typed, no OK" % (title, "*" * len(part))
         self._keys(list(pin) + ["OK"], self.t.keypad)
-        if owner and not (title == "Change PIN" and prompt == "The new PIN"):
+        if owner and not (title == "Change PIN" and prompt.startswith("The new PIN")):
             self.owner_fails += 1  # counted on flash before it is checked
             self.owner_check = what == "right"
         elif not owner and what == "wrong":
@@ -571,6 +642,33 @@ class Monkey:
         self._keys(typed + ["OK"], keys)
         return "keyboard: %d keys, OK" % len(typed)
 
+    def _errand(self, screen, buttons):
+        """The errand's next tap on this screen (a label), "More" to turn the menu's page, or
+        None (not here: the screen's own weights). Sets one out from the home menu now and then."""
+        title = _title(screen)
+        if self.errand is not None and self.n - self.errand_since > ERRAND_PATIENCE:
+            self.errand = None  # interrupted for good (a lock, a push, an outage): given up
+        if self.errand is None and title == "Pocket Terminal" and self.wifi_saved and self.rng.random() < 0.5:
+            names = sorted(ERRANDS)
+            weights = [1 if all(self.titles[t] for t in ERRAND_SCREENS[n]) else 6 for n in names]
+            if not set(self.t.sensor_library().values()) & set(OWNER_FINGERS):
+                # No finger of the owner's: the fingerprint's screens (its prompts, its failures) wait on one.
+                weights[names.index("Add fingerprint")] = 6
+            name = self.rng.choices(names, weights)[0]
+            self.errand, self.errand_since = (name, list(ERRANDS[name])), self.n
+            self.errands[name] += 1
+        if self.errand is None:
+            return None
+        want = self.errand[1][0]
+        hits = [b for b in buttons if _label(b) == want]
+        if hits:
+            self.errand[1].pop(0)
+            self.errand_since = self.n
+            if not self.errand[1]:
+                self.errand = None  # the last step: done
+            return hits[0]
+        return "More" if "More" in buttons else None
+
     def _button(self, screen):
         buttons = sorted(screen["buttons"])
         title = _title(screen)
@@ -580,6 +678,10 @@ class Monkey:
                 if hits:
                     self._tap_button(screen, hits[0])
                     return "tap %r (back to the Wi-Fi)" % hits[0]
+        errand = self._errand(screen, buttons)
+        if errand is not None:
+            self._tap_button(screen, errand)
+            return "tap %r (errand: %s)" % (errand, self.errand[0] if self.errand else "done")
         prefer = PREFER.get(title, {})
         weights = [prefer.get(_label(b), 1) for b in buttons]
         label = self.rng.choices(buttons, weights)[0]
@@ -590,7 +692,9 @@ class Monkey:
         screen = self.shown
         if screen is None:
             return self.act_wait()
-        roll = self.rng.random()
+        # No stray touch on Change PIN's pads: a digit on the current PIN's would be a wrong PIN
+        # the monkey does not count (on the new PIN's two, the terminal says they differ).
+        roll = self.rng.random() if screen["title"] != "Change PIN" else 1
         if roll < 0.06:
             x, y = self.rng.randrange(240), self.rng.randrange(320)
             self.t.tap_at(x, y)
@@ -787,9 +891,12 @@ class Monkey:
         t.restart()  # the app again, for whoever uses the terminal next
         self.restarts += 1
         self._lines = len(t.console.lines)
+        reached = [title for title in SCREENS if self.titles[title]]
         summary = {
             "seed": self.seed, "actions": self.n, "seconds": round(elapsed), "counts": dict(self.counts),
             "screens": dict(sorted(self.titles.items())), "approvals": len(self.approved),
+            "reached": reached, "never reached": [title for title in SCREENS if not self.titles[title]],
+            "errands": dict(self.errands),
             "postings": shown, "approved at the bank, screen cut by a power cut": excused,
             "power cuts": len(self.cuts), "bank": bank,
         }
@@ -797,6 +904,10 @@ class Monkey:
         self.out("monkey: actions %d in %d s: %s" % (self.n, elapsed, ", ".join(
             "%s %d" % kv for kv in self.counts.most_common())))
         self.out("monkey: screens by title: %s" % json.dumps(summary["screens"], ensure_ascii=False))
+        self.out("monkey: errands set out on: %s" % json.dumps(summary["errands"]))
+        self.out("monkey: screens reached, %d of %d: %s" % (len(reached), len(SCREENS), ", ".join(reached)))
+        self.out("monkey: screens never reached, %d: %s" % (len(summary["never reached"]),
+                                                              ", ".join(summary["never reached"]) or "none"))
         self.out("monkey: approvals %d, matched by postings %d; approved at the bank with the screen cut "
                  "by a power cut: %s; power cuts %d" % (len(self.approved), shown, excused or "none", len(self.cuts)))
         self.out("monkey: the device's transactions at the bank (kind, response code): %s" % json.dumps(bank))

@@ -68,6 +68,8 @@ def show(screen):
     return asyncio.run(screen) if screen is not None else None
 """
 
+LONGEST_NAME = "Ünïcødé Bäckerei & Söhne — Großhandel GmbH"
+LONGEST_ACCOUNT = "Geschäftskonto Müller & Söhne — Œuvres"
 # name -> device expression that draws the screen (and returns at once).
 SCREENS = {
     "message": "show(ui.message('Payment approved', 'Coffee Corner was paid €12.50 from your "
@@ -76,11 +78,26 @@ SCREENS = {
              "remedy='Try another card or another account.', error=True, timeout_ms=1))",
     "menu": "show(ui.menu('Menu', ['Pay a request', 'Card purchase', 'Balance', 'Transfer', 'History', "
             "'Settings'], timeout_ms=1))",
-    "pin_pad": "show(ui.pin_pad('Enter PIN', prompt='Coffee Corner  €12.50', timeout_ms=1))",
+    "pin_pad": "show(ui.pin_pad('Card PIN', prompt=\"Enter the card's PIN\", amount='€12.50', payee='Coffee Corner', "
+               "timeout_ms=1))",
     "confirm_amount": "show(ui.confirm_amount('Coffee Corner, Hauptstraße 12', 1250, 'EUR', 'DE89 •••• 3000', "
                       "timeout_ms=1))",
     "confirm_from_shop": "show(ui.confirm_amount('Bakery Müller', 349, 'EUR', '', title='Confirm', timeout_ms=1))",
     "progress": "show(ui.progress('Authorising', 'Contacting your bank', 0.4))",
+    # The worst cases of tests/host/test_layout.py: a 40-character non-ASCII payee, the largest amounts.
+    "pin_pad_longest": "show(ui.pin_pad('Confirm with PIN', prompt='Your PIN to pay', amount='€99,999,999.99', "
+                       "payee=%r, timeout_ms=1))" % LONGEST_NAME,
+    "confirm_longest": "show(ui.confirm_amount(%r, 999999999999, 'CHF', %r, title='Transfer', timeout_ms=1))"
+                       % (LONGEST_NAME, LONGEST_ACCOUNT),
+    "request_longest": "show(ui.confirm_amount(%r, 9999999999, 'EUR', 'Current account', title='Payment request', "
+                       "timeout_ms=1, request=True))" % LONGEST_NAME,
+    "requests_longest": "show(ui.menu('Pay requests', ['€99,999,999.99 ' + %r, '€12.50 Corner Bakery', "
+                        "'¥999,999,999,999 INTERNATIONAL WHOLESALE MARKET BERLIN-WE'], timeout_ms=1))" % LONGEST_NAME,
+    "fingerprint_longest": "show(ui.progress('Confirm with fingerprint', '€99,999,999.99\\nto ' + %r + "
+                           "'\\nPlace your finger on the sensor'))" % LONGEST_NAME,
+    "history_longest": "show(ui.message(%r, __import__('terminal.history').history.Entry(1796486400, 'Request', "
+                       "9999999999, 'EUR', %r, 'approved', %r, '261258870324').describe(), timeout_ms=1))"
+                       % (LONGEST_NAME, LONGEST_NAME, LONGEST_ACCOUNT),
     "fingerprint_enrol": "show(ui.progress('Add fingerprint', 'Place the same finger again (2 of 3)', 1 / 3))",
     "no_network": "ui.status.wifi = None; ui.status.battery = 12; ui.status.locked = False; "
                   "show(ui.message('No network', 'The terminal cannot reach the bank.', "
@@ -473,7 +490,7 @@ def main_screens(h, out):
     status, answer = h.push("Coffee Corner", "README-%d" % time.time(), 1250)
     assert status == 201, "the bank did not push the request: %d %s" % (status, answer)
     picture("payment_request", "Payment request")
-    h.tap("Confirm")
+    h.tap("Pay")
     h.screen("Confirm with PIN")
     h.type_pin(DEMO_PIN)
     picture("approved", "Approved")

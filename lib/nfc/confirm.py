@@ -132,8 +132,10 @@ def owner_confirm(ui, session, sensor=None, account="", pin_tries=1, randomize=T
         if answer is not True:
             return False
         from ui.fingerprint import confirm_owner
+        from ui.screens import format_amount
 
-        return await confirm_owner(ui, session, sensor, title="Enter PIN", prompt="to confirm the payment",
-                                   tries=pin_tries, randomize=randomize, refused=OwnerNotAuthenticated)
+        return await confirm_owner(ui, session, sensor, title="Enter PIN", prompt="Your PIN to confirm",
+                                   tries=pin_tries, randomize=randomize, refused=OwnerNotAuthenticated,
+                                   payment=(format_amount(amount, currency), merchant))
 
     return confirm

@@ -27,13 +27,15 @@ def bound(vault, role=None):
     return accounts
 
 
-async def confirm_owner(app):
-    """The owner confirms a payment: the fingerprint when the sensor and the vault's policy
-    allow it, else the PIN ("Confirm with PIN"). True if confirmed (ui.fingerprint.confirm_owner,
-    which the shop confirmation of lib/nfc/confirm uses too)."""
+async def confirm_owner(app, amount, currency, payee):
+    """The owner confirms paying amount (minor units) to payee: the fingerprint when the sensor
+    and the vault's policy allow it, else the PIN ("Confirm with PIN"), each screen showing what
+    is paid to whom. True if confirmed (ui.fingerprint.confirm_owner, which the shop
+    confirmation of lib/nfc/confirm uses too)."""
     from ui import fingerprint
 
-    return await fingerprint.confirm_owner(app.ui, app.session, app.sensor)
+    return await fingerprint.confirm_owner(app.ui, app.session, app.sensor, prompt="Your PIN to pay",
+                                           payment=(format_amount(amount, receipt.alpha(currency)), payee))
 
 
 async def _choose(app, title, accounts):
@@ -94,7 +96,7 @@ class Transfer(Operation):
                                              title="Transfer")
         if answer is not True:
             return "amount" if answer == CANCEL else None
-        return "send" if await confirm_owner(app) else "confirm"
+        return "send" if await confirm_owner(app, self.value, currency, self.target[1]["name"]) else "confirm"
 
     async def send(self, app):
         (source, record), (target, payee) = self.source, self.target

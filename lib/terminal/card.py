@@ -3,7 +3,7 @@ field), read by lib/emv's kernel, authorised online by the bank, completed with 
 
     async def online(result, pin):           # the bank's Answer; wipes pin (Uplink.purchase does)
         return await (await app.link.ready()).purchase(result, 1250, pin=pin)
-    paid = await pay_by_card(app, op, 1250, "978", online)
+    paid = await pay_by_card(app, op, 1250, "978", online, payee="Coffee Corner")
     # None: the cardholder cancelled; else (answer, result) approved; else an errors.Failure
 
 The steps, and what ends each:
@@ -53,10 +53,11 @@ class _Cancelled(Exception):
     """The cardholder cancelled on a screen the kernel asked for (PIN, application)."""
 
 
-async def pay_by_card(app, op, amount, currency, online):
+async def pay_by_card(app, op, amount, currency, online, payee="this terminal"):
     """Wait for a card, run the payment (see the module's docstring): (answer, result) approved,
     None when the cardholder cancelled, else raise an errors.Failure. currency: ISO 4217
-    numeric ("978"), as the bank and the card speak it."""
+    numeric ("978"), as the bank and the card speak it; payee: whom the card pays, on its PIN
+    pad with the amount (a purchase's: this terminal)."""
     import parts
     from terminal.receipt import alpha
 
@@ -66,17 +67,18 @@ async def pay_by_card(app, op, amount, currency, online):
     ui = app.ui
     slot, nfc = parts.slot(), await _reader()
     due = format_amount(amount, alpha(currency))
+    payment = (due, payee)  # what the card's PIN pad shows its PIN pays
     made = []  # the kernel, made while the owner reaches for the card: not in its time in the field
     inserted = []  # the slot, once the card is in it: its PIN pad watches that it stays
 
     def prepare():
-        made.append(_kernel(ui, op, amount, currency, inserted))
+        made.append(_kernel(ui, op, amount, currency, inserted, payment))
         # The heap collected now, not by the reading's allocations with the card in the field
         # (a collection of the app's heap is 0.2-0.3 ms here, ~50 ms on the ESP32 model).
         gc.collect()
     try:
-        card = await _present(ui, slot, nfc, "Insert or tap card", "%s. Insert the card, or hold it on the back." % due,
-                              prepare)
+        card = await _present(ui, slot, nfc, "Insert or tap card",
+                              "%s to %s. Insert the card, or hold it on the back." % payment, prepare)
     except Exception as e:  # the kernel could not be made (a CA key file that does not check)
         raise errors.failure(e)
     if card is None:
@@ -86,21 +88,24 @@ async def pay_by_card(app, op, amount, currency, online):
         try:
             kernel = made[0]
             if card is not CONTACT:
+                slot = _let_go(_SLOT)  # made again if the card asks for the slot
                 res = await _tapped(kernel, card, nfc, amount)
+                card = nfc = _let_go(_READER)  # released, the field off
                 if res.outcome != _emv().TRY_ANOTHER_INTERFACE:
-                    return await _authorise(app, op, kernel, res, online, None)
+                    return await _authorise(app, op, kernel, res, online, None, payment)
                 f = errors.Failure(errors.TRY_ANOTHER_INTERFACE)
                 op.critical = False
+                slot = parts.slot()
                 if await _present(ui, slot, None, f.title, "%s. %s %s" % (due, f.message, f.remedy)) is None:
                     return None
                 op.critical = True
             elif nfc is not None:
                 await _surely(_field_off(nfc))  # now, not at the end: the reader is let go
-                nfc = _let_go()
+                nfc = _let_go(_READER)
             ui.progress("Reading card", "%s. Leave the card in until the terminal says so." % due)
             inserted.append(slot)
             res = await _inserted(kernel, slot, amount)
-            return await _authorise(app, op, kernel, res, online, slot)
+            return await _authorise(app, op, kernel, res, online, slot, payment)
         except _Cancelled:
             return None
         except Exception as e:
@@ -110,13 +115,19 @@ async def pay_by_card(app, op, amount, currency, online):
         op.critical = False
 
 
-def _let_go():
-    """Let go of the PN532's driver once its field is off and the card is in the slot (nothing
-    of it is used again in this payment): ~6 KB of heap free for the bank's answer and the card's
-    completion. None, for the caller's names."""
+# What a payment lets go of once it is done with it: the PN532's driver once its field is off
+# (a contactless card read, or a card in the slot), the slot's while a contactless card is read.
+_READER = ("drivers.pn532",)
+_SLOT = ("drivers.iso7816_slot", "iso7816", "iso7816.atr", "iso7816.pps")
+
+
+def _let_go(names):
+    """Let go of a driver and its modules (_READER, _SLOT) in the middle of a payment: its heap
+    (~6 KB for the PN532's, ~3 KB for the slot's) is the card reading's, the online PIN's and the
+    bank's answer's. None, for the caller's names."""
     import parts
 
-    parts.unload(("drivers.pn532",))
+    parts.unload(names)
 
 
 def _emv():
@@ -213,15 +224,15 @@ async def _present(ui, slot, nfc, title, text, prepare=None):
 
 # ---- the card --------------------------------------------------------------------------------
 
-async def _card_pin(ui, slot, prompt):
+async def _card_pin(ui, slot, prompt, payment):
     """The card's PIN from the pad, or CANCEL or TIMEOUT. slot: the contact card's, watched while
     the PIN is typed: taken out, the pad goes within _LOOK_MS (CardRemoved: "Card removed"), not
-    once OK is pressed (the pad wipes what was typed)."""
+    once OK is pressed (the pad wipes what was typed). payment: (amount text, payee), shown."""
     if slot is None:
-        return await ui.pin_pad("Card PIN", prompt=prompt)
+        return await ui.pin_pad("Card PIN", prompt=prompt, amount=payment[0], payee=payment[1])
     import iso7816
 
-    pad = asyncio.create_task(ui.pin_pad("Card PIN", prompt=prompt))
+    pad = asyncio.create_task(ui.pin_pad("Card PIN", prompt=prompt, amount=payment[0], payee=payment[1]))
     try:
         while not pad.done():
             if not slot.present():
@@ -233,7 +244,7 @@ async def _card_pin(ui, slot, prompt):
             pad.cancel()
 
 
-def _kernel(ui, op, amount, currency, inserted):
+def _kernel(ui, op, amount, currency, inserted, payment):
     # select: the kernel's first step, imported before the card is there, not with it in the field
     from emv import capk, select  # noqa: F401
     from emv.kernel import Kernel, TerminalConfig
@@ -255,7 +266,7 @@ def _kernel(ui, op, amount, currency, inserted):
             prompt = "Wrong PIN: %d tr%s left" % (tries, "y" if tries == 1 else "ies")
         asked.append(tries)
         op.critical = False
-        digits = await _card_pin(ui, inserted[0] if inserted else None, prompt)
+        digits = await _card_pin(ui, inserted[0] if inserted else None, prompt, payment)
         op.critical = True
         if digits in (CANCEL, TIMEOUT):
             raise _Cancelled()
@@ -309,16 +320,16 @@ def _outcome_failure(res):
 
 # ---- the bank --------------------------------------------------------------------------------
 
-async def _authorise(app, op, kernel, res, online, slot):
+async def _authorise(app, op, kernel, res, online, slot, payment):
     """The online PIN if the card wants one, the bank's answer, the completion with the card
-    (slot: contact; None: contactless, already gone)."""
+    (slot: contact; None: contactless, already gone; payment: what the PIN pad shows)."""
     ui = app.ui
     if res.outcome != _emv().ONLINE:
         raise _outcome_failure(res)
     pin = None
     if res.online_pin:
         op.critical = False
-        pin = await _card_pin(ui, slot, "Enter the card's PIN")
+        pin = await _card_pin(ui, slot, "Enter the card's PIN", payment)
         op.critical = True
         if pin in (CANCEL, TIMEOUT):
             return None

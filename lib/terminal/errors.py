@@ -17,13 +17,19 @@ transfer.
 # with its own. Tuples, not a class per failure: constants of the frozen firmware take no heap,
 # where sixteen exception classes held 2.8 KB of it through every flow.
 FAILED = ("Something went wrong", "The operation did not complete.", "Try again.")
+# The bank not reached, each way for what it is (terminal.link.ready() tells them apart):
+# unreachable (no Wi-Fi, no route), timed out (the bank took the connection or the message and
+# said nothing), refused (its host turned the connection away: down, or not serving), untrusted
+# (its certificate did not verify: another server, possibly an attack).
 NO_NETWORK = ("No network", "The terminal is not connected to the bank.",
               "Check that Wi-Fi is on and in range (Settings > Wi-Fi), then try again.")
 BANK_TIMEOUT = ("No answer from the bank",
                 "The bank did not answer in time. Nothing was charged: the payment is being cancelled.",
                 "Try again in a moment.")
-BANK_REFUSED = ("Bank not trusted", "The bank's identity could not be checked, so nothing was sent.",
-                "Check the network you are on; if it persists, call your bank.")
+BANK_DOWN = ("Bank not available", "The bank's host refused the connection: it is down or not taking "
+             "payments now. Nothing was sent.", "Try again in a few minutes; if it persists, call your bank.")
+UNTRUSTED = ("Bank not trusted", "The bank's identity could not be checked, so nothing was sent.",
+             "Check the network you are on; if it persists, call your bank.")
 NEEDS_SERVICE = ("Keys used up",
                  "This terminal has used all its transaction keys and cannot send any more payments.",
                  "Bring it to your bank to have new keys put in.")
@@ -118,6 +124,8 @@ def failure(e):
         return e
     import uplink
 
+    if isinstance(e, uplink.Refused):
+        return Failure(BANK_DOWN)
     if isinstance(e, uplink.NotConnected):
         return Failure(NO_NETWORK)
     if isinstance(e, uplink.Unanswered):
@@ -127,7 +135,7 @@ def failure(e):
     if isinstance(e, uplink.JournalFull):
         return Failure(REVERSALS_WAITING)
     if isinstance(e, (uplink.CertificateError, uplink.TlsError)):
-        return Failure(BANK_REFUSED)
+        return Failure(UNTRUSTED)
     from emv import EmvError
 
     if isinstance(e, EmvError):

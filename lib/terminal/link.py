@@ -144,8 +144,11 @@ class Link:
             await asyncio.sleep_ms(STATUS_MS)
 
     async def ready(self, timeout_ms=5000):
-        """The Uplink once signed on (waiting up to timeout_ms for it), else an errors.Failure:
-        NO_NETWORK (or the failure the uplink's last error names: keys used up, bank not trusted)."""
+        """The Uplink once signed on (waiting up to timeout_ms for it), else the errors.Failure
+        that says why, from the Wi-Fi's state and the uplink's last error: NO_NETWORK (no Wi-Fi,
+        or no route to the bank), BANK_TIMEOUT (the bank took the connection and never answered,
+        or no session yet), BANK_DOWN (its host refused the connection), UNTRUSTED (its
+        certificate), NEEDS_SERVICE (keys used up)."""
         from terminal import errors  # with the flows that need it: not on the heap from the start
 
         up = self.uplink
@@ -157,9 +160,14 @@ class Link:
         import uplink
         import wifi
 
-        if isinstance(up.error, (uplink.NeedsProvisioning, uplink.CertificateError, uplink.TlsError)):
-            raise errors.failure(up.error)
-        if self.wifi.state != wifi.CONNECTED:
+        error = up.error
+        if isinstance(error, uplink.NeedsProvisioning):
+            raise errors.failure(error)
+        if self.wifi.state != wifi.CONNECTED:  # whatever the last attempt met, this is why now
             raise errors.Failure(errors.NO_NETWORK, "No Wi-Fi: %s." % (self.wifi.reason or "the radio is off"))
-        raise errors.Failure(errors.NO_NETWORK, "The bank does not answer on the network.",
+        if isinstance(error, (uplink.TlsError, uplink.Refused)):
+            raise errors.failure(error)
+        if error is None or isinstance(error, uplink.Unanswered):  # still connecting, or a silent bank
+            raise errors.Failure(errors.BANK_TIMEOUT, "The bank did not answer in time; nothing was sent.")
+        raise errors.Failure(errors.NO_NETWORK, "The bank cannot be reached from this network.",
                              remedy="Try again in a moment; if it persists, check Settings > Wi-Fi.")

@@ -1,10 +1,11 @@
 """Paying what the bank pushed: a merchant's payment request (order, merchant, amount).
 
-    PayRequest(request)   the request on screen ("Payment request"): Confirm pays it from the
-                          default bound account after the owner's fingerprint or PIN; Cancel
-                          opens "Pay with": another owner account, "A card" (read on the spot,
-                          online PIN on the keypad), or "Refuse" (0620: the merchant is told).
-                          Back there leaves it waiting in the home menu's "Pay requests (N)".
+    PayRequest(request)   the request on screen ("Payment request"): Pay pays it from the
+                          default bound account after the owner's fingerprint or PIN; Refuse
+                          refuses it (0620: the merchant is told); Other way opens "Pay with":
+                          another owner account, or "A card" (read on the spot, online PIN on
+                          the keypad), Back there returning to the request. Back (or no answer)
+                          leaves it waiting in the home menu's "Pay requests (N)".
     PayRequests()         that list of waiting requests, oldest first.
 
 A request leaves the list when it is paid or refused, when it expires (the bank's deadline in
@@ -49,28 +50,33 @@ class PayRequest(Operation):
         accounts = bound(app.vault, OWNER)
         default = accounts[0] if accounts and accounts[0][1].get("default") else None
         answer = await app.ui.confirm_amount(req.merchant, req.amount, receipt.alpha(req.currency),
-                                             default[1]["name"] if default else None, title="Payment request")
+                                             default[1]["name"] if default else None, title="Payment request",
+                                             request=True)
         if req.expired:
             return "expired"  # while the owner read it
         if answer is True and default is not None:
             self.paying = default
             return "confirm"
-        return None if answer == TIMEOUT else "choose"
+        if answer == "refuse":
+            return "refuse"
+        # Pay with no default account chooses one; Back or no answer: it waits in "Pay requests (N)".
+        return "choose" if answer is True or answer == "other" else None
 
     async def choose(self, app):
         accounts = bound(app.vault, OWNER)
-        answer = await app.ui.menu("Pay with", [record["name"] for _, record in accounts] + ["A card", "Refuse"])
-        if answer in (CANCEL, TIMEOUT):
+        answer = await app.ui.menu("Pay with", [record["name"] for _, record in accounts] + ["A card"])
+        if answer == TIMEOUT:
             return None  # waits in "Pay requests (N)"
-        if answer > len(accounts):
-            return "refuse"
+        if answer == CANCEL:
+            return "start"  # the request again, its answers with it
         if answer == len(accounts):
             return "card"
         self.paying = accounts[answer]
         return "confirm"
 
     async def confirm(self, app):
-        return "from_account" if await confirm_owner(app) else "start"
+        req = self.request
+        return "from_account" if await confirm_owner(app, req.amount, req.currency, req.merchant) else "start"
 
     async def expired(self, app):
         req = self.request
@@ -123,7 +129,7 @@ class PayRequest(Operation):
                 read.append(result)
                 return up.pay_request(req, card=result, pin=pin)
 
-            return pay_by_card(app, self, req.amount, req.currency, online)
+            return pay_by_card(app, self, req.amount, req.currency, online, payee=req.merchant)
 
         paid = await self._settle(app, paying)
         if paid is None:

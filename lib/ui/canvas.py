@@ -16,6 +16,11 @@ STRIP_ROWS = const(8)
 
 
 class Canvas:
+    # A test's or a tool's look at what is drawn: trace(items) before each render, of a whole
+    # screen or of a part drawn again (ui.layout.record sets it). A class attribute, None on the
+    # device: no slot, no call.
+    trace = None
+
     def __init__(self, display, background):
         self.display = display
         self.background = background
@@ -28,6 +33,8 @@ class Canvas:
 
     def render(self, items, region=None):
         """Draw items over the background, in region (x, y, w, h; default: all the screen)."""
+        if Canvas.trace is not None:
+            Canvas.trace(items)
         if region is None:  # (no tuple made for it: a render allocates nothing at all)
             x0 = y0 = 0
             w = self.width

@@ -21,12 +21,15 @@ _AMOUNT_Y = const(58)
 async def amount(ui, title="Amount", currency="EUR", timeout_ms=DEFAULT_TIMEOUT_MS):
     """The amount typed, in minor units (int > 0), or CANCEL or TIMEOUT."""
     keys = [Button(x, y, w, h, label, value) for x, y, w, h, label, value in keypad_layout()]
-    large = theme.font(theme.LARGE)
+    large, body = theme.font(theme.LARGE), theme.font(theme.BODY)
     width = theme.WIDTH - 2 * theme.MARGIN
     value = 0
     items = ui._frame(title)
     while True:
-        shown = Text(theme.MARGIN, _AMOUNT_Y, format_amount(value, currency), large, theme.TEXT, width, "right")
+        text = format_amount(value, currency)
+        # Whole, in the large font while it fits the screen's width (€9,999,999.99 does not).
+        shown = Text(theme.MARGIN, _AMOUNT_Y, text, large if large.width(text) <= width else body, theme.TEXT,
+                     width, "right")
         label = "Del" if value else "Cancel"
         if keys[10].label.text != label:
             x, y, w, h = keys[10].bounds

@@ -77,9 +77,9 @@ async def enroll(ui, sensor, vault, captures=CAPTURES, activity=None):
     return template_id
 
 
-async def unlock(ui, sensor, session, title="Unlock"):
+async def unlock(ui, sensor, session, title="Unlock", payment=None):
     """Unlock the session by fingerprint, if the vault's policy allows it now (`title`: the
-    screen that asks for the finger).
+    screen that asks for the finger; payment: (amount text, payee) a finger confirms, shown).
 
     Returns the interrupted operation (as Session.unlock_with_fingerprint), True if unlocked with
     nothing to resume, or None (not recognised, policy says PIN: the caller asks for the PIN)."""
@@ -88,7 +88,8 @@ async def unlock(ui, sensor, session, title="Unlock"):
     vault = session.vault
     if not vault.fingerprint_allowed():
         return None
-    ui.progress(title, "Place your finger on the sensor")
+    ui.progress(title, "Place your finger on the sensor" if payment is None
+                else "%s\nto %s\nPlace your finger on the sensor" % payment)
     try:
         await sensor.capture(1)  # the finger's features, nothing matched yet: a bad image costs nothing
         # The attempt on flash BEFORE the sensor is asked whose finger it is (the vault's rule,
@@ -138,19 +139,21 @@ async def pin_checked(ui, session, pin):
 
 
 async def confirm_owner(ui, session, sensor=None, title="Confirm with PIN", prompt="Your PIN", tries=1,
-                        randomize=False, refused=None):
+                        randomize=False, refused=None, payment=None):
     """The owner proves it is them before a payment (the amount is already on screen and
     accepted): by fingerprint when there is a sensor and the vault's policy allows it now, else
     (or when the finger is not recognised) by the PIN on the handheld's own pad, titled `title`,
     up to `tries` entries (Session.unlock_with_pin_waiting checks and wipes each; digits shuffled if
     randomize). True when proven; False when the owner cancels or lets the pad time out. A
     failed proof (wrong PINs, the vault blocked) returns False, or raises refused(...) when an
-    exception class is given (the shop confirmation answers it with its own status word)."""
+    exception class is given (the shop confirmation answers it with its own status word).
+    payment: (amount text, payee) of what is confirmed, on the fingerprint's screen and the pad."""
     session.activity()
-    if sensor is not None and await unlock(ui, sensor, session, "Confirm with fingerprint") is not None:
+    if sensor is not None and await unlock(ui, sensor, session, "Confirm with fingerprint", payment) is not None:
         return True
+    amount, payee = payment if payment is not None else (None, None)
     for _ in range(tries):
-        pin = await ui.pin_pad(title, prompt=prompt, randomize=randomize)
+        pin = await ui.pin_pad(title, prompt=prompt, randomize=randomize, amount=amount, payee=payee)
         if not isinstance(pin, bytearray):
             return False  # CANCEL or TIMEOUT
         checked = await pin_checked(ui, session, pin)

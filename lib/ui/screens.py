@@ -27,22 +27,32 @@ from micropython import const
 
 from ui import theme
 from ui.canvas import Canvas
-from ui.widgets import Box, Button, Text, paragraph
+from ui.widgets import Box, Button, Text, paragraph, wrap
 
 CANCEL = "cancel"
 TIMEOUT = "timeout"
 DEFAULT_TIMEOUT_MS = const(60_000)
 
-# Minor units per major unit (ISO 4217 exponents) of the currencies the terminal shows.
-CURRENCIES = {"EUR": ("€", 2), "USD": ("$", 2), "GBP": ("£", 2), "CHF": ("CHF ", 2), "JPY": ("¥", 0)}
+# Minor units per major unit (ISO 4217 exponents) of the currencies the terminal shows. A code
+# before the figures is followed by a no-break space: wrapped text keeps "CHF 12.50" on one line.
+CURRENCIES = {"EUR": ("€", 2), "USD": ("$", 2), "GBP": ("£", 2), "CHF": ("CHF\u00a0", 2), "JPY": ("¥", 0)}
 
 _KEY_W = const(76)
-_KEY_H = const(52)
-_KEYPAD_TOP = const(108)
+_KEY_H = const(50)  # a key's pitch: theme.TARGET high, 2 px apart
+_KEYPAD_TOP = const(120)
+# Above the keypad, a PIN pad that pays something shows the amount (the title's line), to whom
+# (two small lines from _PAYEE_Y) and its field (_FIELD_Y: the prompt until a digit is typed,
+# then the dots); one that does not shows its title, the prompt at _PROMPT_Y and the field.
+_AMOUNT_Y = const(27)
+_PAYEE_Y = const(57)
+_PROMPT_Y = const(64)
+_FIELD_Y = const(98)
+_FIELD_H = const(19)  # the small font's line
+_AMOUNT_TOP = const(62)  # confirm_amount's first line, under the title
 
 
 def format_amount(minor, currency):
-    symbol, exponent = CURRENCIES.get(currency, (currency + " ", 2))
+    symbol, exponent = CURRENCIES.get(currency, (currency + "\u00a0", 2))
     sign = "-" if minor < 0 else ""
     minor = abs(minor)
     unit = 10 ** exponent
@@ -65,9 +75,9 @@ def keypad_layout(digits="1234567890"):
     keys = []
     slots = [(c, r) for r in range(3) for c in range(3)] + [(1, 3)]
     for digit, (c, r) in zip(digits, slots):
-        keys.append((6 + c * (_KEY_W + 2), _KEYPAD_TOP + r * _KEY_H, _KEY_W, _KEY_H - 4, digit, digit))
-    keys.append((6, _KEYPAD_TOP + 3 * _KEY_H, _KEY_W, _KEY_H - 4, "Cancel", "del"))
-    keys.append((6 + 2 * (_KEY_W + 2), _KEYPAD_TOP + 3 * _KEY_H, _KEY_W, _KEY_H - 4, "OK", "ok"))
+        keys.append((6 + c * (_KEY_W + 2), _KEYPAD_TOP + r * _KEY_H, _KEY_W, _KEY_H - 2, digit, digit))
+    keys.append((6, _KEYPAD_TOP + 3 * _KEY_H, _KEY_W, _KEY_H - 2, "Cancel", "del"))
+    keys.append((6 + 2 * (_KEY_W + 2), _KEYPAD_TOP + 3 * _KEY_H, _KEY_W, _KEY_H - 2, "OK", "ok"))
     return keys
 
 
@@ -125,15 +135,22 @@ class StatusBar:
 
 
 class Dots:
-    """The masked PIN entry: one dot per digit typed, never the digit."""
+    """The masked PIN entry: one dot per digit typed, never the digit; before the first digit,
+    the prompt if it is given one (a PIN pad that shows a payment has no other line for it)."""
 
-    def __init__(self, y, max_len):
+    def __init__(self, y, max_len, prompt=None):
         self.count = 0
         self.max_len = max_len
-        self.bounds = (0, y, theme.WIDTH, 40)
+        self.prompt = prompt
+        self.bounds = (0, y, theme.WIDTH, _FIELD_H)
 
     def draw(self, fb, ox, oy, canvas):
-        x0, y0 = (theme.WIDTH - self.max_len * 18) // 2, self.bounds[1] + 14
+        if self.prompt and not self.count:
+            small = theme.font(theme.SMALL)
+            small.draw(fb, self.prompt, (theme.WIDTH - small.width(self.prompt)) // 2 - ox, self.bounds[1] - oy,
+                       theme.MUTED, canvas.palette, canvas.rows)
+            return
+        x0, y0 = (theme.WIDTH - self.max_len * 18) // 2, self.bounds[1] + 3
         for i in range(self.max_len):
             x = x0 + i * 18 - ox
             if i < self.count:
@@ -207,7 +224,15 @@ class UI:
         items = []  # every screen: the status bar, then its title if it has one
         items.append(StatusBar(self.status))
         if title:
-            items.append(Text(theme.MARGIN, theme.STATUS_HEIGHT + 6, title, theme.font(theme.BODY), theme.TEXT))
+            body, width = theme.font(theme.BODY), theme.WIDTH - 2 * theme.MARGIN
+            if body.width(title) <= width:
+                items.append(Text(theme.MARGIN, theme.STATUS_HEIGHT + 6, title, body, theme.TEXT, width))
+            else:  # "Confirm with fingerprint", a network's name: the small font, cut only past its line
+                from ui.fit import lines
+
+                small = theme.font(theme.SMALL)
+                items.append(Text(theme.MARGIN, theme.STATUS_HEIGHT + 6 + (body.height - small.height) // 2,
+                                  lines(title, small, width, 1)[0], small, theme.TEXT, width))
         return items
 
     async def _tap(self, targets, timeout_ms):
@@ -230,23 +255,50 @@ class UI:
 
     # ---- screens -----------------------------------------------------------------------------
 
-    async def message(self, title, text, remedy=None, error=False, button="OK", timeout_ms=DEFAULT_TIMEOUT_MS):
-        """A message, or an error with what to do about it. Returns "ok" or TIMEOUT."""
-        body, width = theme.font(theme.BODY), theme.WIDTH - 2 * theme.MARGIN
+    async def message(self, title, text, remedy=None, error=False, button="OK", timeout_ms=DEFAULT_TIMEOUT_MS,
+                      other=None):
+        """A message, or an error with what to do about it. Returns "ok" or TIMEOUT; other: the
+        label of a second button beside the first (what can be done with what is shown, e.g. a
+        History entry's "Refund"), which returns "other"."""
+        small, width = theme.font(theme.SMALL), theme.WIDTH - 2 * theme.MARGIN
         items = self._frame(None)
         y = theme.STATUS_HEIGHT + 10
         items.append(Box(0, y, theme.WIDTH, 4, theme.BAD if error else theme.ACCENT))
-        items.append(Text(theme.MARGIN, y + 12, title, body, theme.BAD if error else theme.TEXT))
-        lines, y = paragraph(theme.MARGIN, y + 12 + body.height + 6, text, theme.font(theme.SMALL), theme.TEXT, width)
-        items += lines
-        if remedy:
-            lines, y = paragraph(theme.MARGIN, y + 10, remedy, theme.font(theme.SMALL), theme.MUTED, width)
-            items += lines
-        ok = Button(theme.MARGIN, theme.HEIGHT - theme.TARGET - theme.MARGIN, width, theme.TARGET, button, "ok")
-        items.append(ok)
+        # A title may be a payee's name (a History entry's): wrapped, and in the small font when
+        # the screen has no room for it in the body one (a failure that names a 40-character
+        # shop and what to do): everything above the button. Past that, the text is cut ("…");
+        # the console's line has it whole.
+        font = theme.font(theme.BODY)
+        texts = wrap(text, small, width)
+        remedies = wrap(remedy, small, width) if remedy else ()
+        room = theme.HEIGHT - theme.TARGET - theme.MARGIN - 6 - (y + 12) - 6 - (10 if remedy else 0)  # pixels
+        titles = wrap(title, font, width)
+        if len(titles) * font.height + (len(texts) + len(remedies)) * small.height > room:
+            font = small
+            titles = wrap(title, small, width)
+        room = (room - len(titles) * font.height) // small.height - len(remedies)  # the text's lines
+        if len(texts) > room:
+            from ui.fit import lines as cut
+
+            texts = cut(text, small, width, max(1, room))
+        y += 12
+        for rows, face, colour, gap in ((titles, font, theme.BAD if error else theme.TEXT, 6),
+                                        (texts, small, theme.TEXT, 10), (remedies, small, theme.MUTED, 0)):
+            for row in rows:
+                items.append(Text(theme.MARGIN, y, row, face, colour, width))
+                y += face.height
+            y += gap
+        bottom = theme.HEIGHT - theme.TARGET - theme.MARGIN
+        if other is None:
+            buttons = [Button(theme.MARGIN, bottom, width, theme.TARGET, button, "ok")]
+        else:
+            half = (width - theme.MARGIN) // 2
+            buttons = [Button(theme.MARGIN, bottom, half, theme.TARGET, button, "ok"),
+                       Button(theme.WIDTH - theme.MARGIN - half, bottom, half, theme.TARGET, other, "other")]
+        items += buttons
         self.canvas.render(items)
-        self.shown(title, text + (" " + remedy if remedy else ""), [ok], error=error)
-        return await self._tap([ok], timeout_ms)
+        self.shown(title, text + (" " + remedy if remedy else ""), buttons, error=error)
+        return await self._tap(buttons, timeout_ms)
 
     async def menu(self, title, entries, timeout_ms=DEFAULT_TIMEOUT_MS, back=True):
         """A list to choose from: the index chosen, CANCEL (Back) or TIMEOUT. Three rows a page.
@@ -255,13 +307,26 @@ class UI:
         per_page = 3
         page = 0
         width = theme.WIDTH - 2 * theme.MARGIN
+        body = theme.font(theme.BODY)
         while True:
             items = self._frame(title)
             targets = []
-            y = theme.STATUS_HEIGHT + 44
-            for i, label in enumerate(entries[page * per_page:(page + 1) * per_page]):
-                targets.append(Button(theme.MARGIN, y, width, theme.TARGET, label, page * per_page + i))
-                y += theme.TARGET + 10
+            shown = entries[page * per_page:(page + 1) * per_page]
+            # A row is a target's height, its label on two small lines if need be (ui.fit); a
+            # label that needs three ("€99,999,999.99 <a 40-character shop>") gets a taller row,
+            # the rows then closer together.
+            heights = [theme.TARGET] * len(shown)
+            for i, label in enumerate(shown):
+                if body.width(label) > width - 2 * theme.INSET:
+                    from ui.fit import rows
+
+                    if rows(label, width) > 2:
+                        heights[i] = 3 * theme.font(theme.SMALL).height + 2 * theme.INSET
+            tall = max(heights) > theme.TARGET
+            y = theme.STATUS_HEIGHT + (40 if tall else 44)
+            for i, label in enumerate(shown):
+                targets.append(Button(theme.MARGIN, y, width, heights[i], label, page * per_page + i))
+                y += heights[i] + (6 if tall else 10)
             bottom = theme.HEIGHT - theme.TARGET - 8
             if back:
                 targets.append(Button(theme.MARGIN, bottom, 104, theme.TARGET, "Back", CANCEL))
@@ -276,21 +341,41 @@ class UI:
             page = page + 1 if (page + 1) * per_page < len(entries) else 0
 
     async def pin_pad(self, title="Enter PIN", prompt=None, min_len=4, max_len=12, randomize=False,
-                      timeout_ms=DEFAULT_TIMEOUT_MS):
+                      timeout_ms=DEFAULT_TIMEOUT_MS, amount=None, payee=None):
         """The owner types a PIN. Returns a bytearray of digits (the caller wipes it), or CANCEL
         (the Cancel key, which becomes Del once a digit is typed) or TIMEOUT, after wiping what
-        was typed."""
+        was typed. amount (format_amount's text) and payee: what the PIN pays, and to whom,
+        shown in the title's place (whoever types a PIN sees what it is for)."""
         digits = shuffled_digits() if randomize else "1234567890"
         pad = Keypad(digits)
-        dots = Dots(62 if prompt is None else 72, max_len)
-        items = self._frame(title)
-        if prompt:
-            items.append(Text(theme.MARGIN, 56, prompt, theme.font(theme.SMALL), theme.MUTED))
+        small, width = theme.font(theme.SMALL), theme.WIDTH - 2 * theme.MARGIN
+        if amount is None:
+            items = self._frame(title)
+            dots = Dots(_FIELD_Y, max_len)
+            if prompt:
+                items.append(Text(theme.MARGIN, _PROMPT_Y, prompt, small, theme.MUTED, width))
+        else:
+            items = self._frame(None)
+            dots = Dots(_FIELD_Y, max_len, prompt)
+            body = theme.font(theme.BODY)
+            if payee:
+                amount += " to"  # the payee on its two lines below
+            items.append(Text(theme.MARGIN, _AMOUNT_Y, amount, body if body.width(amount) <= width else small,
+                              theme.TEXT, width))
+            if payee:
+                lines = wrap(payee, small, width)
+                if len(lines) > 2:
+                    from ui.fit import lines as cut
+
+                    lines = cut(payee, small, width, 2)
+                for i, line in enumerate(lines):
+                    items.append(Text(theme.MARGIN, _PAYEE_Y + i * small.height, line, small, theme.TEXT, width))
         pin = bytearray(max_len)
         n = 0
         self.canvas.render(items + [dots, pad])
         del items  # the title and prompt are drawn: not kept while the PIN is typed
-        self.shown(title, prompt, pin_pad=True)
+        self.shown(title, prompt if amount is None else "%s%s. %s" % (amount, " " + payee if payee else "", prompt or ""),
+                   pin_pad=True)
         try:
             while True:
                 answer = await self._tap((pad,), timeout_ms)
@@ -319,31 +404,68 @@ class UI:
             for i in range(max_len):
                 pin[i] = 0
 
-    async def confirm_amount(self, merchant, amount_minor, currency, account, title="Pay", timeout_ms=DEFAULT_TIMEOUT_MS):
-        """What is paid, to whom, from which account: True (Confirm), CANCEL or TIMEOUT."""
+    async def confirm_amount(self, merchant, amount_minor, currency, account, title="Pay", timeout_ms=DEFAULT_TIMEOUT_MS,
+                             request=False):
+        """What is paid, to whom, from which account: True (Confirm), CANCEL or TIMEOUT.
+        request: a merchant's request, answered here: True (Pay), "refuse" (Refuse), "other"
+        (Other way: another account or a card), CANCEL (Back: it waits) or TIMEOUT."""
         items = self._frame(title)
         width = theme.WIDTH - 2 * theme.MARGIN
-        small, large = theme.font(theme.SMALL), theme.font(theme.LARGE)
-        items.append(Text(theme.MARGIN, 64, "to", small, theme.MUTED))
-        lines, y = paragraph(theme.MARGIN, 82, merchant, theme.font(theme.BODY), theme.TEXT, width)
-        items += lines
-        items.append(Text(theme.MARGIN, y + 18, format_amount(amount_minor, currency), large, theme.TEXT, width, "center"))
-        if account:
-            items.append(Text(theme.MARGIN, y + 18 + large.height + 12, "from " + account, small, theme.MUTED, width, "center"))
+        small, body, large = theme.font(theme.SMALL), theme.font(theme.BODY), theme.font(theme.LARGE)
         bottom = theme.HEIGHT - theme.TARGET - theme.MARGIN
-        cancel = Button(theme.MARGIN, bottom, 104, theme.TARGET, "Cancel", CANCEL, fill=theme.BAD)
-        confirm = Button(theme.WIDTH - theme.MARGIN - 104, bottom, 104, theme.TARGET, "Confirm", True, fill=theme.GOOD)
-        self.canvas.render(items + [cancel, confirm])
+        top = bottom - theme.TARGET - 8 if request else bottom  # the buttons' top row
+        amount = format_amount(amount_minor, currency)
+        # Everything above the buttons, whatever the names: "to <payee>" in the body font on two
+        # lines at most, else in the small one; the amount in the large font if the screen's
+        # width and height allow it, else in the body one; "from <account>" wrapped below it.
+        font = body
+        names = wrap("to " + merchant, body, width)
+        if len(names) > 2:
+            font = small
+            names = wrap("to " + merchant, small, width)
+        froms = wrap("from " + account, small, width) if account else ()
+        if large.width(amount) > width or _AMOUNT_TOP + len(names) * font.height + 8 + large.height + 6 + \
+                len(froms) * small.height > top - 4:
+            large = body  # (€99,999,999.99 is wider than the screen in the large font)
+        if body.width(amount) > width:
+            large = small  # (CHF 9,999,999,999.99, DE4's largest, is wider in the body one too)
+        room = (top - 4 - _AMOUNT_TOP - 8 - large.height - 6 - len(froms) * small.height) // font.height
+        if len(names) > room:  # longer than any name a bank sends (DE43: 40): cut, and said so
+            from ui.fit import lines
+
+            names = lines("to " + merchant, font, width, max(1, room))
+        y = _AMOUNT_TOP
+        for line in names:
+            items.append(Text(theme.MARGIN, y, line, font, theme.TEXT, width))
+            y += font.height
+        items.append(Text(theme.MARGIN, y + 8, amount, large, theme.TEXT, width, "center"))
+        y += 8 + large.height + 6
+        for line in froms:
+            items.append(Text(theme.MARGIN, y, line, small, theme.MUTED, width, "center"))
+            y += small.height
+        right = theme.WIDTH - theme.MARGIN - 104
+        buttons = [Button(theme.MARGIN, bottom, 104, theme.TARGET, "Refuse" if request else "Cancel",
+                          "refuse" if request else CANCEL, fill=theme.BAD),
+                   Button(right, bottom, 104, theme.TARGET, "Pay" if request else "Confirm", True, fill=theme.GOOD)]
+        if request:
+            # Refusing and paying are the answers, side by side; above them what leaves it
+            # waiting (Back) and the other ways to pay it.
+            buttons.append(Button(theme.MARGIN, top, 104, theme.TARGET, "Back", CANCEL, font=small))
+            buttons.append(Button(right, top, 104, theme.TARGET, "Other way", "other", font=small))
+        self.canvas.render(items + buttons)
         self.shown(title, "%s to %s%s" % (format_amount(amount_minor, currency), merchant,
-                                          " from " + account if account else ""), [cancel, confirm])
-        return await self._tap([cancel, confirm], timeout_ms)
+                                          " from " + account if account else ""), buttons)
+        return await self._tap(buttons, timeout_ms)
 
     def progress(self, title, text, fraction=None):
         """Something is under way: a caption and a bar (fraction 0..1) or an indefinite one.
         Draws and returns at once; call again to update."""
         items = self._frame(title)
         width = theme.WIDTH - 2 * theme.MARGIN
-        lines, y = paragraph(theme.MARGIN, 120, text, theme.font(theme.BODY), theme.TEXT, width, "center")
+        font = theme.font(theme.BODY)
+        if len(wrap(text, font, width)) > 4:  # what a finger confirms (amount, payee): small, not off the screen
+            font = theme.font(theme.SMALL)
+        lines, y = paragraph(theme.MARGIN, 120, text, font, theme.TEXT, width, "center")
         items += lines
         items.append(Box(theme.MARGIN, y + 24, width, 12, theme.BUTTON, theme.BUTTON_EDGE))
         if fraction is None:

@@ -15,6 +15,7 @@ STATUS_HEIGHT = const(24)
 MARGIN = const(12)
 # Touch targets: at least ~9 mm on the 2.0-inch panel (about 48 px), per platform guidelines.
 TARGET = const(48)
+INSET = const(1)  # a button's border: its label is drawn inside it ("Cancel" fills a PIN pad key)
 
 BACKGROUND = color(16, 24, 32)
 TEXT = color(236, 240, 244)

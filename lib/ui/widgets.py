@@ -68,7 +68,12 @@ def paragraph(x, y, text, font, colour, width, align="left"):
 
 class Button:
     """A touch target: a filled rectangle with a centred label. hit(x, y) says whether a tap
-    at x, y is on it (with a margin: fingers are wider than pixels)."""
+    at x, y is on it (with a margin: fingers are wider than pixels).
+
+    A label wider than the button is wrapped in the small font over the lines its height holds
+    (ui.fit, imported only then): `lines` are what is drawn, `label` keeps the whole label."""
+
+    lines = None  # the label's Texts when it is wrapped (a class default: no slot a button)
 
     def __init__(self, x, y, w, h, label, value, font=None, fill=None, colour=None):
         self.bounds = (x, y, w, h)
@@ -76,14 +81,22 @@ class Button:
         # Its box is drawn here as a Box draws one: no Box object (a PIN pad has twelve buttons).
         self.fill = fill if fill is not None else theme.BUTTON
         font = font or theme.font(theme.BODY)
-        self.label = Text(x, y + (h - font.height) // 2, label, font,
-                          colour if colour is not None else theme.BUTTON_TEXT, w, "center")
+        colour = colour if colour is not None else theme.BUTTON_TEXT
+        self.label = Text(x, y + (h - font.height) // 2, label, font, colour, w, "center")
+        if font.width(label) > w - 2 * theme.INSET:
+            from ui.fit import label_lines
+
+            self.lines = label_lines(x, y, w, h, label, colour)
 
     def draw(self, fb, ox, oy, canvas):
         x, y, w, h = self.bounds
         fb.fill_rect(x - ox, y - oy, w, h, self.fill)
         fb.rect(x - ox, y - oy, w, h, theme.BUTTON_EDGE)
-        self.label.draw(fb, ox, oy, canvas)
+        if self.lines is None:
+            self.label.draw(fb, ox, oy, canvas)
+        else:
+            for line in self.lines:
+                line.draw(fb, ox, oy, canvas)
 
     def hit(self, x, y, margin=4):
         bx, by, w, h = self.bounds

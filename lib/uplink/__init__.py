@@ -41,6 +41,7 @@ The clear PIN (a bytearray the caller owns) is formatted and enciphered (lib/pin
 4 under the message's DUKPT PIN key) at the call, and wiped there, before anything waits.
 """
 
+import errno
 import time
 
 import aescmac
@@ -99,11 +100,16 @@ PUSH_KEYS = const(REQUESTS)
 MAX_LIFE_S = const(86_400)
 
 __all__ = ("Uplink", "Answer", "Request", "UplinkError", "TlsError", "CertificateError", "NotConnected",
-           "Unanswered", "NeedsProvisioning", "JournalFull")
+           "Refused", "Unanswered", "NeedsProvisioning", "JournalFull")
 
 
 class NotConnected(UplinkError):
     """No session with the bank (nothing was sent)."""
+
+
+class Refused(NotConnected):
+    """The bank's host turned the connection away: refused, or closed or reset before the
+    sign-on's answer (a host that is down behind a proxy or the access point). Nothing was sent."""
 
 
 class Unanswered(UplinkError):
@@ -230,7 +236,9 @@ class Uplink:
         self.answer_ms = answer_ms
         self.echo_ms = echo_ms
         self.connected = False
-        self.error = None  # the last connection failure (UplinkError), for the status bar
+        # The last attempt's failure (UplinkError), kept through the next attempt until it
+        # signs on or fails in its turn: what the status bar and link.ready() say the bank is.
+        self.error = None
         # Messages from the bank dropped unread (malformed, not MAC'd under a key of ours, a wrong
         # MAC), and the last one's reason: an Iso8583Error's text, field numbers and lengths only.
         self.dropped = 0
@@ -286,16 +294,25 @@ class Uplink:
         self._link_error = None
         try:
             reader, self._writer = await tls.connect(self._ctx, self.host, self.port)
-        except OSError as e:
-            raise NotConnected("cannot reach the bank: %r" % (e,))
+        except OSError as e:  # no route (the access point's), or a connect() refused at once
+            raise (Refused if e.errno == errno.ECONNREFUSED else NotConnected)("cannot reach the bank: %r" % (e,))
+        # The TLS handshake happens on the sign-on's write, which therefore starts before the
+        # reader (where a refused certificate would say only that the handshake failed, not why).
+        # Bounded as a whole: a host that accepts and never answers would hold the handshake's
+        # write, and the session, for ever.
+        signing = asyncio.create_task(self._exchange("0800", {70: SIGN_ON}, wait_ready=False))
         receiver = asyncio.create_task(self._read_loop(reader))
         watch = None
         try:
-            # The TLS handshake happens on this first write.
             try:
-                answer = await self._exchange("0800", {70: SIGN_ON}, wait_ready=False)
+                answer = await asyncio.wait_for_ms(signing, self.answer_ms)
+            except asyncio.TimeoutError:
+                raise Unanswered("the bank took the connection and did not answer the sign-on")
             except (NotConnected, Unanswered) as e:
-                raise self._link_error or NotConnected("no sign-on: %s" % e)
+                # Ended before the session: an identity refused (TlsError), else turned away.
+                if isinstance(self._link_error, TlsError):
+                    raise self._link_error
+                raise Refused("connection ended before the sign-on: %s" % (self._link_error or e))
             if not answer.approved:
                 raise UplinkError("sign-on refused: %s" % answer.rc)
             self.connected = True
@@ -309,6 +326,7 @@ class Uplink:
         finally:
             if watch is not None:
                 watch.cancel()
+            signing.cancel()  # wait_for leaves it running when it times out or is cancelled
             receiver.cancel()
             self.close()
 

@@ -209,6 +209,20 @@ class Terminal:
     def purchase(self, digits):
         """From the home menu: Purchase, the amount typed on its keys, OK."""
         self.choose("Purchase")
+        self._amount(digits)
+
+    def transfer(self, source, target, digits):
+        """From the home menu: Transfer, its From and To entries, the amount typed, OK; the
+        Transfer confirmation screen."""
+        self.choose("Transfer")
+        self.screen("From")
+        self.choose(source)
+        self.screen("To")
+        self.choose(target)
+        self._amount(digits)
+        return self.screen("Transfer")
+
+    def _amount(self, digits):
         keys = self.screen("Amount")["buttons"]
         for i, key in enumerate(list(digits) + ["OK"]):
             x, y, w, h = keys[key]

@@ -211,7 +211,7 @@ def test_requests_paid_by_card_after_a_lock_in_shop_confirmation(terminal):
     t.type_pin(demo.DEMO_PIN)
     for i in range(2):
         t.screen("Payment request", timeout=30)
-        t.tap("Cancel")
+        t.tap("Other way")
         t.screen("Pay with")
         t.choose("A card")
         t.screen("Insert or tap card")

@@ -112,12 +112,14 @@ def test_the_enrolled_finger_unlocks_another_is_refused_and_the_pin_still_works(
 
 
 def paid_with_the_finger(t, order, amount, finger):
-    """Push a request, Confirm it, `finger` on the sensor: the message that follows (the result,
+    """Push a request, Pay it, `finger` on the sensor: the message that follows (the result,
     or the finger's refusal)."""
     t.push("Corner Bakery", order, amount)
     t.screen("Payment request", timeout=30)
-    t.tap("Confirm")
-    assert t.screen("Confirm with fingerprint")["text"] == "Place your finger on the sensor"
+    t.tap("Pay")
+    # What the finger pays, and to whom, on the screen that asks for it (issue 18).
+    assert t.screen("Confirm with fingerprint")["text"] == "€%d.%02d\nto Corner Bakery\nPlace your finger on the sensor" % (
+        divmod(amount, 100))
     t.place_finger(finger)
     return t.screen(lambda s: s.get("error") is not None, timeout=40)
 
@@ -167,7 +169,7 @@ def test_after_too_many_unknown_fingers_the_pin_is_required_once(terminal, enrol
     t.push("Corner Bakery", "ORD-POLICY", 330)
     t.screen("Payment request", timeout=30)
     for _ in range(enrolled["max_fails"]):
-        t.tap("Confirm")
+        t.tap("Pay")
         t.screen("Confirm with fingerprint")
         t.place_finger(STRANGER)
         t.screen("Not recognised")
@@ -175,7 +177,7 @@ def test_after_too_many_unknown_fingers_the_pin_is_required_once(terminal, enrol
         cancel_pin_pad(t)
         t.screen("Payment request")
     count = len(t.screens)
-    t.tap("Confirm")
+    t.tap("Pay")
     t.screen("Confirm with PIN")  # straight to the PIN pad: no finger asked for
     assert "Confirm with fingerprint" not in titles_since(t, count)
     cancel_pin_pad(t)
@@ -194,7 +196,7 @@ def test_after_too_many_unknown_fingers_the_pin_is_required_once(terminal, enrol
     t.screen("Payment request")  # the request the lock interrupted, again
     # The PIN restored the fingerprint: it confirms the payment.
     before = t.ledger()
-    t.tap("Confirm")
+    t.tap("Pay")
     t.screen("Confirm with fingerprint")
     t.place_finger(THUMB)
     approved = t.screen(lambda s: s.get("error") is not None, timeout=40)
@@ -247,7 +249,7 @@ def test_a_deleted_fingerprint_is_gone_and_the_pin_confirms(terminal, enrolled):
     t.push("Corner Bakery", "ORD-AFTER", 510)
     t.screen("Payment request", timeout=30)
     count = len(t.screens)
-    t.tap("Confirm")
+    t.tap("Pay")
     t.screen("Confirm with PIN")
     assert "Confirm with fingerprint" not in titles_since(t, count)
     t.type_pin(demo.DEMO_PIN)

@@ -23,8 +23,8 @@ def home(t):
 
 
 def confirmed(t):
-    """Confirm on the confirmation screen shown, the owner's PIN: the result screen."""
-    t.tap("Confirm")
+    """Confirm (Pay, on a request) on the confirmation screen shown, the owner's PIN: the result screen."""
+    t.tap("Pay" if "Pay" in t.screens[-1].get("buttons", {}) else "Confirm")
     t.screen("Confirm with PIN")
     t.type_pin(demo.DEMO_PIN)
     return t.screen(lambda s: s.get("error") is not None, timeout=40)
@@ -74,9 +74,7 @@ def test_a_refused_request_is_refused_at_the_bank_and_moves_no_money(terminal):
     before = t.ledger()
     pushed = t.push("Corner Bakery", "ORD-REFUSE", 990)
     t.screen("Payment request", timeout=30)
-    t.tap("Cancel")
-    t.screen("Pay with")
-    t.choose("Refuse")
+    t.tap("Refuse")  # on the request itself, beside Pay
     refused = t.screen("Refused", timeout=30)
     assert refused["text"] == "Corner Bakery was told you will not pay €9.90."
     assert request_status(t, pushed) == "refused"
@@ -177,19 +175,17 @@ def test_a_lock_mid_request_resumes_on_the_request_after_unlock(terminal):
     t.type_pin(demo.DEMO_PIN)
     again = t.screen("Payment request")
     assert again["text"] == shown["text"] == "€4.50 to Corner Bakery from Current account"
-    t.tap("Cancel")
-    t.screen("Pay with")
-    t.choose("Refuse")
+    t.tap("Refuse")
     t.screen("Refused", timeout=30)
     home(t)
 
 
 def paid_with_a_card(t, order, amount):
-    """A pushed request, "Pay with" > "A card": visa-classic inserted, its own PIN on the
+    """A pushed request, "Other way" > "A card": visa-classic inserted, its own PIN on the
     handheld's keypad. (the pushed request, the result screen)."""
     pushed = t.push("Corner Bakery", order, amount)
     t.screen("Payment request", timeout=30)
-    t.tap("Cancel")
+    t.tap("Other way")
     t.screen("Pay with")
     t.choose("A card")
     t.screen("Insert or tap card")
@@ -249,9 +245,7 @@ def test_a_request_left_unanswered_leaves_the_list_when_it_expires(terminal):
     waiting = waiting_requests(t.screens[-1])  # the home menu the test before ended on
     pushed = push_expiring(t, "ORD-EXPIRE", 333, 10)
     t.screen("Payment request", timeout=30)
-    t.tap("Cancel")
-    t.screen("Pay with")
-    t.tap("Back")
+    t.tap("Back")  # not answered: it waits
     listed = t.screen("Pocket Terminal")
     assert waiting_requests(listed) == waiting + 1
     assert request_status(t, pushed) == "pushed"
@@ -267,7 +261,7 @@ def test_a_request_opened_after_it_expired_says_so_and_pays_nothing(terminal):
     pushed = push_expiring(t, "ORD-TOO-LATE", 444, 3)
     assert t.screen("Payment request", timeout=30)["text"] == "€4.44 to Corner Bakery from Current account"
     time.sleep(4)  # the owner reads it for longer than the merchant allowed
-    t.tap("Confirm")
+    t.tap("Pay")
     expired = t.screen("Request expired")  # at once: no PIN asked for a payment that cannot be made
     assert expired["error"] is True
     assert expired["text"].startswith("€4.44 to Corner Bakery. The merchant's payment request has expired"), expired

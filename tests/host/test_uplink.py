@@ -341,7 +341,7 @@ def test_a_bank_that_is_down_is_a_lost_connection_not_an_untrusted_bank(handheld
                 conn.close()
         threading.Thread(target=close_each, daemon=True).start()
         kind, message = _refused(handheld, vdevice, bank, down.getsockname())
-    assert kind == "NotConnected", (kind, message)
+    assert kind == "Refused", (kind, message)  # (a NotConnected: "Bank not available", not an attack)
 
 
 def test_a_reversal_the_bank_refuses_for_good_leaves_the_queue_and_blocks_no_other(handheld, bank):
@@ -615,7 +615,8 @@ def test_wifi_lost_and_back_the_uplink_signs_on_again(handheld, bank, vdevice):
         "    return states, (await up.balance(%r)).rc\n" % fx.OWNER)
     states, rc = handheld.eval("go(through_outage)", timeout=60)
     # The link gone: Wi-Fi lost its signal, the uplink its connection; both back by themselves.
-    assert states[0][0] in ("failed", "connecting") and states[0][1] == "NotConnected", states
+    # (Refused, a NotConnected, when the access point's port, gone with it, refused the connect.)
+    assert states[0][0] in ("failed", "connecting") and states[0][1] in ("NotConnected", "Refused"), states
     assert states[-1] == ("connected", True), states
     assert rc == "00"
 

@@ -36,7 +36,7 @@ def test_unlock_push_a_request_and_pay_it_on_the_page(handheld):
     assert status == 201, request
     shown = h.screen("Payment request")
     assert shown["text"].startswith("€12.50 to Coffee Corner"), shown
-    h.tap("Confirm")
+    h.tap("Pay")
     h.screen("Confirm with PIN")
     h.type_pin(DEMO_PIN)
     approved = h.screen("Approved")
