@@ -18,6 +18,8 @@ step after the owner's choices (the amount typed, the account picked: a person's
 - balance: terminal.accounts.Balance of the default account ("Balance: ..." drawn);
 - transfer: terminal.accounts.Transfer from the default account to the other ("send");
 - unlock: App.unlock from the lock screen by PIN (the vault's PBKDF2 check, the session opened).
+- request voided: a request paid as above (not measured), then terminal.refund.GiveBack of its
+  History entry from "send" (the 0200/200000, the bank's void, History's entry, "Voided").
 Not covered: card mode (the handheld as a card for a shop's reader: tools.bench nfc and the
 terminal tests drive it), fingerprint unlock, and the settings screens (no bank, no card).
 
@@ -441,7 +443,7 @@ class _Console:
             self._type(CARD_PIN if title == "Card PIN" else demo.DEMO_PIN)
         elif title.startswith("Locked") and "PIN" in buttons:
             self._tap(buttons["PIN"])
-        elif title in ("Approved", "Balance") or screen.get("error"):
+        elif title in ("Approved", "Balance", "Voided") or screen.get("error"):
             if self.kind in CARD_FLOWS:  # the card leaves: the next purchase (in a row) presents it anew
                 self.rig.vd.rig.call("do", name="nfc" if self.kind != "contact" else "card", action="remove")
             for box in buttons.values():

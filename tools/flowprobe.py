@@ -286,6 +286,24 @@ async def _transfer():
     await op.run(app)
 
 
+async def _give_back():
+    # A pushed request paid (the request flow, not measured: the payment to give back), its
+    # modules let go as the app does; then the owner gives it back from its History entry:
+    # terminal.refund.GiveBack from "send" (as the transfer, after the owner's choices and PIN),
+    # voided by the bank (the same business day). The figures are the give-back's alone.
+    before = _modules()
+    await _request('from_account')
+    _unload(before)
+    from terminal.history import History
+    from terminal.refund import GiveBack
+    op = GiveBack(History(store).page(0, 1)[0])
+    op.step = 'send'
+    gc.collect()
+    heapstat.reset()
+    MARK['start'] = snap()
+    await op.run(app)
+
+
 async def _unlock():
     session.lock('standby')
     await app.unlock()
@@ -294,7 +312,8 @@ async def _unlock():
 
 
 FLOWS = {'contactless': _purchase, 'contact': _purchase, 'request': lambda: _request('from_account'),
-         'request_card': lambda: _request('card'), 'balance': _balance, 'transfer': _transfer, 'unlock': _unlock}
+         'request_card': lambda: _request('card'), 'balance': _balance, 'transfer': _transfer, 'unlock': _unlock,
+         'request_void': _give_back}
 
 
 def _less_pause(s):

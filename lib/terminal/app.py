@@ -349,7 +349,8 @@ class Home(Operation):
 class History(Operation):
     """The owner's transactions, a page at a time, newest first: a page is what the menu shows
     on one screen, and only its entries are read from flash; "Older" and "Newer" (on the
-    menu's next screen) turn the pages. An entry opened shows its details."""
+    menu's next screen) turn the pages. An entry opened shows its details, then, for an approved
+    purchase or paid request, offers to give it back (terminal.refund)."""
 
     PAGE = 3  # ui.menu's rows on one screen
 
@@ -381,7 +382,13 @@ class History(Operation):
             return None
         if answer < len(entries):
             e = entries[answer]
-            await app.ui.message(e.counterparty, e.describe())
+            # A payment the bank approved can be given back from its details (terminal.refund:
+            # the bank decides between a void and a refund); OK returns to the page.
+            givable = e.result == "approved" and e.kind in ("Purchase", "Request") and e.reference
+            if await app.ui.message(e.counterparty, e.describe(), other="Refund" if givable else None) == "other":
+                from terminal.refund import GiveBack
+
+                await app.perform(GiveBack(e))
         elif answer < len(entries) + len(turns):
             self.first += turns[answer - len(entries)][1]
         else:

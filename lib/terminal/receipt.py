@@ -34,6 +34,15 @@ def alpha(currency):
     return _ALPHA.get(currency, currency)
 
 
+def numeric(currency):
+    """The ISO 4217 numeric code of a currency given either way ("EUR" -> "978"), as the bank
+    speaks it (History keeps the alphabetic)."""
+    for code, letters in _ALPHA.items():
+        if currency in (code, letters):
+            return code
+    return currency
+
+
 # Kinds whose payee is this terminal (its merchant account): the receipt names no "to".
 _TO_THIS_TERMINAL = ("Purchase",)
 

@@ -6,6 +6,7 @@
     a = await up.purchase(result, 1250, pin=bytearray(b"1234"))   # a.rc, a.approved, a.icc ...
     a = await up.balance("ACC-1")         # a.balance: (currency, minor units)
     a = await up.transfer("ACC-1", "ACC-2", 500)
+    a = await up.give_back("261258870324", 500)   # a void or refund: a.fields[48] "VOID=..."/"REFUND=..."
     a = await up.alias(new=False)         # the payment identifier: a.fields[48] "ALIAS=K7M2QX9P"
     req = await up.next_request()         # a pushed 0600, already acknowledged with a 0610
     await up.pay_request(req, account="ACC-1")  or  (req, card=result, pin=...)
@@ -679,6 +680,16 @@ class Uplink:
     async def transfer(self, from_account, to_account, amount, currency=None):
         return await self._exchange("0200", {3: TRANSFER, 4: amount, 49: currency or self.currency,
                                              102: from_account, 103: to_account}, reversal=True)
+
+    async def give_back(self, rrn, amount, currency=None):
+        """Give back (part of) an approved purchase or paid request this device made, named by
+        its RRN (0200, processing code 200000, DE48 "RRN=<it>"). The bank decides by its business
+        day and says which in the answer's DE48: "VOID=<rrn>" (the day still open: all of it
+        cancelled) or "REFUND=<rrn>" (after its cut-over). Reversed as a transfer is when no
+        answer comes (the bank then undoes the void or refund)."""
+        # The code inline, not a module constant: the uplink stays resident, this is rarely sent.
+        return await self._exchange("0200", {3: "200000", 4: amount, 48: "RRN=" + rrn,
+                                             49: currency or self.currency}, reversal=True)
 
     async def pay_request(self, request, account=None, card=None, pin=None):
         """Pay a pushed request from a bound account, or with a card (and its PIN)."""

@@ -174,6 +174,34 @@ async def terminal(state, address, serial="PT000001", cert=None, key=None, count
     return await t.open(address[0], address[1], ctx)
 
 
+async def reconnect(state, address, serial="PT000001"):
+    """serial connected (again) and signed on, its DUKPT counter and STAN where the bank last
+    saw them: a device keeps both across connections (a Terminal of its own starts at 0)."""
+    counter = state.ledger.ksn_counter(serial, initial_key_id(serial).hex().upper()) or 0
+    t = await terminal(state, address, serial, counter=counter)
+    t.stan = counter % 999999
+    ans = await t.sign_on()
+    assert ans["39"] == "00" and ans["mac_ok"], ans
+    return t
+
+
+def paid_request(bank, order, amount, merchant="Corner Bakery"):
+    """A request of merchant's pushed to PT000001 (reconnected) and paid from ALICE: (the
+    request as the merchant API created it, the 0210)."""
+    async def go():
+        t = await reconnect(bank.state, bank.address)
+        status, req = await asyncio.to_thread(api, bank, "POST", "/payment-requests", {
+            "device": "PT000001", "order": order, "amount": amount, "currency": "978"}, merchant)
+        assert status == 201, req
+        push = await asyncio.wait_for(t.pushes.get(), 10)
+        paid = await t.pay_request(push, "ALICE")
+        await t.close()
+        return req, paid
+    req, paid = asyncio.run(asyncio.wait_for(go(), 60))
+    assert paid["39"] == "00", paid
+    return req, paid
+
+
 _CARD = SimCard(CARD["pan"], CARD["expiry"][:4], CARD["psn"], CARD["imk"])
 
 

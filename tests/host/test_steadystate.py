@@ -28,7 +28,9 @@ def test_fill_puts_every_store_at_its_cap_and_history_pages(terminal):  # noqa: 
     t.tap("Newer")
     assert "€18.96 Purchase" in t.screen("History")["buttons"]
     t.tap("€18.96 Purchase")
-    assert t.screen("Purchase")["text"].startswith("Purchase of €18.96: approved. With •••• 0010. Reference 000000000048. ")
+    shown = t.screen("Purchase")
+    assert shown["text"].startswith("Purchase of €18.96: approved. With •••• 0010. Reference 000000000048. ")
+    assert "Refund" in shown["buttons"]  # an approved payment can be given back
     t.tap("OK")
     t.screen("History")
     t.tap("Back")

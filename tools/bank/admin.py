@@ -19,6 +19,8 @@
                                                 --rekey: a new key for a merchant that has one
                                                 (lost credentials: the old key stops working)
     hold ID ACCOUNT AMOUNT [--reason R] | release ID
+    cutover                                     close the business day: what it approved can
+                                                no longer be voided, only refunded
     list                                        accounts, cards, devices
     ledger                                      transactions and postings
 """
@@ -134,6 +136,7 @@ def main(argv=None):
     h.add_argument("--reason", default="admin hold")
     r = sub.add_parser("release")
     r.add_argument("id")
+    sub.add_parser("cutover")
     sub.add_parser("list")
     sub.add_parser("ledger")
     args = p.parse_args(argv)
@@ -173,6 +176,11 @@ def main(argv=None):
             led.place_hold(args.id, args.account, args.amount, args.reason)
         elif args.cmd == "release":
             led.release_hold(args.id)
+        elif args.cmd == "cutover":
+            closed = led.cutover()
+            print("business day %(day)d closed (%(opened)s .. %(closed)s): %(transactions)d "
+                  "transactions, %(approved)d approved; day %(next)d open"
+                  % dict(closed, next=closed["day"] + 1))
         elif args.cmd == "list":
             _print_rows("accounts", led.accounts())
             _print_rows("cards", led.cards())

@@ -217,6 +217,12 @@ class Terminal:
                                            "42": push["42"], "48": push["48"], "49": push["49"],
                                            "102": account})
 
+    async def give_back(self, rrn, amount, currency="978"):
+        """The 0210 of a return (200000) of the purchase whose RRN is rrn: a void or a refund,
+        as the host's business day has it (its DE48 says which)."""
+        return await self.request("0200", {"3": "200000", "4": "%012d" % amount, "48": "RRN=" + rrn,
+                                           "49": currency})
+
     async def refuse_request(self, push):
         return await self.request("0620", {"37": push["37"], "39": "17", "48": push["48"]})
 

@@ -35,6 +35,7 @@ LOG = logging.getLogger("tools.bank")
 # DE39
 APPROVED, DO_NOT_HONOUR, INVALID_TXN, INVALID_AMOUNT, INVALID_CARD = "00", "05", "12", "13", "14"
 CANCELLED, UNKNOWN_ORIGINAL, FORMAT_ERROR, NO_FUNDS, EXPIRED = "17", "25", "30", "51", "54"
+DUPLICATE = "94"
 WRONG_PIN, NOT_PERMITTED, SECURITY, TRIES_EXCEEDED, MALFUNCTION = "55", "57", "63", "75", "96"
 PIN_TRIES = 3
 TLS_HANDSHAKE_TIMEOUT = 15
@@ -48,6 +49,12 @@ REVERSAL_WINDOW = 600
 DATE_SLACK = datetime.timedelta(days=1)
 
 PURCHASE, BALANCE, TRANSFER = "000000", "310000", "400000"
+# Give an approved purchase back (ISO 8583 transaction type 20, "returns", as jPOS-CMF and the
+# acquirers carry a refund), naming it by DE48 "RRN=<its RRN>": the host decides by its business
+# day. Bought since the last cut-over: a void (the purchase cancelled whole, its postings undone
+# as a 0400 undoes them); before it: a refund (part or all of what is left, the payee's account
+# debited). The 0210's DE48 says which: "VOID=<RRN>" or "REFUND=<RRN>".
+RETURN = "200000"
 # The device's payment identifier (tools/bank/alias.py): its live one (one is given at the first
 # ask), or a new one in place of it (the old one stops working with this transaction). Codes of
 # ISO 8583's private-use range 9x; the answer's DE48 is "ALIAS=<alias>".
@@ -160,6 +167,13 @@ def expired(expiry_yymm, today=None):
 def order_of(doc):
     de48 = doc.get("48", "")
     return de48[4:] if de48.startswith("ORD=") else None
+
+
+def returned_rrn(doc):
+    """The RRN a return (200000) names in DE48 "RRN=<12 digits>", or None."""
+    de48 = doc.get("48", "")
+    rrn = de48[4:]
+    return rrn if de48.startswith("RRN=") and len(rrn) == 12 and rrn.isdigit() else None
 
 
 class Bank:
@@ -360,6 +374,9 @@ class Bank:
             elif proc == TRANSFER:
                 log["kind"] = "transfer"
                 self._transfer(serial, doc, log)
+            elif proc == RETURN:
+                log["kind"] = "refund"
+                fields["48"] = self._return(serial, doc, log)
             elif proc in (ALIAS, NEW_ALIAS):
                 log["kind"] = "alias" if proc == ALIAS else "new-alias"
                 fields["48"] = "ALIAS=" + self._alias(serial, proc == NEW_ALIAS)
@@ -376,16 +393,10 @@ class Bank:
         except Decline as d:
             rc = d.rc
         log["rc"] = rc
-        if rc == APPROVED and log["kind"] in ("purchase", "request-payment", "transfer"):
+        if rc == APPROVED and log["kind"] in ("purchase", "request-payment", "transfer", "void", "refund"):
             log["auth_code"] = fields["38"] = "%06d" % secrets.randbelow(10 ** 6)
-        pending_postings = log.pop("postings", ())
-        pending_reverse = log.pop("reverse", None)
-        self.ledger.log(**log)
-        for account_id, amount in pending_postings:
-            self.ledger.post(rrn, account_id, amount)
-        if pending_reverse is not None:
-            self.ledger.reverse(pending_reverse, rrn)
-        if log.get("request_id") and rc == APPROVED and mti == "0200" \
+        self._book(log)
+        if log.get("request_id") and rc == APPROVED and log["kind"] in ("purchase", "request-payment") \
                 and not self.ledger.set_request_status(log["request_id"], "paid", rrn):
             raise Conflict("request %s is no longer pushed" % log["request_id"])  # never: locked
         if pre.get("arqc_ok"):
@@ -394,6 +405,22 @@ class Bank:
                 rc.encode())).hex()
         fields["39"] = rc
         return fields
+
+    def _book(self, log):
+        """Log a decided transaction (log: ledger.log's arguments) and do what it leaves
+        pending: its postings, the transaction it reverses (a 0400, a void), the purchase it gives
+        back (a void, a refund)."""
+        rrn = log["rrn"]
+        pending_postings = log.pop("postings", ())
+        pending_reverse = log.pop("reverse", None)
+        pending_return = log.pop("returns", None)
+        self.ledger.log(**log)
+        for account_id, amount in pending_postings:
+            self.ledger.post(rrn, account_id, amount)
+        if pending_reverse is not None:
+            self.ledger.reverse(pending_reverse, rrn)
+        if pending_return is not None:
+            self.ledger.add_refund(rrn, *pending_return)
 
     # ---- the kinds ---------------------------------------------------------------------------
 
@@ -496,6 +523,78 @@ class Bank:
             raise Decline(NOT_PERMITTED)
         self._move(log, src["id"], dst_id, amount)
 
+    def _return(self, serial, doc, log):
+        """A return from the device that made the purchase (its own only: another's is the
+        same 12 as one that never was); the 0210's DE48."""
+        amount = log["amount"] = self._amount(doc)
+        orig = self.ledger.transaction(returned_rrn(doc) or "", lock=True)
+        if orig is None or orig["serial"] != serial:
+            raise Decline(INVALID_TXN)
+        self.give_back(orig, amount, doc.get("49"), log)
+        return "%s=%s" % (log["kind"].upper(), orig["rrn"])
+
+    def give_back(self, orig, amount, currency, log):
+        """Void or refund amount of purchase orig (locked), deciding inside the caller's ledger
+        transaction: log["kind"] becomes "void" or "refund" and log what _book does. Decline 12
+        for what is not an approved purchase standing (declined, reversed, voided, a void or
+        refund itself), 13 for an amount beyond what is left of it (or, the same business day, not
+        all of it: a void is whole) or another currency, 51 when the payee's account no longer
+        covers a refund."""
+        if orig["mti"] != "0200" or orig["kind"] not in ("purchase", "request-payment") \
+                or orig["rc"] != APPROVED or orig["reversed"]:
+            raise Decline(INVALID_TXN)
+        if currency != orig["currency"]:
+            raise Decline(INVALID_AMOUNT)
+        _, opened = self.ledger.business_day(lock=True)
+        left = orig["amount"] - self.ledger.refunded(orig["rrn"])
+        if not 0 < amount <= left:
+            raise Decline(INVALID_AMOUNT)
+        log["account_id"], log["request_id"] = orig["account_id"], orig["request_id"]
+        status = None
+        if orig["created"] >= opened:
+            if amount != orig["amount"]:
+                raise Decline(INVALID_AMOUNT)
+            log["kind"], log["reverse"], status = "void", orig["rrn"], "voided"
+        else:
+            posted = self.ledger.posted(orig["rrn"])
+            payer = next(a for a, v in posted.items() if v < 0)
+            payee = next(a for a, v in posted.items() if v > 0)
+            log["kind"] = "refund"
+            self._move(log, payee, payer, amount)
+            if amount == left:
+                status = "refunded"
+        log["returns"] = (orig["rrn"], amount)
+        if status and orig["request_id"]:
+            self.ledger.set_request_status(orig["request_id"], status, orig["rrn"], only_from="paid")
+        LOG.info("%s %s of %s: %d of %d", log["serial"], log["kind"], orig["rrn"], amount, orig["amount"])
+
+    def merchant_return(self, merchant_id, req, amount, reference):
+        """A merchant API refund (or void) of its paid request req, idempotent by reference:
+        {rrn, kind, amount, original, again} (again: the reference's first refund, nothing more
+        done); Decline as give_back, or 94 for a reference used for another refund."""
+        who = "@" + merchant_id         # a device serial is 8 letters and digits, never this
+        for _ in range(3):
+            try:
+                with self.ledger.db.transaction():
+                    orig = self.ledger.transaction(req["rrn"] or "", lock=True)
+                    first = self.ledger.refund_by_reference(who, reference)
+                    if first is not None:
+                        if (first["original"], first["amount"]) != (req["rrn"], amount):
+                            raise Decline(DUPLICATE)
+                        kind = self.ledger.transaction(first["rrn"])["kind"]
+                        return dict(first, kind=kind, again=True)
+                    if orig is None or orig["request_id"] != req["id"]:
+                        raise Decline(INVALID_TXN)
+                    log = dict(rrn=new_rrn(), serial=who, stan=reference, dt="", mti="API",
+                               amount=amount, currency=orig["currency"], rc=APPROVED)
+                    self.give_back(orig, amount, orig["currency"], log)
+                    self._book(log)
+            except Conflict:
+                continue        # a concurrent twin (or an RRN collision): look again
+            return {"rrn": log["rrn"], "kind": log["kind"], "amount": amount, "original": orig["rrn"],
+                    "again": False}
+        raise Decline(MALFUNCTION)
+
     def _alias(self, serial, new):
         """The device's live alias; a fresh one if it has none or new is asked (the old one
         retired in the same transaction). A collision with any alias ever issued, or a rotation
@@ -530,8 +629,12 @@ class Bank:
                 LOG.warning("%s: 0400 STAN %s: %s approved %d s ago, past the %d s window: refused",
                             log["serial"], log["stan"], orig["rrn"], age, self.reversal_window)
                 raise Decline(INVALID_TXN)
+            if self.ledger.refunded(orig["rrn"]):
+                # Refunded in part after a cut-over inside the window: undoing it whole would
+                # give the refunded part back twice.
+                raise Decline(INVALID_TXN)
             log["reverses"] = log["reverse"] = orig["rrn"]
-            if orig["request_id"]:
+            if orig["request_id"] and orig["kind"] in ("purchase", "request-payment"):
                 self.ledger.set_request_status(orig["request_id"], "pushed", None, only_from="paid")
 
     def _refusal(self, serial, doc, log):

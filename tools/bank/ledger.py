@@ -67,6 +67,14 @@ CREATE TABLE IF NOT EXISTS request_aliases (
     request_id TEXT PRIMARY KEY REFERENCES payment_requests(id), alias TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS merchant_nonces (
     key_id TEXT NOT NULL, nonce TEXT NOT NULL, created TEXT NOT NULL, PRIMARY KEY (key_id, nonce));
+CREATE TABLE IF NOT EXISTS business_day (
+    id INTEGER PRIMARY KEY CHECK (id = 1), day INTEGER NOT NULL, opened TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cutovers (
+    day INTEGER PRIMARY KEY, opened TEXT NOT NULL, closed TEXT NOT NULL, transactions INTEGER NOT NULL,
+    approved INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS refunds (
+    rrn TEXT PRIMARY KEY REFERENCES transactions(rrn), original TEXT NOT NULL REFERENCES transactions(rrn),
+    amount BIGINT NOT NULL, created TEXT NOT NULL);
 """
 
 # The bank's own side of card and pushed-request payments when a device has no merchant account.
@@ -169,6 +177,8 @@ class Database:
             self.execute("INSERT INTO accounts (id, name, currency, balance, created) "
                          "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                          (CLEARING, "bank clearing", "000", 0, now()))
+            self.execute("INSERT INTO business_day (id, day, opened) VALUES (1, 1, ?) "
+                         "ON CONFLICT DO NOTHING", (now(),))
 
     def close(self):
         with self._all_lock:
@@ -411,7 +421,7 @@ class Ledger:
 
     def original(self, serial, stan, dt):
         """The transaction a reversal names, locked until the reversal's transaction ends."""
-        keys = ("rrn", "mti", "rc", "reversed", "request_id", "amount", "currency", "created")
+        keys = ("rrn", "mti", "kind", "rc", "reversed", "request_id", "amount", "currency", "created")
         row = self.db.one("SELECT %s FROM transactions WHERE serial = ? AND stan = ? AND dt = ?%s"
                           % (", ".join(keys), self.db.for_update), (serial, stan, dt))
         if row is None:
@@ -430,7 +440,83 @@ class Ledger:
                                               (original_rrn,)):
             self.credit(account_id, -int(amount))
             self.post(reversal_rrn, account_id, -int(amount))
+        # A void or refund reversed (its 0210 never reached the device): the purchase it named
+        # stands again, in whole (a void) or by that much more (a refund's row no longer counts).
+        link = self.db.one("SELECT t.rrn, t.request_id FROM refunds r JOIN transactions t "
+                           "ON t.rrn = r.original WHERE r.rrn = ?", (original_rrn,))
+        if link is not None:
+            self.db.execute("DELETE FROM refunds WHERE rrn = ?", (original_rrn,))
+            self.db.execute("UPDATE transactions SET reversed = 0 WHERE rrn = ?", (link[0],))
+            if link[1]:
+                self.db.execute("UPDATE payment_requests SET status = 'paid' WHERE id = ? "
+                                "AND status IN ('voided', 'refunded')", (link[1],))
         return True
+
+    def transaction(self, rrn, lock=False):
+        """A transaction by its RRN (None if there is none); lock: its row held until the
+        transaction ends (what a void or refund of it decides on)."""
+        keys = ("rrn", "serial", "mti", "kind", "amount", "currency", "account_id", "rc", "request_id",
+                "reversed", "created")
+        row = self.db.one("SELECT %s FROM transactions WHERE rrn = ?%s"
+                          % (", ".join(keys), self.db.for_update if lock else ""), (rrn,))
+        if row is None:
+            return None
+        txn = dict(zip(keys, row))
+        txn["amount"] = int(txn["amount"])
+        return txn
+
+    def posted(self, rrn):
+        """{account: amount} a transaction posted (negative = debited)."""
+        return {r[0]: int(r[1]) for r in self.db.all("SELECT account_id, amount FROM postings "
+                                                     "WHERE rrn = ?", (rrn,))}
+
+    # ---- voids and refunds, the business day ---------------------------------------------------
+
+    def refunded(self, original_rrn):
+        """How much of a purchase its voids and refunds gave back so far."""
+        return int(self.db.one("SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE original = ?",
+                               (original_rrn,))[0])
+
+    def add_refund(self, rrn, original_rrn, amount):
+        """Link a void or refund (logged first) to the purchase it gives back (part of)."""
+        self.db.execute("INSERT INTO refunds (rrn, original, amount, created) VALUES (?, ?, ?, ?)",
+                        (rrn, original_rrn, amount, now()))
+
+    def refunds(self, original_rrn):
+        """[{rrn, kind, amount, created}] of a purchase, oldest first."""
+        return [{"rrn": r[0], "kind": r[1], "amount": int(r[2]), "created": r[3]} for r in self.db.all(
+            "SELECT r.rrn, t.kind, r.amount, r.created FROM refunds r JOIN transactions t ON t.rrn = r.rrn "
+            "WHERE r.original = ? ORDER BY r.created, r.rrn", (original_rrn,))]
+
+    def refund_by_reference(self, who, reference):
+        """The refund a merchant API call made under its reference (logged with serial who and
+        the reference as its STAN): {rrn, original, amount}, or None."""
+        row = self.db.one("SELECT r.rrn, r.original, r.amount FROM refunds r JOIN transactions t "
+                          "ON t.rrn = r.rrn WHERE t.serial = ? AND t.stan = ?", (who, reference))
+        return {"rrn": row[0], "original": row[1], "amount": int(row[2])} if row else None
+
+    def business_day(self, lock=False):
+        """(day number, when it opened): what was approved since then can still be voided.
+        lock: held until the transaction ends, so that a cut-over waits for the voids deciding
+        on the day it closes (and they for it)."""
+        row = self.db.one("SELECT day, opened FROM business_day WHERE id = 1%s"
+                          % (self.db.for_update if lock else ""))
+        return int(row[0]), row[1]
+
+    def cutover(self):
+        """Close the business day: from now on its purchases are refunded, no longer voided.
+        {day, opened, closed, transactions, approved} of the day closed."""
+        with self.db.transaction():
+            day, opened = self.business_day(lock=True)
+            count, approved = self.db.one(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN rc = '00' THEN 1 ELSE 0 END), 0) "
+                "FROM transactions WHERE created >= ?", (opened,))
+            closed = now()
+            self.db.execute("INSERT INTO cutovers (day, opened, closed, transactions, approved) "
+                            "VALUES (?, ?, ?, ?, ?)", (day, opened, closed, int(count), int(approved)))
+            self.db.execute("UPDATE business_day SET day = ?, opened = ? WHERE id = 1", (day + 1, closed))
+        return {"day": day, "opened": opened, "closed": closed, "transactions": int(count),
+                "approved": int(approved)}
 
     def transactions(self):
         keys = ("rrn", "serial", "stan", "mti", "kind", "amount", "currency", "account_id", "rc",
@@ -532,6 +618,7 @@ class Ledger:
         out = {}
         for table in ("accounts", "cards", "devices", "device_accounts", "holds", "transactions",
                       "postings", "payment_requests", "idempotency", "dukpt_counters", "card_atcs",
-                      "merchants", "merchant_nonces", "aliases", "request_aliases"):
+                      "merchants", "merchant_nonces", "aliases", "request_aliases", "business_day",
+                      "cutovers", "refunds"):
             out[table] = [tuple(r) for r in self.db.all("SELECT * FROM %s" % table)]
         return out

@@ -31,7 +31,7 @@ from pathlib import Path
 from aiohttp import web
 
 from tools.bank import alias as aliases
-from tools.bank.host import PushError
+from tools.bank.host import Decline, PushError
 from tools.bank.ledger import Conflict
 
 REQUEST_TTL = datetime.timedelta(minutes=10)  # a request's life unless its body says "ttl" (seconds)
@@ -43,6 +43,17 @@ SKEW = 300
 BODY = ("order", "amount", "currency", "ttl", "device", "alias")
 _ID_CHARS = string.ascii_uppercase + string.digits
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}\Z")
+# A refund's body: how much, and the merchant's own reference for it, which makes the call
+# idempotent (a retry after a lost answer gets the first refund back, nothing more is paid).
+REFUND_BODY = ("amount", "reference")
+_REFERENCE = re.compile(r"[A-Za-z0-9_-]{1,36}\Z")
+# What a refund's decline says (tools/bank/host.py give_back), as HTTP status and text.
+REFUND_DECLINES = {
+    "12": (409, "the request is not paid, or its payment was reversed or voided already"),
+    "13": (409, "more than is left to refund of the payment (on the day it was paid: a void, all of it)"),
+    "51": (409, "the account paid cannot cover the refund"),
+    "94": (409, "this reference was used for another refund"),
+}
 MERCHANT_ID = re.compile(r"[A-Z0-9]{1,15}\Z")  # DE42, ans15
 
 
@@ -194,11 +205,12 @@ def make_app(host):
 
     def public(req):
         """A request as its merchant sees it: one pushed to an alias named by it, never by the
-        serial behind it."""
+        serial behind it; with how much of its payment was voided or refunded."""
         named = ledger.request_alias(req["id"])
         if named is not None:
             del req["device"]
             req["alias"] = named
+        req["refunded"] = ledger.refunded(req["rrn"]) if req["rrn"] else 0
         return req
 
     async def create(request):
@@ -241,6 +253,34 @@ def make_app(host):
             return _error(404, "no such payment request of yours")
         return web.json_response(await host.call(public, req))
 
+    async def refund(request):
+        """Give back (part of) a request the merchant was paid: a void the day it was paid (all
+        of it), a refund after the bank's cut-over. Another merchant's request and one that never
+        was are both 404, the same words."""
+        merchant = role(request, "merchant")
+        try:
+            doc = json.loads(request[BODY_READ].decode("utf-8"))
+        except (ValueError, RecursionError):
+            return _error(400, "the body is not JSON (UTF-8)")
+        if not isinstance(doc, dict) or set(doc) != set(REFUND_BODY):
+            return _error(400, "a JSON object with amount and reference, nothing else")
+        amount, reference = doc["amount"], doc["reference"]
+        if type(amount) is not int or not 0 < amount <= MAX_AMOUNT:
+            return _error(400, "amount is an integer of minor units, 1..%d" % MAX_AMOUNT)
+        if not isinstance(reference, str) or not _REFERENCE.match(reference):
+            return _error(400, "reference is 1..36 of A-Z a-z 0-9 _ -")
+        req = await host.call(lambda: ledger.request(request_id=request.match_info["id"]))
+        if req is None or req["merchant_id"] != merchant["id"]:
+            return _error(404, "no such payment request of yours")
+        try:
+            done = await host.call(host.bank.merchant_return, merchant["id"], req, amount, reference)
+        except Decline as d:
+            status, text = REFUND_DECLINES.get(d.rc, (500, "the bank could not do it (%s)" % d.rc))
+            return _error(status, text)
+        body = {"rrn": done["rrn"], "kind": done["kind"], "amount": done["amount"], "reference": reference,
+                "request": req["id"], "refunded": await host.call(ledger.refunded, done["original"])}
+        return web.json_response(body, status=200 if done["again"] else 201)
+
     async def account(request):
         merchant = role(request, "merchant")
         if request.match_info["id"] != merchant["account_id"]:
@@ -259,6 +299,7 @@ def make_app(host):
     app.router.add_post("/payment-requests", create)
     app.router.add_get("/trace", trace)
     app.router.add_get("/payment-requests/{id}", show)
+    app.router.add_post("/payment-requests/{id}/refunds", refund)
     app.router.add_get("/accounts/{id}", account)
     return app
 
