@@ -424,7 +424,17 @@ class Settings(Operation):
         pins = await _two_pins(app.ui, "Change PIN", "Your current PIN", "The new PIN")
         if pins is None:
             return "start"
+        # The new PIN typed twice, as at setup: once, a stray touch on its pad set a PIN the
+        # owner did not know, and their next attempts blocked the terminal (found by the monkey).
+        # Compared before the vault is asked: a slip costs no attempt.
+        again = await app.ui.pin_pad("Change PIN", prompt="The new PIN again")
         try:
+            if again in (CANCEL, TIMEOUT):
+                return "start"
+            if again != pins[1]:
+                await app.ui.message("PINs differ", "The new PIN and its repeat were not the same; nothing changed.",
+                                     remedy="Change your PIN again.", error=True)
+                return "start"
             app.vault.change_pin(*pins)
         except V.WrongPin as e:
             await app.ui.message("Wrong PIN", "The current PIN was not right; nothing changed.",
@@ -435,6 +445,8 @@ class Settings(Operation):
         finally:
             wipe(pins[0])
             wipe(pins[1])
+            if isinstance(again, bytearray):
+                wipe(again)
         await app.ui.message("PIN changed", "Use the new PIN from now on.", timeout_ms=5000)
         return "start"
 

@@ -7,6 +7,7 @@ and Lock timeout called a factory-only vault operation (WrongState, the app rest
 import time
 
 from terminalfix import terminal  # noqa: F401 (the fixture)
+from tools import demo
 
 ENTRIES = ("Wi-Fi", "Change PIN", "Fingerprints", "Lock timeout", "Diagnostics")
 
@@ -76,6 +77,40 @@ def test_change_pin_can_be_left_without_a_change(terminal):
     t.screen(lambda s: s.get("pin_pad"))
     x, y, w, h = t.keypad["Cancel"]  # the pad's Cancel key (Del once a digit is typed)
     t.tap_at(x + w // 2, y + h // 2)
+    t.screen("Settings")
+    home(t, since)
+
+
+def change_pin(t, current, new, again):
+    """Settings > Change PIN: the three pads typed; the screen that follows."""
+    since = open_entry(t, "Change PIN")
+    for pin, prompt in ((current, "Your current PIN"), (new, "The new PIN"), (again, "The new PIN again")):
+        pad = t.screen(lambda s: s.get("pin_pad") and s["text"] == prompt)
+        assert pad["title"] == "Change PIN", pad
+        t.type_pin(pin)
+    return since, t.screen(lambda s: s["title"] in ("PINs differ", "PIN changed", "Wrong PIN"))
+
+
+def test_the_new_pin_is_typed_twice_and_a_slip_changes_nothing(terminal):
+    # A stray touch on the one new-PIN pad once set a PIN the owner did not know; ten tries later
+    # the terminal was blocked (the monkey, seed 20261207). A repeat that differs changes nothing
+    # and costs no attempt; the same twice changes it.
+    t = terminal
+    since, shown = change_pin(t, demo.DEMO_PIN, "13579", "135791")
+    assert shown["title"] == "PINs differ" and "nothing changed" in shown["text"], shown
+    t.tap("OK")
+    t.screen("Settings")
+    home(t, since)
+    since, shown = change_pin(t, demo.DEMO_PIN, "13579", "13579")
+    assert shown["title"] == "PIN changed", shown
+    t.tap("OK")
+    t.screen("Settings")
+    home(t, since)
+    t.standby()
+    t.unlock("13579")  # the new one unlocks: the slip before it changed nothing, the second did
+    since, shown = change_pin(t, "13579", demo.DEMO_PIN, demo.DEMO_PIN)  # back, for the others
+    assert shown["title"] == "PIN changed", shown
+    t.tap("OK")
     t.screen("Settings")
     home(t, since)
 
