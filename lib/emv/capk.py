@@ -69,6 +69,15 @@ def _entry(n, e):
     return CaKey(rid, index[0], modulus, int.from_bytes(exponent, "big"), expiry)
 
 
+def _names(e, rid, index):
+    """Whether a parsed entry is the key (rid, index), or may be: a malformed one is, for
+    _entry to say what is wrong with it."""
+    try:
+        return bytes.fromhex(e["rid"]) == rid and int(e["index"], 16) == index
+    except (KeyError, ValueError, TypeError):
+        return True
+
+
 _CHUNK = const(128)  # bytes of the file read at a time
 _MODULUS_MAX = const(248)  # bytes: EMV's largest CA key (1984 bits, Book 2 section 11.2)
 _WHITE = (0x20, 0x09, 0x0D, 0x0A)  # JSON's white space
@@ -82,11 +91,18 @@ class _Entries:
     unit's 32 keys of 1984 bits each get() made an entry's text (642 bytes) and its modulus'
     hex string (497) 32 times while the card is read, a purchase's fullest heap: on a
     fragmented one no hole was that large. Here the largest block made is the modulus, in
-    one buffer of _MODULUS_MAX for the whole file; CaKey takes a copy of the one it keeps."""
+    one buffer of _MODULUS_MAX for the whole file; CaKey takes a copy of the one it keeps.
 
-    def __init__(self, f, path):
+    want: (rid, index) of the one key get() looks for, or None (load(): every entry whole).
+    An entry whose RID and index are read and are not it has the rest of its strings passed
+    over, not decoded: each modulus' hex, decoded a chunk at a time through copies of it, made
+    ~3 KB of garbage, and a get() on a steady unit's 32 keys 115 KB (13 KB now), in the card's
+    ODA, the payment's fullest heap."""
+
+    def __init__(self, f, path, want=None):
         self.f = f
         self.path = path
+        self.want = want
         self.buf = bytearray(_CHUNK)
         self.n = self.pos = 0
         self.modulus = bytearray(_MODULUS_MAX)
@@ -111,9 +127,9 @@ class _Entries:
             if c not in _WHITE:
                 return c
 
-    def _string(self, hexed):
+    def _string(self, hexed, keep=True):
         """The string whose opening quote was just read: a str, or (hexed) its hex digits
-        decoded into self.modulus (a memoryview of it)."""
+        decoded into self.modulus (a memoryview of it); not keep: passed over, None."""
         text, m, odd = "", 0, b""
         while True:
             if self.pos >= self.n and not self._more():
@@ -122,38 +138,47 @@ class _Entries:
             stop = self.n if end < 0 else end
             if self.buf.find(b"\\", self.pos, stop) >= 0:
                 raise self._bad()
-            part = memoryview(self.buf)[self.pos:stop]
-            if hexed:
+            if keep and hexed:
+                part = memoryview(self.buf)[self.pos:stop]
                 try:
-                    digits = odd + bytes(part)
+                    digits = odd + part if odd else part  # (a view of buf: no copy of the chunk)
                     k = len(digits) // 2
                     if m + k > _MODULUS_MAX:
                         raise ValueError("modulus longer than %d bytes" % _MODULUS_MAX)
-                    self.modulus[m:m + k] = unhexlify(digits[:2 * k])
+                    # The ESP32 stubs type unhexlify's argument str or bytes; MicroPython's
+                    # takes any buffer, a memoryview too.
+                    self.modulus[m:m + k] = unhexlify(digits[:2 * k])  # type: ignore
                 except ValueError as x:
                     raise CapkError("CA key entry %d is malformed (%r)" % (self.count, x))
-                odd = digits[2 * k:]
+                odd = bytes(digits[2 * k:])  # its own: buf is read over next
                 m += k
-            else:
-                text += str(part, "ascii")
+            elif keep:
+                text += str(memoryview(self.buf)[self.pos:stop], "ascii")
             self.pos = stop
             if end >= 0:
                 self.pos += 1
                 if odd:
                     raise CapkError("CA key entry %d is malformed (odd-length hex)" % self.count)
+                if not keep:
+                    return None
                 return memoryview(self.modulus)[:m] if hexed else text
 
     def _object(self):
         """The object whose "{" was just read, up to its "}"."""
         e = {}
+        keep = True  # False once the entry is known not to be the one wanted
         c = self._char()
         while c != 0x7D:  # "}"
             if c != _QUOTE:
                 raise self._bad()
-            key = self._string(False)
+            key = self._string(False, keep)
             if self._char() != 0x3A or self._char() != _QUOTE:  # ':' then a string
                 raise self._bad()
-            e[key] = self._string(key == "modulus")
+            if keep:
+                e[key] = self._string(key == "modulus")
+                keep = self.want is None or "rid" not in e or "index" not in e or _names(e, *self.want)
+            else:
+                self._string(False, False)
             c = self._char()
             if c == 0x2C:  # ","
                 c = self._char()
@@ -198,12 +223,12 @@ class Store:
     def load(cls, path="/data/capk.json"):
         return cls(path)
 
-    def _entries(self):
+    def _entries(self, want=None):
         if isinstance(self._source, list):
             yield from self._source
             return
         with open(self._source, "rb") as f:
-            yield from _Entries(f, self._source)
+            yield from _Entries(f, self._source, want)
 
     def __len__(self):
         return sum(1 for _ in self._entries())
@@ -213,11 +238,12 @@ class Store:
         today ("YYMMDD"); OdaFailed when there is none or it has expired."""
         rid = bytes(rid[:5])
         k = None
-        for n, e in enumerate(self._entries()):
-            # Each entry checked again as it is read (the file may have changed since load());
-            # a later entry for the same key stands, as a dict keyed by (RID, index) had it.
-            found = _entry(n, e)
-            if found.rid == rid and found.index == index:
+        for n, e in enumerate(self._entries((rid, index))):
+            # The card's key checked again as it is read (the file may have changed since
+            # load()); a later entry for the same key stands, as a dict keyed by (RID, index)
+            # had it. The others are passed over unbuilt (_Entries' want).
+            if _names(e, rid, index):
+                found = _entry(n, e)
                 found.modulus = bytes(found.modulus)  # its own: the file's next modulus reuses the buffer
                 k = found
         if k is None:

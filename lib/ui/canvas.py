@@ -10,9 +10,10 @@ of heap, not 150 KB, and its framebuf object is made once, not once a strip.
 import framebuf
 from micropython import const
 
-# 8 rows: 3.8 KB of heap for the strip (16 rows took 7.7 KB, the largest block the app kept);
-# twice the strips to send costs a window command each, not heap.
-STRIP_ROWS = const(8)
+# 4 rows: 1.9 KB of heap for the strip, held for good (8 rows took 3.8 KB, a card payment's
+# ODA short of it on a steady unit's heap); twice the strips to send costs a window command
+# each, not heap.
+STRIP_ROWS = const(4)
 
 
 class Canvas:

@@ -24,7 +24,7 @@ SAMPLES = [
 # Every character of the font, a line at a time.
 CHARSET_LINES = ["".join(fonts.CHARSET[i:i + 16]) for i in range(0, len(fonts.CHARSET), 16)]
 PEN = 4  # where the pen starts: room for a glyph that reaches left of it
-STRIP_ROWS = 8  # lib/ui/canvas.py
+STRIP_ROWS = 4  # lib/ui/canvas.py
 
 
 def parse(font):
