@@ -165,9 +165,10 @@ class Link:
             raise errors.failure(error)
         if self.wifi.state != wifi.CONNECTED:  # whatever the last attempt met, this is why now
             raise errors.Failure(errors.NO_NETWORK, "No Wi-Fi: %s." % (self.wifi.reason or "the radio is off"))
+        # An attempt under way: what the one before met is not why there is no session now.
+        if up.connecting or error is None or isinstance(error, uplink.Unanswered):  # or a silent bank
+            raise errors.Failure(errors.BANK_TIMEOUT, "The bank did not answer in time; nothing was sent.")
         if isinstance(error, (uplink.TlsError, uplink.Refused)):
             raise errors.failure(error)
-        if error is None or isinstance(error, uplink.Unanswered):  # still connecting, or a silent bank
-            raise errors.Failure(errors.BANK_TIMEOUT, "The bank did not answer in time; nothing was sent.")
         raise errors.Failure(errors.NO_NETWORK, "The bank cannot be reached from this network.",
                              remedy="Try again in a moment; if it persists, check Settings > Wi-Fi.")

@@ -238,8 +238,10 @@ class Uplink:
         self.echo_ms = echo_ms
         self.connected = False
         # The last attempt's failure (UplinkError), kept through the next attempt until it
-        # signs on or fails in its turn: what the status bar and link.ready() say the bank is.
+        # signs on or fails in its turn (why the link went, for diag and link.ready()); and
+        # whether an attempt is under way (link.ready(): what the last one met is not why now).
         self.error = None
+        self.connecting = False
         # Messages from the bank dropped unread (malformed, not MAC'd under a key of ours, a wrong
         # MAC), and the last one's reason: an Iso8583Error's text, field numbers and lengths only.
         self.dropped = 0
@@ -279,10 +281,11 @@ class Uplink:
             try:
                 await self.session()
             except NeedsProvisioning as e:
-                self.error = e
+                self.error, self.connecting = e, False
                 return  # nothing can be sent any more: trying again would not change that
             except UplinkError as e:
                 self.error = e
+            self.connecting = False
             # A session that signed on starts the count again.
             failures = 0 if self._sign_ons != sign_ons else failures + 1
             await asyncio.sleep_ms(min(RECONNECT_FIRST_MS << min(failures - 1, 16), RECONNECT_MAX_MS) if failures else 0)
@@ -293,16 +296,15 @@ class Uplink:
         if self._ctx is None:
             self._ctx = tls.context(self.vault)
         self._link_error = None
+        self.connecting = True
         try:
             reader, self._writer = await tls.connect(self._ctx, self.host, self.port)
         except OSError as e:  # no route (the access point's), or a connect() refused at once
             raise (Refused if e.errno == errno.ECONNREFUSED else NotConnected)("cannot reach the bank: %r" % (e,))
-        # The TLS handshake happens on the sign-on's write, which therefore starts before the
-        # reader (where a refused certificate would say only that the handshake failed, not why).
-        # Bounded as a whole: a host that accepts and never answers would hold the handshake's
-        # write, and the session, for ever.
-        signing = asyncio.create_task(self._exchange("0800", {70: SIGN_ON}, wait_ready=False))
+        # The TLS handshake happens on the sign-on's first write. Bounded as a whole: a host
+        # that accepts and never answers would hold the handshake, and the session, for ever.
         receiver = asyncio.create_task(self._read_loop(reader))
+        signing = asyncio.create_task(self._exchange("0800", {70: SIGN_ON}, wait_ready=False))
         watch = None
         try:
             try:
@@ -317,6 +319,7 @@ class Uplink:
             if not answer.approved:
                 raise UplinkError("sign-on refused: %s" % answer.rc)
             self.connected = True
+            self.connecting = False
             self.error = None
             self._sign_ons += 1
             self._ready.set()
