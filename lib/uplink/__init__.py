@@ -301,21 +301,24 @@ class Uplink:
             reader, self._writer = await tls.connect(self._ctx, self.host, self.port)
         except OSError as e:  # no route (the access point's), or a connect() refused at once
             raise (Refused if e.errno == errno.ECONNREFUSED else NotConnected)("cannot reach the bank: %r" % (e,))
-        # The TLS handshake happens on the sign-on's first write. Bounded as a whole: a host
-        # that accepts and never answers would hold the handshake, and the session, for ever.
+        # The TLS handshake happens on the sign-on's first write, made here before the reader
+        # runs: mbedTLS gives a refused certificate's reason to the write, not to the read. A
+        # guard bounds the sign-on as a whole: a host that accepts and never answers would hold
+        # the handshake's write, and the session, for ever.
         receiver = asyncio.create_task(self._read_loop(reader))
-        signing = asyncio.create_task(self._exchange("0800", {70: SIGN_ON}, wait_ready=False))
+        guard = asyncio.create_task(self._sign_on_guard())
         watch = None
         try:
             try:
-                answer = await asyncio.wait_for_ms(signing, self.answer_ms)
-            except asyncio.TimeoutError:
-                raise Unanswered("the bank took the connection and did not answer the sign-on")
+                answer = await self._exchange("0800", {70: SIGN_ON}, wait_ready=False)
             except (NotConnected, Unanswered) as e:
+                if guard.done():  # it closed the connection: the host took it and stayed silent
+                    raise Unanswered("the bank took the connection and did not answer the sign-on")
                 # Ended before the session: an identity refused (TlsError), else turned away.
                 if isinstance(self._link_error, TlsError):
                     raise self._link_error
                 raise Refused("connection ended before the sign-on: %s" % (self._link_error or e))
+            guard.cancel()  # answered: the session is no longer the sign-on's
             if not answer.approved:
                 raise UplinkError("sign-on refused: %s" % answer.rc)
             self.connected = True
@@ -330,9 +333,13 @@ class Uplink:
         finally:
             if watch is not None:
                 watch.cancel()
-            signing.cancel()  # wait_for leaves it running when it times out or is cancelled
+            guard.cancel()
             receiver.cancel()
             self.close()
+
+    async def _sign_on_guard(self):
+        await asyncio.sleep_ms(self.answer_ms)
+        self.close()  # the handshake's write then fails (session() says why)
 
     async def _read_loop(self, reader):
         try:
