@@ -1,7 +1,7 @@
 # lib/emv/tlv.py and tags.py on the device: BER-TLV of real cards' answers (captures published in
 # open-source EMV projects), DOL building as EMV Book 3 section 5.4 says, and every malformation
 # a card could send raising TlvError with what and where.
-from emv import TlvError, tags as T
+from emv import TlvError, tags as T  # its names are the compiler's consts: tags by number here
 from emv import tlv
 
 from expect import raises
@@ -20,41 +20,41 @@ RECORD = H("703E5A0967030405123456789F5F3401025F25030801015F24031212315713670304
 
 
 def test_ppse_directory():
-    assert tlv.decode(PPSE) == [(T.FCI, PPSE[2:])]
-    assert tlv.is_constructed(T.FCI) and tlv.is_constructed(T.FCI_ISSUER_DISCRETIONARY)
-    assert not tlv.is_constructed(T.DF_NAME) and not tlv.is_constructed(T.PDOL)
-    assert tlv.flatten(PPSE) == {T.DF_NAME: b"2PAY.SYS.DDF01", T.AID: H("A0000000041010"),
-                                 T.APP_PRIORITY: b"\x01"}
-    entry = tlv.find(PPSE, T.APP_TEMPLATE)
-    assert tlv.decode(entry) == [(T.AID, H("A0000000041010")), (T.APP_PRIORITY, b"\x01")]
-    assert tlv.find(PPSE, T.APP_LABEL) is None
+    assert tlv.decode(PPSE) == [(0x6F, PPSE[2:])]
+    assert tlv.is_constructed(0x6F) and tlv.is_constructed(0xBF0C)
+    assert not tlv.is_constructed(0x84) and not tlv.is_constructed(0x9F38)
+    assert tlv.flatten(PPSE) == {0x84: b"2PAY.SYS.DDF01", 0x4F: H("A0000000041010"),
+                                 0x87: b"\x01"}
+    entry = tlv.find(PPSE, 0x61)
+    assert tlv.decode(entry) == [(0x4F, H("A0000000041010")), (0x87, b"\x01")]
+    assert tlv.find(PPSE, 0x50) is None
 
 
 def test_visa_fci_and_its_pdol():
     f = tlv.flatten(VISA_FCI)
-    assert f[T.DF_NAME] == H("A0000000031010") and f[T.LANGUAGE_PREFERENCE] == b"en"
+    assert f[0x84] == H("A0000000031010") and f[0x5F2D] == b"en"
     assert f[0xDF20] == b"\x80"  # inside BF63 inside BF0C: two-byte constructed tags open
-    dol = tlv.parse_dol(f[T.PDOL])
-    assert dol == [(T.TTQ, 4), (T.AMOUNT_AUTHORISED, 6), (T.AMOUNT_OTHER, 6), (T.TERMINAL_COUNTRY, 2),
-                   (T.TVR, 5), (T.CURRENCY, 2), (T.TRANSACTION_DATE, 3), (T.TRANSACTION_TYPE, 1),
-                   (T.UNPREDICTABLE_NUMBER, 4), (T.MERCHANT_NAME, 20)]
-    values = {T.TTQ: H("36204000"), T.AMOUNT_AUTHORISED: H("000000001234"), T.TERMINAL_COUNTRY: H("0978"),
-              T.TVR: bytes(5), T.CURRENCY: H("0978"), T.TRANSACTION_DATE: H("261121"),
-              T.TRANSACTION_TYPE: b"\x00", T.UNPREDICTABLE_NUMBER: H("0a1b2c3d"),
-              T.MERCHANT_NAME: b"Caffe Nero, Roma"}
+    dol = tlv.parse_dol(f[0x9F38])
+    assert dol == [(0x9F66, 4), (0x9F02, 6), (0x9F03, 6), (0x9F1A, 2),
+                   (0x95, 5), (0x5F2A, 2), (0x9A, 3), (0x9C, 1),
+                   (0x9F37, 4), (0x9F4E, 20)]
+    values = {0x9F66: H("36204000"), 0x9F02: H("000000001234"), 0x9F1A: H("0978"),
+              0x95: bytes(5), 0x5F2A: H("0978"), 0x9A: H("261121"),
+              0x9C: b"\x00", 0x9F37: H("0a1b2c3d"),
+              0x9F4E: b"Caffe Nero, Roma"}
     data = tlv.build_dol(dol, values)
     assert data == (H("36204000" "000000001234" "000000000000" "0978" "0000000000" "0978" "261121" "00"
                       "0a1b2c3d") + b"Caffe Nero, Roma" + bytes(4))  # 9F03 absent: zeros; ans: 00 pad
-    assert len(data) == 53 and tlv.encode(T.COMMAND_TEMPLATE, data)[:2] == H("8335")
+    assert len(data) == 53 and tlv.encode(0x83, data)[:2] == H("8335")
 
 
 def test_gpo_answers_and_records():
-    assert tlv.decode(GPO_1) == [(T.RESPONSE_FORMAT_1, H("7800080202001001040018010201"))]
-    assert tlv.flatten(GPO_2) == {T.AIP: H("3900"), T.AFL: H("1801020120020400")}
+    assert tlv.decode(GPO_1) == [(0x80, H("7800080202001001040018010201"))]
+    assert tlv.flatten(GPO_2) == {0x82: H("3900"), 0x94: H("1801020120020400")}
     r = tlv.flatten(RECORD)
-    assert r[T.PAN] == H("67030405123456789F") and r[T.PAN_SEQUENCE] == b"\x02"
-    assert r[T.APP_EXPIRY] == H("121231") and r[T.APP_EFFECTIVE] == H("080101")
-    assert r[T.TRACK2_EQUIVALENT] == H("67030405123456789D1212221000002200009F")
+    assert r[0x5A] == H("67030405123456789F") and r[0x5F34] == b"\x02"
+    assert r[0x5F24] == H("121231") and r[0x5F25] == H("080101")
+    assert r[0x57] == H("67030405123456789D1212221000002200009F")
     assert len(r) == 8
     # Padding 00 / FF between and after objects (Book 3 Annex B) is skipped.
     assert tlv.decode(b"\x00\xff" + GPO_2 + b"\x00\x00") == tlv.decode(GPO_2)
@@ -62,21 +62,21 @@ def test_gpo_answers_and_records():
 
 
 def test_encode_length_forms():
-    assert tlv.encode(T.AMOUNT_AUTHORISED, H("000000001234")) == H("9F0206000000001234")
+    assert tlv.encode(0x9F02, H("000000001234")) == H("9F0206000000001234")
     assert tlv.encode(0x9F8101, b"") == H("9F810100")  # three-byte tag
     for n, head in ((127, "7F"), (128, "8180"), (255, "81FF"), (256, "820100")):
         v = bytes(n)
-        obj = tlv.encode(T.ISSUER_PK_CERT, v)
+        obj = tlv.encode(0x90, v)
         assert obj[:1 + len(head) // 2] == H("90" + head)
-        assert tlv.decode(obj) == [(T.ISSUER_PK_CERT, v)]
-    nested = tlv.encode(T.RECORD_TEMPLATE, tlv.encode(T.PAN, H("4761739001010119")) + tlv.encode(T.CDOL1, bytes(200)))
-    assert tlv.flatten(nested) == {T.PAN: H("4761739001010119"), T.CDOL1: bytes(200)}
+        assert tlv.decode(obj) == [(0x90, v)]
+    nested = tlv.encode(0x70, tlv.encode(0x5A, H("4761739001010119")) + tlv.encode(0x8C, bytes(200)))
+    assert tlv.flatten(nested) == {0x5A: H("4761739001010119"), 0x8C: bytes(200)}
 
 
 def test_build_dol_book3_rules():
     dol = tlv.parse_dol(H("9F0204" "9F0208" "5A05" "5A0C" "9504" "9506" "5F2D04" "7002" "9F3703"))
-    v = {T.AMOUNT_AUTHORISED: H("000000012345"), T.PAN: H("4761739001010119"), T.TVR: H("8000048000"),
-         T.LANGUAGE_PREFERENCE: b"en", T.RECORD_TEMPLATE: b"\x01\x02"}
+    v = {0x9F02: H("000000012345"), 0x5A: H("4761739001010119"), 0x95: H("8000048000"),
+         0x5F2D: b"en", 0x70: b"\x01\x02"}
     assert tlv.build_dol(dol, v) == H(
         "00012345"                  # n, shorter: the rightmost bytes
         "0000000000012345"          # n, longer: leading zeros
@@ -88,9 +88,9 @@ def test_build_dol_book3_rules():
         "0000"                      # a template: zeros whatever values holds
         "000000")                   # absent: zeros
     assert tlv.build_dol([], v) == b""
-    assert T.format_of(T.AMOUNT_AUTHORISED) == "n" and T.format_of(T.PAN) == "cn"
-    assert T.format_of(T.TERMINAL_ID) == "an" and T.format_of(T.MERCHANT_NAME) == "ans"
-    assert T.format_of(T.TRACK2_EQUIVALENT) == "b" and T.format_of(T.UNPREDICTABLE_NUMBER) == "b"
+    assert T.format_of(0x9F02) == "n" and T.format_of(0x5A) == "cn"
+    assert T.format_of(0x9F1C) == "an" and T.format_of(0x9F4E) == "ans"
+    assert T.format_of(0x57) == "b" and T.format_of(0x9F37) == "b"
 
 
 def _bad(f, data, words):
@@ -114,7 +114,7 @@ def test_malformed_tlv():
     _bad(tlv.decode, H("9F0206000000001234" "5A8180" + "00" * 127), ("length 128 beyond", "at 9"))
     # Inside a template the bounds are the template's, not the buffer's.
     _bad(tlv.flatten, H("7003" "5A0501" "02030405"), ("length 5 beyond", "at 2"))
-    _bad(lambda d: tlv.find(d, T.PAN), H("7003" "5A0501" "02030405"), ("length 5 beyond",))
+    _bad(lambda d: tlv.find(d, 0x5A), H("7003" "5A0501" "02030405"), ("length 5 beyond",))
     # A redundant primitive object terminates the transaction (Book 3 section 10.2).
     _bad(tlv.flatten, H("7008" "5F340101" "5F340101"), ("redundant tag 5F34",))
     out = tlv.flatten(GPO_2)
@@ -122,10 +122,10 @@ def test_malformed_tlv():
     # A card cannot make the parser recurse without end.
     deep = H("5A0100")
     for _ in range(12):
-        deep = tlv.encode(T.RECORD_TEMPLATE, deep)
+        deep = tlv.encode(0x70, deep)
     _bad(tlv.flatten, deep, ("nested deeper",))
-    _bad(lambda d: tlv.find(d, T.AIP), deep, ("nested deeper",))
-    assert tlv.find(tlv.encode(0x70, tlv.encode(0x70, H("5A0100"))), T.PAN) == b"\x00"
+    _bad(lambda d: tlv.find(d, 0x82), deep, ("nested deeper",))
+    assert tlv.find(tlv.encode(0x70, tlv.encode(0x70, H("5A0100"))), 0x5A) == b"\x00"
 
 
 def test_malformed_dol():
