@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 import serial
+from rigfix import Model
 
 FAST = 0.1  # the model's chip and RF times, scaled for the tests
 
@@ -98,17 +99,7 @@ def pn532(vdevice):
     rig = vdevice.rig
     attached = rig.attach("uart2", "pn532-hsu", name="pn532")
 
-    class Chip:
-        tty = str(vdevice.state_dir / "rig" / "pn532.tty")
-        pty = attached["pty"]
-
-        def do(self, action, **args):
-            return rig.call("do", name="pn532", action=action, **args)
-
-        def state(self):
-            return rig.call("model", name="pn532")
-
-    chip = Chip()
+    chip = Model(vdevice, "pn532", attached["pty"])
     try:
         chip.do("timing", scale=FAST)
         yield chip

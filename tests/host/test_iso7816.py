@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from rigfix import Model
 
 SETUP = """
 import asyncio, board, iso7816
@@ -41,14 +42,7 @@ def card(vdevice, device):
     rig.attach("uart2", "iso7816", name="card")
     device.exec(SETUP)
 
-    class Card:
-        def do(self, action, **args):
-            return rig.call("do", name="card", action=action, **args)
-
-        def status(self):
-            return rig.call("model", name="card")
-
-    c = Card()
+    c = Model(vdevice, "card")
     try:
         yield c
     finally:
@@ -62,7 +56,7 @@ def fresh(device, card, **insert):
     device.exec("asyncio.run(slot.deactivate())")
     card.do("fault", kind="none")
     card.do("insert", **insert)
-    card.base = card.status()["counters"]  # the model's counters run on across cards
+    card.base = card.state()["counters"]  # the model's counters run on across cards
     ok, atr = device.eval("act()")
     assert ok == "ok", atr
     return atr
@@ -70,7 +64,7 @@ def fresh(device, card, **insert):
 
 def clean(card):
     """The card saw nothing wrong on the line: no parity or EDC error, nothing ignored."""
-    now = card.status()["counters"]
+    now = card.state()["counters"]
     new = {k: now[k] - card.base.get(k, 0) for k in ("parity_errors", "edc_errors", "ignored")}
     assert new == {"parity_errors": 0, "edc_errors": 0, "ignored": 0}, now
 
@@ -85,7 +79,7 @@ def test_t0_activation_and_cases(device, card):
     atr = fresh(device, card, atr="emv-t0")
     assert atr == "3b6800000073c84012009000"
     assert device.eval("(slot.protocol, slot.F, slot.D, slot.inverse)") == (0, 372, 1, False)
-    st = card.status()
+    st = card.state()
     assert st["state"] != "off" and st["convention"] == "direct"
     # Case 1 (P3 = 00 sent), case 3 (data, 61xx -> GET RESPONSE of the echo), case 4 (SELECT: FCI
     # by GET RESPONSE), case 2 (EE: P1P2 bytes).
@@ -117,7 +111,7 @@ def test_inverse_convention_card(device, card):
     atr = fresh(device, card, atr="sim")
     assert atr == "3f2f008069af03070352000d0a0e833e9f16"
     assert device.eval("slot.inverse") is True
-    assert card.status()["convention"] == "inverse"
+    assert card.state()["convention"] == "inverse"
     assert tx(device, SELECT) == ("ok", FCI + "9000")
     clean(card)
 
@@ -128,11 +122,11 @@ def test_t1_pps_to_faster_fd_and_ifsd(device, card):
     atr = fresh(device, card, atr="t1")
     assert atr == "3bf81300008131fe454a434f5076323431b7"
     assert device.eval("(slot.protocol, slot.F, slot.D, slot.pps_done)") == (1, 372, 4, True)
-    st = card.status()
+    st = card.state()
     assert (st["F"], st["D"], st["protocol"], st["ifsd"]) == (372, 4, 1, 254)
     assert abs(st["device_baud"] - st["card_baud"]) / st["card_baud"] < 0.01
     assert tx(device, SELECT) == ("ok", FCI + "9000")
-    assert card.status()["counters"]["pps"] - card.base["pps"] == 1
+    assert card.state()["counters"]["pps"] - card.base["pps"] == 1
     clean(card)
 
 
@@ -242,7 +236,7 @@ def test_specific_mode_uses_ta1_at_once(device, card):
     fresh(device, card, atr="3B90131000")
     assert device.eval("(slot.protocol, slot.F, slot.D, slot.pps_done)") == (0, 372, 4, False)
     assert tx(device, SELECT) == ("ok", FCI + "9000")
-    assert card.status()["D"] == 4
+    assert card.state()["D"] == 4
     clean(card)
 
 
@@ -256,6 +250,6 @@ def test_pps_unanswered_falls_back_to_defaults(device, card):
     finally:
         device.exec("_P.request = _req")
     assert device.eval("(slot.protocol, slot.F, slot.D, slot.pps_done)") == (1, 372, 1, False)
-    st = card.status()
+    st = card.state()
     assert (st["D"], st["ifsd"], st["counters"]["atrs"] - card.base["atrs"]) == (1, 254, 2)
     assert tx(device, SELECT) == ("ok", FCI + "9000")

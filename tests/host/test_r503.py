@@ -12,6 +12,7 @@ import struct
 
 import pytest
 import serial
+from rigfix import Model
 
 FAST = 0.1  # the model's processing times, scaled for the tests
 
@@ -21,16 +22,7 @@ def r503(vdevice):
     rig = vdevice.rig
     rig.attach("uart1", "r503", name="r503")
 
-    class Module:
-        tty = str(vdevice.state_dir / "rig" / "r503.tty")
-
-        def do(self, action, **args):
-            return rig.call("do", name="r503", action=action, **args)
-
-        def state(self):
-            return rig.call("model", name="r503")
-
-    module = Module()
+    module = Model(vdevice, "r503")
     try:
         module.do("timing", scale=FAST)
         yield module
