@@ -16,16 +16,13 @@ good MAC, so that the message reaches what comes after the MAC check.
 
 import socket
 import ssl
-import sys
 import threading
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "host"))  # test_uplink's own imports
-import uplinkfix as fx  # noqa: E402
-from tests.host.test_uplink import SETUP, bank, handheld  # noqa: E402,F401 (fixtures)
-from tools.bank import pki  # noqa: E402
+import uplinkfix as fx
+from tests.host.test_uplink import SETUP, bank, handheld  # noqa: F401 (fixtures)
+from tools.bank import pki
 
 FUZZ_SEED, FUZZ_COUNT = 17, 2000
 

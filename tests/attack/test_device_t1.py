@@ -54,7 +54,7 @@ def test_t1_chain_beyond_a_short_response_is_refused(device, card, count):
     # without end until MemoryError (or the test's timeout).
     assert result[:3] == ("CardOverrun", "T=1: a chained response over %d bytes" % MAX_RESPONSE,
                           "Card not readable"), result
-    assert result[3] is False and card.status()["state"] == "off"  # deactivated
+    assert result[3] is False and card.state()["state"] == "off"  # deactivated
     assert result[4] <= 1024, result[4]  # no buffer grew with the chain (today: until MemoryError)
     next_card_works(device, card, "t1")
 
@@ -62,7 +62,7 @@ def test_t1_chain_beyond_a_short_response_is_refused(device, card, count):
 @pytest.mark.parametrize("atr, kind", [("t1", "wtx"), ("emv-t0", "nulls")], ids=["T=1 WTX", "T=0 NULL"])
 def test_waits_without_end_are_cut_at_the_command_limit(device, card, atr, kind):
     fresh(device, card, atr=atr)
-    base = card.status()["counters"][kind]
+    base = card.state()["counters"][kind]
     card.do("fault", kind=kind, count=-1)
     t0 = time.monotonic()
     result = overrun(device, SELECT, timeout=COMMAND_S + 20)
@@ -71,9 +71,9 @@ def test_waits_without_end_are_cut_at_the_command_limit(device, card, atr, kind)
     assert result[:3] == ("CardOverrun", "the card took more than %d ms over one command" % (COMMAND_S * 1000),
                           "Card not readable"), result
     assert COMMAND_S <= took < COMMAND_S + 3, took
-    asked = card.status()["counters"][kind] - base
+    asked = card.state()["counters"][kind] - base
     assert asked > 20, asked  # the card kept asking for time (every 50 / 20 ms) until the limit
-    assert result[3] is False and card.status()["state"] == "off"  # deactivated: the card stops
+    assert result[3] is False and card.state()["state"] == "off"  # deactivated: the card stops
     next_card_works(device, card, atr)
 
 

@@ -18,11 +18,7 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:  # firmware_files.py sits beside this file, whatever the import mode
-    sys.path.insert(0, str(HERE))
-
-import firmware_files as fw  # noqa: E402
+import firmware_files as fw
 
 FILES = fw.firmware_files()
 ESP32_FILES = [f for f in FILES if f != fw.SIM]
