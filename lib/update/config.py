@@ -144,6 +144,7 @@ class Installer:
 
             raise Refused("parameters version %d, not newer than the installed %d" % (head.version, version))
         self.head = head
+        _mkdirs(STAGING)
         os.mkdir(STAGING)
 
     def write(self, offset, chunk):
