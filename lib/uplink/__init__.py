@@ -272,9 +272,9 @@ class Uplink:
         # Keys of the reversals not to be sent yet: their 0200 awaits its answer, or its approval
         # the card's completion (armed). In RAM only: after a reboot nothing holds them.
         self._held = set()
-        # The update the last sign-on's answer offered (lib/update/package.follow), and why the
+        # The task following the last sign-on's offer (lib/update/package.follow), and why the
         # last one offered failed (None: none failed).
-        self._update = None
+        self.update = None
         self.update_error = None
         self.offered = None  # a firmware package's id (UPD=): for update.ota, with the owner's consent
 
@@ -341,10 +341,10 @@ class Uplink:
             self._ready.set()
             watch = asyncio.create_task(self._idle_echo())
             await self._send_reversals()
-            if answer.fields.get(48) and (self._update is None or self._update.done()):
+            if answer.fields.get(48) and (self.update is None or self.update.done()):
                 from update.package import follow  # only when the bank offers something
 
-                self._update = asyncio.create_task(follow(self, answer.fields[48]))
+                self.update = asyncio.create_task(follow(self, answer.fields[48]))
             await receiver
             raise self._link_error or NotConnected("connection closed")
         finally:
