@@ -46,7 +46,7 @@ _HOME = (
     ("Lock", None, None),
 )
 # The packages of the flows' modules, which the app lets go of when a flow ends (_unload).
-_FLOWS = ("terminal", "ui", "emv", "iso7816", "drivers", "nfc", "diag", "qr")
+_FLOWS = ("terminal", "ui", "emv", "iso7816", "drivers", "nfc", "diag", "qr", "update")
 
 
 def _modules():

@@ -41,9 +41,9 @@ def load(path=CONFIG):
     except (OSError, ValueError):
         return None
     # The issuer's terminal parameters may move the bank (update.config: its endpoint).
-    from update import config as parameters
+    from update import call
 
-    config.update(parameters.terminal().get("bank", {}))
+    config.update(call("update.config", "terminal").get("bank", {}))
     # The keys Uplink cannot do without.
     return config if all(key in config for key in ("host", "port", "serial")) else None
 

@@ -1,2 +1,21 @@
 """Updates from the issuer: signed packages (update.package), their installers (update.ota:
-firmware application image, update.files: vfs files, update.config: terminal parameters)."""
+firmware application image, update.files: vfs files, update.config: terminal parameters).
+
+The uplink and the link read the versions and the bank's endpoint through `call`, which lets
+go of the modules it imported for it: they sign on in the background of every flow, where
+update.package and update.config would otherwise stay in the heap (1.8 KB) for good.
+
+    update.call("update.package", "versions")      # (firmware, security, parameters versions)
+"""
+
+
+def call(module, name, *args):
+    """module.name(*args), the modules imported for it let go after."""
+    import sys
+
+    before = set(sys.modules)
+    try:
+        return getattr(__import__(module, None, None, (name,)), name)(*args)
+    finally:
+        for m in [m for m in sys.modules if m not in before]:
+            del sys.modules[m]

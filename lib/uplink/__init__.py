@@ -356,9 +356,9 @@ class Uplink:
 
     def sign_on_fields(self):
         """A sign-on's fields: DE70 001, DE48 the versions installed (PROTOCOL.md)."""
-        from update.package import versions
+        from update import call
 
-        return {70: SIGN_ON, 48: "FW=%d;SVN=%d;CFG=%d" % versions()}
+        return {70: SIGN_ON, 48: "FW=%d;SVN=%d;CFG=%d" % call("update.package", "versions")}
 
     async def sign_on(self):
         """Sign on again in the session: the bank's fleet view learns the versions now."""
