@@ -319,7 +319,7 @@ async def _update():
     from update import config, package
     while up.update is not None and not up.update.done():
         await asyncio.sleep_ms(20)
-    for path in (config.VERSION, '/config/terminal.json'):
+    for path in (config.VERSION, config.TERMINAL):
         try:
             os.remove(path)
         except OSError:

@@ -34,7 +34,8 @@ STAGING = "/config/params.new"
 VERSION = "/config/params.json"  # {"version": n, "svn": n} of the parameters installed
 _COMMIT = "/config/params.new/version"
 _SETTLE = "/config/params.new/settle"
-_SECTIONS = (("capk", "/data/capk.json"), ("terminal", "/config/terminal.json"))
+TERMINAL = "/config/terminal.json"
+_SECTIONS = (("capk", "/data/capk.json"), ("terminal", TERMINAL))
 _NAME_MAX = const(16)
 
 
@@ -105,7 +106,7 @@ def terminal():
     """The issuer's terminal parameters ({} before any): see the module's docstring."""
     recover()
     try:
-        with open(_target("terminal")) as f:
+        with open(TERMINAL) as f:
             return json.load(f)
     except (OSError, ValueError):
         return {}
@@ -118,15 +119,16 @@ def kernel(currency, t=None):
 
     if t is None:
         t = terminal()
-    config = TerminalConfig(currency=bytes.fromhex("%04d" % int(currency)))
+    kw = {}  # type: dict
+    kw["currency"] = bytes.fromhex("%04d" % int(currency))
     if "aids" in t:
-        config.aids = tuple(bytes.fromhex(a) for a in t["aids"])
+        kw["aids"] = tuple(bytes.fromhex(a) for a in t["aids"])
     if "floor_limit" in t:
-        config.floor_limit = int(t["floor_limit"])
+        kw["floor_limit"] = int(t["floor_limit"])
     if "contactless_limits" in t:
-        config.contactless_limits = tuple((bytes.fromhex(rid), int(a), int(b), int(c))
-                                          for rid, a, b, c in t["contactless_limits"])
-    return config
+        kw["contactless_limits"] = tuple((bytes.fromhex(rid), int(a), int(b), int(c))
+                                         for rid, a, b, c in t["contactless_limits"])
+    return TerminalConfig(**kw)
 
 
 class Installer:
@@ -196,11 +198,12 @@ class Installer:
     def finish(self):
         from update.package import BadPackage
 
-        if self._f is not None or self._pending:
-            raise BadPackage("parameters: the last section is cut short")
+        head = self.head
+        if head is None or self._f is not None or self._pending:
+            raise BadPackage("parameters: no header, or the last section cut short")
         self._check()
         with open(_COMMIT + ".tmp", "w") as f:
-            json.dump({"version": self.head.version, "svn": self.head.svn}, f)
+            json.dump({"version": head.version, "svn": head.svn}, f)
         os.rename(_COMMIT + ".tmp", _COMMIT)  # the commit point
         recover()
 

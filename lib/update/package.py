@@ -147,16 +147,23 @@ class Verifier:
         self.seen = 0
         return self.head
 
+    def _read(self):
+        if self.head is None or self._hash is None:
+            raise BadPackage("payload before its header")
+        return self.head, self._hash
+
     def feed(self, chunk):
+        head, h = self._read()
         self.seen += len(chunk)
-        if self.seen > self.head.length:
+        if self.seen > head.length:
             raise BadPackage("payload longer than its header says")
-        self._hash.update(chunk)
+        h.update(chunk)
 
     def finish(self):
-        if self.seen != self.head.length:
-            raise BadPackage("payload %d bytes of %d" % (self.seen, self.head.length))
-        if self._hash.digest() != self.head.digest:
+        head, h = self._read()
+        if self.seen != head.length:
+            raise BadPackage("payload %d bytes of %d" % (self.seen, head.length))
+        if h.digest() != head.digest:
             raise BadPackage("payload SHA-256 differs from the signed one")
 
 
