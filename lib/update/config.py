@@ -10,6 +10,10 @@ The payload is a list of sections, each: name length (1 byte), name (ASCII), con
                                       CVM required limit, floor limit], ...],
                                       "bank": {"host", "port"}}: the kernel's (TerminalConfig)
                                       and the bank's endpoint (over /config/bank.json's)
+    bank_ca   /config/bank-ca.der    X.509 certificates (DER, one after the other): the CAs
+                                      the bank host's certificate may chain to, in place of
+                                      the vault's issuer.ca (certificate rotation: the old CA
+                                      and the new while the bank moves, then the new alone)
 
 A section left out keeps its file as it is. The installer streams each section into a staging
 directory (never whole in RAM), checks what it staged (the CA keys' checksums, the terminal's
@@ -35,7 +39,8 @@ VERSION = "/config/params.json"  # {"version": n, "svn": n} of the parameters in
 _COMMIT = "/config/params.new/version"
 _SETTLE = "/config/params.new/settle"
 TERMINAL = "/config/terminal.json"
-_SECTIONS = (("capk", "/data/capk.json"), ("terminal", TERMINAL))
+BANK_CA = "/config/bank-ca.der"
+_SECTIONS = (("capk", "/data/capk.json"), ("terminal", TERMINAL), ("bank_ca", BANK_CA))
 _NAME_MAX = const(16)
 
 
@@ -110,6 +115,39 @@ def terminal():
             return json.load(f)
     except (OSError, ValueError):
         return {}
+
+
+def bank_cas():
+    """The issuer's trust anchors for the bank host (DER certificates), [] when it set none."""
+    recover()
+    return _certificates(BANK_CA)
+
+
+def _certificates(path):
+    """The DER certificates one after the other in the file at path ([] if there is none)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return []
+    cas = []
+    while data:
+        # A DER SEQUENCE's length: short form, or 1..2 length bytes (a certificate is < 64 KB).
+        if data[0] != 0x30 or len(data) < 2:
+            raise ValueError("not DER certificates")
+        n = data[1]
+        if n >= 0x80:
+            n &= 0x7F
+            if n > 2:
+                raise ValueError("not DER certificates")
+            size = 2 + n + int.from_bytes(data[2:2 + n], "big")
+        else:
+            size = 2 + n
+        if size > len(data):
+            raise ValueError("not DER certificates")
+        cas.append(data[:size])
+        data = data[size:]
+    return cas
 
 
 def kernel(currency, t=None):
@@ -215,6 +253,14 @@ class Installer:
         try:
             if "capk" in self._seen:
                 capk.Store.load(STAGING + "/capk")
+            if "bank_ca" in self._seen:
+                import ssl
+
+                cas = _certificates(STAGING + "/bank_ca")
+                if not cas:
+                    raise ValueError("no bank CA")
+                for der in cas:
+                    ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=der)
             if "terminal" in self._seen:
                 with open(STAGING + "/terminal") as f:
                     t = json.load(f)

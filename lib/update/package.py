@@ -235,6 +235,7 @@ async def follow(up, offer):
     try:
         await install(fetch, key, PARAMETERS)
         up.update_error = None
+        up.retrust()
         await up.sign_on()
     except Exception as e:  # BadPackage, Refused, the link's UplinkError: nothing installed
         up.update_error = e

@@ -364,6 +364,11 @@ class Uplink:
         """Sign on again in the session: the bank's fleet view learns the versions now."""
         return await self._exchange("0800", self.sign_on_fields())
 
+    def retrust(self):
+        """The issuer's parameters changed: the next session's TLS context is made anew (its
+        trust anchors, update.config.bank_cas)."""
+        self._ctx = None
+
     async def record(self, package, offset, length):
         """Bytes of an update package (its id) from offset, at most length (0800/360): the
         answer's DE72, fewer only at the package's end. UplinkError if the bank says no."""

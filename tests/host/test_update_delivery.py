@@ -12,7 +12,8 @@ import threading
 import time
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 import test_uplink
 import uplinkfix as fx
@@ -195,6 +196,37 @@ def _back(handheld, vdevice):
     handheld.exec("from vault import Vault\nfrom vault.store import Store\nvault = Vault(Store('/uplink-vault')).open()")
     handheld.exec(test_uplink.SETUP)
     handheld.exec(ON_DEVICE)
+
+
+def test_the_bank_certificate_rotated_by_the_parameters(handheld, bank, vdevice, tmp_path):
+    # The bank moves its host certificate to a new CA. Before the terminal's parameters name it,
+    # a host with the new CA's certificate is refused as untrusted; the parameters name the old
+    # CA and the new (the terminal keeps reaching today's host through the move), and then the
+    # new host's handshake passes (it asks for the device's certificate, of the old CA still).
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    new_ca = fx._cert(ca_key, "Issuer CA 2027", None, None)
+    host_key = ec.generate_private_key(ec.SECP256R1())
+    server = fx.TlsServer(tmp_path / "new", fx._cert(host_key, "localhost", new_ca, ca_key), host_key,
+                          bank.pki / "ca.pem")
+    try:
+        kind, message = test_uplink._refused(handheld, vdevice, bank, server.address)
+        # (mbedTLS gives the refusal to the write or to the read: with its reason, or its code)
+        assert kind == "CertificateError" or "CERT_VERIFY_FAILED" in message, (kind, message)
+        bundle = (bank.pki / "ca.pem").read_text() + new_ca.public_bytes(serialization.Encoding.PEM).decode()
+        path = tmp_path / "params-6.json"
+        path.write_text(json.dumps({"bank_ca": bundle}))
+        assert admin.main(["--state-dir", str(bank.dir), "publish", "params", str(path), "--version", "6",
+                           "--svn", "1"]) == 0
+        assert handheld.eval("offered()", timeout=60)[:2] == ((6, 1), "None")
+        assert handheld.eval("len(config.bank_cas())") == 2
+        assert limit_on(handheld) == 5000  # the sections it left out are as they were
+        errors = len(server.errors)
+        kind, message = test_uplink._refused(handheld, vdevice, bank, server.address)
+        assert kind != "CertificateError" and "CERT_VERIFY" not in message, (kind, message)
+        assert len(server.errors) == errors, server.errors  # the handshake passed on both sides
+        assert handheld.eval("go(lambda up: asyncio.sleep_ms(0))", timeout=60) is None  # today's host still
+    finally:
+        server.close()
 
 
 def test_a_revoked_terminal_is_refused_at_sign_on_and_says_so(handheld, bank, capsys):

@@ -159,16 +159,21 @@ def test_an_older_or_lower_security_version_is_refused_before_any_write(dev, cas
     assert dev.eval("config.terminal()")["contactless_limits"] == LIMITS
 
 
-@pytest.mark.parametrize("doc,why", [
-    ({"terminal": {"contactless_limits": [["zz", 1, 2, 3]]}}, "BadPackage: parameters: "),
-    ({"capk": [{"rid": "A000000003", "index": "92", "modulus": "00", "exponent": "03",
-                "expiry": "491231", "checksum": "00" * 20}]}, "BadPackage: parameters: CA key "),
-])
-def test_parameters_the_terminal_cannot_read_are_refused_and_the_old_ones_stay(dev, doc, why):
+@pytest.mark.parametrize("payload,why", [
+    (updates.params_payload({"terminal": {"contactless_limits": [["zz", 1, 2, 3]]}})[0], "BadPackage: parameters: "),
+    (updates.params_payload({"capk": [{"rid": "A000000003", "index": "92", "modulus": "00", "exponent": "03",
+                                       "expiry": "491231", "checksum": "00" * 20}]})[0],
+     "BadPackage: parameters: CA key "),
+    (updates.sections([("bank_ca", b"\x30\x03abc")]), "BadPackage: parameters: invalid cert"),
+    (updates.sections([("bank_ca", b"\x30\x82\x10\x00")]), "BadPackage: parameters: not DER certificates"),
+    (updates.sections([("firmware", b"x")]), "BadPackage: parameters: section 'firmware' unknown"),
+    (updates.sections([("terminal", b"{}")])[:-1], "BadPackage: parameters: no header, or the last section cut"),
+], ids=["limits", "ca-key", "bank-ca", "bank-ca-length", "section", "cut"])
+def test_parameters_the_terminal_cannot_read_are_refused_and_the_old_ones_stay(dev, payload, why):
     dev.exec("clean()")
     dev.write_file("/pkg-test.ptpk", params(1))
     assert dev.eval("install_file()") == (3, 1)
-    dev.write_file("/pkg-test.ptpk", updates.build(3, 2, 0, updates.params_payload(doc)[0], KEY))
+    dev.write_file("/pkg-test.ptpk", updates.build(3, 2, 0, payload, KEY))
     assert dev.eval("install_file()").startswith(why)
     assert dev.eval("config.installed()") == (1, 0)
     assert dev.eval("config.terminal()")["contactless_limits"] == LIMITS

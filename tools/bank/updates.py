@@ -30,7 +30,7 @@ FIRMWARE, FILES, PARAMETERS = 1, 2, 3
 KINDS = {"firmware": FIRMWARE, "files": FILES, "params": PARAMETERS}
 HEADER = struct.Struct(">4sBIII32s")  # 49 bytes
 PREFIX = HEADER.size + 256
-PARAMETER_SECTIONS = ("capk", "terminal")  # lib/update/config.py's
+PARAMETER_SECTIONS = ("capk", "terminal", "bank_ca")  # lib/update/config.py's
 
 
 class UpdateError(Exception):
@@ -96,7 +96,7 @@ def sections(items):
 
 def params_payload(doc, today=None):
     """The kind-3 payload of a parameters document {"capk": [CA keys as /data/capk.json has
-    them], "terminal": {...}} (lib/update/config.py). CA keys past their expiry (YYMMDD, UTC
+    them], "terminal": {...}, "bank_ca": "PEM certificates"} (lib/update/config.py). CA keys past their expiry (YYMMDD, UTC
     today) are revoked: left out, and named in the second value returned."""
     import datetime
 
@@ -118,6 +118,14 @@ def params_payload(doc, today=None):
         if not isinstance(doc["terminal"], dict):
             raise UpdateError("terminal parameters are an object")
         items.append(("terminal", json.dumps(doc["terminal"]).encode()))
+    if "bank_ca" in doc:
+        from cryptography import x509
+
+        try:
+            cas = x509.load_pem_x509_certificates(doc["bank_ca"].encode())
+        except (AttributeError, ValueError) as e:
+            raise UpdateError("bank_ca is not PEM certificates: %s" % e)
+        items.append(("bank_ca", b"".join(c.public_bytes(serialization.Encoding.DER) for c in cas)))
     return sections(items), ["%s/%s" % (k.get("rid"), k.get("index")) for k in revoked]
 
 
