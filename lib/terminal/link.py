@@ -52,6 +52,11 @@ class Link:
     def __init__(self, vault, ui, config=None, wifi=None):
         import wifi as wifi_module
 
+        from update import call
+
+        # The issuer's lock policy as its installed parameters say (a power cut may have come
+        # between their install and the vault's commit of it).
+        call("update.config", "apply_policy", vault)
         self.ui = ui
         self.wifi = wifi or wifi_module.Wifi()
         self.uplink = None

@@ -8,8 +8,11 @@ The payload is a list of sections, each: name length (1 byte), name (ASCII), con
     terminal  /config/terminal.json  {"aids": [hex...], "floor_limit": minor units,
                                       "contactless_limits": [[rid hex or "", transaction limit,
                                       CVM required limit, floor limit], ...],
-                                      "bank": {"host", "port"}}: the kernel's (TerminalConfig)
-                                      and the bank's endpoint (over /config/bank.json's)
+                                      "bank": {"host", "port"}, "lock": {"max_fails", "delay_ms",
+                                      "fp_window_s", "fp_max_fails"}}: the kernel's
+                                      (TerminalConfig), the bank's endpoint (over
+                                      /config/bank.json's), the issuer's lock policy (into the
+                                      vault: apply_policy)
     bank_ca   /config/bank-ca.der    X.509 certificates (DER, one after the other): the CAs
                                       the bank host's certificate may chain to, in place of
                                       the vault's issuer.ca (certificate rotation: the old CA
@@ -115,6 +118,21 @@ def terminal():
             return json.load(f)
     except (OSError, ValueError):
         return {}
+
+
+def apply_policy(vault):
+    """The issuer's lock policy of the installed parameters ("lock" in terminal) into the vault
+    (vault.issuer_policy): after an install, and at every start, where it finishes one that a
+    power cut stopped between the parameters' commit and the vault's. True if it changed any."""
+    lock = terminal().get("lock")
+    if not lock:
+        return False
+    from vault import WrongState
+
+    try:
+        return vault.issuer_policy(lock)
+    except WrongState:  # a unit not provisioned (or wiped): nothing of the issuer's applies
+        return False
 
 
 def bank_cas():
@@ -267,6 +285,10 @@ class Installer:
                 if not isinstance(t, dict):
                     raise ValueError("not an object")
                 kernel("978", t)
+                if "lock" in t:
+                    from vault import issuer_settings
+
+                    issuer_settings(t["lock"])
                 bank = t.get("bank", {})
                 if not isinstance(bank.get("host", ""), str) or not isinstance(bank.get("port", 0), int):
                     raise ValueError("bank endpoint")

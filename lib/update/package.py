@@ -235,6 +235,9 @@ async def follow(up, offer):
     try:
         await install(fetch, key, PARAMETERS)
         up.update_error = None
+        from update.config import apply_policy
+
+        apply_policy(up.vault)
         up.retrust()
         await up.sign_on()
     except Exception as e:  # BadPackage, Refused, the link's UplinkError: nothing installed

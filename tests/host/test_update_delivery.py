@@ -27,6 +27,8 @@ KEYS = perso.capk_entries(emvcard.CARDS_DIR)
 ON_DEVICE = """
 import os
 from emv import capk
+from vault import Vault
+from vault.store import Store
 from update import config, package
 async def _updated(up):
     for _ in range(600):
@@ -227,6 +229,41 @@ def test_the_bank_certificate_rotated_by_the_parameters(handheld, bank, vdevice,
         assert handheld.eval("go(lambda up: asyncio.sleep_ms(0))", timeout=60) is None  # today's host still
     finally:
         server.close()
+
+
+def test_the_lock_policy_from_the_parameters_reaches_the_vault_and_a_cut_short_one_is_finished(
+        handheld, bank, tmp_path):
+    lock = {"max_fails": 6, "delay_ms": 2000, "fp_window_s": 86400, "fp_max_fails": 3}
+    path = tmp_path / "params-7.json"
+    path.write_text(json.dumps({"terminal": {"contactless_limits": [["", 100000, 5000, 0]], "lock": lock}}))
+    assert admin.main(["--state-dir", str(bank.dir), "publish", "params", str(path), "--version", "7",
+                       "--svn", "1"]) == 0
+    assert handheld.eval("offered()", timeout=60)[:2] == ((7, 1), "None")
+    policy = "dict((k, v) for k, v in Vault(Store('/uplink-vault')).open().policy.items() if k != 'idle_s')"
+    assert handheld.eval(policy) == lock  # committed: a vault opened anew has it
+    # A power cut between the parameters' commit and the vault's: the vault still has the old
+    # policy; the terminal's start (its Link) finishes it.
+    handheld.exec("vault.issuer_policy({'max_fails': 10, 'delay_ms': 1000, 'fp_window_s': 259200, 'fp_max_fails': 5})")
+    handheld.exec("from terminal.link import Link\nLink(vault, None, config={'host': 'localhost', 'port': 8583, "
+                  "'serial': 'PT000001'}, wifi=w)")
+    assert handheld.eval(policy) == lock
+
+
+def test_a_lock_policy_out_of_the_issuers_bounds_is_refused(handheld, bank, tmp_path):
+    # The host signs what it is given; the unit refuses it before anything is written (every
+    # bound: test_update_package.py).
+    lock = {"max_fails": 3}
+    state = State(bank.dir)
+    try:
+        version = state.ledger.latest_package(updates.PARAMETERS)[1] + 1
+    finally:
+        state.close()
+    path = tmp_path / "params.json"
+    path.write_text(json.dumps({"terminal": {"lock": lock}}))
+    assert admin.main(["--state-dir", str(bank.dir), "publish", "params", str(path), "--version", str(version),
+                       "--svn", "1"]) == 0
+    (installed, error, _) = handheld.eval("offered()", timeout=60)
+    assert installed == (7, 1) and "lock policy" in error, error
 
 
 def test_a_revoked_terminal_is_refused_at_sign_on_and_says_so(handheld, bank, capsys):

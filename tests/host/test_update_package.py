@@ -159,6 +159,23 @@ def test_an_older_or_lower_security_version_is_refused_before_any_write(dev, cas
     assert dev.eval("config.terminal()")["contactless_limits"] == LIMITS
 
 
+def test_the_issuers_lock_policy_at_its_bounds(dev):
+    dev.exec("from vault import issuer_settings\n"
+             "def settings(s):\n"
+             "    try:\n"
+             "        issuer_settings(s)\n"
+             "        return 'ok'\n"
+             "    except ValueError as e:\n"
+             "        return str(e)\n")
+    for key, low, high in (("max_fails", 4, 20), ("delay_ms", 0, 60000), ("fp_window_s", 0, 30 * 86400),
+                           ("fp_max_fails", 1, 10)):
+        assert dev.eval("settings(%r)" % {key: low}) == dev.eval("settings(%r)" % {key: high}) == "ok"
+        for value in (low - 1, high + 1, str(low), None):
+            assert dev.eval("settings(%r)" % {key: value}).startswith("lock policy %s=" % key), (key, value)
+    assert dev.eval("settings({'idle_s': 30})") == "no issuer lock policy setting idle_s"  # the owner's
+    assert dev.eval("settings([])") == "the lock policy is an object"
+
+
 @pytest.mark.parametrize("payload,why", [
     (updates.params_payload({"terminal": {"contactless_limits": [["zz", 1, 2, 3]]}})[0], "BadPackage: parameters: "),
     (updates.params_payload({"capk": [{"rid": "A000000003", "index": "92", "modulus": "00", "exponent": "03",
