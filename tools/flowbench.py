@@ -20,7 +20,7 @@ step after the owner's choices (the amount typed, the account picked: a person's
 - unlock: App.unlock from the lock screen by PIN (the vault's PBKDF2 check, the session opened).
 - request voided: a request paid as above (not measured), then terminal.refund.GiveBack of its
   History entry from "send" (the 0200/200000, the bank's void, History's entry, "Voided").
-- update: new terminal parameters (the test CAs' keys and the terminal's limits, published by the
+- parameters: new terminal parameters (the test CAs' keys and the terminal's limits, published by the
   bench with the bank's update key once, at the flow's first run) offered as at a sign-on and
   installed: lib/update/package.follow(), its 0800/360 records, the signature and hash checks,
   the staged, committed install; the unit's own parameters dropped before each run (not
@@ -186,11 +186,11 @@ FLASH_ERASE_US = 45_000.0
 TARGETS = {"contactless": ("card in field", 500, 300), "request_card": ("card in field", 500, 300),
            "contact": ("total", 4000, None), "unlock": ("total", 1000, 500)}
 FLOWS = ("contactless", "contact", "request", "request_card", "balance", "transfer", "unlock", "request_void",
-         "update")
+         "parameters")
 LABELS = {"contactless": "contactless purchase 25.00", "contact": "contact purchase 25.00",
           "request": "pushed request 18.75, account", "request_card": "pushed request 18.75, card",
           "balance": "balance", "transfer": "transfer 10.00", "unlock": "unlock by PIN",
-          "request_void": "request 18.75 voided", "update": "parameters update"}
+          "request_void": "request 18.75 voided", "parameters": "parameters update"}
 PARTS = ("TLS", "AES", "SHA-256", "SHA-1", "pow", "LittleFS", "flash read", "flash program", "flash erase", "timing")
 FLASH = {"flash read": (FLASH_READ_US, FLASH_READ_BYTE_US), "flash program": (FLASH_PROGRAM_US, FLASH_PROGRAM_BYTE_US),
          "flash erase": (FLASH_ERASE_US, 0.0)}
@@ -270,7 +270,7 @@ class FlowRig:
         self.tmp = Path(tmp)
         self.bank = self.vd = self.dev = None
         self.pending = False  # the steady state: payment requests waiting at their cap
-        self.parameters = False  # the update flow's package published
+        self.parameters = False  # the parameters flow's package published
 
     def __enter__(self):
         from tools import bench
@@ -330,7 +330,7 @@ class FlowRig:
         in the field or the slot, types the card's PIN and the owner's, taps the result away."""
         if self.pending:  # the uplink's cap, less the one a request flow brings
             self.dev.exec("P.PENDING[0] = REQUESTS - %d" % kind.startswith("request"))
-        if kind == "update" and not self.parameters:
+        if kind == "parameters" and not self.parameters:
             self.publish_parameters()
         from mpremote.transport import TransportError
 
@@ -353,7 +353,7 @@ class FlowRig:
         return console.result
 
     def publish_parameters(self):
-        """The update flow's package: the test CAs' keys (the card flows' too) and the default
+        """The parameters flow's package: the test CAs' keys (the card flows' too) and the default
         limits, version 1 (the flow installs it anew each run)."""
         from tools import bench
         from tools.bank import updates

@@ -311,7 +311,7 @@ async def _unlock():
         MARK['end'] = snap()
 
 
-async def _update():
+async def _parameters():
     # The bank's parameters (tools/flowbench.py publishes them) offered as a sign-on's answer
     # offers them, downloaded and installed. First (not measured): whatever the sign-on's own
     # offer started finished, and the unit's parameters dropped, so that every run installs.
@@ -336,7 +336,7 @@ async def _update():
 
 FLOWS = {'contactless': _purchase, 'contact': _purchase, 'request': lambda: _request('from_account'),
          'request_card': lambda: _request('card'), 'balance': _balance, 'transfer': _transfer, 'unlock': _unlock,
-         'request_void': _give_back, 'update': _update}
+         'request_void': _give_back, 'parameters': _parameters}
 
 
 def _less_pause(s):

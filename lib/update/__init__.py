@@ -9,6 +9,11 @@ update.package and update.config would otherwise stay in the heap (1.8 KB) for g
 """
 
 
+# The issuer's CAs for the bank host (update.config's bank_ca section), looked for by the uplink's
+# TLS context on every unit (here: it imports update.config only when the file is there).
+BANK_CA = "/config/bank-ca.der"
+
+
 def call(module, name, *args):
     """module.name(*args), the modules imported for it let go after."""
     import sys

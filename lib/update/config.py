@@ -37,12 +37,13 @@ import os
 
 from micropython import const
 
+from update import BANK_CA
+
 STAGING = "/config/params.new"
 VERSION = "/config/params.json"  # {"version": n, "svn": n} of the parameters installed
 _COMMIT = "/config/params.new/version"
 _SETTLE = "/config/params.new/settle"
 TERMINAL = "/config/terminal.json"
-BANK_CA = "/config/bank-ca.der"
 _SECTIONS = (("capk", "/data/capk.json"), ("terminal", TERMINAL), ("bank_ca", BANK_CA))
 _NAME_MAX = const(16)
 
