@@ -19,12 +19,14 @@ from pathlib import Path
 
 import littlefs
 
+from tools.provision import partitions
+
 ROOT = Path(__file__).resolve().parent.parent
 
-# The ESP32 vfs partition: the flash erase sector is the block. The generic 4 MB ESP32
-# partition table gives the vfs 0x200000 bytes at 0x200000; firmware/ will own the table.
+# The ESP32 vfs partition: the flash erase sector is the block; its size is the partition
+# table's (firmware/partitions.csv, which also has the OTA app slots).
 BLOCK_SIZE = 4096
-VFS_BLOCKS = 0x200000 // BLOCK_SIZE
+VFS_BLOCKS = partitions.find(partitions.parse(), "vfs").size // BLOCK_SIZE
 # MicroPython's VfsLfs2 defaults (extmod/vfs_lfs.c): the image must be what the board itself
 # would have written, so that it mounts on both.
 LFS_READ_SIZE = 32

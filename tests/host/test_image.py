@@ -13,7 +13,7 @@ def mount(path):
 
 
 def test_image_is_the_vfs_partition(firmware_image):
-    assert firmware_image.stat().st_size == image.VFS_BLOCKS * 4096 == 0x200000
+    assert firmware_image.stat().st_size == image.VFS_BLOCKS * 4096 == 0x80000
 
 
 def test_the_virtual_handhelds_image_holds_data_only(firmware_image):

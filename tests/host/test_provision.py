@@ -71,7 +71,7 @@ def test_merged_factory_image_layout(build, capsys):
     merged = (build["out"] / "factory.bin").read_bytes()
     assert len(merged) == partitions.FLASH_SIZE
     table = partitions.parse()
-    app, vfs = partitions.find(table, "factory"), partitions.find(table, "vfs")
+    app, vfs = partitions.app_slot(table), partitions.find(table, "vfs")
     boot_bytes, app_bytes = build["bootloader"].read_bytes(), build["app"].read_bytes()
     regions = [(0x1000, boot_bytes), (partitions.TABLE_OFFSET, partitions.to_binary(table)),
                (app.offset, app_bytes), (vfs.offset, (build["out"] / "vfs.img").read_bytes())]
@@ -106,7 +106,7 @@ def test_merged_factory_image_layout(build, capsys):
 def test_layout_and_audit_record(build):
     layout = json.loads((build["out"] / "layout.json").read_text())
     assert {n: layout[n]["offset"] for n in layout} == {"factory": 0, "bootloader": 0x1000, "partition-table": 0x10000,
-                                                       "app": 0x20000, "vfs": 0x200000}
+                                                       "app": 0x20000, "vfs": 0x380000}
     record = json.loads(build["audit"].read_text().splitlines()[-1])
     assert record["result"] == "ok" and record["images"] == {n: layout[n]["sha256"] for n in layout}
 
@@ -182,7 +182,7 @@ def test_secure_on_virtual_efuses(build, tmp_path, capsys):
                    check=True, capture_output=True)
     assert sorted(p.name for p in keys.iterdir()) == ["secure_boot_signing_key.pem", "signing_key_digest.bin"]
     encrypted = (build["out"] / "secure" / "vfs.encrypted.bin").read_bytes()
-    assert len(encrypted) == 0x200000 and encrypted[8:16] != b"littlefs"
+    assert len(encrypted) == 0x80000 and encrypted[8:16] != b"littlefs"
     # The audit record holds no key: not the signing key's PEM body, nor any part of it.
     pem = (keys / "secure_boot_signing_key.pem").read_text().splitlines()[1:-1]
     text = audit.read_text()
@@ -239,6 +239,6 @@ def test_secure_with_a_given_flash_key_keeps_it_out_of_the_record(build, tmp_pat
     assert key.read_bytes().hex() not in text and key.read_bytes().hex().upper() not in text
     # The vfs partition encrypted under exactly that key: espsecure decrypts it back to the image.
     plain = tmp_path / "vfs.plain"
-    subprocess.run([sys.executable, "-m", "espsecure", "decrypt-flash-data", "--keyfile", str(key), "--address", "0x200000",
+    subprocess.run([sys.executable, "-m", "espsecure", "decrypt-flash-data", "--keyfile", str(key), "--address", "0x380000",
             "--output", str(plain), str(build["out"] / "secure" / "vfs.encrypted.bin")], check=True, capture_output=True)
     assert plain.read_bytes() == (build["out"] / "vfs.img").read_bytes()

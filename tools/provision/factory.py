@@ -55,7 +55,7 @@ def build(out_dir, firmware=None, bootloader=None):
     if firmware or bootloader:
         if not (firmware and bootloader):
             fail(IMAGE, "a factory image needs both --firmware (the app, micropython.bin) and --bootloader")
-        app = partitions.find(table, "factory")
+        app = partitions.app_slot(table)  # ota_0: a blank otadata boots it
         check_app_image(bootloader, "the bootloader")
         check_app_image(firmware, "the firmware")
         for name, path, offset, room in (("bootloader", bootloader, partitions.BOOTLOADER_OFFSET,
