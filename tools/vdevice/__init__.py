@@ -96,6 +96,32 @@ def chip_efuses(path):
     return path
 
 
+def chip_flash(state_dir):
+    """The flash beside the vfs, as files in the state dir (flash-<partition>.bin; what
+    tools/vdevice/esp32.py reads): the partition table (firmware/partitions.csv, written at each
+    start, as a firmware built from this tree would be flashed with it), and, made once, otadata
+    and the OTA slots as the factory leaves them: otadata blank (its bootloader boots ota_0),
+    ota_0 holding the factory's app image (tools/vdevice/appimage.py), ota_1 erased."""
+    from tools.provision import partitions
+
+    from . import appimage
+
+    table = partitions.parse()
+    state = Path(state_dir)
+    (state / "flash-partition-table.bin").write_bytes(partitions.to_binary(table).ljust(partitions.TABLE_SIZE, b"\xff"))
+    factory = partitions.app_slot(table)
+    for p in table:
+        path = state / ("flash-%s.bin" % p.name)
+        if (p.type == "app" or (p.type, p.subtype) == ("data", partitions.OTADATA)) and not path.exists():
+            content = appimage.build(appimage.FACTORY_VERSION, appimage.FACTORY_SECURE_VERSION) if p is factory else b""
+            path.write_bytes(content + b"\xff" * (p.size - len(content)))
+
+
+def flash_files(state_dir):
+    """The flash-<partition>.bin files of a state dir: what a snapshot of the whole flash adds to the vfs image."""
+    return sorted(Path(state_dir).glob("flash-*.bin"))
+
+
 def heap_args(heap=None, launcher=False):
     """(argv, environment) for micropython: the board's growing heap, or a fixed one. launcher:
     the interpreter runs the launcher and board/sim.py, whose heap the first area adds
@@ -195,6 +221,7 @@ class VDevice:
         self.ctl_path = self.state_dir / "vdevice.ctl"
         self.ctl_path.write_bytes(struct.pack("<IIB", 0, self.power_cut_at, 0).ljust(16, b"\0"))
         chip_efuses(self.state_dir / EFUSE_FILE)  # beside the control block, where the launcher reads them
+        chip_flash(self.state_dir)
         await self.rig.start()
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)
@@ -375,17 +402,25 @@ class VDevice:
 
     def cmd_snapshot(self, path):
         """Copy the flash as it is now to path (with the device idle at its REPL, every file
-        is closed and so complete on the image)."""
+        is closed and so complete on the image); its other partitions (OTA slots, otadata) to
+        path.<flash-partition>.bin beside it."""
         shutil.copyfile(self.image, path)
+        for part in flash_files(self.state_dir):
+            shutil.copyfile(part, "%s.%s" % (path, part.name))
         return {"flash_ops": self.flash_ops()}
 
     async def cmd_restore(self, path):
-        """Power off, write the flash from a snapshot (as a programmer would), power on."""
+        """Power off, write the flash from a snapshot (as a programmer would), power on. The
+        partitions a snapshot has beside it are written too; one without them (a vfs image
+        alone) leaves them as they are."""
         old, self.proc = self.proc, None
         if old and old.returncode is None:
             old.kill()
             await old.wait()
         shutil.copyfile(path, self.image)
+        for part in flash_files(self.state_dir):
+            if os.path.exists("%s.%s" % (path, part.name)):
+                shutil.copyfile("%s.%s" % (path, part.name), part)
         await self._boot("friendly")
         return {"boots": self.boots}
 
