@@ -96,7 +96,7 @@ class Installer:
     """package.installer_for(2): see lib/update/package.py for the protocol."""
 
     def __init__(self):
-        self.head = None
+        # head comes with begin()
         self._f = None
         self._left = 0  # content bytes of the current file still to come
         self._head = bytearray()  # a file's header as far as it has come
@@ -166,8 +166,9 @@ class Installer:
         return chunk
 
     def _close(self):
-        self._f.close()
-        self._f = None
+        f, self._f = self._f, None
+        if f is not None:
+            f.close()
 
     def finish(self):
         from update.package import BadPackage
@@ -183,6 +184,5 @@ class Installer:
 
     def abort(self):
         # Before the commit point recover() drops what was staged; after it, it finishes the set.
-        if self._f is not None:
-            self._close()
+        self._close()
         recover()

@@ -51,7 +51,7 @@ def _describe(part):
 def running():
     from esp32 import Partition
 
-    return _describe(Partition(Partition.RUNNING)) or (0, 0)
+    return _describe(Partition(Partition.RUNNING)) or (0, 0)  # type: ignore  # stubs: a label only; the port takes RUNNING
 
 
 def floor():
@@ -80,8 +80,7 @@ class Installer:
     """package.installer_for(1): see lib/update/package.py for the protocol."""
 
     def __init__(self):
-        self.head = None
-        self.slot = None
+        # head and slot come with begin()
         self._erased = 0  # sectors of the slot erased so far (each just before it is written)
         self._tail = b""  # the last record's bytes short of a 16-byte block
 
@@ -102,7 +101,7 @@ class Installer:
             raise _refused("firmware of security version %d, below this unit's %d" % (head.svn, low))
         if head.svn > _SECURE_VERSION_BITS:
             raise _refused("security version %d: the eFuse holds %d" % (head.svn, _SECURE_VERSION_BITS))
-        slot = Partition(Partition.RUNNING).get_next_update()
+        slot = Partition(Partition.RUNNING).get_next_update()  # type: ignore  # (as in running())
         size = slot.info()[3]
         if head.length > size:
             raise _refused("a %d-byte image does not fit the %d-byte slot" % (head.length, size))
@@ -153,4 +152,4 @@ class Installer:
     def abort(self):
         # Nothing to undo: the slot written is never booted until set_boot(), and the next
         # download erases each sector again before writing it.
-        self.head, self.slot, self._tail = None, None, b""
+        self._tail = b""
