@@ -20,6 +20,7 @@ where it changes.
 
 /config/bank.json (written by tools.provision inject once its TLS test signed on):
     {"host": "localhost", "port": 8583, "serial": "PT000001", "merchant": "PT000001", "currency": "978"}
+whose host and port the issuer's terminal parameters may replace (update.config, "bank").
 No file: no bank ("no bank" on the status bar, every bank flow fails with NoNetwork saying so).
 """
 
@@ -39,6 +40,10 @@ def load(path=CONFIG):
             config = json.load(f)
     except (OSError, ValueError):
         return None
+    # The issuer's terminal parameters may move the bank (update.config: its endpoint).
+    from update import config as parameters
+
+    config.update(parameters.terminal().get("bank", {}))
     # The keys Uplink cannot do without.
     return config if all(key in config for key in ("host", "port", "serial")) else None
 
@@ -124,8 +129,12 @@ class Link:
         import wifi
 
         bars = self.wifi.detail() if self.wifi.state == wifi.CONNECTED else None
-        bank = "no bank" if self.uplink is None else None if self.uplink.connected else "offline"
-        return bars, bank
+        up = self.uplink
+        if up is None or up.connected:
+            return bars, None if up else "no bank"
+        from uplink import Revoked  # loaded with the Uplink already
+
+        return bars, "revoked" if isinstance(up.error, Revoked) else "offline"
 
     async def _status(self):
         import battery
@@ -148,7 +157,7 @@ class Link:
         that says why, from the Wi-Fi's state and the uplink's last error: NO_NETWORK (no Wi-Fi,
         or no route to the bank), BANK_TIMEOUT (the bank took the connection and never answered,
         or no session yet), BANK_DOWN (its host refused the connection), UNTRUSTED (its
-        certificate), NEEDS_SERVICE (keys used up)."""
+        certificate), NEEDS_SERVICE (keys used up), REVOKED (the issuer revoked the terminal)."""
         from terminal import errors  # with the flows that need it: not on the heap from the start
 
         up = self.uplink
@@ -161,7 +170,7 @@ class Link:
         import wifi
 
         error = up.error
-        if isinstance(error, uplink.NeedsProvisioning):
+        if isinstance(error, (uplink.NeedsProvisioning, uplink.Revoked)):
             raise errors.failure(error)
         if self.wifi.state != wifi.CONNECTED:  # whatever the last attempt met, this is why now
             raise errors.Failure(errors.NO_NETWORK, "No Wi-Fi: %s." % (self.wifi.reason or "the radio is off"))

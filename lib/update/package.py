@@ -207,3 +207,27 @@ def versions():
     except Unsupported:
         fw = svn = 0
     return fw, svn, installer_for(PARAMETERS).installed()[0]
+
+
+async def follow(up, offer):
+    """Act on what a sign-on's answer offers (its DE48, PROTOCOL.md): newer terminal parameters
+    (CFG=<version>) are downloaded and installed at once, then the bank told (a sign-on again);
+    a firmware package (UPD=<id>) is left in up.offered for the owner's consent (update.ota).
+    A failure is kept in up.update_error (the next sign-on offers the package again)."""
+    pairs = dict(p.split("=", 1) for p in offer.split(";") if "=" in p)
+    up.offered = pairs.get("UPD")
+    cfg = pairs.get("CFG", "")
+    if not cfg.isdigit() or int(cfg) <= installer_for(PARAMETERS).installed()[0]:
+        return
+    key = key_of(up.vault.device_secret("issuer.update"))
+    pid = "%d.%s" % (PARAMETERS, cfg)
+
+    async def fetch(offset, length):
+        return await up.record(pid, offset, length)
+
+    try:
+        await install(fetch, key, PARAMETERS)
+        up.update_error = None
+        await up.sign_on()
+    except Exception as e:  # BadPackage, Refused, the link's UplinkError: nothing installed
+        up.update_error = e

@@ -72,6 +72,8 @@ CONTACTLESS = "071"
 ACCOUNT_ON_FILE = "010"
 SIGN_ON = "001"
 ECHO = "301"
+DOWNLOAD = "360"  # a record of an update package (PROTOCOL.md, "Updates and terminal management")
+REVOKED = "62"  # the sign-on's answer to a device the issuer revoked
 
 APPROVED = "00"
 UNKNOWN_ORIGINAL = "25"  # a reversal of a 0200 the host never saw: nothing to undo
@@ -101,7 +103,7 @@ PUSH_KEYS = const(REQUESTS)
 MAX_LIFE_S = const(86_400)
 
 __all__ = ("Uplink", "Answer", "Request", "UplinkError", "TlsError", "CertificateError", "NotConnected",
-           "Refused", "Unanswered", "NeedsProvisioning", "JournalFull")
+           "Refused", "Unanswered", "NeedsProvisioning", "Revoked", "JournalFull")
 
 
 class NotConnected(UplinkError):
@@ -120,6 +122,10 @@ class Unanswered(UplinkError):
 class NeedsProvisioning(UplinkError):
     """The DUKPT transaction counter is exhausted: no message can be sent until the issuer
     injects a new initial key."""
+
+
+class Revoked(UplinkError):
+    """The issuer revoked this terminal: its sign-on is refused (62) for good."""
 
 
 class Answer:
@@ -266,6 +272,11 @@ class Uplink:
         # Keys of the reversals not to be sent yet: their 0200 awaits its answer, or its approval
         # the card's completion (armed). In RAM only: after a reboot nothing holds them.
         self._held = set()
+        # The task following the last sign-on's offer (lib/update/package.follow), and why the
+        # last one offered failed (None: none failed).
+        self.update = None
+        self.update_error = None
+        self.offered = None  # a firmware package's id (UPD=): for update.ota, with the owner's consent
 
     # ---- the connection ------------------------------------------------------------------
 
@@ -280,7 +291,7 @@ class Uplink:
             sign_ons = self._sign_ons
             try:
                 await self.session()
-            except NeedsProvisioning as e:
+            except (NeedsProvisioning, Revoked) as e:
                 self.error, self.connecting = e, False
                 return  # nothing can be sent any more: trying again would not change that
             except UplinkError as e:
@@ -310,7 +321,7 @@ class Uplink:
         watch = None
         try:
             try:
-                answer = await self._exchange("0800", {70: SIGN_ON}, wait_ready=False)
+                answer = await self._exchange("0800", self.sign_on_fields(), wait_ready=False)
             except (NotConnected, Unanswered) as e:
                 if guard.done():  # it closed the connection: the host took it and stayed silent
                     raise Unanswered("the bank took the connection and did not answer the sign-on")
@@ -319,6 +330,8 @@ class Uplink:
                     raise self._link_error
                 raise Refused("connection ended before the sign-on: %s" % (self._link_error or e))
             guard.cancel()  # answered: the session is no longer the sign-on's
+            if answer.rc == REVOKED:
+                raise Revoked("the issuer revoked this terminal")
             if not answer.approved:
                 raise UplinkError("sign-on refused: %s" % answer.rc)
             self.connected = True
@@ -328,6 +341,10 @@ class Uplink:
             self._ready.set()
             watch = asyncio.create_task(self._idle_echo())
             await self._send_reversals()
+            if answer.fields.get(48) and (self.update is None or self.update.done()):
+                from update.package import follow  # only when the bank offers something
+
+                self.update = asyncio.create_task(follow(self, answer.fields[48]))
             await receiver
             raise self._link_error or NotConnected("connection closed")
         finally:
@@ -336,6 +353,24 @@ class Uplink:
             guard.cancel()
             receiver.cancel()
             self.close()
+
+    def sign_on_fields(self):
+        """A sign-on's fields: DE70 001, DE48 the versions installed (PROTOCOL.md)."""
+        from update.package import versions
+
+        return {70: SIGN_ON, 48: "FW=%d;SVN=%d;CFG=%d" % versions()}
+
+    async def sign_on(self):
+        """Sign on again in the session: the bank's fleet view learns the versions now."""
+        return await self._exchange("0800", self.sign_on_fields())
+
+    async def record(self, package, offset, length):
+        """Bytes of an update package (its id) from offset, at most length (0800/360): the
+        answer's DE72, fewer only at the package's end. UplinkError if the bank says no."""
+        a = await self._exchange("0800", {70: DOWNLOAD, 48: "PKG=%s;OFF=%d;LEN=%d" % (package, offset, length)})
+        if not a.approved:
+            raise UplinkError("package %s at %d: the bank answered %s" % (package, offset, a.rc))
+        return a.fields.get(72, b"")
 
     async def _sign_on_guard(self):
         await asyncio.sleep_ms(self.answer_ms)

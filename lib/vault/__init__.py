@@ -70,8 +70,10 @@ DEFAULT_POLICY = {
 # (fail limits, the fingerprint window) is the issuer's, set in the factory.
 IDLE_CHOICES_S = (30, 60, 120, 300)
 
-# What provisioning must inject before the vault is PROVISIONED.
-PROVISIONING_ITEMS = ("device.key", "device.cert", "issuer.ca", "dukpt.ik", "dukpt.ksn", "issuer.unblock")
+# What provisioning must inject before the vault is PROVISIONED. issuer.update: the public key
+# the issuer's update packages are signed with (lib/update/package.py).
+PROVISIONING_ITEMS = ("device.key", "device.cert", "issuer.ca", "dukpt.ik", "dukpt.ksn", "issuer.unblock",
+                      "issuer.update")
 UNBLOCK_LABEL = b"PT-UNBLOCK-1"
 
 
