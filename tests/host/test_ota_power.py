@@ -1,5 +1,6 @@
 """Updates installed on the virtual handheld (lib/update/ota.py, lib/update/files.py), through
-update.package's own download loop over packages signed here with `cryptography`, and the
+update.package's own download loop over packages the bank's code builds (tools/bank/updates.py,
+signed with `cryptography`), and the
 virtual ESP32's bootloader (tools/vdevice/esp32.py) judging the result at each boot:
 
   - a power cut at each flash write of a firmware update leaves the old image booting, or the
@@ -13,31 +14,24 @@ Every boot is in safe mode (the standby key held: boot.py, then the REPL; its fi
 runs): what is measured is the update's writes, not the terminal starting.
 """
 
-import hashlib
 import json
-import struct
 import subprocess
 import sys
 
 import pytest
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tools.bank import updates
 from tools.vaultops import VaultBench
 from tools.vdevice import appimage
 
 ISSUER = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-FIRMWARE, FILES = 1, 2
+FIRMWARE, FILES = updates.FIRMWARE, updates.FILES
 
 
 def package(kind, version, svn, payload):
-    """A package as PROTOCOL.md ("Update packages") lays it out, signed by the issuer's key."""
-    head = b"PTPK" + bytes((kind,)) + struct.pack(">III", version, svn, len(payload)) + hashlib.sha256(payload).digest()
-    return head + ISSUER.sign(head, padding.PKCS1v15(), hashes.SHA256()) + payload
-
-
-def files_payload(files):
-    return b"".join(bytes((len(p),)) + p.encode() + struct.pack(">I", len(c)) + c for p, c in files)
+    """A package as the bank publishes one (tools/bank/updates.py), signed by the issuer's key."""
+    return updates.build(kind, version, svn, payload, ISSUER)
 
 
 def install_code(pkg):
@@ -140,11 +134,11 @@ def test_files_update_power_cut_at_each_write(bench, capsys):
     old = [c for _, c in OLD_FILES]
     new = [c for _, c in NEW_FILES]
     bench.boot_from(bench.tmp / "factory.img")
-    assert "installed" in bench.dev.exec(install_code(package(FILES, 1, 1, files_payload(OLD_FILES))), timeout=60)
+    assert "installed" in bench.dev.exec(install_code(package(FILES, 1, 1, updates.sections(OLD_FILES))), timeout=60)
     base = bench.tmp / "files-base.img"
     bench.vd.rig.call("snapshot", path=str(base))
     assert bench.report(READ_FILES) == old
-    pkg = package(FILES, 2, 1, files_payload(NEW_FILES))
+    pkg = package(FILES, 2, 1, updates.sections(NEW_FILES))
     writes, said = counted(bench, install_code(pkg))
     assert "installed" in said and bench.report(READ_FILES) == new, said
     seen = []
@@ -168,7 +162,7 @@ def test_files_update_power_cut_at_each_write(bench, capsys):
 def test_files_refused_paths_leave_nothing(bench, files, error):
     bench.boot_from(bench.tmp / "factory.img")
     said = bench.dev.exec("try:\n" + "\n".join("    " + line for line in install_code(
-        package(FILES, 1, 1, files_payload(files))).strip().splitlines()) + "\nexcept package.BadPackage as e:\n"
+        package(FILES, 1, 1, updates.sections(files))).strip().splitlines()) + "\nexcept package.BadPackage as e:\n"
         "    print('bad', e)\nimport os\nprint(os.listdir('/'))", timeout=60)
     assert "bad files: " in said and error in said, said
     assert "update." not in said, said  # nothing staged, listed or committed
