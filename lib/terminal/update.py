@@ -10,6 +10,8 @@ has unlocked it and its home menu came up (terminal.app's Home: update.ota.confi
 bootloader brings the old one back.
 """
 
+import gc
+
 from terminal.app import Operation
 
 
@@ -53,10 +55,20 @@ class Update(Operation):
         pid = up.offered
         key = package.key_of(app.vault.device_secret("issuer.update"))
 
+        shown = [0]
+
         async def fetch(offset, length):
+            # Drawn at every 5 %, not at each record: a 1.6 MB image is ~1,700 records, and a
+            # screen's drawing costs time and heap that the download needs.
             done = max(0, offset - package.PREFIX) * 100 // max(1, head.length)
-            app.ui.progress("Updating", "Version %d: %d %%" % (head.version, done), done / 100)
+            if done >= shown[0] + 5:
+                shown[0] = done
+                app.ui.progress("Updating", "Version %d: %d %%" % (head.version, done), done / 100)
             app.session.activity()  # the owner chose to wait: no idle lock for the download
+            # Each record's garbage (the 0800/0810, the ~1 KB record) collected before the next:
+            # its blocks are then where the next record's go, and the heap does not fragment
+            # over the download's ~1,700 records (the steady state's heap ran out without it).
+            gc.collect()
             return await up.record(pid, offset, length)
 
         app.ui.progress("Updating", "Version %d: 0 %%" % head.version, 0)
@@ -68,10 +80,15 @@ class Update(Operation):
                                  error=True)
             return None
         up.offered = None
+        return "installed"
+
+    async def installed(self, app):
         await app.ui.message("Update installed", "Version %d starts now. Unlock the terminal to finish:"
-                             " until then, a restart brings the old version back." % head.version,
+                             " until then, a restart brings the old version back." % self.head.version,
                              button="Restart", timeout_ms=10_000)
+        return "restart"
+
+    async def restart(self, app):
         import board
 
         board.reset()
-        return None

@@ -51,7 +51,8 @@ def _describe(part):
 def running():
     from esp32 import Partition
 
-    return _describe(Partition(Partition.RUNNING)) or (0, 0)  # type: ignore  # stubs: a label only; the port takes RUNNING
+    # The stubs' Partition takes a label only; the port takes RUNNING and BOOT too.
+    return _describe(Partition(Partition.RUNNING)) or (0, 0)  # type: ignore
 
 
 def floor():
@@ -72,7 +73,12 @@ def confirm():
     if not _confirmed:
         from esp32 import Partition
 
-        Partition.mark_app_valid_cancel_rollback()
+        try:
+            Partition.mark_app_valid_cancel_rollback()
+        except OSError:
+            # ESP_FAIL: no otadata entry names the running image (the bootloader found none it
+            # could use and booted the first app that verified): nothing is on trial.
+            pass
         _confirmed = True
 
 
@@ -110,11 +116,12 @@ class Installer:
     def write(self, offset, chunk):
         if offset == 0:
             self._check_start(chunk)
-        data = self._tail + bytes(chunk)
+        # Records are whole 16-byte blocks but the last (package.RECORD is 960): written from
+        # the record itself, a copy only where a block spans two records.
+        data = memoryview(self._tail + bytes(chunk) if self._tail else chunk)
         whole = len(data) - len(data) % _ALIGN
-        at = offset - len(self._tail)
-        self._program(at, memoryview(data)[:whole])
-        self._tail = data[whole:]
+        self._program(offset - len(self._tail), data[:whole])
+        self._tail = bytes(data[whole:])
 
     def _check_start(self, chunk):
         # The image's own header and descriptor say what the signed package header says, or

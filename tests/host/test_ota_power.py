@@ -34,23 +34,27 @@ def package(kind, version, svn, payload):
     return updates.build(kind, version, svn, payload, ISSUER)
 
 
-def install_code(pkg):
-    """Device code: update.package.install() over the package held in RAM, records as the bank
-    link gives them; prints what happened."""
+def install_code(bench, pkg):
+    """Device code: update.package.install() over the package, read from a file on the flash in
+    records as the bank link gives them (the package written there first, before any flash
+    operation the test counts or cuts); prints what happened."""
+    bench.dev.write_file("/pkg", pkg)
     n = ISSUER.public_key().public_numbers()
     return """
 import asyncio
 from update import package
-PKG = bytes.fromhex(%r)
+f = open('/pkg', 'rb')
 async def fetch(offset, length):
-    return PKG[offset:offset + length]
+    f.seek(offset)
+    return f.read(length)
 try:
     print('installed', asyncio.run(package.install(fetch, (bytes.fromhex(%r), %d))))
 except package.Refused as e:
     print('refused', e)
-""" % (pkg.hex(), n.n.to_bytes(256, "big").hex(), n.e)
+""" % (n.n.to_bytes(256, "big").hex(), n.e)
 
 
+OLD = ("ota_0", 1, 0, "VALID")  # the factory's image, booted as before
 CONFIRM = "from update import ota\nota.confirm()\n"
 # A small image: two 4 KB sectors of the slot (one erased mid-stream), so that each of its writes
 # can be cut in turn in a few seconds.
@@ -103,30 +107,30 @@ def test_firmware_update_power_cut_at_each_write(bench, capsys):
     bench.boot_from(base)
     assert booted(bench) == ("ota_0", appimage.FACTORY_VERSION, appimage.FACTORY_SECURE_VERSION, "VALID")
     bench.dev.exec(CONFIRM)
-    writes, said = counted(bench, install_code(pkg))
+    writes, said = counted(bench, install_code(bench, pkg))
     assert "installed <package kind 1 version 2 svn 1, %d bytes>" % len(pkg[305:]) in said, said
     assert writes > 3
     outcomes = []
     for k in range(1, writes + 1):
         bench.boot_from(base)
         bench.dev.exec(CONFIRM)
-        bench.cut(k, install_code(pkg))
+        bench.cut(k, install_code(bench, pkg))
         outcomes.append(booted(bench))
-        assert outcomes[-1] in (("ota_0", 1, 0, "VALID"), ("ota_1", 2, 1, "PENDING_VERIFY")), (k, outcomes[-1])
+        assert outcomes[-1] in (OLD, ("ota_1", 2, 1, "PENDING_VERIFY")), (k, outcomes[-1])
     # The switch is the last write (otadata's sector), or its erase before it.
-    assert outcomes[:-2] == [("ota_0", 1, 0, "VALID")] * (writes - 2), outcomes
+    assert outcomes[:-2] == [OLD] * (writes - 2), outcomes
     with capsys.disabled():
         print("\nfirmware update: power cut at each of its %d flash writes; old image booted after %d, new on trial"
-              " after %d" % (writes, outcomes.count(("ota_0", 1, 0, "VALID")), writes - outcomes.count(("ota_0", 1, 0, "VALID"))))
+              " after %d" % (writes, outcomes.count(OLD), writes - outcomes.count(OLD)))
 
 
 def test_image_must_match_its_signed_header(bench):
     bench.boot_from(bench.tmp / "factory.img")
     bench.dev.exec(CONFIRM)
     # Signed as version 5 but carrying an image whose descriptor says 4: refused, nothing written.
-    writes, said = counted(bench, install_code(package(FIRMWARE, 5, 1, appimage.build(4, 1, size=IMAGE_SIZE))))
+    writes, said = counted(bench, install_code(bench, package(FIRMWARE, 5, 1, appimage.build(4, 1, size=IMAGE_SIZE))))
     assert "refused the image's descriptor does not match" in said and writes == 0, said
-    writes, said = counted(bench, install_code(package(FIRMWARE, 5, 1, b"\x00" * IMAGE_SIZE)))
+    writes, said = counted(bench, install_code(bench, package(FIRMWARE, 5, 1, b"\x00" * IMAGE_SIZE)))
     assert "refused not an ESP32 app image" in said and writes == 0, said
 
 
@@ -134,17 +138,18 @@ def test_files_update_power_cut_at_each_write(bench, capsys):
     old = [c for _, c in OLD_FILES]
     new = [c for _, c in NEW_FILES]
     bench.boot_from(bench.tmp / "factory.img")
-    assert "installed" in bench.dev.exec(install_code(package(FILES, 1, 1, updates.sections(OLD_FILES))), timeout=60)
+    old_set = package(FILES, 1, 1, updates.sections(OLD_FILES))
+    assert "installed" in bench.dev.exec(install_code(bench, old_set), timeout=60)
     base = bench.tmp / "files-base.img"
     bench.vd.rig.call("snapshot", path=str(base))
     assert bench.report(READ_FILES) == old
     pkg = package(FILES, 2, 1, updates.sections(NEW_FILES))
-    writes, said = counted(bench, install_code(pkg))
+    writes, said = counted(bench, install_code(bench, pkg))
     assert "installed" in said and bench.report(READ_FILES) == new, said
     seen = []
     for k in range(1, writes + 1):
         bench.boot_from(base)
-        bench.cut(k, install_code(pkg))
+        bench.cut(k, install_code(bench, pkg))
         seen.append(bench.report(READ_FILES))  # boot.py has finished or dropped the set
         assert seen[-1] in (old, new), (k, seen[-1])
     assert seen[0] == old and seen[-1] == new
@@ -161,9 +166,10 @@ def test_files_update_power_cut_at_each_write(bench, capsys):
 ])
 def test_files_refused_paths_leave_nothing(bench, files, error):
     bench.boot_from(bench.tmp / "factory.img")
-    said = bench.dev.exec("try:\n" + "\n".join("    " + line for line in install_code(
-        package(FILES, 1, 1, updates.sections(files))).strip().splitlines()) + "\nexcept package.BadPackage as e:\n"
-        "    print('bad', e)\nimport os\nprint(os.listdir('/'))", timeout=60)
+    code = install_code(bench, package(FILES, 1, 1, updates.sections(files)))
+    said = bench.dev.exec("try:\n" + "\n".join("    " + line for line in code.strip().splitlines())
+                          + "\nexcept package.BadPackage as e:\n    print('bad', e)\nimport os\nprint(os.listdir('/'))",
+                          timeout=60)
     assert "bad files: " in said and error in said, said
     assert "update." not in said, said  # nothing staged, listed or committed
 
@@ -173,7 +179,7 @@ def test_new_image_rolls_back_unless_confirmed_then_raises_the_floor(bench):
     pkg = package(FIRMWARE, 2, 1, appimage.build(2, 1, size=IMAGE_SIZE))
     bench.boot_from(bench.tmp / "factory.img")
     bench.dev.exec(CONFIRM)
-    assert "installed" in bench.dev.exec(install_code(pkg), timeout=60)
+    assert "installed" in bench.dev.exec(install_code(bench, pkg), timeout=60)
     reset(bench)
     assert booted(bench) == ("ota_1", 2, 1, "PENDING_VERIFY")
     assert bench.report("from update import ota\nprint(repr(ota.running()))") == (2, 1)
@@ -182,7 +188,7 @@ def test_new_image_rolls_back_unless_confirmed_then_raises_the_floor(bench):
     assert secure_version_efuse(bench) == 0
     # Again, and this time the new image confirms itself: valid, and the eFuse raised.
     bench.dev.exec(CONFIRM)
-    assert "installed" in bench.dev.exec(install_code(pkg), timeout=60)
+    assert "installed" in bench.dev.exec(install_code(bench, pkg), timeout=60)
     reset(bench)
     assert booted(bench) == ("ota_1", 2, 1, "PENDING_VERIFY")
     assert secure_version_efuse(bench) == 0  # not before it confirmed itself
@@ -193,9 +199,9 @@ def test_new_image_rolls_back_unless_confirmed_then_raises_the_floor(bench):
     assert booted(bench) == ("ota_1", 2, 1, "VALID")
     # A downgrade below the floor is refused before any write; a newer one goes to ota_0.
     bench.dev.exec(CONFIRM)
-    writes, said = counted(bench, install_code(package(FIRMWARE, 3, 0, appimage.build(3, 0, size=IMAGE_SIZE))))
+    writes, said = counted(bench, install_code(bench, package(FIRMWARE, 3, 0, appimage.build(3, 0, size=IMAGE_SIZE))))
     assert "refused firmware of security version 0, below this unit's 1" in said and writes == 0, said
-    writes, said = counted(bench, install_code(package(FIRMWARE, 3, 1, appimage.build(3, 1, size=IMAGE_SIZE))))
+    writes, said = counted(bench, install_code(bench, package(FIRMWARE, 3, 1, appimage.build(3, 1, size=IMAGE_SIZE))))
     assert "installed" in said and writes > 0, said
     reset(bench)
     assert booted(bench) == ("ota_0", 3, 1, "PENDING_VERIFY")

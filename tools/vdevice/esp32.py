@@ -72,10 +72,16 @@ def _table():
     return parts
 
 
+_devices = {}  # label -> vflash.Partition: one each (each holds two open files, never closed)
+
+
 def _device(label):
-    hw = _hw()
-    path = hw.image if label == "vfs" else hw.flash_dir + "/flash-" + label + ".bin"
-    return vflash.Partition(path, hw.control_path)
+    dev = _devices.get(label)
+    if dev is None:
+        hw = _hw()
+        path = hw.image if label == "vfs" else hw.flash_dir + "/flash-" + label + ".bin"
+        dev = _devices[label] = vflash.Partition(path, hw.control_path)
+    return dev
 
 
 def _err(code, name):

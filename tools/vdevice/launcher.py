@@ -115,21 +115,20 @@ sys.modules["_vdevice"] = hardware
 def second_stage_bootloader():
     """ESP-IDF's bootloader: which OTA slot runs (tools/vdevice/esp32.py, the otadata writes of
     its rollback included), reported in <state dir>/vdevice.boot as "<slot> <version> <secure
-    version> <otadata state>"; False if no slot holds a bootable app (the board resets for ever)."""
+    version> <otadata state>"; False if no slot holds a bootable app (the board resets for ever).
+    The esp32 module stays imported, as the port's C module is always there: its heap is a
+    stand-in's (tools.vdevice.STAND_INS), not the firmware's."""
     import esp32
 
-    try:
-        hardware.running = esp32.boot()
-        if hardware.running is None:
-            sys.stderr.write("bootloader: no bootable app partitions in the partition table\n")
-            return False
-        version, secure = esp32.describe(hardware.running)
-        state = esp32.STATES.get(esp32.state(hardware.running), "UNDEFINED")
-        with open(hardware.flash_dir + "/vdevice.boot", "w") as f:
-            f.write("%s %s %d %s\n" % (hardware.running, version, secure, state))
-        return True
-    finally:
-        del sys.modules["esp32"]  # the bootloader's code is gone once the app runs
+    hardware.running = esp32.boot()
+    if hardware.running is None:
+        sys.stderr.write("bootloader: no bootable app partitions in the partition table\n")
+        return False
+    version, secure = esp32.describe(hardware.running)
+    state = esp32.STATES.get(esp32.state(hardware.running), "UNDEFINED")
+    with open(hardware.flash_dir + "/vdevice.boot", "w") as f:
+        f.write("%s %s %d %s\n" % (hardware.running, version, secure, state))
+    return True
 
 
 # ---- the REPL, after shared/runtime/pyexec.c -------------------------------------------------
