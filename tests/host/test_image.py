@@ -6,7 +6,7 @@ from tools import fonts, image
 
 
 def mount(path):
-    fs = littlefs.LittleFS(block_size=image.BLOCK_SIZE, block_count=image.VFS_BLOCKS, mount=False)
+    fs = littlefs.LittleFS(block_size=image.BLOCK_SIZE, block_count=path.stat().st_size // image.BLOCK_SIZE, mount=False)
     fs.context.buffer = bytearray(path.read_bytes())
     fs.mount()
     return fs
