@@ -19,6 +19,7 @@ class Update(Operation):
     def __init__(self):
         super().__init__()
         self.head = None
+        self.version = 0  # the package's, once its header is read
 
     async def start(self, app):
         from update import package
@@ -37,7 +38,7 @@ class Update(Operation):
             await app.ui.message("Update not available", "The bank's update could not be read: %s." % e,
                                  remedy="It is offered again at the next connection to your bank.", error=True)
             return None
-        self.head = head
+        self.head, self.version = head, head.version
         answer = await app.ui.message(
             "Update to version %d" % head.version,
             "Firmware from your bank, %d KB. Installing takes a few minutes; the terminal then restarts"
@@ -84,7 +85,7 @@ class Update(Operation):
 
     async def installed(self, app):
         await app.ui.message("Update installed", "Version %d starts now. Unlock the terminal to finish:"
-                             " until then, a restart brings the old version back." % self.head.version,
+                             " until then, a restart brings the old version back." % self.version,
                              button="Restart", timeout_ms=10_000)
         return "restart"
 
