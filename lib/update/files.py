@@ -9,7 +9,7 @@ the journals, the history, the parameters (update.config's) or this module's own
 Each file streams (never whole in RAM) into <path>.new, beside the file it replaces: every
 rename is then within one directory, one LittleFS commit. (Renamed from a staging directory,
 a cut in the middle of LittleFS's two-commit move between directories lost the file: found by
-tests/host/test_update_power.py.) Its path is appended to STAGED before the file is created, so
+tests/host/test_ota_power.py.) Its path is appended to STAGED before the file is created, so
 that nothing staged goes unlisted. finish() writes COMMIT (the paths, the version) by one
 rename: the commit point. recover() then renames each <path>.new over its path and COMMIT last
 to VERSION; run again after a cut, it finishes what is left. Before the commit point recover()
