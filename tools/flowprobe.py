@@ -334,9 +334,23 @@ async def _parameters():
         MARK['end'] = snap()
 
 
+async def _update():
+    # The owner chose "Update available" and taps "Install now" (the bench's person does): the
+    # signed header read, the package downloaded in records, verified and written to the other
+    # OTA slot, the boot switched. The restart after it is not part of the flow.
+    from terminal.update import Update
+    from update import ota
+    ota.confirm()  # the home menu's, before any update
+    op = Update()
+    while op.step not in (None, 'installed'):
+        op.step = await getattr(op, op.step)(app)
+    if op.step == 'installed':
+        MARK['end'] = snap()
+
+
 FLOWS = {'contactless': _purchase, 'contact': _purchase, 'request': lambda: _request('from_account'),
          'request_card': lambda: _request('card'), 'balance': _balance, 'transfer': _transfer, 'unlock': _unlock,
-         'request_void': _give_back, 'parameters': _parameters}
+         'request_void': _give_back, 'parameters': _parameters, 'update': _update}
 
 
 def _less_pause(s):

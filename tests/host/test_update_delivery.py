@@ -21,6 +21,7 @@ from tools import emvcard
 from tools.bank import admin, updates
 from tools.bank.state import State
 from tools.emvcard import perso
+from tools.vdevice import appimage
 
 KEYS = perso.capk_entries(emvcard.CARDS_DIR)
 
@@ -115,7 +116,7 @@ def test_parameters_from_the_admin_cli_to_the_handheld_and_back_in_the_fleet_vie
     assert limit_on(handheld) == 7000
     assert bank.log().count("0800/360 -> 00") >= 1
     # The sign-on after the install told the bank: the fleet view has the new version.
-    assert fleet(bank, capsys)[fx.SERIAL] == ["production", "0", "0", "1"]
+    assert fleet(bank, capsys)[fx.SERIAL] == ["production", str(appimage.FACTORY_VERSION), "0", "1"]
 
 
 def test_a_package_of_another_signer_is_refused_and_nothing_changes(handheld, bank):
