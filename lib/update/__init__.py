@@ -18,9 +18,13 @@ def call(module, name, *args):
     """module.name(*args), the modules imported for it let go after."""
     import sys
 
+    import parts
+
     before = set(sys.modules)
     try:
         return getattr(__import__(module, None, None, (name,)), name)(*args)
     finally:
-        for m in [m for m in sys.modules if m not in before]:
-            del sys.modules[m]
+        # parts.unload, not a bare `del sys.modules[...]`: the package kept (update) would go on
+        # naming the old submodule, and `from update import ota` would find that one while the
+        # next __import__("update.ota") makes another (ota's confirmation then lost between them).
+        parts.unload([m for m in sys.modules if m not in before])

@@ -43,7 +43,8 @@ def test_a_lower_contactless_limit_from_the_admin_cli_asks_for_the_card_to_be_in
                                   "terminal": {"contactless_limits": [["", 500, 500, 0]], "floor_limit": 0}}))
     admin_cli(t, "publish", "params", params, "--version", 1, "--svn", 1)
     reconnect(t)
-    assert config_version(t, capsys, 1)[1:5] == ["production", "0", "0", "1"]
+    # state, firmware (the factory image's version), security version, config version
+    assert config_version(t, capsys, 1)[1:5] == ["production", "1", "0", "1"]
     t.purchase("1000")
     t.screen("Insert or tap card")
     t.tap_card("emv:visa-classic")
