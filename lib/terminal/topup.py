@@ -165,7 +165,7 @@ class TopUp(Operation):
         from terminal import receipt
         from ui import entry
 
-        value = await entry.amount(app.ui, "Top-up amount", receipt.alpha(self.currency))
+        value = await entry.amount(app.ui, "Amount", receipt.alpha(self.currency))
         if value in (CANCEL, TIMEOUT):
             return "start" if value == CANCEL else None
         if value > self.room:
@@ -211,32 +211,41 @@ class TopUp(Operation):
 
     async def _credit(self, app, up, answer, topups, record):
         from terminal import errors, receipt
-        from vault.crypto import wipe
 
-        name = record["key"]
         self.critical = True  # the approval is carried to the card before anything else
         try:
-            applet, key = _applet(app.vault)
-            try:
-                balance = applet.credit(self.value, name.encode())
-            except Exception as e:
-                applet = None
-                failure = errors.Failure(errors.FAILED, "The card could not take it (%s): the top-up is being "
-                                         "cancelled at the bank." % (type(e).__name__,))
-            finally:
-                wipe(key)
-            if applet is None:
+            balance = load(app.vault, up, answer, topups, record)
+            if balance is None:
                 await up.reverse(answer)  # queued (06) before it is sent, sent until answered
-            else:
-                up.completed(answer)
-            topups.done(name)
+                topups.done(record["key"])
         finally:
             self.critical = False
-        if applet is None:
-            await receipt.failed(app, "Top-up", self.value, self.currency, WHAT, failure, account=record["name"])
+        if balance is None:
+            await receipt.failed(app, "Top-up", self.value, self.currency, WHAT, errors.Failure(
+                errors.FAILED, "The card could not take it: the top-up is being cancelled at the bank."),
+                account=record["name"])
             return None
         _history(app, record, _CREDITED, answer.rrn or "")
         await app.ui.message("Topped up", "%s. The card now holds %s. Bank reference %s." % (
             receipt.summary("Top-up", self.value, self.currency, WHAT, account=record["name"]), self._money(balance),
             answer.rrn), timeout_ms=30_000)
         return None
+
+
+def load(vault, up, answer, topups, record):
+    """Put an approved top-up (answer: the Uplink's, its reversal armed) on the card, then drop
+    its reversal and its record, each on flash before the next: the card's new balance. None if
+    the card cannot take it (its state broken, the flash failing): nothing done, the caller
+    reverses it."""
+    from vault.crypto import wipe
+
+    applet, key = _applet(vault)
+    try:
+        balance = applet.credit(record["amount"], record["key"].encode())
+    except Exception:  # applet None (broken), OSError, ValueError: the card did not change
+        return None
+    finally:
+        wipe(key)
+    up.completed(answer)
+    topups.done(record["key"])
+    return balance
