@@ -90,11 +90,14 @@ def recover(vault, reversals):
             if applet is not None and applet.last_topup == ref:
                 done = _CREDITED
             elif reversal is not None and reversal.get("armed"):
-                done = _CREDITED
-                try:
-                    applet.credit(record["amount"], ref)
-                except Exception:  # no card state, or it cannot take it: the armed 0400 (06) goes
-                    done = _REVERSED
+                # The card's state broken, or the flash failing under it: the armed 0400 (06) goes.
+                done = _REVERSED
+                if applet is not None:
+                    try:
+                        applet.credit(record["amount"], ref)
+                        done = _CREDITED
+                    except (OSError, ValueError):
+                        pass
             else:
                 done = _REVERSED if reversal is not None else _NOT_SENT
             if done == _CREDITED:
@@ -241,8 +244,10 @@ def load(vault, up, answer, topups, record):
 
     applet, key = _applet(vault)
     try:
+        if applet is None:
+            return None
         balance = applet.credit(record["amount"], record["key"].encode())
-    except Exception:  # applet None (broken), OSError, ValueError: the card did not change
+    except (OSError, ValueError):  # the card did not change
         return None
     finally:
         wipe(key)
