@@ -49,7 +49,8 @@ WHAT = "Transit card"  # the payee on every screen and in History
 # What a record's "done" says became of it (recover), as History's result.
 _CREDITED = "approved"
 _REVERSED = "reversed (no answer)"
-_NOT_SENT = "not sent"
+_NOT_LOADED = "reversed (card not loaded)"  # approved, but the card could not take it: its 0400 (06)
+_NOT_SENT = "nothing taken"  # never sent, declined, or its 0400 answered already
 
 
 def _journal():
@@ -91,7 +92,7 @@ def recover(vault, reversals):
                 done = _CREDITED
             elif reversal is not None and reversal.get("armed"):
                 # The card's state broken, or the flash failing under it: the armed 0400 (06) goes.
-                done = _REVERSED
+                done = _NOT_LOADED
                 if applet is not None:
                     try:
                         applet.credit(record["amount"], ref)

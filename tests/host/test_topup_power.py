@@ -110,7 +110,7 @@ def test_power_cut_at_every_flash_write_of_a_top_up(bench, capsys):
             # Unanswered (68) only: an approval (armed, 06) is credited at the boot, not reversed.
             assert reversals in ([("68", False)], []), (k, r)
             assert r["history"] in ([("Top-up", 2000, "reversed (no answer)", "Current account")],
-                                    [("Top-up", 2000, "not sent", "Current account")], []), (k, r)
+                                    [("Top-up", 2000, "nothing taken", "Current account")], []), (k, r)
         seen.setdefault(outcome, []).append(k)
     # Each window met: before the reversal, after it, and after the approval.
     assert set(seen) == {"never sent", "reversed", "completed"}, seen
