@@ -12,7 +12,7 @@ owner's History gets the outcome once (settle()). The test prints how many cut p
 
 The uplink's part between the record and the card is done here as Uplink._exchange does it
 around the 0200 (the same methods: next_key, _reversal, journal.queue), without a bank: what is
-cut is what is written, and the bank's side of each window is tests/host/test_bank_topup.py's.
+cut is what is written, and the bank's side of each window is tests/host/test_bank_transit_topup.py's.
 """
 
 import pytest
