@@ -13,6 +13,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 import uplinkfix
 from terminalfix import SIGNED_ON, terminal  # noqa: F401 (the fixture)
 from test_terminal_emulate import card_mode, screen_with
@@ -37,9 +39,10 @@ class AnswerEater:
     bank, and nothing the bank sends after them reaches the device (the 0210 is lost); with
     close, the connection is closed a moment later, as a network that failed."""
 
-    def __init__(self, bank, close):
-        self.bank, self.close, self.armed = bank, close, False
+    def __init__(self, bank):
+        self.bank, self.close, self.armed = bank, False, False
         self.server = uplinkfix.TcpServer(self._handle)
+        self.routed = False
 
     def _handle(self, device):
         upstream = socket.create_connection(tuple(self.bank))
@@ -57,7 +60,7 @@ class AnswerEater:
                         self.armed = False
                         eating.set()
                         if self.close:
-                            time.sleep(1)
+                            time.sleep(0.2)
                             break
             except OSError:
                 pass
@@ -71,7 +74,11 @@ class AnswerEater:
         pump(device, upstream, True)
 
     def route(self, t):
-        """The device's next session goes through here (Wi-Fi off and on: it connects again)."""
+        """The device's sessions go through here from now on (Wi-Fi off and on: it connects
+        again), armed to eat the next answer, closing the connection or not."""
+        if self.routed:
+            return
+        self.routed = True
         signed = t.bank.log().count(SIGNED_ON)
         t.rig.call("do", name="wifi", action="target", host=self.server.address[0], port=self.server.address[1])
         t.wifi(False)
@@ -172,9 +179,9 @@ def test_more_than_the_card_takes_and_a_decline(terminal):
 def test_the_bank_away_sends_nothing_and_loads_nothing(terminal):
     t = terminal
     before, loaded = balances(t), transit(t)
-    t.wifi(False)
     top_up(t, "Current account", "500")
     t.screen("Top-up")
+    t.wifi(False)  # the network gone as the owner confirms
     t.tap("Confirm")
     t.screen("Confirm with PIN")
     t.type_pin(demo.DEMO_PIN)
@@ -185,12 +192,18 @@ def test_the_bank_away_sends_nothing_and_loads_nothing(terminal):
     home(t)  # the card's €20.00 untouched: the last test fills it to €150.00 exactly with €130.00
 
 
-def test_a_lost_answer_is_reversed(terminal):
+@pytest.fixture(scope="module")
+def eater(terminal):
+    proxy = AnswerEater(terminal.bank.address)
+    yield proxy
+    proxy.server.close()
+
+
+def test_a_lost_answer_is_reversed(terminal, eater):
     t = terminal
     before, loaded = balances(t), transit(t)
-    eater = AnswerEater(t.bank.address, close=True)
     eater.route(t)
-    eater.armed = True
+    eater.close, eater.armed = True, True
     confirm_top_up(t, "Current account", "700")
     lost = t.screen(lambda s: s.get("error") is not None, timeout=40)
     assert lost["title"] == "No answer from the bank", lost
@@ -203,19 +216,17 @@ def test_a_lost_answer_is_reversed(terminal):
     home(t)  # the card's €20.00 untouched: the last test fills it to €150.00 exactly with €130.00
 
 
-def test_a_power_cut_while_the_answer_is_awaited_is_reversed_after_the_boot(terminal):
+def test_a_power_cut_while_the_answer_is_awaited_is_reversed_after_the_boot(terminal, eater):
     t = terminal
     before, loaded = balances(t), transit(t)
-    eater = AnswerEater(t.bank.address, close=False)
     eater.route(t)
-    eater.armed = True
+    eater.close, eater.armed = False, True
     confirm_top_up(t, "Current account", "900")
     stan = wait_for(lambda: re.findall(r"0200/920000 STAN (\d{6}) amount 000000000900 -> 00", t.bank.log()))[-1]
     assert balances(t)[OWNER] == before[OWNER] - 900  # debited at the bank, the answer never on the device
     boots = t.rig.call("device")["boots"]
     t.rig.call("power_cut")
     t.vdevice.wait_booted(after_boots=boots, timeout=20)
-    t.rig.call("do", name="wifi", action="target", host=t.bank.address[0], port=t.bank.address[1])
     t.console.close()
     t.console = None
     t.restart()
