@@ -56,7 +56,8 @@ _MAGIC = b"PTT2"
 _STORE_MAC = const(16)
 _HEAD = ">4s8sHIIB16s"  # magic, card id, currency, balance, counter, entries, last top-up
 _HEAD_SIZE = const(39)
-# The state of firmware before top-ups: the same head without the last top-up, still read.
+# The state of firmware before top-ups: the same head without the last top-up (_HEAD less its
+# last field, "16s"), still read; the next write is in the new format.
 _MAGIC_1 = b"PTT1"
 _HEAD_1_SIZE = const(23)
 _NO_TOPUP = bytes(16)
