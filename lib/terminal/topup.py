@@ -80,7 +80,10 @@ def recover(vault, reversals):
     keys = topups.keys()
     if not keys:
         return
-    applet, key = _applet(vault)
+    try:
+        applet, key = _applet(vault)
+    except Exception:  # the vault without its device secrets (wiped): no card to load, only 0400s
+        applet, key = None, bytearray()
     try:
         for name in keys:
             record = topups.entry(name)
