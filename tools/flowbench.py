@@ -20,6 +20,8 @@ step after the owner's choices (the amount typed, the account picked: a person's
 - unlock: App.unlock from the lock screen by PIN (the vault's PBKDF2 check, the session opened).
 - request voided: a request paid as above (not measured), then terminal.refund.GiveBack of its
   History entry from "send" (the 0200/200000, the bank's void, History's entry, "Voided").
+- transit top-up: terminal.topup.TopUp from "send" (its record, the 0200/920000, the transit card
+  credited, History's entry, "Topped up").
 - parameters: new terminal parameters (the test CAs' keys and the terminal's limits, published by the
   bench with the bank's update key once, at the flow's first run) offered as at a sign-on and
   installed: lib/update/package.follow(), its 0800/360 records, the signature and hash checks,
@@ -194,11 +196,11 @@ TARGETS = {"contactless": ("card in field", 500, 300), "request_card": ("card in
            "contact": ("total", 4000, None), "unlock": ("total", 1000, 500)}
 # "update" last: once its package is published, every sign-on after is offered it.
 FLOWS = ("contactless", "contact", "request", "request_card", "balance", "transfer", "unlock", "request_void",
-         "parameters", "update")
+         "topup", "parameters", "update")
 LABELS = {"contactless": "contactless purchase 25.00", "contact": "contact purchase 25.00",
           "request": "pushed request 18.75, account", "request_card": "pushed request 18.75, card",
           "balance": "balance", "transfer": "transfer 10.00", "unlock": "unlock by PIN",
-          "request_void": "request 18.75 voided", "parameters": "parameters update",
+          "request_void": "request 18.75 voided", "topup": "transit top-up 1.00", "parameters": "parameters update",
           "update": "firmware update, %d KB" % (UPDATE_IMAGE // 1024)}
 PARTS = ("TLS", "AES", "SHA-256", "SHA-1", "pow", "LittleFS", "flash read", "flash program", "flash erase", "timing")
 FLASH = {"flash read": (FLASH_READ_US, FLASH_READ_BYTE_US), "flash program": (FLASH_PROGRAM_US, FLASH_PROGRAM_BYTE_US),
@@ -492,7 +494,7 @@ class _Console:
             self._tap(buttons["PIN"])
         elif title.startswith("Update to version"):
             self._tap(buttons["Install now"])
-        elif title in ("Approved", "Balance", "Voided") or screen.get("error"):
+        elif title in ("Approved", "Balance", "Voided", "Topped up") or screen.get("error"):
             if self.kind in CARD_FLOWS:  # the card leaves: the next purchase (in a row) presents it anew
                 self.rig.vd.rig.call("do", name="nfc" if self.kind != "contact" else "card", action="remove")
             for box in buttons.values():

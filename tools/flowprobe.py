@@ -49,7 +49,7 @@ MARK = {}
 PAUSE = [0] * 5
 PAUSE_NATIVE = []
 # The end: the flow's result drawn (the host taps it away), or a failure's screen.
-END = {'balance': 'Balance', 'request_void': 'Voided'}
+END = {'balance': 'Balance', 'request_void': 'Voided', 'topup': 'Topped up'}
 STEP = ['setup']
 PENDING = [0, 0]  # requests to have waiting before the flow (the steady state's), and how many did
 ARGS = {}  # setup()'s: the amounts, the card flows
@@ -304,6 +304,19 @@ async def _give_back():
     await op.run(app)
 
 
+async def _top_up():
+    # terminal.topup.TopUp from "send" (as the transfer, after the owner's choices and PIN): its
+    # record, the 0200/920000, the transit card credited, History's entry, "Topped up". €1.00 a
+    # run: the card (at most €150.00) takes every run of a bench.
+    from terminal.accounts import OWNER, bound
+    from terminal.topup import TopUp, _applet
+    op = TopUp()
+    applet, key = _applet(store)
+    op.card, op.currency, op.source, op.value, op.step = applet.card_id, '978', bound(store, OWNER)[0], 100, 'send'
+    del applet, key
+    await op.run(app)
+
+
 async def _unlock():
     session.lock('standby')
     await app.unlock()
@@ -350,7 +363,7 @@ async def _update():
 
 FLOWS = {'contactless': _purchase, 'contact': _purchase, 'request': lambda: _request('from_account'),
          'request_card': lambda: _request('card'), 'balance': _balance, 'transfer': _transfer, 'unlock': _unlock,
-         'request_void': _give_back, 'parameters': _parameters, 'update': _update}
+         'request_void': _give_back, 'topup': _top_up, 'parameters': _parameters, 'update': _update}
 
 
 def _less_pause(s):

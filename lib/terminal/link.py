@@ -73,6 +73,13 @@ class Link:
     def start(self):
         self._tasks = [asyncio.create_task(self.wifi.run()), asyncio.create_task(self._status())]
         if self.uplink is not None:
+            # Before the uplink runs: a top-up a cut left unfinished decides here whether its
+            # 0400 may go at the sign-on (sent while the card holds the value, it would double it).
+            import parts
+            from terminal import topup
+
+            topup.recover(self.uplink.vault, self.uplink.journal)
+            parts.unload(("terminal.topup",))  # the flow's when the owner asks for it
             self._tasks.append(asyncio.create_task(self.uplink.run()))
             self._tasks.append(asyncio.create_task(self._collect(self.uplink)))
 

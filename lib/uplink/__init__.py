@@ -8,6 +8,8 @@
     a = await up.transfer("ACC-1", "ACC-2", 500)
     a = await up.give_back("261258870324", 500)   # a void or refund: a.fields[48] "VOID=..."/"REFUND=..."
     a = await up.alias(new=False)         # the payment identifier: a.fields[48] "ALIAS=K7M2QX9P"
+    stan, de7 = up.next_key()             # a 0200's key (DE11, DE7), for a caller that journals it first
+    a = await up.top_up("ACC-1", 2000, card_id, key=(stan, de7))   # then completed(a) or reverse(a)
     req = await up.next_request()         # a pushed 0600, already acknowledged with a 0610
     await up.pay_request(req, account="ACC-1")  or  (req, card=result, pin=...)
     await up.refuse_request(req)
@@ -740,6 +742,22 @@ class Uplink:
         # The code inline, not a module constant: the uplink stays resident, this is rarely sent.
         return await self._exchange("0200", {3: "200000", 4: amount, 48: "RRN=" + rrn,
                                              49: currency or self.currency}, reversal=True)
+
+    def next_key(self):
+        """(DE11, DE7) for a 0200 still to be sent: its key at the bank (idempotent by DE41 + DE11
+        + DE7) and in the reversal journal, for a caller that keeps it on flash before sending."""
+        return self.journal.next_stan(), _now()[0]
+
+    async def top_up(self, account, amount, card_id, currency=None, key=None):
+        """Load this device's transit card (its id: 8 bytes) from a bound account (0200, processing
+        code 920000, DE48 "CARD=<its hex>"). As a card purchase's, an approval's reversal stays
+        armed until completed(answer) (the card took the value) or reverse(answer); key: (DE11,
+        DE7) from next_key(), else new ones."""
+        fields = {3: "920000", 4: amount, 48: "CARD=" + card_id.hex().upper(), 49: currency or self.currency,
+                  102: account}
+        if key is not None:
+            fields[11], fields[7] = key
+        return await self._exchange("0200", fields, reversal=True, arm=True)
 
     async def pay_request(self, request, account=None, card=None, pin=None):
         """Pay a pushed request from a bound account, or with a card (and its PIN)."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from tools.bank import alias, pki, updates, wire
 from tools.bank.hsm import HsmError
-from tools.bank.ledger import CLEARING, Conflict, mask_pan
+from tools.bank.ledger import CLEARING, TRANSIT, Conflict, mask_pan
 from tools.emvcard import tlv
 
 LOG = logging.getLogger("tools.bank")
@@ -63,6 +63,12 @@ RETURN = "200000"
 # ask), or a new one in place of it (the old one stops working with this transaction). Codes of
 # ISO 8583's private-use range 9x; the answer's DE48 is "ALIAS=<alias>".
 ALIAS, NEW_ALIAS = "900000", "910000"
+# A top-up of the device's transit card from a bound account (PROTOCOL.md, "Top-up"): the account
+# debited, the transit operator's TRANSIT credited; DE48 "CARD=<the card's 16 hex digits>". At
+# most TOPUP_MAX at a time: what the card itself holds at most (lib/nfc/transit.py MAX_BALANCE),
+# so that a device that lost count of its card's balance still cannot load more than one card.
+TOP_UP = "920000"
+TOPUP_MAX = 15000
 ACCOUNT_ON_FILE = "010"
 SIGN_ON, SIGN_OFF, ECHO = "001", "002", "301"
 DOWNLOAD = "360"  # a record of an update package (PROTOCOL.md)
@@ -445,6 +451,9 @@ class Bank:
             elif proc == RETURN:
                 log["kind"] = "refund"
                 fields["48"] = self._return(serial, doc, log)
+            elif proc == TOP_UP:
+                log["kind"] = "top-up"
+                self._top_up(serial, doc, log)
             elif proc in (ALIAS, NEW_ALIAS):
                 log["kind"] = "alias" if proc == ALIAS else "new-alias"
                 fields["48"] = "ALIAS=" + self._alias(serial, proc == NEW_ALIAS)
@@ -461,7 +470,8 @@ class Bank:
         except Decline as d:
             rc = d.rc
         log["rc"] = rc
-        if rc == APPROVED and log["kind"] in ("purchase", "request-payment", "transfer", "void", "refund"):
+        if rc == APPROVED and log["kind"] in ("purchase", "request-payment", "transfer", "void", "refund",
+                                                      "top-up"):
             log["auth_code"] = fields["38"] = "%06d" % secrets.randbelow(10 ** 6)
         self._book(log)
         if log.get("request_id") and rc == APPROVED and log["kind"] in ("purchase", "request-payment") \
@@ -591,6 +601,21 @@ class Bank:
             raise Decline(NOT_PERMITTED)
         self._move(log, src["id"], dst_id, amount)
 
+    def _top_up(self, serial, doc, log):
+        """Load the device's transit card from an account bound to it as its owner's (57 for any
+        other, as for a transfer), in its currency, 0 < DE4 <= TOPUP_MAX (13); 51 if not covered."""
+        amount = log["amount"] = self._amount(doc)
+        card = doc.get("48", "")[5:]
+        if not doc.get("48", "").startswith("CARD=") or len(card) != 16 \
+                or any(c not in "0123456789ABCDEF" for c in card):
+            raise Decline(FORMAT_ERROR)
+        src = self._owned(serial, doc.get("102"), doc.get("49"))
+        log["account_id"] = src["id"]
+        if amount > TOPUP_MAX:
+            raise Decline(INVALID_AMOUNT)
+        self._move(log, src["id"], TRANSIT, amount)
+        LOG.info("%s: top-up of transit card %s: %d from %s", serial, card, amount, src["id"])
+
     def _return(self, serial, doc, log):
         """A return from the device that made the purchase (its own only: another's is the
         same 12 as one that never was); the 0210's DE48."""
@@ -693,7 +718,10 @@ class Bank:
         if not orig["reversed"] and orig["rc"] == APPROVED:
             age = (datetime.datetime.now(datetime.timezone.utc)
                    - datetime.datetime.fromisoformat(orig["created"])).total_seconds()
-            if age > self.reversal_window:
+            # A top-up is undone at any age: the device reverses one only while it has not put
+            # the value on its card (PROTOCOL.md, "Top-up"), and nobody else can have delivered
+            # anything for it; its 0400 may come after a long power cut.
+            if age > self.reversal_window and orig["kind"] != "top-up":
                 LOG.warning("%s: 0400 STAN %s: %s approved %d s ago, past the %d s window: refused",
                             log["serial"], log["stan"], orig["rrn"], age, self.reversal_window)
                 raise Decline(INVALID_TXN)

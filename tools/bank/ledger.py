@@ -85,6 +85,9 @@ CREATE TABLE IF NOT EXISTS refunds (
 
 # The bank's own side of card and pushed-request payments when a device has no merchant account.
 CLEARING = "CLEARING"
+# What devices loaded onto their transit cards (top-ups, 920000): the transit operator is owed it
+# and settles it from here, as it does a station's ticket machine.
+TRANSIT = "TRANSIT"
 
 
 class LedgerError(Exception):
@@ -183,6 +186,9 @@ class Database:
             self.execute("INSERT INTO accounts (id, name, currency, balance, created) "
                          "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                          (CLEARING, "bank clearing", "000", 0, now()))
+            self.execute("INSERT INTO accounts (id, name, currency, balance, created) "
+                         "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                         (TRANSIT, "transit cards' value", "000", 0, now()))
             self.execute("INSERT INTO business_day (id, day, opened) VALUES (1, 1, ?) "
                          "ON CONFLICT DO NOTHING", (now(),))
 
