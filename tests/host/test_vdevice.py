@@ -64,6 +64,21 @@ def test_files_survive_soft_reset(vd, tmp_path):
     assert vd.rig.call("device")["boots"] == boots + 1, "soft reset must restart the interpreter"
 
 
+def test_the_flash_is_mounted_as_the_board_mounts_it(vd):
+    # lib/flashfs.py, through which the launcher mounts the image as the board's _boot.py does:
+    # LittleFS reads the chip a cache of 512 bytes at a time (read size 128). VfsLfs2's default
+    # read size, 32, caps every read at 128 bytes.
+    dev = Device(vd.repl)
+    try:
+        dev.exec("import heapstat, os\nos.mkdir('/mount-test')\n"
+                 "for i in range(20):\n    open('/mount-test/f%d' % i, 'w').write('x' * i)")
+        reads, nbytes = dev.eval("[b - a for a, b in zip(heapstat.native()[6], "
+                                 "(os.listdir('/mount-test'), os.stat('/mount-test/f9'), heapstat.native()[6])[2])][:2]")
+    finally:
+        dev.close()
+    assert reads and nbytes > 128 * reads, (reads, nbytes)
+
+
 def test_soft_reset_gives_a_fresh_heap(vd):
     dev = Device(vd.repl)
     try:

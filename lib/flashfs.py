@@ -1,0 +1,35 @@
+"""The vfs partition's LittleFS as the firmware mounts it at every reset: on the board from
+firmware/_boot.py (in place of the ESP32 port's, which mounts with VfsLfs2's defaults), in the
+virtual handheld from tools/vdevice/launcher.py, which stands for that start-up. One function, so
+that the board and the model mount alike.
+
+    flashfs.mount(bdev)    # at "/", before boot.py runs
+
+The read size: VfsLfs2's default, 32 bytes, gives LittleFS caches of 128 bytes (extmod/
+vfs_lfsx.c: cache_size = 4 x the read size). Every metadata lookup then reads the flash chip
+128 bytes at a time, and each read is one esp_partition_read: ~80 us on the ESP32 whatever its
+size up to ~1 KB, most of it the driver's per-call cost (tools/flowbench.py). A folder's
+compaction reads its log over and over: with History full, a payment's own file work (the
+DUKPT puts, History.add, the journal) read the flash 13,000 times on average and up to 47,700
+(~1.1 s and ~3.9 s on the ESP32). Measured over 30 such payments on the virtual handheld, by the
+read size (reads: mean, most; flash erases a payment):
+
+    32:  13,017, 47,667; 10.7       64: 4,521, 10,830; 7.8
+    128:  2,545,  6,430;  7.8      256: 1,397,  3,363; 7.8
+
+128 bytes: 5 times fewer reads, and files up to 512 bytes kept inline in their folder's
+metadata (LittleFS's inline limit is the cache size), so the small journal records and vault
+entries no longer take a block of their own to erase (45 ms each). The price is RAM: the file
+system's two caches, 1,024 bytes in the GC heap from the mount on (256 before), and 512 bytes in
+each open file's object (128 before). The program size stays 32 (the flash's format is not
+changed by either).
+"""
+
+import vfs
+from micropython import const
+
+_READ_SIZE = const(128)
+
+
+def mount(bdev):
+    vfs.mount(vfs.VfsLfs2(bdev, readsize=_READ_SIZE), "/")
