@@ -23,6 +23,12 @@ entries no longer take a block of their own to erase (45 ms each). The price is 
 system's two caches, 1,024 bytes in the GC heap from the mount on (256 before), and 512 bytes in
 each open file's object (128 before). The program size stays 32 (the flash's format is not
 changed by either).
+
+No modification times: VfsLfs2 stamps every file it writes with one (a 12-byte attribute in the
+folder's metadata log, at each close), which nothing in the firmware reads. Without them the
+logs fill more slowly, so a folder is compacted less often (a compaction reads its whole log
+over and over: 4,000 reads in /store): the same 30 payments read 1,905 times on average, at
+most 5,097 (2,545 and 6,430 with them).
 """
 
 import vfs
@@ -32,4 +38,4 @@ _READ_SIZE = const(128)
 
 
 def mount(bdev):
-    vfs.mount(vfs.VfsLfs2(bdev, readsize=_READ_SIZE), "/")
+    vfs.mount(vfs.VfsLfs2(bdev, readsize=_READ_SIZE, mtime=False), "/")
