@@ -56,10 +56,12 @@ class Journal:
         self._names = []  # the records' file names, oldest first
         self._seq = 0  # the last record's seq
         found = []
-        for name, _, _, size in os.ilistdir(root):
-            if not size or name.endswith(".tmp"):
-                # A write a cut stopped before its close (empty: see above; ".tmp": the older
-                # firmware's temporary file): its record, or its first STAN, never was.
+        for entry in os.ilistdir(root):
+            name = entry[0]
+            if len(entry) == 4 and not entry[3] or name.endswith(".tmp"):
+                # A write a cut stopped before its close (empty: LittleFS lists each file's size
+                # fourth, see above; ".tmp": the older firmware's temporary file): its record, or
+                # its first STAN, never was.
                 os.remove(self._path(name))
             elif "." in name:
                 found.append((int(name.split(".")[0]), name))
