@@ -113,9 +113,9 @@ a real link adds its round trips). Native on the ESP32:
   (floor / 0.7) as a cost per call and per byte through those two points, a read 79.3 us + 0.067
   us a byte, a program 135.9 us + 0.86 us a byte (the floors themselves would be 1.43 times
   these: 113 us a small read). The cost per call is most of it: each one disables the flash
-  cache and stalls the other core around its SPI transfers, and LittleFS reads 128 to 512 bytes
+  cache and stalls the other core around its SPI transfers, and LittleFS reads 64 to 256 bytes
   at a time (its read size and its caches, as the firmware mounts it: lib/flashfs.py, on the
-  board and here alike; VfsLfs2's defaults read 32 to 128 and made 5 times as many reads), its
+  board and here alike; VfsLfs2's defaults read 32 to 128 and made 3 times as many reads), its
   metadata mostly. An erase: 45 ms a 4 KB sector,
   the typical sector erase time of the 3 V SPI NOR flash of the module's class (Winbond
   W25Q32JV: tSE 45 ms typical, 400 ms at most; ESP-IDF's floor for the ESP32, 45,300 B/s, is 70%
