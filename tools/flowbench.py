@@ -124,9 +124,10 @@ a real link adds its round trips). Native on the ESP32:
   (floor / 0.7) as a cost per call and per byte through those two points, a read 79.3 us + 0.067
   us a byte, a program 135.9 us + 0.86 us a byte (the floors themselves would be 1.43 times
   these: 113 us a small read). The cost per call is most of it: each one disables the flash
-  cache and stalls the other core around its SPI transfers, and LittleFS reads 32 to 128 bytes
-  at a time (its read size and its caches, as VfsLfs2 sizes them by default), ~50 on average
-  in a payment, its metadata mostly. An erase: 45 ms a 4 KB sector,
+  cache and stalls the other core around its SPI transfers, and LittleFS reads 64 to 256 bytes
+  at a time (its read size and its caches, as the firmware mounts it: lib/flashfs.py, on the
+  board and here alike; VfsLfs2's defaults read 32 to 128 and made 3 times as many reads), its
+  metadata mostly. An erase: 45 ms a 4 KB sector,
   the typical sector erase time of the 3 V SPI NOR flash of the module's class (Winbond
   W25Q32JV: tSE 45 ms typical, 400 ms at most; ESP-IDF's floor for the ESP32, 45,300 B/s, is 70%
   of the slowest vendor's and would be 90 ms). The CPU waits through all three (the flash is the
@@ -600,7 +601,7 @@ def figures(kind, runs, mems, debited, ratio):
            "cpu": mean([f[1] for f in flows]), "sim": mean([f[2] for f in flows]),
            "bytecode": bytecode / 1000, "native": mean([s[1] for s in split]),
            "wire": median([f[3] for f in flows]), "network": median([f[4] for f in flows]),
-           "esp32": esp32 / 1000, "field": None, "field_esp32": None,
+           "esp32": esp32 / 1000, "esp32_each": [s[2] / 1000 for s in split], "field": None, "field_esp32": None,
            "native_parts": [tuple(statistics.fmean(f[5][i][j] for f in flows) for j in range(3))
                             for i in range(len(PARTS))],
            "rrns": [r["rrn"] for r in runs if "rrn" in r], "debited": debited,
@@ -612,6 +613,7 @@ def figures(kind, runs, mems, debited, ratio):
         row["field"] = median([r["field"][0] for r in tapped])
         field_bytecode, field_esp32 = esp32_runs([r["field"] for r in tapped], ratio)
         row["field_esp32"] = field_esp32 / 1000
+        row["field_esp32_each"] = [esp32_us(r["field"], ratio)[2] / 1000 for r in tapped]
         row["field_wire"] = median([r["field"][3] for r in tapped])
         row["field_bytecode"] = field_bytecode / 1000
         row["commands"] = tapped[0]["commands"]
@@ -619,21 +621,27 @@ def figures(kind, runs, mems, debited, ratio):
 
 
 def verdict(row):
-    """The time target's verdict for a row: text, or None when the flow has no target."""
+    """The time target's verdict for a row: text, or None when the flow has no target. The
+    runs' estimate (esp32_runs) and the range of each run's own (esp32_us): a limit is met only
+    if every run met it (the flash's work swings from run to run with LittleFS's logs)."""
     if row["flow"] not in TARGETS:
         return None
     what, limit, aim = TARGETS[row["flow"]]
-    value = row["field_esp32"] if what == "card in field" else row["esp32"]
+    field = what == "card in field"
+    value = row["field_esp32"] if field else row["esp32"]
     if value is None:
         return None
-    text = "%s %.0f ms on the ESP32 model: " % (what, value)
+    each = row.get("field_esp32_each" if field else "esp32_each") or [value]
+    worst = max(each)
+    text = "%s %.0f ms on the ESP32 model (runs %.0f-%.0f ms): " % (what, value, min(each), worst)
     if row["flow"] == "unlock":
-        return text + ("within 0.5-1 s" if aim <= value <= limit else "under 0.5 s" if value < aim
-                       else "over 1 s by %.0f ms" % (value - limit))
-    if value > limit:
-        return text + "MISSES %d ms by %.0f ms" % (limit, value - limit)
-    return text + "meets %d ms%s" % (limit, "" if aim is None else (", and the %d ms aim" % aim if value <= aim
-                                                                      else ", not the %d ms aim" % aim))
+        return text + ("within 0.5-1 s" if aim <= min(each) and worst <= limit else "under 0.5 s" if worst < aim
+                       else "over 1 s by %.0f ms" % (worst - limit) if worst > limit else "partly under 0.5 s")
+    if worst > limit:
+        return text + "MISSES %d ms in %d of %d runs, by up to %.0f ms" % (
+            limit, sum(1 for v in each if v > limit), len(each), worst - limit)
+    return text + "meets %d ms in every run%s" % (limit, "" if aim is None else (
+        ", and the %d ms aim" % aim if worst <= aim else ", not the %d ms aim" % aim))
 
 
 # ---- the IDF side, on paper --------------------------------------------------------------------

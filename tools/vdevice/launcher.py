@@ -4,7 +4,7 @@
 # board's C is in its flash, and started by tools/vdevice, never by hand:
 #   micropython -X heapsize=56K -m launcher <flash image> <control block> <friendly|raw>
 # It mounts the flash image at / through VfsLfs2 on vflash.Partition (tools/vdevice/port: the
-# block device in C, as the ESP32's esp32.Partition), runs boot.py and main.py as the ESP32 port
+# block device in C, as the ESP32's esp32.Partition) as the board's _boot.py does (lib/flashfs.py), runs boot.py and main.py as the ESP32 port
 # does (the frozen ones, as the firmware freezes them), and then serves the REPL (friendly, raw and raw-paste, the
 # protocol of MicroPython's shared/runtime/pyexec.c) on stdin/stdout, which tools/vdevice bridges
 # to a pseudo-terminal. A soft reset runs every finaliser (open files are closed), ends the process
@@ -500,7 +500,9 @@ def main():
     try:
         flash = vflash.Partition(image, control_path)
         vfs.umount("/")
-        vfs.mount(flash, "/")
+        import flashfs  # the board's mount (firmware/_boot.py): its read size
+
+        flashfs.mount(flash)
     except (OSError, ValueError) as e:
         sys.stderr.write("flash image %s does not mount: %r\n" % (image, e))
         sys.exit(BAD_IMAGE)
