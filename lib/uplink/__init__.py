@@ -301,17 +301,22 @@ class Uplink:
             reader, self._writer = await tls.connect(self._ctx, self.host, self.port)
         except OSError as e:  # no route (the access point's), or a connect() refused at once
             raise (Refused if e.errno == errno.ECONNREFUSED else NotConnected)("cannot reach the bank: %r" % (e,))
-        # The TLS handshake happens on the sign-on's first write, made here before the reader
-        # runs: mbedTLS gives a refused certificate's reason to the write, not to the read. A
-        # guard bounds the sign-on as a whole: a host that accepts and never answers would hold
-        # the handshake's write, and the session, for ever.
+        # The TLS handshake starts on the sign-on's first write and goes on in whichever of that
+        # write and the reader the bank's answer wakes first: mbedTLS gives a refused certificate's
+        # reason to that one, and to the other its code alone. A guard bounds the sign-on as a
+        # whole: a host that accepts and never answers would hold the handshake, and the
+        # session, for ever.
         receiver = asyncio.create_task(self._read_loop(reader))
         guard = asyncio.create_task(self._sign_on_guard())
         watch = None
         try:
             try:
                 answer = await self._exchange("0800", {70: SIGN_ON}, wait_ready=False)
-            except (NotConnected, Unanswered) as e:
+            except (NotConnected, Unanswered, TlsError) as e:
+                if isinstance(self._link_error, CertificateError):  # the reader had the reason
+                    raise self._link_error
+                if isinstance(e, TlsError):
+                    raise
                 if guard.done():  # it closed the connection: the host took it and stayed silent
                     raise Unanswered("the bank took the connection and did not answer the sign-on")
                 # Ended before the session: an identity refused (TlsError), else turned away.
