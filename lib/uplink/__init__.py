@@ -313,12 +313,14 @@ class Uplink:
             try:
                 answer = await self._exchange("0800", {70: SIGN_ON}, wait_ready=False)
             except (NotConnected, Unanswered, TlsError) as e:
+                # The guard closed the connection: the host took it and stayed silent. What the
+                # handshake met then is that close (mbedTLS: "bad input data"), not the bank.
+                if guard.done():
+                    raise Unanswered("the bank took the connection and did not answer the sign-on")
                 if isinstance(self._link_error, CertificateError):  # the reader had the reason
                     raise self._link_error
                 if isinstance(e, TlsError):
                     raise
-                if guard.done():  # it closed the connection: the host took it and stayed silent
-                    raise Unanswered("the bank took the connection and did not answer the sign-on")
                 # Ended before the session: an identity refused (TlsError), else turned away.
                 if isinstance(self._link_error, TlsError):
                     raise self._link_error
