@@ -301,26 +301,19 @@ class Uplink:
             reader, self._writer = await tls.connect(self._ctx, self.host, self.port)
         except OSError as e:  # no route (the access point's), or a connect() refused at once
             raise (Refused if e.errno == errno.ECONNREFUSED else NotConnected)("cannot reach the bank: %r" % (e,))
-        # The TLS handshake starts on the sign-on's first write and goes on in whichever of that
-        # write and the reader the bank's answer wakes first: mbedTLS gives a refused certificate's
-        # reason to that one, and to the other its code alone. A guard bounds the sign-on as a
-        # whole: a host that accepts and never answers would hold the handshake, and the
-        # session, for ever.
+        # The TLS handshake happens on the sign-on's first write, made here before the reader
+        # runs: mbedTLS gives a refused certificate's reason to the write, not to the read. A
+        # guard bounds the sign-on as a whole: a host that accepts and never answers would hold
+        # the handshake's write, and the session, for ever.
         receiver = asyncio.create_task(self._read_loop(reader))
         guard = asyncio.create_task(self._sign_on_guard())
         watch = None
         try:
             try:
                 answer = await self._exchange("0800", {70: SIGN_ON}, wait_ready=False)
-            except (NotConnected, Unanswered, TlsError) as e:
-                # The guard closed the connection: the host took it and stayed silent. What the
-                # handshake met then is that close (mbedTLS: "bad input data"), not the bank.
-                if guard.done():
+            except (NotConnected, Unanswered) as e:
+                if guard.done():  # it closed the connection: the host took it and stayed silent
                     raise Unanswered("the bank took the connection and did not answer the sign-on")
-                if isinstance(self._link_error, CertificateError):  # the reader had the reason
-                    raise self._link_error
-                if isinstance(e, TlsError):
-                    raise
                 # Ended before the session: an identity refused (TlsError), else turned away.
                 if isinstance(self._link_error, TlsError):
                     raise self._link_error
@@ -568,6 +561,10 @@ class Uplink:
             raise  # a message that cannot be encoded: ours to fix, not the connection's
         except (OSError, ValueError) as e:  # mbedTLS reports a refused certificate as ValueError
             self.close()
+            # The handshake goes on in whichever of this write and the reader the bank's answer
+            # wakes first: mbedTLS gives a refused certificate's reason to that one alone.
+            if isinstance(self._link_error, CertificateError):
+                raise self._link_error
             raise tls.tls_error(e) or Unanswered("connection lost while sending: %r" % (e,))
         finally:
             self._pending.pop((answer_mti, fields[11]), None)
