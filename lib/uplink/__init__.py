@@ -603,6 +603,10 @@ class Uplink:
             raise  # a message that cannot be encoded: ours to fix, not the connection's
         except (OSError, ValueError) as e:  # mbedTLS reports a refused certificate as ValueError
             self.close()
+            # The handshake goes on in whichever of this write and the reader the bank's answer
+            # wakes first: mbedTLS gives a refused certificate's reason to that one alone.
+            if isinstance(self._link_error, CertificateError):
+                raise self._link_error
             raise tls.tls_error(e) or Unanswered("connection lost while sending: %r" % (e,))
         finally:
             self._pending.pop((answer_mti, fields[11]), None)

@@ -73,7 +73,9 @@ async def connect(ctx, host, port):
 # mbedTLS's codes for a connection that went away, which say nothing of the bank's identity: a
 # host that is down behind a proxy or an access point accepts the connection and closes it
 # during the handshake. The owner must see "the bank does not answer", not "not trusted".
-_GONE = (-0x7280, -0x0050, -0x004C, -0x004E)  # SSL_CONN_EOF, NET_CONN_RESET, NET_RECV/SEND_FAILED
+# SSL_BAD_INPUT_DATA: the session closed under the handshake, by the uplink (the sign-on's guard
+# closes a connection whose host took it and stayed silent).
+_GONE = (-0x7280, -0x0050, -0x004C, -0x004E, -0x7100)  # SSL_CONN_EOF, NET_CONN_RESET, NET_RECV/SEND_FAILED
 
 
 def tls_error(e):
