@@ -236,6 +236,9 @@ class Uplink:
         self.dukpt = Dukpt(vault)
         self.answer_ms = answer_ms
         self.echo_ms = echo_ms
+        # The longest wait between two attempts: the bank's configuration may set it
+        # (terminal.link's "retry_max_ms", the tests' bank a short one).
+        self.retry_max_ms = config.get("retry_max_ms", RECONNECT_MAX_MS)
         self.connected = False
         # The last attempt's failure (UplinkError), kept through the next attempt until it
         # signs on or fails in its turn (why the link went, for diag and link.ready()); and
@@ -271,7 +274,7 @@ class Uplink:
 
     async def run(self):
         """Keep the session up: connect, sign on, send the queued reversals, serve; after a
-        failure try again, each wait twice the one before (RECONNECT_FIRST_MS..MAX)."""
+        failure try again, each wait twice the one before (RECONNECT_FIRST_MS..retry_max_ms)."""
         failures = 0
         while True:
             if self.wifi is not None:
@@ -288,7 +291,7 @@ class Uplink:
             self.connecting = False
             # A session that signed on starts the count again.
             failures = 0 if self._sign_ons != sign_ons else failures + 1
-            await asyncio.sleep_ms(min(RECONNECT_FIRST_MS << min(failures - 1, 16), RECONNECT_MAX_MS) if failures else 0)
+            await asyncio.sleep_ms(min(RECONNECT_FIRST_MS << min(failures - 1, 16), self.retry_max_ms) if failures else 0)
 
     async def session(self):
         """One session: connect, sign on, send queued reversals, then serve until the
