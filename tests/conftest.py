@@ -6,6 +6,14 @@
   with `--port /dev/ttyUSB0` it is a real board, to which the firmware is deployed first.
 - tests/host/test_*.py are CPython tests: of tools/, and integration tests that drive the
   virtual handheld and its rig (those need the virtual handheld and skip with --port).
+
+`make test` runs the suite in two parts: first every test not marked "serial" on two workers
+(pytest-xdist, `-n 2 --dist loadfile`: a module's tests stay together on one worker, with its
+module fixtures; each worker has its own temp dirs, virtual handhelds, banks and ports), then
+the "serial" ones, alone. A test is serial when it times something that another test's load
+would stretch: a wall-clock bound, the device's own timing of its waits, a seeded run whose
+path follows the device's pace. SERIAL below names them by module (or directory); a module
+that starts timing things goes there, and a name there that no longer exists stops the run.
 """
 
 import ast
@@ -20,6 +28,39 @@ from tools.vdevice.spawn import VDeviceProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 DEVICE_TESTS = Path(__file__).resolve().parent / "device"
+
+# The tests that time things (module docstring), and what they time.
+SERIAL = {
+    "tests/device": "the device's own clock: test_wifi's backoff within 150 ms, the vault's delays",
+    "tests/attack/test_device_screens.py": "the wrong-PIN delay: cut short at once, waited out to the end",
+    "tests/attack/test_device_t1.py": "the command limit, to within 3 s",
+    "tests/attack/test_device_lock.py": "REPL keys sent at set points of the boot",
+    "tests/attack/test_device_iso8583.py": "frames injected into a session the device has at that moment",
+    "tests/host/test_buses.py": "a UART's byte time, to within 3-15 %",
+    "tests/host/test_ft6336.py": "the touch controller's timings (305-600 ms, within 2 s)",
+    "tests/host/test_iso7816.py": "a removal noticed within 1 s",
+    "tests/host/test_pn532.py": "an answer within 2 s",
+    "tests/host/test_terminal_card.py": "a removed card noticed within 1.5 s",
+    "tests/host/test_terminal_settings.py": "the lock timeout, 25-50 s",
+    "tests/host/test_watchdog.py": "the watchdog's reset, within its timeout + 3 s",
+    "tests/host/test_vdevice.py": "a start within 15 s",
+    "tests/host/test_websim.py": "the page's start within 10 s",
+    "tests/host/test_monkey.py": "a seed's path follows the device's pace (REACHED on every run)",
+    "tests/host/test_bench_flows.py": "the flows' CPU and wire times",
+}
+
+
+def pytest_configure(config):
+    missing = sorted(name for name in SERIAL if not (ROOT / name).exists())
+    if missing:
+        raise pytest.UsageError("tests/conftest.py SERIAL names what is not there: %s" % ", ".join(missing))
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = Path(item.path).relative_to(ROOT).as_posix()
+        if path in SERIAL or path.rsplit("/", 1)[0] in SERIAL:
+            item.add_marker(pytest.mark.serial)
 
 
 def pytest_addoption(parser):
