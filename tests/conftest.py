@@ -49,10 +49,9 @@ SERIAL = {
     "tests/host/test_terminal_settings.py::test_the_lock_timeout_chosen_is_the_one_the_terminal_keeps":
         "the lock timeout, 25-50 s",
     "tests/host/test_watchdog.py": "the watchdog's reset, within its timeout + 3 s",
-    "tests/host/test_vdevice.py": "a start within 15 s",
+    "tests/host/test_vdevice.py::test_dead_repl_is_an_error_not_a_hang": "a dead REPL said within 15 s",
     "tests/host/test_websim.py": "the page's start within 10 s",
     "tests/host/test_monkey.py": "a seed's path follows the device's pace (REACHED on every run)",
-    "tests/host/test_bench_flows.py": "the flows' CPU and wire times",
 }
 
 
