@@ -314,9 +314,13 @@ class Uplink:
         try:
             try:
                 answer = await self._exchange("0800", {70: SIGN_ON}, wait_ready=False)
-            except (NotConnected, Unanswered) as e:
+            except UplinkError as e:
                 if guard.done():  # it closed the connection: the host took it and stayed silent
+                    # (whatever the handshake's write then met: mbedTLS may name the closed socket
+                    # a TLS error, and a silent bank is not an untrusted one)
                     raise Unanswered("the bank took the connection and did not answer the sign-on")
+                if not isinstance(e, (NotConnected, Unanswered)):
+                    raise  # the handshake's own refusal (TlsError): its reason as it is
                 # Ended before the session: an identity refused (TlsError), else turned away.
                 if isinstance(self._link_error, TlsError):
                     raise self._link_error
