@@ -227,43 +227,50 @@ class NfcHardwareError(NfcError):
     """Overheating or over-current: the antenna drivers are off."""
 
 
-# The error table of UM0701-02 (7.1): (code, class, what it means).
-_ERRORS = (
-    (0x01, NfcTimeout, "the target has not answered"),
-    (0x02, NfcProtocolError, "CRC error"),
-    (0x03, NfcProtocolError, "parity error"),
-    (0x04, NfcProtocolError, "erroneous bit count during anticollision/select"),
-    (0x05, NfcProtocolError, "framing error during a MIFARE operation"),
-    (0x06, NfcProtocolError, "abnormal bit collision during bitwise anticollision"),
-    (0x07, NfcParameterError, "communication buffer size insufficient"),
-    (0x09, NfcProtocolError, "RF buffer overflow"),
-    (0x0A, NfcProtocolError, "the counterpart did not switch its RF field on in time"),
-    (0x0B, NfcProtocolError, "RF protocol error"),
-    (0x0D, NfcHardwareError, "overheating: antenna drivers switched off"),
-    (0x0E, NfcParameterError, "internal buffer overflow"),
-    (0x10, NfcParameterError, "invalid parameter"),
-    (0x12, NfcProtocolError, "DEP: the initiator sent a command the target does not support"),
-    (0x13, NfcProtocolError, "the data format does not match the specification"),
-    (0x14, NfcAuthError, "MIFARE authentication error"),
-    (0x23, NfcProtocolError, "ISO/IEC 14443-3: UID check byte wrong"),
-    (0x25, WrongContext, "DEP: invalid device state for the operation"),
-    (0x26, WrongContext, "operation not allowed in this configuration"),
-    (0x27, WrongContext, "command not acceptable in the current context"),
-    (0x29, Released, "released by the initiator"),
-    (0x2A, CardRemoved, "the card has been exchanged for another one"),
-    (0x2B, CardRemoved, "the card has disappeared"),
-    (0x2C, NfcProtocolError, "NFCID3 mismatch between initiator and target"),
-    (0x2D, NfcHardwareError, "over-current"),
-    (0x2E, NfcProtocolError, "NAD missing in a DEP frame"),
+# The error table of UM0701-02 (7.1): each status code, its kind (an index into the classes in
+# error()), and what it means. Bytes and a tuple of strings are constants in the firmware's
+# flash; the table as (code, class, text) tuples was built in the heap at import, 1.3 KB held for
+# as long as the driver is (every card flow).
+_ERROR_CODES = b"\x01\x02\x03\x04\x05\x06\x07\x09\x0a\x0b\x0d\x0e\x10\x12\x13\x14\x23\x25\x26\x27\x29\x2a\x2b\x2c\x2d\x2e"
+_ERROR_KINDS = b"\x00\x01\x01\x01\x01\x01\x02\x01\x01\x01\x03\x02\x02\x01\x01\x04\x01\x05\x05\x05\x06\x07\x07\x01\x03\x01"
+_ERROR_TEXTS = (
+    "the target has not answered",  # 0x01
+    "CRC error",  # 0x02
+    "parity error",  # 0x03
+    "erroneous bit count during anticollision/select",  # 0x04
+    "framing error during a MIFARE operation",  # 0x05
+    "abnormal bit collision during bitwise anticollision",  # 0x06
+    "communication buffer size insufficient",  # 0x07
+    "RF buffer overflow",  # 0x09
+    "the counterpart did not switch its RF field on in time",  # 0x0A
+    "RF protocol error",  # 0x0B
+    "overheating: antenna drivers switched off",  # 0x0D
+    "internal buffer overflow",  # 0x0E
+    "invalid parameter",  # 0x10
+    "DEP: the initiator sent a command the target does not support",  # 0x12
+    "the data format does not match the specification",  # 0x13
+    "MIFARE authentication error",  # 0x14
+    "ISO/IEC 14443-3: UID check byte wrong",  # 0x23
+    "DEP: invalid device state for the operation",  # 0x25
+    "operation not allowed in this configuration",  # 0x26
+    "command not acceptable in the current context",  # 0x27
+    "released by the initiator",  # 0x29
+    "the card has been exchanged for another one",  # 0x2A
+    "the card has disappeared",  # 0x2B
+    "NFCID3 mismatch between initiator and target",  # 0x2C
+    "over-current",  # 0x2D
+    "NAD missing in a DEP frame",  # 0x2E
 )
 
 
 def error(code):
     """The typed error for a PN532 status code (one not in the table is an NfcProtocolError)."""
-    for c, cls, text in _ERRORS:
-        if c == code:
-            return cls("PN532: %s (0x%02X)" % (text, code), code)
-    return NfcProtocolError("PN532: unknown status 0x%02X" % code, code)
+    i = _ERROR_CODES.find(bytes((code,)))
+    if i < 0:
+        return NfcProtocolError("PN532: unknown status 0x%02X" % code, code)
+    cls = (NfcTimeout, NfcProtocolError, NfcParameterError, NfcHardwareError, NfcAuthError, WrongContext, Released,
+           CardRemoved)[_ERROR_KINDS[i]]
+    return cls("PN532: %s (0x%02X)" % (_ERROR_TEXTS[i], code), code)
 
 
 # ---- the frame layer -------------------------------------------------------------------------

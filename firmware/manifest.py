@@ -5,9 +5,11 @@
 # Not the port's boards/manifest.py: that one adds bundle-networking (webrepl, mip, requests)
 # and sensor drivers this terminal does not use; webrepl in particular is a REPL over Wi-Fi.
 
-# The port's own start-up: _boot.py mounts the "vfs" partition (flashbdev.py), inisetup.py
-# formats it when it holds no file system.
-freeze("$(PORT_DIR)/modules")
+# The port's own start-up: flashbdev.py finds the "vfs" partition, inisetup.py formats it when
+# it holds no file system. Its _boot.py, which mounts the partition, is ours (_boot.py here: the
+# mount's read size, lib/flashfs.py).
+freeze("$(PORT_DIR)/modules", ("apa106.py", "espnow.py", "flashbdev.py", "inisetup.py", "machine.py"))
+module("_boot.py")
 # asyncio is Python code in MicroPython, frozen by every port.
 include("$(MPY_DIR)/extmod/asyncio")
 

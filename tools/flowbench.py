@@ -20,6 +20,17 @@ step after the owner's choices (the amount typed, the account picked: a person's
 - unlock: App.unlock from the lock screen by PIN (the vault's PBKDF2 check, the session opened).
 - request voided: a request paid as above (not measured), then terminal.refund.GiveBack of its
   History entry from "send" (the 0200/200000, the bank's void, History's entry, "Voided").
+- transit top-up: terminal.topup.TopUp from "send" (its record, the 0200/920000, the transit card
+  credited, History's entry, "Topped up").
+- parameters: new terminal parameters (the test CAs' keys and the terminal's limits, published by the
+  bench with the bank's update key once, at the flow's first run) offered as at a sign-on and
+  installed: lib/update/package.follow(), its 0800/360 records, the signature and hash checks,
+  the staged, committed install; the unit's own parameters dropped before each run (not
+  measured) so that every run installs them.
+- update: terminal.update.Update, the owner having chosen "Update available": the package's
+  signed header read and shown, "Install now" tapped, the package (a 32 KB app image, version 2,
+  published with the bank's update key) downloaded in 0800/360 records, verified and written to
+  the other OTA slot, the boot switched to it (update.ota); the restart after it is not measured.
 Not covered: card mode (the handheld as a card for a shop's reader: tools.bench nfc and the
 terminal tests drive it), fingerprint unlock, and the settings screens (no bank, no card).
 
@@ -32,7 +43,7 @@ Per flow, on the board's heap unless said otherwise:
   headroom at the peak is 57,344 - that growth. Only the firmware's heap counts: the device's
   side of the bench (tools/flowprobe.py) is frozen, its code in flash as the firmware's; each
   flow's modules are let go when it ends, as the app's home menu does; and the first area adds
-  what the stand-ins for the board's C (the launcher, board/sim.py) hold (tools.vdevice.STAND_INS).
+  what the stand-ins for the board's C (the launcher, board/sim.py, the esp32 module) hold (tools.vdevice.STAND_INS).
   The bisection is faithful to the split heap:
   the same 56 KB first area, then one area taken from what ESP-IDF has free. A fixed heap of the
   same total (-X heapsize, PT_IDF_HEAP=0: what the bench bisected before) is one contiguous area,
@@ -113,9 +124,10 @@ a real link adds its round trips). Native on the ESP32:
   (floor / 0.7) as a cost per call and per byte through those two points, a read 79.3 us + 0.067
   us a byte, a program 135.9 us + 0.86 us a byte (the floors themselves would be 1.43 times
   these: 113 us a small read). The cost per call is most of it: each one disables the flash
-  cache and stalls the other core around its SPI transfers, and LittleFS reads 32 to 128 bytes
-  at a time (its read size and its caches, as VfsLfs2 sizes them by default), ~50 on average
-  in a payment, its metadata mostly. An erase: 45 ms a 4 KB sector,
+  cache and stalls the other core around its SPI transfers, and LittleFS reads 64 to 256 bytes
+  at a time (its read size and its caches, as the firmware mounts it: lib/flashfs.py, on the
+  board and here alike; VfsLfs2's defaults read 32 to 128 and made 3 times as many reads), its
+  metadata mostly. An erase: 45 ms a 4 KB sector,
   the typical sector erase time of the 3 V SPI NOR flash of the module's class (Winbond
   W25Q32JV: tSE 45 ms typical, 400 ms at most; ESP-IDF's floor for the ESP32, 45,300 B/s, is 70%
   of the slowest vendor's and would be 90 ms). The CPU waits through all three (the flash is the
@@ -138,6 +150,7 @@ extmod/mbedtls: 16 KB in, 4 KB out record buffers). Figures cited there.
 import argparse
 import ast
 import datetime
+import json
 import os
 import socket
 import ssl
@@ -159,6 +172,9 @@ from tools.vdevice.spawn import VDeviceProcess
 
 AMOUNT = 2500  # minor units: above every test card's CVM and offline limits, so online
 REQUEST_AMOUNT = 1875
+# The update flow's app image (tools/vdevice/appimage.py): the download streams in records, so
+# the heap does not grow with the image (the board's is ~1.6 MB: its time is ~50 x this one's).
+UPDATE_IMAGE = 32 * 1024
 TRANSFER_AMOUNT = 1000
 CARD = "visa-classic"
 CARD_PIN = "1234"
@@ -179,11 +195,14 @@ FLASH_PROGRAM_US, FLASH_PROGRAM_BYTE_US = 135.9, 0.862
 FLASH_ERASE_US = 45_000.0
 TARGETS = {"contactless": ("card in field", 500, 300), "request_card": ("card in field", 500, 300),
            "contact": ("total", 4000, None), "unlock": ("total", 1000, 500)}
-FLOWS = ("contactless", "contact", "request", "request_card", "balance", "transfer", "unlock", "request_void")
+# "update" last: once its package is published, every sign-on after is offered it.
+FLOWS = ("contactless", "contact", "request", "request_card", "balance", "transfer", "unlock", "request_void",
+         "topup", "parameters", "update")
 LABELS = {"contactless": "contactless purchase 25.00", "contact": "contact purchase 25.00",
           "request": "pushed request 18.75, account", "request_card": "pushed request 18.75, card",
           "balance": "balance", "transfer": "transfer 10.00", "unlock": "unlock by PIN",
-          "request_void": "request 18.75 voided"}
+          "request_void": "request 18.75 voided", "topup": "transit top-up 1.00", "parameters": "parameters update",
+          "update": "firmware update, %d KB" % (UPDATE_IMAGE // 1024)}
 PARTS = ("TLS", "AES", "SHA-256", "SHA-1", "pow", "LittleFS", "flash read", "flash program", "flash erase", "timing")
 FLASH = {"flash read": (FLASH_READ_US, FLASH_READ_BYTE_US), "flash program": (FLASH_PROGRAM_US, FLASH_PROGRAM_BYTE_US),
          "flash erase": (FLASH_ERASE_US, 0.0)}
@@ -263,6 +282,7 @@ class FlowRig:
         self.tmp = Path(tmp)
         self.bank = self.vd = self.dev = None
         self.pending = False  # the steady state: payment requests waiting at their cap
+        self.parameters = False  # the parameters flow's package published
 
     def __enter__(self):
         from tools import bench
@@ -322,6 +342,10 @@ class FlowRig:
         in the field or the slot, types the card's PIN and the owner's, taps the result away."""
         if self.pending:  # the uplink's cap, less the one a request flow brings
             self.dev.exec("P.PENDING[0] = REQUESTS - %d" % kind.startswith("request"))
+        if kind == "parameters" and not self.parameters:
+            self.publish_parameters()
+        if kind == "update":
+            self.publish_update()
         from mpremote.transport import TransportError
 
         console = _Console(self, kind)
@@ -341,6 +365,32 @@ class FlowRig:
         if console.result is None:
             return ("failed", "no result from the device"), {}
         return console.result
+
+    def publish_parameters(self):
+        """The parameters flow's package: the test CAs' keys (the card flows' too) and the default
+        limits, version 1 (the flow installs it anew each run)."""
+        from tools import bench
+        from tools.bank import updates
+        doc = {"capk": json.loads(bench.capk_file()),
+               "terminal": {"contactless_limits": [["a000000003", 100000, 5000, 0], ["a000000004", 100000, 5000, 0],
+                                                   ["", 100000, 5000, 0]], "floor_limit": 0}}
+        state = State(self.bank.dir)
+        try:
+            updates.publish(state, updates.PARAMETERS, 1, 0, updates.params_payload(doc)[0])
+        finally:
+            state.close()
+        self.parameters = True
+
+    def publish_update(self):
+        """The firmware package the update flow installs, published once: the bank offers it at
+        every sign-on after (the unit keeps reporting version 1: it never restarts into it)."""
+        from tools.bank import admin
+        from tools.vdevice import appimage
+
+        path = self.tmp / "update-image.bin"
+        if not path.exists():
+            path.write_bytes(appimage.build(2, 0, size=UPDATE_IMAGE))
+            assert admin.main(["--state-dir", str(self.bank.dir), "publish", "firmware", str(path), "--version", "2"]) == 0
 
     def tap_at(self, x, y, after_ms=0):
         self.vd.rig.call("do", name="touch", action="tap", x=int(x), y=int(y), after_ms=after_ms)
@@ -443,7 +493,9 @@ class _Console:
             self._type(CARD_PIN if title == "Card PIN" else demo.DEMO_PIN)
         elif title.startswith("Locked") and "PIN" in buttons:
             self._tap(buttons["PIN"])
-        elif title in ("Approved", "Balance", "Voided") or screen.get("error"):
+        elif title.startswith("Update to version"):
+            self._tap(buttons["Install now"])
+        elif title in ("Approved", "Balance", "Voided", "Topped up") or screen.get("error"):
             if self.kind in CARD_FLOWS:  # the card leaves: the next purchase (in a row) presents it anew
                 self.rig.vd.rig.call("do", name="nfc" if self.kind != "contact" else "card", action="remove")
             for box in buttons.values():
@@ -549,7 +601,7 @@ def figures(kind, runs, mems, debited, ratio):
            "cpu": mean([f[1] for f in flows]), "sim": mean([f[2] for f in flows]),
            "bytecode": bytecode / 1000, "native": mean([s[1] for s in split]),
            "wire": median([f[3] for f in flows]), "network": median([f[4] for f in flows]),
-           "esp32": esp32 / 1000, "field": None, "field_esp32": None,
+           "esp32": esp32 / 1000, "esp32_each": [s[2] / 1000 for s in split], "field": None, "field_esp32": None,
            "native_parts": [tuple(statistics.fmean(f[5][i][j] for f in flows) for j in range(3))
                             for i in range(len(PARTS))],
            "rrns": [r["rrn"] for r in runs if "rrn" in r], "debited": debited,
@@ -561,6 +613,7 @@ def figures(kind, runs, mems, debited, ratio):
         row["field"] = median([r["field"][0] for r in tapped])
         field_bytecode, field_esp32 = esp32_runs([r["field"] for r in tapped], ratio)
         row["field_esp32"] = field_esp32 / 1000
+        row["field_esp32_each"] = [esp32_us(r["field"], ratio)[2] / 1000 for r in tapped]
         row["field_wire"] = median([r["field"][3] for r in tapped])
         row["field_bytecode"] = field_bytecode / 1000
         row["commands"] = tapped[0]["commands"]
@@ -568,21 +621,27 @@ def figures(kind, runs, mems, debited, ratio):
 
 
 def verdict(row):
-    """The time target's verdict for a row: text, or None when the flow has no target."""
+    """The time target's verdict for a row: text, or None when the flow has no target. The
+    runs' estimate (esp32_runs) and the range of each run's own (esp32_us): a limit is met only
+    if every run met it (the flash's work swings from run to run with LittleFS's logs)."""
     if row["flow"] not in TARGETS:
         return None
     what, limit, aim = TARGETS[row["flow"]]
-    value = row["field_esp32"] if what == "card in field" else row["esp32"]
+    field = what == "card in field"
+    value = row["field_esp32"] if field else row["esp32"]
     if value is None:
         return None
-    text = "%s %.0f ms on the ESP32 model: " % (what, value)
+    each = row.get("field_esp32_each" if field else "esp32_each") or [value]
+    worst = max(each)
+    text = "%s %.0f ms on the ESP32 model (runs %.0f-%.0f ms): " % (what, value, min(each), worst)
     if row["flow"] == "unlock":
-        return text + ("within 0.5-1 s" if aim <= value <= limit else "under 0.5 s" if value < aim
-                       else "over 1 s by %.0f ms" % (value - limit))
-    if value > limit:
-        return text + "MISSES %d ms by %.0f ms" % (limit, value - limit)
-    return text + "meets %d ms%s" % (limit, "" if aim is None else (", and the %d ms aim" % aim if value <= aim
-                                                                      else ", not the %d ms aim" % aim))
+        return text + ("within 0.5-1 s" if aim <= min(each) and worst <= limit else "under 0.5 s" if worst < aim
+                       else "over 1 s by %.0f ms" % (worst - limit) if worst > limit else "partly under 0.5 s")
+    if worst > limit:
+        return text + "MISSES %d ms in %d of %d runs, by up to %.0f ms" % (
+            limit, sum(1 for v in each if v > limit), len(each), worst - limit)
+    return text + "meets %d ms in every run%s" % (limit, "" if aim is None else (
+        ", and the %d ms aim" % aim if worst <= aim else ", not the %d ms aim" % aim))
 
 
 # ---- the IDF side, on paper --------------------------------------------------------------------

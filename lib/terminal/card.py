@@ -247,7 +247,8 @@ async def _card_pin(ui, slot, prompt, payment):
 def _kernel(ui, op, amount, currency, inserted, payment):
     # select: the kernel's first step, imported before the card is there, not with it in the field
     from emv import capk, select  # noqa: F401
-    from emv.kernel import Kernel, TerminalConfig
+    from emv.kernel import Kernel
+    from update import config as parameters
 
     async def choose(labels):
         op.critical = False
@@ -272,8 +273,8 @@ def _kernel(ui, op, amount, currency, inserted, payment):
             raise _Cancelled()
         return digits  # the kernel wipes it after VERIFY
 
-    config = TerminalConfig(currency=bytes.fromhex("%04d" % int(currency)))
-    return Kernel(config, capk.Store.load(), choose=choose, pin=pin)
+    # The issuer's terminal parameters (AIDs, floor and contactless limits) over the defaults.
+    return Kernel(parameters.kernel(currency), capk.Store.load(), choose=choose, pin=pin)
 
 
 async def _tapped(kernel, target, nfc, amount):

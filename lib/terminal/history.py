@@ -21,8 +21,9 @@ Entry number n is sealed with n as associated data and lives in slot n % _SLOTS,
 moved to another slot, or an older one put back in its place, fails its authentication.
 
 Power cuts: the head is the commit point (a vault put: atomic and authenticated by the vault's
-index). add() writes record n first, whole or not at all (a temporary file renamed), into the
-one slot the head does not show — the ring has a slot more than it keeps —, then the head. Cut
+index). add() writes record n first, whole or not at all (LittleFS makes it current at its
+close), into the one slot the head does not show — the ring has a slot more than it keeps —,
+then the head. Cut
 before the head, the history is the old one (record n is not shown, and the next add writes it
 again); after it, the new one. clear() moves the head's first past every entry (the commit),
 then removes the files. Accepted: a record n written before a cut and copied off the flash could

@@ -10,12 +10,16 @@
 
 The queue is a record per reversal: one small file each, named "<seq>.<key>" (seq: the order
 of queuing), so an operation reads or writes one entry and RAM holds only the file names. A
-record and the STAN counter are each written whole and atomically (a new file renamed over
-the old one: LittleFS commits a file at its close and a rename in one metadata commit), so a
-power cut leaves the old or the new version, never a mix; a ".tmp" left half-written by a cut
-is removed by the next Journal(). A reversal is queued BEFORE its 0200 is sent, and a STAN is
-stored as used BEFORE a message carries it: a cut can skip one, never reuse it. done() removes
-the record's file (one metadata commit).
+record and the STAN counter are each written in place, whole or not at all: LittleFS makes a
+file's new contents current at its close, in one metadata commit, and until then the file is
+what it was. So a power cut leaves the old or the new version, never a mix. A name LittleFS
+created at its open (a new record, the first STAN) is empty until that close: Journal() drops an
+empty file as a write a cut stopped (its record never was: queue() had not returned, so its 0200
+never went out). Not a temporary file renamed over the old one: each rename was a pass over the
+folder's metadata log, 120-800 reads of the flash chip growing with the log (~0.01-0.06 s each
+on the ESP32, three or four a payment: tools/flowbench.py). A reversal is queued BEFORE its
+0200 is sent, and a STAN is stored as used BEFORE a message carries it: a cut can skip one,
+never reuse it. done() removes the record's file (one metadata commit).
 
 An entry is replaced in place by one queued with the same key (one write to its own file: the
 entry a 0200's answer arms, the reason a card's refusal gives it), so that there is never a
@@ -52,9 +56,13 @@ class Journal:
         self._names = []  # the records' file names, oldest first
         self._seq = 0  # the last record's seq
         found = []
-        for name in os.listdir(root):
-            if name.endswith(".tmp"):
-                os.remove(self._path(name))  # a write a cut stopped: its record never was
+        for entry in os.ilistdir(root):
+            name = entry[0]
+            if len(entry) == 4 and not entry[3] or name.endswith(".tmp"):
+                # A write a cut stopped before its close (empty: LittleFS lists each file's size
+                # fourth, see above; ".tmp": the older firmware's temporary file): its record, or
+                # its first STAN, never was.
+                os.remove(self._path(name))
             elif "." in name:
                 found.append((int(name.split(".")[0]), name))
         found.sort()
@@ -85,10 +93,8 @@ class Journal:
         return None
 
     def _write(self, name, value):
-        tmp = self._path(name + ".tmp")
-        with open(tmp, "w") as f:
+        with open(self._path(name), "w") as f:  # in place: see the module's docstring
             json.dump(value, f)
-        os.rename(tmp, self._path(name))
 
     def next_stan(self):
         """The next STAN, 000001..999999 then 000001 again; stored as used before it is returned."""

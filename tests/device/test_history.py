@@ -180,7 +180,9 @@ def test_add_with_the_history_full_allocates_little():
     # index), the two history keys (~1.3 KB), one record sealed, or unsealed (~3.3 KB each).
     # The single-entry history it replaces allocated 102,080 bytes in add (its largest
     # allocation 5,632) and 66,224 reading the entries, with the history full; on this heap it
-    # ran out. The bounds leave ~10% over the higher figures for the vault's index growing.
-    assert add < 19_500, add
+    # ran out. Since the flash is mounted with a 64-byte read size (lib/flashfs.py) each open
+    # file's object holds a 256-byte cache (128 before), and add opens 8 files: add 19,248.
+    # The bounds leave ~10% over the higher figures for the vault's index growing.
+    assert add < 21_000, add
     assert page < 19_500, page
     assert every_amount(history)[:2] == [4242, MAX_ENTRIES - 1]

@@ -59,19 +59,45 @@ def test_done_of_an_unknown_key_changes_nothing():
     assert [e["key"] for e in Journal(ROOT).pending()] == ["000001" + "1121101500"]
 
 
-def test_a_half_written_file_left_by_a_cut_is_ignored_then_removed():
-    # A cut during a write leaves its ".tmp" (any part of it) and the previous records whole:
-    # a new record that never was, or a replacement that did not happen.
+def test_a_write_a_cut_stopped_is_ignored_then_removed():
+    # A record is written in place: a cut before its close leaves the old record whole, and a new
+    # record's name empty (LittleFS creates it at the open). The older firmware's ".tmp" files
+    # (any part of one) are a cut write too.
     j = fresh()
     j.queue(entry("000001" + "1121101500"))
-    for name in ("2.0000021121101501.tmp", "1.0000011121101500.tmp"):
+    open(ROOT + "/2.0000021121101501", "w").close()
+    for name in ("3.0000031121101502.tmp", "1.0000011121101500.tmp"):
         with open(ROOT + "/" + name, "w") as f:
             f.write('{"key": "0000')
     again = Journal(ROOT)
     assert [(e["key"], e["de39"]) for e in again.pending()] == [("000001" + "1121101500", "68")]
     assert sorted(os.listdir(ROOT)) == ["1.0000011121101500"]
     again.queue(entry("000002" + "1121101501"))
-    assert len(Journal(ROOT).pending()) == 2
+    assert [e["key"][:6] for e in Journal(ROOT).pending()] == ["000001", "000002"]
+
+
+def test_records_are_written_in_place():
+    # No temporary file and no rename (a pass over the folder's log on the flash chip).
+    import uplink.journal as module
+
+    class NoRename:  # the journal's os, any rename refused
+        def __getattr__(self, name):
+            assert name != "rename", "the journal renamed a file"
+            return getattr(os, name)
+
+    j = fresh()
+    key = "000001" + "1121101500"
+    j.queue(entry(key))
+    j.next_stan()
+    module.os = NoRename()
+    try:
+        j.queue(entry(key, "06", armed=True))
+        j.queue(entry("000002" + "1121101501"))
+        assert j.next_stan() == "000002"
+    finally:
+        module.os = os
+    assert sorted(os.listdir(ROOT)) == ["1.0000011121101500", "2.0000021121101501", "stan"]
+    assert Journal(ROOT).entry(key)["de39"] == "06"
 
 
 def test_a_record_per_reversal_and_no_new_one_past_the_cap():
@@ -127,3 +153,10 @@ def test_stan_stored_before_it_is_handed_out():
     j = fresh()
     assert [j.next_stan() for _ in range(3)] == ["000001", "000002", "000003"]
     assert Journal(ROOT).next_stan() == "000004"
+
+
+def test_a_first_stan_cut_before_its_close_starts_again_at_one():
+    # The name created empty, nothing stored: 000001 was never handed out.
+    fresh()
+    open(ROOT + "/stan", "w").close()
+    assert Journal(ROOT).next_stan() == "000001"

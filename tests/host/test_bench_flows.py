@@ -166,6 +166,13 @@ def test_flow_completes_with_consistent_figures(rig, measured, kind, account, am
         assert row["field"] is None
     text = flowbench.verdict(row)
     assert (text is None) == (kind not in flowbench.TARGETS)
+    # Each run's own estimate, and the verdict on the worst of them.
+    each = row["field_esp32_each"] if kind == "contactless" else row["esp32_each"]
+    assert len(each) == 2 and all(v > 0 for v in each)
+    if text is not None:
+        assert "(runs %.0f-%.0f ms)" % (min(each), max(each)) in text, text
+        limit = flowbench.TARGETS[kind][1]
+        assert ("MISSES" in text or "over 1 s" in text) == (max(each) > limit), text
 
 
 def test_a_flow_that_runs_out_of_memory_is_reported_not_raised(rig):

@@ -64,6 +64,21 @@ def test_files_survive_soft_reset(vd, tmp_path):
     assert vd.rig.call("device")["boots"] == boots + 1, "soft reset must restart the interpreter"
 
 
+def test_the_flash_is_mounted_as_the_board_mounts_it(vd):
+    # lib/flashfs.py, through which the launcher mounts the image as the board's _boot.py does:
+    # a read size of 64, so LittleFS's caches are 256 bytes and a file up to that size is kept
+    # inline in its folder's metadata (no block of its own to erase); with VfsLfs2's default
+    # read size, 32, a file of 200 bytes takes a block.
+    dev = Device(vd.repl)
+    try:
+        dev.exec("import heapstat, os\nos.mkdir('/mount-test')\nopen('/mount-test/a', 'w').write('x')\n"
+                 "def erases(size, name):\n    n = heapstat.native()[8][0]\n"
+                 "    open('/mount-test/' + name, 'w').write('x' * size)\n    return heapstat.native()[8][0] - n")
+        assert dev.eval("[erases(200, 'b'), erases(256, 'c'), erases(300, 'd')]") == [0, 0, 1]
+    finally:
+        dev.close()
+
+
 def test_soft_reset_gives_a_fresh_heap(vd):
     dev = Device(vd.repl)
     try:
