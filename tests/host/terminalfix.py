@@ -93,18 +93,22 @@ class Terminal:
         self.bank = Bank(tmp / "bank")
         shutil.copyfile(firmware_image, tmp / "flash.img")
         self._start_handheld()
-        if policy:
-            dev = demo.fresh(self.vdevice.repl)
-            try:
-                dev.exec("import vault\nvault.Vault().open().set_policy(**%r)" % (policy,))
-            finally:
-                dev.close()
-        self.vault_state, self.accounts = demo.personalize(self.vdevice.repl, self.bank.dir)
-        self._device = demo.fresh(self.vdevice.repl)
-        self.keypad = {k[4]: k[:4] for k in self._device.eval("__import__('ui.screens').screens.keypad_layout()")}
-        self.console = None
+        self.console = self._device = None
         self.seen = 0  # screens consumed by screen()
-        self.restart()
+        try:
+            if policy:
+                dev = demo.fresh(self.vdevice.repl)
+                try:
+                    dev.exec("import vault\nvault.Vault().open().set_policy(**%r)" % (policy,))
+                finally:
+                    dev.close()
+            self.vault_state, self.accounts = demo.personalize(self.vdevice.repl, self.bank.dir)
+            self._device = demo.fresh(self.vdevice.repl)
+            self.keypad = {k[4]: k[:4] for k in self._device.eval("__import__('ui.screens').screens.keypad_layout()")}
+            self.restart()
+        except BaseException:
+            self.close()  # no bank host or handheld left running when the set-up fails
+            raise
 
     def _start_handheld(self):
         # Not bare: the handheld's parts attached as `make run` attaches them.
