@@ -63,8 +63,13 @@ build/flash.img: $(STAMP) $(FIRMWARE) tools/image.py
 run: build/flash.img $(MICROPYTHON)
 	$(PY) -m tools.websim --image build/flash.img --port $(WEB_PORT)
 
+# In two parts (tests/conftest.py): the tests that time nothing on two workers (pytest-xdist, a
+# module to a worker), then those that do (marked serial) alone. Both parts run; the target
+# fails if either does, or finds no tests at all (pytest's exit code 5).
 test: $(STAMP) host-tools $(MICROPYTHON)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile -m "not serial"; parallel=$$?; \
+	$(PY) -m pytest -m serial; serial=$$?; \
+	test $$parallel -eq 0 && test $$serial -eq 0
 
 # A real board (README): the firmware files onto its file system, over mpremote.
 deploy: $(STAMP)

@@ -6,6 +6,15 @@
   with `--port /dev/ttyUSB0` it is a real board, to which the firmware is deployed first.
 - tests/host/test_*.py are CPython tests: of tools/, and integration tests that drive the
   virtual handheld and its rig (those need the virtual handheld and skip with --port).
+
+`make test` runs the suite in two parts: first every test not marked "serial" on two workers
+(pytest-xdist, `-n 2 --dist loadfile`: a module's tests stay together on one worker, with its
+module fixtures; each worker has its own temp dirs, virtual handhelds, banks and ports), then
+the "serial" ones, alone. A test is serial when it times something that another test's load
+would stretch: a wall-clock bound, the device's own timing of its waits, a seeded run whose
+path follows the device's pace. SERIAL below names them (a module, or a test of one); a test
+that starts timing things goes there, and a name there that no longer exists fails
+tests/host/test_harness.py.
 """
 
 import ast
@@ -20,6 +29,65 @@ from tools.vdevice.spawn import VDeviceProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 DEVICE_TESTS = Path(__file__).resolve().parent / "device"
+
+# The tests that time things (module docstring), and what they time: a module, or one test of
+# it ("path::name", all its parameters); the rest of that module runs on the workers.
+SERIAL = {
+    "tests/device/test_wifi.py::test_ap_down_reconnects_with_exponential_backoff":
+        "the device's own clock: each wait of the backoff within 150 ms",
+    "tests/attack/test_device_screens.py::test_a_lock_during_the_wrong_pin_delay_neither_skips_it_nor_gives_the_attempt_back":
+        "the wrong-PIN delay cut short at once, the next one waited out",
+    "tests/attack/test_device_screens.py::test_a_request_pushed_during_the_wrong_pin_delay_neither_ends_nor_shortens_it":
+        "the wrong-PIN delay waited out, every second of it drawn",
+    "tests/attack/test_device_t1.py::test_waits_without_end_are_cut_at_the_command_limit": "the command limit, to within 3 s",
+    "tests/attack/test_device_lock.py::test_repl_keys_at_each_point_of_boot_get_no_repl": "REPL keys at set points of the boot",
+    "tests/attack/test_device_lock.py::test_a_crash_during_boot_gets_no_repl":
+        "the refusal within its 3 s windows of a boot on a 16 KB heap",
+    "tests/attack/test_device_iso8583.py": "frames injected into the session the device has at that moment",
+    "tests/host/test_buses.py": "a UART's byte time, to within 3-15 %",
+    "tests/host/test_ft6336.py": "the touch controller's timings (305-600 ms, within 2 s)",
+    "tests/host/test_iso7816.py": "a removal noticed within 1 s",
+    "tests/host/test_pn532.py": "an answer within 2 s",
+    "tests/host/test_terminal_card.py::test_card_removed_mid_transaction": "a removed card noticed within 1.5 s",
+    "tests/host/test_terminal_settings.py::test_the_lock_timeout_chosen_is_the_one_the_terminal_keeps":
+        "the lock timeout, 25-50 s",
+    "tests/host/test_watchdog.py": "the watchdog's reset, within its timeout + 3 s",
+    "tests/host/test_vdevice.py::test_dead_repl_is_an_error_not_a_hang": "a dead REPL said within 15 s",
+    "tests/host/test_websim.py": "the page's start within 10 s",
+    "tests/host/test_monkey.py": "a seed's path follows the device's pace (REACHED on every run)",
+}
+
+
+def _serial(name):
+    path, _, test = name.partition("::")
+    return path, test
+
+
+def serial_missing(root=ROOT):
+    """The names in SERIAL that name no module or test of the tree at root (tests/host/
+    test_harness.py checks there are none: a renamed test would silently run on the workers)."""
+    missing = []
+    for name in SERIAL:
+        path, test = _serial(name)
+        if not (root / path).is_file() or test and ("def %s(" % test) not in (root / path).read_text():
+            missing.append(name)
+    return sorted(missing)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "serial: times something another test's load would stretch; make test "
+                            "runs these alone (tests/conftest.py SERIAL)")
+
+
+def pytest_collection_modifyitems(config, items):
+    serial = {}
+    for name in SERIAL:
+        path, test = _serial(name)
+        serial.setdefault(path, set()).add(test)
+    for item in items:
+        tests = serial.get(Path(item.path).relative_to(ROOT).as_posix(), ())
+        if "" in tests or getattr(item, "originalname", item.name) in tests:
+            item.add_marker(pytest.mark.serial)
 
 
 def pytest_addoption(parser):

@@ -2,7 +2,7 @@
 
     link = Link(vault, ui)              # /config/bank.json and /config/wifi.json
     link.start()                        # tasks: Wi-Fi, the uplink, pushed requests, status bar
-    up = await link.ready(5000)         # the Uplink, signed on; else an errors.Failure (NO_NETWORK) says why
+    up = await link.ready()             # the Uplink, signed on; else an errors.Failure (NO_NETWORK) says why
     link.requests                       # pushed uplink.Request objects waiting, oldest first
     req = link.fresh()                  # the oldest the owner has not been shown yet, or None
     link.arrivals                       # changes when the list does by itself (pushed, expired)
@@ -22,6 +22,11 @@ where it changes.
     {"host": "localhost", "port": 8583, "serial": "PT000001", "merchant": "PT000001", "currency": "978"}
 whose host and port the issuer's terminal parameters may replace (update.config, "bank").
 No file: no bank ("no bank" on the status bar, every bank flow fails with NoNetwork saying so).
+Two waits of the link may be set there too, for a network slower or faster than most (the
+tests' bank sets them short): "ready_ms", how long a flow waits for the bank's session before
+the owner is told why there is none (READY_MS); "retry_max_ms", the longest wait between two
+attempts to reach the bank (uplink.RECONNECT_MAX_MS). Either one not a whole number of ms from
+1 to WAIT_MAX_MS: the file is not taken (no bank), as a file without the keys it needs.
 """
 
 import json
@@ -31,6 +36,8 @@ from micropython import const
 
 CONFIG = "/config/bank.json"
 STATUS_MS = const(1000)  # how often the status bar's Wi-Fi, bank and battery are looked at
+READY_MS = const(5000)  # a flow's wait for the bank's session, unless bank.json sets "ready_ms"
+WAIT_MAX_MS = const(3_600_000)  # the longest wait bank.json may set: an hour (a small int, ticks_ms's range)
 
 
 def load(path=CONFIG):
@@ -44,8 +51,14 @@ def load(path=CONFIG):
     from update import call
 
     config.update(call("update.config", "terminal").get("bank", {}))
-    # The keys Uplink cannot do without.
-    return config if all(key in config for key in ("host", "port", "serial")) else None
+    # The keys Uplink cannot do without; the waits that may be set (module docstring).
+    if not all(key in config for key in ("host", "port", "serial")):
+        return None
+    for key in ("ready_ms", "retry_max_ms"):
+        value = config.get(key, 1)
+        if type(value) is not int or not 1 <= value <= WAIT_MAX_MS:
+            return None
+    return config
 
 
 class Link:
@@ -61,10 +74,12 @@ class Link:
         self.wifi = wifi or wifi_module.Wifi()
         self.uplink = None
         config = config or load()
+        self.ready_ms = READY_MS
         if config is not None:
             from uplink import Uplink
 
             self.uplink = Uplink(vault, config, wifi=self.wifi)
+            self.ready_ms = config.get("ready_ms", READY_MS)
         self._requests = []
         self.arrivals = 0  # pushes and expiries since the start (the app redraws by it)
         self._fresh = []
@@ -164,8 +179,8 @@ class Link:
                 self.ui.redraw_status()
             await asyncio.sleep_ms(STATUS_MS)
 
-    async def ready(self, timeout_ms=5000):
-        """The Uplink once signed on (waiting up to timeout_ms for it), else the errors.Failure
+    async def ready(self, timeout_ms=None):
+        """The Uplink once signed on (waiting up to timeout_ms for it, None: ready_ms), else the errors.Failure
         that says why, from the Wi-Fi's state and the uplink's last error: NO_NETWORK (no Wi-Fi,
         or no route to the bank), BANK_TIMEOUT (the bank took the connection and never answered,
         or no session yet), BANK_DOWN (its host refused the connection), UNTRUSTED (its
@@ -176,7 +191,7 @@ class Link:
         if up is None:
             raise errors.Failure(errors.NO_NETWORK, "This terminal is not set up for a bank.",
                                  remedy="Your bank sets it up: bring the terminal to them.")
-        if await up.wait_ready(timeout_ms):
+        if await up.wait_ready(self.ready_ms if timeout_ms is None else timeout_ms):
             return up
         import uplink
         import wifi

@@ -244,6 +244,9 @@ class Uplink:
         self.dukpt = Dukpt(vault)
         self.answer_ms = answer_ms
         self.echo_ms = echo_ms
+        # The longest wait between two attempts: the bank's configuration may set it
+        # (terminal.link's "retry_max_ms", the tests' bank a short one).
+        self.retry_max_ms = config.get("retry_max_ms", RECONNECT_MAX_MS)
         self.connected = False
         # The last attempt's failure (UplinkError), kept through the next attempt until it
         # signs on or fails in its turn (why the link went, for diag and link.ready()); and
@@ -284,7 +287,7 @@ class Uplink:
 
     async def run(self):
         """Keep the session up: connect, sign on, send the queued reversals, serve; after a
-        failure try again, each wait twice the one before (RECONNECT_FIRST_MS..MAX)."""
+        failure try again, each wait twice the one before (RECONNECT_FIRST_MS..retry_max_ms)."""
         failures = 0
         while True:
             if self.wifi is not None:
@@ -301,7 +304,7 @@ class Uplink:
             self.connecting = False
             # A session that signed on starts the count again.
             failures = 0 if self._sign_ons != sign_ons else failures + 1
-            await asyncio.sleep_ms(min(RECONNECT_FIRST_MS << min(failures - 1, 16), RECONNECT_MAX_MS) if failures else 0)
+            await asyncio.sleep_ms(min(RECONNECT_FIRST_MS << min(failures - 1, 16), self.retry_max_ms) if failures else 0)
 
     async def session(self):
         """One session: connect, sign on, send queued reversals, then serve until the
@@ -324,9 +327,13 @@ class Uplink:
         try:
             try:
                 answer = await self._exchange("0800", self.sign_on_fields(), wait_ready=False)
-            except (NotConnected, Unanswered) as e:
+            except UplinkError as e:
                 if guard.done():  # it closed the connection: the host took it and stayed silent
+                    # (whatever the handshake's write then met: mbedTLS may name the closed socket
+                    # a TLS error, and a silent bank is not an untrusted one)
                     raise Unanswered("the bank took the connection and did not answer the sign-on")
+                if not isinstance(e, (NotConnected, Unanswered)):
+                    raise  # the handshake's own refusal (TlsError): its reason as it is
                 # Ended before the session: an identity refused (TlsError), else turned away.
                 if isinstance(self._link_error, TlsError):
                     raise self._link_error

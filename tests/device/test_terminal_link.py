@@ -42,6 +42,22 @@ def test_bank_config_needs_host_port_and_serial():
     assert link.load(PATH) is None
 
 
+def test_bank_config_may_set_the_links_waits_in_whole_ms():
+    base = {"host": "localhost", "port": 8583, "serial": "PT000001"}
+    try:
+        for waits in ({"ready_ms": 1}, {"retry_max_ms": 2000}, {"ready_ms": 1000, "retry_max_ms": link.WAIT_MAX_MS}):
+            config = dict(base, **waits)
+            _write(config)
+            assert link.load(PATH) == config
+        for bad in (0, -1000, link.WAIT_MAX_MS + 1, 1.5, "1000", None, True, [1000]):
+            for key in ("ready_ms", "retry_max_ms"):
+                _write(dict(base, **{key: bad}))
+                assert link.load(PATH) is None, (key, bad)
+    finally:
+        os.remove(PATH)
+    assert link.load(PATH) is None
+
+
 def test_no_bank_says_so_on_the_status_bar_and_in_the_failure():
     ui = _UI()
     the_link = link.Link(None, ui, config=None)

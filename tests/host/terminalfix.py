@@ -27,6 +27,7 @@ that pty: `t.device` stops the app (Ctrl-C, as mpremote does) and hands the REPL
 `t.restart()` boots the device again (the app starts at the lock screen).
 """
 
+import json
 import shutil
 import threading
 import time
@@ -43,6 +44,7 @@ from tools.screenshots import screen_line
 from tools.vdevice.spawn import VDeviceProcess
 
 SIGNED_ON = "0800/001 -> 00"
+BANK_CONFIG = "/config/bank.json"
 TAP_EVERY_MS = 200  # a finger's pace on the PIN pad: down, held, up, next
 ACCOUNTS = [a[0] for a in demo.ACCOUNTS]
 
@@ -84,17 +86,29 @@ class Console:
 
 
 class Terminal:
-    def __init__(self, tmp, firmware_image):
+    def __init__(self, tmp, firmware_image, policy=None):
+        """policy: the issuer's vault policy (lib/vault DEFAULT_POLICY's keys) set in the factory
+        before provisioning, as an issuer sets its own; None: the defaults."""
         self.tmp = tmp = Path(tmp)
         self.bank = Bank(tmp / "bank")
         shutil.copyfile(firmware_image, tmp / "flash.img")
         self._start_handheld()
-        self.vault_state, self.accounts = demo.personalize(self.vdevice.repl, self.bank.dir)
-        self._device = demo.fresh(self.vdevice.repl)
-        self.keypad = {k[4]: k[:4] for k in self._device.eval("__import__('ui.screens').screens.keypad_layout()")}
-        self.console = None
+        self.console = self._device = None
         self.seen = 0  # screens consumed by screen()
-        self.restart()
+        try:
+            if policy:
+                dev = demo.fresh(self.vdevice.repl)
+                try:
+                    dev.exec("import vault\nvault.Vault().open().set_policy(**%r)" % (policy,))
+                finally:
+                    dev.close()
+            self.vault_state, self.accounts = demo.personalize(self.vdevice.repl, self.bank.dir)
+            self._device = demo.fresh(self.vdevice.repl)
+            self.keypad = {k[4]: k[:4] for k in self._device.eval("__import__('ui.screens').screens.keypad_layout()")}
+            self.restart()
+        except BaseException:
+            self.close()  # no bank host or handheld left running when the set-up fails
+            raise
 
     def _start_handheld(self):
         # Not bare: the handheld's parts attached as `make run` attaches them.
@@ -135,6 +149,16 @@ class Terminal:
         self.rig.call("reset")
         self.vdevice.wait_booted(after_boots=boots, timeout=20)
         self.seen = len(self.screens)
+
+    def link_waits(self, **waits):
+        """The link's waits in the bank's configuration (/config/bank.json: "ready_ms",
+        "retry_max_ms", lib/terminal/link.py), then a boot that reads them: for tests that
+        make the bank unreachable on purpose, so that a failure is told and the bank found
+        again without the minutes a real network is given."""
+        config = json.loads(self.device.read_file(BANK_CONFIG))
+        config.update(waits)
+        self.device.write_file(BANK_CONFIG, json.dumps(config).encode())
+        self.restart()
 
     # ---- what the screen shows ------------------------------------------------------------------
 
@@ -337,9 +361,10 @@ class Terminal:
 
 @pytest.fixture(scope="module")
 def terminal(request, firmware_image, tmp_path_factory):
-    """The demo terminal at its lock screen (see the module's docstring)."""
+    """The demo terminal at its lock screen (see the module's docstring); a test module's
+    VAULT_POLICY, if it has one, is the issuer's policy its terminal is provisioned with."""
     if request.config.getoption("--port"):
         pytest.skip("the demo terminal is a virtual handheld; this run is on a real board")
-    t = Terminal(tmp_path_factory.mktemp("terminal"), firmware_image)
+    t = Terminal(tmp_path_factory.mktemp("terminal"), firmware_image, getattr(request.module, "VAULT_POLICY", None))
     yield t
     t.close()

@@ -48,6 +48,19 @@ def test_port_run_reports_items_and_device_tracebacks(firmware_image, tmp_path):
     assert "KeyError: no such key" in out, out
 
 
+def test_serial_names_only_tests_that_are_there(tmp_path):
+    from tests.conftest import SERIAL, serial_missing
+
+    assert serial_missing() == []
+    # A module renamed, or a test of one: named, so that it does not go on the workers unseen.
+    (tmp_path / "tests" / "host").mkdir(parents=True)
+    (tmp_path / "tests" / "device").mkdir()
+    (tmp_path / "tests" / "device" / "test_wifi.py").write_text("def test_renamed():\n    pass\n")
+    assert "tests/device/test_wifi.py::test_ap_down_reconnects_with_exponential_backoff" in serial_missing(tmp_path)
+    assert "tests/host/test_monkey.py" in serial_missing(tmp_path)
+    assert len(serial_missing(tmp_path)) == len(SERIAL)
+
+
 def test_no_tests_is_not_a_pass(tmp_path):
     (tmp_path / "test_nothing.py").write_text("")
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
