@@ -140,12 +140,24 @@ class Device:
                 self.write_file(written[-1], src.read_bytes())
         return written
 
+    def frozen_firmware(self):
+        """Whether the device runs this project's firmware frozen into its application image (our
+        board's image, the virtual handheld): a firmware module imports with no file of it on the
+        file system. Files deployed there would never run (.frozen comes first on sys.path) and
+        would only fill the data partition (512 KB beside two OTA slots: no room for them)."""
+        return self.exec("import os\ntry:\n import pinblock\n f = 1\nexcept ImportError:\n f = 0\n"
+                         "try:\n os.stat('/lib/pinblock.py')\n f = 0\nexcept OSError:\n pass\nprint(f)").strip() == "1"
+
     def deploy_firmware(self):
-        """This tree's firmware, as for the board (tools.image, without board/sim.py)."""
+        """This tree's firmware, as for the board (tools.image, without board/sim.py), onto a
+        board running stock MicroPython; nothing onto one that has the firmware frozen in (its
+        firmware changes by a new image or an update: docs/updates.md)."""
         import tempfile
 
         from tools import image
 
+        if self.frozen_firmware():
+            return []
         with tempfile.TemporaryDirectory() as staging:
             image.stage(Path(staging) / "fs", board="handheld")
             return self.deploy(Path(staging) / "fs")
@@ -173,7 +185,11 @@ def main(argv=None):
     try:
         dev = Device(args.port)
         files = dev.deploy_firmware()
-        print("deployed %d files to %s; reset the board to start them" % (len(files), args.port))
+        if files:
+            print("deployed %d files to %s; reset the board to start them" % (len(files), args.port))
+        else:
+            print("%s runs the firmware frozen into its image: nothing deployed (a new image, or an "
+                  "update from the bank, changes it: docs/updates.md)" % args.port)
         dev.close()
     except (DeviceError, image.ImageError) as e:
         print("device: %s" % e, file=sys.stderr)
