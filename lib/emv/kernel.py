@@ -47,7 +47,7 @@ class TerminalConfig:
     __slots__ = ("aids", "country", "currency", "terminal_type", "capabilities", "additional",
                  "ttq", "app_version", "ifd_serial", "floor_limit", "random_threshold",
                  "random_target", "random_max", "tac_denial", "tac_online", "tac_default",
-                 "online", "services", "contactless_limits")
+                 "online", "services", "contactless_limits", "offline_caps")
 
     def __init__(self, **kw):
         self.aids = (b"\xa0\x00\x00\x00\x03", b"\xa0\x00\x00\x00\x04", b"\xa0\x00\x00\x00\x25",
@@ -78,6 +78,12 @@ class TerminalConfig:
         self.contactless_limits = ((b"\xa0\x00\x00\x00\x03", 100000, 5000, 0),  # Visa
                                    (b"\xa0\x00\x00\x00\x04", 100000, 5000, 0),  # Mastercard
                                    (b"", 100000, 5000, 0))
+        # What the terminal may approve offline (tools/bank/PROTOCOL.md, "Offline approvals"), as
+        # Stripe Terminal's offline mode caps it: (one transaction at most, the advices not yet
+        # forwarded in total, and in number). Below the floor limits only: with floors of 0 they
+        # never apply. The terminal folds what is left of them into the floor limits it gives
+        # the kernel (terminal.offline.config); the bank applies the first too (OFFLINE_CAP).
+        self.offline_caps = (5000, 20000, 10)
         for k in kw:
             setattr(self, k, kw[k])
 

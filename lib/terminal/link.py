@@ -43,6 +43,13 @@ def load(path=CONFIG):
     return config if all(key in config for key in ("host", "port", "serial")) else None
 
 
+async def _forward(up):
+    # The offline advices after each sign-on; their module only then (it is let go with the flow).
+    from terminal import offline
+
+    await offline.forward(up)
+
+
 class Link:
     def __init__(self, vault, ui, config=None, wifi=None):
         import wifi as wifi_module
@@ -55,6 +62,7 @@ class Link:
             from uplink import Uplink
 
             self.uplink = Uplink(vault, config, wifi=self.wifi)
+            self.uplink.after_sign_on = _forward
         self._requests = []
         self.arrivals = 0  # pushes and expiries since the start (the app redraws by it)
         self._fresh = []

@@ -47,6 +47,9 @@ REVERSAL_WINDOW = 600
 # A cryptogram's transaction date (9A) against the message's (DE13, else DE7) and the host's own
 # UTC date: a day either way, for time zones around midnight.
 DATE_SLACK = datetime.timedelta(days=1)
+# An advice may come days after its offline approval (the bank away): its TC's date against the
+# host's today within this (DE13, the approval's own date, still within DATE_SLACK of 9A).
+ADVICE_AGE = datetime.timedelta(days=7)
 # The most one offline approval may be (minor units), as the terminals' parameters have it
 # (lib/emv/kernel.py TerminalConfig.offline_caps, its first): an advice above it is refused 13.
 OFFLINE_CAP = 5000
@@ -159,7 +162,7 @@ def cryptogram_mismatch(doc, tags, today=None, kind=ARQC):
     day = _date(bytes(tags.get(0x9A, b"")).hex())
     today = today or datetime.datetime.now(datetime.timezone.utc).date()
     local = doc.get("13") or doc.get("7", "")[:4]
-    if day is None or abs(day - today) > DATE_SLACK or not _near(day, local):
+    if day is None or abs(day - today) > (DATE_SLACK if kind == ARQC else ADVICE_AGE) or not _near(day, local):
         return INVALID_TXN
     return None
 
