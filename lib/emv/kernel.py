@@ -642,7 +642,10 @@ class Kernel:
         await self._scripts(ch, res, scripts, 0x71, risk.SCRIPT_FAILED_BEFORE)
         res.reason = None
         await self._generate_ac(ch, res, p1, card[0x8D])
-        if res.outcome == DECLINED and p1 == risk.TC:
+        if res.outcome == DECLINED and arc in (b"Y3", b"Z3"):  # no issuer said anything
+            res.reason = "unable to go online: %s offline (%s)" % (
+                "the card declined" if p1 == risk.TC else "declined", arc.decode())
+        elif res.outcome == DECLINED and p1 == risk.TC:
             res.reason = "the card declined after the issuer approved"
         elif res.outcome == DECLINED:
             res.reason = "declined by the issuer (%s)" % arc.decode()
