@@ -20,6 +20,10 @@ step after the owner's choices (the amount typed, the account picked: a person's
 - unlock: App.unlock from the lock screen by PIN (the vault's PBKDF2 check, the session opened).
 - request voided: a request paid as above (not measured), then terminal.refund.GiveBack of its
   History entry from "send" (the 0200/200000, the bank's void, History's entry, "Voided").
+- offline: the contact purchase with the bank away (the uplink taken as not signed on) and the
+  issuer's parameters allowing offline approvals below 50.00 (terminal.offline): the card's TC,
+  the advice stored on flash, "Approved offline"; then the bank back: the advice forwarded
+  (0220/0230) on the session. The time is the purchase's; the memory both.
 Not covered: card mode (the handheld as a card for a shop's reader: tools.bench nfc and the
 terminal tests drive it), fingerprint unlock, and the settings screens (no bank, no card).
 
@@ -179,15 +183,17 @@ FLASH_PROGRAM_US, FLASH_PROGRAM_BYTE_US = 135.9, 0.862
 FLASH_ERASE_US = 45_000.0
 TARGETS = {"contactless": ("card in field", 500, 300), "request_card": ("card in field", 500, 300),
            "contact": ("total", 4000, None), "unlock": ("total", 1000, 500)}
-FLOWS = ("contactless", "contact", "request", "request_card", "balance", "transfer", "unlock", "request_void")
+FLOWS = ("contactless", "contact", "request", "request_card", "balance", "transfer", "unlock", "request_void",
+         "offline")
 LABELS = {"contactless": "contactless purchase 25.00", "contact": "contact purchase 25.00",
           "request": "pushed request 18.75, account", "request_card": "pushed request 18.75, card",
           "balance": "balance", "transfer": "transfer 10.00", "unlock": "unlock by PIN",
-          "request_void": "request 18.75 voided"}
+          "request_void": "request 18.75 voided", "offline": "contact 25.00 offline, forwarded"}
 PARTS = ("TLS", "AES", "SHA-256", "SHA-1", "pow", "LittleFS", "flash read", "flash program", "flash erase", "timing")
 FLASH = {"flash read": (FLASH_READ_US, FLASH_READ_BYTE_US), "flash program": (FLASH_PROGRAM_US, FLASH_PROGRAM_BYTE_US),
          "flash erase": (FLASH_ERASE_US, 0.0)}
-CARD_FLOWS = ("contactless", "contact", "request_card")
+CARD_FLOWS = ("contactless", "contact", "request_card", "offline")
+CONTACT_FLOWS = ("contact", "offline")  # the card in the slot
 
 
 def debited_account(kind):
@@ -435,7 +441,7 @@ class _Console:
             return
         title, buttons = screen["title"], screen.get("buttons", {})
         if title == "Insert or tap card":
-            if self.kind == "contact":
+            if self.kind in CONTACT_FLOWS:
                 self.rig.vd.rig.call("do", name="card", action="insert", atr="t1", applet="emv:" + CARD)
             else:
                 self.rig.vd.rig.call("do", name="nfc", action="place", kind="iso-dep", applet="emv:" + CARD)
@@ -443,9 +449,9 @@ class _Console:
             self._type(CARD_PIN if title == "Card PIN" else demo.DEMO_PIN)
         elif title.startswith("Locked") and "PIN" in buttons:
             self._tap(buttons["PIN"])
-        elif title in ("Approved", "Balance", "Voided") or screen.get("error"):
+        elif title in ("Approved", "Approved offline", "Balance", "Voided") or screen.get("error"):
             if self.kind in CARD_FLOWS:  # the card leaves: the next purchase (in a row) presents it anew
-                self.rig.vd.rig.call("do", name="nfc" if self.kind != "contact" else "card", action="remove")
+                self.rig.vd.rig.call("do", name="card" if self.kind in CONTACT_FLOWS else "nfc", action="remove")
             for box in buttons.values():
                 self._tap(box)
 

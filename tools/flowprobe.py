@@ -49,7 +49,7 @@ MARK = {}
 PAUSE = [0] * 5
 PAUSE_NATIVE = []
 # The end: the flow's result drawn (the host taps it away), or a failure's screen.
-END = {'balance': 'Balance', 'request_void': 'Voided'}
+END = {'balance': 'Balance', 'request_void': 'Voided', 'offline': 'Approved offline'}
 STEP = ['setup']
 PENDING = [0, 0]  # requests to have waiting before the flow (the steady state's), and how many did
 ARGS = {}  # setup()'s: the amounts, the card flows
@@ -304,6 +304,28 @@ async def _give_back():
     await op.run(app)
 
 
+async def _offline():
+    # The bank away: the uplink taken as not signed on (its session kept: the heap as the app's
+    # with the bank there, the heavier case), the issuer's parameters allowing offline below
+    # 50.00 (written for this flow only: the others go online). The card's TC, the advice
+    # stored, "Approved offline"; then the bank back: the advice forwarded on the session.
+    import os
+    from terminal import offline
+    with open(offline.PARAMETERS, 'w') as f:
+        f.write('{"floor_limit": 5000}')
+    try:
+        up.connected = False
+        await _purchase()
+        up.connected = True
+        await offline.forward(up)
+        if offline.waiting():
+            MARK['failed'] = 'the advice was not forwarded'
+            MARK.pop('end', None)
+    finally:
+        up.connected = True
+        os.remove(offline.PARAMETERS)
+
+
 async def _unlock():
     session.lock('standby')
     await app.unlock()
@@ -313,7 +335,7 @@ async def _unlock():
 
 FLOWS = {'contactless': _purchase, 'contact': _purchase, 'request': lambda: _request('from_account'),
          'request_card': lambda: _request('card'), 'balance': _balance, 'transfer': _transfer, 'unlock': _unlock,
-         'request_void': _give_back}
+         'request_void': _give_back, 'offline': _offline}
 
 
 def _less_pause(s):

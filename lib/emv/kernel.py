@@ -77,7 +77,7 @@ class TerminalConfig:
         # issuer's terminal parameters replace them.
         self.contactless_limits = ((b"\xa0\x00\x00\x00\x03", 100000, 5000, 0),  # Visa
                                    (b"\xa0\x00\x00\x00\x04", 100000, 5000, 0),  # Mastercard
-                                   (b"", 100000, 5000, 0))
+                                   (b"", 100000, 5000, 0))  # type: tuple
         # What the terminal may approve offline (tools/bank/PROTOCOL.md, "Offline approvals"), as
         # Stripe Terminal's offline mode caps it: (one transaction at most, the advices not yet
         # forwarded in total, and in number). Below the floor limits only: with floors of 0 they

@@ -62,7 +62,7 @@ class Link:
             from uplink import Uplink
 
             self.uplink = Uplink(vault, config, wifi=self.wifi)
-            self.uplink.after_sign_on = _forward
+            self.uplink.after_sign_on.append(_forward)
         self._requests = []
         self.arrivals = 0  # pushes and expiries since the start (the app redraws by it)
         self._fresh = []

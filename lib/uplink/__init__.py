@@ -267,9 +267,9 @@ class Uplink:
         # Keys of the reversals not to be sent yet: their 0200 awaits its answer, or its approval
         # the card's completion (armed). In RAM only: after a reboot nothing holds them.
         self._held = set()
-        # What else waits on flash for the bank, sent after the reversals at every sign-on: a
-        # coroutine function of the Uplink (terminal.link sets it: the offline advices).
-        self.after_sign_on = None
+        # What else waits on flash for the bank, sent after the reversals at every sign-on:
+        # coroutine functions of the Uplink (terminal.link adds the offline advices').
+        self.after_sign_on = []
 
     # ---- the connection ------------------------------------------------------------------
 
@@ -332,8 +332,8 @@ class Uplink:
             self._ready.set()
             watch = asyncio.create_task(self._idle_echo())
             await self._send_reversals()
-            if self.after_sign_on is not None:
-                await self.after_sign_on(self)
+            for then in self.after_sign_on:
+                await then(self)
             await receiver
             raise self._link_error or NotConnected("connection closed")
         finally:
