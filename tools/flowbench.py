@@ -20,10 +20,11 @@ step after the owner's choices (the amount typed, the account picked: a person's
 - unlock: App.unlock from the lock screen by PIN (the vault's PBKDF2 check, the session opened).
 - request voided: a request paid as above (not measured), then terminal.refund.GiveBack of its
   History entry from "send" (the 0200/200000, the bank's void, History's entry, "Voided").
-- offline: the contact purchase with the bank away (the uplink taken as not signed on) and the
-  issuer's parameters allowing offline approvals below 50.00 (terminal.offline): the card's TC,
-  the advice stored on flash, "Approved offline"; then the bank back: the advice forwarded
-  (0220/0230) on the session. The time is the purchase's; the memory both.
+- offline: a contact purchase online (not measured: the card's offline counters back to 0), then
+  the same purchase with the bank away (the uplink taken as not signed on) and the issuer's
+  parameters allowing offline approvals below 50.00 (terminal.offline): the card's TC, the
+  advice stored on flash, "Approved offline"; then the bank back: the advice forwarded
+  (0220/0230) on the session. The time is the offline purchase's; its memory with the forward.
 Not covered: card mode (the handheld as a card for a shop's reader: tools.bench nfc and the
 terminal tests drive it), fingerprint unlock, and the settings screens (no bank, no card).
 

@@ -305,14 +305,23 @@ async def _give_back():
 
 
 async def _offline():
-    # The bank away: the uplink taken as not signed on (its session kept: the heap as the app's
-    # with the bank there, the heavier case), the issuer's parameters allowing offline below
-    # 50.00 (written for this flow only: the others go online). The card's TC, the advice
+    # First the same purchase online (not measured, as _give_back's payment): the card's
+    # offline counters back to 0, as its going online now and then does; else after its
+    # consecutive offline limit (5) it declines, and the bench runs the flow some twenty times.
+    # Then the bank away: the uplink taken as not signed on (its session kept: the heap as the
+    # app's with the bank there, the heavier case), the issuer's parameters allowing offline
+    # below 50.00 (written for this flow only: the others go online). The card's TC, the advice
     # stored, "Approved offline"; then the bank back: the advice forwarded on the session.
     import os
+    before = _modules()
+    await _purchase()
+    _unload(before)
     from terminal import offline
     with open(offline.PARAMETERS, 'w') as f:
         f.write('{"floor_limit": 5000}')
+    gc.collect()
+    heapstat.reset()
+    MARK['start'] = snap()
     try:
         up.connected = False
         await _purchase()

@@ -33,9 +33,11 @@ from uplink.journal import REVERSALS
 
 PARAMETERS = "/config/terminal.json"
 BATCH = "/batch"
-# The host cannot take it now (91, 96): the advice stays, with those behind it, for the next
-# sign-on. Any other answer is final: 00 posted, else refused for good (PROTOCOL.md).
-_AGAIN = ("91", "96")
+# The host's decisions on an advice (PROTOCOL.md): 00 posted, the others refused for good (a TC
+# that does not verify or is not this advice's, a card unknown, blocked or expired, a message it
+# cannot read, a TC posted already). Any other answer (91, 96: not now; 63: not acted on) keeps
+# it, with those behind it, for the next sign-on.
+_FINAL = ("00", "05", "12", "13", "14", "30", "54", "57", "94")
 
 _forwarding = False  # one forwarder at a time: an advice sent twice at once would be posted once
 _again = False  # an advice stored while the forwarder ran: it goes round once more
@@ -172,7 +174,7 @@ async def _round(up):
             answer = await up.advise(fields)
         except UplinkError:
             return False
-        if answer.rc in _AGAIN:
+        if answer.rc not in _FINAL:
             return False
         if not answer.approved:
             print("offline: advice %s refused by the bank (%s)" % (key, answer.rc))
