@@ -29,6 +29,7 @@ import asyncio
 from micropython import const
 
 CONFIG = "/config/bank.json"
+BATCH = "/batch"  # terminal.offline's advices: looked at here after every sign-on
 STATUS_MS = const(1000)  # how often the status bar's Wi-Fi, bank and battery are looked at
 
 
@@ -44,10 +45,23 @@ def load(path=CONFIG):
 
 
 async def _forward(up):
-    # The offline advices after each sign-on; their module only then (it is let go with the flow).
+    # The offline advices after each sign-on (terminal.offline). Its module only when the batch
+    # has any, and let go after: imported by the uplink's task, outside any operation, it would
+    # stay on the heap through every flow after.
+    import os
+
+    try:
+        if not os.listdir(BATCH):
+            return
+    except OSError:
+        return  # no folder: never an offline approval
+    import parts
     from terminal import offline
 
-    await offline.forward(up)
+    try:
+        await offline.forward(up)
+    finally:
+        parts.unload(("terminal.offline",))
 
 
 class Link:

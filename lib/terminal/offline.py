@@ -29,10 +29,10 @@ repeat (same DE41 + DE11 + DE7) with its first answer and posts nothing more.
 
 import json
 
+from terminal.link import BATCH
 from uplink.journal import REVERSALS
 
 PARAMETERS = "/config/terminal.json"
-BATCH = "/batch"
 # The host's decisions on an advice (PROTOCOL.md): 00 posted, the others refused for good (a TC
 # that does not verify or is not this advice's, a card unknown, blocked or expired, a message it
 # cannot read, a TC posted already). Any other answer (91, 96: not now; 63: not acted on) keeps
