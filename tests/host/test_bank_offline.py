@@ -2,7 +2,7 @@
 their advices"), on SQLite and PostgreSQL: a 0220 carrying the card's TC is verified by the HSM
 and posted once, whatever the device resends (its 0230 lost, the bank restarted between); an
 advice forwarded late, after the card paid online elsewhere (a higher ATC seen since), still
-posts. The attacks (forged, replayed, beyond the cap) are in tests/attack/test_bank_offline.py.
+posts. The attacks (forged, replayed, beyond the cap) are in tests/attack/test_offline_advices.py.
 """
 
 import datetime
