@@ -102,15 +102,19 @@ def _parameters(cfg):
 
 def config(currency, up, offline):
     """The kernel's TerminalConfig for a payment in currency (ISO 4217 numeric): the terminal's
-    parameters; online when the uplink is signed on; the floor limits lowered to what the caps
-    leave (offline False, or no bank configured: to 0, every payment online as before)."""
+    parameters; the floor limits lowered to what the caps leave (offline False, or no bank
+    configured: to 0, every payment online as before); where the parameters allow offline
+    approvals at all, online only while the uplink is signed on: the kernel decides offline
+    (where they allow none, it goes online, and the failure says the bank is away)."""
     from emv.kernel import TerminalConfig
 
     cfg = TerminalConfig(currency=bytes.fromhex("%04d" % int(currency)))
     _parameters(cfg)
-    left = room(cfg, waiting()) if offline and up is not None else 0
+    left = 0
     if offline and up is not None:
-        cfg.online = up.connected
+        left = room(cfg, waiting())
+        if cfg.floor_limit or any(floor for _, _, _, floor in cfg.contactless_limits):
+            cfg.online = up.connected
     # Contact: at or above the floor limit is "exceeded" (Book 3 10.6.1); contactless: above it
     # (Book A 3.1.1). Both allow `left` at most.
     cfg.floor_limit = min(cfg.floor_limit, left + 1 if left else 0)
