@@ -29,6 +29,14 @@ The steps, and what ends each:
   armed, from the moment the approval arrived: the card's TC drops it (uplink.completed); a
   power cut before then leaves it to be sent at the next boot.
 
+Offline (a purchase: pay_by_card(..., offline=True); terminal.offline): the kernel's config
+comes from the terminal's parameters with the caps folded into its floor limits and, where they
+allow offline approvals, online only while the uplink is signed on. The card's TC (at its first
+GENERATE AC, or in its GPO answer), or its TC at the second after "unable to go online" (nothing
+sent: EMV's Y3 by the default action codes), is stored as an advice on flash before anything is
+shown, and the answer is a terminal.offline.Advice. Declined offline beyond the floor or the
+caps with the bank away: "Bank needed".
+
 op.critical is True while the card or the bank is being talked to (not on the PIN pad nor
 while waiting for the card): a lock waits for those exchanges, never cuts them. The slot is
 powered down and the field switched off at the end whatever happened, in a task of its own
