@@ -11,6 +11,13 @@ import production
 
 production.enforce()
 
+# A set of files an update was replacing when the power went (lib/update/files.py): finished
+# or dropped before anything reads them; its code let go of after.
+from update import files
+
+files.recover()
+del files, sys.modules["update.files"], sys.modules["update"]
+
 import safemode
 
 safemode.check()

@@ -20,6 +20,17 @@ step after the owner's choices (the amount typed, the account picked: a person's
 - unlock: App.unlock from the lock screen by PIN (the vault's PBKDF2 check, the session opened).
 - request voided: a request paid as above (not measured), then terminal.refund.GiveBack of its
   History entry from "send" (the 0200/200000, the bank's void, History's entry, "Voided").
+- transit top-up: terminal.topup.TopUp from "send" (its record, the 0200/920000, the transit card
+  credited, History's entry, "Topped up").
+- parameters: new terminal parameters (the test CAs' keys and the terminal's limits, published by the
+  bench with the bank's update key once, at the flow's first run) offered as at a sign-on and
+  installed: lib/update/package.follow(), its 0800/360 records, the signature and hash checks,
+  the staged, committed install; the unit's own parameters dropped before each run (not
+  measured) so that every run installs them.
+- update: terminal.update.Update, the owner having chosen "Update available": the package's
+  signed header read and shown, "Install now" tapped, the package (a 32 KB app image, version 2,
+  published with the bank's update key) downloaded in 0800/360 records, verified and written to
+  the other OTA slot, the boot switched to it (update.ota); the restart after it is not measured.
 - offline: a contact purchase online (not measured: the card's offline counters back to 0), then
   the same purchase with the bank away (the uplink taken as not signed on) and the issuer's
   parameters allowing offline approvals below 50.00 (terminal.offline): the card's TC, the
@@ -37,7 +48,7 @@ Per flow, on the board's heap unless said otherwise:
   headroom at the peak is 57,344 - that growth. Only the firmware's heap counts: the device's
   side of the bench (tools/flowprobe.py) is frozen, its code in flash as the firmware's; each
   flow's modules are let go when it ends, as the app's home menu does; and the first area adds
-  what the stand-ins for the board's C (the launcher, board/sim.py) hold (tools.vdevice.STAND_INS).
+  what the stand-ins for the board's C (the launcher, board/sim.py, the esp32 module) hold (tools.vdevice.STAND_INS).
   The bisection is faithful to the split heap:
   the same 56 KB first area, then one area taken from what ESP-IDF has free. A fixed heap of the
   same total (-X heapsize, PT_IDF_HEAP=0: what the bench bisected before) is one contiguous area,
@@ -143,6 +154,7 @@ extmod/mbedtls: 16 KB in, 4 KB out record buffers). Figures cited there.
 import argparse
 import ast
 import datetime
+import json
 import os
 import socket
 import ssl
@@ -164,6 +176,9 @@ from tools.vdevice.spawn import VDeviceProcess
 
 AMOUNT = 2500  # minor units: above every test card's CVM and offline limits, so online
 REQUEST_AMOUNT = 1875
+# The update flow's app image (tools/vdevice/appimage.py): the download streams in records, so
+# the heap does not grow with the image (the board's is ~1.6 MB: its time is ~50 x this one's).
+UPDATE_IMAGE = 32 * 1024
 TRANSFER_AMOUNT = 1000
 CARD = "visa-classic"
 CARD_PIN = "1234"
@@ -184,12 +199,15 @@ FLASH_PROGRAM_US, FLASH_PROGRAM_BYTE_US = 135.9, 0.862
 FLASH_ERASE_US = 45_000.0
 TARGETS = {"contactless": ("card in field", 500, 300), "request_card": ("card in field", 500, 300),
            "contact": ("total", 4000, None), "unlock": ("total", 1000, 500)}
+# "update" last: once its package is published, every sign-on after is offered it.
 FLOWS = ("contactless", "contact", "request", "request_card", "balance", "transfer", "unlock", "request_void",
-         "offline")
+         "topup", "offline", "parameters", "update")
 LABELS = {"contactless": "contactless purchase 25.00", "contact": "contact purchase 25.00",
           "request": "pushed request 18.75, account", "request_card": "pushed request 18.75, card",
           "balance": "balance", "transfer": "transfer 10.00", "unlock": "unlock by PIN",
-          "request_void": "request 18.75 voided", "offline": "contact 25.00 offline, forwarded"}
+          "request_void": "request 18.75 voided", "topup": "transit top-up 1.00",
+          "offline": "contact 25.00 offline, forwarded", "parameters": "parameters update",
+          "update": "firmware update, %d KB" % (UPDATE_IMAGE // 1024)}
 PARTS = ("TLS", "AES", "SHA-256", "SHA-1", "pow", "LittleFS", "flash read", "flash program", "flash erase", "timing")
 FLASH = {"flash read": (FLASH_READ_US, FLASH_READ_BYTE_US), "flash program": (FLASH_PROGRAM_US, FLASH_PROGRAM_BYTE_US),
          "flash erase": (FLASH_ERASE_US, 0.0)}
@@ -270,6 +288,7 @@ class FlowRig:
         self.tmp = Path(tmp)
         self.bank = self.vd = self.dev = None
         self.pending = False  # the steady state: payment requests waiting at their cap
+        self.parameters = False  # the parameters flow's package published
 
     def __enter__(self):
         from tools import bench
@@ -329,6 +348,10 @@ class FlowRig:
         in the field or the slot, types the card's PIN and the owner's, taps the result away."""
         if self.pending:  # the uplink's cap, less the one a request flow brings
             self.dev.exec("P.PENDING[0] = REQUESTS - %d" % kind.startswith("request"))
+        if kind == "parameters" and not self.parameters:
+            self.publish_parameters()
+        if kind == "update":
+            self.publish_update()
         from mpremote.transport import TransportError
 
         console = _Console(self, kind)
@@ -348,6 +371,32 @@ class FlowRig:
         if console.result is None:
             return ("failed", "no result from the device"), {}
         return console.result
+
+    def publish_parameters(self):
+        """The parameters flow's package: the test CAs' keys (the card flows' too) and the default
+        limits, version 1 (the flow installs it anew each run)."""
+        from tools import bench
+        from tools.bank import updates
+        doc = {"capk": json.loads(bench.capk_file()),
+               "terminal": {"contactless_limits": [["a000000003", 100000, 5000, 0], ["a000000004", 100000, 5000, 0],
+                                                   ["", 100000, 5000, 0]], "floor_limit": 0}}
+        state = State(self.bank.dir)
+        try:
+            updates.publish(state, updates.PARAMETERS, 1, 0, updates.params_payload(doc)[0])
+        finally:
+            state.close()
+        self.parameters = True
+
+    def publish_update(self):
+        """The firmware package the update flow installs, published once: the bank offers it at
+        every sign-on after (the unit keeps reporting version 1: it never restarts into it)."""
+        from tools.bank import admin
+        from tools.vdevice import appimage
+
+        path = self.tmp / "update-image.bin"
+        if not path.exists():
+            path.write_bytes(appimage.build(2, 0, size=UPDATE_IMAGE))
+            assert admin.main(["--state-dir", str(self.bank.dir), "publish", "firmware", str(path), "--version", "2"]) == 0
 
     def tap_at(self, x, y, after_ms=0):
         self.vd.rig.call("do", name="touch", action="tap", x=int(x), y=int(y), after_ms=after_ms)
@@ -450,7 +499,9 @@ class _Console:
             self._type(CARD_PIN if title == "Card PIN" else demo.DEMO_PIN)
         elif title.startswith("Locked") and "PIN" in buttons:
             self._tap(buttons["PIN"])
-        elif title in ("Approved", "Approved offline", "Balance", "Voided") or screen.get("error"):
+        elif title.startswith("Update to version"):
+            self._tap(buttons["Install now"])
+        elif title in ("Approved", "Approved offline", "Balance", "Voided", "Topped up") or screen.get("error"):
             if self.kind in CARD_FLOWS:  # the card leaves: the next purchase (in a row) presents it anew
                 self.rig.vd.rig.call("do", name="card" if self.kind in CONTACT_FLOWS else "nfc", action="remove")
             for box in buttons.values():

@@ -49,7 +49,7 @@ MARK = {}
 PAUSE = [0] * 5
 PAUSE_NATIVE = []
 # The end: the flow's result drawn (the host taps it away), or a failure's screen.
-END = {'balance': 'Balance', 'request_void': 'Voided', 'offline': 'Approved offline'}
+END = {'balance': 'Balance', 'request_void': 'Voided', 'topup': 'Topped up', 'offline': 'Approved offline'}
 STEP = ['setup']
 PENDING = [0, 0]  # requests to have waiting before the flow (the steady state's), and how many did
 ARGS = {}  # setup()'s: the amounts, the card flows
@@ -310,15 +310,25 @@ async def _offline():
     # consecutive offline limit (5) it declines, and the bench runs the flow some twenty times.
     # Then the bank away: the uplink taken as not signed on (its session kept: the heap as the
     # app's with the bank there, the heavier case), the issuer's parameters allowing offline
-    # below 50.00 (written for this flow only: the others go online). The card's TC, the advice
-    # stored, "Approved offline"; then the bank back: the advice forwarded on the session.
-    import os
+    # below 50.00 (for this flow only: the others go online; the unit's own put back after).
+    # The card's TC, the advice stored, "Approved offline"; then the bank back: the advice
+    # forwarded on the session.
     before = _modules()
     await _purchase()
     _unload(before)
+    import json
     from terminal import offline
-    with open(offline.PARAMETERS, 'w') as f:
-        f.write('{"floor_limit": 5000}')
+    from update.config import TERMINAL
+    try:
+        with open(TERMINAL) as f:
+            kept = f.read()
+    except OSError:
+        kept = None
+    t = json.loads(kept) if kept else {}
+    t['floor_limit'] = 5000
+    with open(TERMINAL, 'w') as f:
+        json.dump(t, f)
+    del t
     gc.collect()
     heapstat.reset()
     MARK['start'] = snap()
@@ -332,7 +342,25 @@ async def _offline():
             MARK.pop('end', None)
     finally:
         up.connected = True
-        os.remove(offline.PARAMETERS)
+        if kept is None:
+            import os
+            os.remove(TERMINAL)
+        else:
+            with open(TERMINAL, 'w') as f:
+                f.write(kept)
+
+
+async def _top_up():
+    # terminal.topup.TopUp from "send" (as the transfer, after the owner's choices and PIN): its
+    # record, the 0200/920000, the transit card credited, History's entry, "Topped up". €1.00 a
+    # run: the card (at most €150.00) takes every run of a bench.
+    from terminal.accounts import OWNER, bound
+    from terminal.topup import TopUp, _applet
+    op = TopUp()
+    applet, key = _applet(store)
+    op.card, op.currency, op.source, op.value, op.step = applet.card_id, '978', bound(store, OWNER)[0], 100, 'send'
+    del applet, key
+    await op.run(app)
 
 
 async def _unlock():
@@ -342,9 +370,47 @@ async def _unlock():
         MARK['end'] = snap()
 
 
+async def _parameters():
+    # The bank's parameters (tools/flowbench.py publishes them) offered as a sign-on's answer
+    # offers them, downloaded and installed. First (not measured): whatever the sign-on's own
+    # offer started finished, and the unit's parameters dropped, so that every run installs.
+    import os
+    from update import config, package
+    while up.update is not None and not up.update.done():
+        await asyncio.sleep_ms(20)
+    for path in (config.VERSION, config.TERMINAL):
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+    gc.collect()
+    heapstat.reset()
+    MARK['start'] = snap()
+    await package.follow(up, 'CFG=1')
+    if up.update_error is not None:
+        MARK['failed'] = repr(up.update_error)
+    elif config.installed()[0] == 1:
+        MARK['end'] = snap()
+
+
+async def _update():
+    # The owner chose "Update available" and taps "Install now" (the bench's person does): the
+    # signed header read, the package downloaded in records, verified and written to the other
+    # OTA slot, the boot switched. The restart after it is not part of the flow.
+    from terminal.update import Update
+    from update import ota
+    ota.confirm()  # the home menu's, before any update
+    op = Update()
+    while op.step not in (None, 'installed'):
+        op.step = await getattr(op, op.step)(app)
+    if op.step == 'installed':
+        MARK['end'] = snap()
+
+
 FLOWS = {'contactless': _purchase, 'contact': _purchase, 'request': lambda: _request('from_account'),
          'request_card': lambda: _request('card'), 'balance': _balance, 'transfer': _transfer, 'unlock': _unlock,
-         'request_void': _give_back, 'offline': _offline}
+         'request_void': _give_back, 'topup': _top_up, 'offline': _offline, 'parameters': _parameters,
+         'update': _update}
 
 
 def _less_pause(s):

@@ -19,12 +19,16 @@ from pathlib import Path
 
 import littlefs
 
+from tools.provision import partitions
+
 ROOT = Path(__file__).resolve().parent.parent
 
-# The ESP32 vfs partition: the flash erase sector is the block. The generic 4 MB ESP32
-# partition table gives the vfs 0x200000 bytes at 0x200000; firmware/ will own the table.
+# The ESP32 vfs partition: the flash erase sector is the block; its size is the partition
+# table's (firmware/partitions.csv, which also has the OTA app slots).
 BLOCK_SIZE = 4096
-VFS_BLOCKS = 0x200000 // BLOCK_SIZE
+VFS_BLOCKS = partitions.find(partitions.parse(), "vfs").size // BLOCK_SIZE
+# A board running stock MicroPython has the stock 4 MB table's vfs: 2 MB at 0x200000.
+STOCK_VFS_BLOCKS = 0x200000 // BLOCK_SIZE
 # MicroPython's VfsLfs2 defaults (extmod/vfs_lfs.c): the image must be what the board itself
 # would have written, so that it mounts on both.
 LFS_READ_SIZE = 32
@@ -92,9 +96,11 @@ def stage(out_dir, board="sim"):
     return paths
 
 
-def build(out_path, board="sim", blocks=VFS_BLOCKS, staging=None):
-    """Build the LittleFS2 image at out_path; return a one-line summary."""
+def build(out_path, board="sim", blocks=None, staging=None):
+    """Build the LittleFS2 image at out_path (blocks: by default the vfs of the board's partition
+    table, this tree's for "sim", the stock one for "handheld"); return a one-line summary."""
     out_path = Path(out_path)
+    blocks = blocks or (VFS_BLOCKS if board == "sim" else STOCK_VFS_BLOCKS)
     staging = Path(staging) if staging else out_path.parent / ("fs-" + board)
     paths = stage(staging, board)
     fs = littlefs.LittleFS(block_size=BLOCK_SIZE, block_count=blocks, read_size=LFS_READ_SIZE,
@@ -122,7 +128,7 @@ def main(argv=None):
     parser.add_argument("--board", choices=("sim", "handheld"), default="sim",
                         help="sim: the virtual handheld's, data only (its firmware is frozen); handheld: "
                              "the firmware as files, for a board running stock MicroPython")
-    parser.add_argument("--blocks", type=int, default=VFS_BLOCKS, help="file-system size in 4096-byte blocks")
+    parser.add_argument("--blocks", type=int, help="file-system size in 4096-byte blocks (default: the board's vfs)")
     args = parser.parse_args(argv)
     try:
         print(build(args.output, args.board, args.blocks))

@@ -31,9 +31,9 @@ Checked after every action: no interpreter crash or app restart other than after
 power cuts; the virtual handheld's log); no "Something went wrong" screen, nor "Bank not
 trusted" (the demo's bank is genuine: an outage is not an attack); the vault never blocked; a
 screen drawn at least every HUNG_S seconds. At the end (Wi-Fi and bank back, cards out):
-- every "Approved" screen matched by exactly one approved, unreversed transaction at the bank,
-  of its amount, with one debit and postings that balance;
-- every approved transaction of the device either shown "Approved" or reversed (one a power cut
+- every "Approved" screen (and a transit top-up's "Topped up") matched by exactly one approved,
+  unreversed transaction at the bank, of its amount, with one debit and postings that balance;
+- every approved transaction of the device either shown "Approved" (or "Topped up") or reversed (one a power cut
   followed within 30 s excepted: counted and listed), every reversal taken (00, or 25: the
   bank never had the original), every request the bank calls paid paid by an approval that stands;
 - money conserved over all accounts (the bank's clearing account included);
@@ -76,7 +76,7 @@ VDEVICE_CRASH = ("device process ended", "keeps dying")
 NEVER = {"Something went wrong": "an error nobody named", "Bank not trusted": "the genuine bank called untrusted"}
 SIGNED_ON = "0800/001 -> 00"
 REVERSAL = ": 0400 STAN"
-FINANCIAL = ("purchase", "request-payment", "transfer")
+FINANCIAL = ("purchase", "request-payment", "transfer", "top-up")
 
 # The card's PIN pad (its title); every other pad is the owner's (Unlock, Confirm with PIN,
 # Change PIN, the shop confirmation's Enter PIN).
@@ -171,6 +171,7 @@ SCREENS = (
     "Bank", "Balance", "From", "To", "Transfer", "History", "Clear history?",
     # card mode
     "Card mode", "Transit card", "Shop confirmation", "Confirm", "Enter PIN",
+    "Top up from", "Top-up", "Topped up", "Too much for the card", "Transit card full",
     # Settings
     "Settings", "Wi-Fi", "Forget PocketNet?", "Forgotten", "Connected", "Change PIN", "PIN changed", "Fingerprints",
     "Add fingerprint", "Fingerprint added", "Lock after", "Diagnostics",
@@ -269,7 +270,7 @@ class Monkey:
         if title == "Blocked":
             self.fail("the vault blocked (the monkey counted %d owner PIN attempts since the last success)"
                       % self.owner_fails)
-        if title == "Approved":
+        if title in ("Approved", "Topped up"):  # a top-up's approval (terminal.topup) is its own screen
             m = re.search(r"Bank reference (\w+)", text)
             self.approved.append((m[1] if m else None, _euros(text), text))
         elif title == "Forgotten":

@@ -38,7 +38,7 @@ except OSError:
 v = Vault(Store('/bench-uplink')).open()
 for _item, _data in (('device.key', b'k'), ('device.cert', b'c'), ('issuer.ca', b'ca'),
                      ('dukpt.ik', bytes(range(16))), ('dukpt.ksn', bytes.fromhex('1234567890123456')),
-                     ('issuer.unblock', b'\\x5a' * 32)):
+                     ('issuer.unblock', b'\\x5a' * 32), ('issuer.update', b'u')):
     v.provision(_item, _data)
 v.finish_provisioning()
 up = Uplink(v, {'host': 'bank.invalid', 'port': 8583, 'serial': 'PT000001', 'merchant': 'PT000001MERCH01'})

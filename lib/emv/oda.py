@@ -41,10 +41,10 @@ def _key(key):
     return key.modulus, key.exponent
 
 
-def _open(key, data, fmt, what):
-    """The recovered data of a certificate/signature: its length must be the modulus's, and the
-    header, format and trailer must be right. Returns (recovered bytes, hash object over its
-    bytes from the format to the hash)."""
+def recover(key, data, what):
+    """RSA with a public key: data (as long as the modulus, below it) raised to the exponent,
+    as many bytes as the modulus. OdaFailed naming `what` otherwise. (Also the issuer's update
+    packages' signature check, lib/update/package.py.)"""
     modulus, e = _key(key)
     n = len(modulus)
     if len(data) != n:
@@ -53,7 +53,15 @@ def _open(key, data, fmt, what):
     c = int.from_bytes(data, "big")
     if c >= m:
         raise OdaFailed("%s not below the modulus" % what)
-    x = pow(c, e, m).to_bytes(n, "big")
+    return pow(c, e, m).to_bytes(n, "big")
+
+
+def _open(key, data, fmt, what):
+    """The recovered data of a certificate/signature: its length must be the modulus's, and the
+    header, format and trailer must be right. Returns (recovered bytes, hash object over its
+    bytes from the format to the hash)."""
+    x = recover(key, data, what)
+    n = len(x)
     if x[-1] != _TRAILER:
         raise OdaFailed("%s trailer" % what)
     if x[0] != _HEADER:

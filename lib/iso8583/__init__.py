@@ -56,6 +56,7 @@ FIELDS = (
     (55, _B, 255, 3),  # ICC data
     (64, _B, 8, 0),  # MAC (primary bitmap only)
     (70, _N, 3, 0),  # network management code
+    (72, _B, 999, 3),  # data record: an update package's bytes, from the bank only
     (90, _N, 42, 0),  # original data elements
     (102, _T, 28, 2),  # account 1
     (103, _T, 28, 2),  # account 2
@@ -64,9 +65,10 @@ FIELDS = (
 
 MAC_LENGTH = const(8)
 MAX_FRAME = const(4096)
-# The longest message the table allows (MTI, both bitmaps, every field at its longest): a
-# buffer of this size holds any message encode_into() writes.
-MAX_MESSAGE = 4 + 16 + sum(f[2] + f[3] for f in FIELDS)
+# The longest message the device sends (MTI, both bitmaps, every field at its longest but DE72,
+# which only the bank sends): a buffer of this size holds any message encode_into() writes for
+# it, and the Uplink keeps one for its life.
+MAX_MESSAGE = 4 + 16 + sum(f[2] + f[3] for f in FIELDS if f[0] != 72)
 
 
 class Iso8583Error(ValueError):

@@ -1,7 +1,8 @@
 """A transit / ID card applet: a stored balance that a gate debits, with MACs both ways.
 
     applet = TransitApplet(key, path="/data/transit.bin")
-    applet.credit(2000)                      # a top-up the app did (with the bank)
+    applet.credit(2000, b"0000421205101530")  # a top-up the app did with the bank (terminal.topup), named
+    applet.last_topup                         # the name of the last one it took
     await pn532.emulate(applet)              # or behind nfc.Router
 
 Commands (CLA 80 but SELECT):
@@ -19,7 +20,10 @@ MAC is checked before anything changes, and a replay (the counter has moved) fai
 The receipt: HMAC-SHA256(key, "PT-RECEIPT" · card id · new counter · amount · new balance ·
 terminal · nonce), 8 bytes. Not enough balance: 6985; amount 0: 6A80.
 
-The state (card id, balance, counter, log) is one file (by default /data/transit.bin: not in a
+The card holds at most MAX_BALANCE (€150.00, as the bank's cap on one top-up: tools/bank/host.py
+TOPUP_MAX): a credit beyond is refused (ValueError) before anything changes.
+
+The state (card id, balance, counter, log, the last top-up's name) is one file (by default /data/transit.bin: not in a
 folder named like a package, as the flash's root is on sys.path before /lib), rewritten whole
 for each change: written
 to a temporary file, then renamed over the old one, so a power cut leaves the old state or the
@@ -40,6 +44,7 @@ from vault.crypto import equal, hmac_sha256
 AID = b"\xf0PT-TRANSIT"
 DEFAULT_PATH = "/data/transit.bin"
 EUR = const(978)
+MAX_BALANCE = const(15000)
 LOG_SIZE = const(8)
 MAC_SIZE = const(8)
 
@@ -47,10 +52,15 @@ INS_GET_BALANCE = const(0x5C)
 INS_DEBIT = const(0x54)
 INS_READ_LOG = const(0xB2)
 
-_MAGIC = b"PTT1"
+_MAGIC = b"PTT2"
 _STORE_MAC = const(16)
-_HEAD = ">4s8sHIIB"  # magic, card id, currency, balance, counter, entries
-_HEAD_SIZE = const(23)
+_HEAD = ">4s8sHIIB16s"  # magic, card id, currency, balance, counter, entries, last top-up
+_HEAD_SIZE = const(39)
+# The state of firmware before top-ups: the same head without the last top-up (_HEAD less its
+# last field, "16s"), still read; the next write is in the new format.
+_MAGIC_1 = b"PTT1"
+_HEAD_1_SIZE = const(23)
+_NO_TOPUP = bytes(16)
 _ENTRY = ">IIII"  # counter, amount, balance after, terminal
 _ENTRY_SIZE = const(16)
 _TMP = ".tmp"
@@ -85,6 +95,7 @@ class TransitApplet:
         self.balance = 0
         self.counter = 0
         self.log = []  # (counter, amount, balance after, terminal), newest first
+        self.last_topup = _NO_TOPUP  # the name of the last top-up credited (16 bytes)
         try:
             self._load()
         except TransitError as e:
@@ -97,7 +108,7 @@ class TransitApplet:
 
     def _encode(self):
         out = bytearray(struct.pack(_HEAD, _MAGIC, self.card_id, self.currency, self.balance, self.counter,
-                                    len(self.log)))
+                                    len(self.log), self.last_topup))
         for entry in self.log:
             out.extend(struct.pack(_ENTRY, *entry))
         out.extend(hmac_sha256(self._key, b"PT-STORE" + out)[:_STORE_MAC])
@@ -114,15 +125,21 @@ class TransitApplet:
         except OSError:
             return  # a new card
         body, tag = raw[:-_STORE_MAC], raw[-_STORE_MAC:]
-        if len(raw) < _HEAD_SIZE + _STORE_MAC or not equal(hmac_sha256(self._key, b"PT-STORE" + body)[:_STORE_MAC], tag):
+        if len(raw) < _HEAD_1_SIZE + _STORE_MAC or not equal(hmac_sha256(self._key, b"PT-STORE" + body)[:_STORE_MAC], tag):
             raise TransitError("the transit state on flash does not verify")
-        magic, card_id, currency, balance, counter, n = struct.unpack(_HEAD, body[:_HEAD_SIZE])
-        if magic != _MAGIC or len(body) != _HEAD_SIZE + n * _ENTRY_SIZE:
+        size, last = _HEAD_SIZE, _NO_TOPUP
+        if body[:4] == _MAGIC_1:
+            size = _HEAD_1_SIZE
+            magic, card_id, currency, balance, counter, n = struct.unpack(_HEAD[:-3], body[:size])
+        else:
+            magic, card_id, currency, balance, counter, n, last = struct.unpack(_HEAD, body[:size])
+        if magic not in (_MAGIC, _MAGIC_1) or len(body) != size + n * _ENTRY_SIZE:
             raise TransitError("the transit state on flash has a wrong format")
         if self.card_id is not None and card_id != self.card_id:
             raise TransitError("the transit state on flash is another card's")
         self.card_id, self.currency, self.balance, self.counter = card_id, currency, balance, counter
-        self.log = [struct.unpack(_ENTRY, body[_HEAD_SIZE + i * _ENTRY_SIZE:_HEAD_SIZE + (i + 1) * _ENTRY_SIZE])
+        self.last_topup = last
+        self.log = [struct.unpack(_ENTRY, body[size + i * _ENTRY_SIZE:size + (i + 1) * _ENTRY_SIZE])
                     for i in range(n)]
 
     def _save(self):
@@ -133,17 +150,25 @@ class TransitApplet:
             f.write(data)
         os.rename(tmp, self.path)
 
-    def credit(self, amount):
-        """Add to the balance (a top-up made by the app); kept on flash before it returns."""
+    def credit(self, amount, topup=_NO_TOPUP):
+        """Add to the balance (a top-up the app made with the bank); on flash before it returns,
+        with `topup` (16 bytes, the top-up's name) as the last one taken, in the same write: after
+        a power cut the app tells from last_topup whether the card took it, and a credit of the
+        top-up the card took last does nothing (the balance returned): a top-up is loaded once.
+        ValueError for an amount of 0 or less or past MAX_BALANCE."""
         if self.broken:
             raise TransitError(self.broken)
-        if amount <= 0 or self.balance + amount > 0xFFFFFFFF:
+        if topup != _NO_TOPUP and topup == self.last_topup:
+            return self.balance
+        if amount <= 0 or self.balance + amount > MAX_BALANCE:
             raise ValueError("amount out of range")
+        before = (self.balance, self.last_topup)
         self.balance += amount
+        self.last_topup = topup
         try:
             self._save()
         except OSError:
-            self.balance -= amount
+            self.balance, self.last_topup = before
             raise
         return self.balance
 

@@ -46,7 +46,7 @@ _HOME = (
     ("Lock", None, None),
 )
 # The packages of the flows' modules, which the app lets go of when a flow ends (_unload).
-_FLOWS = ("terminal", "ui", "emv", "iso7816", "drivers", "nfc", "diag", "qr")
+_FLOWS = ("terminal", "ui", "emv", "iso7816", "drivers", "nfc", "diag", "qr", "update")
 
 
 def _modules():
@@ -331,7 +331,16 @@ class Home(Operation):
         link = app.link
         if link is not None and link.waiting:
             return None  # App.once() shows it, then the home menu again
+        # The home menu, unlocked: the firmware works, so a new image stops being on trial
+        # (update.ota; a no-op once done).
+        from update import ota
+
+        ota.confirm()
         entries = list(_HOME)
+        if link is not None and link.uplink is not None and link.uplink.offered:
+            # A firmware update the bank offers (terminal.update): opened only from here, where
+            # no operation runs.
+            entries.insert(0, ("Update available", "terminal.update", "Update"))
         if link is not None and link.requests:
             entries.insert(0, ("Pay requests (%d)" % len(link.requests), "terminal.pay", "PayRequests"))
         answer = await app.alertable(app.ui.menu("Pocket Terminal", [e[0] for e in entries], timeout_ms=600_000,

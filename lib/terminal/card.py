@@ -257,7 +257,8 @@ async def _card_pin(ui, slot, prompt, payment):
 def _kernel(ui, op, amount, currency, inserted, payment, up):
     # select: the kernel's first step, imported before the card is there, not with it in the field
     from emv import capk, select  # noqa: F401
-    from emv.kernel import Kernel, TerminalConfig
+    from emv.kernel import Kernel
+    from update import config as parameters
 
     async def choose(labels):
         op.critical = False
@@ -282,12 +283,12 @@ def _kernel(ui, op, amount, currency, inserted, payment, up):
             raise _Cancelled()
         return digits  # the kernel wipes it after VERIFY
 
-    if up is None:  # online only: the kernel's defaults (floor limits of 0), no offline approval
-        config = TerminalConfig(currency=bytes.fromhex("%04d" % int(currency)), offline_caps=None)
-    else:
-        from terminal import offline
+    # The issuer's terminal parameters (AIDs, floor and contactless limits, offline caps) over
+    # the defaults, the floors lowered to what the offline caps leave (to 0 for a payment that
+    # may not be approved offline: up None).
+    from terminal import offline
 
-        config = offline.config(currency, up, True)
+    config = offline.limit(parameters.kernel(currency), up)
     return Kernel(config, capk.Store.load(), choose=choose, pin=pin)
 
 

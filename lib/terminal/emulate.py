@@ -1,11 +1,13 @@
 """Card mode: the handheld as a contactless card (the PN532 in card emulation, lib/nfc's applets).
 
-    await app.perform(CardMode())      # menu "Card mode": "Transit card", "Shop confirmation"
+    await app.perform(CardMode())      # menu "Card mode": "Transit card", "Top up transit card",
+                                       # "Shop confirmation"
 
 Transit card: nfc.transit's applet behind nfc.Router; the screen shows the balance and each
 debit as a gate makes it (and History records it). Shop confirmation: nfc.confirm's applet; a
 shop's PREPARE puts the amount and the merchant on the screen, the owner approves with a
 fingerprint or the PIN on this keypad (owner_confirm), the shop gets the MAC'd approval or 6985.
+Top up transit card: terminal.topup, from a bound account through the bank.
 Back (or a lock: the watcher cancels the step) ends the mode; the PN532 is then reset out of
 target mode before anything else uses it, under op.critical so that a lock cannot cut that
 short. An approval under way is critical too: a lock waits for the owner's answer.
@@ -68,10 +70,19 @@ class CardMode(Operation):
         self._screen = asyncio.Lock()  # the screen: the mode's, or the owner's dialog's
 
     async def start(self, app):
-        answer = await app.ui.menu("Card mode", ["Transit card", "Shop confirmation"])
+        from terminal.topup import settle
+
+        settle(app)  # a top-up a power cut left unfinished, decided at the boot: into History
+        answer = await app.ui.menu("Card mode", ["Transit card", "Top up transit card", "Shop confirmation"])
         if answer in (CANCEL, TIMEOUT):
             return None
-        return ("transit", "shop")[answer]
+        return ("transit", "topup", "shop")[answer]
+
+    async def topup(self, app):
+        from terminal.topup import TopUp
+
+        await app.perform(TopUp())
+        return "start"
 
     # ---- transit -------------------------------------------------------------------------------
 

@@ -30,6 +30,8 @@ BANK_DOWN = ("Bank not available", "The bank's host refused the connection: it i
              "payments now. Nothing was sent.", "Try again in a few minutes; if it persists, call your bank.")
 UNTRUSTED = ("Bank not trusted", "The bank's identity could not be checked, so nothing was sent.",
              "Check the network you are on; if it persists, call your bank.")
+REVOKED = ("Terminal revoked", "Your bank has revoked this terminal: it no longer takes payments "
+           "or reaches your accounts.", "Call your bank.")
 NEEDS_SERVICE = ("Keys used up",
                  "This terminal has used all its transaction keys and cannot send any more payments.",
                  "Bring it to your bank to have new keys put in.")
@@ -135,6 +137,8 @@ def failure(e):
         return Failure(BANK_TIMEOUT)
     if isinstance(e, uplink.NeedsProvisioning):
         return Failure(NEEDS_SERVICE)
+    if isinstance(e, uplink.Revoked):
+        return Failure(REVOKED)
     if isinstance(e, uplink.JournalFull):
         return Failure(REVERSALS_WAITING)
     if isinstance(e, (uplink.CertificateError, uplink.TlsError)):

@@ -3,17 +3,16 @@ and their advices"): a card purchase the card approves with its TC while the ban
 below the floor limit, by the kernel's own risk management), stored on flash and told to the bank
 as a 0220 advice when it is back, in order, exactly once.
 
-    cfg = config("978", up, offline=True)    # the kernel's TerminalConfig: the parameters, online
-                                              # as the uplink is, the caps folded into the floors
+    cfg = limit(update.config.kernel("978"), up)   # the caps folded into the floors, online as
+                                                    # the uplink is (up None: no offline approval)
     advice = store(up, cfg, result, 1250, "978")   # the TC's advice on flash (OverCaps: not stored)
     await forward(up)                         # the batch, oldest first, until one is not taken
     waiting()                                 # the keys of the advices not forwarded yet
 
-The terminal's parameters: /config/terminal.json, names and values as TerminalConfig's (bytes
-as hex; contactless_limits as [[RID hex, limit, CVM limit, floor], ...]); what the file does not
-name keeps TerminalConfig's default. The issuer's signed terminal parameters (lib/update) write
-it. The caps (TerminalConfig.offline_caps) lower the floor limits the kernel sees to what is left
-of them, so the kernel's terminal risk management and action analysis (EMV Book 3 10.6, 10.7)
+The terminal's parameters are the issuer's, signed (lib/update/config.py: its "terminal"
+section, /config/terminal.json, with "offline_caps": [per payment, total, count] beside the floor
+limits). The caps (TerminalConfig.offline_caps) lower the floor limits the kernel sees to what
+is left of them, so the kernel's terminal risk management and action analysis (EMV Book 3 10.6, 10.7)
 decide with them: beyond them a payment is not approved offline, it goes online or, the bank
 away, is declined offline.
 
@@ -27,12 +26,9 @@ after the host posted it and before the record's removal sends it again: the hos
 repeat (same DE41 + DE11 + DE7) with its first answer and posts nothing more.
 """
 
-import json
-
 from terminal.link import BATCH
 from uplink.journal import REVERSALS
 
-PARAMETERS = "/config/terminal.json"
 # The host's decisions on an advice (PROTOCOL.md): 00 posted, the others refused for good (a TC
 # that does not verify or is not this advice's, a card unknown, blocked or expired, a message it
 # cannot read, a TC posted already). Any other answer (91, 96: not now; 63: not acted on) keeps
@@ -81,44 +77,24 @@ def room(cfg, keys):
     return max(0, min(per_transaction, total - sum(_amount(k) for k in keys)))
 
 
-def _parameters(cfg):
-    try:
-        with open(PARAMETERS) as f:
-            params = json.load(f)
-    except (OSError, ValueError):
-        return  # none: the defaults (floors of 0: every payment online)
-    for name in params:
-        if name not in cfg.__slots__:
-            continue  # a parameter this firmware does not know
-        value = params[name]
-        if name == "contactless_limits":
-            value = tuple((bytes.fromhex(r[0]), r[1], r[2], r[3]) for r in value)
-        elif isinstance(value, str):
-            value = bytes.fromhex(value)
-        elif isinstance(value, list):
-            value = tuple(value)
-        setattr(cfg, name, value)
-
-
-def config(currency, up, offline):
-    """The kernel's TerminalConfig for a payment in currency (ISO 4217 numeric): the terminal's
-    parameters; the floor limits lowered to what the caps leave (offline False, or no bank
-    configured: to 0, every payment online as before); where the parameters allow offline
-    approvals at all, online only while the uplink is signed on: the kernel decides offline
-    (where they allow none, it goes online, and the failure says the bank is away)."""
-    from emv.kernel import TerminalConfig
-
-    cfg = TerminalConfig(currency=bytes.fromhex("%04d" % int(currency)))
-    _parameters(cfg)
+def limit(cfg, up):
+    """cfg (the kernel's TerminalConfig with the issuer's parameters) for one payment; up, the
+    uplink, when it may be approved offline (None: it may not, as a merchant's request, which
+    is the bank's). The floor limits lowered to what the caps leave (to 0 without up: every
+    payment online; offline_caps None); where the parameters allow offline approvals at all,
+    online only while the uplink is signed on: the kernel decides offline (where they allow
+    none, it goes online, and the failure says the bank is away). cfg, returned."""
     left = 0
-    if offline and up is not None:
+    if up is None:
+        cfg.offline_caps = None
+    else:
         left = room(cfg, waiting())
         if cfg.floor_limit or any(floor for _, _, _, floor in cfg.contactless_limits):
             cfg.online = up.connected
     # Contact: at or above the floor limit is "exceeded" (Book 3 10.6.1); contactless: above it
     # (Book A 3.1.1). Both allow `left` at most.
     cfg.floor_limit = min(cfg.floor_limit, left + 1 if left else 0)
-    cfg.contactless_limits = tuple((rid, limit, cvm, min(floor, left)) for rid, limit, cvm, floor in cfg.contactless_limits)
+    cfg.contactless_limits = tuple((rid, top, cvm, min(floor, left)) for rid, top, cvm, floor in cfg.contactless_limits)
     return cfg
 
 

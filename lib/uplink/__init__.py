@@ -9,6 +9,8 @@
     a = await up.give_back("261258870324", 500)   # a void or refund: a.fields[48] "VOID=..."/"REFUND=..."
     a = await up.alias(new=False)         # the payment identifier: a.fields[48] "ALIAS=K7M2QX9P"
     a = await up.advise(fields)           # an offline approval's 0220, as terminal.offline stored it
+    stan, de7 = up.next_key()             # a 0200's key (DE11, DE7), for a caller that journals it first
+    a = await up.top_up("ACC-1", 2000, card_id, key=(stan, de7))   # then completed(a) or reverse(a)
     req = await up.next_request()         # a pushed 0600, already acknowledged with a 0610
     await up.pay_request(req, account="ACC-1")  or  (req, card=result, pin=...)
     await up.refuse_request(req)
@@ -73,6 +75,8 @@ CONTACTLESS = "071"
 ACCOUNT_ON_FILE = "010"
 SIGN_ON = "001"
 ECHO = "301"
+DOWNLOAD = "360"  # a record of an update package (PROTOCOL.md, "Updates and terminal management")
+REVOKED = "62"  # the sign-on's answer to a device the issuer revoked
 
 APPROVED = "00"
 UNKNOWN_ORIGINAL = "25"  # a reversal of a 0200 the host never saw: nothing to undo
@@ -102,7 +106,7 @@ PUSH_KEYS = const(REQUESTS)
 MAX_LIFE_S = const(86_400)
 
 __all__ = ("Uplink", "Answer", "Request", "UplinkError", "TlsError", "CertificateError", "NotConnected",
-           "Refused", "Unanswered", "NeedsProvisioning", "JournalFull")
+           "Refused", "Unanswered", "NeedsProvisioning", "Revoked", "JournalFull")
 
 
 class NotConnected(UplinkError):
@@ -121,6 +125,10 @@ class Unanswered(UplinkError):
 class NeedsProvisioning(UplinkError):
     """The DUKPT transaction counter is exhausted: no message can be sent until the issuer
     injects a new initial key."""
+
+
+class Revoked(UplinkError):
+    """The issuer revoked this terminal: its sign-on is refused (62) for good."""
 
 
 class Answer:
@@ -270,6 +278,11 @@ class Uplink:
         # What else waits on flash for the bank, sent after the reversals at every sign-on:
         # coroutine functions of the Uplink (terminal.link adds the offline advices').
         self.after_sign_on = []
+        # The task following the last sign-on's offer (lib/update/package.follow), and why the
+        # last one offered failed (None: none failed).
+        self.update = None
+        self.update_error = None
+        self.offered = None  # a firmware package's id (UPD=): for update.ota, with the owner's consent
 
     # ---- the connection ------------------------------------------------------------------
 
@@ -284,7 +297,7 @@ class Uplink:
             sign_ons = self._sign_ons
             try:
                 await self.session()
-            except NeedsProvisioning as e:
+            except (NeedsProvisioning, Revoked) as e:
                 self.error, self.connecting = e, False
                 return  # nothing can be sent any more: trying again would not change that
             except UplinkError as e:
@@ -314,7 +327,7 @@ class Uplink:
         watch = None
         try:
             try:
-                answer = await self._exchange("0800", {70: SIGN_ON}, wait_ready=False)
+                answer = await self._exchange("0800", self.sign_on_fields(), wait_ready=False)
             except (NotConnected, Unanswered) as e:
                 if guard.done():  # it closed the connection: the host took it and stayed silent
                     raise Unanswered("the bank took the connection and did not answer the sign-on")
@@ -323,6 +336,8 @@ class Uplink:
                     raise self._link_error
                 raise Refused("connection ended before the sign-on: %s" % (self._link_error or e))
             guard.cancel()  # answered: the session is no longer the sign-on's
+            if answer.rc == REVOKED:
+                raise Revoked("the issuer revoked this terminal")
             if not answer.approved:
                 raise UplinkError("sign-on refused: %s" % answer.rc)
             self.connected = True
@@ -332,6 +347,10 @@ class Uplink:
             self._ready.set()
             watch = asyncio.create_task(self._idle_echo())
             await self._send_reversals()
+            if answer.fields.get(48) and (self.update is None or self.update.done()):
+                from update.package import follow  # only when the bank offers something
+
+                self.update = asyncio.create_task(follow(self, answer.fields[48]))
             for then in self.after_sign_on:
                 await then(self)
             await receiver
@@ -342,6 +361,29 @@ class Uplink:
             guard.cancel()
             receiver.cancel()
             self.close()
+
+    def sign_on_fields(self):
+        """A sign-on's fields: DE70 001, DE48 the versions installed (PROTOCOL.md)."""
+        from update import call
+
+        return {70: SIGN_ON, 48: "FW=%d;SVN=%d;CFG=%d" % call("update.package", "versions")}
+
+    async def sign_on(self):
+        """Sign on again in the session: the bank's fleet view learns the versions now."""
+        return await self._exchange("0800", self.sign_on_fields())
+
+    def retrust(self):
+        """The issuer's parameters changed: the next session's TLS context is made anew (its
+        trust anchors, update.config.bank_cas)."""
+        self._ctx = None
+
+    async def record(self, package, offset, length):
+        """Bytes of an update package (its id) from offset, at most length (0800/360): the
+        answer's DE72, fewer only at the package's end. UplinkError if the bank says no."""
+        a = await self._exchange("0800", {70: DOWNLOAD, 48: "PKG=%s;OFF=%d;LEN=%d" % (package, offset, length)})
+        if not a.approved:
+            raise UplinkError("package %s at %d: the bank answered %s" % (package, offset, a.rc))
+        return a.fields.get(72, b"")
 
     async def _sign_on_guard(self):
         await asyncio.sleep_ms(self.answer_ms)
@@ -706,6 +748,22 @@ class Uplink:
         # The code inline, not a module constant: the uplink stays resident, this is rarely sent.
         return await self._exchange("0200", {3: "200000", 4: amount, 48: "RRN=" + rrn,
                                              49: currency or self.currency}, reversal=True)
+
+    def next_key(self):
+        """(DE11, DE7) for a 0200 still to be sent: its key at the bank (idempotent by DE41 + DE11
+        + DE7) and in the reversal journal, for a caller that keeps it on flash before sending."""
+        return self.journal.next_stan(), _now()[0]
+
+    async def top_up(self, account, amount, card_id, currency=None, key=None):
+        """Load this device's transit card (its id: 8 bytes) from a bound account (0200, processing
+        code 920000, DE48 "CARD=<its hex>"). As a card purchase's, an approval's reversal stays
+        armed until completed(answer) (the card took the value) or reverse(answer); key: (DE11,
+        DE7) from next_key(), else new ones."""
+        fields = {3: "920000", 4: amount, 48: "CARD=" + card_id.hex().upper(), 49: currency or self.currency,
+                  102: account}
+        if key is not None:
+            fields[11], fields[7] = key
+        return await self._exchange("0200", fields, reversal=True, arm=True)
 
     async def pay_request(self, request, account=None, card=None, pin=None):
         """Pay a pushed request from a bound account, or with a card (and its PIN)."""

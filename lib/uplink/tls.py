@@ -3,7 +3,8 @@
     ctx = context(vault)                       # once: the key is parsed into mbedTLS
     reader, writer = await connect(ctx, "bank.example", 8583)
 
-The server is verified against the issuer CA only (CERT_REQUIRED) and by name
+The server is verified against the issuer CA only (CERT_REQUIRED; or the CAs of the issuer's
+terminal parameters in its place, update.config) and by name
 (server_hostname: the configured host name, also when the virtual handheld routes the socket
 through its access point, board.route()). A certificate that does not verify, is expired or
 names another host raises CertificateError with mbedTLS's reason; other handshake failures
@@ -31,7 +32,21 @@ class CertificateError(TlsError):
 
 
 def context(vault):
-    """The client context: device certificate and key, the issuer CA as the only trust anchor."""
+    """The client context: device certificate and key, the issuer CA as the only trust anchor,
+    or the CAs the issuer's terminal parameters name in its place (update.config.bank_cas:
+    certificate rotation)."""
+    import os
+
+    from update import BANK_CA
+
+    anchors = ()
+    try:
+        os.stat(BANK_CA)
+        from update.config import bank_cas  # only on a unit whose issuer named the bank's CAs
+
+        anchors = bank_cas()
+    except OSError:
+        pass
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     cert = vault.device_secret("device.cert")
     key = vault.device_secret("device.key")
@@ -39,7 +54,8 @@ def context(vault):
     try:
         # ssl takes bytes only: the copies go with the next collection; the bytearrays are wiped.
         ctx.load_cert_chain(bytes(cert), bytes(key))
-        ctx.load_verify_locations(cadata=bytes(ca))
+        for anchor in anchors or (bytes(ca),):
+            ctx.load_verify_locations(cadata=anchor)
     finally:
         for buf in (cert, key, ca):
             for i in range(len(buf)):

@@ -67,11 +67,35 @@ DEFAULT_POLICY = {
     "idle_s": 60,  # an unlocked session locks after this long without activity
 }
 # The idle locks the owner may choose (Settings > Lock timeout), seconds; the rest of the policy
-# (fail limits, the fingerprint window) is the issuer's, set in the factory.
+# (fail limits, the fingerprint window) is the issuer's, set in the factory and changed in the
+# field by its signed terminal parameters (issuer_policy: within ISSUER_LIMITS).
 IDLE_CHOICES_S = (30, 60, 120, 300)
 
-# What provisioning must inject before the vault is PROVISIONED.
-PROVISIONING_ITEMS = ("device.key", "device.cert", "issuer.ca", "dukpt.ik", "dukpt.ksn", "issuer.unblock")
+# The issuer's settings and the range each may take in the field: never fewer wrong PINs than
+# the free ones, never a delay past MAX_DELAY_MS, a fingerprint window of at most 30 days.
+ISSUER_LIMITS = (("max_fails", FREE_ATTEMPTS + 1, 20), ("delay_ms", 0, MAX_DELAY_MS),
+                 ("fp_window_s", 0, 30 * 86400), ("fp_max_fails", 1, 10))
+
+
+def issuer_settings(settings):
+    """ValueError unless settings (a dict) are the issuer's (ISSUER_LIMITS), ints within range."""
+    if not isinstance(settings, dict):
+        raise ValueError("the lock policy is an object")
+    for key in settings:
+        for name, low, high in ISSUER_LIMITS:
+            if name == key:
+                value = settings[key]
+                if not isinstance(value, int) or not low <= value <= high:
+                    raise ValueError("lock policy %s=%r: not %d..%d" % (key, value, low, high))
+                break
+        else:
+            raise ValueError("no issuer lock policy setting %s" % key)
+
+
+# What provisioning must inject before the vault is PROVISIONED. issuer.update: the public key
+# the issuer's update packages are signed with (lib/update/package.py).
+PROVISIONING_ITEMS = ("device.key", "device.cert", "issuer.ca", "dukpt.ik", "dukpt.ksn", "issuer.unblock",
+                      "issuer.update")
 UNBLOCK_LABEL = b"PT-UNBLOCK-1"
 
 
@@ -179,6 +203,19 @@ class Vault:
             raise ValueError("no policy setting %s" % ", ".join(unknown))
         self.policy.update(settings)
         self.store.commit()
+
+    def issuer_policy(self, settings):
+        """The issuer's lock policy from its signed terminal parameters (update.config): the
+        settings that differ, in one commit; True if any did. A limit lowered below the wrong
+        PINs already counted blocks the vault at its next open (as a block a power cut left)."""
+        self._require("issuer_policy", PROVISIONED, PERSONALIZED, BLOCKED)
+        issuer_settings(settings)
+        changed = [k for k in settings if self.policy.get(k) != settings[k]]
+        for k in changed:
+            self.policy[k] = settings[k]
+        if changed:
+            self.store.commit()
+        return bool(changed)
 
     def set_idle(self, seconds):
         """The owner's choice of idle lock, one of IDLE_CHOICES_S (needs the owner unlocked)."""

@@ -131,6 +131,38 @@ def test_transit_state_survives_an_interrupted_write_and_refuses_tampering():
         assert f.read() == data
 
 
+def test_transit_credit_is_named_once_and_bounded():
+    from nfc.transit import MAX_BALANCE
+
+    _fresh()
+    t = TransitApplet(KEY, path=PATH)
+    first, second = b"0000421205101530", b"0000431205101612"
+    assert MAX_BALANCE == 15000
+    assert t.credit(1000, first) == 1000
+    assert t.credit(1000, first) == 1000  # the same top-up again (a recovery after a cut): nothing
+    assert t.credit(250, second) == 1250
+    again = TransitApplet(KEY, path=PATH)  # the name is on flash with the balance
+    assert (again.balance, again.last_topup) == (1250, second)
+    for amount in (0, -5, MAX_BALANCE - 1250 + 1, 2 ** 40):  # nothing changes, in RAM or on flash
+        with raises(ValueError):
+            again.credit(amount, b"0000441205101700")
+    assert (TransitApplet(KEY, path=PATH).balance, again.balance, again.last_topup) == (1250, 1250, second)
+    assert again.credit(MAX_BALANCE - 1250, b"0000451205101800") == MAX_BALANCE  # up to the maximum exactly
+
+
+def test_transit_state_of_the_firmware_before_top_ups_is_read():
+    # PTT1: the head without the last top-up's name (written here as that firmware did).
+    _fresh()
+    body = struct.pack(">4s8sHIIB", b"PTT1", b"CARD0001", 978, 700, 3, 1) + struct.pack(">IIII", 3, 50, 700, 9)
+    with open(PATH, "wb") as f:
+        f.write(body + hmac_sha256(KEY, b"PT-STORE" + body)[:16])
+    t = TransitApplet(KEY, path=PATH)
+    assert (t.broken, t.card_id, t.balance, t.counter, t.log, t.last_topup) == (
+        None, b"CARD0001", 700, 3, [(3, 50, 700, 9)], bytes(16))
+    t.credit(300, b"0000461205101900")  # written in the new format from then on
+    assert (TransitApplet(KEY, path=PATH).balance, TransitApplet(KEY, path=PATH).counter) == (1000, 3)
+
+
 def _prepare(amount, currency, nonce, merchant):
     m = merchant.encode()
     return b"\x80\x10\x00\x00" + bytes((16 + len(m),)) + struct.pack(">I", amount) + currency.encode() + nonce \

@@ -53,8 +53,13 @@ def test_no_bank_says_so_on_the_status_bar_and_in_the_failure():
     assert e.value.title == "No network" and "bank" in e.value.remedy
 
     async def status_once():
+        # One round of the status task: it reads the battery's ADC first (over the rig here,
+        # slow on a loaded machine), so wait for its redraw, not a fixed 50 ms.
         task = asyncio.create_task(the_link._status())
-        await asyncio.sleep_ms(50)
+        for _ in range(200):
+            await asyncio.sleep_ms(10)
+            if ui.redraws:
+                break
         task.cancel()
 
     asyncio.run(status_once())

@@ -78,7 +78,7 @@ def test_meta_is_json_and_its_hmac_byte_for_byte():
 def test_every_byte_of_every_file_is_covered():
     names = store_with_entries()
     assert names == ["e.account.001", "e.device.cert", "e.device.key", "e.dukpt.ik", "e.dukpt.ksn",
-                     "e.issuer.ca", "e.issuer.unblock", "e.note", meta_name(), "secret", COUNTER], names
+                     "e.issuer.ca", "e.issuer.unblock", "e.issuer.update", "e.note", meta_name(), "secret", COUNTER], names
     files = {name: read(name) for name in names}
     flips = 0
     for name, original in files.items():

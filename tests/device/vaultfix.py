@@ -14,6 +14,7 @@ ITEMS = {
     "dukpt.ik": bytes(range(16)),
     "dukpt.ksn": bytes.fromhex("1234567890123456"),  # the initial key id: KSN counter 0
     "issuer.unblock": UNBLOCK_KEY,
+    "issuer.update": b"issuer update key",
 }
 
 

@@ -21,18 +21,21 @@ FIRMWARE = ROOT / "firmware"
 
 def test_partition_table_fits_4mb_without_overlaps():
     parts = partitions.parse()
-    assert [p.name for p in parts] == ["nvs", "phy_init", "fdata", "factory", "vfs"]
+    assert [p.name for p in parts] == ["nvs", "otadata", "phy_init", "fdata", "ota_0", "ota_1", "vfs"]
     spans = sorted((p.offset, p.end) for p in parts)
     assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
     assert spans[0][0] >= partitions.TABLE_OFFSET + partitions.TABLE_SIZE
     assert spans[-1][1] <= 4 * 1024 * 1024
-    app = partitions.find(parts, "factory")
-    assert app.offset % 0x10000 == 0 and app.size == 0x1E0000
+    # Two OTA slots of 1.6875 MB each (firmware/README.md says why), the otadata that chooses.
+    slots = [partitions.app_slot(parts, i) for i in (0, 1)]
+    assert [(s.name, s.offset, s.size) for s in slots] == [("ota_0", 0x20000, 0x1B0000), ("ota_1", 0x1D0000, 0x1B0000)]
+    otadata = partitions.find(parts, "otadata")
+    assert (otadata.type, otadata.subtype, otadata.size) == ("data", 0x00, 0x2000)
 
 
 def test_vfs_partition_is_the_image_tools_image_builds():
     vfs = partitions.find(partitions.parse(), "vfs")
-    assert (vfs.offset, vfs.size) == (0x200000, image.VFS_BLOCKS * image.BLOCK_SIZE)
+    assert (vfs.offset, vfs.size) == (0x380000, image.VFS_BLOCKS * image.BLOCK_SIZE) == (0x380000, 0x80000)
     assert vfs.encrypted and vfs.subtype == 0x81  # the port's _boot.py mounts it by its label "vfs"
     assert partitions.find(partitions.parse(), "fdata").encrypted
 
@@ -41,8 +44,8 @@ def test_partition_table_binary_format():
     parts = partitions.parse()
     table = partitions.to_binary(parts)
     assert len(table) == 0xC00
-    # The first entry, by hand from gen_esp32part.py's format: nvs, data (1), nvs (2), 0x11000, 0x6000.
-    assert table[:32] == (b"\xaa\x50\x01\x02" + (0x11000).to_bytes(4, "little") + (0x6000).to_bytes(4, "little")
+    # The first entry, by hand from gen_esp32part.py's format: nvs, data (1), nvs (2), 0x11000, 0x4000.
+    assert table[:32] == (b"\xaa\x50\x01\x02" + (0x11000).to_bytes(4, "little") + (0x4000).to_bytes(4, "little")
                           + b"nvs".ljust(16, b"\x00") + b"\x00\x00\x00\x00")
     md5_at = 32 * len(parts)
     assert table[md5_at:md5_at + 16] == b"\xeb\xeb" + b"\xff" * 14
@@ -63,6 +66,15 @@ def test_partition_table_binary_format():
 def test_partition_checks_refuse_bad_layouts(tmp_path, row, error):
     csv = tmp_path / "partitions.csv"
     csv.write_text((FIRMWARE / "partitions.csv").read_text() + row + "\n")
+    with pytest.raises(partitions.PartitionError, match=error):
+        partitions.parse(csv)
+
+
+@pytest.mark.parametrize("drop, error", [("ota_1,", "two app partitions"), ("otadata,", "one otadata")])
+def test_partition_checks_want_both_ota_slots_and_otadata(tmp_path, drop, error):
+    csv = tmp_path / "partitions.csv"
+    lines = (FIRMWARE / "partitions.csv").read_text().splitlines()
+    csv.write_text("\n".join(line for line in lines if not line.startswith(drop)) + "\n")
     with pytest.raises(partitions.PartitionError, match=error):
         partitions.parse(csv)
 
@@ -116,6 +128,7 @@ def test_the_virtual_handheld_freezes_the_same_firmware():
     board = ours(manifest_files())
     assert frozen.pop("board/sim.py") == ROOT / "board" / "sim.py"
     assert frozen.pop("launcher.py") == vbuild.VARIANT.parent / "launcher.py"
+    assert frozen.pop("esp32.py") == vbuild.VARIANT.parent / "esp32.py"
     assert frozen.pop("flowprobe.py") == ROOT / "tools" / "flowprobe.py"
     assert ours(frozen) == board
     assert "ssl.py" in frozen and "asyncio/core.py" in frozen and "_boot.py" not in frozen

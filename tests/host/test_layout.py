@@ -10,7 +10,7 @@ what it drew (lib/ui/layout.py: each element's box, each line's ink from the fon
 - the amount is drawn whole on one line, and every name in full (no "…", no glyph missing).
 
 The screens are the application's own: its operations' steps (PayRequests, PayRequest,
-History, Transfer), the card payment's and the shop confirmation's PIN pads and the owner's
+History, Transfer, TopUp), the card payment's and the shop confirmation's PIN pads and the owner's
 proof (ui.fingerprint.confirm_owner), run on the device with the real vault and screen, a
 touch panel that taps where the test says (then the person walks away: the flow ends at the
 screen it waits on, drawn) and a fingerprint sensor with no finger on it. Golden pictures of the worst cases
@@ -196,6 +196,19 @@ def test_the_shop_confirmation_in_card_mode_and_a_transfer(handheld, way, amount
     shown, pad = screens(handheld, code, [CONFIRM])
     assert_whole(shown, text, [UNICODE] + (["from " + ACCOUNT] if way == "transfer" else []))
     assert_whole(pad, text, [UNICODE])
+
+
+@pytest.mark.parametrize("amount,text", [(15000, "€150.00"), (1, "€0.01")])
+def test_a_transit_top_up_s_approval_and_pin_pad(handheld, amount, text):
+    """Card mode's top-up (terminal.topup) from the longest account name, of the most a transit
+    card holds and of the least: the approval screen shows the amount, the card and the account
+    whole, then the owner's PIN pad the amount and the card."""
+    code = ("from terminal.topup import TopUp\nfrom terminal.accounts import bound\n"
+            "t = TopUp(); t.value = %d; t.currency = '978'; t.source = bound(v, 'owner')[0]\n"
+            "asyncio.run(t.confirm(app))" % amount)
+    shown, pad = screens(handheld, code, [CONFIRM])
+    assert_whole(shown, text, ["Top-up", "to Transit card", "from " + ACCOUNT])
+    assert_whole(pad, text, ["Transit card"])
 
 
 @pytest.mark.parametrize("amount,currency,text", AMOUNTS)

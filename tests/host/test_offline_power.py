@@ -24,6 +24,7 @@ from vault.store import Store
 vault = Vault(Store('/uplink-vault')).open()
 """ + SETUP + """
 from terminal import offline
+from update import config as parameters
 from emv.kernel import TerminalConfig
 cfg = TerminalConfig()
 def batch():
@@ -77,10 +78,10 @@ def test_the_caps_lower_the_floor_limits_the_kernel_sees(bench):
     # Parameters of €80.00 floors, caps of €60.00 a payment, €80.00 and 2 advices waiting.
     b = bench
     b.dev.exec("try:\n    os.mkdir('/config')\nexcept OSError:\n    pass")
-    b.dev.exec("import json\nwith open(offline.PARAMETERS, 'w') as f:\n    json.dump({'floor_limit': 8000, "
+    b.dev.exec("import json\nwith open(parameters.TERMINAL, 'w') as f:\n    json.dump({'floor_limit': 8000, "
                "'offline_caps': [6000, 8000, 2], 'contactless_limits': [['a000000003', 100000, 5000, 8000]]}, f)\n"
                "def floors(keys):\n    j = offline._batch()\n    for k in keys:\n        j.queue({'key': k, 'fields': {}})\n"
-               "    c = offline.config('978', up, True)\n    for k in keys:\n        j.done(k)\n"
+               "    c = offline.limit(parameters.kernel('978'), up)\n    for k in keys:\n        j.done(k)\n"
                "    return offline.room(c, keys), c.floor_limit, c.contactless_limits, c.online")
     try:
         assert value(b, "floors([])") == (6000, 6001, ((b"\xa0\x00\x00\x00\x03", 100000, 5000, 6000),), False)
@@ -88,14 +89,14 @@ def test_the_caps_lower_the_floor_limits_the_kernel_sees(bench):
         assert value(b, "floors(['0000011205201316_7500'])")[:2] == (500, 501)
         assert value(b, "floors(['0000011205201316_8000'])")[:3] == (0, 0, ((b"\xa0\x00\x00\x00\x03", 100000, 5000, 0),))
         assert value(b, "floors(['0000011205201316_1', '0000021205201316_1'])")[:2] == (0, 0)   # the count
-        # Offline not allowed (a merchant's request), or no parameters: floors of 0, and the
-        # kernel goes online (here the uplink is not signed on: the failure is the bank's).
-        b.dev.exec("os.remove(offline.PARAMETERS)")
-        assert value(b, "offline.config('978', up, False).floor_limit") == 0
-        assert value(b, "(lambda c: (c.floor_limit, c.contactless_limits[0][3], c.online))(offline.config('978', up, True))") \
+        # Offline not allowed (a merchant's request: no uplink given), or no parameters: floors
+        # of 0, and the kernel goes online (here the uplink is not signed on: the failure is the bank's).
+        b.dev.exec("os.remove(parameters.TERMINAL)")
+        assert value(b, "offline.limit(parameters.kernel('978'), None).floor_limit") == 0
+        assert value(b, "(lambda c: (c.floor_limit, c.contactless_limits[0][3], c.online))(offline.limit(parameters.kernel('978'), up))") \
             == (0, 0, True)
     finally:
-        b.dev.exec("try:\n    os.remove(offline.PARAMETERS)\nexcept OSError:\n    pass")
+        b.dev.exec("try:\n    os.remove(parameters.TERMINAL)\nexcept OSError:\n    pass")
 
 
 def test_a_card_that_insists_on_going_online_and_the_default_action_when_the_bank_cannot_be_reached(bench):

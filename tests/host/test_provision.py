@@ -71,7 +71,7 @@ def test_merged_factory_image_layout(build, capsys):
     merged = (build["out"] / "factory.bin").read_bytes()
     assert len(merged) == partitions.FLASH_SIZE
     table = partitions.parse()
-    app, vfs = partitions.find(table, "factory"), partitions.find(table, "vfs")
+    app, vfs = partitions.app_slot(table), partitions.find(table, "vfs")
     boot_bytes, app_bytes = build["bootloader"].read_bytes(), build["app"].read_bytes()
     regions = [(0x1000, boot_bytes), (partitions.TABLE_OFFSET, partitions.to_binary(table)),
                (app.offset, app_bytes), (vfs.offset, (build["out"] / "vfs.img").read_bytes())]
@@ -97,16 +97,19 @@ def test_merged_factory_image_layout(build, capsys):
                            lookahead_size=image.LFS_LOOKAHEAD)
     fs.context.buffer = bytearray(merged[vfs.offset:vfs.end])
     fs.mount()
-    assert {"boot.py", "main.py", "lib", "board", "drivers"} <= set(fs.listdir("/"))
-    assert "sim.mpy" not in fs.listdir("/board")  # a real board's image
-    with fs.open("boot.py", "rb") as f:
-        assert f.read() == (image.ROOT / "boot.py").read_bytes()
+    # Data only: the firmware is frozen into the app (and an OTA update replaces it there).
+    assert fs.listdir("/") == []
+    # What `flash` writes through a unit's REPL (a stock-MicroPython board, the virtual handheld).
+    tree = build["out"] / "fs-handheld"
+    assert {"boot.py", "main.py", "lib", "board", "drivers"} <= {p.name for p in tree.iterdir()}
+    assert not (tree / "board" / "sim.mpy").exists()  # a real board's tree
+    assert (tree / "boot.py").read_bytes() == (image.ROOT / "boot.py").read_bytes()
 
 
 def test_layout_and_audit_record(build):
     layout = json.loads((build["out"] / "layout.json").read_text())
     assert {n: layout[n]["offset"] for n in layout} == {"factory": 0, "bootloader": 0x1000, "partition-table": 0x10000,
-                                                       "app": 0x20000, "vfs": 0x200000}
+                                                       "app": 0x20000, "vfs": 0x380000}
     record = json.loads(build["audit"].read_text().splitlines()[-1])
     assert record["result"] == "ok" and record["images"] == {n: layout[n]["sha256"] for n in layout}
 
@@ -182,7 +185,7 @@ def test_secure_on_virtual_efuses(build, tmp_path, capsys):
                    check=True, capture_output=True)
     assert sorted(p.name for p in keys.iterdir()) == ["secure_boot_signing_key.pem", "signing_key_digest.bin"]
     encrypted = (build["out"] / "secure" / "vfs.encrypted.bin").read_bytes()
-    assert len(encrypted) == 0x200000 and encrypted[8:16] != b"littlefs"
+    assert len(encrypted) == 0x80000 and encrypted[8:16] != b"littlefs"
     # The audit record holds no key: not the signing key's PEM body, nor any part of it.
     pem = (keys / "secure_boot_signing_key.pem").read_text().splitlines()[1:-1]
     text = audit.read_text()
@@ -194,15 +197,15 @@ def test_secure_on_virtual_efuses(build, tmp_path, capsys):
     assert "already secured" in capsys.readouterr().err
 
 
-def test_flash_on_the_virtual_handheld_writes_the_files_through_its_repl(build, firmware_image, tmp_path, capsys):
-    """No ROM bootloader behind a pty: flash writes the vfs image's files over the REPL and
+def test_flash_on_the_virtual_handheld_writes_the_files_through_its_repl(build, tmp_path, capsys):
+    """No ROM bootloader behind a pty: flash writes the firmware's files over the REPL and
     checks each by the SHA-256 the device computes; the vault's store is not touched."""
-    import shutil
-
     from tools.device import Device
     from tools.vdevice.spawn import VDeviceProcess
 
-    shutil.copyfile(firmware_image, tmp_path / "flash.img")
+    # The firmware as files is a stock-MicroPython board's (its 2 MB vfs): this table's 512 KB
+    # vfs holds data only, the firmware being frozen into the app.
+    image.build(tmp_path / "flash.img", blocks=image.STOCK_VFS_BLOCKS)
     with VDeviceProcess(tmp_path / "flash.img", tmp_path / "state") as vd:
         dev = Device(vd.repl)
         dev.exec("import os\nos.mkdir('/store')\nf = open('/store/keep', 'w')\nf.write('x')\nf.close()\n")
@@ -239,6 +242,6 @@ def test_secure_with_a_given_flash_key_keeps_it_out_of_the_record(build, tmp_pat
     assert key.read_bytes().hex() not in text and key.read_bytes().hex().upper() not in text
     # The vfs partition encrypted under exactly that key: espsecure decrypts it back to the image.
     plain = tmp_path / "vfs.plain"
-    subprocess.run([sys.executable, "-m", "espsecure", "decrypt-flash-data", "--keyfile", str(key), "--address", "0x200000",
+    subprocess.run([sys.executable, "-m", "espsecure", "decrypt-flash-data", "--keyfile", str(key), "--address", "0x380000",
             "--output", str(plain), str(build["out"] / "secure" / "vfs.encrypted.bin")], check=True, capture_output=True)
     assert plain.read_bytes() == (build["out"] / "vfs.img").read_bytes()

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tools.bank import admin, pki
+from tools.bank import admin, pki, updates
 from tools.bank.client import SimCard
 from tools.bank.spawn import HostProcess
 from tools.bank.state import State
@@ -66,6 +66,14 @@ class BankHost(HostProcess):
         finally:
             state.close()
 
+    def update_key(self):
+        """The vault item "issuer.update" of this bank's update-signing key."""
+        state = State(self.dir)
+        try:
+            return updates.public_item(updates.private_key(state))
+        finally:
+            state.close()
+
     def ledger(self):
         """A fresh look at the ledger (a State of its own: the host runs in another process)."""
         state = State(self.dir)
@@ -108,7 +116,7 @@ def provisioning(bank, store="/uplink-vault"):
     ikid, initial_key = bank.new_initial_key()
     items = {"device.key": files["key_der"].read_bytes(), "device.cert": files["cert_der"].read_bytes(),
              "issuer.ca": (bank.pki / "ca.der").read_bytes(), "dukpt.ik": initial_key,
-             "dukpt.ksn": ikid, "issuer.unblock": secrets.token_bytes(32)}
+             "dukpt.ksn": ikid, "issuer.unblock": secrets.token_bytes(32), "issuer.update": bank.update_key()}
     lines = ["import os", "from vault import Vault", "from vault.store import Store",
              "try:\n    for n in os.listdir(%r):\n        os.remove(%r + '/' + n)\nexcept OSError:\n    pass"
              % (store, store),

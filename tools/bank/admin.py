@@ -23,6 +23,18 @@
                                                 no longer be voided, only refunded
     list                                        accounts, cards, devices
     ledger                                      transactions and postings
+    publish firmware|files|params SOURCE --version N [--svn N]
+                                                an update package signed with the update key
+                                                (tools/bank/updates.py): firmware: the app image
+                                                file; files: a directory (its files, by vfs
+                                                path); params: a terminal parameters JSON
+                                                ({"capk": [...], "terminal": {...}}: CA keys
+                                                past their expiry are revoked, left out)
+    devices                                     the fleet: firmware, security and parameters
+                                                versions, last sign-on, state (production,
+                                                blocked, revoked)
+    revoke SERIAL | reinstate SERIAL            refuse the device at sign-on (62: it says so on
+                                                its screen) | take it back into production
 """
 
 import argparse
@@ -32,7 +44,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from tools.bank import merchant, pki
+from tools.bank import merchant, pki, updates
 from tools.bank.hsm import HsmError
 from tools.bank.ledger import LedgerError, mask_pan
 from tools.bank.state import DEFAULT_DIR, State
@@ -88,6 +100,34 @@ def add_merchant(state, merchant_id, name, account_id=None, role="merchant", out
     return creds
 
 
+def publish(state, kind, source, version, svn=0):
+    """(package id, CA keys revoked) of the package of `kind` ("firmware", "files", "params")
+    made from source (a file, a directory, a JSON file) and published."""
+    revoked = []
+    source = Path(source)
+    if kind == "firmware":
+        payload = source.read_bytes()
+    elif kind == "files":
+        payload = updates.files_payload(source)
+    else:
+        try:
+            doc = json.loads(source.read_text())
+        except json.JSONDecodeError as e:
+            raise updates.UpdateError("%s is not JSON: %s" % (source, e))
+        payload, revoked = updates.params_payload(doc)
+    return updates.publish(state, updates.KINDS[kind], version, svn, payload), revoked
+
+
+# The fleet view's names of the ledger's device statuses.
+STATES = {"active": "production", "blocked": "blocked", "revoked": "revoked"}
+
+
+def fleet(state):
+    return [{"serial": d["serial"], "firmware": d["fw"], "svn": d["svn"], "config": d["cfg"],
+             "last_sign_on": d["last_sign_on"] or "never", "state": STATES.get(d["status"], d["status"])}
+            for d in state.ledger.fleet()]
+
+
 def _print_rows(title, rows):
     print("%s:" % title)
     for r in rows:
@@ -139,6 +179,14 @@ def main(argv=None):
     sub.add_parser("cutover")
     sub.add_parser("list")
     sub.add_parser("ledger")
+    u = sub.add_parser("publish")
+    u.add_argument("kind", choices=sorted(updates.KINDS))
+    u.add_argument("source", type=Path)
+    u.add_argument("--version", type=int, required=True)
+    u.add_argument("--svn", type=int, default=0, help="its security version: units refuse a lower one")
+    sub.add_parser("devices")
+    for name in ("revoke", "reinstate"):
+        sub.add_parser(name).add_argument("serial")
     args = p.parse_args(argv)
 
     state = State(args.state_dir, args.database)
@@ -189,7 +237,22 @@ def main(argv=None):
         elif args.cmd == "ledger":
             _print_rows("transactions", led.transactions())
             _print_rows("postings", led.postings())
-    except (LedgerError, HsmError, pki.PkiError, KeyError, ValueError) as e:
+        elif args.cmd == "publish":
+            pid, revoked = publish(state, args.kind, args.source, args.version, args.svn)
+            for k in revoked:
+                print("CA key %s has expired: revoked (left out of the package)" % k)
+            print("package %s published (%s version %d, security version %d)" % (pid, args.kind, args.version, args.svn))
+        elif args.cmd == "devices":
+            rows = fleet(state)
+            print("%-10s %-10s %8s %4s %7s  %s" % ("serial", "state", "firmware", "svn", "config", "last sign-on"))
+            for r in rows:
+                print("%(serial)-10s %(state)-10s %(firmware)8s %(svn)4s %(config)7s  %(last_sign_on)s"
+                      % {k: ("-" if v is None else v) for k, v in r.items()})
+        elif args.cmd in ("revoke", "reinstate"):
+            led.set_device_status(args.serial, "revoked" if args.cmd == "revoke" else "active")
+            print("device %s %s" % (args.serial, "revoked: refused at its next sign-on" if args.cmd == "revoke"
+                                    else "back in production"))
+    except (LedgerError, HsmError, pki.PkiError, updates.UpdateError, OSError, KeyError, ValueError) as e:
         print("error: %s" % e, file=sys.stderr)
         return 1
     finally:

@@ -236,6 +236,11 @@ class Terminal:
         return await self.request("0200", {"3": "200000", "4": "%012d" % amount, "48": "RRN=" + rrn,
                                            "49": currency})
 
+    async def top_up(self, account, amount, card="0123456789ABCDEF", currency="978"):
+        """The 0210 of a top-up (920000) of transit card `card` (16 hex digits) from account."""
+        return await self.request("0200", {"3": "920000", "4": "%012d" % amount, "48": "CARD=" + card,
+                                           "49": currency, "102": account})
+
     async def refuse_request(self, push):
         return await self.request("0620", {"37": push["37"], "39": "17", "48": push["48"]})
 

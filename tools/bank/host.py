@@ -25,9 +25,9 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
-from tools.bank import alias, pki, wire
+from tools.bank import alias, pki, updates, wire
 from tools.bank.hsm import HsmError
-from tools.bank.ledger import CLEARING, Conflict, mask_pan
+from tools.bank.ledger import CLEARING, TRANSIT, Conflict, mask_pan
 from tools.emvcard import tlv
 
 LOG = logging.getLogger("tools.bank")
@@ -37,6 +37,10 @@ APPROVED, DO_NOT_HONOUR, INVALID_TXN, INVALID_AMOUNT, INVALID_CARD = "00", "05",
 CANCELLED, UNKNOWN_ORIGINAL, FORMAT_ERROR, NO_FUNDS, EXPIRED = "17", "25", "30", "51", "54"
 DUPLICATE = "94"
 WRONG_PIN, NOT_PERMITTED, SECURITY, TRIES_EXCEEDED, MALFUNCTION = "55", "57", "63", "75", "96"
+# A revoked device (admin revoke): every request of it answered "restricted card" (62), its
+# sign-on first, which tells the device (PROTOCOL.md, "Updates and terminal management").
+REVOKED = "62"
+NO_RECORD = "25"  # a download of a package the host does not have
 PIN_TRIES = 3
 TLS_HANDSHAKE_TIMEOUT = 15
 # How long after an approval its 0400 still undoes it: the device sends one within seconds
@@ -67,8 +71,16 @@ RETURN = "200000"
 # ask), or a new one in place of it (the old one stops working with this transaction). Codes of
 # ISO 8583's private-use range 9x; the answer's DE48 is "ALIAS=<alias>".
 ALIAS, NEW_ALIAS = "900000", "910000"
+# A top-up of the device's transit card from a bound account (PROTOCOL.md, "Top-up"): the account
+# debited, the transit operator's TRANSIT credited; DE48 "CARD=<the card's 16 hex digits>". At
+# most TOPUP_MAX at a time: what the card itself holds at most (lib/nfc/transit.py MAX_BALANCE),
+# so that a device that lost count of its card's balance still cannot load more than one card.
+TOP_UP = "920000"
+TOPUP_MAX = 15000
 ACCOUNT_ON_FILE = "010"
 SIGN_ON, SIGN_OFF, ECHO = "001", "002", "301"
+DOWNLOAD = "360"  # a record of an update package (PROTOCOL.md)
+RECORD_MAX = 999  # DE72's most bytes
 # Fields a 0210/0410/0630 echoes from its request (those present).
 ECHOED = ("2", "3", "4", "7", "11", "41", "42", "48", "49", "53", "102", "103")
 # The requests the host answers, and the fields PROTOCOL.md says are numeric (pyiso8583 takes any
@@ -187,10 +199,11 @@ def returned_rrn(doc):
 class Bank:
     """Message processing over a ledger and an HSM; thread-safe (one DB connection per thread)."""
 
-    def __init__(self, ledger, hsm, reversal_window=REVERSAL_WINDOW, offline_cap=OFFLINE_CAP):
+    def __init__(self, ledger, hsm, reversal_window=REVERSAL_WINDOW, packages=None, offline_cap=OFFLINE_CAP):
         self.ledger = ledger
         self.hsm = hsm
         self.reversal_window = reversal_window
+        self.packages = packages  # the update packages' directory (tools/bank/updates.py)
         self.offline_cap = offline_cap
 
     # ---- entry -------------------------------------------------------------------------------
@@ -234,10 +247,24 @@ class Bank:
                 out.rc = NOT_PERMITTED
                 out.answer = self._answer(doc, {"39": NOT_PERMITTED}, ksn)
                 return out
+            if mti in REQUESTS and (self.ledger.device(serial) or {}).get("status") == "revoked":
+                LOG.warning("%s: %s STAN %s: the device is revoked: refused", serial, mti, doc.get("11"))
+                out.network = doc.get("70") if mti == "0800" else None
+                out.rc = REVOKED
+                out.answer = self._answer(doc, {"39": REVOKED, "48": None}, ksn)
+                return out
             if mti == "0800":
                 out.network = doc.get("70")
-                out.rc = APPROVED if out.network in (SIGN_ON, SIGN_OFF, ECHO) else INVALID_TXN
-                out.answer = self._answer(doc, {"39": out.rc, "70": doc.get("70", "")}, ksn)
+                fields = {"39": INVALID_TXN, "48": None}
+                if out.network == SIGN_ON:
+                    fields = self._sign_on(serial, doc)
+                elif out.network == DOWNLOAD:
+                    fields = self._download(serial, doc)
+                elif out.network in (SIGN_OFF, ECHO):
+                    fields["39"] = APPROVED
+                out.rc = fields["39"]
+                fields["70"] = doc.get("70", "")
+                out.answer = self._answer(doc, fields, ksn)
                 LOG.info("%s: 0800/%s -> %s", serial, out.network, out.rc)
             elif mti == "0610":
                 LOG.info("%s: 0610 for STAN %s: %s", serial, doc.get("11"), doc.get("39"))
@@ -293,12 +320,59 @@ class Bank:
         for k in ECHOED if echo else ("11", "41"):
             if k in doc:
                 ans[k] = doc[k]
-        ans.update(fields)
+        for k, v in fields.items():  # None: not echoed
+            if v is None:
+                ans.pop(k, None)
+            else:
+                ans[k] = v
         if ksn is None:
             ans.pop("53", None)
             return wire.encode(ans, None)
         ans["53"] = ksn.hex()
         return wire.encode(ans, lambda data: self.hsm.mac(ksn, data))
+
+    # ---- 0800: sign-on's versions, update records ------------------------------------------
+
+    def _sign_on(self, serial, doc):
+        """Approved; the versions its DE48 reports recorded (a sign-on without them, of a
+        firmware from before updates, is approved and records nothing), and the answer's DE48
+        names what is newer for it: CFG=<version> of the parameters, UPD=<package id> of the
+        firmware."""
+        reported = _pairs(doc.get("48", ""))
+        offer = []
+        try:
+            fw, svn, cfg = (int(reported[k]) for k in ("FW", "SVN", "CFG"))
+        except (KeyError, ValueError):
+            return {"39": APPROVED, "48": None}
+        self.ledger.signed_on(serial, fw, svn, cfg)
+        latest = self.ledger.latest_package(updates.PARAMETERS)
+        if latest and latest[1] > cfg:
+            offer.append("CFG=%d" % latest[1])
+        latest = self.ledger.latest_package(updates.FIRMWARE)
+        if latest and latest[1] > fw:
+            offer.append("UPD=" + latest[0])
+        return {"39": APPROVED, "48": ";".join(offer) or None}
+
+    def _download(self, serial, doc):
+        """A record of an update package: DE48 PKG=<id>;OFF=<offset>;LEN=<length> asks, the
+        answer's DE48 PKG=<id>;OFF=<offset>;SIZE=<package size> and DE72 the bytes (fewer than
+        asked only at the package's end; none past it)."""
+        ask = _pairs(doc.get("48", ""))
+        try:
+            pid, offset, length = ask["PKG"], int(ask["OFF"]), int(ask["LEN"])
+            if offset < 0 or not 0 < length <= RECORD_MAX:
+                raise ValueError(length)
+        except (KeyError, ValueError):
+            return {"39": FORMAT_ERROR, "48": None}
+        got = updates.record(self.ledger, self.packages, pid, offset, length) if self.packages else None
+        if got is None:
+            LOG.warning("%s: download of package %s: no such package", serial, pid)
+            return {"39": NO_RECORD, "48": None}
+        data, size = got
+        fields = {"39": APPROVED, "48": "PKG=%s;OFF=%d;SIZE=%d" % (pid, offset, size)}
+        if data:
+            fields["72"] = data.hex()
+        return fields
 
     # ---- 0200 / 0400 / 0620 ------------------------------------------------------------------
 
@@ -389,6 +463,9 @@ class Bank:
             elif proc == RETURN:
                 log["kind"] = "refund"
                 fields["48"] = self._return(serial, doc, log)
+            elif proc == TOP_UP:
+                log["kind"] = "top-up"
+                self._top_up(serial, doc, log)
             elif proc in (ALIAS, NEW_ALIAS):
                 log["kind"] = "alias" if proc == ALIAS else "new-alias"
                 fields["48"] = "ALIAS=" + self._alias(serial, proc == NEW_ALIAS)
@@ -405,7 +482,8 @@ class Bank:
         except Decline as d:
             rc = d.rc
         log["rc"] = rc
-        if rc == APPROVED and log["kind"] in ("purchase", "offline", "request-payment", "transfer", "void", "refund"):
+        if rc == APPROVED and log["kind"] in ("purchase", "offline", "request-payment", "transfer", "void", "refund",
+                                              "top-up"):
             log["auth_code"] = fields["38"] = "%06d" % secrets.randbelow(10 ** 6)
         self._book(log)
         if log.get("request_id") and rc == APPROVED and log["kind"] in ("purchase", "request-payment") \
@@ -571,6 +649,21 @@ class Bank:
             raise Decline(NOT_PERMITTED)
         self._move(log, src["id"], dst_id, amount)
 
+    def _top_up(self, serial, doc, log):
+        """Load the device's transit card from an account bound to it as its owner's (57 for any
+        other, as for a transfer), in its currency, 0 < DE4 <= TOPUP_MAX (13); 51 if not covered."""
+        amount = log["amount"] = self._amount(doc)
+        card = doc.get("48", "")[5:]
+        if not doc.get("48", "").startswith("CARD=") or len(card) != 16 \
+                or any(c not in "0123456789ABCDEF" for c in card):
+            raise Decline(FORMAT_ERROR)
+        src = self._owned(serial, doc.get("102"), doc.get("49"))
+        log["account_id"] = src["id"]
+        if amount > TOPUP_MAX:
+            raise Decline(INVALID_AMOUNT)
+        self._move(log, src["id"], TRANSIT, amount)
+        LOG.info("%s: top-up of transit card %s: %d from %s", serial, card, amount, src["id"])
+
     def _return(self, serial, doc, log):
         """A return from the device that made the purchase (its own only: another's is the
         same 12 as one that never was); the 0210's DE48."""
@@ -673,7 +766,10 @@ class Bank:
         if not orig["reversed"] and orig["rc"] == APPROVED:
             age = (datetime.datetime.now(datetime.timezone.utc)
                    - datetime.datetime.fromisoformat(orig["created"])).total_seconds()
-            if age > self.reversal_window:
+            # A top-up is undone at any age: the device reverses one only while it has not put
+            # the value on its card (PROTOCOL.md, "Top-up"), and nobody else can have delivered
+            # anything for it; its 0400 may come after a long power cut.
+            if age > self.reversal_window and orig["kind"] != "top-up":
                 LOG.warning("%s: 0400 STAN %s: %s approved %d s ago, past the %d s window: refused",
                             log["serial"], log["stan"], orig["rrn"], age, self.reversal_window)
                 raise Decline(INVALID_TXN)
@@ -698,6 +794,11 @@ class Bank:
 
 TRACE_LEN = 500
 PIN_BLOCK_NOT_SHOWN = "(PIN block, not shown)"
+
+
+def _pairs(text):
+    """{key: value} of a DE48 of key=value pairs separated by ";"."""
+    return dict(p.split("=", 1) for p in text.split(";") if "=" in p)
 
 
 def _trace_value(de, value):
@@ -796,7 +897,7 @@ class Host:
 
     def __init__(self, state, workers=8):
         self.state = state
-        self.bank = Bank(state.ledger, state.hsm)
+        self.bank = Bank(state.ledger, state.hsm, packages=updates.packages_dir(state))
         self.pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="bank")
         self.sessions = {}
         self.trace = Trace()
@@ -851,7 +952,7 @@ class Host:
         device = await self.call(self.state.ledger.device, serial)
         if device is None:
             return None, "serial %r is not a registered device" % serial
-        if device["status"] != "active":
+        if device["status"] not in ("active", "revoked"):  # a revoked one is told at sign-on
             return None, "device %s is %s" % (serial, device["status"])
         if device["cert_sha256"] != pki.fingerprint(der):
             return None, "device %s presented a certificate other than its registered one" % serial

@@ -75,6 +75,12 @@ CREATE TABLE IF NOT EXISTS business_day (
 CREATE TABLE IF NOT EXISTS cutovers (
     day INTEGER PRIMARY KEY, opened TEXT NOT NULL, closed TEXT NOT NULL, transactions INTEGER NOT NULL,
     approved INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS packages (
+    id TEXT PRIMARY KEY, kind INTEGER NOT NULL, version BIGINT NOT NULL, svn BIGINT NOT NULL,
+    size BIGINT NOT NULL, sha256 TEXT NOT NULL, created TEXT NOT NULL, UNIQUE (kind, version));
+CREATE TABLE IF NOT EXISTS device_versions (
+    serial TEXT PRIMARY KEY REFERENCES devices(serial), fw BIGINT NOT NULL, svn BIGINT NOT NULL,
+    cfg BIGINT NOT NULL, last_sign_on TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS refunds (
     rrn TEXT PRIMARY KEY REFERENCES transactions(rrn), original TEXT NOT NULL REFERENCES transactions(rrn),
     amount BIGINT NOT NULL, created TEXT NOT NULL);
@@ -82,6 +88,9 @@ CREATE TABLE IF NOT EXISTS refunds (
 
 # The bank's own side of card and pushed-request payments when a device has no merchant account.
 CLEARING = "CLEARING"
+# What devices loaded onto their transit cards (top-ups, 920000): the transit operator is owed it
+# and settles it from here, as it does a station's ticket machine.
+TRANSIT = "TRANSIT"
 
 
 class LedgerError(Exception):
@@ -180,6 +189,9 @@ class Database:
             self.execute("INSERT INTO accounts (id, name, currency, balance, created) "
                          "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                          (CLEARING, "bank clearing", "000", 0, now()))
+            self.execute("INSERT INTO accounts (id, name, currency, balance, created) "
+                         "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                         (TRANSIT, "transit cards' value", "000", 0, now()))
             self.execute("INSERT INTO business_day (id, day, opened) VALUES (1, 1, ?) "
                          "ON CONFLICT DO NOTHING", (now(),))
 
@@ -322,6 +334,45 @@ class Ledger:
 
     def devices(self):
         return [self.device(r[0]) for r in self.db.all("SELECT serial FROM devices ORDER BY serial")]
+
+    def set_device_status(self, serial, status):
+        """'active' (in production), 'blocked' (its connections refused) or 'revoked' (refused
+        at sign-on with 62, and told so)."""
+        if status not in ("active", "blocked", "revoked"):
+            raise LedgerError("a device is active, blocked or revoked")
+        with self.db.transaction():
+            if self.db.execute("UPDATE devices SET status = ? WHERE serial = ?", (status, serial)).rowcount != 1:
+                raise LedgerError("no device %s" % serial)
+
+    def signed_on(self, serial, fw, svn, cfg):
+        """What the device reported at its sign-on (DE48), and when."""
+        self.db.execute("INSERT INTO device_versions (serial, fw, svn, cfg, last_sign_on) VALUES (?, ?, ?, ?, ?) "
+                        "ON CONFLICT (serial) DO UPDATE SET fw = excluded.fw, svn = excluded.svn, "
+                        "cfg = excluded.cfg, last_sign_on = excluded.last_sign_on", (serial, fw, svn, cfg, now()))
+
+    def fleet(self):
+        """Every device: serial, status, and what it reported at its last sign-on (None before)."""
+        cols = ("serial", "status", "fw", "svn", "cfg", "last_sign_on")
+        return [dict(zip(cols, r)) for r in self.db.all(
+            "SELECT d.serial, d.status, v.fw, v.svn, v.cfg, v.last_sign_on FROM devices d "
+            "LEFT JOIN device_versions v ON v.serial = d.serial ORDER BY d.serial")]
+
+    # ---- update packages (tools/bank/updates.py) ---------------------------------------------
+
+    def add_package(self, pid, kind, version, svn, size, sha256):
+        with self.db.transaction():
+            self.db.execute("INSERT INTO packages (id, kind, version, svn, size, sha256, created) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?)", (pid, kind, version, svn, size, sha256, now()))
+
+    def package(self, pid):
+        cols = ("id", "kind", "version", "svn", "size", "sha256", "created")
+        row = self.db.one("SELECT %s FROM packages WHERE id = ?" % ", ".join(cols), (pid,))
+        return dict(zip(cols, row)) if row else None
+
+    def latest_package(self, kind):
+        """The id and version of a kind's newest package, or None."""
+        row = self.db.one("SELECT id, version FROM packages WHERE kind = ? ORDER BY version DESC LIMIT 1", (kind,))
+        return (row[0], int(row[1])) if row else None
 
     def bind(self, serial, account_id, role="owner"):
         """Bind an account to a device: role 'owner' (the device may debit it) or 'payee' (a

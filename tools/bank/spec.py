@@ -5,7 +5,7 @@ tools/bank/PROTOCOL.md, nothing more (a message with any other field fails to en
     raw, _ = iso8583.encode(doc, SPEC); doc, _ = iso8583.decode(raw, SPEC)
 
 MTI and numerics are ASCII, lengths are ASCII digits, the bitmaps are binary (8 bytes each).
-Binary fields (52, 53, 55, 64, 128) travel as raw bytes; pyiso8583 shows them as hex strings
+Binary fields (52, 53, 55, 64, 72, 128) travel as raw bytes; pyiso8583 shows them as hex strings
 (upper case on decode) and max_len counts bytes. The device's codec (lib/iso8583) has the same
 table; tests/host/test_uplink_codec.py checks the two against each other.
 
@@ -41,6 +41,7 @@ _FIELDS = {
     55: ("ICC data", "b", 3, 255),
     64: ("MAC", "b", 0, 8),
     70: ("Network management code", "ascii", 0, 3),
+    72: ("Data record", "b", 3, 999),
     90: ("Original data elements", "ascii", 0, 42),
     102: ("Account 1", "ascii", 2, 28),
     103: ("Account 2", "ascii", 2, 28),

@@ -1,5 +1,6 @@
 """Where a bank host keeps its things, and opening them: a state directory (default build/bank)
-holding the HSM key file (hsm/keys.json), the PKI (pki/), the log (bank.log) and, unless a
+holding the HSM key file (hsm/keys.json), the PKI (pki/), the update-signing key and the
+update packages (update/, tools/bank/updates.py), the log (bank.log) and, unless a
 PostgreSQL URL is given (--database or BANK_DATABASE_URL), the SQLite ledger (bank.db).
 """
 
@@ -33,6 +34,9 @@ class State:
             Hsm.create(self.hsm_path)
         if not (self.pki_dir / "ca.pem").exists():
             pki.init(self.pki_dir)
+        from tools.bank import updates
+
+        updates.init(self)  # the update-signing key, apart from the PKI's and the HSM's
         self.ledger.db.init_schema()
         return self
 

@@ -1,6 +1,10 @@
 """`image`: the factory images of one firmware build, in an output folder:
 
-    vfs.img              the app file system (tools/image.py's builder, board "handheld")
+    vfs.img              the vfs partition's file system (tools/image.py's builder): empty, data
+                         only, for the firmware is frozen into the app (firmware/manifest.py),
+                         and an OTA update replaces it there (docs/updates.md)
+    fs-handheld/         the firmware as files (board "handheld"), what `flash` writes through
+                         the REPL of a unit without a ROM bootloader (the virtual handheld)
     partition-table.bin  firmware/partitions.csv in ESP-IDF's binary format
     factory.bin          given --firmware and --bootloader: everything merged at the table's
                          offsets, from 0x0 (esptool merge-bin), to write in one piece
@@ -43,10 +47,11 @@ def build(out_dir, firmware=None, bootloader=None):
     except partitions.PartitionError as e:
         fail(IMAGE, "firmware/partitions.csv: %s" % e)
     vfs = partitions.find(table, "vfs")
-    progress("building the file system image (tools/image.py, board handheld)")
+    progress("building the file system image (tools/image.py: data only, the firmware is frozen)")
     try:
-        progress(image.build(out / "vfs.img", board="handheld", blocks=vfs.size // image.BLOCK_SIZE,
-                             staging=out / "fs-handheld"))
+        progress(image.build(out / "vfs.img", board="sim", blocks=vfs.size // image.BLOCK_SIZE,
+                             staging=out / "fs-vfs"))
+        image.stage(out / "fs-handheld", board="handheld")
     except image.ImageError as e:
         fail(IMAGE, str(e))
     (out / "partition-table.bin").write_bytes(partitions.to_binary(table))
@@ -55,7 +60,7 @@ def build(out_dir, firmware=None, bootloader=None):
     if firmware or bootloader:
         if not (firmware and bootloader):
             fail(IMAGE, "a factory image needs both --firmware (the app, micropython.bin) and --bootloader")
-        app = partitions.find(table, "factory")
+        app = partitions.app_slot(table)  # ota_0: a blank otadata boots it
         check_app_image(bootloader, "the bootloader")
         check_app_image(firmware, "the firmware")
         for name, path, offset, room in (("bootloader", bootloader, partitions.BOOTLOADER_OFFSET,

@@ -14,6 +14,10 @@ transport), check them, test them against the bank host, and make the unit PROVI
          issuer.ca       the issuer CA certificate (DER)
          issuer.unblock  32 random bytes, kept sealed by the bank's HSM for the issuer's unblock
                          (<bank state>/factory/<serial>.json, with the count of injections)
+         issuer.update   the public key of the issuer's update-signing key (RSA-2048: modulus,
+                         exponent; tools/bank/updates.py), which the unit's update packages
+                         must be signed with. An issuer key, like issuer.ca: the factory's own
+                         (the fleet's Secure Boot signing key, `secure`) never enters the vault
        checked on the host before anything is sent: the certificate chains to the CA, names the
        serial, is valid now and matches the device key;
     3. one flash transaction on the unit (Vault.provision_all): all items and PROVISIONED in a
@@ -43,7 +47,7 @@ import secrets
 from tools.device import Device, DeviceError, DeviceExecError
 from tools.provision.common import BANK, DEVICE, KEYS, READBACK, REFUSED, fail, progress
 
-PUBLIC = ("device.cert", "issuer.ca", "dukpt.ksn")
+PUBLIC = ("device.cert", "issuer.ca", "dukpt.ksn", "issuer.update")
 KCV_LABEL = b"PT-KCV\x00"
 
 STATE = """
@@ -232,7 +236,7 @@ def check_identity(ca_der, cert_der, key_der, serial):
 
 def unit_secrets(bank_state, serial, bdk_id, ikid=None):
     """(items, public facts) for one injection of a unit; registers it with the bank if it is not yet."""
-    from tools.bank import admin, pki
+    from tools.bank import admin, pki, updates
 
     state = _bank(bank_state)
     try:
@@ -252,11 +256,13 @@ def unit_secrets(bank_state, serial, bdk_id, ikid=None):
         generation, unblock = _next_injection(state, serial)
         ikid = ikid or initial_key_id(serial, bdk_id, generation)
         items = {"device.key": key_der, "device.cert": cert_der, "issuer.ca": ca_der,
-                 "dukpt.ik": state.hsm.initial_key(ikid), "dukpt.ksn": ikid + bytes(4), "issuer.unblock": unblock}
+                 "dukpt.ik": state.hsm.initial_key(ikid), "dukpt.ksn": ikid + bytes(4), "issuer.unblock": unblock,
+                 "issuer.update": updates.public_item(updates.private_key(state))}
     finally:
         state.close()
     facts = {"certificate_serial": cert_serial, "certificate_sha256": fingerprint,
-             "issuer_ca_sha256": hashlib.sha256(ca_der).hexdigest(), "ksn": (ikid + bytes(4)).hex(), "generation": generation}
+             "issuer_ca_sha256": hashlib.sha256(ca_der).hexdigest(),
+             "issuer_update_sha256": hashlib.sha256(items["issuer.update"]).hexdigest(), "ksn": (ikid + bytes(4)).hex(), "generation": generation}
     return items, facts
 
 

@@ -29,8 +29,10 @@ ENTRY = struct.Struct("<2sBBLL16sL")
 FLAG_ENCRYPTED = 1 << 0
 
 TYPES = {"app": 0x00, "data": 0x01}
+OTA_0, OTA_1, OTADATA = 0x10, 0x11, 0x00  # app subtypes of the two slots; data subtype of otadata
+OTADATA_SIZE = 0x2000  # two sectors, one esp_ota_select_entry_t each (ESP-IDF's fixed size)
 SUBTYPES = {
-    "app": {"factory": 0x00},
+    "app": {"factory": 0x00, "ota_0": 0x10, "ota_1": 0x11},
     "data": {"ota": 0x00, "phy": 0x01, "nvs": 0x02, "nvs_keys": 0x04, "fat": 0x81, "spiffs": 0x82, "littlefs": 0x83},
 }
 
@@ -100,8 +102,13 @@ def check(parts):
         if p.end > FLASH_SIZE:
             raise PartitionError("%s ends at 0x%x, past the 4 MB flash" % (p.name, p.end))
         previous_end, previous = p.end, p.name
-    if [p.subtype for p in parts if p.type == "app"] != [0x00]:
-        raise PartitionError("the table needs exactly one factory app partition")
+    # Firmware updates (lib/update/ota.py): two OTA slots of one size, which the bootloader
+    # chooses between by otadata; no factory app (4 MB holds no third one).
+    apps = sorted((p.subtype, p.size) for p in parts if p.type == "app")
+    if [subtype for subtype, _ in apps] != [OTA_0, OTA_1] or apps[0][1] != apps[1][1]:
+        raise PartitionError("the table needs two app partitions, ota_0 and ota_1, of one size (and no factory app)")
+    if [p.size for p in parts if p.type == "data" and p.subtype == OTADATA] != [OTADATA_SIZE]:
+        raise PartitionError("the table needs one otadata partition (data, ota) of 0x%x bytes" % OTADATA_SIZE)
     return parts
 
 
@@ -110,6 +117,12 @@ def find(parts, name):
         if p.name == name:
             return p
     raise PartitionError("no partition %r in the table" % name)
+
+
+def app_slot(parts, index=0):
+    """The OTA app slot ota_<index>: the factory writes the firmware to ota_0, which a blank
+    otadata boots."""
+    return [p for p in parts if p.type == "app" and p.subtype == OTA_0 + index][0]
 
 
 def to_binary(parts):

@@ -94,6 +94,7 @@ WRITABLE = frozenset((DEV_MODE, TH_GROUP, TH_DIFF, CTRL, TIMEENTERMONITOR, PERIO
 BOOT_S = 0.300  # reset released -> answering (realistic default; `config` shortens it)
 FRAME_S = 1 / 60  # active-mode report period
 INT_PULSE_S = 0.001  # trigger-mode INT pulse width (model's choice)
+LIFT_POLL_S, LIFT_WAIT_S = 0.01, 1.0  # a tap's lift waits for the host's read (do_tap): how often, how long at most
 WEIGHT = 0x20  # reported touch weight and area: a fingertip
 AREA = 0x3
 
@@ -337,11 +338,26 @@ class FT6336(Model):
         return self.status()
 
     def do_tap(self, x, y, hold_ms=80, finger=0, after_ms=0):
-        """Touch at (x, y), lift hold_ms later."""
+        """Touch at (x, y), lift hold_ms later, or later still if the host has not read the
+        touch by then: a tap is for the device to see. A host starved of CPU (a loaded test
+        machine) can miss a whole 80 ms touch, which a person's finger, watching the screen,
+        would not let happen; the lift then waits for the host's first read (at most LIFT_WAIT_S)."""
         finger = self._finger(finger)
         xy = self._xy(x, y)
-        self._act(after_ms, self._touch, finger, *xy)
-        self._later((after_ms + hold_ms) / 1000, self._release, finger)
+        seen = [None]
+
+        def touch():
+            seen[0] = self.reads
+            self._touch(finger, *xy)
+
+        def lift(waited=0.0):
+            if seen[0] is not None and self.reads == seen[0] and waited < LIFT_WAIT_S and self._running():
+                self._later(LIFT_POLL_S, lift, waited + LIFT_POLL_S)
+                return
+            self._release(finger)
+
+        self._act(after_ms, touch)
+        self._later((after_ms + hold_ms) / 1000, lift)
         return {"duration_ms": after_ms + hold_ms}
 
     def do_drag(self, from_x, from_y, to_x, to_y, steps=5, interval_ms=None, finger=0, after_ms=0):

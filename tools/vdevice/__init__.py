@@ -35,13 +35,15 @@ from tools.rig.rig import Rig
 BOARD_HEAP = "56K"
 # What stands for the board's C is Python here, and its module objects sit in the GC heap where
 # the board has none of them (its C and constants are in flash): the launcher's globals (the
-# port's start-up and REPL; `import launcher` in a fresh interpreter: 1,248 bytes) and
+# port's start-up and REPL; `import launcher` in a fresh interpreter: 1,296 bytes),
 # board/sim.py's (machine's buses; `import board`, less what board and board.handheld hold,
-# which the board has too: 4,432 bytes). The device's first heap area is larger by exactly that,
+# which the board has too: 4,432 bytes) and tools/vdevice/esp32.py's (the port's esp32 module:
+# partitions, OTA; imported by the launcher's bootloader and kept: 1,232 bytes). The device's
+# first heap area is larger by exactly that,
 # so that the firmware has the board's room and the benchmarks measure the firmware's heap, not
 # the stand-ins'; the growth (PT_IDF_HEAP) is the board's. tests/host/test_vdevice_heap.py
 # measures both and fails when they drift from this; the device sees it as PT_STAND_INS.
-STAND_INS = 1248 + 4432
+STAND_INS = 1296 + 4432 + 1232
 SOFT_RESET_FRIENDLY, SOFT_RESET_RAW, BAD_IMAGE, HARD_RESET = 64, 65, 66, 67  # launcher.py's exit codes
 PHASES = ("mounting", "boot.py", "main.py", "repl")
 BLOCK_SIZE = 4096
@@ -94,6 +96,32 @@ def chip_efuses(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(bytes(blank))
     return path
+
+
+def chip_flash(state_dir):
+    """The flash beside the vfs, as files in the state dir (flash-<partition>.bin; what
+    tools/vdevice/esp32.py reads): the partition table (firmware/partitions.csv, written at each
+    start, as a firmware built from this tree would be flashed with it), and, made once, otadata
+    and the OTA slots as the factory leaves them: otadata blank (its bootloader boots ota_0),
+    ota_0 holding the factory's app image (tools/vdevice/appimage.py), ota_1 erased."""
+    from tools.provision import partitions
+
+    from . import appimage
+
+    table = partitions.parse()
+    state = Path(state_dir)
+    (state / "flash-partition-table.bin").write_bytes(partitions.to_binary(table).ljust(partitions.TABLE_SIZE, b"\xff"))
+    factory = partitions.app_slot(table)
+    for p in table:
+        path = state / ("flash-%s.bin" % p.name)
+        if (p.type == "app" or (p.type, p.subtype) == ("data", partitions.OTADATA)) and not path.exists():
+            content = appimage.build(appimage.FACTORY_VERSION, appimage.FACTORY_SECURE_VERSION) if p is factory else b""
+            path.write_bytes(content + b"\xff" * (p.size - len(content)))
+
+
+def flash_files(state_dir):
+    """The flash-<partition>.bin files of a state dir: what a snapshot of the whole flash adds to the vfs image."""
+    return sorted(Path(state_dir).glob("flash-*.bin"))
 
 
 def heap_args(heap=None, launcher=False):
@@ -195,6 +223,7 @@ class VDevice:
         self.ctl_path = self.state_dir / "vdevice.ctl"
         self.ctl_path.write_bytes(struct.pack("<IIB", 0, self.power_cut_at, 0).ljust(16, b"\0"))
         chip_efuses(self.state_dir / EFUSE_FILE)  # beside the control block, where the launcher reads them
+        chip_flash(self.state_dir)
         await self.rig.start()
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)
@@ -375,17 +404,25 @@ class VDevice:
 
     def cmd_snapshot(self, path):
         """Copy the flash as it is now to path (with the device idle at its REPL, every file
-        is closed and so complete on the image)."""
+        is closed and so complete on the image); its other partitions (OTA slots, otadata) to
+        path.<flash-partition>.bin beside it."""
         shutil.copyfile(self.image, path)
+        for part in flash_files(self.state_dir):
+            shutil.copyfile(part, "%s.%s" % (path, part.name))
         return {"flash_ops": self.flash_ops()}
 
     async def cmd_restore(self, path):
-        """Power off, write the flash from a snapshot (as a programmer would), power on."""
+        """Power off, write the flash from a snapshot (as a programmer would), power on. The
+        partitions a snapshot has beside it are written too; one without them (a vfs image
+        alone) leaves them as they are."""
         old, self.proc = self.proc, None
         if old and old.returncode is None:
             old.kill()
             await old.wait()
         shutil.copyfile(path, self.image)
+        for part in flash_files(self.state_dir):
+            if os.path.exists("%s.%s" % (path, part.name)):
+                shutil.copyfile("%s.%s" % (path, part.name), part)
         await self._boot("friendly")
         return {"boots": self.boots}
 

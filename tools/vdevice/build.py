@@ -65,6 +65,7 @@ def frozen_sources():
         yield from (ROOT / folder).rglob("*.py")
     yield from (ROOT / "firmware").glob("manifest*.py")
     yield Path(__file__).resolve().parent / "launcher.py"
+    yield Path(__file__).resolve().parent / "esp32.py"
     yield ROOT / "tools" / "flowprobe.py"
     yield from VARIANT.iterdir()
 

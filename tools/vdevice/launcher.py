@@ -77,6 +77,9 @@ class Hardware:
         self.repl_refused = False
         self.resetting = False
         self.efuse = None  # the chip's eFuse file, open: board.sim's mem32 reads and burns it
+        # The flash beyond the vfs (tools/vdevice/esp32.py): the image, the control block, the
+        # state dir holding flash-<partition>.bin, and the OTA slot the bootloader started.
+        self.image = self.control_path = self.flash_dir = self.running = None
 
     def read_efuses(self, control_path):
         """Open the chip's eFuses (tools/vdevice makes a blank chip's file beside the control
@@ -107,6 +110,25 @@ class Hardware:
 
 hardware = Hardware()
 sys.modules["_vdevice"] = hardware
+
+
+def second_stage_bootloader():
+    """ESP-IDF's bootloader: which OTA slot runs (tools/vdevice/esp32.py, the otadata writes of
+    its rollback included), reported in <state dir>/vdevice.boot as "<slot> <version> <secure
+    version> <otadata state>"; False if no slot holds a bootable app (the board resets for ever).
+    The esp32 module stays imported, as the port's C module is always there: its heap is a
+    stand-in's (tools.vdevice.STAND_INS), not the firmware's."""
+    import esp32
+
+    hardware.running = esp32.boot()
+    if hardware.running is None:
+        sys.stderr.write("bootloader: no bootable app partitions in the partition table\n")
+        return False
+    version, secure = esp32.describe(hardware.running)
+    state = esp32.STATES.get(esp32.state(hardware.running), "UNDEFINED")
+    with open(hardware.flash_dir + "/vdevice.boot", "w") as f:
+        f.write("%s %s %d %s\n" % (hardware.running, version, secure, state))
+    return True
 
 
 # ---- the REPL, after shared/runtime/pyexec.c -------------------------------------------------
@@ -471,6 +493,10 @@ def main():
     if production:
         hardware.refuse_repl()
         mode = "friendly"  # no raw REPL either: boot.py and main.py run as at power-on
+    hardware.image, hardware.control_path = image, control_path
+    hardware.flash_dir = control_path.rsplit("/", 1)[0] if "/" in control_path else "."
+    if not second_stage_bootloader():
+        sys.exit(BAD_IMAGE)
     try:
         flash = vflash.Partition(image, control_path)
         vfs.umount("/")
