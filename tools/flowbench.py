@@ -31,6 +31,11 @@ step after the owner's choices (the amount typed, the account picked: a person's
   signed header read and shown, "Install now" tapped, the package (a 32 KB app image, version 2,
   published with the bank's update key) downloaded in 0800/360 records, verified and written to
   the other OTA slot, the boot switched to it (update.ota); the restart after it is not measured.
+- offline: a contact purchase online (not measured: the card's offline counters back to 0), then
+  the same purchase with the bank away (the uplink taken as not signed on) and the issuer's
+  parameters allowing offline approvals below 50.00 (terminal.offline): the card's TC, the
+  advice stored on flash, "Approved offline"; then the bank back: the advice forwarded
+  (0220/0230) on the session. The time is the offline purchase's; its memory with the forward.
 Not covered: card mode (the handheld as a card for a shop's reader: tools.bench nfc and the
 terminal tests drive it), fingerprint unlock, and the settings screens (no bank, no card).
 
@@ -197,16 +202,18 @@ TARGETS = {"contactless": ("card in field", 500, 300), "request_card": ("card in
            "contact": ("total", 4000, None), "unlock": ("total", 1000, 500)}
 # "update" last: once its package is published, every sign-on after is offered it.
 FLOWS = ("contactless", "contact", "request", "request_card", "balance", "transfer", "unlock", "request_void",
-         "topup", "parameters", "update")
+         "topup", "offline", "parameters", "update")
 LABELS = {"contactless": "contactless purchase 25.00", "contact": "contact purchase 25.00",
           "request": "pushed request 18.75, account", "request_card": "pushed request 18.75, card",
           "balance": "balance", "transfer": "transfer 10.00", "unlock": "unlock by PIN",
-          "request_void": "request 18.75 voided", "topup": "transit top-up 1.00", "parameters": "parameters update",
+          "request_void": "request 18.75 voided", "topup": "transit top-up 1.00",
+          "offline": "contact 25.00 offline, forwarded", "parameters": "parameters update",
           "update": "firmware update, %d KB" % (UPDATE_IMAGE // 1024)}
 PARTS = ("TLS", "AES", "SHA-256", "SHA-1", "pow", "LittleFS", "flash read", "flash program", "flash erase", "timing")
 FLASH = {"flash read": (FLASH_READ_US, FLASH_READ_BYTE_US), "flash program": (FLASH_PROGRAM_US, FLASH_PROGRAM_BYTE_US),
          "flash erase": (FLASH_ERASE_US, 0.0)}
-CARD_FLOWS = ("contactless", "contact", "request_card")
+CARD_FLOWS = ("contactless", "contact", "request_card", "offline")
+CONTACT_FLOWS = ("contact", "offline")  # the card in the slot
 
 
 def debited_account(kind):
@@ -485,7 +492,7 @@ class _Console:
             return
         title, buttons = screen["title"], screen.get("buttons", {})
         if title == "Insert or tap card":
-            if self.kind == "contact":
+            if self.kind in CONTACT_FLOWS:
                 self.rig.vd.rig.call("do", name="card", action="insert", atr="t1", applet="emv:" + CARD)
             else:
                 self.rig.vd.rig.call("do", name="nfc", action="place", kind="iso-dep", applet="emv:" + CARD)
@@ -495,9 +502,9 @@ class _Console:
             self._tap(buttons["PIN"])
         elif title.startswith("Update to version"):
             self._tap(buttons["Install now"])
-        elif title in ("Approved", "Balance", "Voided", "Topped up") or screen.get("error"):
+        elif title in ("Approved", "Approved offline", "Balance", "Voided", "Topped up") or screen.get("error"):
             if self.kind in CARD_FLOWS:  # the card leaves: the next purchase (in a row) presents it anew
-                self.rig.vd.rig.call("do", name="nfc" if self.kind != "contact" else "card", action="remove")
+                self.rig.vd.rig.call("do", name="card" if self.kind in CONTACT_FLOWS else "nfc", action="remove")
             for box in buttons.values():
                 self._tap(box)
 

@@ -49,7 +49,7 @@ MARK = {}
 PAUSE = [0] * 5
 PAUSE_NATIVE = []
 # The end: the flow's result drawn (the host taps it away), or a failure's screen.
-END = {'balance': 'Balance', 'request_void': 'Voided', 'topup': 'Topped up'}
+END = {'balance': 'Balance', 'request_void': 'Voided', 'topup': 'Topped up', 'offline': 'Approved offline'}
 STEP = ['setup']
 PENDING = [0, 0]  # requests to have waiting before the flow (the steady state's), and how many did
 ARGS = {}  # setup()'s: the amounts, the card flows
@@ -304,6 +304,52 @@ async def _give_back():
     await op.run(app)
 
 
+async def _offline():
+    # First the same purchase online (not measured, as _give_back's payment): the card's
+    # offline counters back to 0, as its going online now and then does; else after its
+    # consecutive offline limit (5) it declines, and the bench runs the flow some twenty times.
+    # Then the bank away: the uplink taken as not signed on (its session kept: the heap as the
+    # app's with the bank there, the heavier case), the issuer's parameters allowing offline
+    # below 50.00 (for this flow only: the others go online; the unit's own put back after).
+    # The card's TC, the advice stored, "Approved offline"; then the bank back: the advice
+    # forwarded on the session.
+    before = _modules()
+    await _purchase()
+    _unload(before)
+    import json
+    from terminal import offline
+    from update.config import TERMINAL
+    try:
+        with open(TERMINAL) as f:
+            kept = f.read()
+    except OSError:
+        kept = None
+    t = json.loads(kept) if kept else {}
+    t['floor_limit'] = 5000
+    with open(TERMINAL, 'w') as f:
+        json.dump(t, f)
+    del t
+    gc.collect()
+    heapstat.reset()
+    MARK['start'] = snap()
+    try:
+        up.connected = False
+        await _purchase()
+        up.connected = True
+        await offline.forward(up)
+        if offline.waiting():
+            MARK['failed'] = 'the advice was not forwarded'
+            MARK.pop('end', None)
+    finally:
+        up.connected = True
+        if kept is None:
+            import os
+            os.remove(TERMINAL)
+        else:
+            with open(TERMINAL, 'w') as f:
+                f.write(kept)
+
+
 async def _top_up():
     # terminal.topup.TopUp from "send" (as the transfer, after the owner's choices and PIN): its
     # record, the 0200/920000, the transit card credited, History's entry, "Topped up". €1.00 a
@@ -363,7 +409,8 @@ async def _update():
 
 FLOWS = {'contactless': _purchase, 'contact': _purchase, 'request': lambda: _request('from_account'),
          'request_card': lambda: _request('card'), 'balance': _balance, 'transfer': _transfer, 'unlock': _unlock,
-         'request_void': _give_back, 'topup': _top_up, 'parameters': _parameters, 'update': _update}
+         'request_void': _give_back, 'topup': _top_up, 'offline': _offline, 'parameters': _parameters,
+         'update': _update}
 
 
 def _less_pause(s):

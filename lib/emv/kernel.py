@@ -47,7 +47,7 @@ class TerminalConfig:
     __slots__ = ("aids", "country", "currency", "terminal_type", "capabilities", "additional",
                  "ttq", "app_version", "ifd_serial", "floor_limit", "random_threshold",
                  "random_target", "random_max", "tac_denial", "tac_online", "tac_default",
-                 "online", "services", "contactless_limits")
+                 "online", "services", "contactless_limits", "offline_caps")
 
     def __init__(self, **kw):
         self.aids = (b"\xa0\x00\x00\x00\x03", b"\xa0\x00\x00\x00\x04", b"\xa0\x00\x00\x00\x25",
@@ -77,7 +77,13 @@ class TerminalConfig:
         # issuer's terminal parameters replace them.
         self.contactless_limits = ((b"\xa0\x00\x00\x00\x03", 100000, 5000, 0),  # Visa
                                    (b"\xa0\x00\x00\x00\x04", 100000, 5000, 0),  # Mastercard
-                                   (b"", 100000, 5000, 0))
+                                   (b"", 100000, 5000, 0))  # type: tuple
+        # What the terminal may approve offline (tools/bank/PROTOCOL.md, "Offline approvals"), as
+        # Stripe Terminal's offline mode caps it: (one transaction at most, the advices not yet
+        # forwarded in total, and in number). Below the floor limits only: with floors of 0 they
+        # never apply. The terminal folds what is left of them into the floor limits it gives
+        # the kernel (terminal.offline.config); the bank applies the first too (OFFLINE_CAP).
+        self.offline_caps = (5000, 20000, 10)
         for k in kw:
             setattr(self, k, kw[k])
 
@@ -636,7 +642,10 @@ class Kernel:
         await self._scripts(ch, res, scripts, 0x71, risk.SCRIPT_FAILED_BEFORE)
         res.reason = None
         await self._generate_ac(ch, res, p1, card[0x8D])
-        if res.outcome == DECLINED and p1 == risk.TC:
+        if res.outcome == DECLINED and arc in (b"Y3", b"Z3"):  # no issuer said anything
+            res.reason = "unable to go online: %s offline (%s)" % (
+                "the card declined" if p1 == risk.TC else "declined", arc.decode())
+        elif res.outcome == DECLINED and p1 == risk.TC:
             res.reason = "the card declined after the issuer approved"
         elif res.outcome == DECLINED:
             res.reason = "declined by the issuer (%s)" % arc.decode()

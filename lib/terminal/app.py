@@ -379,8 +379,16 @@ class History(Operation):
         if not entries:
             answer = await app.ui.menu("History", ["(no transactions)"])
             return None if answer in (CANCEL, TIMEOUT) else "start"
-        labels = ["%s %s" % (format_amount(e.amount, e.currency) if e.amount is not None else e.kind,
-                             e.counterparty) for e in entries]
+        # The page's offline approvals whose advice has not reached the bank yet: marked.
+        unsent = []
+        from terminal.receipt import OFFLINE
+
+        if any(e.result == OFFLINE for e in entries):
+            from terminal import offline
+
+            unsent = [key[:key.find("_")] for key in offline.waiting()]
+        labels = ["%s %s%s" % (format_amount(e.amount, e.currency) if e.amount is not None else e.kind,
+                               e.counterparty, " (to send)" if e.reference in unsent else "") for e in entries]
         turns = []
         if self.first + len(entries) < total:
             turns.append(("Older", self.PAGE))
@@ -394,7 +402,8 @@ class History(Operation):
             # A payment the bank approved can be given back from its details (terminal.refund:
             # the bank decides between a void and a refund); OK returns to the page.
             givable = e.result == "approved" and e.kind in ("Purchase", "Request") and e.reference
-            if await app.ui.message(e.counterparty, e.describe(), other="Refund" if givable else None) == "other":
+            text = e.describe() + (" Not yet sent to the bank." if e.reference in unsent else "")
+            if await app.ui.message(e.counterparty, text, other="Refund" if givable else None) == "other":
                 from terminal.refund import GiveBack
 
                 await app.perform(GiveBack(e))

@@ -29,6 +29,14 @@ The steps, and what ends each:
   armed, from the moment the approval arrived: the card's TC drops it (uplink.completed); a
   power cut before then leaves it to be sent at the next boot.
 
+Offline (a purchase: pay_by_card(..., offline=True); terminal.offline): the kernel's config
+comes from the terminal's parameters with the caps folded into its floor limits and, where they
+allow offline approvals, online only while the uplink is signed on. The card's TC (at its first
+GENERATE AC, or in its GPO answer), or its TC at the second after "unable to go online" (nothing
+sent: EMV's Y3 by the default action codes), is stored as an advice on flash before anything is
+shown, and the answer is a terminal.offline.Advice. Declined offline beyond the floor or the
+caps with the bank away: "Bank needed".
+
 op.critical is True while the card or the bank is being talked to (not on the PIN pad nor
 while waiting for the card): a lock waits for those exchanges, never cuts them. The slot is
 powered down and the field switched off at the end whatever happened, in a task of its own
@@ -53,11 +61,13 @@ class _Cancelled(Exception):
     """The cardholder cancelled on a screen the kernel asked for (PIN, application)."""
 
 
-async def pay_by_card(app, op, amount, currency, online, payee="this terminal"):
+async def pay_by_card(app, op, amount, currency, online, payee="this terminal", offline=False):
     """Wait for a card, run the payment (see the module's docstring): (answer, result) approved,
     None when the cardholder cancelled, else raise an errors.Failure. currency: ISO 4217
     numeric ("978"), as the bank and the card speak it; payee: whom the card pays, on its PIN
-    pad with the amount (a purchase's: this terminal)."""
+    pad with the amount (a purchase's: this terminal). offline: the terminal may approve it
+    without the bank (terminal.offline; a purchase may, a merchant's request is the bank's);
+    answer is then a terminal.offline.Advice, its 0220 on flash."""
     import parts
     from terminal.receipt import alpha
 
@@ -72,7 +82,7 @@ async def pay_by_card(app, op, amount, currency, online, payee="this terminal"):
     inserted = []  # the slot, once the card is in it: its PIN pad watches that it stays
 
     def prepare():
-        made.append(_kernel(ui, op, amount, currency, inserted, payment))
+        made.append(_kernel(ui, op, amount, currency, inserted, payment, up if offline else None))
         # The heap collected now, not by the reading's allocations with the card in the field
         # (a collection of the app's heap is 0.2-0.3 ms here, ~50 ms on the ESP32 model).
         gc.collect()
@@ -92,7 +102,7 @@ async def pay_by_card(app, op, amount, currency, online, payee="this terminal"):
                 res = await _tapped(kernel, card, nfc, amount)
                 card = nfc = _let_go(_READER)  # released, the field off
                 if res.outcome != _emv().TRY_ANOTHER_INTERFACE:
-                    return await _authorise(app, op, kernel, res, online, None, payment)
+                    return await _authorise(app, op, kernel, res, online, None, payment, amount, currency)
                 f = errors.Failure(errors.TRY_ANOTHER_INTERFACE)
                 op.critical = False
                 slot = parts.slot()
@@ -105,7 +115,7 @@ async def pay_by_card(app, op, amount, currency, online, payee="this terminal"):
             ui.progress("Reading card", "%s. Leave the card in until the terminal says so." % due)
             inserted.append(slot)
             res = await _inserted(kernel, slot, amount)
-            return await _authorise(app, op, kernel, res, online, slot, payment)
+            return await _authorise(app, op, kernel, res, online, slot, payment, amount, currency)
         except _Cancelled:
             return None
         except Exception as e:
@@ -244,7 +254,7 @@ async def _card_pin(ui, slot, prompt, payment):
             pad.cancel()
 
 
-def _kernel(ui, op, amount, currency, inserted, payment):
+def _kernel(ui, op, amount, currency, inserted, payment, up):
     # select: the kernel's first step, imported before the card is there, not with it in the field
     from emv import capk, select  # noqa: F401
     from emv.kernel import Kernel
@@ -273,8 +283,16 @@ def _kernel(ui, op, amount, currency, inserted, payment):
             raise _Cancelled()
         return digits  # the kernel wipes it after VERIFY
 
-    # The issuer's terminal parameters (AIDs, floor and contactless limits) over the defaults.
-    return Kernel(parameters.kernel(currency), capk.Store.load(), choose=choose, pin=pin)
+    # The issuer's terminal parameters (AIDs, floor and contactless limits, offline caps) over
+    # the defaults, the floors lowered to what the offline caps leave (to 0 for a payment that
+    # may not be approved offline: up None). terminal.offline let go of at once (0.6 KB: the
+    # card's reading is the payment's peak); an offline approval imports it again.
+    import parts
+    from terminal import offline
+
+    config = offline.limit(parameters.kernel(currency), up)
+    parts.unload(("terminal.offline",))
+    return Kernel(config, capk.Store.load(), choose=choose, pin=pin)
 
 
 async def _tapped(kernel, target, nfc, amount):
@@ -307,26 +325,64 @@ def _card_failure(e, slot, approved=False):
     return errors.failure(e)
 
 
-def _outcome_failure(res):
+def _outcome_failure(res, config):
     """The failure for a kernel result that cannot go online."""
     emv = _emv()
     if res.outcome == emv.DECLINED:
+        from emv import risk
+
+        if not config.online and risk.marked(res.tvr, risk.FLOOR_LIMIT_EXCEEDED):
+            # Declined offline (Z1) by the terminal's default action: the bank away, the amount
+            # at or above the floor limit or beyond what the offline caps leave.
+            return errors.Failure(errors.OFFLINE_LIMIT)
         return errors.Failure(errors.DECLINED, "The card declined the payment; nothing was charged.")
     if res.reason == emv.APPLICATION_BLOCKED:
         return errors.Failure(errors.CARD_BLOCKED)
-    # END (bad card data, no common application) or an offline approval, which this terminal
-    # never asks for (floor limit 0: every payment goes online).
+    # END (bad card data, no common application), or an offline approval the terminal did
+    # not allow (a payment that must go online)
     return errors.Failure(errors.CARD_UNREADABLE)
+
+
+def _unreachable(e):
+    """Whether the online step failed with nothing sent (the bank away: EMV's "unable to go
+    online"), not after the 0200 left (its reversal then stands; the card is declined)."""
+    import uplink
+
+    return isinstance(e, uplink.NotConnected) or (
+        isinstance(e, errors.Failure) and e.kind in (errors.NO_NETWORK, errors.BANK_DOWN, errors.BANK_TIMEOUT))
+
+
+def _offline(app, kernel, res, amount, currency):
+    """The card's offline approval (its TC) stored as an advice on flash, before anyone is told;
+    sent at once if the bank is there. (Advice, result), or the failure: a card that approved
+    what the terminal could not allow (beyond its caps, or with no bank to tell)."""
+    up = app.link.uplink
+    if up is None or kernel.config.offline_caps is None:
+        raise errors.Failure(errors.CARD_UNREADABLE)
+    from terminal import offline
+
+    try:
+        advice = offline.store(up, kernel.config, res, amount, currency)
+    except offline.OverCaps:
+        raise errors.Failure(errors.OFFLINE_LIMIT)
+    if up.connected:
+        asyncio.create_task(offline.forward(up))
+    return advice, res
 
 
 # ---- the bank --------------------------------------------------------------------------------
 
-async def _authorise(app, op, kernel, res, online, slot, payment):
+async def _authorise(app, op, kernel, res, online, slot, payment, amount, currency):
     """The online PIN if the card wants one, the bank's answer, the completion with the card
-    (slot: contact; None: contactless, already gone; payment: what the PIN pad shows)."""
+    (slot: contact; None: contactless, already gone; payment: what the PIN pad shows). The
+    card's TC (offline) or, the bank away, its approval at the second GENERATE AC (Y3): the
+    offline approval's advice stored (_offline)."""
     ui = app.ui
-    if res.outcome != _emv().ONLINE:
-        raise _outcome_failure(res)
+    emv = _emv()
+    if res.outcome == emv.APPROVED:
+        return _offline(app, kernel, res, amount, currency)
+    if res.outcome != emv.ONLINE:
+        raise _outcome_failure(res, kernel.config)
     pin = None
     if res.online_pin:
         op.critical = False
@@ -338,11 +394,16 @@ async def _authorise(app, op, kernel, res, online, slot, payment):
     try:
         answer = await online(res, pin)
     except Exception as e:
+        # Unable to go online (nothing sent): the default action codes decide (EMV Book 3 10.8),
+        # Y3 or Z3, and the card may still decline; once the 0200 left: Z3, its reversal stands.
+        unable = kernel.config.offline_caps is not None and _unreachable(e)
         if slot is not None:
             try:
-                await kernel.complete(slot.transceive, res, b"Z3")  # unable to go online: the card declines
+                await kernel.complete(slot.transceive, res, None if unable else b"Z3")
             except Exception:
                 pass  # the card's own failure matters less than the bank's, which is shown
+            if unable and res.outcome == emv.APPROVED:
+                return _offline(app, kernel, res, amount, currency)
         raise errors.failure(e)
     finally:
         if pin is not None:

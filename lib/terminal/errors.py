@@ -40,6 +40,9 @@ REVERSALS_WAITING = ("Payments on hold",
                      "so it starts no new one. Nothing was charged.",
                      "Stay connected (Settings > Wi-Fi): they go to the bank as soon as it answers. If it persists, "
                      "call your bank.")
+# The bank away and the payment beyond what the terminal may approve without it (terminal.offline).
+OFFLINE_LIMIT = ("Bank needed", "The bank cannot be reached, and this payment is more than the terminal may approve "
+                 "without it; nothing was charged.", "Try again when the bank is back, or pay with a smaller amount.")
 DECLINED = ("Declined", "The bank declined the payment.", "Pay with another card or account.")
 WRONG_PIN = ("Wrong PIN", "The card's PIN was not right; nothing was charged.",
              "Try again with the right PIN. Too many wrong PINs block the card.")

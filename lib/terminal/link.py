@@ -35,6 +35,7 @@ import asyncio
 from micropython import const
 
 CONFIG = "/config/bank.json"
+BATCH = "/batch"  # terminal.offline's advices: looked at here after every sign-on
 STATUS_MS = const(1000)  # how often the status bar's Wi-Fi, bank and battery are looked at
 READY_MS = const(5000)  # a flow's wait for the bank's session, unless bank.json sets "ready_ms"
 WAIT_MAX_MS = const(3_600_000)  # the longest wait bank.json may set: an hour (a small int, ticks_ms's range)
@@ -61,6 +62,26 @@ def load(path=CONFIG):
     return config
 
 
+async def _forward(up):
+    # The offline advices after each sign-on (terminal.offline). Its module only when the batch
+    # has any, and let go after: imported by the uplink's task, outside any operation, it would
+    # stay on the heap through every flow after.
+    import os
+
+    try:
+        if not os.listdir(BATCH):
+            return
+    except OSError:
+        return  # no folder: never an offline approval
+    import parts
+    from terminal import offline
+
+    try:
+        await offline.forward(up)
+    finally:
+        parts.unload(("terminal.offline",))
+
+
 class Link:
     def __init__(self, vault, ui, config=None, wifi=None):
         import wifi as wifi_module
@@ -80,6 +101,7 @@ class Link:
 
             self.uplink = Uplink(vault, config, wifi=self.wifi)
             self.ready_ms = config.get("ready_ms", READY_MS)
+            self.uplink.after_sign_on.append(_forward)
         self._requests = []
         self.arrivals = 0  # pushes and expiries since the start (the app redraws by it)
         self._fresh = []

@@ -46,7 +46,7 @@ class Purchase(Operation):
             return await up.purchase(result, amount, currency, pin=pin)
 
         try:
-            paid = await pay_by_card(app, self, amount, currency, online)
+            paid = await pay_by_card(app, self, amount, currency, online, offline=True)
         except errors.Failure as f:
             self.step = None
             await receipt.failed(app, KIND, amount, currency, COUNTERPARTY, f, card=read[0].pan if read else None)

@@ -43,6 +43,9 @@ def numeric(currency):
     return currency
 
 
+# History's result of an offline approval (terminal.offline): History marks it while its advice waits.
+OFFLINE = "approved offline"
+
 # Kinds whose payee is this terminal (its merchant account): the receipt names no "to".
 _TO_THIS_TERMINAL = ("Purchase",)
 
@@ -60,17 +63,22 @@ def summary(kind, amount, currency, counterparty, card=None, account=None):
 
 
 async def approved(app, kind, amount, currency, counterparty, answer, card=None, account=None):
-    """Record the approved transaction (with the bank's RRN) and show "Approved"."""
+    """Record the approved transaction (with the bank's RRN) and show "Approved"; approved
+    offline (answer: a terminal.offline.Advice), "approved offline" with the advice's reference
+    (its STAN and DE7), and "Approved offline"."""
     from terminal.history import History
 
     currency = alpha(currency)
-    reference = answer.rrn or ""
-    History(app.vault).add(kind, amount, currency, counterparty, "approved", card=card, account=account,
-                           reference=reference)
+    advice = getattr(answer, "key", None)
+    reference = (answer.reference if advice else answer.rrn) or ""
+    History(app.vault).add(kind, amount, currency, counterparty, OFFLINE if advice else "approved", card=card,
+                           account=account, reference=reference)
     text = summary(kind, amount, currency, counterparty, card, account)
-    if reference:
+    if advice:
+        text += ". Approved by the card; the bank is told when it can be reached"
+    elif reference:
         text += ". Bank reference " + reference
-    await app.ui.message("Approved", text + ".", timeout_ms=30_000)
+    await app.ui.message("Approved offline" if advice else "Approved", text + ".", timeout_ms=30_000)
 
 
 async def failed(app, kind, amount, currency, counterparty, e, card=None, account=None):

@@ -8,6 +8,8 @@ The payload is a list of sections, each: name length (1 byte), name (ASCII), con
     terminal  /config/terminal.json  {"aids": [hex...], "floor_limit": minor units,
                                       "contactless_limits": [[rid hex or "", transaction limit,
                                       CVM required limit, floor limit], ...],
+                                      "offline_caps": [per payment, total, count]
+                                      (terminal.offline),
                                       "bank": {"host", "port"}, "lock": {"max_fails", "delay_ms",
                                       "fp_window_s", "fp_max_fails"}}: the kernel's
                                       (TerminalConfig), the bank's endpoint (over
@@ -185,6 +187,9 @@ def kernel(currency, t=None):
     if "contactless_limits" in t:
         kw["contactless_limits"] = tuple((bytes.fromhex(rid), int(a), int(b), int(c))
                                          for rid, a, b, c in t["contactless_limits"])
+    if "offline_caps" in t:  # terminal.offline: per payment, in total, in number waiting
+        a, b, c = t["offline_caps"]
+        kw["offline_caps"] = (int(a), int(b), int(c))
     return TerminalConfig(**kw)
 
 

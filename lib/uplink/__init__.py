@@ -8,6 +8,7 @@
     a = await up.transfer("ACC-1", "ACC-2", 500)
     a = await up.give_back("261258870324", 500)   # a void or refund: a.fields[48] "VOID=..."/"REFUND=..."
     a = await up.alias(new=False)         # the payment identifier: a.fields[48] "ALIAS=K7M2QX9P"
+    a = await up.advise(fields)           # an offline approval's 0220, as terminal.offline stored it
     stan, de7 = up.next_key()             # a 0200's key (DE11, DE7), for a caller that journals it first
     a = await up.top_up("ACC-1", 2000, card_id, key=(stan, de7))   # then completed(a) or reverse(a)
     req = await up.next_request()         # a pushed 0600, already acknowledged with a 0610
@@ -277,6 +278,9 @@ class Uplink:
         # Keys of the reversals not to be sent yet: their 0200 awaits its answer, or its approval
         # the card's completion (armed). In RAM only: after a reboot nothing holds them.
         self._held = set()
+        # What else waits on flash for the bank, sent after the reversals at every sign-on:
+        # coroutine functions of the Uplink (terminal.link adds the offline advices').
+        self.after_sign_on = []
         # The task following the last sign-on's offer (lib/update/package.follow), and why the
         # last one offered failed (None: none failed).
         self.update = None
@@ -354,6 +358,8 @@ class Uplink:
                 from update.package import follow  # only when the bank offers something
 
                 self.update = asyncio.create_task(follow(self, answer.fields[48]))
+            for then in self.after_sign_on:
+                await then(self)
             await receiver
             raise self._link_error or NotConnected("connection closed")
         finally:
@@ -780,6 +786,12 @@ class Uplink:
         return await self._exchange("0200", {3: PURCHASE, 4: request.amount, 22: ACCOUNT_ON_FILE,
                                              42: request.merchant_id, 48: request.order,
                                              49: request.currency, 102: account}, reversal=True)
+
+    async def advise(self, fields):
+        """An advice (0220) of an offline approval (terminal.offline): its fields as stored, DE11
+        and DE7 with them (a resend is the same advice to the bank). Nothing to reverse: the
+        card approved; the host posts it once however often it comes."""
+        return await self._exchange("0220", fields, wait_ready=False)
 
     async def refuse_request(self, request, reason=CUSTOMER_CANCELLATION):
         """The owner said no (0620, response code 17); or the terminal did (decline_request)."""

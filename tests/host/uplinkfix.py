@@ -132,14 +132,15 @@ def provisioning(bank, store="/uplink-vault"):
 _SIM_CARD = SimCard(CARD["pan"], CARD["expiry"][:4], "02", bytes.fromhex(CARD["imk"]))
 
 
-def card_result_code(amount, today=None):
+def card_result_code(amount, today=None, cid=0x80):
     """(code, card, tags): MicroPython code making `card`, what the EMV kernel hands the uplink
-    for the test card (its lib/emv/kernel.Result fields) with a DE55 holding a fresh ARQC from
-    the card's keys; the host's SimCard and the tags, to check the ARPC that comes back."""
+    for the test card (its lib/emv/kernel.Result fields) with a DE55 holding a fresh ARQC (cid
+    0x40: a TC, an offline approval's) from the card's keys; the host's SimCard and the tags, to
+    check the ARPC that comes back."""
     from tools.emvcard import tlv
 
     card = _SIM_CARD
-    tags = card.icc_data(amount, today=today)
+    tags = card.icc_data(amount, today=today, cid=cid)
     icc = b"".join(tlv.tlv(tag, value) for tag, value in tags.items())
     track2 = bytes.fromhex(CARD["pan"] + "D" + CARD["expiry"][:4] + "2011234567" + "F")
     code = ("class _Card:\n    pass\ncard = _Card()\n"

@@ -35,8 +35,9 @@ class SimCard:
     currency: str = "978"
     version: str = cryptogram.VISA_CVN10  # its cryptogram version (tools/emvcard/cryptogram.py)
 
-    def icc_data(self, amount, unpredictable=b"\x12\x34\x56\x78", today=None):
-        """DE55 with a fresh ARQC (the card's ATC advanced): the tags the cryptogram covers."""
+    def icc_data(self, amount, unpredictable=b"\x12\x34\x56\x78", today=None, cid=0x80):
+        """DE55 with a fresh ARQC (cid 0x40: a TC, an offline approval's) (the card's ATC
+        advanced): the tags the cryptogram covers."""
         self.atc += 1
         today = today or datetime.date.today()
         tags = {0x9F02: bytes.fromhex("%012d" % amount), 0x9F03: bytes(6), 0x9F1A: bytes.fromhex("0250"),
@@ -46,7 +47,7 @@ class SimCard:
                 0x9F36: self.atc.to_bytes(2, "big"),
                 0x9F10: cryptogram.iad(self.version, bytes(cryptogram.CVR_LENGTH[self.version]))}
         tags[0x9F26] = cryptogram.cryptogram(self.imk, self.pan, self.psn, tags)
-        tags[0x9F27] = b"\x80"
+        tags[0x9F27] = bytes((cid,))
         tags[0x5F34] = bytes.fromhex(self.psn.rjust(2, "0")[-2:])
         return tags
 
@@ -176,12 +177,15 @@ class Terminal:
     async def sign_on(self, code="001"):
         return await self.request("0800", {"70": code})
 
-    def purchase_message(self, card, amount, pin=None, order=None, currency="978", tags=None):
+    def purchase_message(self, card, amount, pin=None, order=None, currency="978", tags=None, mti="0200",
+                         stan=None, when=None):
         """(raw, doc, tags) of a 0200 purchase: DE55 with the card's ARQC (a fresh one, or the
         tags given: a cryptogram made for other data), DE52 when pin, DE48 when it pays a pushed
-        order. Built, not sent (a test may send it twice, or spoil it)."""
+        order. mti 0220: the advice of an offline approval, the card's TC in DE55 (stan and
+        when: a resend's, kept from the first). Built, not sent (a test may send it twice, or
+        spoil it)."""
         ksn = self.next_ksn()
-        tags = tags or card.icc_data(amount)
+        tags = tags or card.icc_data(amount, cid=0x40 if mti == "0220" else 0x80)
         now = datetime.datetime.now(datetime.timezone.utc)
         fields = {"2": card.pan, "3": "000000", "4": "%012d" % amount,
                   "12": now.strftime("%H%M%S"), "13": now.strftime("%m%d"), "14": card.expiry,
@@ -193,7 +197,7 @@ class Terminal:
                 self.key(ksn, dukpt.KEY_USAGE_PIN), pin, card.pan).hex()
         if order is not None:
             fields["48"] = "ORD=" + order
-        raw, doc, _ = self.build("0200", fields, ksn=ksn)
+        raw, doc, _ = self.build(mti, fields, ksn=ksn, stan=stan, when=when)
         return raw, doc, tags
 
     async def purchase(self, card, amount, pin=None, order=None, currency="978"):
@@ -202,6 +206,15 @@ class Terminal:
         ans = await self.send_raw(raw, "0210", doc["11"])
         issuer = dict(tlv.decode(bytes.fromhex(ans.get("55", "")))).get(0x91)
         ans["arpc_ok"] = issuer is not None and card.check_arpc(tags, issuer)
+        return ans
+
+    async def advice(self, card, amount, tags=None, stan=None, when=None, currency="978"):
+        """The 0230 of an advice (0220) of an offline approval: the card's TC, or the tags
+        given; stan and when: a resend of an advice already sent (its DE11 and DE7)."""
+        raw, doc, _ = self.purchase_message(card, amount, currency=currency, tags=tags, mti="0220", stan=stan,
+                                            when=when)
+        ans = await self.send_raw(raw, "0230", doc["11"])
+        ans["sent"] = doc
         return ans
 
     async def balance(self, account):

@@ -51,6 +51,14 @@ REVERSAL_WINDOW = 600
 # A cryptogram's transaction date (9A) against the message's (DE13, else DE7) and the host's own
 # UTC date: a day either way, for time zones around midnight.
 DATE_SLACK = datetime.timedelta(days=1)
+# An advice may come days after its offline approval (the bank away): its TC's date against the
+# host's today within this (DE13, the approval's own date, still within DATE_SLACK of 9A).
+ADVICE_AGE = datetime.timedelta(days=7)
+# The most one offline approval may be (minor units), as the terminals' parameters have it
+# (lib/emv/kernel.py TerminalConfig.offline_caps, its first): an advice above it is refused 13.
+OFFLINE_CAP = 5000
+# Cryptogram types (9F27's top two bits): what a 0200 carries, what an advice does.
+TC, ARQC = 0x40, 0x80
 
 PURCHASE, BALANCE, TRANSFER = "000000", "310000", "400000"
 # Give an approved purchase back (ISO 8583 transaction type 20, "returns", as jPOS-CMF and the
@@ -77,7 +85,7 @@ RECORD_MAX = 999  # DE72's most bytes
 ECHOED = ("2", "3", "4", "7", "11", "41", "42", "48", "49", "53", "102", "103")
 # The requests the host answers, and the fields PROTOCOL.md says are numeric (pyiso8583 takes any
 # ASCII there) or printable text (ans): a message breaking either is a format error (30).
-REQUESTS = ("0200", "0400", "0620", "0800")
+REQUESTS = ("0200", "0220", "0400", "0620", "0800")
 NUMERIC = ("2", "3", "4", "7", "11", "12", "13", "14", "22", "23", "49", "70", "90")
 TEXT = ("35", "37", "38", "39", "41", "42", "43", "48", "54", "102", "103")
 
@@ -151,22 +159,22 @@ def _near(day, mmdd):
     return False
 
 
-def cryptogram_mismatch(doc, tags, today=None):
+def cryptogram_mismatch(doc, tags, today=None, kind=ARQC):
     """The response code (13 or 12) if the data the card's cryptogram covers is not this
     message's: amount (9F02 = DE4) and currency (5F2A = DE49) 13; transaction type (9C, DE3),
     date (9A = DE13, else DE7, and the host's today, a day either way), cryptogram type (9F27:
-    an ARQC, the card asking to go online) 12. None if it is."""
+    kind, an ARQC in a 0200, the card asking to go online; a TC in an advice) 12. None if it is."""
     if tags.get(0x9F02) != bytes.fromhex(doc.get("4", "").rjust(12, "0")[-12:]) \
             or tags.get(0x5F2A) != bytes.fromhex("0" + doc.get("49", "000")):
         return INVALID_AMOUNT
     if tags.get(0x9C) != bytes.fromhex(doc.get("3", "")[:2].rjust(2, "0")):
         return INVALID_TXN
-    if 0x9F27 in tags and bytes(tags[0x9F27])[:1] and bytes(tags[0x9F27])[0] & 0xC0 != 0x80:
+    if 0x9F27 in tags and bytes(tags[0x9F27])[:1] and bytes(tags[0x9F27])[0] & 0xC0 != kind:
         return INVALID_TXN
     day = _date(bytes(tags.get(0x9A, b"")).hex())
     today = today or datetime.datetime.now(datetime.timezone.utc).date()
     local = doc.get("13") or doc.get("7", "")[:4]
-    if day is None or abs(day - today) > DATE_SLACK or not _near(day, local):
+    if day is None or abs(day - today) > (DATE_SLACK if kind == ARQC else ADVICE_AGE) or not _near(day, local):
         return INVALID_TXN
     return None
 
@@ -191,11 +199,12 @@ def returned_rrn(doc):
 class Bank:
     """Message processing over a ledger and an HSM; thread-safe (one DB connection per thread)."""
 
-    def __init__(self, ledger, hsm, reversal_window=REVERSAL_WINDOW, packages=None):
+    def __init__(self, ledger, hsm, reversal_window=REVERSAL_WINDOW, packages=None, offline_cap=OFFLINE_CAP):
         self.ledger = ledger
         self.hsm = hsm
         self.reversal_window = reversal_window
         self.packages = packages  # the update packages' directory (tools/bank/updates.py)
+        self.offline_cap = offline_cap
 
     # ---- entry -------------------------------------------------------------------------------
 
@@ -403,7 +412,7 @@ class Bank:
         """The HSM's part of a card purchase, done outside the ledger transaction: the card row,
         whether the ARQC is good and whether the PIN is right. Never holds the PIN."""
         pre = {}
-        if doc["t"] != "0200" or doc.get("3") != PURCHASE or doc.get("22") == ACCOUNT_ON_FILE:
+        if doc["t"] not in ("0200", "0220") or doc.get("3") != PURCHASE or doc.get("22") == ACCOUNT_ON_FILE:
             return pre
         pan = doc.get("2", "")
         if not pan.isdigit() or not 12 <= len(pan) <= 19:
@@ -439,6 +448,9 @@ class Bank:
             if mti == "0400":
                 log["kind"] = "reversal"
                 self._reversal(doc, log)
+            elif mti == "0220":
+                log["kind"] = "offline"
+                self._advice(serial, doc, pre, log)
             elif mti == "0620":
                 log["kind"] = "refusal"
                 self._refusal(serial, doc, log)
@@ -470,14 +482,14 @@ class Bank:
         except Decline as d:
             rc = d.rc
         log["rc"] = rc
-        if rc == APPROVED and log["kind"] in ("purchase", "request-payment", "transfer", "void", "refund",
-                                                      "top-up"):
+        if rc == APPROVED and log["kind"] in ("purchase", "offline", "request-payment", "transfer", "void", "refund",
+                                              "top-up"):
             log["auth_code"] = fields["38"] = "%06d" % secrets.randbelow(10 ** 6)
         self._book(log)
         if log.get("request_id") and rc == APPROVED and log["kind"] in ("purchase", "request-payment") \
                 and not self.ledger.set_request_status(log["request_id"], "paid", rrn):
             raise Conflict("request %s is no longer pushed" % log["request_id"])  # never: locked
-        if pre.get("arqc_ok"):
+        if pre.get("arqc_ok") and mti == "0200":
             fields["55"] = tlv.tlv(0x91, self.hsm.arpc(
                 pre["card"]["issuer_key_id"], pre["pan"], pre["psn"], pre["tags"],
                 rc.encode())).hex()
@@ -575,6 +587,42 @@ class Bank:
         else:
             payee = (self.ledger.device(serial) or {}).get("merchant_account") or CLEARING
         self._move(log, card["account_id"], payee, amount)
+
+    def _advice(self, serial, doc, pre, log):
+        """An offline approval told afterwards (0220, PROTOCOL.md "Offline approvals"): the
+        card's TC, checked as an ARQC is, posted once per TC. The card's account is debited
+        even beyond what it has: the card approved, the issuer carries that risk."""
+        amount = log["amount"] = self._amount(doc)
+        card = pre.get("card")
+        if card is None:
+            raise Decline(INVALID_CARD)
+        log["card_token"], log["account_id"] = card["token"], card["account_id"]
+        if amount > self.offline_cap:
+            LOG.warning("%s: advice of %d above the offline cap %d: refused", serial, amount, self.offline_cap)
+            raise Decline(INVALID_AMOUNT)
+        if not pre["arqc_ok"]:
+            LOG.error("%s: card %s: the advice's TC does not verify", serial, card["pan_masked"])
+            raise Decline(DO_NOT_HONOUR)
+        mismatch = cryptogram_mismatch(doc, pre["tags"], kind=TC)
+        if mismatch:
+            LOG.warning("%s: card %s: the TC's data is not the advice's (%s)", serial, card["pan_masked"], mismatch)
+            raise Decline(mismatch)
+        atc = int.from_bytes(pre["tags"][0x9F36], "big")
+        if not self.ledger.take_offline_tc(card["token"], pre["psn"], atc):
+            LOG.error("%s: card %s: a TC of ATC %d posted already", serial, card["pan_masked"], atc)
+            raise Decline(DUPLICATE)
+        # Upwards only, as for an ARQC: but a lower one is no replay here (forwarded late).
+        self.ledger.advance_atc(card["token"], pre["psn"], atc)
+        if card["status"] != "active":
+            raise Decline(DO_NOT_HONOUR)
+        if expired(card["expiry"]):
+            raise Decline(EXPIRED)
+        if self.ledger.account(card["account_id"])["currency"] != doc.get("49"):
+            raise Decline(NOT_PERMITTED)
+        payee = (self.ledger.device(serial) or {}).get("merchant_account") or CLEARING
+        self.ledger.credit(card["account_id"], -amount)
+        self.ledger.credit(payee, amount)
+        log["postings"] = ((card["account_id"], -amount), (payee, amount))
 
     def _pay_from_account(self, serial, doc, log):
         amount = log["amount"] = self._amount(doc)

@@ -56,6 +56,9 @@ CREATE TABLE IF NOT EXISTS dukpt_counters (
 CREATE TABLE IF NOT EXISTS card_atcs (
     card_token TEXT NOT NULL REFERENCES cards(token), psn TEXT NOT NULL, atc INTEGER NOT NULL,
     PRIMARY KEY (card_token, psn));
+CREATE TABLE IF NOT EXISTS offline_tcs (
+    card_token TEXT NOT NULL REFERENCES cards(token), psn TEXT NOT NULL, atc INTEGER NOT NULL,
+    PRIMARY KEY (card_token, psn, atc));
 CREATE TABLE IF NOT EXISTS merchants (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, account_id TEXT REFERENCES accounts(id),
     key_id TEXT NOT NULL UNIQUE, secret TEXT NOT NULL, created TEXT NOT NULL);
@@ -449,6 +452,15 @@ class Ledger:
         it is above every one seen; False for a cryptogram's ATC seen already or lower (the
         same ARQC played again, or a clone of the card)."""
         return self._advance("card_atcs", ("card_token", "psn"), (card_token, psn), "atc", atc)
+
+    def take_offline_tc(self, card_token, psn, atc):
+        """Record that an advice of this card's TC (its ATC) is posted; False if one was already
+        (the same TC in another advice: a replay)."""
+        if self.db.one("SELECT 1 FROM offline_tcs WHERE card_token = ? AND psn = ? AND atc = ?",
+                       (card_token, psn, atc)) is not None:
+            return False
+        self.db.execute("INSERT INTO offline_tcs (card_token, psn, atc) VALUES (?, ?, ?)", (card_token, psn, atc))
+        return True
 
     # ---- transactions, idempotency -----------------------------------------------------------
 

@@ -1,0 +1,123 @@
+"""Offline approvals end to end (issue 21 part 3): the demo terminal (terminalfix) with the
+terminal parameters of an issuer that allows them (a floor limit of €80.00, caps of €60.00 a
+payment, €80.00 and 2 advices waiting), the rig's visa-classic card (its own offline limit
+€50.00), the real bank host. The bank goes away (the access point off, its host stopped): the
+card approves below the floor with its TC and the terminal says "Approved offline"; a an amount
+at the floor and the caps reached (the count; the total's and the per-payment cap's arithmetic,
+and a card that insists on going online: tests/host/test_offline_power.py) are refused on a
+screen that says so. The bank comes back (its host started again on its ledger, the terminal
+restarted): the advices are posted once, in order, and History stops marking them. The money is conserved at the bank.
+"""
+
+import json
+import re
+import time
+
+import pytest
+
+import terminalfix
+from tools import demo
+from tools.bank.spawn import HostProcess
+
+VISA = "emv:visa-classic"
+VISA_ACCOUNT = demo.card_account("visa-classic")
+PARAMETERS = {"floor_limit": 8000, "offline_caps": [6000, 8000, 2],
+              "contactless_limits": [["a000000003", 100000, 5000, 8000], ["a000000004", 100000, 5000, 8000],
+                                     ["", 100000, 5000, 8000]]}
+
+
+@pytest.fixture(scope="module")
+def shop(firmware_image, tmp_path_factory):
+    """terminalfix's terminal with the parameters above, unlocked and signed on."""
+    t = terminalfix.Terminal(tmp_path_factory.mktemp("terminal-offline"), firmware_image)
+    try:
+        t.device.exec("import json\nwith open('/config/terminal.json', 'w') as f:\n    json.dump(%r, f)"
+                      % json.loads(json.dumps(PARAMETERS)))
+        t.restart()
+        t.unlock()
+        t.signed_on()
+        yield t
+    finally:
+        t.close()
+
+
+def pay(t, digits, title, pin="1234", timeout=30):
+    """From the home menu: a purchase of digits with visa-classic in the slot, its PIN typed;
+    the result screen `title`, OK, the card out; returns the result."""
+    due = "€%d.%02d" % divmod(int(digits), 100)
+    for _ in range(3):  # a tap the loaded machine lost types another amount: cancelled, typed again
+        t.purchase(digits)
+        if t.screen("Insert or tap card")["text"].startswith(due + " "):
+            break
+        t.tap("Cancel")
+        t.screen("Pocket Terminal")
+    t.insert(VISA)
+    t.screen("Card PIN")
+    t.type_pin(pin)
+    result = t.screen(title, timeout)
+    t.tap("OK")
+    t.screen("Pocket Terminal")
+    t.remove_card()
+    return result
+
+
+def history(t):
+    """The labels of History's first page (a set: the screen line's buttons are a dict)."""
+    t.choose("History")
+    labels = set(t.screen("History")["buttons"])
+    t.tap("Back")
+    t.screen("Pocket Terminal")
+    return labels
+
+
+def test_offline_below_the_floor_with_the_bank_away_then_forwarded_once(shop):
+    t = shop
+    before = t.ledger()
+    t.wifi(False)
+    t.bank.stop()
+    started = time.monotonic()
+    # Below the card's own offline limit: its TC, stored.
+    first = pay(t, "3000", "Approved offline")
+    assert first["text"].startswith("€30.00 from card •••• 0010. Approved by the card"), first
+    # At the floor: declined offline (Z1) by the terminal's default action, said as such.
+    floor = pay(t, "8000", "Bank needed")
+    assert "more than the terminal may approve without it" in floor["text"], floor
+    second = pay(t, "1000", "Approved offline")
+    count = pay(t, "500", "Bank needed")                 # two advices wait: the count cap
+    print("offline payments: %.1f s" % (time.monotonic() - started))
+    # History marks the approvals whose advice waits (the newest three on its first page).
+    t.choose("History")
+    labels = set(t.screen("History")["buttons"])
+    assert {"€10.00 Purchase (to send)", "€5.00 Purchase", "€80.00 Purchase"} <= labels, labels
+    t.tap("€10.00 Purchase (to send)")
+    entry = t.screen("Purchase")["text"]
+    assert entry.startswith("Purchase of €10.00: approved offline. With •••• 0010. Reference ") \
+        and entry.endswith(" Not yet sent to the bank."), entry
+    t.tap("OK")
+    t.screen("History")
+    t.tap("Back")
+    t.screen("Pocket Terminal")
+    assert t.ledger() == before                          # the bank knows nothing yet
+
+    cards = t.bank.cards
+    t.bank = HostProcess(t.bank.dir)                      # the bank host started again on its ledger
+    t.bank.cards = cards
+    t.rig.call("do", name="wifi", action="target", host=t.bank.address[0], port=t.bank.address[1])
+    t.wifi(True)
+    # The terminal restarted too: the batch is on its flash (and a fresh boot joins at once, where
+    # the Wi-Fi's and the uplink's backoffs after a long outage would take up to a minute).
+    t.restart()
+    t.unlock()
+    deadline = time.monotonic() + 30
+    while t.bank.log().count("0220/000000") < 2:
+        assert time.monotonic() < deadline, t.bank.log()[-3000:] + "\n".join(
+            line for line in t.console.lines if not line.startswith("screen"))[-3000:]
+        time.sleep(0.2)
+    log = t.bank.log()
+    posted = re.findall(r"0220/000000 STAN (\d{6}) amount (\d{12}) card \S+ -> (\d\d)", log)
+    assert [(int(a), rc) for _, a, rc in posted] == [(3000, "00"), (1000, "00")], log[-3000:]  # in order
+    after = t.ledger()
+    assert before[VISA_ACCOUNT] - after[VISA_ACCOUNT] == 4000 and after[demo.SHOP] - before[demo.SHOP] == 4000
+    assert sum(after.values()) == sum(before.values())
+    assert "€10.00 Purchase" in history(t)                # sent: no longer marked
+    assert count["title"] == "Bank needed"
