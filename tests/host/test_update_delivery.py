@@ -75,18 +75,25 @@ def bank(tmp_path_factory):
 def handheld(vdevice, device, bank):
     device.soft_reset()
     test_uplink._join_bank(vdevice, device, bank)
-    device.exec("from update import config\nimport os\n"
-                "for p in ('/config/params.json', '/config/terminal.json', '/data/capk.json'):\n"
-                "    try:\n        os.remove(p)\n    except OSError:\n        pass")
+    forget_parameters(device)
     device.exec(ON_DEVICE)
     try:
         yield device
     finally:
         try:
+            forget_parameters(device)
             device.exec("board.wlan().active(False)")
         finally:
             vdevice.rig.detach("wifi")
             device.soft_reset()
+
+
+def forget_parameters(device):
+    """The unit's installed parameters dropped: none installed yet for this module's bank, and
+    none left for the next module's (the bank CA they name would refuse its host's)."""
+    device.exec("import os\n"
+                "for p in ('/config/params.json', '/config/terminal.json', '/data/capk.json', '/config/bank-ca.der'):\n"
+                "    try:\n        os.remove(p)\n    except OSError:\n        pass")
 
 
 def publish(bank, tmp_path, version, svn, limit, keys=KEYS[:1]):

@@ -12,7 +12,7 @@ import pytest
 
 import test_uplink
 import uplinkfix as fx
-from test_update_delivery import bank, fleet  # noqa: F401 (a fixture)
+from test_update_delivery import bank, fleet, forget_parameters  # noqa: F401 (a fixture)
 from tools.bank import admin
 
 FILES = {"/data/notice.txt": "Closed on Sunday.\n", "/data/issuer/tariff.json": '{"zones": [1, 2]}'}
@@ -51,6 +51,7 @@ clean()
 def handheld(vdevice, device, bank):  # noqa: F811 (bank: the imported fixture)
     device.soft_reset()
     test_uplink._join_bank(vdevice, device, bank)
+    forget_parameters(device)  # another module's (its bank CA would refuse this bank's host)
     device.exec(ON_DEVICE)
     try:
         yield device
