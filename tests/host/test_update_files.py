@@ -48,7 +48,7 @@ clean()
 
 
 @pytest.fixture(scope="module")
-def handheld(vdevice, device, bank):  # noqa: F811 (bank: the imported fixture)
+def handheld(vdevice, device, bank):
     device.soft_reset()
     test_uplink._join_bank(vdevice, device, bank)
     forget_parameters(device)  # another module's (its bank CA would refuse this bank's host)
@@ -63,7 +63,7 @@ def handheld(vdevice, device, bank):  # noqa: F811 (bank: the imported fixture)
             device.soft_reset()
 
 
-def publish(bank, tmp_path, version, svn, content):  # noqa: F811
+def publish(bank, tmp_path, version, svn, content):
     root = tmp_path / ("files-%d" % version)
     for path, text in content.items():
         (root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +72,7 @@ def publish(bank, tmp_path, version, svn, content):  # noqa: F811
                        "--svn", str(svn)]) == 0
 
 
-def test_files_from_the_admin_cli_to_the_handheld_and_back_in_the_fleet_view(handheld, bank, tmp_path, capsys):  # noqa: F811
+def test_files_from_the_admin_cli_to_the_handheld_and_back_in_the_fleet_view(handheld, bank, tmp_path, capsys):
     assert handheld.eval("files.installed()") == (0, 0)
     publish(bank, tmp_path, 1, 1, FILES)
     records = bank.log().count("0800/360 -> 00")
@@ -88,7 +88,7 @@ def test_files_from_the_admin_cli_to_the_handheld_and_back_in_the_fleet_view(han
     assert fleet(bank, capsys)[fx.SERIAL][4] == "2"
 
 
-def test_files_of_a_lower_security_version_are_refused_and_the_installed_set_kept(handheld, bank, tmp_path, capsys):  # noqa: F811
+def test_files_of_a_lower_security_version_are_refused_and_the_installed_set_kept(handheld, bank, tmp_path, capsys):
     publish(bank, tmp_path, 3, 0, FILES)  # the old content, a newer version, a lower security version
     (installed, error) = handheld.eval("offered()", timeout=60)
     assert installed == (2, 1) and "files of security version 0, below this unit's 1" in error, error
