@@ -27,6 +27,9 @@ step after the owner's choices (the amount typed, the account picked: a person's
   installed: lib/update/package.follow(), its 0800/360 records, the signature and hash checks,
   the staged, committed install; the unit's own parameters dropped before each run (not
   measured) so that every run installs them.
+- files: the issuer's files (one of 4 KB under /data, published by the bench once) offered and
+  installed at once in the same way (update.files: staged beside, committed by one rename); the
+  unit's files version dropped before each run.
 - update: terminal.update.Update, the owner having chosen "Update available": the package's
   signed header read and shown, "Install now" tapped, the package (a 32 KB app image, version 2,
   published with the bank's update key) downloaded in 0800/360 records, verified and written to
@@ -180,6 +183,7 @@ REQUEST_AMOUNT = 1875
 # The update flow's app image (tools/vdevice/appimage.py): the download streams in records, so
 # the heap does not grow with the image (the board's is ~1.6 MB: its time is ~50 x this one's).
 UPDATE_IMAGE = 32 * 1024
+FILES_SIZE = 4 * 1024  # the files flow's one file: several records
 TRANSFER_AMOUNT = 1000
 CARD = "visa-classic"
 CARD_PIN = "1234"
@@ -202,12 +206,13 @@ TARGETS = {"contactless": ("card in field", 500, 300), "request_card": ("card in
            "contact": ("total", 4000, None), "unlock": ("total", 1000, 500)}
 # "update" last: once its package is published, every sign-on after is offered it.
 FLOWS = ("contactless", "contact", "request", "request_card", "balance", "transfer", "unlock", "request_void",
-         "topup", "offline", "parameters", "update")
+         "topup", "offline", "parameters", "files", "update")
 LABELS = {"contactless": "contactless purchase 25.00", "contact": "contact purchase 25.00",
           "request": "pushed request 18.75, account", "request_card": "pushed request 18.75, card",
           "balance": "balance", "transfer": "transfer 10.00", "unlock": "unlock by PIN",
           "request_void": "request 18.75 voided", "topup": "transit top-up 1.00",
           "offline": "contact 25.00 offline, forwarded", "parameters": "parameters update",
+          "files": "files update, %d KB" % (FILES_SIZE // 1024),
           "update": "firmware update, %d KB" % (UPDATE_IMAGE // 1024)}
 PARTS = ("TLS", "AES", "SHA-256", "SHA-1", "pow", "LittleFS", "flash read", "flash program", "flash erase", "timing")
 FLASH = {"flash read": (FLASH_READ_US, FLASH_READ_BYTE_US), "flash program": (FLASH_PROGRAM_US, FLASH_PROGRAM_BYTE_US),
@@ -290,6 +295,7 @@ class FlowRig:
         self.bank = self.vd = self.dev = None
         self.pending = False  # the steady state: payment requests waiting at their cap
         self.parameters = False  # the parameters flow's package published
+        self.files = False  # the files flow's
 
     def __enter__(self):
         from tools import bench
@@ -351,6 +357,8 @@ class FlowRig:
             self.dev.exec("P.PENDING[0] = REQUESTS - %d" % kind.startswith("request"))
         if kind == "parameters" and not self.parameters:
             self.publish_parameters()
+        if kind == "files" and not self.files:
+            self.publish_files()
         if kind == "update":
             self.publish_update()
         from mpremote.transport import TransportError
@@ -387,6 +395,16 @@ class FlowRig:
         finally:
             state.close()
         self.parameters = True
+
+    def publish_files(self):
+        """The files flow's package, version 1 (the flow installs it anew each run)."""
+        from tools.bank import updates
+        state = State(self.bank.dir)
+        try:
+            updates.publish(state, updates.FILES, 1, 0, updates.sections([("/data/notice.txt", b"n" * FILES_SIZE)]))
+        finally:
+            state.close()
+        self.files = True
 
     def publish_update(self):
         """The firmware package the update flow installs, published once: the bank offers it at

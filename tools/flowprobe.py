@@ -370,15 +370,16 @@ async def _unlock():
         MARK['end'] = snap()
 
 
-async def _parameters():
-    # The bank's parameters (tools/flowbench.py publishes them) offered as a sign-on's answer
-    # offers them, downloaded and installed. First (not measured): whatever the sign-on's own
-    # offer started finished, and the unit's parameters dropped, so that every run installs.
+async def _at_once(offer, module, paths):
+    # The bank's package of version 1 (tools/flowbench.py publishes it) offered as a sign-on's
+    # answer offers it, downloaded and installed at once. First (not measured): whatever the
+    # sign-on's own offer started finished, and what the unit installed of its kind dropped
+    # (paths), so that every run installs.
     import os
-    from update import config, package
+    from update import package
     while up.update is not None and not up.update.done():
         await asyncio.sleep_ms(20)
-    for path in (config.VERSION, config.TERMINAL):
+    for path in paths:
         try:
             os.remove(path)
         except OSError:
@@ -386,11 +387,21 @@ async def _parameters():
     gc.collect()
     heapstat.reset()
     MARK['start'] = snap()
-    await package.follow(up, 'CFG=1')
+    await package.follow(up, offer)
     if up.update_error is not None:
         MARK['failed'] = repr(up.update_error)
-    elif config.installed()[0] == 1:
+    elif module.installed()[0] == 1:
         MARK['end'] = snap()
+
+
+async def _parameters():
+    from update import config
+    await _at_once('CFG=1', config, (config.VERSION, config.TERMINAL))
+
+
+async def _files():
+    from update import files
+    await _at_once('FILES=1', files, (files.VERSION,))
 
 
 async def _update():
@@ -410,7 +421,7 @@ async def _update():
 FLOWS = {'contactless': _purchase, 'contact': _purchase, 'request': lambda: _request('from_account'),
          'request_card': lambda: _request('card'), 'balance': _balance, 'transfer': _transfer, 'unlock': _unlock,
          'request_void': _give_back, 'topup': _top_up, 'offline': _offline, 'parameters': _parameters,
-         'update': _update}
+         'files': _files, 'update': _update}
 
 
 def _less_pause(s):

@@ -5,7 +5,7 @@ The uplink and the link read the versions and the bank's endpoint through `call`
 go of the modules it imported for it: they sign on in the background of every flow, where
 update.package and update.config would otherwise stay in the heap (1.8 KB) for good.
 
-    update.call("update.package", "versions")      # (firmware, security, parameters versions)
+    update.call("update.package", "versions")      # (firmware, security, parameters, files versions)
 """
 
 

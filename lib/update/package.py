@@ -208,37 +208,60 @@ async def install(fetch, key, expect_kind=None):
 
 
 def versions():
-    """(firmware version, security version, parameters version) as sign-on reports them."""
+    """(firmware version, security version, parameters version, files version) as sign-on
+    reports them."""
+    from update.files import installed
+
     try:
         fw, svn = installer_for(FIRMWARE).installed()
     except Unsupported:
         fw = svn = 0
-    return fw, svn, installer_for(PARAMETERS).installed()[0]
+    return fw, svn, installer_for(PARAMETERS).installed()[0], installed()[0]
+
+
+# What a sign-on's answer names (PROTOCOL.md) that installs at once, by kind. Files install at
+# once like parameters, not with the owner's consent like firmware: they are the issuer's (its
+# tables, its texts, under its signature and security version), which the owner cannot judge
+# and must not be able to keep stale by answering "Later"; and nothing restarts: the set
+# switches in finish() with no await between its renames, so a flow (a payment above all) never
+# sees a mix and is never cut. A module already imported runs on until the next start.
+_AT_ONCE = (("CFG", PARAMETERS), ("FILES", FILES))
 
 
 async def follow(up, offer):
     """Act on what a sign-on's answer offers (its DE48, PROTOCOL.md): newer terminal parameters
-    (CFG=<version>) are downloaded and installed at once, then the bank told (a sign-on again);
-    a firmware package (UPD=<id>) is left in up.offered for the owner's consent (update.ota).
-    A failure is kept in up.update_error (the next sign-on offers the package again)."""
+    (CFG=<version>) and files (FILES=<version>) are downloaded and installed at once, then the
+    bank told (a sign-on again); a firmware package (UPD=<id>) is left in up.offered for the
+    owner's consent (update.ota). A failure is kept in up.update_error (the next sign-on offers
+    the package again)."""
     pairs = dict(p.split("=", 1) for p in offer.split(";") if "=" in p)
     up.offered = pairs.get("UPD")
-    cfg = pairs.get("CFG", "")
-    if not cfg.isdigit() or int(cfg) <= installer_for(PARAMETERS).installed()[0]:
-        return
-    key = key_of(up.vault.device_secret("issuer.update"))
-    pid = "%d.%s" % (PARAMETERS, cfg)
+    tried = installed = False
+    error = None
+    for name, kind in _AT_ONCE:
+        version = pairs.get(name, "")
+        if not version.isdigit() or int(version) <= installer_for(kind).installed()[0]:
+            continue
+        tried = True
+        pid = "%d.%s" % (kind, version)
 
-    async def fetch(offset, length):
-        return await up.record(pid, offset, length)
+        async def fetch(offset, length, pid=pid):
+            return await up.record(pid, offset, length)
 
-    try:
-        await install(fetch, key, PARAMETERS)
-        up.update_error = None
-        from update.config import apply_policy
+        try:
+            await install(fetch, key_of(up.vault.device_secret("issuer.update")), kind)
+            installed = True
+            if kind == PARAMETERS:
+                from update.config import apply_policy
 
-        apply_policy(up.vault)
-        up.retrust()
-        await up.sign_on()
-    except Exception as e:  # BadPackage, Refused, the link's UplinkError: nothing installed
-        up.update_error = e
+                apply_policy(up.vault)
+                up.retrust()
+        except Exception as e:  # BadPackage, Refused, the link's UplinkError: nothing installed
+            error = e
+    if tried:
+        up.update_error = error
+    if installed:
+        try:
+            await up.sign_on()
+        except Exception as e:  # the link's: the bank learns the versions at the next sign-on
+            up.update_error = up.update_error or e

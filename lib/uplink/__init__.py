@@ -373,7 +373,7 @@ class Uplink:
         """A sign-on's fields: DE70 001, DE48 the versions installed (PROTOCOL.md)."""
         from update import call
 
-        return {70: SIGN_ON, 48: "FW=%d;SVN=%d;CFG=%d" % call("update.package", "versions")}
+        return {70: SIGN_ON, 48: "FW=%d;SVN=%d;CFG=%d;FILES=%d" % call("update.package", "versions")}
 
     async def sign_on(self):
         """Sign on again in the session: the bank's fleet view learns the versions now."""

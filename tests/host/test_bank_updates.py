@@ -21,26 +21,31 @@ def publish(bank, kind, version, svn=0, payload=b"payload"):
     return updates.publish(bank.state, kind, version, svn, payload)
 
 
-async def versions(t, fw, svn, cfg):
-    return await t.request("0800", {"70": "001", "48": "FW=%d;SVN=%d;CFG=%d" % (fw, svn, cfg)})
+async def versions(t, fw, svn, cfg, files=None):
+    de48 = "FW=%d;SVN=%d;CFG=%d" % (fw, svn, cfg) + ("" if files is None else ";FILES=%d" % files)
+    return await t.request("0800", {"70": "001", "48": de48})
 
 
 def test_the_sign_on_records_the_versions_and_is_told_what_is_newer(bank):
     publish(bank, updates.PARAMETERS, 3)
     publish(bank, updates.FIRMWARE, 7, 2)
+    publish(bank, updates.FILES, 4, 1)
 
     async def go():
         t = await signed_on(bank)  # a firmware from before updates: no DE48, approved
-        answers = [await versions(t, 6, 2, 0), await versions(t, 7, 2, 3)]
+        # before files updates (no FILES=): offered none; then files older, then all current
+        answers = [await versions(t, 6, 2, 0), await versions(t, 6, 2, 0, 3), await versions(t, 7, 2, 3, 4)]
         await t.close()
         return answers
-    older, current = run(go())
-    assert (older["39"], older["48"], older["mac_ok"]) == ("00", "CFG=3;UPD=1.7", True)
+    before_files, older, current = run(go())
+    assert (before_files["39"], before_files["48"], before_files["mac_ok"]) == ("00", "CFG=3;UPD=1.7", True)
+    assert (older["39"], older["48"], older["mac_ok"]) == ("00", "CFG=3;FILES=4;UPD=1.7", True)
     assert current["39"] == "00" and "48" not in current
     rows = {r["serial"]: r for r in admin.fleet(bank.state)}
     assert rows["PT000002"]["last_sign_on"] == "never" and rows["PT000002"]["config"] is None
     row = rows["PT000001"]
-    assert (row["serial"], row["firmware"], row["svn"], row["config"], row["state"]) == ("PT000001", 7, 2, 3, "production")
+    assert (row["serial"], row["firmware"], row["svn"], row["config"], row["files"], row["state"]) == (
+        "PT000001", 7, 2, 3, 4, "production")
     assert row["last_sign_on"] != "never"
 
 

@@ -75,18 +75,25 @@ def bank(tmp_path_factory):
 def handheld(vdevice, device, bank):
     device.soft_reset()
     test_uplink._join_bank(vdevice, device, bank)
-    device.exec("from update import config\nimport os\n"
-                "for p in ('/config/params.json', '/config/terminal.json', '/data/capk.json'):\n"
-                "    try:\n        os.remove(p)\n    except OSError:\n        pass")
+    forget_parameters(device)
     device.exec(ON_DEVICE)
     try:
         yield device
     finally:
         try:
+            forget_parameters(device)
             device.exec("board.wlan().active(False)")
         finally:
             vdevice.rig.detach("wifi")
             device.soft_reset()
+
+
+def forget_parameters(device):
+    """The unit's installed parameters dropped: none installed yet for this module's bank, and
+    none left for the next module's (the bank CA they name would refuse its host's)."""
+    device.exec("import os\n"
+                "for p in ('/config/params.json', '/config/terminal.json', '/data/capk.json', '/config/bank-ca.der'):\n"
+                "    try:\n        os.remove(p)\n    except OSError:\n        pass")
 
 
 def publish(bank, tmp_path, version, svn, limit, keys=KEYS[:1]):
@@ -101,8 +108,8 @@ def fleet(bank, capsys):
     capsys.readouterr()
     assert admin.main(["--state-dir", str(bank.dir), "devices"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["serial", "state", "firmware", "svn", "config", "last", "sign-on"]
-    return {line.split()[0]: line.split()[1:5] for line in out[1:]}
+    assert out[0].split() == ["serial", "state", "firmware", "svn", "config", "files", "last", "sign-on"]
+    return {line.split()[0]: line.split()[1:6] for line in out[1:]}
 
 
 def limit_on(handheld):
@@ -116,7 +123,7 @@ def test_parameters_from_the_admin_cli_to_the_handheld_and_back_in_the_fleet_vie
     assert limit_on(handheld) == 7000
     assert bank.log().count("0800/360 -> 00") >= 1
     # The sign-on after the install told the bank: the fleet view has the new version.
-    assert fleet(bank, capsys)[fx.SERIAL] == ["production", str(appimage.FACTORY_VERSION), "0", "1"]
+    assert fleet(bank, capsys)[fx.SERIAL] == ["production", str(appimage.FACTORY_VERSION), "0", "1", "0"]
 
 
 def test_a_package_of_another_signer_is_refused_and_nothing_changes(handheld, bank):

@@ -30,9 +30,9 @@
                                                 path); params: a terminal parameters JSON
                                                 ({"capk": [...], "terminal": {...}}: CA keys
                                                 past their expiry are revoked, left out)
-    devices                                     the fleet: firmware, security and parameters
-                                                versions, last sign-on, state (production,
-                                                blocked, revoked)
+    devices                                     the fleet: firmware, security, parameters and
+                                                files versions, last sign-on, state
+                                                (production, blocked, revoked)
     revoke SERIAL | reinstate SERIAL            refuse the device at sign-on (62: it says so on
                                                 its screen) | take it back into production
 """
@@ -124,7 +124,8 @@ STATES = {"active": "production", "blocked": "blocked", "revoked": "revoked"}
 
 def fleet(state):
     return [{"serial": d["serial"], "firmware": d["fw"], "svn": d["svn"], "config": d["cfg"],
-             "last_sign_on": d["last_sign_on"] or "never", "state": STATES.get(d["status"], d["status"])}
+             "files": d["files"], "last_sign_on": d["last_sign_on"] or "never",
+             "state": STATES.get(d["status"], d["status"])}
             for d in state.ledger.fleet()]
 
 
@@ -244,9 +245,10 @@ def main(argv=None):
             print("package %s published (%s version %d, security version %d)" % (pid, args.kind, args.version, args.svn))
         elif args.cmd == "devices":
             rows = fleet(state)
-            print("%-10s %-10s %8s %4s %7s  %s" % ("serial", "state", "firmware", "svn", "config", "last sign-on"))
+            print("%-10s %-10s %8s %4s %7s %6s  %s" % ("serial", "state", "firmware", "svn", "config", "files",
+                                                     "last sign-on"))
             for r in rows:
-                print("%(serial)-10s %(state)-10s %(firmware)8s %(svn)4s %(config)7s  %(last_sign_on)s"
+                print("%(serial)-10s %(state)-10s %(firmware)8s %(svn)4s %(config)7s %(files)6s  %(last_sign_on)s"
                       % {k: ("-" if v is None else v) for k, v in r.items()})
         elif args.cmd in ("revoke", "reinstate"):
             led.set_device_status(args.serial, "revoked" if args.cmd == "revoke" else "active")

@@ -335,19 +335,22 @@ class Bank:
 
     def _sign_on(self, serial, doc):
         """Approved; the versions its DE48 reports recorded (a sign-on without them, of a
-        firmware from before updates, is approved and records nothing), and the answer's DE48
-        names what is newer for it: CFG=<version> of the parameters, UPD=<package id> of the
-        firmware."""
+        firmware from before updates, is approved and records nothing; one without FILES=, of a
+        firmware from before files updates, records the rest and is offered no files), and the
+        answer's DE48 names what is newer for it: CFG=<version> of the parameters,
+        FILES=<version> of the files, UPD=<package id> of the firmware."""
         reported = _pairs(doc.get("48", ""))
         offer = []
         try:
             fw, svn, cfg = (int(reported[k]) for k in ("FW", "SVN", "CFG"))
+            files = int(reported["FILES"]) if "FILES" in reported else None
         except (KeyError, ValueError):
             return {"39": APPROVED, "48": None}
-        self.ledger.signed_on(serial, fw, svn, cfg)
-        latest = self.ledger.latest_package(updates.PARAMETERS)
-        if latest and latest[1] > cfg:
-            offer.append("CFG=%d" % latest[1])
+        self.ledger.signed_on(serial, fw, svn, cfg, files)
+        for name, kind, has in (("CFG", updates.PARAMETERS, cfg), ("FILES", updates.FILES, files)):
+            latest = self.ledger.latest_package(kind)
+            if latest and has is not None and latest[1] > has:
+                offer.append("%s=%d" % (name, latest[1]))
         latest = self.ledger.latest_package(updates.FIRMWARE)
         if latest and latest[1] > fw:
             offer.append("UPD=" + latest[0])

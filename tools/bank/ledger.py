@@ -80,7 +80,7 @@ CREATE TABLE IF NOT EXISTS packages (
     size BIGINT NOT NULL, sha256 TEXT NOT NULL, created TEXT NOT NULL, UNIQUE (kind, version));
 CREATE TABLE IF NOT EXISTS device_versions (
     serial TEXT PRIMARY KEY REFERENCES devices(serial), fw BIGINT NOT NULL, svn BIGINT NOT NULL,
-    cfg BIGINT NOT NULL, last_sign_on TEXT NOT NULL);
+    cfg BIGINT NOT NULL, files BIGINT, last_sign_on TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS refunds (
     rrn TEXT PRIMARY KEY REFERENCES transactions(rrn), original TEXT NOT NULL REFERENCES transactions(rrn),
     amount BIGINT NOT NULL, created TEXT NOT NULL);
@@ -344,17 +344,19 @@ class Ledger:
             if self.db.execute("UPDATE devices SET status = ? WHERE serial = ?", (status, serial)).rowcount != 1:
                 raise LedgerError("no device %s" % serial)
 
-    def signed_on(self, serial, fw, svn, cfg):
-        """What the device reported at its sign-on (DE48), and when."""
-        self.db.execute("INSERT INTO device_versions (serial, fw, svn, cfg, last_sign_on) VALUES (?, ?, ?, ?, ?) "
-                        "ON CONFLICT (serial) DO UPDATE SET fw = excluded.fw, svn = excluded.svn, "
-                        "cfg = excluded.cfg, last_sign_on = excluded.last_sign_on", (serial, fw, svn, cfg, now()))
+    def signed_on(self, serial, fw, svn, cfg, files=None):
+        """What the device reported at its sign-on (DE48), and when (files None: a firmware
+        from before files updates, which does not report them)."""
+        self.db.execute("INSERT INTO device_versions (serial, fw, svn, cfg, files, last_sign_on) "
+                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (serial) DO UPDATE SET fw = excluded.fw, "
+                        "svn = excluded.svn, cfg = excluded.cfg, files = excluded.files, "
+                        "last_sign_on = excluded.last_sign_on", (serial, fw, svn, cfg, files, now()))
 
     def fleet(self):
         """Every device: serial, status, and what it reported at its last sign-on (None before)."""
-        cols = ("serial", "status", "fw", "svn", "cfg", "last_sign_on")
+        cols = ("serial", "status", "fw", "svn", "cfg", "files", "last_sign_on")
         return [dict(zip(cols, r)) for r in self.db.all(
-            "SELECT d.serial, d.status, v.fw, v.svn, v.cfg, v.last_sign_on FROM devices d "
+            "SELECT d.serial, d.status, v.fw, v.svn, v.cfg, v.files, v.last_sign_on FROM devices d "
             "LEFT JOIN device_versions v ON v.serial = d.serial ORDER BY d.serial")]
 
     # ---- update packages (tools/bank/updates.py) ---------------------------------------------
