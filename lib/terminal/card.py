@@ -285,13 +285,14 @@ def _kernel(ui, op, amount, currency, inserted, payment, up):
 
     # The issuer's terminal parameters (AIDs, floor and contactless limits, offline caps) over
     # the defaults, the floors lowered to what the offline caps leave (to 0 for a payment that
-    # may not be approved offline: up None). terminal.offline let go of at once (0.6 KB: the
-    # card's reading is the payment's peak); an offline approval imports it again.
+    # may not be approved offline: up None). Both modules let go of at once (terminal.offline
+    # 0.6 KB, update.config's functions ~1 KB: the card's reading and the online step's vault
+    # write are the payment's peak); an offline approval imports terminal.offline again.
     import parts
     from terminal import offline
 
     config = offline.limit(parameters.kernel(currency), up)
-    parts.unload(("terminal.offline",))
+    parts.unload(("terminal.offline", "update.config"))
     return Kernel(config, capk.Store.load(), choose=choose, pin=pin)
 
 
