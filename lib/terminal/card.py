@@ -102,6 +102,7 @@ async def pay_by_card(app, op, amount, currency, online, payee="this terminal", 
                 res = await _tapped(kernel, card, nfc, amount)
                 card = nfc = _let_go(_READER)  # released, the field off
                 if res.outcome != _emv().TRY_ANOTHER_INTERFACE:
+                    _read(kernel)
                     return await _authorise(app, op, kernel, res, online, None, payment, amount, currency)
                 f = errors.Failure(errors.TRY_ANOTHER_INTERFACE)
                 op.critical = False
@@ -115,6 +116,7 @@ async def pay_by_card(app, op, amount, currency, online, payee="this terminal", 
             ui.progress("Reading card", "%s. Leave the card in until the terminal says so." % due)
             inserted.append(slot)
             res = await _inserted(kernel, slot, amount)
+            _read(kernel)
             return await _authorise(app, op, kernel, res, online, slot, payment, amount, currency)
         except _Cancelled:
             return None
@@ -129,6 +131,10 @@ async def pay_by_card(app, op, amount, currency, online, payee="this terminal", 
 # (a contactless card read, or a card in the slot), the slot's while a contactless card is read.
 _READER = ("drivers.pn532",)
 _SLOT = ("drivers.iso7816_slot", "iso7816", "iso7816.atr", "iso7816.pps")
+# The card's reading's own modules (application selection, the CA keys, ODA, CVM processing): not
+# the online step's nor the completion's (a CDA's second GENERATE AC imports what it needs again,
+# after the peak).
+_READING = ("emv.select", "emv.capk", "emv.oda", "emv.cda", "emv.cvm")
 
 
 def _let_go(names):
@@ -138,6 +144,13 @@ def _let_go(names):
     import parts
 
     parts.unload(names)
+
+
+def _read(kernel):
+    """The card read, its outcome known: the kernel's CA keys and the reading's modules let go
+    before the online step, whose DUKPT vault write is the card flows' peak (~2 KB less there)."""
+    kernel.capk = None
+    _let_go(_READING)
 
 
 def _emv():
