@@ -216,51 +216,59 @@ class ModuleError(FingerprintError):
     """The module failed (flash, sensor, registers, transfer, unsupported command)."""
 
 
-# Every confirmation code of the datasheet: (code, error class, what it means).
-_ERRORS = (
-    (_RECV_ERROR, BadPacket, "the module received a damaged packet"),
-    (_NO_FINGER, NoFinger, "no finger on the sensor"),
-    (_IMAGE_FAIL, ImageFail, "the sensor failed to take the image"),
-    (_IMAGE_MESSY, ImageMessy, "image too messy (wet or smudged finger)"),
-    (_FEATURE_FAIL, TooFewFeatures, "too few feature points (partial touch)"),
-    (_NO_MATCH, NoMatch, "the finger does not match"),
-    (_NOT_FOUND, NoMatch, "no matching finger in the library"),
-    (_ENROLL_MISMATCH, EnrollMismatch, "the captures are not of the same finger"),
-    (_BAD_LOCATION, BadLocation, "template id beyond the library"),
-    (_INVALID_TEMPLATE, TemplateError, "no valid template at that id"),
-    (_UPLOAD_FAIL, ModuleError, "error uploading the template"),
-    (_RECV_DATA_FAIL, ModuleError, "the module cannot receive the data packets"),
-    (_IMAGE_UPLOAD_FAIL, ModuleError, "error uploading the image"),
-    (_DELETE_FAIL, ModuleError, "failed to delete the template"),
-    (_CLEAR_FAIL, ModuleError, "failed to clear the library"),
-    (_WRONG_PASSWORD, WrongPassword, "wrong module password"),
-    (_INVALID_IMAGE, ImageFail, "no valid image to extract features from"),
-    (_FLASH_ERROR, ModuleError, "error writing the module's flash"),
-    (_UNDEFINED, ModuleError, "undefined error"),
-    (_INVALID_REG, ModuleError, "invalid register number"),
-    (_BAD_REG_CONFIG, ModuleError, "incorrect register configuration"),
-    (_BAD_NOTEPAD_PAGE, ModuleError, "wrong notepad page number"),
-    (_PORT_FAIL, ModuleError, "the module failed to operate its port"),
-    (_LIBRARY_FULL, LibraryFull, "fingerprint library is full"),
-    (_BAD_ADDRESS, ModuleError, "the address code is incorrect"),
-    (_PASSWORD_REQUIRED, PasswordRequired, "the password must be verified first"),
-    (_TEMPLATE_EMPTY, TemplateError, "fingerprint template is empty"),
-    (_LIBRARY_EMPTY, LibraryEmpty, "fingerprint library is empty"),
-    (_MODULE_TIMEOUT, NoFinger, "the module timed out waiting for a finger"),
-    (_ALREADY_EXISTS, AlreadyEnrolled, "fingerprint already enrolled"),
-    (_SENSOR_ERROR, ModuleError, "sensor hardware error"),
-    (_UNSUPPORTED, ModuleError, "unsupported command"),
-    (_HARDWARE_ERROR, ModuleError, "hardware error"),
-    (_EXEC_FAIL, ModuleError, "command execution failure"),
+# The confirmation codes of the R503 manual (each code, its kind: an index into the classes in
+# error(), and what it means). Bytes and a tuple of strings are constants in the firmware's
+# flash; the table as (code, class, text) tuples was built in the heap at import and held for as
+# long as the driver is (~1 KB through a fingerprint unlock), as the PN532's was.
+_ERROR_CODES = b"\x01\x02\x03\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x13\x15\x18\x19\x1a\x1b\x1c\x1d\x1f\x20\x21\x22\x24\x26\x27\x29\xfc\xfd\xfe"
+_ERROR_KINDS = b"\x00\x01\x02\x03\x04\x05\x05\x06\x07\x08\x09\x09\x09\x09\x09\x0a\x02\x09\x09\x09\x09\x09\x09\x0b\x09\x0c\x08\x0d\x01\x0e\x09\x09\x09\x09"
+_ERROR_TEXTS = (
+    "the module received a damaged packet",  # _RECV_ERROR
+    "no finger on the sensor",  # _NO_FINGER
+    "the sensor failed to take the image",  # _IMAGE_FAIL
+    "image too messy (wet or smudged finger)",  # _IMAGE_MESSY
+    "too few feature points (partial touch)",  # _FEATURE_FAIL
+    "the finger does not match",  # _NO_MATCH
+    "no matching finger in the library",  # _NOT_FOUND
+    "the captures are not of the same finger",  # _ENROLL_MISMATCH
+    "template id beyond the library",  # _BAD_LOCATION
+    "no valid template at that id",  # _INVALID_TEMPLATE
+    "error uploading the template",  # _UPLOAD_FAIL
+    "the module cannot receive the data packets",  # _RECV_DATA_FAIL
+    "error uploading the image",  # _IMAGE_UPLOAD_FAIL
+    "failed to delete the template",  # _DELETE_FAIL
+    "failed to clear the library",  # _CLEAR_FAIL
+    "wrong module password",  # _WRONG_PASSWORD
+    "no valid image to extract features from",  # _INVALID_IMAGE
+    "error writing the module's flash",  # _FLASH_ERROR
+    "undefined error",  # _UNDEFINED
+    "invalid register number",  # _INVALID_REG
+    "incorrect register configuration",  # _BAD_REG_CONFIG
+    "wrong notepad page number",  # _BAD_NOTEPAD_PAGE
+    "the module failed to operate its port",  # _PORT_FAIL
+    "fingerprint library is full",  # _LIBRARY_FULL
+    "the address code is incorrect",  # _BAD_ADDRESS
+    "the password must be verified first",  # _PASSWORD_REQUIRED
+    "fingerprint template is empty",  # _TEMPLATE_EMPTY
+    "fingerprint library is empty",  # _LIBRARY_EMPTY
+    "the module timed out waiting for a finger",  # _MODULE_TIMEOUT
+    "fingerprint already enrolled",  # _ALREADY_EXISTS
+    "sensor hardware error",  # _SENSOR_ERROR
+    "unsupported command",  # _UNSUPPORTED
+    "hardware error",  # _HARDWARE_ERROR
+    "command execution failure",  # _EXEC_FAIL
 )
 
 
 def error(code):
     """The typed error for a confirmation code (a reserved one is a ModuleError)."""
-    for c, cls, text in _ERRORS:
-        if c == code:
-            return cls("R503: %s (0x%02X)" % (text, code), code)
-    return ModuleError("R503: reserved confirmation code 0x%02X" % code, code)
+    i = _ERROR_CODES.find(bytes((code,)))
+    if i < 0:
+        return ModuleError("R503: reserved confirmation code 0x%02X" % code, code)
+    cls = (BadPacket, NoFinger, ImageFail, ImageMessy, TooFewFeatures, NoMatch, EnrollMismatch, BadLocation,
+           TemplateError, ModuleError, WrongPassword, LibraryFull, PasswordRequired, LibraryEmpty,
+           AlreadyEnrolled)[_ERROR_KINDS[i]]
+    return cls("R503: %s (0x%02X)" % (_ERROR_TEXTS[i], code), code)
 
 
 def _checksum(pid, length, payload):

@@ -102,6 +102,7 @@ async def pay_by_card(app, op, amount, currency, online, payee="this terminal", 
                 res = await _tapped(kernel, card, nfc, amount)
                 card = nfc = _let_go(_READER)  # released, the field off
                 if res.outcome != _emv().TRY_ANOTHER_INTERFACE:
+                    _read(kernel)
                     return await _authorise(app, op, kernel, res, online, None, payment, amount, currency)
                 f = errors.Failure(errors.TRY_ANOTHER_INTERFACE)
                 op.critical = False
@@ -115,6 +116,7 @@ async def pay_by_card(app, op, amount, currency, online, payee="this terminal", 
             ui.progress("Reading card", "%s. Leave the card in until the terminal says so." % due)
             inserted.append(slot)
             res = await _inserted(kernel, slot, amount)
+            _read(kernel)
             return await _authorise(app, op, kernel, res, online, slot, payment, amount, currency)
         except _Cancelled:
             return None
@@ -129,6 +131,10 @@ async def pay_by_card(app, op, amount, currency, online, payee="this terminal", 
 # (a contactless card read, or a card in the slot), the slot's while a contactless card is read.
 _READER = ("drivers.pn532",)
 _SLOT = ("drivers.iso7816_slot", "iso7816", "iso7816.atr", "iso7816.pps")
+# The card's reading's own modules (application selection, the CA keys, ODA, CVM processing): not
+# the online step's nor the completion's (a CDA's second GENERATE AC imports what it needs again,
+# after the peak).
+_READING = ("emv.select", "emv.capk", "emv.oda", "emv.cda", "emv.cvm")
 
 
 def _let_go(names):
@@ -138,6 +144,13 @@ def _let_go(names):
     import parts
 
     parts.unload(names)
+
+
+def _read(kernel):
+    """The card read, its outcome known: the kernel's CA keys and the reading's modules let go
+    before the online step, whose DUKPT vault write is the card flows' peak (~2 KB less there)."""
+    kernel.capk = None
+    _let_go(_READING)
 
 
 def _emv():
@@ -285,13 +298,14 @@ def _kernel(ui, op, amount, currency, inserted, payment, up):
 
     # The issuer's terminal parameters (AIDs, floor and contactless limits, offline caps) over
     # the defaults, the floors lowered to what the offline caps leave (to 0 for a payment that
-    # may not be approved offline: up None). terminal.offline let go of at once (0.6 KB: the
-    # card's reading is the payment's peak); an offline approval imports it again.
+    # may not be approved offline: up None). Both modules let go of at once (terminal.offline
+    # 0.6 KB, update.config's functions ~1 KB: the card's reading and the online step's vault
+    # write are the payment's peak); an offline approval imports terminal.offline again.
     import parts
     from terminal import offline
 
     config = offline.limit(parameters.kernel(currency), up)
-    parts.unload(("terminal.offline",))
+    parts.unload(("terminal.offline", "update.config"))
     return Kernel(config, capk.Store.load(), choose=choose, pin=pin)
 
 

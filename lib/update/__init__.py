@@ -6,6 +6,7 @@ go of the modules it imported for it: they sign on in the background of every fl
 update.package and update.config would otherwise stay in the heap (1.8 KB) for good.
 
     update.call("update.package", "versions")      # (firmware, security, parameters, files versions)
+    await update.follow(up, offer)                 # a sign-on's offer (DE48), by the uplink's task
 """
 
 
@@ -18,13 +19,35 @@ def call(module, name, *args):
     """module.name(*args), the modules imported for it let go after."""
     import sys
 
-    import parts
-
     before = set(sys.modules)
     try:
         return getattr(__import__(module, None, None, (name,)), name)(*args)
     finally:
-        # parts.unload, not a bare `del sys.modules[...]`: the package kept (update) would go on
-        # naming the old submodule, and `from update import ota` would find that one while the
-        # next __import__("update.ota") makes another (ota's confirmation then lost between them).
-        parts.unload([m for m in sys.modules if m not in before])
+        _let_go(before)
+
+
+async def follow(up, offer):
+    """update.package.follow(up, offer), in the uplink's task after a sign-on that offers
+    something, and this package's modules imported for it let go after: a unit with a firmware
+    offer waiting for its owner kept update.package and update.config (2 KB) in the heap through
+    every flow. Only update.*: a flow running beside the task may have imported the others."""
+    import sys
+
+    before = set(sys.modules)
+    try:
+        from update import package
+
+        await package.follow(up, offer)
+    finally:
+        _let_go(before, "update.")
+
+
+def _let_go(before, within=""):
+    import sys
+
+    import parts
+
+    # parts.unload, not a bare `del sys.modules[...]`: the package kept (update) would go on
+    # naming the old submodule, and `from update import ota` would find that one while the
+    # next __import__("update.ota") makes another (ota's confirmation then lost between them).
+    parts.unload([m for m in sys.modules if m not in before and m.startswith(within)])

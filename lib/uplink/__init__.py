@@ -355,7 +355,7 @@ class Uplink:
             watch = asyncio.create_task(self._idle_echo())
             await self._send_reversals()
             if answer.fields.get(48) and (self.update is None or self.update.done()):
-                from update.package import follow  # only when the bank offers something
+                from update import follow  # only when the bank offers something; let go of after
 
                 self.update = asyncio.create_task(follow(self, answer.fields[48]))
             for then in self.after_sign_on:

@@ -119,7 +119,12 @@ def limit_on(handheld):
 def test_parameters_from_the_admin_cli_to_the_handheld_and_back_in_the_fleet_view(handheld, bank, tmp_path, capsys):
     assert handheld.eval("config.installed()") == (0, 0)
     publish(bank, tmp_path, 1, 1, 7000)
+    # This script's own imports of them let go of first, as on a unit in use.
+    handheld.exec("import parts; parts.unload(('update.config', 'update.package'))")
     assert handheld.eval("offered()", timeout=60) == ((1, 1), "None", None)
+    # The offer was followed in the uplink's task: the modules it imported to do so are let go of
+    # (update.follow), not kept in the heap through every flow after.
+    assert handheld.eval("[m for m in __import__('sys').modules if m.startswith('update.')]") == []
     assert limit_on(handheld) == 7000
     assert bank.log().count("0800/360 -> 00") >= 1
     # The sign-on after the install told the bank: the fleet view has the new version.
