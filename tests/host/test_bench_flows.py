@@ -139,8 +139,9 @@ def test_flow_completes_with_consistent_figures(rig, measured, kind, account, am
     for r in runs:
         elapsed, cpu, sim, wire, net, native = r["flow"]
         bytecode, native_host, esp32 = flowbench.esp32_us(r["flow"], RATIO)
-        # time.clock() counts whole milliseconds: the CPU of a window is good to 1 ms
-        assert 0 <= sim <= cpu < elapsed + 1000 and 0 <= wire < elapsed
+        # time.clock() counts whole milliseconds: the CPU of a window, and the simulator's part
+        # of it (a difference of such windows: -1 us seen), are good to 1 ms
+        assert -1000 < sim <= cpu + 1000 and cpu < elapsed + 1000 and 0 <= wire < elapsed
         assert bytecode + native_host == pytest.approx(cpu - sim, abs=1)  # the CPU split in three
         assert esp32 >= bytecode * RATIO + (elapsed - cpu - net)  # the waits and the network are kept
         assert len(native) == len(flowbench.PARTS) and all(c >= 0 and b >= 0 and t >= 0 for c, b, t in native)
