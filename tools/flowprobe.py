@@ -317,7 +317,6 @@ async def _offline():
     await _purchase()
     _unload(before)
     import json
-    from terminal import offline
     from update.config import TERMINAL
     try:
         with open(TERMINAL) as f:
@@ -336,6 +335,9 @@ async def _offline():
         up.connected = False
         await _purchase()
         up.connected = True
+        # Imported now, as the link does after a sign-on: held by the bench through the
+        # purchase, the module (~1.3 KB) was live beside the card flow's, which the app lets go of.
+        from terminal import offline
         await offline.forward(up)
         if offline.waiting():
             MARK['failed'] = 'the advice was not forwarded'

@@ -67,7 +67,8 @@ async def pay_by_card(app, op, amount, currency, online, payee="this terminal", 
     numeric ("978"), as the bank and the card speak it; payee: whom the card pays, on its PIN
     pad with the amount (a purchase's: this terminal). offline: the terminal may approve it
     without the bank (terminal.offline; a purchase may, a merchant's request is the bank's);
-    answer is then a terminal.offline.Advice, its 0220 on flash."""
+    answer is then a terminal.offline.Advice, its 0220 on flash, and result the same Advice
+    (its PAN: the kernel's result is let go of before the advice is stored)."""
     import parts
     from terminal.receipt import alpha
 
@@ -97,27 +98,28 @@ async def pay_by_card(app, op, amount, currency, online, payee="this terminal", 
         op.critical = True
         try:
             kernel = made[0]
+            res = None
             if card is not CONTACT:
                 slot = _let_go(_SLOT)  # made again if the card asks for the slot
                 res = await _tapped(kernel, card, nfc, amount)
                 card = nfc = _let_go(_READER)  # released, the field off
-                if res.outcome != _emv().TRY_ANOTHER_INTERFACE:
-                    _read(kernel)
-                    return await _authorise(app, op, kernel, res, online, None, payment, amount, currency)
-                f = errors.Failure(errors.TRY_ANOTHER_INTERFACE)
-                op.critical = False
-                slot = parts.slot()
-                if await _present(ui, slot, None, f.title, "%s. %s %s" % (due, f.message, f.remedy)) is None:
-                    return None
-                op.critical = True
+                if res.outcome == _emv().TRY_ANOTHER_INTERFACE:
+                    f = errors.Failure(errors.TRY_ANOTHER_INTERFACE)
+                    op.critical = False
+                    slot = parts.slot()
+                    if await _present(ui, slot, None, f.title, "%s. %s %s" % (due, f.message, f.remedy)) is None:
+                        return None
+                    op.critical = True
+                    res = None
             elif nfc is not None:
                 await _surely(_field_off(nfc))  # now, not at the end: the reader is let go
                 nfc = _let_go(_READER)
-            ui.progress("Reading card", "%s. Leave the card in until the terminal says so." % due)
-            inserted.append(slot)
-            res = await _inserted(kernel, slot, amount)
+            if res is None:
+                ui.progress("Reading card", "%s. Leave the card in until the terminal says so." % due)
+                inserted.append(slot)
+                res = await _inserted(kernel, slot, amount)
             _read(kernel)
-            return await _authorise(app, op, kernel, res, online, slot, payment, amount, currency)
+            paid = await _authorise(app, op, kernel, res, online, slot, payment, amount, currency)
         except _Cancelled:
             return None
         except Exception as e:
@@ -125,6 +127,24 @@ async def pay_by_card(app, op, amount, currency, online, payee="this terminal", 
     finally:
         await _surely(_release(slot, nfc))
         op.critical = False
+    if not isinstance(paid, dict):
+        return paid
+    # An offline approval: its advice's record (terminal.offline.prepare), stored now, with the
+    # card done with and nothing but the record left of it: the kernel, its result, the slot's
+    # driver and their modules let go of first (~8 KB: the write and the forward have it).
+    kernel = res = slot = None
+    made.clear()
+    inserted.clear()
+    _let_go(_SLOT + _KERNEL)
+    from terminal import offline
+
+    try:
+        advice = offline.store(paid)
+    except Exception as e:
+        raise errors.failure(e)
+    if up is not None and up.connected:  # (it is: _offline made the record)
+        asyncio.create_task(offline.forward(up))
+    return advice, advice  # the advice stands for the result too (its PAN, History's)
 
 
 # What a payment lets go of once it is done with it: the PN532's driver once its field is off
@@ -135,6 +155,8 @@ _SLOT = ("drivers.iso7816_slot", "iso7816", "iso7816.atr", "iso7816.pps")
 # the online step's nor the completion's (a CDA's second GENERATE AC imports what it needs again,
 # after the peak).
 _READING = ("emv.select", "emv.capk", "emv.oda", "emv.cda", "emv.cvm")
+# The kernel's own, and the slot's protocols: let go of once an offline approval's card is done.
+_KERNEL = ("emv.kernel", "emv.risk", "emv.apdu", "emv.tlv", "emv.tags", "emv", "iso7816.t0", "iso7816.t1")
 
 
 def _let_go(names):
@@ -268,10 +290,23 @@ async def _card_pin(ui, slot, prompt, payment):
 
 
 def _kernel(ui, op, amount, currency, inserted, payment, up):
+    # The issuer's terminal parameters (AIDs, floor and contactless limits, offline caps) over
+    # the defaults, the floors lowered to what the offline caps leave (to 0 for a payment that
+    # may not be approved offline: up None). First, and both modules let go of at once
+    # (terminal.offline ~1.3 KB, update.config's functions ~1 KB), before the reading's modules
+    # are imported: their heap and the batch's listing never meet (the kernel's making is the
+    # offline flow's peak in steady state);
+    # an offline approval imports terminal.offline again.
+    import parts
+    from terminal import offline
+    from update import config as parameters
+
+    config = offline.limit(parameters.kernel(currency), up)
+    offline = parameters = None
+    parts.unload(("terminal.offline", "update.config"))
     # select: the kernel's first step, imported before the card is there, not with it in the field
     from emv import capk, select  # noqa: F401
     from emv.kernel import Kernel
-    from update import config as parameters
 
     async def choose(labels):
         op.critical = False
@@ -296,16 +331,6 @@ def _kernel(ui, op, amount, currency, inserted, payment, up):
             raise _Cancelled()
         return digits  # the kernel wipes it after VERIFY
 
-    # The issuer's terminal parameters (AIDs, floor and contactless limits, offline caps) over
-    # the defaults, the floors lowered to what the offline caps leave (to 0 for a payment that
-    # may not be approved offline: up None). Both modules let go of at once (terminal.offline
-    # 0.6 KB, update.config's functions ~1 KB: the card's reading and the online step's vault
-    # write are the payment's peak); an offline approval imports terminal.offline again.
-    import parts
-    from terminal import offline
-
-    config = offline.limit(parameters.kernel(currency), up)
-    parts.unload(("terminal.offline", "update.config"))
     return Kernel(config, capk.Store.load(), choose=choose, pin=pin)
 
 
@@ -367,21 +392,19 @@ def _unreachable(e):
 
 
 def _offline(app, kernel, res, amount, currency):
-    """The card's offline approval (its TC) stored as an advice on flash, before anyone is told;
-    sent at once if the bank is there. (Advice, result), or the failure: a card that approved
-    what the terminal could not allow (beyond its caps, or with no bank to tell)."""
+    """The card's offline approval (its TC): its advice's record (terminal.offline.prepare), which
+    pay_by_card stores on flash before anyone is told, and sends at once if the bank is there; or
+    the failure: a card that approved what the terminal could not allow (beyond its caps, or with
+    no bank to tell)."""
     up = app.link.uplink
     if up is None or kernel.config.offline_caps is None:
         raise errors.Failure(errors.CARD_UNREADABLE)
     from terminal import offline
 
     try:
-        advice = offline.store(up, kernel.config, res, amount, currency)
+        return offline.prepare(up, kernel.config, res, amount, currency)
     except offline.OverCaps:
         raise errors.Failure(errors.OFFLINE_LIMIT)
-    if up.connected:
-        asyncio.create_task(offline.forward(up))
-    return advice, res
 
 
 # ---- the bank --------------------------------------------------------------------------------
@@ -390,7 +413,7 @@ async def _authorise(app, op, kernel, res, online, slot, payment, amount, curren
     """The online PIN if the card wants one, the bank's answer, the completion with the card
     (slot: contact; None: contactless, already gone; payment: what the PIN pad shows). The
     card's TC (offline) or, the bank away, its approval at the second GENERATE AC (Y3): the
-    offline approval's advice stored (_offline)."""
+    offline approval's advice's record (_offline), for pay_by_card to store."""
     ui = app.ui
     emv = _emv()
     if res.outcome == emv.APPROVED:

@@ -5,7 +5,8 @@ as a 0220 advice when it is back, in order, exactly once.
 
     cfg = limit(update.config.kernel("978"), up)   # the caps folded into the floors, online as
                                                     # the uplink is (up None: no offline approval)
-    advice = store(up, cfg, result, 1250, "978")   # the TC's advice on flash (OverCaps: not stored)
+    record = prepare(up, cfg, result, 1250, "978") # the TC's advice, its STAN taken (OverCaps: none)
+    advice = store(record)                    # on flash (the kernel let go of in between)
     await forward(up)                         # the batch, oldest first, until one is not taken
     waiting()                                 # the keys of the advices not forwarded yet
 
@@ -49,8 +50,9 @@ class Advice:
 
     rrn = None
 
-    def __init__(self, key):
+    def __init__(self, key, pan):
         self.key = key
+        self.pan = pan  # the card's: the advice stands for the kernel's result, let go of before
         self.reference = key[:key.find("_")]
 
 
@@ -98,14 +100,15 @@ def limit(cfg, up):
     return cfg
 
 
-def store(up, cfg, result, amount, currency):
-    """The advice of the card's offline approval (an emv.kernel Result, APPROVED with a TC) on
-    flash; its Advice. OverCaps, and nothing stored, beyond what the caps leave: the kernel was
-    given a floor limit below them, so only a card approving more than it was asked gets there."""
+def prepare(up, cfg, result, amount, currency):
+    """The advice of the card's offline approval (an emv.kernel Result, APPROVED with a TC): its
+    record, its STAN taken, for store(). Apart so that the card flow lets go of the kernel, the
+    slot's driver and their modules (~8 KB) before the write, the offline flow's peak. OverCaps,
+    and nothing taken, beyond what the caps leave: the kernel was given a floor limit below them,
+    so only a card approving more than it was asked gets there."""
     from uplink import _card_fields, _now
 
-    batch = _batch()
-    if amount > room(cfg, batch.keys()):
+    if amount > room(cfg, waiting()):
         raise OverCaps("%d beyond the offline caps" % amount)
     fields = {3: "000000", 4: amount, 49: currency, 42: up.merchant}
     fields[7], fields[12], fields[13] = _now()
@@ -117,9 +120,13 @@ def store(up, cfg, result, amount, currency):
         v = fields[de]
         if v is not None:
             record[str(de)] = v.hex() if isinstance(v, bytes) else v
-    key = "%s%s_%d" % (fields[11], fields[7], amount)
-    batch.queue({"key": key, "fields": record})
-    return Advice(key)
+    return {"key": "%s%s_%d" % (fields[11], fields[7], amount), "fields": record}
+
+
+def store(record):
+    """The advice (prepare's record) on flash when this returns; its Advice, its PAN History's."""
+    _batch().queue(record)
+    return Advice(record["key"], record["fields"].get("2"))
 
 
 async def forward(up):
