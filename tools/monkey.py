@@ -76,7 +76,22 @@ VDEVICE_CRASH = ("device process ended", "keeps dying")
 NEVER = {"Something went wrong": "an error nobody named", "Bank not trusted": "the genuine bank called untrusted"}
 SIGNED_ON = "0800/001 -> 00"
 REVERSAL = ": 0400 STAN"
+ADVICE = ": 0220/000000 STAN"  # an offline approval's advice, as the bank's log has it
 FINANCIAL = ("purchase", "request-payment", "transfer", "top-up")
+
+# The terminal parameters the monkey publishes at its start (the issuer's, signed, taken at the
+# device's next sign-on: docs/updates.md), beside the demo's CA keys: offline approvals below a
+# floor of €15.00, contact and contactless, within caps of €15.00 a payment, €30.00 and 3 advices
+# waiting (terminal.offline). About half the amount pad's small purchases are below them, so that
+# with the bank away some are approved by the card alone, and with it there the card's own
+# velocity limits and the caps still send some online; the per-payment cap within the host's
+# (tools/bank/host.py OFFLINE_CAP), or the bank would refuse what the terminal approved.
+FLOOR = 1500
+OFFLINE_CAPS = (1500, 3000, 3)
+# An advice's DE7 (MMDDhhmmss UTC, when the terminal stored it) is at most this long before the
+# "Approved offline" screen that follows it (the card's completion, History, the screen's draw,
+# and the monkey's reading of the console, which a wait or a power cut may hold back).
+ADVICE_TO_SCREEN = datetime.timedelta(seconds=120)
 
 # The card's PIN pad (its title); every other pad is the owner's (Unlock, Confirm with PIN,
 # Change PIN, the shop confirmation's Enter PIN).
@@ -163,7 +178,7 @@ SCREENS = (
     "PIN required",
     # payments
     "Payment request", "Pay requests", "Pay with", "Amount", "Insert or tap card", "Reading card", "Card PIN",
-    "Authorising", "Approved", "Declined", "Refusing", "Refused", "Request expired", "Card removed",
+    "Authorising", "Approved", "Approved offline", "Bank needed", "Declined", "Refusing", "Refused", "Request expired", "Card removed",
     "Card not readable", "Card blocked", "Insert the card",
     # the bank out of reach, each way the monkey causes
     "No network", "No answer from the bank", "Bank not available",
@@ -225,6 +240,7 @@ class Monkey:
         self._lines = 0  # console lines looked at
         self._log_at = 0  # the virtual handheld's log, bytes looked at
         self.approved = []  # (rrn, amount, text) of each "Approved" screen
+        self.offline = []  # (amount, text, when: UTC) of each "Approved offline" screen
         self.cuts = []  # when each power cut happened (UTC)
         self.restarts = 0  # boots the monkey ordered (not cuts)
         self.slot = None  # the card profile in the slot
@@ -273,6 +289,8 @@ class Monkey:
         if title in ("Approved", "Topped up"):  # a top-up's approval (terminal.topup) is its own screen
             m = re.search(r"Bank reference (\w+)", text)
             self.approved.append((m[1] if m else None, _euros(text), text))
+        elif title == "Approved offline":  # no bank reference yet: its advice is posted later
+            self.offline.append((_euros(text), text, _now()))
         elif title == "Forgotten":
             self.wifi_saved = False
         elif title == "Connected":
@@ -357,8 +375,8 @@ class Monkey:
         try:
             led = state.ledger
             balances = {a["id"]: a["balance"] for a in led.accounts()}
-            txs = {r[0]: dict(zip(("rrn", "kind", "rc", "reversed", "amount", "created"), r)) for r in led.db.all(
-                "SELECT rrn, kind, rc, reversed, amount, created FROM transactions WHERE serial = ?", (demo.SERIAL,))}
+            txs = {r[0]: dict(zip(("rrn", "kind", "rc", "reversed", "amount", "created", "dt"), r)) for r in led.db.all(
+                "SELECT rrn, kind, rc, reversed, amount, created, dt FROM transactions WHERE serial = ?", (demo.SERIAL,))}
             postings = collections.defaultdict(list)
             for p in led.postings():
                 postings[p["rrn"]].append(p)
@@ -366,6 +384,50 @@ class Monkey:
             return balances, txs, postings, paid
         finally:
             state.close()
+
+    def _posted(self, text, amount, tx, legs):
+        """An approval shown (text, of amount) and what the bank has for it: one debit of that
+        amount, postings that balance."""
+        debits = [p for p in legs if p["amount"] < 0]
+        if len(debits) != 1 or sum(p["amount"] for p in legs) != 0 or -debits[0]["amount"] != amount \
+                or tx["amount"] != amount:
+            self.fail("%r was shown; the bank's postings for it: %s (transaction %s)" % (text, legs, tx))
+
+    def check_offline(self, txs, postings):
+        """Every "Approved offline" screen matched by exactly one advice the bank posted (00, of
+        its amount, its DE7 at most ADVICE_TO_SCREEN before the screen: the closest), and every
+        advice the bank has by a screen (one a power cut followed within 30 s of its storing
+        excepted: the screen never came); none refused. Returns the advices excused."""
+        now = _now()
+        advices = []
+        for tx in txs.values():
+            if tx["kind"] != "offline":
+                continue
+            if tx["rc"] != "00":
+                self.fail("the bank refused an offline approval's advice (%s, %d cents, response code %s): "
+                          "approved by the card, never paid" % (tx["rrn"], tx["amount"], tx["rc"]))
+            stored = datetime.datetime.strptime("%d%s" % (now.year, tx["dt"]), "%Y%m%d%H%M%S").replace(
+                tzinfo=datetime.timezone.utc)
+            if stored > now + datetime.timedelta(days=1):  # stored last year (a run over new year)
+                stored = stored.replace(year=now.year - 1)
+            advices.append((stored, tx))
+        for amount, text, at in self.offline:
+            hits = [(at - stored, i) for i, (stored, tx) in enumerate(advices)
+                    if tx["amount"] == amount and -datetime.timedelta(seconds=5) <= at - stored <= ADVICE_TO_SCREEN]
+            if not hits:
+                self.fail("%r was shown (at %s), the bank posted no advice of it: %s"
+                          % (text, at.strftime("%H:%M:%S"), [tx for _, tx in advices]))
+            _, tx = advices.pop(min(hits)[1])
+            if tx["reversed"]:
+                self.fail("%r was shown, the bank reversed its advice %s" % (text, tx))
+            self._posted(text, amount, tx, postings.get(tx["rrn"], []))
+        excused = []
+        for stored, tx in advices:
+            if not any(datetime.timedelta(0) <= cut - stored <= datetime.timedelta(seconds=30) for cut in self.cuts):
+                self.fail("the bank posted an offline approval (%s, %d cents, stored %s) that no screen said "
+                          "and no power cut came after" % (tx["rrn"], tx["amount"], stored.strftime("%H:%M:%S")))
+            excused.append(tx["rrn"])
+        return excused
 
     def check_books(self):
         """The bank's side (module docstring); returns (approved and posted, excused by a cut,
@@ -386,11 +448,7 @@ class Monkey:
                 self.fail("%r was shown %d times" % (text, shown[rrn]))
             if tx["reversed"] and rrn not in voided:
                 self.fail("%r was shown, the bank reversed it" % text)
-            legs = postings.get(rrn, [])
-            debits = [p for p in legs if p["amount"] < 0]
-            if len(debits) != 1 or sum(p["amount"] for p in legs) != 0 or -debits[0]["amount"] != amount \
-                    or tx["amount"] != amount:
-                self.fail("%r was shown; the bank's postings for it: %s (transaction %s)" % (text, legs, tx))
+            self._posted(text, amount, tx, postings.get(rrn, []))
         for request, rrn in paid:
             tx = txs.get(rrn)
             if tx is None or tx["rc"] != "00" or tx["reversed"]:
@@ -406,6 +464,7 @@ class Monkey:
                     self.fail("the bank approved %s (%s, %d cents) and never reversed it, yet no screen said "
                               "Approved and no power cut came after it: a reversal lost" % (rrn, tx["kind"], tx["amount"]))
                 excused.append(rrn)
+        excused += self.check_offline(txs, postings)
         bank = collections.Counter("%s %s%s" % (tx["kind"], tx["rc"], " reversed" if tx["reversed"] else "")
                                    for tx in txs.values())
         return len(shown), excused, dict(sorted(bank.items()))
@@ -764,6 +823,41 @@ class Monkey:
         self.settle()
         self.check()
 
+    def publish_parameters(self, timeout=60):
+        """The terminal parameters that allow offline approvals (FLOOR, OFFLINE_CAPS) published
+        at the bank as the issuer does (signed, a version above the last), and taken by the
+        device: a new session (the access point off and on) signs on, is offered them, installs
+        them and signs on again with their version, which the bank's fleet view then has."""
+        from tools.bank import updates
+        from tools.emvcard import perso
+
+        doc = {"capk": perso.capk_entries(emvcard.CARDS_DIR),  # the demo's (tools/demo.personalize)
+               "terminal": {"floor_limit": FLOOR, "offline_caps": list(OFFLINE_CAPS),
+                            "contactless_limits": [[rid, 100000, 5000, FLOOR] for rid in ("a000000003", "a000000004", "")]}}
+        state = State(self.t.bank.dir)
+        try:
+            version = (state.ledger.latest_package(updates.PARAMETERS) or (None, 0))[1] + 1
+            updates.publish(state, updates.PARAMETERS, version, 0, updates.params_payload(doc)[0])
+        finally:
+            state.close()
+        self.t.wifi(False)
+        self.t.wifi(True)
+        started = time.monotonic()
+        deadline = started + timeout
+        while True:
+            state = State(self.t.bank.dir)
+            try:
+                taken = any(d["serial"] == demo.SERIAL and d["cfg"] == version for d in state.ledger.fleet())
+            finally:
+                state.close()
+            if taken:
+                self.out("monkey: terminal parameters version %d taken in %.1f s: floor limit %d, offline caps %s"
+                         % (version, time.monotonic() - started, FLOOR, OFFLINE_CAPS))
+                return
+            if time.monotonic() > deadline:
+                self.fail("the device did not take the parameters (version %d) within %d s" % (version, timeout))
+            time.sleep(0.2)
+
     def start(self):
         t = self.t
         status = t.rig.call("device")
@@ -772,6 +866,7 @@ class Monkey:
         self.money = sum(balances.values())
         self._log_at = t.vdevice.log_path.stat().st_size
         self._lines = 0
+        self.publish_parameters()
         self.settle(quiet=1.0, longest=10)
 
     def run(self, actions=None, minutes=None):
@@ -833,10 +928,15 @@ class Monkey:
             self.check()
         self.fail("the monkey could not join the Wi-Fi again after a Forget")
 
+    def _forwarded(self):
+        """The reversals and advices the bank's log has had from the device (repeats too)."""
+        log = self.t.bank.log()
+        return log.count(REVERSAL), log.count(ADVICE)
+
     def _drained(self, timeout):
         """Wait until the device has a session with the bank (a merchant's push finds it; the
-        device sends what its journal holds after its sign-on) and the bank has taken no
-        reversal for a while."""
+        device sends what its journal and its batch hold after its sign-on) and the bank has
+        taken no reversal nor advice for a while."""
         t = self.t
         deadline = time.monotonic() + timeout
         self.pushes += 1
@@ -850,20 +950,22 @@ class Monkey:
                     self.fail("no session of the device at the bank after %d s (HTTP %d)" % (timeout, e.code))
                 time.sleep(1)
                 self.check()
-        reversals, quiet_since = t.bank.log().count(REVERSAL), time.monotonic()
+        sent, quiet_since = self._forwarded(), time.monotonic()
         while time.monotonic() < deadline and time.monotonic() - quiet_since < 20:
             time.sleep(1)
-            now = t.bank.log().count(REVERSAL)
-            if now != reversals:
-                reversals, quiet_since = now, time.monotonic()
+            now = self._forwarded()
+            if now != sent:
+                sent, quiet_since = now, time.monotonic()
             self.check()
 
     def _journal(self):
-        """The reversals the device still holds (its REPL: the app stopped, a soft reset), and
-        its crash log."""
+        """The reversals and offline approvals' advices the device still holds (its REPL: the
+        app stopped, a soft reset), and its crash log."""
         self.restarts += 1  # the REPL's soft reset
         dev = self.t.device
-        queued = dev.eval("[n for n in __import__('os').listdir('/journal') if '.' in n and not n.endswith('.tmp')]")
+        # /batch is made at the first offline approval.
+        queued = dev.eval("[d + '/' + n for d in ('/journal', '/batch') if d[1:] in __import__('os').listdir('/') "
+                          "for n in __import__('os').listdir(d) if '.' in n and not n.endswith('.tmp')]")
         crashes = dev.eval("__import__('crashlog').read()")
         return queued, crashes
 
@@ -885,7 +987,7 @@ class Monkey:
             self.check()
             queued, crashes = self._journal()
             if queued:
-                self.fail("reversals never reached the bank: %s" % queued)
+                self.fail("reversals or advices never reached the bank: %s" % queued)
         if crashes:
             self.fail("the crash log holds:\n%s" % crashes, fatal=False)
         shown, excused, bank = self.check_books()
@@ -900,6 +1002,9 @@ class Monkey:
             "errands": dict(self.errands),
             "postings": shown, "approved at the bank, screen cut by a power cut": excused,
             "power cuts": len(self.cuts), "bank": bank,
+            # Each matched by one advice posted (check_offline), the rest of those excused.
+            "offline approvals": len(self.offline), "offline postings": bank.get("offline 00", 0),
+            "advices sent": self._forwarded()[1],  # the bank's log: repeats (a lost 0230, a cut) too
         }
         self.out("monkey: done, seed %d" % self.seed)
         self.out("monkey: actions %d in %d s: %s" % (self.n, elapsed, ", ".join(
@@ -911,6 +1016,8 @@ class Monkey:
                                                               ", ".join(summary["never reached"]) or "none"))
         self.out("monkey: approvals %d, matched by postings %d; approved at the bank with the screen cut "
                  "by a power cut: %s; power cuts %d" % (len(self.approved), shown, excused or "none", len(self.cuts)))
+        self.out("monkey: approved offline %d, each posted once when its advice came; advices posted %d, "
+                 "sent %d (repeats included)" % (len(self.offline), summary["offline postings"], summary["advices sent"]))
         self.out("monkey: the device's transactions at the bank (kind, response code): %s" % json.dumps(bank))
         if self.findings:
             raise Finding("%d findings on the way (each above):\n\n%s" % (len(self.findings), "\n\n".join(self.findings)))
