@@ -4,7 +4,11 @@ would, through the rig only, and checks the invariants all along and at the end.
     python -m tools.monkey [--seed N] [--minutes M] [--actions K] [--keep-going]
 
 The demo terminal is tests/host/terminalfix.py's (the real bank host on the demo's state, a
-virtual handheld of its own, personalised, the app running from main.py). Each action is one of:
+virtual handheld of its own, personalised, the app running from main.py). At its start the monkey
+publishes, as the issuer does, terminal parameters that allow offline approvals (FLOOR,
+OFFLINE_CAPS: the demo's floors are 0) and waits until the device has taken them, so that a
+small card purchase, the bank away or not, may be approved by the card alone ("Approved
+offline") and told to the bank later in a 0220 advice. Each action is one of:
 
     screen    a tap on a button of the screen shown (from its `screen {json}` line), at a random
               point, or a swipe; on a PIN pad the right PIN, a wrong one (never so many that the
@@ -33,12 +37,16 @@ trusted" (the demo's bank is genuine: an outage is not an attack); the vault nev
 screen drawn at least every HUNG_S seconds. At the end (Wi-Fi and bank back, cards out):
 - every "Approved" screen (and a transit top-up's "Topped up") matched by exactly one approved,
   unreversed transaction at the bank, of its amount, with one debit and postings that balance;
+- every "Approved offline" screen matched by exactly one advice the bank posted (of its amount,
+  stored by the device just before the screen: its DE7), one debit, postings that balance; every
+  advice the bank has, by such a screen (or a power cut just after it was stored); none refused
+  (the card approved: a refused advice is a payment never paid);
 - every approved transaction of the device either shown "Approved" (or "Topped up") or reversed (one a power cut
   followed within 30 s excepted: counted and listed), every reversal taken (00, or 25: the
   bank never had the original), every request the bank calls paid paid by an approval that stands;
 - money conserved over all accounts (the bank's clearing account included);
-- the device's reversal journal drained to the bank (looked at through the REPL; if it is not,
-  one more boot, then it must be), and its crash log empty.
+- the device's reversal journal and its batch of advices drained to the bank (looked at through
+  the REPL; if they are not, one more boot, then they must be), and its crash log empty.
 
 The end also lists the screens of SCREENS that the run reached and those it never did.
 
