@@ -148,6 +148,10 @@ PREFER = {
     "Settings": {"Back": 2},
     "Fingerprints": {"Back": 2},
 }
+# With the bank away (its host stopped, the access point off), the home menu's Purchase weighs
+# more: a card purchase then is where an offline approval comes from (the other ways to pay are
+# the bank's), and random taps alone seldom get a card to the PIN pad inside an outage.
+OUTAGE_PREFER = {"Pocket Terminal": {"Purchase": 12}}
 # Where a person goes to put the Wi-Fi back after "Forget": the button to tap on each screen.
 TO_WIFI = {"Pocket Terminal": ("Settings", "More"), "Settings": ("Wi-Fi",), "Wi-Fi": ("PocketNet",)}
 # Errands: what a person sets out to do from the home menu, the buttons tapped in turn (a menu's
@@ -750,7 +754,7 @@ class Monkey:
         if errand is not None:
             self._tap_button(screen, errand)
             return "tap %r (errand: %s)" % (errand, self.errand[0] if self.errand else "done")
-        prefer = PREFER.get(title, {})
+        prefer = dict(PREFER.get(title, {}), **(OUTAGE_PREFER.get(title, {}) if self.down_since else {}))
         weights = [prefer.get(_label(b), 1) for b in buttons]
         label = self.rng.choices(buttons, weights)[0]
         self._tap_button(screen, label)
@@ -793,8 +797,9 @@ class Monkey:
         wants_finger = "finger" in text.lower() and screen.get("buttons") is None
         busy = screen.get("buttons") is None and not screen.get("pin_pad")
         w = {
-            "screen": 0.5 if busy else 7,
-            "card": 4 if wants_card else 0.6 if self.slot is None else 1,
+            # Asked for a card, a person brings one more often than they cancel.
+            "screen": 0.5 if busy else 2 if wants_card else 7,
+            "card": 6 if wants_card else 0.6 if self.slot is None else 1,
             "nfc": 3 if wants_card else 0.4 if self.field is None else 1,
             "finger": 6 if wants_finger else 0.4,
             "wifi": 0 if self.cut_armed else 3 if not self.wifi_up else 0.8 if title in MONEY_SCREENS else 0.2,
