@@ -803,7 +803,8 @@ class Monkey:
             "nfc": 3 if wants_card else 0.4 if self.field is None else 1,
             "finger": 6 if wants_finger else 0.4,
             "wifi": 0 if self.cut_armed else 3 if not self.wifi_up else 0.8 if title in MONEY_SCREENS else 0.2,
-            "bank": 3 if not self.bank_up else 0.15,
+            # The bank going away as a purchase is set up: how a card comes to be approved offline.
+            "bank": 3 if not self.bank_up else 1.5 if title in ("Amount", "Insert or tap card") else 0.15,
             "push": 0.8 if self.bank_up else 0.1,
             "reader": 4 if title in ("Transit card", "Shop confirmation") and not self.reader else
                       1 if self.reader else 0.2,
