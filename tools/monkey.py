@@ -4,7 +4,11 @@ would, through the rig only, and checks the invariants all along and at the end.
     python -m tools.monkey [--seed N] [--minutes M] [--actions K] [--keep-going]
 
 The demo terminal is tests/host/terminalfix.py's (the real bank host on the demo's state, a
-virtual handheld of its own, personalised, the app running from main.py). Each action is one of:
+virtual handheld of its own, personalised, the app running from main.py). At its start the monkey
+publishes, as the issuer does, terminal parameters that allow offline approvals (FLOOR,
+OFFLINE_CAPS: the demo's floors are 0) and waits until the device has taken them, so that a
+small card purchase, the bank away or not, may be approved by the card alone ("Approved
+offline") and told to the bank later in a 0220 advice. Each action is one of:
 
     screen    a tap on a button of the screen shown (from its `screen {json}` line), at a random
               point, or a swipe; on a PIN pad the right PIN, a wrong one (never so many that the
@@ -33,12 +37,16 @@ trusted" (the demo's bank is genuine: an outage is not an attack); the vault nev
 screen drawn at least every HUNG_S seconds. At the end (Wi-Fi and bank back, cards out):
 - every "Approved" screen (and a transit top-up's "Topped up") matched by exactly one approved,
   unreversed transaction at the bank, of its amount, with one debit and postings that balance;
+- every "Approved offline" screen matched by exactly one advice the bank posted (of its amount,
+  stored by the device just before the screen: its DE7), one debit, postings that balance; every
+  advice the bank has, by such a screen (or a power cut just after it was stored); none refused
+  (the card approved: a refused advice is a payment never paid);
 - every approved transaction of the device either shown "Approved" (or "Topped up") or reversed (one a power cut
   followed within 30 s excepted: counted and listed), every reversal taken (00, or 25: the
   bank never had the original), every request the bank calls paid paid by an approval that stands;
 - money conserved over all accounts (the bank's clearing account included);
-- the device's reversal journal drained to the bank (looked at through the REPL; if it is not,
-  one more boot, then it must be), and its crash log empty.
+- the device's reversal journal and its batch of advices drained to the bank (looked at through
+  the REPL; if they are not, one more boot, then they must be), and its crash log empty.
 
 The end also lists the screens of SCREENS that the run reached and those it never did.
 
@@ -76,7 +84,22 @@ VDEVICE_CRASH = ("device process ended", "keeps dying")
 NEVER = {"Something went wrong": "an error nobody named", "Bank not trusted": "the genuine bank called untrusted"}
 SIGNED_ON = "0800/001 -> 00"
 REVERSAL = ": 0400 STAN"
+ADVICE = ": 0220/000000 STAN"  # an offline approval's advice, as the bank's log has it
 FINANCIAL = ("purchase", "request-payment", "transfer", "top-up")
+
+# The terminal parameters the monkey publishes at its start (the issuer's, signed, taken at the
+# device's next sign-on: docs/updates.md), beside the demo's CA keys: offline approvals below a
+# floor of €15.00, contact and contactless, within caps of €15.00 a payment, €30.00 and 3 advices
+# waiting (terminal.offline). About half the amount pad's small purchases are below them, so that
+# with the bank away some are approved by the card alone, and with it there the card's own
+# velocity limits and the caps still send some online; the per-payment cap within the host's
+# (tools/bank/host.py OFFLINE_CAP), or the bank would refuse what the terminal approved.
+FLOOR = 1500
+OFFLINE_CAPS = (1500, 3000, 3)
+# An advice's DE7 (MMDDhhmmss UTC, when the terminal stored it) is at most this long before the
+# "Approved offline" screen that follows it (the card's completion, History, the screen's draw,
+# and the monkey's reading of the console, which a wait or a power cut may hold back).
+ADVICE_TO_SCREEN = datetime.timedelta(seconds=120)
 
 # The card's PIN pad (its title); every other pad is the owner's (Unlock, Confirm with PIN,
 # Change PIN, the shop confirmation's Enter PIN).
@@ -125,6 +148,10 @@ PREFER = {
     "Settings": {"Back": 2},
     "Fingerprints": {"Back": 2},
 }
+# With the bank away (its host stopped, the access point off), the home menu's Purchase weighs
+# more: a card purchase then is where an offline approval comes from (the other ways to pay are
+# the bank's), and random taps alone seldom get a card to the PIN pad inside an outage.
+OUTAGE_PREFER = {"Pocket Terminal": {"Purchase": 12}}
 # Where a person goes to put the Wi-Fi back after "Forget": the button to tap on each screen.
 TO_WIFI = {"Pocket Terminal": ("Settings", "More"), "Settings": ("Wi-Fi",), "Wi-Fi": ("PocketNet",)}
 # Errands: what a person sets out to do from the home menu, the buttons tapped in turn (a menu's
@@ -163,7 +190,7 @@ SCREENS = (
     "PIN required",
     # payments
     "Payment request", "Pay requests", "Pay with", "Amount", "Insert or tap card", "Reading card", "Card PIN",
-    "Authorising", "Approved", "Declined", "Refusing", "Refused", "Request expired", "Card removed",
+    "Authorising", "Approved", "Approved offline", "Bank needed", "Declined", "Refusing", "Refused", "Request expired", "Card removed",
     "Card not readable", "Card blocked", "Insert the card",
     # the bank out of reach, each way the monkey causes
     "No network", "No answer from the bank", "Bank not available",
@@ -225,6 +252,7 @@ class Monkey:
         self._lines = 0  # console lines looked at
         self._log_at = 0  # the virtual handheld's log, bytes looked at
         self.approved = []  # (rrn, amount, text) of each "Approved" screen
+        self.offline = []  # (amount, text, when: UTC) of each "Approved offline" screen
         self.cuts = []  # when each power cut happened (UTC)
         self.restarts = 0  # boots the monkey ordered (not cuts)
         self.slot = None  # the card profile in the slot
@@ -273,6 +301,8 @@ class Monkey:
         if title in ("Approved", "Topped up"):  # a top-up's approval (terminal.topup) is its own screen
             m = re.search(r"Bank reference (\w+)", text)
             self.approved.append((m[1] if m else None, _euros(text), text))
+        elif title == "Approved offline":  # no bank reference yet: its advice is posted later
+            self.offline.append((_euros(text), text, _now()))
         elif title == "Forgotten":
             self.wifi_saved = False
         elif title == "Connected":
@@ -357,8 +387,8 @@ class Monkey:
         try:
             led = state.ledger
             balances = {a["id"]: a["balance"] for a in led.accounts()}
-            txs = {r[0]: dict(zip(("rrn", "kind", "rc", "reversed", "amount", "created"), r)) for r in led.db.all(
-                "SELECT rrn, kind, rc, reversed, amount, created FROM transactions WHERE serial = ?", (demo.SERIAL,))}
+            txs = {r[0]: dict(zip(("rrn", "kind", "rc", "reversed", "amount", "created", "dt"), r)) for r in led.db.all(
+                "SELECT rrn, kind, rc, reversed, amount, created, dt FROM transactions WHERE serial = ?", (demo.SERIAL,))}
             postings = collections.defaultdict(list)
             for p in led.postings():
                 postings[p["rrn"]].append(p)
@@ -366,6 +396,50 @@ class Monkey:
             return balances, txs, postings, paid
         finally:
             state.close()
+
+    def _posted(self, text, amount, tx, legs):
+        """An approval shown (text, of amount) and what the bank has for it: one debit of that
+        amount, postings that balance."""
+        debits = [p for p in legs if p["amount"] < 0]
+        if len(debits) != 1 or sum(p["amount"] for p in legs) != 0 or -debits[0]["amount"] != amount \
+                or tx["amount"] != amount:
+            self.fail("%r was shown; the bank's postings for it: %s (transaction %s)" % (text, legs, tx))
+
+    def check_offline(self, txs, postings):
+        """Every "Approved offline" screen matched by exactly one advice the bank posted (00, of
+        its amount, its DE7 at most ADVICE_TO_SCREEN before the screen: the closest), and every
+        advice the bank has by a screen (one a power cut followed within 30 s of its storing
+        excepted: the screen never came); none refused. Returns the advices excused."""
+        now = _now()
+        advices = []
+        for tx in txs.values():
+            if tx["kind"] != "offline":
+                continue
+            if tx["rc"] != "00":
+                self.fail("the bank refused an offline approval's advice (%s, %d cents, response code %s): "
+                          "approved by the card, never paid" % (tx["rrn"], tx["amount"], tx["rc"]))
+            stored = datetime.datetime.strptime("%d%s" % (now.year, tx["dt"]), "%Y%m%d%H%M%S").replace(
+                tzinfo=datetime.timezone.utc)
+            if stored > now + datetime.timedelta(days=1):  # stored last year (a run over new year)
+                stored = stored.replace(year=now.year - 1)
+            advices.append((stored, tx))
+        for amount, text, at in self.offline:
+            hits = [(at - stored, i) for i, (stored, tx) in enumerate(advices)
+                    if tx["amount"] == amount and -datetime.timedelta(seconds=5) <= at - stored <= ADVICE_TO_SCREEN]
+            if not hits:
+                self.fail("%r was shown (at %s), the bank posted no advice of it: %s"
+                          % (text, at.strftime("%H:%M:%S"), [tx for _, tx in advices]))
+            _, tx = advices.pop(min(hits)[1])
+            if tx["reversed"]:
+                self.fail("%r was shown, the bank reversed its advice %s" % (text, tx))
+            self._posted(text, amount, tx, postings.get(tx["rrn"], []))
+        excused = []
+        for stored, tx in advices:
+            if not any(datetime.timedelta(0) <= cut - stored <= datetime.timedelta(seconds=30) for cut in self.cuts):
+                self.fail("the bank posted an offline approval (%s, %d cents, stored %s) that no screen said "
+                          "and no power cut came after" % (tx["rrn"], tx["amount"], stored.strftime("%H:%M:%S")))
+            excused.append(tx["rrn"])
+        return excused
 
     def check_books(self):
         """The bank's side (module docstring); returns (approved and posted, excused by a cut,
@@ -386,11 +460,7 @@ class Monkey:
                 self.fail("%r was shown %d times" % (text, shown[rrn]))
             if tx["reversed"] and rrn not in voided:
                 self.fail("%r was shown, the bank reversed it" % text)
-            legs = postings.get(rrn, [])
-            debits = [p for p in legs if p["amount"] < 0]
-            if len(debits) != 1 or sum(p["amount"] for p in legs) != 0 or -debits[0]["amount"] != amount \
-                    or tx["amount"] != amount:
-                self.fail("%r was shown; the bank's postings for it: %s (transaction %s)" % (text, legs, tx))
+            self._posted(text, amount, tx, postings.get(rrn, []))
         for request, rrn in paid:
             tx = txs.get(rrn)
             if tx is None or tx["rc"] != "00" or tx["reversed"]:
@@ -406,6 +476,7 @@ class Monkey:
                     self.fail("the bank approved %s (%s, %d cents) and never reversed it, yet no screen said "
                               "Approved and no power cut came after it: a reversal lost" % (rrn, tx["kind"], tx["amount"]))
                 excused.append(rrn)
+        excused += self.check_offline(txs, postings)
         bank = collections.Counter("%s %s%s" % (tx["kind"], tx["rc"], " reversed" if tx["reversed"] else "")
                                    for tx in txs.values())
         return len(shown), excused, dict(sorted(bank.items()))
@@ -683,7 +754,7 @@ class Monkey:
         if errand is not None:
             self._tap_button(screen, errand)
             return "tap %r (errand: %s)" % (errand, self.errand[0] if self.errand else "done")
-        prefer = PREFER.get(title, {})
+        prefer = dict(PREFER.get(title, {}), **(OUTAGE_PREFER.get(title, {}) if self.down_since else {}))
         weights = [prefer.get(_label(b), 1) for b in buttons]
         label = self.rng.choices(buttons, weights)[0]
         self._tap_button(screen, label)
@@ -726,12 +797,14 @@ class Monkey:
         wants_finger = "finger" in text.lower() and screen.get("buttons") is None
         busy = screen.get("buttons") is None and not screen.get("pin_pad")
         w = {
-            "screen": 0.5 if busy else 7,
-            "card": 4 if wants_card else 0.6 if self.slot is None else 1,
+            # Asked for a card, a person brings one more often than they cancel.
+            "screen": 0.5 if busy else 2 if wants_card else 7,
+            "card": 6 if wants_card else 0.6 if self.slot is None else 1,
             "nfc": 3 if wants_card else 0.4 if self.field is None else 1,
             "finger": 6 if wants_finger else 0.4,
             "wifi": 0 if self.cut_armed else 3 if not self.wifi_up else 0.8 if title in MONEY_SCREENS else 0.2,
-            "bank": 3 if not self.bank_up else 0.15,
+            # The bank going away as a purchase is set up: how a card comes to be approved offline.
+            "bank": 3 if not self.bank_up else 1.5 if title in ("Amount", "Insert or tap card") else 0.15,
             "push": 0.8 if self.bank_up else 0.1,
             "reader": 4 if title in ("Transit card", "Shop confirmation") and not self.reader else
                       1 if self.reader else 0.2,
@@ -764,6 +837,41 @@ class Monkey:
         self.settle()
         self.check()
 
+    def publish_parameters(self, timeout=60):
+        """The terminal parameters that allow offline approvals (FLOOR, OFFLINE_CAPS) published
+        at the bank as the issuer does (signed, a version above the last), and taken by the
+        device: a new session (the access point off and on) signs on, is offered them, installs
+        them and signs on again with their version, which the bank's fleet view then has."""
+        from tools.bank import updates
+        from tools.emvcard import perso
+
+        doc = {"capk": perso.capk_entries(emvcard.CARDS_DIR),  # the demo's (tools/demo.personalize)
+               "terminal": {"floor_limit": FLOOR, "offline_caps": list(OFFLINE_CAPS),
+                            "contactless_limits": [[rid, 100000, 5000, FLOOR] for rid in ("a000000003", "a000000004", "")]}}
+        state = State(self.t.bank.dir)
+        try:
+            version = (state.ledger.latest_package(updates.PARAMETERS) or (None, 0))[1] + 1
+            updates.publish(state, updates.PARAMETERS, version, 0, updates.params_payload(doc)[0])
+        finally:
+            state.close()
+        self.t.wifi(False)
+        self.t.wifi(True)
+        started = time.monotonic()
+        deadline = started + timeout
+        while True:
+            state = State(self.t.bank.dir)
+            try:
+                taken = any(d["serial"] == demo.SERIAL and d["cfg"] == version for d in state.ledger.fleet())
+            finally:
+                state.close()
+            if taken:
+                self.out("monkey: terminal parameters version %d taken in %.1f s: floor limit %d, offline caps %s"
+                         % (version, time.monotonic() - started, FLOOR, OFFLINE_CAPS))
+                return
+            if time.monotonic() > deadline:
+                self.fail("the device did not take the parameters (version %d) within %d s" % (version, timeout))
+            time.sleep(0.2)
+
     def start(self):
         t = self.t
         status = t.rig.call("device")
@@ -772,6 +880,7 @@ class Monkey:
         self.money = sum(balances.values())
         self._log_at = t.vdevice.log_path.stat().st_size
         self._lines = 0
+        self.publish_parameters()
         self.settle(quiet=1.0, longest=10)
 
     def run(self, actions=None, minutes=None):
@@ -833,10 +942,15 @@ class Monkey:
             self.check()
         self.fail("the monkey could not join the Wi-Fi again after a Forget")
 
+    def _forwarded(self):
+        """The reversals and advices the bank's log has had from the device (repeats too)."""
+        log = self.t.bank.log()
+        return log.count(REVERSAL), log.count(ADVICE)
+
     def _drained(self, timeout):
         """Wait until the device has a session with the bank (a merchant's push finds it; the
-        device sends what its journal holds after its sign-on) and the bank has taken no
-        reversal for a while."""
+        device sends what its journal and its batch hold after its sign-on) and the bank has
+        taken no reversal nor advice for a while."""
         t = self.t
         deadline = time.monotonic() + timeout
         self.pushes += 1
@@ -850,20 +964,22 @@ class Monkey:
                     self.fail("no session of the device at the bank after %d s (HTTP %d)" % (timeout, e.code))
                 time.sleep(1)
                 self.check()
-        reversals, quiet_since = t.bank.log().count(REVERSAL), time.monotonic()
+        sent, quiet_since = self._forwarded(), time.monotonic()
         while time.monotonic() < deadline and time.monotonic() - quiet_since < 20:
             time.sleep(1)
-            now = t.bank.log().count(REVERSAL)
-            if now != reversals:
-                reversals, quiet_since = now, time.monotonic()
+            now = self._forwarded()
+            if now != sent:
+                sent, quiet_since = now, time.monotonic()
             self.check()
 
     def _journal(self):
-        """The reversals the device still holds (its REPL: the app stopped, a soft reset), and
-        its crash log."""
+        """The reversals and offline approvals' advices the device still holds (its REPL: the
+        app stopped, a soft reset), and its crash log."""
         self.restarts += 1  # the REPL's soft reset
         dev = self.t.device
-        queued = dev.eval("[n for n in __import__('os').listdir('/journal') if '.' in n and not n.endswith('.tmp')]")
+        # /batch is made at the first offline approval.
+        queued = dev.eval("[d + '/' + n for d in ('/journal', '/batch') if d[1:] in __import__('os').listdir('/') "
+                          "for n in __import__('os').listdir(d) if '.' in n and not n.endswith('.tmp')]")
         crashes = dev.eval("__import__('crashlog').read()")
         return queued, crashes
 
@@ -885,7 +1001,7 @@ class Monkey:
             self.check()
             queued, crashes = self._journal()
             if queued:
-                self.fail("reversals never reached the bank: %s" % queued)
+                self.fail("reversals or advices never reached the bank: %s" % queued)
         if crashes:
             self.fail("the crash log holds:\n%s" % crashes, fatal=False)
         shown, excused, bank = self.check_books()
@@ -900,6 +1016,9 @@ class Monkey:
             "errands": dict(self.errands),
             "postings": shown, "approved at the bank, screen cut by a power cut": excused,
             "power cuts": len(self.cuts), "bank": bank,
+            # Each matched by one advice posted (check_offline), the rest of those excused.
+            "offline approvals": len(self.offline), "offline postings": bank.get("offline 00", 0),
+            "advices sent": self._forwarded()[1],  # the bank's log: repeats (a lost 0230, a cut) too
         }
         self.out("monkey: done, seed %d" % self.seed)
         self.out("monkey: actions %d in %d s: %s" % (self.n, elapsed, ", ".join(
@@ -911,6 +1030,8 @@ class Monkey:
                                                               ", ".join(summary["never reached"]) or "none"))
         self.out("monkey: approvals %d, matched by postings %d; approved at the bank with the screen cut "
                  "by a power cut: %s; power cuts %d" % (len(self.approved), shown, excused or "none", len(self.cuts)))
+        self.out("monkey: approved offline %d, each posted once when its advice came; advices posted %d, "
+                 "sent %d (repeats included)" % (len(self.offline), summary["offline postings"], summary["advices sent"]))
         self.out("monkey: the device's transactions at the bank (kind, response code): %s" % json.dumps(bank))
         if self.findings:
             raise Finding("%d findings on the way (each above):\n\n%s" % (len(self.findings), "\n\n".join(self.findings)))

@@ -1,7 +1,8 @@
 """The monkey (tools/monkey.py), short: a fixed seed drives the demo terminal (terminalfix) at
 random for about a minute of actions, checking its invariants all along and at the end (no crash
-or restart but after a power cut, every "Approved" posted once at the bank, money conserved, no
-reversal lost, the heap never out). The long soak is the command: python -m tools.monkey --minutes 30.
+or restart but after a power cut, every "Approved" posted once at the bank, and every "Approved
+offline" once its advice came, money conserved, no reversal or advice lost, the heap never out;
+the terminal parameters it publishes at its start allow offline approvals). The long soak is the command: python -m tools.monkey --minutes 30.
 
 A monkey that did nothing would pass its invariants too: the run must also reach the screens
 of a payment (the lock, the PIN, the home menu, a pushed request, its approval at the bank), set
