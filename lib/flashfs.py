@@ -1,9 +1,12 @@
 """The vfs partition's LittleFS as the firmware mounts it at every reset: on the board from
 firmware/_boot.py (in place of the ESP32 port's, which mounts with VfsLfs2's defaults), in the
 virtual handheld from tools/vdevice/launcher.py, which stands for that start-up. One function, so
-that the board and the model mount alike.
+that the board and the model mount alike; and the two file chores every writer of the file system
+needs, in one place.
 
     flashfs.mount(bdev)    # at "/", before boot.py runs
+    flashfs.makedirs(path) # the folders of a file's path that are missing
+    flashfs.remove(path)   # a file removed if it is there
 
 The read size: VfsLfs2's default, 32 bytes, gives LittleFS caches of 128 bytes (extmod/
 vfs_lfsx.c: cache_size = 4 x the read size). Every metadata lookup then reads the flash chip
@@ -35,6 +38,8 @@ over and over: 4,000 reads in /store at 128). With 64 and no times, the same 30 
 3,139 times on average, at most 7,042.
 """
 
+import os
+
 import vfs
 from micropython import const
 
@@ -43,3 +48,23 @@ _READ_SIZE = const(64)
 
 def mount(bdev):
     vfs.mount(vfs.VfsLfs2(bdev, readsize=_READ_SIZE, mtime=False), "/")
+
+
+def makedirs(path):
+    """Every folder of path (a file's) that is missing, made: LittleFS makes one level at a time."""
+    at = ""
+    for part in path.split("/")[:-1]:
+        if part:
+            at += "/" + part
+            try:
+                os.mkdir(at)
+            except OSError:  # there already
+                pass
+
+
+def remove(path):
+    """path removed if it is there (a file a power cut may or may not have left)."""
+    try:
+        os.remove(path)
+    except OSError:
+        pass

@@ -144,7 +144,9 @@ class TransitApplet:
 
     def _save(self):
         data = self._encode()
-        _makedirs(self.path)
+        from flashfs import makedirs
+
+        makedirs(self.path)
         tmp = self.path + _TMP
         with open(tmp, "wb") as f:
             f.write(data)
@@ -249,16 +251,3 @@ class TransitApplet:
         for entry in entries:
             out.extend(struct.pack(_ENTRY, *entry))
         return reply(SW_OK, bytes(out))
-
-
-def _makedirs(path):
-    parts = path.split("/")[:-1]
-    built = ""
-    for part in parts:
-        if not part:
-            continue
-        built += "/" + part
-        try:
-            os.mkdir(built)
-        except OSError:
-            pass

@@ -39,6 +39,7 @@ import os
 
 from micropython import const
 
+from flashfs import makedirs, remove
 from update import BANK_CA
 
 STAGING = "/config/params.new"
@@ -55,24 +56,6 @@ def _target(name):
         if n == name:
             return path
     return None
-
-
-def _remove(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-
-
-def _mkdirs(path):
-    """Every directory of path (a file's) that is missing."""
-    at = ""
-    for part in path.split("/")[1:-1]:
-        at += "/" + part
-        try:
-            os.mkdir(at)
-        except OSError:
-            pass
 
 
 def recover():
@@ -94,7 +77,7 @@ def recover():
         staged = STAGING + "/" + name
         target = _target(name)
         if committed and target is not None:
-            _mkdirs(target)
+            makedirs(target)
             os.rename(staged, target)
         else:
             os.remove(staged)
@@ -218,7 +201,7 @@ class Installer:
 
             raise Refused("parameters version %d, not newer than the installed %d" % (head.version, version))
         self.head = head
-        _mkdirs(STAGING)
+        makedirs(STAGING)
         os.mkdir(STAGING)
 
     def write(self, offset, chunk):
@@ -305,5 +288,5 @@ class Installer:
         if self._f is not None:
             self._f.close()
             self._f = None
-        _remove(_COMMIT + ".tmp")
+        remove(_COMMIT + ".tmp")
         recover()

@@ -19,6 +19,7 @@ any install.
 
 import os
 
+from flashfs import makedirs, remove
 from micropython import const
 
 STAGED = "/update.staged"  # the paths staged so far, one a line
@@ -29,23 +30,6 @@ ROOTS = ("/lib/", "/board/", "/drivers/", "/data/", "/boot.py", "/main.py")
 _PATH_MAX = const(64)
 _SPARE_BLOCKS = const(8)  # LittleFS's own blocks (metadata, copy-on-write) beside the files
 
-
-def _mkdirs(path):
-    at = ""
-    for part in path.split("/")[1:-1]:
-        at += "/" + part
-        try:
-            os.mkdir(at)
-        except OSError:
-            pass
-
-
-def _remove(path):
-    try:
-        os.remove(path)
-        return True
-    except OSError:
-        return False
 
 
 def recover():
@@ -64,14 +48,14 @@ def recover():
             except OSError:  # moved before the cut
                 pass
         os.rename(COMMIT, VERSION)
-    _remove(COMMIT + _NEW)  # a commit record cut short: not committed
+    remove(COMMIT + _NEW)  # a commit record cut short: not committed
     try:
         with open(STAGED) as f:
             staged = f.read().split()
     except OSError:
         return
     for path in staged:  # committed, they were moved already
-        _remove(path + _NEW)
+        remove(path + _NEW)
     os.remove(STAGED)
 
 
@@ -158,7 +142,7 @@ class Installer:
         self._head = bytearray()
         with open(STAGED, "a") as f:  # listed before it exists: recover() finds every one
             f.write(path + "\n")
-        _mkdirs(path)
+        makedirs(path)
         self._f = open(path + _NEW, "wb")
         self._paths.append(path)
         if not self._left:
