@@ -109,6 +109,26 @@ def home(t):
     t.screen("Pocket Terminal")
 
 
+def card_and_history(t, amount, entry_starts):
+    """From the transit card's screen (its balance €20.00): home, then the top-up's History
+    entry (labelled by its amount) opened, read and left."""
+    screen_with(t, "Transit card", "Balance €20.00.")
+    t.tap("Back")
+    t.screen("Card mode")
+    t.tap("Back")
+    t.screen("Pocket Terminal")
+    t.choose("History")
+    label = "%s Transit card" % amount
+    assert label in t.screen("History")["buttons"]
+    t.tap(label)
+    entry = t.screen("Transit card")
+    assert entry["text"].startswith(entry_starts), entry
+    t.tap("OK")
+    t.screen("History")
+    t.tap("Back")
+    t.screen("Pocket Terminal")
+
+
 def test_the_owner_tops_up_the_transit_card_from_a_bound_account(terminal):
     t = terminal
     before, loaded = balances(t), transit(t)
@@ -128,20 +148,7 @@ def test_the_owner_tops_up_the_transit_card_from_a_bound_account(terminal):
     t.tap("OK")
     t.screen("Card mode")
     t.tap("Transit card")
-    screen_with(t, "Transit card", "Balance €20.00.")
-    t.tap("Back")
-    t.screen("Card mode")
-    t.tap("Back")
-    t.screen("Pocket Terminal")
-    t.choose("History")
-    assert "€20.00 Transit card" in t.screen("History")["buttons"]
-    t.tap("€20.00 Transit card")
-    entry = t.screen("Transit card")
-    assert entry["text"].startswith("Top-up of €20.00: approved. With Current account. Reference "), entry
-    t.tap("OK")
-    t.screen("History")
-    t.tap("Back")
-    t.screen("Pocket Terminal")
+    card_and_history(t, "€20.00", "Top-up of €20.00: approved. With Current account. Reference ")
 
 
 def test_more_than_the_card_takes_and_a_decline(terminal):
@@ -235,20 +242,7 @@ def test_a_power_cut_while_the_answer_is_awaited_is_reversed_after_the_boot(term
     assert transit(t) == loaded
     t.unlock()
     card_mode(t, "Transit card")  # Card mode puts what the boot decided in History
-    screen_with(t, "Transit card", "Balance €20.00.")
-    t.tap("Back")
-    t.screen("Card mode")
-    t.tap("Back")
-    t.screen("Pocket Terminal")
-    t.choose("History")
-    assert "€9.00 Transit card" in t.screen("History")["buttons"]
-    t.tap("€9.00 Transit card")
-    entry = t.screen("Transit card")
-    assert entry["text"].startswith("Top-up of €9.00: reversed (no answer). With Current account."), entry
-    t.tap("OK")
-    t.screen("History")
-    t.tap("Back")
-    t.screen("Pocket Terminal")
+    card_and_history(t, "€9.00", "Top-up of €9.00: reversed (no answer). With Current account.")
 
 
 def test_the_card_full(terminal):

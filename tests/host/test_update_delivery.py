@@ -25,17 +25,24 @@ from tools.vdevice import appimage
 
 KEYS = perso.capk_entries(emvcard.CARDS_DIR)
 
-ON_DEVICE = """
+# The uplink's update task (a sign-on's offer followed) awaited to its end, at most 15 s: the
+# update tests' devices share it.
+UPDATE_DONE = """
+async def _update_done(up):
+    for _ in range(600):
+        if up.update is not None and up.update.done():
+            break
+        await asyncio.sleep_ms(25)
+"""
+
+ON_DEVICE = UPDATE_DONE + """
 import os
 from emv import capk
 from vault import Vault
 from vault.store import Store
 from update import config, package
 async def _updated(up):
-    for _ in range(600):
-        if up.update is not None and up.update.done():
-            break
-        await asyncio.sleep_ms(25)
+    await _update_done(up)
     return (config.installed(), repr(up.update_error), up.offered)
 def offered():
     up.update = None

@@ -12,20 +12,17 @@ import pytest
 
 import test_uplink
 import uplinkfix as fx
-from test_update_delivery import bank, fleet, forget_parameters  # noqa: F401 (a fixture)
+from test_update_delivery import UPDATE_DONE, bank, fleet, forget_parameters  # noqa: F401 (a fixture)
 from tools.bank import admin
 
 FILES = {"/data/notice.txt": "Closed on Sunday.\n", "/data/issuer/tariff.json": '{"zones": [1, 2]}'}
 NEW = {"/data/notice.txt": "Open on Sunday from 10.\n" * 50, "/data/issuer/tariff.json": '{"zones": [1, 2, 3]}'}
 
-ON_DEVICE = """
+ON_DEVICE = UPDATE_DONE + """
 import os
 from update import files
 async def _updated(up):
-    for _ in range(600):
-        if up.update is not None and up.update.done():
-            break
-        await asyncio.sleep_ms(25)
+    await _update_done(up)
     return (files.installed(), repr(up.update_error))
 def offered():
     up.update = None
