@@ -117,7 +117,7 @@ def vdevice(request, firmware_image, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def device(request, tmp_path_factory):
+def session_device(request, tmp_path_factory):
     """The device under test, its REPL taken in raw mode and the device tests on its flash."""
     port = request.config.getoption("--port")
     if port:
@@ -128,6 +128,15 @@ def device(request, tmp_path_factory):
     dev.deploy(_compile_device_tests(tmp_path_factory.mktemp("device-tests")))
     yield dev
     dev.close()
+
+
+@pytest.fixture(scope="module")
+def device(session_device):
+    """The device under test in a fresh interpreter (a soft reset) for each test module: the
+    globals, drivers and heap fragments one module leaves are never the next one's to carry
+    (on the board's heap, a module that starts where another left off can run out of it)."""
+    session_device.soft_reset()
+    return session_device
 
 
 def _compile_device_tests(out):
@@ -159,9 +168,9 @@ class DeviceModule(pytest.File):
 
 
 def _runner(module, name):
-    def run_on_device(device):
+    def run_on_device(session_device):
         __tracebackhide__ = True
-        device.run_test(module, name)
+        session_device.run_test(module, name)  # a fresh interpreter for each module, as `device`'s
     return run_on_device
 
 

@@ -47,7 +47,6 @@ PREPARE = apdu("80100000", struct.pack(">I", 349) + b"EUR" + NONCE + bytes((len(
 
 @pytest.fixture(scope="module")
 def handheld(vdevice, device):
-    device.soft_reset()
     attach_display(vdevice.rig)
     vdevice.rig.attach("i2c0", "ft6336", addr=0x38, name="touch")
     vdevice.rig.attach("i2c0", "pn532", addr=0x24, name="nfc")

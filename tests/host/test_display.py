@@ -37,7 +37,6 @@ RGB = {"red": b"\xff\x00\x00", "green": b"\x00\xff\x00", "blue": b"\x00\x00\xff"
 
 @pytest.fixture(scope="module")
 def display(vdevice, device):
-    device.soft_reset()
     vdevice.rig.attach("spi1", "st7789", cs="display_cs", dc="display_dc", name="display")
     vdevice.rig.attach("i2c0", "ft6336", addr=0x38, name="touch")
     vdevice.rig.call("do", name="touch", action="config", boot_ms=1)

@@ -33,7 +33,6 @@ ui.progress = progress
 
 @pytest.fixture(scope="module")
 def flows(vdevice, device):
-    device.soft_reset()  # a fresh heap: a screen needs its strip buffer in one piece
     attach_display(vdevice.rig)
     vdevice.rig.attach("uart1", "r503", name="r503")
     vdevice.rig.call("do", name="r503", action="timing", scale=0.01)

@@ -112,7 +112,6 @@ def _strip(size, text, top, rows, width):
 
 @pytest.fixture(scope="module")
 def handheld(vdevice, device):
-    device.soft_reset()
     device.exec(DRAW)
     return device
 

@@ -38,7 +38,6 @@ FCI = "6f11" + "8407f0504f434b4554" + "a506" + "5004" + "4543484f"
 @pytest.fixture(scope="module")
 def card(vdevice, device):
     rig = vdevice.rig
-    device.soft_reset()  # a fresh heap for this module's drivers
     rig.attach("uart2", "iso7816", name="card")
     device.exec(SETUP)
 

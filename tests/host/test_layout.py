@@ -94,7 +94,6 @@ layout.record()
 
 @pytest.fixture(scope="module")
 def handheld(vdevice, device):
-    device.soft_reset()  # a fresh heap: a screen needs its strip buffer in one piece
     attach_display(vdevice.rig)
     device.exec(SETUP + HARNESS, timeout=60)
     yield device

@@ -11,7 +11,6 @@ from tools.screenshots import SETUP, attach_display
 
 @pytest.fixture(scope="module")
 def keypad(vdevice, device):
-    device.soft_reset()  # a fresh heap: a screen needs its strip buffer in one piece
     attach_display(vdevice.rig)
     vdevice.rig.attach("i2c0", "ft6336", addr=0x38, name="touch")
     device.exec(SETUP + TOUCH, timeout=60)

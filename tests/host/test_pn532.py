@@ -160,15 +160,6 @@ card = Router(transit, confirm)
 """ % (CARD_ID, DEVICE_ID)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fresh_heap(device):
-    """A fresh interpreter for this module, and one for the modules after it: what these tests
-    leave in the device's globals (drivers, applets, buffers) is not theirs to carry."""
-    device.soft_reset()
-    yield
-    device.soft_reset()
-
-
 class Chip:
     def __init__(self, rig, name):
         self.rig = rig

@@ -9,7 +9,6 @@ from tools.screenshots import GOLDEN, SCREENS, SETUP, attach_display, golden_sha
 
 @pytest.fixture(scope="module")
 def screen(vdevice, device):
-    device.soft_reset()  # a fresh heap: a screen needs its strip buffer in one piece
     attach_display(vdevice.rig)
     device.exec(SETUP, timeout=60)
     yield device

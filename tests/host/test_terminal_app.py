@@ -27,7 +27,6 @@ PIN = ["2", "4", "6", "8", "OK"]
 
 @pytest.fixture(scope="module")
 def terminal(vdevice, device):
-    device.soft_reset()  # a fresh heap: a screen needs its strip buffer in one piece
     attach_display(vdevice.rig)
     vdevice.rig.attach("i2c0", "ft6336", addr=0x38, name="touch")
     device.exec(SETUP + TOUCH + APP, timeout=60)

@@ -80,7 +80,6 @@ def bank(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def handheld(vdevice, device, bank):
-    device.soft_reset()
     test_uplink._join_bank(vdevice, device, bank)
     forget_parameters(device)
     device.exec(ON_DEVICE)

@@ -46,7 +46,6 @@ clean()
 
 @pytest.fixture(scope="module")
 def handheld(vdevice, device, bank):
-    device.soft_reset()
     test_uplink._join_bank(vdevice, device, bank)
     forget_parameters(device)  # another module's (its bank CA would refuse this bank's host)
     device.exec(ON_DEVICE)

@@ -66,7 +66,6 @@ def _join_bank(vd, dev, bank):
 def handheld(vdevice, device, bank):
     """The device provisioned for the bank, its Wi-Fi on an AP that routes to the bank host."""
     rig = vdevice.rig
-    device.soft_reset()
     _join_bank(vdevice, device, bank)
     try:
         yield device

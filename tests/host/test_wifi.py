@@ -58,7 +58,6 @@ def echo_upper(conn):
 @pytest.fixture(scope="module")
 def ap(vdevice, device):
     rig = vdevice.rig
-    device.soft_reset()
     server = TcpServer(echo_upper)
     rig.attach("wlan0", "wifi", name="wifi")
     rig.call("do", name="wifi", action="networks", networks=[
