@@ -28,6 +28,14 @@ class Font:
         # each glyph, instead of a FrameBuffer object a glyph.
         self.source = [self.bitmaps[0], 0, 0, framebuf.MONO_HLSB]
         self.missing = self._find(ord("?"))  # tools/fonts.py makes sure there is one
+        # Printable ASCII, where tools/fonts.py's charset starts, in order: glyph cp - 32, no
+        # search (a screen's text is drawn again in every strip it crosses: ~7 steps of the
+        # binary search a character were a third of a progress screen's bytecode). The codes
+        # are sorted and unique, so its two ends make the run whole.
+        self.direct = 127 if self.count > 94 and self._code(0) == 32 and self._code(94) == 126 else 32
+
+    def _code(self, g):
+        return self.codes[2 * g] | self.codes[2 * g + 1] << 8
 
     def _find(self, cp):
         """The code point's glyph number (binary search); -1 if absent."""
@@ -46,14 +54,19 @@ class Font:
 
     def _glyph(self, ch):
         """The glyph that draws ch: its own, or '?' for a character the font lacks."""
-        g = self._find(ord(ch))
+        cp = ord(ch)
+        if 32 <= cp < self.direct:
+            return cp - 32
+        g = self._find(cp)
         return g if g >= 0 else self.missing
 
     def width(self, text):
         advances = self.advances
+        direct = self.direct
         total = 0
         for ch in text:
-            total += advances[self._glyph(ch)]
+            cp = ord(ch)  # _glyph's direct case in line: no call for most characters
+            total += advances[cp - 32 if 32 <= cp < direct else self._glyph(ch)]
         return total
 
     def draw(self, fb, text, x, y, colour, palette, rows=_ALL_ROWS):
@@ -67,9 +80,11 @@ class Font:
         boxes = self.boxes
         bitmaps = self.bitmaps
         source = self.source
+        direct = self.direct
         visible = y < rows and y + self.height > 0
         for ch in text:
-            g = self._glyph(ch)
+            cp = ord(ch)  # _glyph's direct case in line, as in width()
+            g = cp - 32 if 32 <= cp < direct else self._glyph(ch)
             if visible:
                 box = g * _BOX
                 top = y + boxes[box + _TOP]
