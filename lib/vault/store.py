@@ -2,22 +2,21 @@
 
     /store/secret      32 random bytes, made at first start (on a production board the vfs
                        partition is flash-encrypted, so it cannot be read off the chip)
-    /store/meta.<seq>  JSON + HMAC-SHA256 under a key derived from the secret: lifecycle
-                       state, PIN fail counter, wrapped keys, policy, and the index; <seq>
-                       counts its writes and is inside it too
+    /store/meta        JSON + HMAC-SHA256 under a key derived from the secret: lifecycle
+                       state, PIN fail counter, wrapped keys, policy, the index, and <seq>,
+                       which counts its writes
     /store/e.<name>    one entry: AES-256-CBC then HMAC-SHA256 (vault.crypto.seal), with the
-                       name, its key domain and its version as associated data
+    /store/e2.<name>   name, its key domain and its version as associated data; an entry has
+                       two copies, the one its index tag names and the other, empty (below)
     /store/wiped       present once the vault is wiped
     /store.seq         the commit counter: meta's <seq> again + HMAC-SHA256 under the meta key,
                        outside the store's folder
 
 The index in meta records each entry's domain, version and tag, so an entry that is altered,
 swapped with another, deleted or replaced by an older copy no longer matches it; an older meta
-copied over the current one carries a sequence number that its name contradicts, and an older
-meta put back under its own name (the newer one removed: the PIN fail counter as it was) has a
-lower sequence number than the commit counter, which every commit writes after its meta, in a
-file of its own outside the store's folder. open() then refuses the store (Tampered) rather
-than trust any of it.
+put back (the PIN fail counter as it was) has a lower sequence number than the commit counter,
+which every commit writes after its meta, in a file of its own outside the store's folder.
+open() then refuses the store (Tampered) rather than trust any of it.
 
 What the counter cannot show is a rollback of the store AND the counter (a snapshot of the whole
 flash written back: the ESP32 has no rewritable monotonic counter off the flash; its eFuses are
@@ -27,16 +26,24 @@ unit reuses KSNs it already sent). PIN guesses on the unit itself, its flash wri
 between batches, are not stopped by it: SECURITY.md says so, and what would (the bank's HSM
 taking part in the PIN check).
 
-Meta is the commit point. An entry is written as e.<name>.new, then the next meta (written
-under its new name, then the previous one removed) records its new tag, then the .new file is
-copied into place and removed. Whatever instant the power fails, open() finds the old meta, and
-drops the .new file, or the new one, and puts the .new file in place (and drops the old meta).
-Nothing is renamed on the way: a rename costs LittleFS a pass over the folder's whole metadata
-log, ~2,000 reads of the flash chip (~0.2 s on the ESP32, tools/flowbench.py), where an open,
-a close or a remove takes ~100. LittleFS makes a file's contents current at its close, whole or
-not at all, so the new meta is written under its own name at once (a cut before its close
-leaves that name empty, as LittleFS creates it at its open: open() drops it), and the copy of
-an entry is the old or the new.
+Meta is the commit point. LittleFS makes a file's new contents current at its close, whole or
+not at all, so meta is rewritten in place: a cut leaves the old or the new. An entry's new
+version is written over its spare copy (e.<name> or e2.<name>, whichever the index does not
+name), the next meta records its tag, then the copy of the old version is emptied. Whatever
+instant the power fails, open() finds the old meta naming the old copy, or the new meta naming
+the new one, and empties the other copy (open() tells which is which by the tag; it reads every
+entry anyway). Nothing is renamed nor copied on the way, and no name is made or removed once
+both copies exist: a rename costs LittleFS a pass over the folder's whole metadata log, ~2,000
+reads of the flash chip (~0.2 s on the ESP32, tools/flowbench.py), and every commit in the
+folder fills its log towards the next compaction (4,000-10,000 reads). A put was 7 commits in
+the folder (e.<name>.new made and closed, meta.<seq> made and closed, its predecessor removed,
+the copy, the .new removed) and a sector erased for each of three files; it is now 3 and two.
+The empty copy holds nothing: an old version is not left readable (a DUKPT state's used key
+register, a wrap under an old PIN) once its put is done.
+
+Stores written by earlier firmware: meta under meta.<seq> (the newest is read, and removed once
+meta is written) and an entry's new version in e.<name>.new (put into place if its meta
+recorded it, else dropped); provisioning still writes its entries that way (Vault.provision_all).
 """
 
 import json
@@ -48,9 +55,11 @@ from vault import crypto
 
 ROOT = "/store"
 _SECRET = "secret"
-_META = "meta."
+_META = "meta"
+_FORMER_META = "meta."  # meta.<seq>: earlier firmware's meta (see the module's docstring)
 _WIPED = "wiped"
 _ENTRY = "e."
+_SPARE = "e2."  # an entry's second copy
 _NEW = ".new"
 _TMP = ".tmp"
 _COUNTER = ".seq"  # beside the store's folder: <root>.seq
@@ -124,15 +133,28 @@ class Store:
         self._secret = None
         self._keys = {}  # domain -> (encryption key, MAC key), bytearrays
         self._tag = None  # the tag of the meta on flash, as last verified or written (committed)
+        self._second = set()  # the entries whose current copy is e2.<name>
+        self._former = []  # earlier firmware's metas' seqs, removed by the first commit
 
     def _path(self, name):
         return self.root + "/" + name
 
     def _files(self):
+        """The store's files: {name: size} (LittleFS lists each file's size fourth)."""
         try:
-            return os.listdir(self.root)
+            return {e[0]: e[3] if len(e) > 3 else 1 for e in os.ilistdir(self.root)}
         except OSError:
-            return []
+            return {}
+
+    def _copy(self, entry, second):
+        return (_SPARE if second else _ENTRY) + entry
+
+    def _current(self, entry):
+        return self._copy(entry, entry in self._second)
+
+    def _empty(self, name):
+        # In place: one commit, and the next put writes over it without making its name anew.
+        open(self._path(name), "wb").close()
 
     def _read(self, name):
         with open(self._path(name), "rb") as f:
@@ -169,29 +191,36 @@ class Store:
             if name.endswith(_TMP):  # a write that never reached its rename
                 self._remove(name)
         files = self._files()
-        metas = sorted(int(name[len(_META):]) for name in files
-                       if name.startswith(_META) and name[len(_META):].isdigit())
-        raw = b""
-        while metas:
-            raw = self._read(_META + str(metas[-1]))
-            if raw:
-                break
-            self._remove(_META + str(metas.pop()))  # empty: a commit cut before its close
-        if not metas:
-            # A first start, or one cut short between the secret and the first meta.
+        self._second = set()
+        # Earlier firmware's metas, meta.<seq>: the newest is the truth if there is no meta yet
+        # (it was whole at its close; an older one beside it is a commit cut short before it
+        # removed its predecessor). The first commit here writes meta and removes them all.
+        metas = sorted(int(name[len(_FORMER_META):]) for name in files
+                       if name.startswith(_FORMER_META) and name[len(_FORMER_META):].isdigit())
+        raw, name = b"", None
+        if _META in files:
+            raw, name = self._read(_META), _META
+        while not raw and metas:
+            name = _FORMER_META + str(metas[-1])
+            raw = self._read(name)
+            if not raw:
+                self._remove(_FORMER_META + str(metas.pop()))  # empty: a commit cut before its close
+        if not raw:
+            # A first start, or one cut short between the secret and the first meta (made
+            # empty at its open).
+            self._remove(_META)
             self._remove(_SECRET)
             return "empty"
         if _SECRET not in files:
             raise Tampered("store: the device secret is missing")
         self._load_secret(self._read(_SECRET))
-        # The newest meta is the truth (it was whole at its close); an older one left beside it
-        # is a commit cut short before it removed its predecessor.
-        self.meta = self._verified_meta(metas[-1], raw)
-        self._check_counter(metas[-1])
-        for seq in metas[:-1]:
-            self._remove(_META + str(seq))
+        self.meta = self._verified_meta(raw, name)
+        self._check_counter(self.meta["seq"])
+        self._former = metas
+        if name == _META:
+            self._drop_former()
         self._recover_entries(files)
-        self._check_entries()
+        self._check_entries(files)
         return "ready"
 
     def _load_secret(self, secret):
@@ -202,7 +231,7 @@ class Store:
         self._meta_key = crypto.subkey(self._secret, b"meta-mac")
         self._keys[DEVICE] = (crypto.subkey(self._secret, b"device-enc"), crypto.subkey(self._secret, b"device-mac"))
 
-    def _verified_meta(self, seq, raw):
+    def _verified_meta(self, raw, name):
         if len(raw) <= crypto.TAG_SIZE:
             raise Tampered("store: meta fails its authentication")
         body, tag = memoryview(raw)[:-crypto.TAG_SIZE], raw[-crypto.TAG_SIZE:]  # no copy of the body
@@ -215,7 +244,7 @@ class Store:
         meta = json.loads(body)  # type: ignore  # MicroPython's takes any buffer; the stubs say str or bytes
         if meta.get("format") != _FORMAT:
             raise Tampered("store: meta has an unknown format")
-        if meta.get("seq") != seq:
+        if name != _META and str(meta.get("seq")) != name[len(_FORMER_META):]:
             raise Tampered("store: meta is not the version its name says (an older copy?)")
         return meta
 
@@ -264,17 +293,33 @@ class Store:
                     self._remove(name)  # meta never recorded it: the old version stands
             elif name.startswith(_ENTRY) and name[len(_ENTRY):] not in index:
                 self._remove(name)  # deleted from the index, the file not yet removed
+            elif name.startswith(_SPARE) and name[len(_SPARE):] not in index:
+                self._remove(name)
 
-    def _check_entries(self):
+    def _check_entries(self, files):
+        """Every entry's copy that its index tag names (which makes it the current one), fully
+        checked where its key is here; the other copy emptied if it is not (a put cut short
+        after its new copy was written, or before it emptied the old one)."""
         for entry, (domain, version, tag) in self.meta["index"].items():
-            try:
-                sealed = self._read(_ENTRY + entry)
-            except OSError:
-                raise Tampered("store: entry %s is missing" % entry)
-            if crypto.tag_of(sealed).hex() != tag:
+            sealed = None
+            for second in (False, True):
+                try:
+                    sealed = self._read(self._copy(entry, second))
+                except OSError:
+                    continue
+                if crypto.tag_of(sealed).hex() == tag:
+                    break
+            else:
+                if sealed is None:
+                    raise Tampered("store: entry %s is missing" % entry)
                 raise Tampered("store: entry %s is not the version the index records" % entry)
+            if second:
+                self._second.add(entry)
             if domain in self._keys:
                 self._unsealed(entry, domain, version, sealed)  # full check where the key is here
+            sealed = None
+            if files.get(self._copy(entry, not second)):
+                self._empty(self._copy(entry, not second))
 
     def committed(self):
         """Whether the meta on flash is the one commit() last wrote: its HMAC, computed a piece
@@ -286,7 +331,7 @@ class Store:
         mac.update(b"meta")
         piece = bytearray(_PIECE)
         view = memoryview(piece)
-        with open(self._path(_META + str(self.meta["seq"])), "rb") as f:
+        with open(self._path(_META), "rb") as f:
             # Its size from the open file: os.stat() would look the name up again, a pass over
             # the folder's metadata log on the flash chip (~200 reads).
             size = f.seek(0, 2)
@@ -339,11 +384,16 @@ class Store:
             self._tag = mac.digest()
             f.write(self._tag)
 
-        with open(self._path(_META + str(self.meta["seq"])), "wb") as f:  # in place: see the module's docstring
+        with open(self._path(_META), "wb") as f:  # in place: see the module's docstring
             fill(f)
-        self._remove(_META + str(self.meta["seq"] - 1))
         # Last: a commit is whole (and a PIN check may go on) only once the counter says so.
         self._write_counter(self.meta["seq"])
+        self._drop_former()
+
+    def _drop_former(self):
+        for seq in self._former:
+            self._remove(_FORMER_META + str(seq))
+        self._former = []
 
     # ---- entries ---------------------------------------------------------------------------
 
@@ -376,9 +426,17 @@ class Store:
         if old and old[0] != domain:
             raise ValueError("entry %s belongs to the %s domain" % (entry, old[0]))
         version = old[1] + 1 if old else 1
-        self.meta["index"][entry] = [domain, version, self.write_new(entry, domain, version, data)]
+        second = entry in self._second
+        # Over the spare copy (a new entry: e.<name>, from the start or left by its removal).
+        spare = self._copy(entry, not second if old else False)
+        self.meta["index"][entry] = [domain, version, self._seal(spare, entry, domain, version, data)]
         self.commit()
-        self._into_place(entry)
+        if old:
+            if second:
+                self._second.discard(entry)
+            else:
+                self._second.add(entry)
+            self._empty(self._copy(entry, second))  # the old version, no longer named
 
     def _into_place(self, entry):
         """The committed e.<entry>.new copied over e.<entry>, then removed (not renamed: see the
@@ -394,17 +452,22 @@ class Store:
         self._remove(_ENTRY + entry + _NEW)
 
     def write_new(self, entry, domain, version, data):
-        """Seal data to e.<entry>.new as it is encrypted, a piece at a time (vault.crypto.seal_to:
-        no copy of the sealed entry in memory); returns its tag in hex, for the index. Only the
-        commit that records the tag makes the file count (open() drops it otherwise)."""
+        """Seal data to e.<entry>.new (provisioning's way: Vault.provision_all); returns its tag
+        in hex, for the index. Only the commit that records the tag makes the file count (open()
+        drops it otherwise)."""
+        return self._seal(_ENTRY + entry + _NEW, entry, domain, version, data)
+
+    def _seal(self, name, entry, domain, version, data):
+        """Seal data to the file name as it is encrypted, a piece at a time (vault.crypto.seal_to:
+        no copy of the sealed entry in memory); its tag in hex."""
         enc, mac = self._keys[domain]
-        with open(self._path(_ENTRY + entry + _NEW), "wb") as f:
+        with open(self._path(name), "wb") as f:
             return crypto.seal_to(f.write, enc, mac, data, self._associated(entry, domain, version)).hex()
 
     def get(self, entry):
         """The entry's plaintext in a bytearray (wipe it after use); KeyError if absent."""
         domain, version, tag = self.meta["index"][entry]
-        sealed = self._read(_ENTRY + entry)
+        sealed = self._read(self._current(entry))
         if crypto.tag_of(sealed).hex() != tag:
             raise Tampered("store: entry %s is not the version the index records" % entry)
         return self._unsealed(entry, domain, version, sealed)
@@ -419,6 +482,8 @@ class Store:
             self.commit()
         for e in gone:
             self._remove(_ENTRY + e)
+            self._remove(_SPARE + e)
+            self._second.discard(e)
 
     def entries(self, domain=None):
         return sorted(e for e, (d, _, _) in self.meta["index"].items() if domain in (None, d))

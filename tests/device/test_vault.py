@@ -296,7 +296,7 @@ def test_a_fail_count_the_flash_did_not_take_stops_the_pin_check():
 
     def a_flash_that_loses_a_bit():
         commit()
-        path = store.root + "/meta." + str(store.meta["seq"])
+        path = store.root + "/meta"
         with open(path, "r+b") as f:
             first = f.read(1)
             f.seek(0)

@@ -49,7 +49,7 @@ def store_with_entries():
 
 
 def meta_name():
-    return [n for n in os.listdir(ROOT) if n.startswith("meta.")][0]
+    return "meta"  # written in place at every commit (vault/store.py)
 
 
 def put_back(files):
@@ -132,10 +132,46 @@ def test_an_older_copy_of_an_entry_is_detected():
     v = personalized()
     v.put("note", b"version 1")
     old = read("e.note")
+    v.put("note", b"version 2")  # into the entry's other copy, e2.note; e.note emptied
+    v.store.close()
+    assert read("e.note") == b"" and read("e2.note") != old
+    write("e2.note", old)
+    assert not opens()
+    write("e.note", old)  # nor in the copy the index does not name
+    write("e2.note", b"")
+    assert not opens()
+
+
+def test_an_entrys_copies_take_turns_and_the_old_one_is_emptied():
+    # Each put writes the copy the index does not name, then empties the one it named: the
+    # vault reads the new version after a reopen, and no old version is left in a file.
+    v = personalized()
+    for i in range(1, 5):
+        v.put("note", b"version %d" % i)
+        copies = sorted(n for n in os.listdir(ROOT) if n.endswith(".note"))
+        assert [len(read(n)) > 0 for n in copies] == ([True] if i == 1 else [i % 2 == 1, i % 2 == 0]), (i, copies)
+        v.store.close()
+        v = Vault(Store(ROOT)).open()
+        v.verify_pin(PIN)
+        assert bytes(v.get("note")) == b"version %d" % i, i
+    v.remove("note")
+    assert not [n for n in os.listdir(ROOT) if n.endswith(".note")]
+    v.store.close()
+
+
+def test_an_old_version_left_beside_a_put_is_emptied_at_open():
+    # A put cut after its meta, before it emptied the old copy: open() finishes it.
+    v = personalized()
+    v.put("note", b"version 1")
+    old = read("e.note")
     v.put("note", b"version 2")
     v.store.close()
     write("e.note", old)
-    assert not opens()
+    store = Store(ROOT)
+    reopened = Vault(store).open()
+    reopened.verify_pin(PIN)
+    assert bytes(reopened.get("note")) == b"version 2" and read("e.note") == b""
+    store.close()
 
 
 def test_an_older_meta_is_detected_when_entries_moved_on():
@@ -169,17 +205,36 @@ def test_an_older_meta_is_detected_when_only_the_fail_counter_moved_on():
 
 
 def test_an_older_meta_beside_the_current_one_is_ignored():
+    # Under the name earlier firmware gave it (meta.<seq>): meta is the truth, that one dropped.
     v = personalized()
     v.lock()
-    old_name, old = meta_name(), read(meta_name())
+    seq, old = v.meta["seq"], read(meta_name())
     guessed(v, 1)
     v.store.close()
-    write(old_name, old)  # back under its own, older name
+    write("meta.%d" % seq, old)
     store = Store(ROOT)
     reopened = Vault(store).open()
     assert reopened.meta["fails"] == 1  # the newest meta counts; the older one is dropped
-    assert meta_name() != old_name and len([n for n in os.listdir(ROOT) if n.startswith("meta.")]) == 1
+    assert [n for n in os.listdir(ROOT) if n.startswith("meta")] == ["meta"]
     store.close()
+
+
+def test_a_store_of_earlier_firmware_opens_and_moves_to_one_meta():
+    # Earlier firmware kept meta under meta.<seq> and its seq had to agree with that name.
+    v = personalized()
+    v.put("note", b"version 1")
+    seq = v.meta["seq"]
+    v.store.close()
+    os.rename(ROOT + "/meta", ROOT + "/meta.%d" % (seq - 1))  # a name its seq contradicts
+    assert not opens()
+    os.rename(ROOT + "/meta.%d" % (seq - 1), ROOT + "/meta.%d" % seq)
+    store = Store(ROOT)
+    reopened = Vault(store).open()
+    reopened.verify_pin(PIN)  # a commit: meta written, meta.<seq> removed
+    assert bytes(reopened.get("note")) == b"version 1"
+    assert [n for n in os.listdir(ROOT) if n.startswith("meta")] == ["meta"]
+    store.close()
+    assert opens()
 
 
 def test_an_older_meta_put_back_under_its_own_name_is_detected():
