@@ -30,11 +30,7 @@ NULL_DISPLAY = """
 import time
 class NullDisplay:
     width, height = display.width, display.height
-    def begin(self, x, y, w, h):  # (not *args: a tuple a render would be the bench's)
-        pass
-    def write(self, pixels):
-        pass
-    def end(self):
+    def blit(self, x, y, w, h, pixels):  # (not *args: a tuple a strip would be the bench's)
         pass
 _status = ui.status
 ui = UI(NullDisplay(), NoTouch(), _status)
