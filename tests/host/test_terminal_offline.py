@@ -7,6 +7,8 @@ at the floor and the caps reached (the count; the total's and the per-payment ca
 and a card that insists on going online: tests/host/test_offline_power.py) are refused on a
 screen that says so. The bank comes back (its host started again on its ledger, the terminal
 restarted): the advices are posted once, in order, and History stops marking them. The money is conserved at the bank.
+An offline purchase is given back from History only once its advice is posted (while it waits,
+its details say so and offer no Refund): then voided whole, named by its advice's DE11 + DE7.
 """
 
 import json
@@ -18,6 +20,7 @@ import pytest
 import terminalfix
 from tools import demo
 from tools.bank.spawn import HostProcess
+from tools.bank.state import State
 
 VISA = "emv:visa-classic"
 VISA_ACCOUNT = demo.card_account("visa-classic")
@@ -90,9 +93,11 @@ def test_offline_below_the_floor_with_the_bank_away_then_forwarded_once(shop):
     labels = set(t.screen("History")["buttons"])
     assert {"€10.00 Purchase (to send)", "€5.00 Purchase", "€80.00 Purchase"} <= labels, labels
     t.tap("€10.00 Purchase (to send)")
-    entry = t.screen("Purchase")["text"]
+    waiting = t.screen("Purchase")
+    entry = waiting["text"]
     assert entry.startswith("Purchase of €10.00: approved offline. With •••• 0010. Reference ") \
-        and entry.endswith(" Not yet sent to the bank."), entry
+        and entry.endswith(" Not yet sent to the bank: it can be given back once it is there."), entry
+    assert "Refund" not in waiting["buttons"], waiting     # the bank has nothing to give back yet
     t.tap("OK")
     t.screen("History")
     t.tap("Back")
@@ -121,3 +126,40 @@ def test_offline_below_the_floor_with_the_bank_away_then_forwarded_once(shop):
     assert sum(after.values()) == sum(before.values())
     assert "€10.00 Purchase" in history(t)                # sent: no longer marked
     assert count["title"] == "Bank needed"
+
+
+def test_an_offline_purchase_posted_is_voided_whole_from_history(shop):
+    # The €10.00 approved offline above, its advice posted since: given back as any purchase,
+    # the same business day a void, named by History's reference (the advice's DE11 + DE7).
+    t = shop
+    before = t.ledger()
+    t.choose("History")
+    t.screen("History")
+    t.choose("€10.00 Purchase")
+    details = t.screen("Purchase")
+    reference = re.search(r"Reference (\d{16})\.", details["text"]).group(1)
+    t.tap("Refund")
+    t.tap(next(label for label in t.screen("Give back")["buttons"] if label.startswith("All: ")))
+    pad = t.screen("Confirm with PIN")
+    assert pad["text"].startswith("€10.00 back to •••• 0010. "), pad
+    t.type_pin(demo.DEMO_PIN)
+    done = t.screen(lambda s: s.get("error") is not None, timeout=40)
+    assert done["title"] == "Voided" and done["error"] is False, done
+    void_rrn = re.fullmatch(r"Given back: €10\.00 to •••• 0010\. Bank reference (\d{12}) for %s\." % reference,
+                            done["text"]).group(1)
+    t.tap("OK")
+    rows = t.screen("History")["buttons"]
+    assert "€10.00 Void: Purchase" in rows and "€10.00 Purchase" in rows, rows   # both sides
+    t.tap("Back")
+    t.screen("Pocket Terminal")
+    after = t.ledger()
+    assert after[VISA_ACCOUNT] - before[VISA_ACCOUNT] == 1000 and before[demo.SHOP] - after[demo.SHOP] == 1000
+    assert sum(after.values()) == sum(before.values())
+    state = State(t.bank.dir)
+    try:
+        advice = next(x for x in state.ledger.transactions() if x["mti"] == "0220" and x["amount"] == 1000)
+        assert advice["stan"] == reference[:6] and advice["reversed"] == 1
+        assert [(r["rrn"], r["kind"], r["amount"]) for r in state.ledger.refunds(advice["rrn"])] == [
+            (void_rrn, "void", 1000)]
+    finally:
+        state.close()
