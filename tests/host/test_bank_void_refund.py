@@ -1,8 +1,9 @@
 """Voids and refunds at the bank (issue 21 part 2), on SQLite and PostgreSQL: a device gives back a
 purchase it made (0200/200000 naming its RRN; one it approved offline, its advice's DE11 + DE7),
 the merchant API one of its paid requests; the host decides by its business day: a void (the
-whole purchase, its postings undone) until the cut-over (`python -m tools.bank.admin cutover`), refunds after it (in part, never beyond the
-original, the payee's account debited). The attacks are in tests/attack/test_bank_refund.py.
+whole purchase, its postings undone) until the cut-over (`python -m tools.bank.admin cutover`),
+refunds after it (in part, never beyond the original, the payee's account debited). The attacks
+are in tests/attack/test_bank_refund.py.
 """
 
 import pytest
