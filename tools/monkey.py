@@ -424,11 +424,12 @@ class Monkey:
                 or tx["amount"] != amount:
             self.fail("%r was shown; the bank's postings for it: %s (transaction %s)" % (text, legs, tx))
 
-    def check_offline(self, txs, postings):
+    def check_offline(self, txs, postings, voided):
         """Every "Approved offline" screen matched by exactly one advice the bank posted (00, of
         its amount, its DE7 at most ADVICE_TO_SCREEN before the screen: the closest), and every
         advice the bank has by a screen (one a power cut followed within 30 s of its storing
-        excepted: the screen never came); none refused. Returns the advices excused."""
+        excepted: the screen never came); none refused, none reversed but by the owner's void
+        (voided: the RRNs the bank's log voided). Returns the advices excused."""
         now = _now()
         advices = []
         for tx in txs.values():
@@ -449,7 +450,7 @@ class Monkey:
                 self.fail("%r was shown (at %s), the bank posted no advice of it: %s"
                           % (text, at.strftime("%H:%M:%S"), [tx for _, tx in advices]))
             _, tx = advices.pop(min(hits)[1])
-            if tx["reversed"]:
+            if tx["reversed"] and tx["rrn"] not in voided:
                 self.fail("%r was shown, the bank reversed its advice %s" % (text, tx))
             self._posted(text, amount, tx, postings.get(tx["rrn"], []))
         excused = []
@@ -495,7 +496,7 @@ class Monkey:
                     self.fail("the bank approved %s (%s, %d cents) and never reversed it, yet no screen said "
                               "Approved and no power cut came after it: a reversal lost" % (rrn, tx["kind"], tx["amount"]))
                 excused.append(rrn)
-        excused += self.check_offline(txs, postings)
+        excused += self.check_offline(txs, postings, voided)
         bank = collections.Counter("%s %s%s" % (tx["kind"], tx["rc"], " reversed" if tx["reversed"] else "")
                                    for tx in txs.values())
         return len(shown), excused, dict(sorted(bank.items()))

@@ -400,9 +400,12 @@ class History(Operation):
         if answer < len(entries):
             e = entries[answer]
             # A payment the bank approved can be given back from its details (terminal.refund:
-            # the bank decides between a void and a refund); OK returns to the page.
-            givable = e.result == "approved" and e.kind in ("Purchase", "Request") and e.reference
-            text = e.describe() + (" Not yet sent to the bank." if e.reference in unsent else "")
+            # the bank decides between a void and a refund), and one approved offline once its
+            # advice has left the batch (the bank takes it if it posted it); OK returns to the page.
+            waits = e.reference in unsent
+            givable = e.result in ("approved", OFFLINE) and not waits and e.kind in ("Purchase", "Request") \
+                and e.reference
+            text = e.describe() + (" Not yet sent to the bank: it can be given back once it is there." if waits else "")
             if await app.ui.message(e.counterparty, text, other="Refund" if givable else None) == "other":
                 from terminal.refund import GiveBack
 
