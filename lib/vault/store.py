@@ -230,8 +230,16 @@ class Store:
 
     def _write_counter(self, seq):
         # In place: LittleFS makes a file's new contents current at its close, whole or not at all.
-        with open(self.root + _COUNTER, "wb") as f:
-            f.write(self._counter_record(seq))
+        record = self._counter_record(seq)  # made first: nothing left to fail with the file open
+        try:
+            with open(self.root + _COUNTER, "wb") as f:
+                f.write(record)
+        except BaseException:
+            # Interrupted with the file open (a Ctrl-C at the REPL), it closes empty, and an
+            # empty counter reads as missing: Tampered at the next open. Written again, whole.
+            with open(self.root + _COUNTER, "wb") as f:
+                f.write(record)
+            raise
 
     def _check_counter(self, seq):
         """Meta's seq against the commit counter: lower is an older meta put back (Tampered);
@@ -339,8 +347,19 @@ class Store:
             self._tag = mac.digest()
             f.write(self._tag)
 
-        with open(self._path(_META + str(self.meta["seq"])), "wb") as f:  # in place: see the module's docstring
-            fill(f)
+        tag = self._tag
+        try:
+            with open(self._path(_META + str(self.meta["seq"])), "wb") as f:  # in place: see the module's docstring
+                fill(f)
+        except BaseException:
+            # The heap out or a Ctrl-C half way: the file closes with what was written, and its
+            # name would make it the newest meta at the next open, one that fails its
+            # authentication (Tampered: the unit back to its issuer). Removed, the commit did
+            # not happen, as after a power cut before its close.
+            self._remove(_META + str(self.meta["seq"]))
+            self.meta["seq"] -= 1
+            self._tag = tag
+            raise
         self._remove(_META + str(self.meta["seq"] - 1))
         # Last: a commit is whole (and a PIN check may go on) only once the counter says so.
         self._write_counter(self.meta["seq"])
