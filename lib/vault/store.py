@@ -42,6 +42,7 @@ an entry is the old or the new.
 import json
 import os
 
+import flashfs
 from micropython import const
 
 from vault import crypto
@@ -229,17 +230,9 @@ class Store:
         return b + mac.digest()
 
     def _write_counter(self, seq):
-        # In place: LittleFS makes a file's new contents current at its close, whole or not at all.
-        record = self._counter_record(seq)  # made first: nothing left to fail with the file open
-        try:
-            with open(self.root + _COUNTER, "wb") as f:
-                f.write(record)
-        except BaseException:
-            # Interrupted with the file open (a Ctrl-C at the REPL), it closes empty, and an
-            # empty counter reads as missing: Tampered at the next open. Written again, whole.
-            with open(self.root + _COUNTER, "wb") as f:
-                f.write(record)
-            raise
+        # In place, whole (an empty counter, of a write cut short by an exception, reads as
+        # missing: Tampered at the next open).
+        flashfs.write_whole(self.root + _COUNTER, self._counter_record(seq))
 
     def _check_counter(self, seq):
         """Meta's seq against the commit counter: lower is an older meta put back (Tampered);

@@ -1,9 +1,11 @@
 # The vault's lifecycle: every transition, and every refusal leaving the state unchanged.
+import flashfs
 import vault
 import vault.store
 from vault import BLOCKED, FACTORY, PERSONALIZED, PROVISIONED, WIPED, crypto
 
 from expect import raises
+from torn import stopped_at
 from vaultfix import ITEMS, PIN, UNBLOCK_KEY, factory, personalized, provisioned, reopened
 
 OTHER = bytearray(b"135790")
@@ -311,59 +313,6 @@ def test_a_fail_count_the_flash_did_not_take_stops_the_pin_check():
     assert v.store.committed() is False
 
 
-class _Torn:
-    """A file opened for writing whose writes are counted in count[0]; the cut-th (over every
-    file) stops half way with a MemoryError."""
-
-    def __init__(self, f, count, cut):
-        self.f, self.count, self.cut = f, count, cut
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.f.close()
-
-    def close(self):
-        self.f.close()
-
-    def write(self, data):
-        self.count[0] += 1
-        if self.count[0] == self.cut:
-            self.f.write(data[:len(data) // 2])
-            raise MemoryError("a write stopped half way")
-        return self.f.write(data)
-
-    def read(self, *n):
-        return self.f.read(*n)
-
-    def readinto(self, buf):
-        return self.f.readinto(buf)
-
-    def seek(self, *a):
-        return self.f.seek(*a)
-
-
-def _stopped_at(cut, call):
-    """call() with the store's cut-th write stopped half way by an exception: whether it was
-    (False: call made fewer writes)."""
-    count = [0]
-    plain = open
-
-    def torn_open(path, mode="r"):
-        f = plain(path, mode)
-        return _Torn(f, count, cut) if "w" in mode or "+" in mode else f
-
-    vault.store.open = torn_open  # the module's global, found before the builtin
-    try:
-        call()
-        return False
-    except MemoryError:
-        return True
-    finally:
-        del vault.store.open
-
-
 def test_an_exception_at_any_write_of_a_commit_leaves_a_store_that_opens():
     # An exception half way through a commit (the heap out on the board, a Ctrl-C at a
     # developer's REPL) closes the file being written with what it has, and LittleFS makes that
@@ -378,9 +327,9 @@ def test_an_exception_at_any_write_of_a_commit_leaves_a_store_that_opens():
         cut = 1
         while True:
             if what == "pin":
-                stopped = _stopped_at(cut, lambda: v.verify_pin(PIN))
+                stopped = stopped_at(cut, lambda: v.verify_pin(PIN), (vault.store, flashfs))
             else:
-                stopped = _stopped_at(cut, lambda: v.put("note", b"%d" % cut))
+                stopped = stopped_at(cut, lambda: v.put("note", b"%d" % cut), (vault.store, flashfs))
             v = reopened(v)  # as after the reset that follows
             v.verify_pin(PIN)
             assert v.unlocked and v.meta["fails"] == 0, (what, cut)
