@@ -300,9 +300,15 @@ class Uplink:
             sign_ons = self._sign_ons
             try:
                 await self.session()
-            except (NeedsProvisioning, Revoked) as e:
+            except NeedsProvisioning as e:
                 self.error, self.connecting = e, False
                 return  # nothing can be sent any more: trying again would not change that
+            except Revoked as e:
+                # Asked again at the longest wait only: the issuer may reinstate the terminal
+                # (admin reinstate), which then signs on by itself, no restart needed.
+                self.error, self.connecting = e, False
+                await asyncio.sleep_ms(self.retry_max_ms)
+                continue
             except UplinkError as e:
                 self.error = e
             self.connecting = False
