@@ -1,12 +1,13 @@
 """The vfs partition's LittleFS as the firmware mounts it at every reset: on the board from
 firmware/_boot.py (in place of the ESP32 port's, which mounts with VfsLfs2's defaults), in the
 virtual handheld from tools/vdevice/launcher.py, which stands for that start-up. One function, so
-that the board and the model mount alike; and the two file chores every writer of the file system
+that the board and the model mount alike; and the file chores every writer of the file system
 needs, in one place.
 
     flashfs.mount(bdev)    # at "/", before boot.py runs
     flashfs.makedirs(path) # the folders of a file's path that are missing
     flashfs.remove(path)   # a file removed if it is there
+    flashfs.write_whole(path, data)  # a small file's new contents in place, whole
 
 The read size: VfsLfs2's default, 32 bytes, gives LittleFS caches of 128 bytes (extmod/
 vfs_lfsx.c: cache_size = 4 x the read size). Every metadata lookup then reads the flash chip
@@ -68,3 +69,19 @@ def remove(path):
         os.remove(path)
     except OSError:
         pass
+
+
+def write_whole(path, data):
+    """data (bytes or str, made before: nothing left to fail while the file is open) as path's
+    contents, in place. LittleFS makes a file's new contents current at its close, whole or not
+    at all, so a power cut leaves the old or the new. But an exception while it is open (a
+    Ctrl-C at the REPL; the heap out at the open) closes it with what it has, often nothing,
+    and that is made current: it is written again, whole, before the exception goes on."""
+    mode = "wb" if isinstance(data, (bytes, bytearray)) else "w"
+    try:
+        with open(path, mode) as f:
+            f.write(data)
+    except BaseException:
+        with open(path, mode) as f:
+            f.write(data)
+        raise

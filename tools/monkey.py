@@ -28,7 +28,10 @@ offline") and told to the bank later in a 0220 advice. Each action is one of:
 The screen shown weighs the choice (a card when one is asked for, a finger on the sensor's
 prompt); outages end within MAX_OUTAGE actions, inside the bank's reversal window. From the home
 menu it sets out now and then on an errand (ERRANDS: each Settings entry, Forget Wi-Fi, adding
-and deleting a fingerprint, the history), those for screens not reached yet first.
+and deleting a fingerprint, the history), those for screens not reached yet first; and, the bank
+away, most often on a purchase in the outage (an amount below the floor, the card that approves
+offline, its PIN; the outage held until the purchase ends): how "Approved offline" comes about.
+The end counts those purchases by the screen each ended at.
 
 Checked after every action: no interpreter crash or app restart other than after a power cut
 (the console: a traceback, "terminal: crashed", MemoryError; the rig's boot count against its
@@ -152,6 +155,14 @@ PREFER = {
 # more: a card purchase then is where an offline approval comes from (the other ways to pay are
 # the bank's), and random taps alone seldom get a card to the PIN pad inside an outage.
 OUTAGE_PREFER = {"Pocket Terminal": {"Purchase": 12}}
+# Shopping in an outage: set out on from the home menu now and then while the bank is away, as
+# a person who needs the purchase does it: an amount below the floor, the card that approves
+# offline (its own offline limit above FLOOR), in the slot, its right PIN; the outage held until
+# the purchase ends (or SHOPPING_PATIENCE actions pass). Random taps alone never got a card's TC
+# in six 8-minute runs: the bank came back first, the amount was above the floor, another card
+# was brought.
+SHOPPING_CARD = "visa-classic"
+SHOPPING_PATIENCE = 16
 # Where a person goes to put the Wi-Fi back after "Forget": the button to tap on each screen.
 TO_WIFI = {"Pocket Terminal": ("Settings", "More"), "Settings": ("Wi-Fi",), "Wi-Fi": ("PocketNet",)}
 # Errands: what a person sets out to do from the home menu, the buttons tapped in turn (a menu's
@@ -271,6 +282,9 @@ class Monkey:
         self.errand = None  # (name, the buttons still to tap) of the errand under way
         self.errand_since = 0  # the action at which it last took a step
         self.errands = collections.Counter()  # errands set out on
+        self.shopping = None  # the action a purchase in an outage was set out on at, until it ends
+        self.shopping_seen = None  # the last screen it met (its end, when the home menu comes next)
+        self.shopping_ends = collections.Counter()  # how each ended: that screen's title
         self.pins = {name: emvcard.load_profile(name)["pin"] for name, _ in CARDS}
 
     # ---- what the device shows ------------------------------------------------------------------
@@ -307,6 +321,11 @@ class Monkey:
             self.wifi_saved = False
         elif title == "Connected":
             self.wifi_saved = True
+        if self.shopping is not None:
+            if title != "Pocket Terminal":
+                self.shopping_seen = title
+            elif self.n > self.shopping + 1:
+                self._shopped()  # the purchase ended (or was given up): back at the home menu
         if self.owner_check and not screen.get("pin_pad") and screen.get("buttons") is not None:
             # The first screen with buttons after a right owner PIN: its outcome.
             self.owner_check = False
@@ -405,11 +424,12 @@ class Monkey:
                 or tx["amount"] != amount:
             self.fail("%r was shown; the bank's postings for it: %s (transaction %s)" % (text, legs, tx))
 
-    def check_offline(self, txs, postings):
+    def check_offline(self, txs, postings, voided):
         """Every "Approved offline" screen matched by exactly one advice the bank posted (00, of
         its amount, its DE7 at most ADVICE_TO_SCREEN before the screen: the closest), and every
         advice the bank has by a screen (one a power cut followed within 30 s of its storing
-        excepted: the screen never came); none refused. Returns the advices excused."""
+        excepted: the screen never came); none refused, none reversed but by the owner's void
+        (voided: the RRNs the bank's log voided). Returns the advices excused."""
         now = _now()
         advices = []
         for tx in txs.values():
@@ -430,7 +450,7 @@ class Monkey:
                 self.fail("%r was shown (at %s), the bank posted no advice of it: %s"
                           % (text, at.strftime("%H:%M:%S"), [tx for _, tx in advices]))
             _, tx = advices.pop(min(hits)[1])
-            if tx["reversed"]:
+            if tx["reversed"] and tx["rrn"] not in voided:
                 self.fail("%r was shown, the bank reversed its advice %s" % (text, tx))
             self._posted(text, amount, tx, postings.get(tx["rrn"], []))
         excused = []
@@ -476,7 +496,7 @@ class Monkey:
                     self.fail("the bank approved %s (%s, %d cents) and never reversed it, yet no screen said "
                               "Approved and no power cut came after it: a reversal lost" % (rrn, tx["kind"], tx["amount"]))
                 excused.append(rrn)
-        excused += self.check_offline(txs, postings)
+        excused += self.check_offline(txs, postings, voided)
         bank = collections.Counter("%s %s%s" % (tx["kind"], tx["rc"], " reversed" if tx["reversed"] else "")
                                    for tx in txs.values())
         return len(shown), excused, dict(sorted(bank.items()))
@@ -488,6 +508,20 @@ class Monkey:
         return self.rng.choices(names, weights)[0]
 
     def act_card(self):
+        if self.shopping is not None:  # the shopper's card, and no other, in the slot
+            if self.field is not None:
+                self.t.lift_card()
+                self.field = None
+                return "nfc off (shopping)"
+            if self.slot not in (None, SHOPPING_CARD):
+                self.t.remove_card()
+                self.slot = None
+                return "card out (shopping)"
+            if self.slot is None:
+                self.slot = self.last_card = SHOPPING_CARD
+                self.t.insert("emv:" + SHOPPING_CARD)
+                return "card %s in (shopping)" % SHOPPING_CARD
+            return self.act_wait()  # in already: the terminal reads it
         if self.slot is not None and self.rng.random() < 0.7:
             self.t.remove_card()
             self.slot = None
@@ -660,6 +694,8 @@ class Monkey:
         roll = self.rng.random()
         if title == "Change PIN" and prompt.startswith("The new PIN"):
             roll = 0  # the same PIN again, twice: the monkey's owner keeps one PIN
+        if self.shopping is not None and not owner:
+            roll = 0  # the shopper knows their card's PIN
         wrong_ok = self.owner_fails < OWNER_WRONG_MAX if owner else self.card_wrong[self.last_card] < 1
         if roll < 0.75 or (roll < 0.85 and not wrong_ok):
             pin, what = right, "right"
@@ -689,6 +725,10 @@ class Monkey:
 
     def _amount(self, screen):
         keys = screen["buttons"]
+        if self.shopping is not None:
+            digits = str(self.rng.randint(100, FLOOR - 1))
+            self._keys(list(digits) + ["OK"], keys)
+            return "amount %s (shopping, below the floor)" % digits
         roll = self.rng.random()
         if roll < 0.75:
             digits = str(self.rng.choice((self.rng.randint(1, 2500), self.rng.randint(1, 2500), self.rng.randint(10_000, 90_000))))
@@ -720,6 +760,11 @@ class Monkey:
         title = _title(screen)
         if self.errand is not None and self.n - self.errand_since > ERRAND_PATIENCE:
             self.errand = None  # interrupted for good (a lock, a push, an outage): given up
+        if self.errand is None and title == "Pocket Terminal" and self.down_since and self.shopping is None \
+                and "Purchase" in buttons and self.rng.random() < 0.8:
+            self.shopping = self.n
+            self.errands["Purchase in an outage"] += 1
+            return "Purchase"
         if self.errand is None and title == "Pocket Terminal" and self.wifi_saved and self.rng.random() < 0.5:
             names = sorted(ERRANDS)
             weights = [1 if all(self.titles[t] for t in ERRAND_SCREENS[n]) else 6 for n in names]
@@ -741,6 +786,11 @@ class Monkey:
             return hits[0]
         return "More" if "More" in buttons else None
 
+    def _shopped(self, how=""):
+        """A purchase in an outage over: counted by the screen it ended at."""
+        self.shopping_ends[how + (self.shopping_seen or "the home menu")] += 1
+        self.shopping = self.shopping_seen = None
+
     def _button(self, screen):
         buttons = sorted(screen["buttons"])
         title = _title(screen)
@@ -753,7 +803,8 @@ class Monkey:
         errand = self._errand(screen, buttons)
         if errand is not None:
             self._tap_button(screen, errand)
-            return "tap %r (errand: %s)" % (errand, self.errand[0] if self.errand else "done")
+            name = self.errand[0] if self.errand else "a purchase in an outage" if self.shopping == self.n else "done"
+            return "tap %r (errand: %s)" % (errand, name)
         prefer = dict(PREFER.get(title, {}), **(OUTAGE_PREFER.get(title, {}) if self.down_since else {}))
         weights = [prefer.get(_label(b), 1) for b in buttons]
         label = self.rng.choices(buttons, weights)[0]
@@ -803,8 +854,9 @@ class Monkey:
             "nfc": 3 if wants_card else 0.4 if self.field is None else 1,
             "finger": 6 if wants_finger else 0.4,
             "wifi": 0 if self.cut_armed else 3 if not self.wifi_up else 0.8 if title in MONEY_SCREENS else 0.2,
-            # The bank going away as a purchase is set up: how a card comes to be approved offline.
-            "bank": 3 if not self.bank_up else 1.5 if title in ("Amount", "Insert or tap card") else 0.15,
+            # The bank going away at the home menu or as a purchase is set up: how a card comes to
+            # be approved offline (the home menu: the purchase in an outage, SHOPPING_CARD).
+            "bank": 3 if not self.bank_up else 1.5 if title in ("Pocket Terminal", "Amount", "Insert or tap card") else 0.15,
             "push": 0.8 if self.bank_up else 0.1,
             "reader": 4 if title in ("Transit card", "Shop confirmation") and not self.reader else
                       1 if self.reader else 0.2,
@@ -812,12 +864,17 @@ class Monkey:
             "power": 0.12,
             "wait": 6 if busy else 0.5,
         }
+        if self.shopping is not None:  # the outage held, the shopper's card brought to the slot
+            w.update(wifi=0, bank=0, nfc=0, card=8 if wants_card else 0.2, screen=0.3 if wants_card else w["screen"])
         return w
 
     def step(self):
         shown = self.shown
         before = _title(shown) if shown else "-"
-        overdue = [what for what, since in self.down_since.items() if self.n - since >= MAX_OUTAGE]
+        if self.shopping is not None and self.n - self.shopping > SHOPPING_PATIENCE:
+            self._shopped("given up at ")  # a lock, a push, a power cut in between
+        overdue = [what for what, since in self.down_since.items()
+                   if self.n - since >= MAX_OUTAGE and self.shopping is None]
         self.n += 1
         if overdue:
             kind = overdue[0]
@@ -1013,7 +1070,7 @@ class Monkey:
             "seed": self.seed, "actions": self.n, "seconds": round(elapsed), "counts": dict(self.counts),
             "screens": dict(sorted(self.titles.items())), "approvals": len(self.approved),
             "reached": reached, "never reached": [title for title in SCREENS if not self.titles[title]],
-            "errands": dict(self.errands),
+            "errands": dict(self.errands), "purchases in an outage": dict(self.shopping_ends),
             "postings": shown, "approved at the bank, screen cut by a power cut": excused,
             "power cuts": len(self.cuts), "bank": bank,
             # Each matched by one advice posted (check_offline), the rest of those excused.
@@ -1025,6 +1082,8 @@ class Monkey:
             "%s %d" % kv for kv in self.counts.most_common())))
         self.out("monkey: screens by title: %s" % json.dumps(summary["screens"], ensure_ascii=False))
         self.out("monkey: errands set out on: %s" % json.dumps(summary["errands"]))
+        self.out("monkey: purchases in an outage, by the screen each ended at: %s"
+                 % json.dumps(summary["purchases in an outage"]))
         self.out("monkey: screens reached, %d of %d: %s" % (len(reached), len(SCREENS), ", ".join(reached)))
         self.out("monkey: screens never reached, %d: %s" % (len(summary["never reached"]),
                                                               ", ".join(summary["never reached"]) or "none"))

@@ -51,11 +51,6 @@ v.put('note', b'version 1')
 NOTE_TWICE = PERSONALIZED + """
 v.put('note', b'version 2')
 """
-# As earlier firmware left a store: meta under meta.<seq> (vault/store.py), and a note.
-EARLIER_FIRMWARE = PERSONALIZED + """
-import os
-os.rename(v.store.root + '/meta', v.store.root + '/meta.%d' % v.meta['seq'])
-"""
 LAST_ATTEMPT = PERSONALIZED + """
 v.lock()
 for _ in range(2):
@@ -80,7 +75,6 @@ OPERATIONS = {
     "change PIN": (PERSONALIZED, "v = open_vault()", "v.change_pin(PIN, NEW)"),
     "store entry": (PERSONALIZED, "v = open_vault()\nv.verify_pin(PIN)", "v.put('note', b'version 2')"),
     "store entry again": (NOTE_TWICE, "v = open_vault()\nv.verify_pin(PIN)", "v.put('note', b'version 3')"),
-    "first commit on an earlier store": (EARLIER_FIRMWARE, "v = open_vault()", "v.verify_pin(PIN)"),
     "bind account": (PERSONALIZED, "v = open_vault()\nv.verify_pin(PIN)",
                      "v.bind_account('DE89370400440532013000', b'record', b'certificate')"),
     "wipe": (PERSONALIZED, "v = open_vault()\nv.verify_pin(PIN)", "v.wipe()"),

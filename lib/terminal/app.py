@@ -379,16 +379,19 @@ class History(Operation):
         if not entries:
             answer = await app.ui.menu("History", ["(no transactions)"])
             return None if answer in (CANCEL, TIMEOUT) else "start"
-        # The page's offline approvals whose advice has not reached the bank yet: marked.
-        unsent = []
+        # The page's offline approvals whose advice has not reached the bank yet, or that the
+        # bank refused (never paid): marked.
+        unsent = refused = ()
         from terminal.receipt import OFFLINE
 
         if any(e.result == OFFLINE for e in entries):
             from terminal import offline
 
             unsent = [key[:key.find("_")] for key in offline.waiting()]
-        labels = ["%s %s%s" % (format_amount(e.amount, e.currency) if e.amount is not None else e.kind,
-                               e.counterparty, " (to send)" if e.reference in unsent else "") for e in entries]
+            refused = offline.refused()
+        labels = ["%s %s%s" % (format_amount(e.amount, e.currency) if e.amount is not None else e.kind, e.counterparty,
+                               " (to send)" if e.reference in unsent else " (refused)" if e.reference in refused else "")
+                  for e in entries]
         turns = []
         if self.first + len(entries) < total:
             turns.append(("Older", self.PAGE))
@@ -400,9 +403,13 @@ class History(Operation):
         if answer < len(entries):
             e = entries[answer]
             # A payment the bank approved can be given back from its details (terminal.refund:
-            # the bank decides between a void and a refund); OK returns to the page.
-            givable = e.result == "approved" and e.kind in ("Purchase", "Request") and e.reference
-            text = e.describe() + (" Not yet sent to the bank." if e.reference in unsent else "")
+            # the bank decides between a void and a refund), and one approved offline once its
+            # advice has left the batch and the bank did not refuse it; OK returns to the page.
+            waits, lost = e.reference in unsent, e.reference in refused
+            givable = e.result in ("approved", OFFLINE) and not waits and not lost \
+                and e.kind in ("Purchase", "Request") and e.reference
+            text = e.describe() + (" Not yet sent to the bank: it can be given back once it is there." if waits else
+                                   " The bank refused it when the terminal sent it: it was never paid." if lost else "")
             if await app.ui.message(e.counterparty, text, other="Refund" if givable else None) == "other":
                 from terminal.refund import GiveBack
 

@@ -9,6 +9,7 @@ as a 0220 advice when it is back, in order, exactly once.
     advice = store(record)                    # on flash (the kernel let go of in between)
     await forward(up)                         # the batch, oldest first, until one is not taken
     waiting()                                 # the keys of the advices not forwarded yet
+    refused()                                 # the references of those the bank refused
 
 The terminal's parameters are the issuer's, signed (lib/update/config.py: its "terminal"
 section, /config/terminal.json, with "offline_caps": [per payment, total, count] beside the floor
@@ -27,8 +28,15 @@ after the host posted it and before the record's removal sends it again: the hos
 repeat (same DE41 + DE11 + DE7) with its first answer and posts nothing more.
 """
 
+from micropython import const
 from terminal.link import BATCH
 from uplink.journal import REVERSALS
+
+# The references (DE11 + DE7) of the last advices the bank refused for good: a card's approval
+# that was never paid, which History says so (not "approved" only) and does not offer to give
+# back. One small file, the newest last; older refusals than these are no longer marked.
+REFUSED = BATCH + ".refused"
+_REFUSED_KEPT = const(16)
 
 # The host's decisions on an advice (PROTOCOL.md): 00 posted, the others refused for good (a TC
 # that does not verify or is not this advice's, a card unknown, blocked or expired, a message it
@@ -69,6 +77,24 @@ def _amount(key):
 def waiting():
     """The keys of the advices not yet forwarded, oldest first."""
     return _batch().keys()
+
+
+def refused():
+    """The references of the last advices the bank refused (REFUSED), oldest first."""
+    try:
+        with open(REFUSED) as f:
+            return f.read().split()
+    except OSError:
+        return []
+
+
+def _refuse(key):
+    reference = key[:key.find("_")]
+    kept = refused()
+    if reference not in kept:  # a cut before the record's removal: the same refusal again
+        import flashfs
+
+        flashfs.write_whole(REFUSED, "\n".join((kept + [reference])[-_REFUSED_KEPT:]))
 
 
 def room(cfg, keys):
@@ -165,5 +191,6 @@ async def _round(up):
             return False
         if not answer.approved:
             print("offline: advice %s refused by the bank (%s)" % (key, answer.rc))
+            _refuse(key)  # before the record goes: History must not go on saying "approved"
         batch.done(key)
     return True

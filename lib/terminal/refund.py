@@ -1,5 +1,7 @@
 """Give back a payment from History: an approved purchase (this terminal was paid by a card) or
-a paid request (the owner paid a merchant), named by the bank's reference (its RRN).
+a paid request (the owner paid a merchant), named by the bank's reference (its RRN); a purchase
+approved offline (terminal.offline) by its advice's DE11 + DE7 (History's reference for it),
+once its advice has left the batch: the bank takes it only if it posted it.
 
 The terminal does not choose between a void and a refund: it asks for the amount, and the bank
 decides by its business day (tools/bank/PROTOCOL.md, "Voids, refunds and the business day"):
@@ -22,6 +24,9 @@ _NOTHING_LEFT = ("The bank says there is nothing to give back of this payment: i
                  "reversed or refunded in whole already.")
 _TOO_MUCH = ("The bank says this is more than is left of the payment. On the day of the payment "
              "only all of it can be given back.")
+# 25 for an offline purchase: the bank has no advice of it from this terminal that it posted.
+_NOT_POSTED = ("The bank has not taken this payment approved offline: it refused it when the terminal "
+               "sent it, so nothing was paid, or has not received it yet.")
 
 
 def _declined(rc):
@@ -29,6 +34,8 @@ def _declined(rc):
         return errors.Failure(errors.DECLINED, _NOTHING_LEFT, "Its statement shows what was given back.", rc=rc)
     if rc == "13":
         return errors.Failure(errors.DECLINED, _TOO_MUCH, "Give back less, or all of it.", rc=rc)
+    if rc == "25":
+        return errors.Failure(errors.DECLINED, _NOT_POSTED, "Its statement shows whether it was paid.", rc=rc)
     return errors.declined(rc)
 
 
@@ -92,7 +99,8 @@ class GiveBack(Operation):
         self.step = None  # sent or not, a lock from here on does not send it again
         try:
             up = await app.link.ready()
-            answer = await self.exchange(up.give_back(e.reference, self.value, receipt.numeric(e.currency)))
+            answer = await self.exchange(up.give_back(e.reference, self.value, receipt.numeric(e.currency),
+                                                      e.result == receipt.OFFLINE))
             if not answer.approved:
                 raise _declined(answer.rc)
         except Exception as x:

@@ -300,9 +300,15 @@ class Uplink:
             sign_ons = self._sign_ons
             try:
                 await self.session()
-            except (NeedsProvisioning, Revoked) as e:
+            except NeedsProvisioning as e:
                 self.error, self.connecting = e, False
                 return  # nothing can be sent any more: trying again would not change that
+            except Revoked as e:
+                # Asked again at the longest wait only: the issuer may reinstate the terminal
+                # (admin reinstate), which then signs on by itself, no restart needed.
+                self.error, self.connecting = e, False
+                await asyncio.sleep_ms(self.retry_max_ms)
+                continue
             except UplinkError as e:
                 self.error = e
             self.connecting = False
@@ -750,15 +756,16 @@ class Uplink:
         return await self._exchange("0200", {3: TRANSFER, 4: amount, 49: currency or self.currency,
                                              102: from_account, 103: to_account}, reversal=True)
 
-    async def give_back(self, rrn, amount, currency=None):
+    async def give_back(self, reference, amount, currency=None, advice=False):
         """Give back (part of) an approved purchase or paid request this device made, named by
-        its RRN (0200, processing code 200000, DE48 "RRN=<it>"). The bank decides by its business
-        day and says which in the answer's DE48: "VOID=<rrn>" (the day still open: all of it
-        cancelled) or "REFUND=<rrn>" (after its cut-over). Reversed as a transfer is when no
+        its RRN (0200, processing code 200000, DE48 "RRN=<it>"), or an offline purchase (advice)
+        by its advice's DE11 + DE7 ("ADVICE=<them>": it has no RRN here). The bank decides by its
+        business day and says which in the answer's DE48: "VOID=<rrn>" (the day still open: all
+        of it cancelled) or "REFUND=<rrn>" (after its cut-over). Reversed as a transfer is when no
         answer comes (the bank then undoes the void or refund)."""
         # The code inline, not a module constant: the uplink stays resident, this is rarely sent.
-        return await self._exchange("0200", {3: "200000", 4: amount, 48: "RRN=" + rrn,
-                                             49: currency or self.currency}, reversal=True)
+        return await self._exchange("0200", {3: "200000", 4: amount, 49: currency or self.currency,
+                                             48: ("ADVICE=" if advice else "RRN=") + reference}, reversal=True)
 
     def next_key(self):
         """(DE11, DE7) for a 0200 still to be sent: its key at the bank (idempotent by DE41 + DE11

@@ -29,6 +29,7 @@ moment on flash with none or two for one original.
 import json
 import os
 
+import flashfs
 from micropython import const
 from uplink.tls import UplinkError
 
@@ -93,8 +94,9 @@ class Journal:
         return None
 
     def _write(self, name, value):
-        with open(self._path(name), "w") as f:  # in place: see the module's docstring
-            json.dump(value, f)
+        # In place (see the module's docstring), whole: an exception half way through json.dump
+        # into the file would leave a record or a STAN that no longer reads.
+        flashfs.write_whole(self._path(name), json.dumps(value))
 
     def next_stan(self):
         """The next STAN, 000001..999999 then 000001 again; stored as used before it is returned."""

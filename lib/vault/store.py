@@ -2,9 +2,9 @@
 
     /store/secret      32 random bytes, made at first start (on a production board the vfs
                        partition is flash-encrypted, so it cannot be read off the chip)
-    /store/meta        JSON + HMAC-SHA256 under a key derived from the secret: lifecycle
-                       state, PIN fail counter, wrapped keys, policy, the index, and <seq>,
-                       which counts its writes
+    /store/meta.<seq>  JSON + HMAC-SHA256 under a key derived from the secret: lifecycle
+                       state, PIN fail counter, wrapped keys, policy, and the index; <seq>
+                       counts its writes and is inside it too
     /store/e.<name>    one entry: AES-256-CBC then HMAC-SHA256 (vault.crypto.seal), with the
     /store/e2.<name>   name, its key domain and its version as associated data; an entry has
                        two copies, the one its index tag names and the other, empty (below)
@@ -14,9 +14,11 @@
 
 The index in meta records each entry's domain, version and tag, so an entry that is altered,
 swapped with another, deleted or replaced by an older copy no longer matches it; an older meta
-put back (the PIN fail counter as it was) has a lower sequence number than the commit counter,
-which every commit writes after its meta, in a file of its own outside the store's folder.
-open() then refuses the store (Tampered) rather than trust any of it.
+copied over the current one carries a sequence number that its name contradicts, and an older
+meta put back under its own name (the newer one removed: the PIN fail counter as it was) has a
+lower sequence number than the commit counter, which every commit writes after its meta, in a
+file of its own outside the store's folder. open() then refuses the store (Tampered) rather
+than trust any of it.
 
 What the counter cannot show is a rollback of the store AND the counter (a snapshot of the whole
 flash written back: the ESP32 has no rewritable monotonic counter off the flash; its eFuses are
@@ -26,37 +28,39 @@ unit reuses KSNs it already sent). PIN guesses on the unit itself, its flash wri
 between batches, are not stopped by it: SECURITY.md says so, and what would (the bank's HSM
 taking part in the PIN check).
 
-Meta is the commit point. LittleFS makes a file's new contents current at its close, whole or
-not at all, so meta is rewritten in place: a cut leaves the old or the new. An entry's new
-version is written over its spare copy (e.<name> or e2.<name>, whichever the index does not
-name), the next meta records its tag, then the copy of the old version is emptied. Whatever
-instant the power fails, open() finds the old meta naming the old copy, or the new meta naming
-the new one, and empties the other copy (open() tells which is which by the tag; it reads every
-entry anyway). Nothing is renamed nor copied on the way, and no name is made or removed once
-both copies exist: a rename costs LittleFS a pass over the folder's whole metadata log, ~2,000
-reads of the flash chip (~0.2 s on the ESP32, tools/flowbench.py), and every commit in the
-folder fills its log towards the next compaction (4,000-10,000 reads). A put was 7 commits in
-the folder (e.<name>.new made and closed, meta.<seq> made and closed, its predecessor removed,
-the copy, the .new removed) and a sector erased for each of three files; it is now 3 and two.
-The empty copy holds nothing: an old version is not left readable (a DUKPT state's used key
-register, a wrap under an old PIN) once its put is done.
+Meta is the commit point. An entry's new version is written over its spare copy (e.<name> or
+e2.<name>, whichever the index does not name), then the next meta (written under its new name,
+then the previous one removed) records its tag, then the copy of the old version is emptied.
+Whatever instant the power fails, open() finds the old meta naming the old copy, or the new meta
+naming the new one, and empties the other copy (open() tells which is which by the tag; it reads
+every entry anyway). Nothing is renamed nor copied on the way: a rename costs LittleFS a pass
+over the folder's whole metadata log, ~2,000 reads of the flash chip (~0.2 s on the ESP32,
+tools/flowbench.py), where an open, a close or a remove takes ~100, and every commit in the
+folder fills its log towards the next compaction (4,000-10,000 reads, the contact purchase's
+slow mode). A put was 7 commits in the folder (e.<name>.new made and closed, meta, the old meta
+removed, the copy, the .new removed) and a sector erased for each of three files of a DUKPT
+state; it is now 5 and two (once both copies exist, no entry name is made or removed). LittleFS
+makes a file's contents current at its close, whole or not at all, so the new meta is written
+under its own name at once (a cut before its close leaves that name empty, as LittleFS creates
+it at its open: open() drops it), and a copy of an entry is the old or the new. The emptied copy
+holds nothing: an old version (a DUKPT state's used key register) is not left in a file once
+its put is done.
 
-Stores written by earlier firmware: meta under meta.<seq> (the newest is read, and removed once
-meta is written) and an entry's new version in e.<name>.new (put into place if its meta
+Stores of earlier firmware: an entry's new version in e.<name>.new (put into place if its meta
 recorded it, else dropped); provisioning still writes its entries that way (Vault.provision_all).
 """
 
 import json
 import os
 
+import flashfs
 from micropython import const
 
 from vault import crypto
 
 ROOT = "/store"
 _SECRET = "secret"
-_META = "meta"
-_FORMER_META = "meta."  # meta.<seq>: earlier firmware's meta (see the module's docstring)
+_META = "meta."
 _WIPED = "wiped"
 _ENTRY = "e."
 _SPARE = "e2."  # an entry's second copy
@@ -134,7 +138,6 @@ class Store:
         self._keys = {}  # domain -> (encryption key, MAC key), bytearrays
         self._tag = None  # the tag of the meta on flash, as last verified or written (committed)
         self._second = set()  # the entries whose current copy is e2.<name>
-        self._former = []  # earlier firmware's metas' seqs, removed by the first commit
 
     def _path(self, name):
         return self.root + "/" + name
@@ -192,33 +195,27 @@ class Store:
                 self._remove(name)
         files = self._files()
         self._second = set()
-        # Earlier firmware's metas, meta.<seq>: the newest is the truth if there is no meta yet
-        # (it was whole at its close; an older one beside it is a commit cut short before it
-        # removed its predecessor). The first commit here writes meta and removes them all.
-        metas = sorted(int(name[len(_FORMER_META):]) for name in files
-                       if name.startswith(_FORMER_META) and name[len(_FORMER_META):].isdigit())
-        raw, name = b"", None
-        if _META in files:
-            raw, name = self._read(_META), _META
-        while not raw and metas:
-            name = _FORMER_META + str(metas[-1])
-            raw = self._read(name)
-            if not raw:
-                self._remove(_FORMER_META + str(metas.pop()))  # empty: a commit cut before its close
-        if not raw:
-            # A first start, or one cut short between the secret and the first meta (made
-            # empty at its open).
-            self._remove(_META)
+        metas = sorted(int(name[len(_META):]) for name in files
+                       if name.startswith(_META) and name[len(_META):].isdigit())
+        raw = b""
+        while metas:
+            raw = self._read(_META + str(metas[-1]))
+            if raw:
+                break
+            self._remove(_META + str(metas.pop()))  # empty: a commit cut before its close
+        if not metas:
+            # A first start, or one cut short between the secret and the first meta.
             self._remove(_SECRET)
             return "empty"
         if _SECRET not in files:
             raise Tampered("store: the device secret is missing")
         self._load_secret(self._read(_SECRET))
-        self.meta = self._verified_meta(raw, name)
-        self._check_counter(self.meta["seq"])
-        self._former = metas
-        if name == _META:
-            self._drop_former()
+        # The newest meta is the truth (it was whole at its close); an older one left beside it
+        # is a commit cut short before it removed its predecessor.
+        self.meta = self._verified_meta(metas[-1], raw)
+        self._check_counter(metas[-1])
+        for seq in metas[:-1]:
+            self._remove(_META + str(seq))
         self._recover_entries(files)
         self._check_entries(files)
         return "ready"
@@ -231,7 +228,7 @@ class Store:
         self._meta_key = crypto.subkey(self._secret, b"meta-mac")
         self._keys[DEVICE] = (crypto.subkey(self._secret, b"device-enc"), crypto.subkey(self._secret, b"device-mac"))
 
-    def _verified_meta(self, raw, name):
+    def _verified_meta(self, seq, raw):
         if len(raw) <= crypto.TAG_SIZE:
             raise Tampered("store: meta fails its authentication")
         body, tag = memoryview(raw)[:-crypto.TAG_SIZE], raw[-crypto.TAG_SIZE:]  # no copy of the body
@@ -244,7 +241,7 @@ class Store:
         meta = json.loads(body)  # type: ignore  # MicroPython's takes any buffer; the stubs say str or bytes
         if meta.get("format") != _FORMAT:
             raise Tampered("store: meta has an unknown format")
-        if name != _META and str(meta.get("seq")) != name[len(_FORMER_META):]:
+        if meta.get("seq") != seq:
             raise Tampered("store: meta is not the version its name says (an older copy?)")
         return meta
 
@@ -258,9 +255,9 @@ class Store:
         return b + mac.digest()
 
     def _write_counter(self, seq):
-        # In place: LittleFS makes a file's new contents current at its close, whole or not at all.
-        with open(self.root + _COUNTER, "wb") as f:
-            f.write(self._counter_record(seq))
+        # In place, whole (an empty counter, of a write cut short by an exception, reads as
+        # missing: Tampered at the next open).
+        flashfs.write_whole(self.root + _COUNTER, self._counter_record(seq))
 
     def _check_counter(self, seq):
         """Meta's seq against the commit counter: lower is an older meta put back (Tampered);
@@ -331,7 +328,7 @@ class Store:
         mac.update(b"meta")
         piece = bytearray(_PIECE)
         view = memoryview(piece)
-        with open(self._path(_META), "rb") as f:
+        with open(self._path(_META + str(self.meta["seq"])), "rb") as f:
             # Its size from the open file: os.stat() would look the name up again, a pass over
             # the folder's metadata log on the flash chip (~200 reads).
             size = f.seek(0, 2)
@@ -384,16 +381,22 @@ class Store:
             self._tag = mac.digest()
             f.write(self._tag)
 
-        with open(self._path(_META), "wb") as f:  # in place: see the module's docstring
-            fill(f)
+        tag = self._tag
+        try:
+            with open(self._path(_META + str(self.meta["seq"])), "wb") as f:  # in place: see the module's docstring
+                fill(f)
+        except BaseException:
+            # The heap out or a Ctrl-C half way: the file closes with what was written, and its
+            # name would make it the newest meta at the next open, one that fails its
+            # authentication (Tampered: the unit back to its issuer). Removed, the commit did
+            # not happen, as after a power cut before its close.
+            self._remove(_META + str(self.meta["seq"]))
+            self.meta["seq"] -= 1
+            self._tag = tag
+            raise
+        self._remove(_META + str(self.meta["seq"] - 1))
         # Last: a commit is whole (and a PIN check may go on) only once the counter says so.
         self._write_counter(self.meta["seq"])
-        self._drop_former()
-
-    def _drop_former(self):
-        for seq in self._former:
-            self._remove(_FORMER_META + str(seq))
-        self._former = []
 
     # ---- entries ---------------------------------------------------------------------------
 
@@ -459,7 +462,8 @@ class Store:
 
     def _seal(self, name, entry, domain, version, data):
         """Seal data to the file name as it is encrypted, a piece at a time (vault.crypto.seal_to:
-        no copy of the sealed entry in memory); its tag in hex."""
+        no copy of the sealed entry in memory); its tag in hex. A write stopped half way leaves a
+        copy no index names: open() empties or drops it."""
         enc, mac = self._keys[domain]
         with open(self._path(name), "wb") as f:
             return crypto.seal_to(f.write, enc, mac, data, self._associated(entry, domain, version)).hex()

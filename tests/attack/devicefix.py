@@ -80,7 +80,7 @@ def edit_flash(path, edit):
 
 
 def meta_name(fs):
-    return next(n for n in fs.listdir("/store") if n == "meta")  # in place (vault/store.py)
+    return next(n for n in fs.listdir("/store") if n.startswith("meta."))
 
 
 def listen(vd, keys=b"", seconds=3.0, every=0.05, first=None):

@@ -1,13 +1,15 @@
 # The uplink's journal (lib/uplink/journal.py) on the device's flash: the STAN counter and the
 # reversal queue, read back by a new Journal as after a reboot; an entry replaced in place by its
 # key (the armed reversal of an approved card purchase); what a cut mid-write leaves behind; the
-# cap (REVERSALS) and a record per reversal; the older firmware's queue taken over.
-# (Cuts at each flash write: tests/host/test_terminal_power.py.)
+# cap (REVERSALS) and a record per reversal; the older firmware's queue taken over; a write
+# stopped half way by an exception. (Cuts at each flash write: tests/host/test_terminal_power.py.)
 import gc
 import json
 import os
 
+import flashfs
 from expect import raises
+from torn import stopped_at
 from uplink.journal import REVERSALS, Journal, JournalFull
 
 ROOT = "/journal-test"
@@ -160,3 +162,29 @@ def test_a_first_stan_cut_before_its_close_starts_again_at_one():
     fresh()
     open(ROOT + "/stan", "w").close()
     assert Journal(ROOT).next_stan() == "000001"
+
+
+def test_a_write_stopped_half_way_by_an_exception_leaves_the_old_or_the_new():
+    # The heap out (at the open, on the board) or a Ctrl-C while a record or the STAN is
+    # written: json.dump into the file left half a record, which no longer read (a reversal
+    # lost, or every later STAN refused). The record replaced in place (a reversal armed) and
+    # the STAN, each write stopped half way: the journal read afresh has the old or the new.
+    key = "000001" + "1121101500"
+    j = fresh()
+    j.queue(entry(key))
+    stan = j.next_stan()
+    cut = 1
+    while True:
+        new = entry(key, de39="%02d" % cut)
+        if not stopped_at(cut, lambda: j.queue(new), (flashfs,)):
+            break
+        j = Journal(ROOT)
+        assert j.entry(key) in (entry(key, de39="%02d" % (cut - 1) if cut > 1 else "68"), new), (cut, j.entry(key))
+        j.queue(new)
+        cut += 1
+    for _ in range(3):
+        stopped = stopped_at(1, j.next_stan, (flashfs,))
+        j = Journal(ROOT)
+        after = j.next_stan()
+        assert stopped and int(after) in (int(stan) + 1, int(stan) + 2), (stan, after)
+        stan = after

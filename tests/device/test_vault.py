@@ -1,8 +1,11 @@
 # The vault's lifecycle: every transition, and every refusal leaving the state unchanged.
+import flashfs
 import vault
+import vault.store
 from vault import BLOCKED, FACTORY, PERSONALIZED, PROVISIONED, WIPED, crypto
 
 from expect import raises
+from torn import stopped_at
 from vaultfix import ITEMS, PIN, UNBLOCK_KEY, factory, personalized, provisioned, reopened
 
 OTHER = bytearray(b"135790")
@@ -296,7 +299,7 @@ def test_a_fail_count_the_flash_did_not_take_stops_the_pin_check():
 
     def a_flash_that_loses_a_bit():
         commit()
-        path = store.root + "/meta"
+        path = store.root + "/meta." + str(store.meta["seq"])
         with open(path, "r+b") as f:
             first = f.read(1)
             f.seek(0)
@@ -308,3 +311,34 @@ def test_a_fail_count_the_flash_did_not_take_stops_the_pin_check():
     assert "did not reach the flash" in str(e.value), e.value
     store.commit = commit
     assert v.store.committed() is False
+
+
+def test_an_exception_at_any_write_of_a_commit_leaves_a_store_that_opens():
+    # An exception half way through a commit (the heap out on the board, a Ctrl-C at a
+    # developer's REPL) closes the file being written with what it has, and LittleFS makes that
+    # current: meta half written under its new name was then the newest at the next open,
+    # failing its authentication, and the unit was Tampered, one to return to its issuer. At
+    # each write of a PIN check (its count's commit, the reset's) and of a put, stopped half
+    # way: the store opens, the PIN unlocks, the entry is the old value or the new.
+    v = personalized()
+    v.put("note", b"0")
+    cuts = {}
+    for what in ("pin", "put"):
+        cut = 1
+        while True:
+            if what == "pin":
+                stopped = stopped_at(cut, lambda: v.verify_pin(PIN), (vault.store, flashfs))
+            else:
+                stopped = stopped_at(cut, lambda: v.put("note", b"%d" % cut), (vault.store, flashfs))
+            v = reopened(v)  # as after the reset that follows
+            v.verify_pin(PIN)
+            assert v.unlocked and v.meta["fails"] == 0, (what, cut)
+            if what == "put":
+                assert bytes(v.get("note")) in (b"%d" % (cut - 1) if cut > 1 else b"0", b"%d" % cut), (cut, v.get("note"))
+                if bytes(v.get("note")) != b"%d" % cut:
+                    v.put("note", b"%d" % cut)  # the old value stood: the next cut starts from this one
+            if not stopped:
+                break
+            cut += 1
+        cuts[what] = cut - 1
+    assert cuts["pin"] > 10 and cuts["put"] > 10, cuts  # every write of both, a meta's pieces included

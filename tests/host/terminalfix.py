@@ -91,11 +91,11 @@ class Terminal:
         before provisioning, as an issuer sets its own; None: the defaults."""
         self.tmp = tmp = Path(tmp)
         self.bank = Bank(tmp / "bank")
-        shutil.copyfile(firmware_image, tmp / "flash.img")
-        self._start_handheld()
-        self.console = self._device = None
+        self.console = self._device = self.vdevice = None
         self.seen = 0  # screens consumed by screen()
         try:
+            shutil.copyfile(firmware_image, tmp / "flash.img")
+            self._start_handheld()
             if policy:
                 dev = demo.fresh(self.vdevice.repl)
                 try:
@@ -355,7 +355,8 @@ class Terminal:
             self.console.close()
         if self._device is not None:
             self._device.close()
-        self.vdevice.stop()
+        if self.vdevice is not None:  # None: its start failed
+            self.vdevice.stop()
         self.bank.stop()
 
 

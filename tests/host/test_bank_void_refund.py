@@ -1,8 +1,9 @@
 """Voids and refunds at the bank (issue 21 part 2), on SQLite and PostgreSQL: a device gives back a
-purchase it made (0200/200000 naming its RRN), the merchant API one of its paid requests; the
-host decides by its business day: a void (the whole purchase, its postings undone) until the
-cut-over (`python -m tools.bank.admin cutover`), refunds after it (in part, never beyond the
-original, the payee's account debited). The attacks are in tests/attack/test_bank_refund.py.
+purchase it made (0200/200000 naming its RRN; one it approved offline, its advice's DE11 + DE7),
+the merchant API one of its paid requests; the host decides by its business day: a void (the
+whole purchase, its postings undone) until the cut-over (`python -m tools.bank.admin cutover`),
+refunds after it (in part, never beyond the original, the payee's account debited). The attacks
+are in tests/attack/test_bank_refund.py.
 """
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from tests.host import bankfix
 from tests.host.test_bank_flows import bank, postgres, run  # noqa: F401 (fixtures)
 from tools.bank import admin
+from tools.bank.host import OFFLINE_CAP
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning",
                                         "ignore::cryptography.utils.CryptographyDeprecationWarning")
@@ -199,3 +201,47 @@ def test_the_device_gives_back_a_request_it_paid(bank, capsys):
     shown = [bankfix.api(bank, "GET", "/payment-requests/" + r["id"])[1] for r in (voided, refunded)]
     assert [(s["status"], s["refunded"]) for s in shown] == [("voided", 700), ("refunded", 500)]
     assert balances(bank, "ALICE", "CLEARING") == (100000, 0) and conserved(bank)
+
+
+def test_an_offline_purchase_is_given_back_by_its_advice_once_posted_by_its_device_only(bank, capsys):
+    # The device has no RRN for a purchase it approved offline: it names it by its advice's DE11 +
+    # DE7 (DE48 "ADVICE="), and the host looks among that device's advices it posted only.
+    card = bankfix.make_card()
+
+    def key(advised):
+        return advised["sent"]["11"] + advised["sent"]["7"]
+
+    async def day_one():
+        t = await signed_on(bank)
+        voided = await t.advice(card, 1500)
+        kept = await t.advice(card, 2000)
+        refused = await t.advice(card, OFFLINE_CAP + 1)          # above the cap: refused, not paid
+        other = await bankfix.reconnect(bank.state, bank.address, "PT000002")
+        answers = {"another device's": await other.give_back(key(voided), 1500, advice=True),
+                   "never received": await t.give_back("999999" + voided["sent"]["7"], 1500, advice=True),
+                   "refused": await t.give_back(key(refused), OFFLINE_CAP + 1, advice=True),
+                   "not 16 digits": await t.give_back(key(voided)[:-1], 1500, advice=True)}
+        await other.close()
+        part = await t.give_back(key(voided), 500, advice=True)   # the day it was posted: whole only
+        void = await t.give_back(key(voided), 1500, advice=True)
+        again = await t.give_back(key(voided), 1500, advice=True)
+        await t.close()
+        return voided, kept, refused, answers, part, void, again
+    voided, kept, refused, answers, part, void, again = run(day_one())
+    assert (voided["39"], kept["39"], refused["39"]) == ("00", "00", "13")
+    assert {what: a["39"] for what, a in answers.items()} == dict.fromkeys(answers, "25")
+    assert (part["39"], void["39"], void["48"], again["39"]) == ("13", "00", "VOID=" + voided["37"], "12")
+    assert balances(bank, "ALICE", "SHOP") == (100000 - 2000, 2000)      # the kept one only
+    cutover(bank, capsys)
+
+    async def day_two():
+        t = await signed_on(bank)
+        answers = [await t.give_back(key(kept), amount, advice=True) for amount in (500, 1501, 1500)]
+        await t.close()
+        return answers
+    first, beyond, rest = run(day_two())
+    assert (first["39"], first["48"], beyond["39"], rest["39"]) == ("00", "REFUND=" + kept["37"], "13", "00")
+    assert balances(bank, "ALICE", "SHOP") == (100000, 0) and conserved(bank)
+    led = bank.state.ledger
+    assert [(r["kind"], r["amount"]) for r in led.refunds(voided["37"])] == [("void", 1500)]
+    assert [(r["kind"], r["amount"]) for r in led.refunds(kept["37"])] == [("refund", 500), ("refund", 1500)]

@@ -1,13 +1,16 @@
-"""Power cuts in the offline batch (lib/terminal/offline.py), on a virtual handheld of its own
-(booted in safe mode: the REPL only) with the bank host behind its Wi-Fi: at each flash write of
-storing an advice, and of forwarding it (the sign-on, the 0220, the record's removal), the power
-fails; after the boot the batch holds the advice whole or not at all (never half of one), and
-once forwarded the bank has posted every advice that was stored exactly once: the money it moved
-is the sum of those, whatever the cut. The caps' arithmetic is checked on the same device.
+"""Power cuts and lost answers in the offline batch (lib/terminal/offline.py), on a virtual
+handheld of its own (booted in safe mode: the REPL only) with the bank host behind its Wi-Fi: at
+each flash write of storing an advice, and of forwarding it (the sign-on, the 0220, the record's
+removal), the power fails; after the boot the batch holds the advice whole or not at all (never
+half of one), and once forwarded the bank has posted every advice that was stored exactly once:
+the money it moved is the sum of those, whatever the cut. The same when the link drops after
+the 0220 went up (its 0230 lost). The caps' arithmetic is checked on the same device.
 """
 
 import ast
 import datetime
+import re
+import threading
 import time
 
 import pytest
@@ -218,3 +221,40 @@ def test_a_power_cut_at_each_write_of_forwarding_posts_the_advice_once(bench, ca
         assert start - posted(b) == 200 + i, k   # posted once, whether the cut came before or after the host
     with capsys.disabled():
         print("\nforwarding: %d flash writes (the sign-on's %d), power cut at %s" % (n, sign_on, points))
+
+
+def test_a_lost_0230_keeps_the_advice_and_the_host_posts_it_once(bench):
+    """The link drops right after the 0220 went up: the host has posted the advice, its 0230
+    never comes back. The advice stays in the batch; sent again in the next session, the host
+    answers the repeat (the same DE41 + DE11 + DE7) with its first answer and posts nothing more."""
+    b = bench
+    rig = b.vd.rig
+    card(b, 1700)
+    b.dev.exec(STORE % 1700)
+    stan = value(b, "adv.reference")[:6]
+    start = posted(b)
+
+    def arm():
+        # Once the device has signed on, the link drops right after its next message went up.
+        sign_ons = b.bank.log().count("0800/001 -> 00")
+        deadline = time.time() + 20
+        while b.bank.log().count("0800/001 -> 00") == sign_ons and time.time() < deadline:
+            time.sleep(0.05)
+        rig.call("do", name="wifi", action="cut_after_up")
+
+    threading.Thread(target=arm, daemon=True).start()
+    b.dev.exec("async def late(up):\n    await asyncio.sleep_ms(1500)\n    await offline.forward(up)\n")
+    try:
+        b.dev.exec("go(late)", timeout=60)
+        assert [e["fields"]["4"] for e in value(b, "batch()")] == [1700]     # kept: no 0230 came
+        deadline = time.time() + 10  # the host posts it after the cut, which the device may see first
+        while posted(b) == start and time.time() < deadline:
+            time.sleep(0.05)
+        assert start - posted(b) == 1700
+    finally:
+        rig.call("do", name="wifi", action="up")
+    b.dev.exec(FORWARD, timeout=60)
+    assert value(b, "batch()") == [] and start - posted(b) == 1700        # sent again, posted once
+    log = b.bank.log()
+    assert len(re.findall(r"0220/000000 STAN %s amount 0*1700 .* -> 00" % stan, log)) == 1, log
+    assert "0220 STAN %s repeated: first answer again" % stan in log, log

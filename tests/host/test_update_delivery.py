@@ -54,10 +54,16 @@ async def slow_record(pid, offset, length):
     return await _record(pid, offset, length)
 async def _revoked():
     wt = asyncio.create_task(w.run())
+    rt = asyncio.create_task(up.run())
     try:
-        await asyncio.wait_for_ms(up.run(), 20000)  # run() ends: the sign-on refused for good
+        for _ in range(200):  # the sign-on refused: run() keeps why while it waits to ask again
+            if isinstance(up.error, uplink.Revoked):
+                break
+            await asyncio.sleep_ms(100)
     finally:
+        rt.cancel()
         wt.cancel()
+        await asyncio.sleep_ms(0)
     from terminal import errors
     from terminal.link import Link
     link = Link(vault, None, config={'host': 'localhost', 'port': 8583, 'serial': 'PT000001'}, wifi=w)

@@ -17,6 +17,9 @@ def admin_cli(t, *args):
     assert admin.main(["--state-dir", str(t.bank.dir)] + [str(a) for a in args]) == 0
 
 
+RETRY_MAX_MS = 3000
+
+
 def reconnect(t):
     """A new session (the access point off and on): the device signs on again."""
     t.wifi(False)
@@ -55,8 +58,10 @@ def test_a_lower_contactless_limit_from_the_admin_cli_asks_for_the_card_to_be_in
     t.screen("Pocket Terminal")
 
 
-def test_a_revoked_terminal_says_so_on_the_flow_the_owner_tries(terminal, capsys):
+def test_a_revoked_terminal_says_so_on_the_flow_the_owner_tries_and_comes_back_reinstated(terminal, capsys):
     t = terminal
+    t.link_waits(retry_max_ms=RETRY_MAX_MS)  # its longest wait, the revoked terminal's: seconds
+    t.unlock()
     admin_cli(t, "revoke", demo.SERIAL)
     reconnect(t)
     deadline = time.monotonic() + 30
@@ -74,4 +79,16 @@ def test_a_revoked_terminal_says_so_on_the_flow_the_owner_tries(terminal, capsys
     t.tap("Back")
     t.screen("Pocket Terminal")
     assert config_version(t, capsys, 1)[1] == "revoked"
+    # Reinstated, it signs on by itself at its next attempt: no restart, Balance works again.
+    sign_ons = t.bank.log().count("0800/001 -> 00")
     admin_cli(t, "reinstate", demo.SERIAL)
+    deadline = time.monotonic() + 30
+    while t.bank.log().count("0800/001 -> 00") == sign_ons:
+        assert time.monotonic() < deadline, "the reinstated terminal did not sign on again"
+        time.sleep(0.1)
+    t.choose("Balance")
+    t.screen("Balance")
+    t.choose("Current account")
+    shown = t.screen(lambda s: s["title"] == "Balance" and "text" in s, timeout=30)
+    assert shown["text"].startswith("Current account: "), shown
+    assert config_version(t, capsys, 1)[1] == "production"

@@ -230,11 +230,12 @@ class Terminal:
                                            "42": push["42"], "48": push["48"], "49": push["49"],
                                            "102": account})
 
-    async def give_back(self, rrn, amount, currency="978"):
-        """The 0210 of a return (200000) of the purchase whose RRN is rrn: a void or a refund,
-        as the host's business day has it (its DE48 says which)."""
-        return await self.request("0200", {"3": "200000", "4": "%012d" % amount, "48": "RRN=" + rrn,
-                                           "49": currency})
+    async def give_back(self, rrn, amount, currency="978", advice=False):
+        """The 0210 of a return (200000) of the purchase whose RRN is rrn (advice: of the offline
+        purchase whose advice's DE11 + DE7 it is): a void or a refund, as the host's business
+        day has it (its DE48 says which)."""
+        return await self.request("0200", {"3": "200000", "4": "%012d" % amount,
+                                           "48": ("ADVICE=" if advice else "RRN=") + rrn, "49": currency})
 
     async def top_up(self, account, amount, card="0123456789ABCDEF", currency="978"):
         """The 0210 of a top-up (920000) of transit card `card` (16 hex digits) from account."""

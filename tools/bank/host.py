@@ -65,7 +65,9 @@ PURCHASE, BALANCE, TRANSFER = "000000", "310000", "400000"
 # acquirers carry a refund), naming it by DE48 "RRN=<its RRN>": the host decides by its business
 # day. Bought since the last cut-over: a void (the purchase cancelled whole, its postings undone
 # as a 0400 undoes them); before it: a refund (part or all of what is left, the payee's account
-# debited). The 0210's DE48 says which: "VOID=<RRN>" or "REFUND=<RRN>".
+# debited). The 0210's DE48 says which: "VOID=<RRN>" or "REFUND=<RRN>". A purchase approved
+# offline is named by its advice's DE11 + DE7 instead, "ADVICE=<16 digits>" (the device has no
+# RRN for it), and only once this device's advice was posted.
 RETURN = "200000"
 # The device's payment identifier (tools/bank/alias.py): its live one (one is given at the first
 # ask), or a new one in place of it (the old one stops working with this transaction). Codes of
@@ -669,22 +671,36 @@ class Bank:
 
     def _return(self, serial, doc, log):
         """A return from the device that made the purchase (its own only: another's is the
-        same 12 as one that never was); the 0210's DE48."""
+        same 12 as one that never was, or 25 named by its advice); the 0210's DE48."""
         amount = log["amount"] = self._amount(doc)
-        orig = self.ledger.transaction(returned_rrn(doc) or "", lock=True)
+        de48 = doc.get("48", "")
+        if de48.startswith("ADVICE="):
+            orig = self._advised(serial, de48[7:])
+        else:
+            orig = self.ledger.transaction(returned_rrn(doc) or "", lock=True)
         if orig is None or orig["serial"] != serial:
             raise Decline(INVALID_TXN)
         self.give_back(orig, amount, doc.get("49"), log)
         return "%s=%s" % (log["kind"].upper(), orig["rrn"])
 
+    def _advised(self, serial, key):
+        """The offline purchase a return names by its advice's DE11 + DE7 (key: 16 digits), as
+        DE90 names a reversal's original: looked for among this device's transactions only, and
+        taken only if posted. Decline 25 for any other: another device's, one never received
+        (still in the device's batch), one refused (nothing was paid)."""
+        advice = self.ledger.original(serial, key[:6], key[6:]) if len(key) == 16 and key.isdigit() else None
+        if advice is None or advice["mti"] != "0220" or advice["rc"] != APPROVED:
+            raise Decline(UNKNOWN_ORIGINAL)
+        return self.ledger.transaction(advice["rrn"], lock=True)
+
     def give_back(self, orig, amount, currency, log):
         """Void or refund amount of purchase orig (locked), deciding inside the caller's ledger
         transaction: log["kind"] becomes "void" or "refund" and log what _book does. Decline 12
-        for what is not an approved purchase standing (declined, reversed, voided, a void or
-        refund itself), 13 for an amount beyond what is left of it (or, the same business day, not
-        all of it: a void is whole) or another currency, 51 when the payee's account no longer
-        covers a refund."""
-        if orig["mti"] != "0200" or orig["kind"] not in ("purchase", "request-payment") \
+        for what is not an approved purchase (online, or an offline one's advice posted) standing
+        (declined, reversed, voided, a void or refund itself), 13 for an amount beyond what is
+        left of it (or, the same business day, not all of it: a void is whole) or another
+        currency, 51 when the payee's account no longer covers a refund."""
+        if orig["mti"] not in ("0200", "0220") or orig["kind"] not in ("purchase", "request-payment", "offline") \
                 or orig["rc"] != APPROVED or orig["reversed"]:
             raise Decline(INVALID_TXN)
         if currency != orig["currency"]:
