@@ -156,7 +156,7 @@ _SLOT = ("drivers.iso7816_slot", "iso7816", "iso7816.atr", "iso7816.pps")
 # after the peak).
 _READING = ("emv.select", "emv.capk", "emv.oda", "emv.cda", "emv.cvm")
 # The kernel's own, and the slot's protocols: let go of once an offline approval's card is done.
-_KERNEL = ("emv.kernel", "emv.risk", "emv.apdu", "emv.tlv", "emv.tags", "emv", "iso7816.t0", "iso7816.t1")
+_KERNEL = ("emv.kernel", "emv.config", "emv.risk", "emv.apdu", "emv.tlv", "emv.tags", "emv", "iso7816.t0", "iso7816.t1")
 
 
 def _let_go(names):
