@@ -192,6 +192,9 @@ class Kernel:
             cands.remove(cand)  # 6985: conditions of use not satisfied, back to selection
         card = res.card
         card[0x84] = cand.aid
+        # Selection is done: its module and candidates are not held through the rest of the
+        # transaction (the terminal lets go of emv.select when the card asks for its PIN).
+        del select, cands, cand, picked
         tlv.flatten(gpo, card)
         aip, afl = card.get(0x82), card.get(0x94)
         if aip is None or len(aip) != 2 or afl is None:

@@ -153,8 +153,10 @@ _READER = ("drivers.pn532",)
 _SLOT = ("drivers.iso7816_slot", "iso7816", "iso7816.atr", "iso7816.pps")
 # The card's reading's own modules (application selection, the CA keys, ODA, CVM processing): not
 # the online step's nor the completion's (a CDA's second GENERATE AC imports what it needs again,
-# after the peak).
-_READING = ("emv.select", "emv.capk", "emv.oda", "emv.cda", "emv.cvm")
+# after the peak). The first three are done with once the card asks for its offline PIN (EMV
+# Book 3: ODA comes before CVM): let go of before its pad, the contact flows' peak (~2 KB).
+_SELECTED = ("emv.select", "emv.capk", "emv.oda")
+_READING = _SELECTED + ("emv.cda", "emv.cvm")
 # The kernel's own, and the slot's protocols: let go of once an offline approval's card is done.
 _KERNEL = ("emv.kernel", "emv.config", "emv.risk", "emv.apdu", "emv.tlv", "emv.tags", "emv", "iso7816.t0", "iso7816.t1")
 
@@ -168,11 +170,12 @@ def _let_go(names):
     parts.unload(names)
 
 
-def _read(kernel):
+def _read(kernel, names=_READING):
     """The card read, its outcome known: the kernel's CA keys and the reading's modules let go
-    before the online step, whose DUKPT vault write is the card flows' peak (~2 KB less there)."""
+    before the online step, whose DUKPT vault write is the card flows' peak (~2 KB less there);
+    names=_SELECTED: the card's ODA done, before its offline PIN is asked for."""
     kernel.capk = None
-    _let_go(_READING)
+    _let_go(names)
 
 
 def _emv():
@@ -320,6 +323,8 @@ def _kernel(ui, op, amount, currency, inserted, payment, up):
 
     async def pin(tries):
         # The kernel calls again after a wrong PIN, with the tries the card has left.
+        if not asked:
+            _read(kernel, _SELECTED)
         prompt = "Enter the card's PIN"
         if asked and tries:
             prompt = "Wrong PIN: %d tr%s left" % (tries, "y" if tries == 1 else "ies")
@@ -331,7 +336,8 @@ def _kernel(ui, op, amount, currency, inserted, payment, up):
             raise _Cancelled()
         return digits  # the kernel wipes it after VERIFY
 
-    return Kernel(config, capk.Store.load(), choose=choose, pin=pin)
+    kernel = Kernel(config, capk.Store.load(), choose=choose, pin=pin)
+    return kernel
 
 
 async def _tapped(kernel, target, nfc, amount):
