@@ -76,7 +76,7 @@ async def pay_by_card(app, op, amount, currency, online, payee="this terminal", 
     if up is not None and up.journal.full:
         raise errors.Failure(errors.REVERSALS_WAITING)  # before the card is asked for: its 0200 could not be sent
     ui = app.ui
-    slot, nfc = parts.slot(), await _reader()
+    slot, nfc = _Switch(), await _reader()
     due = format_amount(amount, alpha(currency))
     payment = (due, payee)  # what the card's PIN pad shows its PIN pays
     made = []  # the kernel, made while the owner reaches for the card: not in its time in the field
@@ -100,13 +100,13 @@ async def pay_by_card(app, op, amount, currency, online, payee="this terminal", 
             kernel = made[0]
             res = None
             if card is not CONTACT:
-                slot = _let_go(_SLOT)  # made again if the card asks for the slot
+                slot = None  # its driver made if the card asks for the slot
                 res = await _tapped(kernel, card, nfc, amount)
                 card = nfc = _let_go(_READER)  # released, the field off
                 if res.outcome == _emv().TRY_ANOTHER_INTERFACE:
                     f = errors.Failure(errors.TRY_ANOTHER_INTERFACE)
                     op.critical = False
-                    slot = parts.slot()
+                    slot = _Switch()
                     if await _present(ui, slot, None, f.title, "%s. %s %s" % (due, f.message, f.remedy)) is None:
                         return None
                     op.critical = True
@@ -115,6 +115,7 @@ async def pay_by_card(app, op, amount, currency, online, payee="this terminal", 
                 await _surely(_field_off(nfc))  # now, not at the end: the reader is let go
                 nfc = _let_go(_READER)
             if res is None:
+                slot = parts.slot()  # the card is in: the slot's driver now, the PN532's let go of
                 ui.progress("Reading card", "%s. Leave the card in until the terminal says so." % due)
                 inserted.append(slot)
                 res = await _inserted(kernel, slot, amount)
@@ -200,6 +201,25 @@ async def _reader():
 
 
 # ---- waiting for the card --------------------------------------------------------------------
+
+class _Switch:
+    """The slot's card switch alone (closed, low, with a card in), for the wait: the slot's
+    driver and its protocols (~2.7 KB) are made once a card is in it, not held beside the
+    PN532's and the kernel while a card is looked for (the contactless flows' peak)."""
+
+    def __init__(self):
+        import board
+        from board import handheld as hw
+
+        m = board.buses.machine
+        self._pin = board.buses.pin(hw.PIN_CARD_DETECT, m.Pin.IN, m.Pin.PULL_UP)
+
+    def present(self):
+        return self._pin.value() == 0
+
+    async def deactivate(self):
+        pass  # no driver made, no card powered (_release)
+
 
 class _Wait:
     """A card looked for in the slot and (nfc given) in the field, until one is found or the
