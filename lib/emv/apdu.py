@@ -38,6 +38,12 @@ class Channel:
         self.sw = 0
         self._errors = _interface_errors()
 
+    def close(self):
+        """The card is done with: its interface and its errors' classes no longer held (the
+        caller may let go of their driver)."""
+        self.transceive = None
+        self._errors = ()
+
     async def send(self, cla, ins, p1, p2, data=None, le=True):
         """(response data, SW) of one command; le: case 2/4 (Le 00)."""
         apdu = bytearray((cla, ins, p1, p2))

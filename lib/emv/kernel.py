@@ -138,11 +138,15 @@ class Kernel:
     # ---- the transaction -------------------------------------------------------------------
 
     async def transact(self, transceive, amount, other=0, txn_type=risk.PURCHASE, contactless=False,
-                       date=None):
+                       date=None, done=None):
         """Run a transaction: a Result whose outcome is APPROVED, DECLINED, ONLINE (go online
-        with result.icc_data), TRY_ANOTHER_INTERFACE or END (result.reason says why)."""
+        with result.icc_data), TRY_ANOTHER_INTERFACE or END (result.reason says why). done: a
+        coroutine function, awaited once a tapped card on the short path has answered its last
+        command, before fDDA and the decision: the caller releases the card and may let go of
+        its reader then (the kernel holds no reference to transceive after it)."""
         res = Result(contactless)
         ch = Channel(transceive)
+        del transceive  # the channel's alone: dropped there when done
         cfg = self.config
         d = res.terminal
         d[0x9F02] = _bcd(amount, 6)
@@ -159,10 +163,10 @@ class Kernel:
         d[0x9F1E] = cfg.ifd_serial
         if contactless:
             d[0x9F66] = cfg.ttq
-        await _ending(res, ch, self._run(ch, res, amount, txn_type))
+        await _ending(res, ch, self._run(ch, res, amount, txn_type, done))
         return res
 
-    async def _run(self, ch, res, amount, txn_type):
+    async def _run(self, ch, res, amount, txn_type, done):
         from emv import select
         cfg = self.config
         if res.contactless:
@@ -202,7 +206,7 @@ class Kernel:
         records = await self._read_records(ch, card, afl, res.contactless)
         self._card_data(res)
         if res.contactless:
-            await self._contactless(ch, res, records, amount, txn_type)
+            await self._contactless(ch, res, records, amount, txn_type, done)
         else:
             await self._full(ch, res, records, amount, txn_type)
 
@@ -514,13 +518,16 @@ class Kernel:
             ttq[1] |= 0x80  # online cryptogram required
         res.terminal[0x9F66] = bytes(ttq)
 
-    async def _contactless(self, ch, res, records, amount, txn_type):
+    async def _contactless(self, ch, res, records, amount, txn_type, done):
         """The short path: after the last READ RECORD the card may leave, ODA and the decision
-        need no card. A GPO answer without a cryptogram: GENERATE AC asks for it (M/Chip)."""
+        need no card (done). A GPO answer without a cryptogram: GENERATE AC asks for it (M/Chip)."""
         card, tvr = res.card, res.tvr
         if 0x9F26 not in card:
             await self._full(ch, res, records, amount, txn_type)
             return
+        if done is not None:
+            ch.close()
+            await done()
         res.cda = None  # the short path's cryptogram came in the GPO answer: fDDA, no CDA
         for t in (0x9F27, 0x9F36):
             if t not in card:

@@ -101,8 +101,9 @@ async def pay_by_card(app, op, amount, currency, online, payee="this terminal", 
             res = None
             if card is not CONTACT:
                 slot = None  # its driver made if the card asks for the slot
-                res = await _tapped(kernel, card, nfc, amount)
-                card = nfc = _let_go(_READER)  # released, the field off
+                tapped = [card, nfc]
+                card = nfc = None  # held there alone: _tapped lets go of them
+                res = await _tapped(kernel, tapped, amount)
                 if res.outcome == _emv().TRY_ANOTHER_INTERFACE:
                     f = errors.Failure(errors.TRY_ANOTHER_INTERFACE)
                     op.critical = False
@@ -360,12 +361,22 @@ def _kernel(ui, op, amount, currency, inserted, payment, up):
     return kernel
 
 
-async def _tapped(kernel, target, nfc, amount):
-    """The contactless short path; the card released and the field off as soon as it is done."""
+async def _tapped(kernel, tapped, amount):
+    """The contactless path, tapped: [the card, the PN532]. The card released, the field off and
+    the PN532's driver let go of as soon as the card is done: on the short path once it has
+    answered its last READ RECORD (the kernel's done), before fDDA, whose RSA work and CA key
+    lookup were the contactless flows' fullest heap with the driver in it (~5 KB); else when
+    the kernel returns."""
+
+    async def done():
+        if tapped:
+            await _surely(_release(None, tapped.pop()))
+            tapped.clear()
+            _let_go(_READER)
     try:
-        return await kernel.transact(target.transceive, amount, contactless=True)
+        return await kernel.transact(tapped[0].transceive, amount, contactless=True, done=done)
     finally:
-        await _surely(_release(None, nfc))
+        await done()
 
 
 async def _inserted(kernel, slot, amount):
