@@ -27,6 +27,10 @@ def _interface_errors():
     return tuple(out)
 
 
+async def _closed(apdu):
+    raise InterfaceError("the card is done with (Channel.close)")
+
+
 class Channel:
     """Counts the commands (`commands`) and keeps the last status word (`sw`)."""
 
@@ -40,8 +44,8 @@ class Channel:
 
     def close(self):
         """The card is done with: its interface and its errors' classes no longer held (the
-        caller may let go of their driver)."""
-        self.transceive = None
+        caller may let go of their driver); a command after it is an InterfaceError."""
+        self.transceive = _closed
         self._errors = ()
 
     async def send(self, cla, ins, p1, p2, data=None, le=True):
