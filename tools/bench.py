@@ -431,7 +431,8 @@ EMV_SETUP = """
 import gc, os
 import emv.kernel as _K
 from emv import capk, cvm, oda, select
-from emv.kernel import Kernel, TerminalConfig
+from emv.config import TerminalConfig
+from emv.kernel import Kernel
 kernel = Kernel(TerminalConfig(), capk.Store.load(%r), choose=lambda labels: 0,
                 pin=lambda tries: bytearray(b'1234'))
 DATE = bytes.fromhex('260615')

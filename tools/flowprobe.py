@@ -57,11 +57,12 @@ ARGS = {}  # setup()'s: the amounts, the card flows
 
 def setup(pin, amount, transfer, card_flows):
     """The app's objects and the instruments, once after boot."""
-    global i2c, ui, store, session, link, app, up, _write, _receive, _shown
+    global _make_slot, i2c, ui, store, session, link, app, up, _write, _receive, _shown
     ARGS.update(amount=amount, transfer=transfer, card_flows=card_flows)
     i2c = board.buses.i2c()
     display, touch = parts.display(), parts.touch()
     nfc = parts.nfc()
+    _make_slot = parts.slot
 
     async def init():
         await display.init()
@@ -117,6 +118,7 @@ def setup(pin, amount, transfer, card_flows):
     _write, _receive = up._write, up._receive
     up._write, up._receive = _timed_write, _timed_receive
     ui.pin_pad = _paused(ui.pin_pad)
+    parts.slot = _slot
     ui.menu = _paused(ui.menu)
     _shown = ui.shown
     ui.shown = _timed_shown
@@ -188,11 +190,11 @@ def _timed_receive(raw):
 
 def _instrument():
     # The card in the field: the poll that finds it (each poll until the card answers), its last
-    # answer; the chip card from its activation. A payment lets go of the drivers it is done
-    # with (the PN532's once a card is in the slot) and the flow of its modules, so what is
+    # answer; the chip card from its activation (_slot). A payment lets go of the drivers it is
+    # done with (the PN532's once a card is in the slot) and the flow of its modules, so what is
     # wrapped is marked on itself (its wrapper in its own dict), never held here: held, the
     # PN532's driver stayed in the heap through a contact purchase, where the app frees it.
-    from drivers import iso7816_slot, pn532
+    from drivers import pn532
     reader = parts.nfc()
     if 'list_passive_target' not in reader.__dict__:
         _list = reader.list_passive_target
@@ -212,15 +214,24 @@ def _instrument():
             return r
         pn532.IsoDep.transceive = _timed_transceive
         pn532.IsoDep.timed = True
-    if 'timed' not in iso7816_slot.Slot.__dict__:
-        _activate = iso7816_slot.Slot.activate
+
+
+def _slot():
+    # parts.slot(), its activation timed: the slot's driver is made once a card is in it
+    # (terminal.card), so it is instrumented then; imported by _instrument, it was in the heap
+    # through every card flow's wait, where the app has only the slot's switch.
+    slot = _make_slot()
+    cls = type(slot)
+    if 'timed' not in cls.__dict__:
+        _activate = cls.activate
 
         async def _timed_activate(self, *a, **kw):
             if 'card' not in MARK:
                 MARK['card'] = MARK['start'] = snap()
             return await _activate(self, *a, **kw)
-        iso7816_slot.Slot.activate = _timed_activate
-        iso7816_slot.Slot.timed = True
+        cls.activate = _timed_activate
+        cls.timed = True
+    return slot
 
 
 def _paused(fn):
@@ -294,6 +305,7 @@ async def _give_back():
     before = _modules()
     await _request('from_account')
     _unload(before)
+    before = None  # (the bench's own: not held through the flow measured)
     from terminal.history import History
     from terminal.refund import GiveBack
     op = GiveBack(History(store).page(0, 1)[0])
@@ -316,6 +328,7 @@ async def _offline():
     before = _modules()
     await _purchase()
     _unload(before)
+    before = None  # (the bench's own: not held through the flow measured)
     import json
     from update.config import TERMINAL
     try:

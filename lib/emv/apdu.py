@@ -27,6 +27,10 @@ def _interface_errors():
     return tuple(out)
 
 
+async def _closed(apdu):
+    raise InterfaceError("the card is done with (Channel.close)")
+
+
 class Channel:
     """Counts the commands (`commands`) and keeps the last status word (`sw`)."""
 
@@ -37,6 +41,12 @@ class Channel:
         self.commands = 0
         self.sw = 0
         self._errors = _interface_errors()
+
+    def close(self):
+        """The card is done with: its interface and its errors' classes no longer held (the
+        caller may let go of their driver); a command after it is an InterfaceError."""
+        self.transceive = _closed
+        self._errors = ()
 
     async def send(self, cla, ins, p1, p2, data=None, le=True):
         """(response data, SW) of one command; le: case 2/4 (Le 00)."""

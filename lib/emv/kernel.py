@@ -3,7 +3,7 @@
 or, for a card whose GPO answer has none, M/Chip's GENERATE AC after the records, EMV Book C-2),
 then completion after the online answer.
 
-    kernel = Kernel(TerminalConfig(), capk.Store.load(), choose=ui_choose, pin=ui_pin)
+    kernel = Kernel(TerminalConfig(), capk.Store.load(), choose=ui_choose, pin=ui_pin)  # emv.config's
     result = await kernel.transact(slot.transceive, amount=1234)
     final = await kernel.complete(slot.transceive, result, arc=b"00", issuer_auth=de55_91)
 
@@ -39,53 +39,6 @@ _APPROVE_ARCS = (b"00", b"10", b"11")  # approved, approved (cardholder id), app
 # DE55: the ICC data the bank needs (the ARQC's inputs first), in this order, as available.
 DE55_TAGS = (0x9F26, 0x9F27, 0x9F10, 0x9F37, 0x9F36, 0x95, 0x9A, 0x9C, 0x9F02, 0x5F2A, 0x82, 0x9F1A,
              0x9F03, 0x9F33, 0x9F34, 0x9F35, 0x84, 0x9F09, 0x9F1E, 0x5F34)
-
-
-class TerminalConfig:
-    """The terminal's parameters; every keyword overrides one default (the handheld's)."""
-
-    __slots__ = ("aids", "country", "currency", "terminal_type", "capabilities", "additional",
-                 "ttq", "app_version", "ifd_serial", "floor_limit", "random_threshold",
-                 "random_target", "random_max", "tac_denial", "tac_online", "tac_default",
-                 "online", "services", "contactless_limits", "offline_caps")
-
-    def __init__(self, **kw):
-        self.aids = (b"\xa0\x00\x00\x00\x03", b"\xa0\x00\x00\x00\x04", b"\xa0\x00\x00\x00\x25",
-                     b"\xa0\x00\x00\x00\x42")  # Visa, Mastercard, Amex, CB: partial match
-        self.country = b"\x02\x76"  # 9F1A, n3: Germany (the test cards are issued there, 5F28)
-        self.currency = b"\x09\x78"  # 5F2A: EUR
-        self.terminal_type = b"\x22"  # 9F35: attended, merchant, online with offline capability
-        self.capabilities = b"\x20\xc8\xc8"  # 9F33: IC; plaintext PIN, online PIN, no CVM; SDA, DDA, CDA
-        self.additional = b"\x60\x00\x00\xa0\x01"  # 9F40: goods, services; display; code table 1
-        self.ttq = b"\x26\x00\x00\x00"  # 9F66: EMV mode, online capable, online PIN
-        self.app_version = b"\x00\x96"  # 9F09: VIS 1.5
-        self.ifd_serial = b"PT000001"  # 9F1E
-        self.floor_limit = 0  # minor units: 0, every transaction is above it (online)
-        self.random_threshold = 0
-        self.random_target = 0  # percent
-        self.random_max = 0
-        self.tac_denial = b"\x00\x10\x00\x00\x00"  # service not allowed
-        self.tac_online = b"\xdc\x40\x04\xf8\x00"
-        self.tac_default = b"\xdc\x40\x00\xa8\x00"
-        self.online = True  # the uplink is there
-        self.services = False  # the merchant sells goods (AUC check)
-        # The contactless reader's limits per scheme (EMV Book A 3.1.1, pre-processing), in minor
-        # units of the currency: (RID or b"" for any other, transaction limit: at or above it the
-        # card must be inserted; CVM required limit: at or above it the cardholder is verified,
-        # here by online PIN; floor limit: above it the card must go online). The EEA's usual:
-        # no PIN up to EUR 50, no tap from EUR 1,000; floor 0 as every payment goes online. The
-        # issuer's terminal parameters replace them.
-        self.contactless_limits = ((b"\xa0\x00\x00\x00\x03", 100000, 5000, 0),  # Visa
-                                   (b"\xa0\x00\x00\x00\x04", 100000, 5000, 0),  # Mastercard
-                                   (b"", 100000, 5000, 0))  # type: tuple
-        # What the terminal may approve offline (tools/bank/PROTOCOL.md, "Offline approvals"), as
-        # Stripe Terminal's offline mode caps it: (one transaction at most, the advices not yet
-        # forwarded in total, and in number). Below the floor limits only: with floors of 0 they
-        # never apply. The terminal folds what is left of them into the floor limits it gives
-        # the kernel (terminal.offline.config); the bank applies the first too (OFFLINE_CAP).
-        self.offline_caps = (5000, 20000, 10)
-        for k in kw:
-            setattr(self, k, kw[k])
 
 
 class Result:
@@ -185,11 +138,15 @@ class Kernel:
     # ---- the transaction -------------------------------------------------------------------
 
     async def transact(self, transceive, amount, other=0, txn_type=risk.PURCHASE, contactless=False,
-                       date=None):
+                       date=None, done=None):
         """Run a transaction: a Result whose outcome is APPROVED, DECLINED, ONLINE (go online
-        with result.icc_data), TRY_ANOTHER_INTERFACE or END (result.reason says why)."""
+        with result.icc_data), TRY_ANOTHER_INTERFACE or END (result.reason says why). done: a
+        coroutine function, awaited once a tapped card on the short path has answered its last
+        command, before fDDA and the decision: the caller releases the card and may let go of
+        its reader then (the kernel holds no reference to transceive after it)."""
         res = Result(contactless)
         ch = Channel(transceive)
+        del transceive  # the channel's alone: dropped there when done
         cfg = self.config
         d = res.terminal
         d[0x9F02] = _bcd(amount, 6)
@@ -206,10 +163,10 @@ class Kernel:
         d[0x9F1E] = cfg.ifd_serial
         if contactless:
             d[0x9F66] = cfg.ttq
-        await _ending(res, ch, self._run(ch, res, amount, txn_type))
+        await _ending(res, ch, self._run(ch, res, amount, txn_type, done))
         return res
 
-    async def _run(self, ch, res, amount, txn_type):
+    async def _run(self, ch, res, amount, txn_type, done):
         from emv import select
         cfg = self.config
         if res.contactless:
@@ -239,6 +196,9 @@ class Kernel:
             cands.remove(cand)  # 6985: conditions of use not satisfied, back to selection
         card = res.card
         card[0x84] = cand.aid
+        # Selection is done: its module and candidates are not held through the rest of the
+        # transaction (the terminal lets go of emv.select when the card asks for its PIN).
+        del select, cands, cand, picked
         tlv.flatten(gpo, card)
         aip, afl = card.get(0x82), card.get(0x94)
         if aip is None or len(aip) != 2 or afl is None:
@@ -246,7 +206,7 @@ class Kernel:
         records = await self._read_records(ch, card, afl, res.contactless)
         self._card_data(res)
         if res.contactless:
-            await self._contactless(ch, res, records, amount, txn_type)
+            await self._contactless(ch, res, records, amount, txn_type, done)
         else:
             await self._full(ch, res, records, amount, txn_type)
 
@@ -346,6 +306,10 @@ class Kernel:
             if tag not in card:
                 raise _End(END, "mandatory data object %X missing" % tag)
         await self._oda(ch, res, records)
+        if not tapped:
+            # ODA is done with the signed records (a tapped card's CDA needs them after GENERATE
+            # AC: res.cda): not kept through the offline PIN's pad, the contact flows' peak.
+            records.clear()
         risk.restrictions(tvr, card, cfg, res.terminal[0x9A], txn_type)
         aip = card[0x82]
         if aip[0] & _AIP_CVM:
@@ -554,13 +518,16 @@ class Kernel:
             ttq[1] |= 0x80  # online cryptogram required
         res.terminal[0x9F66] = bytes(ttq)
 
-    async def _contactless(self, ch, res, records, amount, txn_type):
+    async def _contactless(self, ch, res, records, amount, txn_type, done):
         """The short path: after the last READ RECORD the card may leave, ODA and the decision
-        need no card. A GPO answer without a cryptogram: GENERATE AC asks for it (M/Chip)."""
+        need no card (done). A GPO answer without a cryptogram: GENERATE AC asks for it (M/Chip)."""
         card, tvr = res.card, res.tvr
         if 0x9F26 not in card:
             await self._full(ch, res, records, amount, txn_type)
             return
+        if done is not None:
+            ch.close()
+            await done()
         res.cda = None  # the short path's cryptogram came in the GPO answer: fDDA, no CDA
         for t in (0x9F27, 0x9F36):
             if t not in card:

@@ -76,7 +76,7 @@ async def pay_by_card(app, op, amount, currency, online, payee="this terminal", 
     if up is not None and up.journal.full:
         raise errors.Failure(errors.REVERSALS_WAITING)  # before the card is asked for: its 0200 could not be sent
     ui = app.ui
-    slot, nfc = parts.slot(), await _reader()
+    slot, nfc = _Switch(), await _reader()
     due = format_amount(amount, alpha(currency))
     payment = (due, payee)  # what the card's PIN pad shows its PIN pays
     made = []  # the kernel, made while the owner reaches for the card: not in its time in the field
@@ -100,13 +100,14 @@ async def pay_by_card(app, op, amount, currency, online, payee="this terminal", 
             kernel = made[0]
             res = None
             if card is not CONTACT:
-                slot = _let_go(_SLOT)  # made again if the card asks for the slot
-                res = await _tapped(kernel, card, nfc, amount)
-                card = nfc = _let_go(_READER)  # released, the field off
+                slot = None  # its driver made if the card asks for the slot
+                tapped = [card, nfc]
+                card = nfc = None  # held there alone: _tapped lets go of them
+                res = await _tapped(kernel, tapped, amount)
                 if res.outcome == _emv().TRY_ANOTHER_INTERFACE:
                     f = errors.Failure(errors.TRY_ANOTHER_INTERFACE)
                     op.critical = False
-                    slot = parts.slot()
+                    slot = _Switch()
                     if await _present(ui, slot, None, f.title, "%s. %s %s" % (due, f.message, f.remedy)) is None:
                         return None
                     op.critical = True
@@ -115,6 +116,7 @@ async def pay_by_card(app, op, amount, currency, online, payee="this terminal", 
                 await _surely(_field_off(nfc))  # now, not at the end: the reader is let go
                 nfc = _let_go(_READER)
             if res is None:
+                slot = parts.slot()  # the card is in: the slot's driver now, the PN532's let go of
                 ui.progress("Reading card", "%s. Leave the card in until the terminal says so." % due)
                 inserted.append(slot)
                 res = await _inserted(kernel, slot, amount)
@@ -153,10 +155,12 @@ _READER = ("drivers.pn532",)
 _SLOT = ("drivers.iso7816_slot", "iso7816", "iso7816.atr", "iso7816.pps")
 # The card's reading's own modules (application selection, the CA keys, ODA, CVM processing): not
 # the online step's nor the completion's (a CDA's second GENERATE AC imports what it needs again,
-# after the peak).
-_READING = ("emv.select", "emv.capk", "emv.oda", "emv.cda", "emv.cvm")
+# after the peak). The first three are done with once the card asks for its offline PIN (EMV
+# Book 3: ODA comes before CVM): let go of before its pad, the contact flows' peak (~2 KB).
+_SELECTED = ("emv.select", "emv.capk", "emv.oda")
+_READING = _SELECTED + ("emv.cda", "emv.cvm")
 # The kernel's own, and the slot's protocols: let go of once an offline approval's card is done.
-_KERNEL = ("emv.kernel", "emv.risk", "emv.apdu", "emv.tlv", "emv.tags", "emv", "iso7816.t0", "iso7816.t1")
+_KERNEL = ("emv.kernel", "emv.config", "emv.risk", "emv.apdu", "emv.tlv", "emv.tags", "emv", "iso7816.t0", "iso7816.t1")
 
 
 def _let_go(names):
@@ -168,11 +172,12 @@ def _let_go(names):
     parts.unload(names)
 
 
-def _read(kernel):
+def _read(kernel, names=_READING):
     """The card read, its outcome known: the kernel's CA keys and the reading's modules let go
-    before the online step, whose DUKPT vault write is the card flows' peak (~2 KB less there)."""
+    before the online step, whose DUKPT vault write is the card flows' peak (~2 KB less there);
+    names=_SELECTED: the card's ODA done, before its offline PIN is asked for."""
     kernel.capk = None
-    _let_go(_READING)
+    _let_go(names)
 
 
 def _emv():
@@ -197,6 +202,25 @@ async def _reader():
 
 
 # ---- waiting for the card --------------------------------------------------------------------
+
+class _Switch:
+    """The slot's card switch alone (closed, low, with a card in), for the wait: the slot's
+    driver and its protocols (~2.7 KB) are made once a card is in it, not held beside the
+    PN532's and the kernel while a card is looked for (the contactless flows' peak)."""
+
+    def __init__(self):
+        import board
+        from board import handheld as hw
+
+        m = board.buses.machine
+        self._pin = board.buses.pin(hw.PIN_CARD_DETECT, m.Pin.IN, m.Pin.PULL_UP)
+
+    def present(self):
+        return self._pin.value() == 0
+
+    async def deactivate(self):
+        pass  # no driver made, no card powered (_release)
+
 
 class _Wait:
     """A card looked for in the slot and (nfc given) in the field, until one is found or the
@@ -320,6 +344,8 @@ def _kernel(ui, op, amount, currency, inserted, payment, up):
 
     async def pin(tries):
         # The kernel calls again after a wrong PIN, with the tries the card has left.
+        if not asked:
+            _read(kernel, _SELECTED)
         prompt = "Enter the card's PIN"
         if asked and tries:
             prompt = "Wrong PIN: %d tr%s left" % (tries, "y" if tries == 1 else "ies")
@@ -331,15 +357,26 @@ def _kernel(ui, op, amount, currency, inserted, payment, up):
             raise _Cancelled()
         return digits  # the kernel wipes it after VERIFY
 
-    return Kernel(config, capk.Store.load(), choose=choose, pin=pin)
+    kernel = Kernel(config, capk.Store.load(), choose=choose, pin=pin)
+    return kernel
 
 
-async def _tapped(kernel, target, nfc, amount):
-    """The contactless short path; the card released and the field off as soon as it is done."""
+async def _tapped(kernel, tapped, amount):
+    """The contactless path, tapped: [the card, the PN532]. The card released, the field off and
+    the PN532's driver let go of as soon as the card is done: on the short path once it has
+    answered its last READ RECORD (the kernel's done), before fDDA, whose RSA work and CA key
+    lookup were the contactless flows' fullest heap with the driver in it (~5 KB); else when
+    the kernel returns."""
+
+    async def done():
+        if tapped:
+            await _surely(_release(None, tapped.pop()))
+            tapped.clear()
+            _let_go(_READER)
     try:
-        return await kernel.transact(target.transceive, amount, contactless=True)
+        return await kernel.transact(tapped[0].transceive, amount, contactless=True, done=done)
     finally:
-        await _surely(_release(None, nfc))
+        await done()
 
 
 async def _inserted(kernel, slot, amount):

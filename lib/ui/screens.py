@@ -298,6 +298,10 @@ class UI:
         items += buttons
         self.canvas.render(items)
         self.shown(title, text + (" " + remedy if remedy else ""), buttons, error=error)
+        # Drawn: only the buttons are needed while it waits. "Insert or tap card" waits while the
+        # kernel is made and the card is found: its lines and widgets (~1.5 KB) were live at
+        # the contactless flows' peak.
+        del items, titles, texts, remedies, rows
         return await self._tap(buttons, timeout_ms)
 
     async def menu(self, title, entries, timeout_ms=DEFAULT_TIMEOUT_MS, back=True):

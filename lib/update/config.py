@@ -156,8 +156,9 @@ def _certificates(path):
 
 def kernel(currency, t=None):
     """The EMV kernel's TerminalConfig: the defaults, the issuer's parameters (t, else the
-    installed ones) over them."""
-    from emv.kernel import TerminalConfig
+    installed ones) over them. The kernel's own module is not imported: the card flow imports it
+    once this module is let go of (terminal.card)."""
+    from emv.config import TerminalConfig
 
     if t is None:
         t = terminal()

@@ -5,7 +5,7 @@
 import asyncio
 
 from emv import cvm, risk
-from emv.kernel import TerminalConfig
+from emv.config import TerminalConfig
 from emv.select import Candidate, order
 
 from expect import raises

@@ -22,7 +22,8 @@ from board import handheld as _hw
 from drivers.iso7816_slot import Slot
 from drivers import pn532
 from emv import capk
-from emv.kernel import Kernel, TerminalConfig
+from emv.config import TerminalConfig
+from emv.kernel import Kernel
 # The kernel's and the slot's lazy imports, made before the heap fragments (on the unix port
 # the simulated buses take much of it; on the board these modules are frozen).
 from emv import oda, cvm, select

@@ -430,6 +430,26 @@ def test_contactless_card_removed_after_its_last_answer_completes(emv, device):
     emvfix.check_cryptogram(r)
 
 
+def test_contactless_done_once_the_card_has_answered(emv, device):
+    # kernel.transact's done (the terminal releases the card there and lets go of the PN532's
+    # driver, before fDDA): awaited once, after the card's sixth and last answer, nothing sent
+    # after it; fDDA is then checked without the card. An M/Chip card answers GENERATE AC
+    # after its records: no done from the kernel (the terminal releases it when it returns).
+    device.exec(LEAVES + "DONE = []\nasync def done():\n    DONE.append(len(SENT))\n")
+    with on_device(device, "MANGLE[0] = leaves((0xB2, 2, 0x1C), None)", "MANGLE[0] = None"):
+        emv.place("visa-classic#done")
+        r = device.eval("contactless(1500, done=done)", timeout=60)
+    assert device.eval("DONE") == [6] and device.eval("LEFT") == [1], r
+    assert r["outcome"] == "online" and r["commands"] == 6, r
+    assert r["tsi"][:2] == "80" and r["tvr"][:2] == "00", r  # fDDA performed and passed
+    device.exec("LEFT[:] = []; SENT[:] = []; DONE[:] = []")
+    with on_device(device, "MANGLE[0] = leaves((0xAE, None, 0), None)", "MANGLE[0] = None"):
+        emv.place("mastercard-cda#done")
+        r = device.eval("contactless(2500, done=done)", timeout=60)
+    assert device.eval("DONE") == [] and device.eval("LEFT") == [1], r
+    assert r["outcome"] == "online", r
+
+
 def test_contactless_fdda_failure_found_after_removal(emv, device):
     # The signature fails once the card has gone: the TVR says so (DDA failed) and the card's
     # ARQC goes online with it, as when the card stayed.

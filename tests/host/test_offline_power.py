@@ -28,7 +28,7 @@ vault = Vault(Store('/uplink-vault')).open()
 """ + SETUP + """
 from terminal import offline
 from update import config as parameters
-from emv.kernel import TerminalConfig
+from emv.config import TerminalConfig
 cfg = TerminalConfig()
 def batch():
     return [offline._batch().entry(k) for k in offline.waiting()]
