@@ -203,15 +203,17 @@ class Terminal:
         self.tap_at(x + w // 2, y + h // 2)
 
     def choose(self, label, timeout=10):
-        """Tap a menu entry, turning the menu's pages ("More") until it shows."""
-        for _ in range(10):
-            last = self.screens[-1]
-            if label in last.get("buttons", {}):
+        """Tap a menu entry, turning the menu's pages ("More"), then History's ("Older"), until
+        it shows."""
+        for _ in range(20):
+            buttons = self.screens[-1].get("buttons", {})
+            if label in buttons:
                 return self.tap(label)
-            if "More" not in last.get("buttons", {}):
+            turn = next((b for b in ("More", "Older") if b in buttons), None)
+            if turn is None:
                 break
             count = len(self.screens)
-            self.tap("More")
+            self.tap(turn)
             self._wait_new(count, timeout)
         raise AssertionError("no entry %r in the menu %r" % (label, self.screens[-1]["title"]))
 

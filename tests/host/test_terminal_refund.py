@@ -7,6 +7,7 @@ lists the refund beside the payment, naming its reference.
 The tests share one terminal and run in order; each leaves it at the home menu."""
 
 import re
+import time
 
 from terminalfix import terminal  # noqa: F401 (the fixture)
 from test_terminal_flows import OWNER, balances, confirmed, home, request_status
@@ -102,3 +103,28 @@ def test_after_the_cutover_refunds_in_part_and_never_beyond(terminal):
     assert after[OWNER] == before[OWNER] + 500 and after[CLEARING] == before[CLEARING] - 500
     assert request_status(t, pushed) == "paid"
     assert t.bank.get("/payment-requests/" + pushed["id"], pushed["merchant_id"])["refunded"] == 500
+
+
+def test_a_give_back_whose_answer_is_lost_is_undone_and_can_be_asked_again(terminal):
+    # The link drops right after the give-back went up: the bank refunded, its answer never came.
+    # The terminal says so; once back, its journal's reversal undoes the refund at the bank, and
+    # what is left of the payment is as it was: it is given back again, once.
+    t = terminal
+    before = balances(t)
+    log = t.bank.log()
+    t.rig.call("do", name="wifi", action="cut_after_up")  # the bank gets the 0200, its answer is lost
+    lost = give_back(t, "€20.00 Corner Bakery", "€15.00", part="1500")
+    assert lost["title"] == "No answer from the bank" and lost["error"] is True, lost
+    to_home(t)
+    t.wifi(True)
+    deadline = time.monotonic() + 90
+    while t.bank.log().count(": 0400/") == log.count(": 0400/"):  # the journal's 0400 after the sign-on
+        assert time.monotonic() < deadline, "no reversal reached the bank"
+        time.sleep(0.5)
+    assert t.bank.log().count("0200/200000") == log.count("0200/200000") + 1  # the bank had it
+    assert balances(t) == before
+    done = give_back(t, "€20.00 Corner Bakery", "€15.00", part="1500")
+    assert done["title"] == "Refunded", done
+    to_home(t)
+    after = balances(t)
+    assert after[OWNER] == before[OWNER] + 1500 and after[CLEARING] == before[CLEARING] - 1500
