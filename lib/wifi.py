@@ -195,7 +195,10 @@ class Wifi:
         # While connected: follow the signal; return when the link is gone or another network
         # is asked for.
         while True:
-            if await self._pause(WATCH_MS):
+            # Asked for another network as the pause ended (reconfigure() ran before this task
+            # resumed): leave, or the next lines would say CONNECTED, and settled() take the
+            # network being left for the one asked (a wrong password shown as "Connected").
+            if await self._pause(WATCH_MS) or self._restart.is_set():
                 self.wlan.disconnect()
                 return
             if not self.wlan.isconnected():

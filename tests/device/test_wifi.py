@@ -130,3 +130,39 @@ def test_ap_down_reconnects_with_exponential_backoff():
         assert log[-1][1] == wifi.CONNECTED
         assert w.failures == 0
     with_ap(test)
+
+
+def test_another_network_asked_as_the_watch_wakes_is_not_taken_for_joined():
+    # reconfigure() (Settings > Wi-Fi, a new network and its password) and settled() ran just as
+    # the watch's pause ended, before its task resumed: the watch then said CONNECTED of the
+    # network being left, and settled() took it for the new one joined. A wrong password showed
+    # "Connected" (CI, under load). Here the pause ends, and the new network is asked in that gap.
+    def test():
+        w = wifi.Wifi(network=HOME)
+        pause = w._pause
+        woke = asyncio.Event()
+
+        async def pause_then_asked(ms):
+            # The watch's task slow to resume (a loaded machine): its wait over, the owner's
+            # join began before it went on; and settled() woken before its next pause ended.
+            if woke.is_set():
+                await asyncio.sleep_ms(50)
+            ended = await pause(10)
+            if not woke.is_set():
+                woke.set()
+                await asyncio.sleep_ms(50)
+            return ended
+
+        async def scenario():
+            task = asyncio.create_task(w.run())
+            assert await w.wait_connected(3000)
+            w._pause = pause_then_asked
+            await woke.wait()
+            w.reconfigure((HOME[0], "guess"))
+            joined = await w.settled(5000)
+            task.cancel()
+            return joined
+
+        assert run(scenario()) is False
+        assert (w.state, w.detail()) == (wifi.FAILED, wifi.WRONG_PASSWORD)
+    with_ap(test)
