@@ -181,11 +181,10 @@ class Installer:
     """package.installer_for(3): see lib/update/package.py for the protocol."""
 
     def __init__(self):
+        from update.sections import Reader
+
         self.head = None
-        self._f = None
-        self._left = 0  # bytes of the current section's content still to come
-        self._pending = b""  # a section header split across records
-        self._seen = []
+        self.sections = Reader(self._open, "parameters", _NAME_MAX)
 
     def installed(self):
         return installed()
@@ -206,46 +205,20 @@ class Installer:
         os.mkdir(STAGING)
 
     def write(self, offset, chunk):
-        chunk = memoryview(chunk)
-        while chunk:
-            if self._f is None:
-                chunk = self._section(chunk)
-                continue
-            n = min(self._left, len(chunk))
-            self._f.write(chunk[:n])
-            self._left -= n
-            chunk = chunk[n:]
-            if not self._left:
-                self._f.close()
-                self._f = None
+        self.sections.write(chunk)
 
-    def _section(self, chunk):
-        """Read a section's header from chunk (with what an earlier record left of it); the rest."""
-        from update.package import BadPackage
+    def _open(self, name):
+        if _target(name) is None or name in self.sections.names:
+            from update.package import BadPackage
 
-        data = self._pending + bytes(chunk[:1 + _NAME_MAX + 4 - len(self._pending)])
-        n = data[0]
-        if len(data) < 1 + n + 4:
-            self._pending = data
-            return chunk[len(chunk):]
-        used = 1 + n + 4 - len(self._pending)
-        self._pending = b""
-        name = str(data[1:1 + n], "ascii")
-        if n > _NAME_MAX or _target(name) is None or name in self._seen:
             raise BadPackage("parameters: section %r unknown or twice" % name)
-        self._seen.append(name)
-        self._left = int.from_bytes(data[1 + n:1 + n + 4], "big")
-        self._f = open(STAGING + "/" + name, "wb")
-        if not self._left:
-            self._f.close()
-            self._f = None
-        return chunk[used:]
+        return open(STAGING + "/" + name, "wb")
 
     def finish(self):
         from update.package import BadPackage
 
         head = self.head
-        if head is None or self._f is not None or self._pending:
+        if head is None or self.sections.cut_short():
             raise BadPackage("parameters: no header, or the last section cut short")
         self._check()
         with open(_COMMIT + ".tmp", "w") as f:
@@ -258,10 +231,11 @@ class Installer:
         from emv import CapkError, capk
         from update.package import BadPackage
 
+        seen = self.sections.names
         try:
-            if "capk" in self._seen:
+            if "capk" in seen:
                 capk.Store.load(STAGING + "/capk")
-            if "bank_ca" in self._seen:
+            if "bank_ca" in seen:
                 import ssl
 
                 cas = _certificates(STAGING + "/bank_ca")
@@ -269,7 +243,7 @@ class Installer:
                     raise ValueError("no bank CA")
                 for der in cas:
                     ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=der)
-            if "terminal" in self._seen:
+            if "terminal" in seen:
                 with open(STAGING + "/terminal") as f:
                     t = json.load(f)
                 if not isinstance(t, dict):
@@ -286,8 +260,6 @@ class Installer:
             raise BadPackage("parameters: %s" % e)
 
     def abort(self):
-        if self._f is not None:
-            self._f.close()
-            self._f = None
+        self.sections.close()
         remove(_COMMIT + ".tmp")
         recover()

@@ -80,11 +80,10 @@ class Installer:
     """package.installer_for(2): see lib/update/package.py for the protocol."""
 
     def __init__(self):
+        from update.sections import Reader
+
         # head comes with begin()
-        self._f = None
-        self._left = 0  # content bytes of the current file still to come
-        self._head = bytearray()  # a file's header as far as it has come
-        self._paths = []
+        self.sections = Reader(self._open, "files", _PATH_MAX)
 
     def installed(self):
         recover()
@@ -105,68 +104,34 @@ class Installer:
         fs = os.statvfs("/")
         if head.length + _SPARE_BLOCKS * fs[0] > fs[0] * fs[3]:
             raise Refused("%d bytes of files: the flash has %d free" % (head.length, fs[0] * fs[3]))
-        self.head, self._paths = head, []
+        self.head = head
 
     def write(self, offset, chunk):
-        chunk = memoryview(chunk)
-        while len(chunk):
-            if self._f is None:
-                chunk = self._file_head(chunk)
-                continue
-            n = min(self._left, len(chunk))
-            self._f.write(chunk[:n])
-            self._left -= n
-            chunk = chunk[n:]
-            if not self._left:
-                self._close()
+        self.sections.write(chunk)
 
-    def _file_head(self, chunk):
-        """Take a file's header from chunk (records may split it anywhere); the rest of chunk."""
-        from update.package import BadPackage
+    def _open(self, path):
+        if not allowed(path) or path in self.sections.names:
+            from update.package import BadPackage
 
-        h = self._head
-        if not h:
-            h.append(chunk[0])
-            chunk = chunk[1:]
-            if h[0] > _PATH_MAX:
-                raise BadPackage("files: a path longer than %d" % _PATH_MAX)
-        need = 1 + h[0] + 4 - len(h)
-        h.extend(chunk[:need])
-        chunk = chunk[need:]
-        if len(h) < 1 + h[0] + 4:
-            return chunk
-        path = bytes(h[1:1 + h[0]]).decode()
-        if not allowed(path) or path in self._paths:
             raise BadPackage("files: %r may not be written (or comes twice)" % path)
-        self._left = int.from_bytes(h[1 + h[0]:], "big")
-        self._head = bytearray()
         with open(STAGED, "a") as f:  # listed before it exists: recover() finds every one
             f.write(path + "\n")
         makedirs(path)
-        self._f = open(path + _NEW, "wb")
-        self._paths.append(path)
-        if not self._left:
-            self._close()
-        return chunk
-
-    def _close(self):
-        f, self._f = self._f, None
-        if f is not None:
-            f.close()
+        return open(path + _NEW, "wb")
 
     def finish(self):
         from update.package import BadPackage
 
-        if self._f is not None or self._head or not self._paths:
+        if self.sections.cut_short() or not self.sections.names:
             raise BadPackage("files: the last file is cut short, or there is none")
         import json
 
         with open(COMMIT + _NEW, "w") as f:
-            json.dump({"version": self.head.version, "svn": self.head.svn, "paths": self._paths}, f)
+            json.dump({"version": self.head.version, "svn": self.head.svn, "paths": self.sections.names}, f)
         os.rename(COMMIT + _NEW, COMMIT)  # the commit point
         recover()
 
     def abort(self):
         # Before the commit point recover() drops what was staged; after it, it finishes the set.
-        self._close()
+        self.sections.close()
         recover()

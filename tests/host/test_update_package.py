@@ -184,8 +184,12 @@ def test_the_issuers_lock_policy_at_its_bounds(dev):
     (updates.sections([("bank_ca", b"\x30\x03abc")]), "BadPackage: parameters: invalid cert"),
     (updates.sections([("bank_ca", b"\x30\x82\x10\x00")]), "BadPackage: parameters: not DER certificates"),
     (updates.sections([("firmware", b"x")]), "BadPackage: parameters: section 'firmware' unknown"),
+    (updates.sections([("terminal", b"{}"), ("terminal", b"{}")]),
+     "BadPackage: parameters: section 'terminal' unknown or twice"),
+    # update.sections, as the files' reader: refused at the name's length, not found cut short at the end
+    (updates.sections([("x" * 17, b"{}")]), "BadPackage: parameters: a name longer than 16"),
     (updates.sections([("terminal", b"{}")])[:-1], "BadPackage: parameters: no header, or the last section cut"),
-], ids=["limits", "ca-key", "bank-ca", "bank-ca-length", "section", "cut"])
+], ids=["limits", "ca-key", "bank-ca", "bank-ca-length", "section", "section-twice", "name-too-long", "cut"])
 def test_parameters_the_terminal_cannot_read_are_refused_and_the_old_ones_stay(dev, payload, why):
     dev.exec("clean()")
     dev.write_file("/pkg-test.ptpk", params(1))
