@@ -35,6 +35,7 @@ handheld's tests only.
 import time
 
 import asyncio
+import timeouts
 from micropython import const
 
 ADDR = const(0x38)  # 7-bit I2C address of the FT6x36 family
@@ -360,7 +361,7 @@ class FT6336:
 
     async def _wait_int(self, ms):
         try:
-            await asyncio.wait_for_ms(self._flag.wait(), ms)
+            await timeouts.wait_for_ms(self._flag.wait(), ms)
             return True
         except asyncio.TimeoutError:
             return False

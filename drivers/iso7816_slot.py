@@ -39,6 +39,7 @@ Timeouts on the host add SLACK_MS for the scheduler (the virtual handheld).
 import time
 
 import asyncio
+import timeouts
 from micropython import const
 
 from iso7816 import CardAbsent, CardError, CardMute, CardOverrun, CardRemoved, ProtocolError  # noqa: F401
@@ -170,7 +171,7 @@ class Slot:
                 return False
             wait = 200 if left is None else min(left, 200)  # also polled: an edge may be lost
             try:
-                await asyncio.wait_for_ms(self._flag.wait(), wait)
+                await timeouts.wait_for_ms(self._flag.wait(), wait)
             except asyncio.TimeoutError:
                 pass
 
@@ -213,7 +214,7 @@ class Slot:
                     self._check_present()
                     raise CardMute("no character from the card within %d ms (%d of %d)" % (wait, len(out), n))
                 try:
-                    chunk = await asyncio.wait_for_ms(self._reader.read(n - len(out)), min(left, _SLICE_MS))
+                    chunk = await timeouts.wait_for_ms(self._reader.read(n - len(out)), min(left, _SLICE_MS))
                 except asyncio.TimeoutError:
                     if not self.inserted:
                         self._check_present()

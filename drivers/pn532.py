@@ -63,6 +63,7 @@ wakes it with the preamble first.
 import time
 
 import asyncio
+import timeouts
 from micropython import const
 
 _ADDR = const(0x24)  # 7-bit I2C address (0x48 write, 0x49 read)
@@ -515,7 +516,7 @@ class I2CLink:
             if left <= 0:
                 raise _Silence()
             try:
-                await asyncio.wait_for_ms(self._flag.wait(), min(left, self.watchdog_ms))
+                await timeouts.wait_for_ms(self._flag.wait(), min(left, self.watchdog_ms))
             except asyncio.TimeoutError:
                 if self._ready():  # the line did not say so (a missed edge): the status does
                     return
@@ -588,7 +589,7 @@ class HsuLink:
         await self._writer.drain()
 
     async def _more(self, ms):
-        chunk = await asyncio.wait_for_ms(self._reader.read(300), ms)
+        chunk = await timeouts.wait_for_ms(self._reader.read(300), ms)
         if chunk:
             self._rx.extend(chunk)
 

@@ -32,6 +32,7 @@ import struct
 import time
 
 import asyncio
+import timeouts
 from micropython import const
 
 # ---- packets ---------------------------------------------------------------------------------
@@ -384,7 +385,7 @@ class R503:
             self._writer.write(self._packet(_PID_COMMAND, bytes((instruction,)) + params))
             await self._writer.drain()
             try:
-                payload = await asyncio.wait_for_ms(self._receive_ack(answer_bytes), timeout)
+                payload = await timeouts.wait_for_ms(self._receive_ack(answer_bytes), timeout)
                 if payload[0] != _RECV_ERROR:
                     return payload[0], payload[1:]
                 failure = error(_RECV_ERROR)

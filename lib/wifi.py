@@ -22,6 +22,7 @@ import os
 import time
 
 import asyncio
+import timeouts
 from micropython import const
 
 import board
@@ -186,7 +187,7 @@ class Wifi:
     async def _pause(self, ms):
         """Wait ms, or less if reconfigure() is called meanwhile: True then."""
         try:
-            await asyncio.wait_for_ms(self._restart.wait(), ms)
+            await timeouts.wait_for_ms(self._restart.wait(), ms)
         except asyncio.TimeoutError:
             return False
         return True
@@ -254,7 +255,7 @@ class Wifi:
                 break
             self._changed.clear()
             try:
-                await asyncio.wait_for_ms(self._changed.wait(), left)
+                await timeouts.wait_for_ms(self._changed.wait(), left)
             except asyncio.TimeoutError:
                 break
         return self.state == CONNECTED
@@ -268,7 +269,7 @@ class Wifi:
                 return False
             self._changed.clear()
             try:
-                await asyncio.wait_for_ms(self._changed.wait(), left)
+                await timeouts.wait_for_ms(self._changed.wait(), left)
             except asyncio.TimeoutError:
                 return False
         return True

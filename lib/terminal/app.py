@@ -145,8 +145,9 @@ class App:
                 self.session.tick()
             if running and running[0][2] and not self.vault.unlocked:
                 # A lock ends what the owner was doing (the cancel reaches the innermost step
-                # it awaits). Again at every tick until it has ended: MicroPython's wait_for
-                # swallows a cancel that comes just as its own timeout expires.
+                # it awaits). Again at every tick until it has ended: a step may catch a cancel
+                # to tidy up and await again (asyncio's wait_for, which lost one that came as
+                # its timeout expired, is lib/timeouts.py's in the firmware).
                 running[0][1].cancel()
             alertable, link = self._alertable, self.link
             if alertable is not None and link is not None and link.arrivals != alertable[1]:

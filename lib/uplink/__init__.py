@@ -50,6 +50,7 @@ import time
 
 import aescmac
 import asyncio
+import timeouts
 import iso8583
 import pinblock
 from dukpt import Dukpt, Exhausted
@@ -451,7 +452,7 @@ class Uplink:
         if self.connected:
             return True
         try:
-            await asyncio.wait_for_ms(self._ready.wait(), timeout_ms)
+            await timeouts.wait_for_ms(self._ready.wait(), timeout_ms)
         except asyncio.TimeoutError:
             return False
         return True
@@ -615,7 +616,7 @@ class Uplink:
         try:
             slot[2] = await self._send(mti, fields, pin, pan)
             try:
-                await asyncio.wait_for_ms(slot[0].wait(), self.answer_ms)
+                await timeouts.wait_for_ms(slot[0].wait(), self.answer_ms)
             except asyncio.TimeoutError:
                 pass
         except iso8583.Iso8583Error:
