@@ -30,7 +30,11 @@ NULL_DISPLAY = """
 import time
 class NullDisplay:
     width, height = display.width, display.height
-    def blit(self, x, y, w, h, pixels):  # (not *args: a tuple a strip would be the bench's)
+    def begin(self, x, y, w, h):  # (not *args: a tuple a render would be the bench's)
+        pass
+    def write(self, pixels):
+        pass
+    def end(self):
         pass
 _status = ui.status
 ui = UI(NullDisplay(), NoTouch(), _status)

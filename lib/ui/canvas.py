@@ -42,18 +42,29 @@ class Canvas:
             h = self.height
         else:
             x0, y0, w, h = region
-        top = y0
-        while top < y0 + h:
-            rows = min(STRIP_ROWS, y0 + h - top)
-            if w == self.width and rows == STRIP_ROWS:
-                fb = self.full
-            else:  # a narrower region or the last rows: the strip buffer in that shape
-                fb = framebuf.FrameBuffer(self.strip, w, rows, framebuf.RGB565)
-            self.rows = rows
-            fb.fill(self.background)
-            for item in items:
-                x, y, iw, ih = item.bounds
-                if x < x0 + w and x0 < x + iw and y < top + rows and top < y + ih:
-                    item.draw(fb, x0, top, self)
-            self.display.blit(x0, top, w, rows, self.strip)
-            top += rows
+        if h <= 0:
+            return
+        # The region is one window of the display, its strips sent into it in turn (the
+        # controller fills it row by row): one window command a render, not one a strip.
+        display = self.display
+        display.begin(x0, y0, w, h)
+        try:
+            top = y0
+            while top < y0 + h:
+                rows = min(STRIP_ROWS, y0 + h - top)
+                if w == self.width and rows == STRIP_ROWS:
+                    fb = self.full
+                else:  # a narrower region or the last rows: the strip buffer in that shape
+                    fb = framebuf.FrameBuffer(self.strip, w, rows, framebuf.RGB565)
+                self.rows = rows
+                fb.fill(self.background)
+                for item in items:
+                    x, y, iw, ih = item.bounds
+                    if x < x0 + w and x0 < x + iw and y < top + rows and top < y + ih:
+                        item.draw(fb, x0, top, self)
+                n = w * rows * 2
+                # A slice only for a shorter strip: a memoryview a strip is heap used for nothing.
+                display.write(self.strip if n == len(self.strip) else memoryview(self.strip)[:n])
+                top += rows
+        finally:
+            display.end()
