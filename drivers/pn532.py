@@ -508,7 +508,8 @@ class I2CLink:
             if sent:
                 # Right after a frame, what comes is its ACK, within a millisecond (the rig: 0.5):
                 # looked at once then, and its IRQ waited for only if it is late. A wait_for_ms
-                # is two tasks and a cancellation, half the driver's bytecode for a card's command.
+                # is a task, an Event and a cancellation: half the driver's bytecode for a card's
+                # command.
                 sent = False
                 await asyncio.sleep_ms(_ACK_LOOK_MS)
                 continue
