@@ -405,7 +405,7 @@ class Kernel:
         try:
             if failed == risk.SDA_FAILED:
                 card[0x9F45] = oda.verify_sda(self._issuer_key(res), card[0x93],
-                                              oda.static_data(records, card[0x82], card.get(0x9F4A)))
+                                              oda.static_pieces(records, card[0x82], card.get(0x9F4A)))
                 return
             icc = self._icc_key(res, records)
             if failed == risk.CDA_FAILED:
@@ -435,7 +435,7 @@ class Kernel:
         KeyError for a missing 9F46 or 9F47."""
         from emv import oda
         card = res.card
-        static = oda.static_data(records, card[0x82], card.get(0x9F4A))
+        static = oda.static_pieces(records, card[0x82], card.get(0x9F4A))
         return oda.recover_icc_key(self._issuer_key(res), card[0x9F46], card.get(0x9F48), card[0x9F47], static,
                                    card[0x5A], res.terminal[0x9A].hex())
 
