@@ -428,6 +428,11 @@ class Kernel:
         card = res.card
         today = res.terminal[0x9A].hex()
         ca = self.capk.get(res.aid[:5], card[0x8F][0] if len(card[0x8F]) == 1 else -1, today)
+        # A transaction's one CA key is read: the file a held store keeps open (capk.Store.hold)
+        # is closed now, its blocks (~0.8 KB, made before the card's data) free for the RSA work
+        # that follows at the payment's fullest heap, where a steady unit's heap had no hole for
+        # pow()'s 290 bytes. (A later get() would open the file again.)
+        self.capk.close()
         return oda.recover_issuer_key(ca, card[0x90], card.get(0x92), card[0x9F32], card[0x5A], today)
 
     def _icc_key(self, res, records):
