@@ -405,7 +405,7 @@ class Kernel:
         try:
             if failed == risk.SDA_FAILED:
                 card[0x9F45] = oda.verify_sda(self._issuer_key(res), card[0x93],
-                                              oda.static_data(records, card[0x82], card.get(0x9F4A)))
+                                              oda.static_pieces(records, card[0x82], card.get(0x9F4A)))
                 return
             icc = self._icc_key(res, records)
             if failed == risk.CDA_FAILED:
@@ -428,6 +428,11 @@ class Kernel:
         card = res.card
         today = res.terminal[0x9A].hex()
         ca = self.capk.get(res.aid[:5], card[0x8F][0] if len(card[0x8F]) == 1 else -1, today)
+        # A transaction's one CA key is read: the file a held store keeps open (capk.Store.hold)
+        # is closed now, its blocks (~0.8 KB, made before the card's data) free for the RSA work
+        # that follows at the payment's fullest heap, where a steady unit's heap had no hole for
+        # pow()'s 290 bytes. (A later get() would open the file again.)
+        self.capk.close()
         return oda.recover_issuer_key(ca, card[0x90], card.get(0x92), card[0x9F32], card[0x5A], today)
 
     def _icc_key(self, res, records):
@@ -435,7 +440,7 @@ class Kernel:
         KeyError for a missing 9F46 or 9F47."""
         from emv import oda
         card = res.card
-        static = oda.static_data(records, card[0x82], card.get(0x9F4A))
+        static = oda.static_pieces(records, card[0x82], card.get(0x9F4A))
         return oda.recover_icc_key(self._issuer_key(res), card[0x9F46], card.get(0x9F48), card[0x9F47], static,
                                    card[0x5A], res.terminal[0x9A].hex())
 

@@ -9,7 +9,13 @@
 A key is (modulus bytes, exponent int); a CaKey (emv.capk) serves as one too. Certificates and
 signatures are opened with the public key (pow(x, e, n)) and checked as Book 2 says, in its
 order; each failed check raises OdaFailed naming it. `today` is "YYMMDD". The static data to be
-authenticated is built by `static_data` from the records the AFL names (Book 3 section 10.3).
+authenticated is built by `static_data` from the records the AFL names (Book 3 section 10.3);
+`static_pieces` gives the same bytes as views of the records, and `static` may be either.
+
+ODA runs at a payment's fullest heap (the card's records read, its data held): what it makes
+there is views (memoryview) of what it has rather than copies of it, as on a steady unit's
+fragmented heap a fresh block of a few hundred bytes may find no hole (the static data whole,
+a certificate's recovered bytes sliced for its hash).
 """
 
 import hashlib
@@ -18,7 +24,7 @@ from micropython import const
 
 from emv import OdaFailed, TlvError
 from emv.capk import stamp
-from emv.tlv import decode
+from emv.tlv import _walk
 
 _HEADER = const(0x6A)
 _TRAILER = const(0xBC)
@@ -68,7 +74,23 @@ def _open(key, data, fmt, what):
         raise OdaFailed("%s header" % what)
     if x[1] != fmt:
         raise OdaFailed("%s format" % what)
-    return x, hashlib.sha1(x[1:n - 1 - _HASH])
+    return x, hashlib.sha1(memoryview(x)[1:n - 1 - _HASH])
+
+
+def _hashed(h, data):
+    """h updated with data: bytes, or a list of them (static_pieces)."""
+    if isinstance(data, list):
+        for piece in data:
+            h.update(piece)
+    else:
+        h.update(data)
+
+
+def _padded(x, start, end, what):
+    """OdaFailed unless x[start:end] is all BB padding."""
+    for i in range(start, end):
+        if x[i] != _PAD:
+            raise OdaFailed("%s padding" % what)
 
 
 def _check_hash(x, h, what):
@@ -97,9 +119,7 @@ def _public_key(x, start, length, remainder, what):
     if length <= end - start:
         if remainder:
             raise OdaFailed("%s remainder with a short key" % what)
-        for b in x[start + length:end]:
-            if b != _PAD:
-                raise OdaFailed("%s padding" % what)
+        _padded(x, start + length, end, what)
         return x[start:start + length]
     if len(remainder) != length - (end - start):
         raise OdaFailed("%s remainder length" % what)
@@ -120,7 +140,7 @@ def _recover_key(key, cert, fmt, id_len, remainder, exponent, static, pan, today
     x, h = _open(key, cert, fmt, what)
     h.update(remainder)
     h.update(exponent)
-    h.update(static)
+    _hashed(h, static)
     _check_hash(x, h, what)
     o = 2 + id_len
     ident, digits = _digits(x[2:o]), _digits(pan)
@@ -150,10 +170,8 @@ def verify_sda(issuer_key, ssad, static):
     x, h = _open(issuer_key, ssad, _FORMAT_SSAD, what)
     if x[2] != _SHA1:
         raise OdaFailed("%s algorithm" % what)
-    for b in x[5:-1 - _HASH]:
-        if b != _PAD:
-            raise OdaFailed("%s padding" % what)
-    h.update(static)
+    _padded(x, 5, len(x) - 1 - _HASH, what)
+    _hashed(h, static)
     _check_hash(x, h, what)
     return x[3:5]
 
@@ -179,9 +197,7 @@ def verify_dda(icc_key, sdad, terminal_data):
     end = len(x) - 1 - _HASH
     if 4 + ldd > end:
         raise OdaFailed("%s dynamic data length" % what)
-    for b in x[4 + ldd:end]:
-        if b != _PAD:
-            raise OdaFailed("%s padding" % what)
+    _padded(x, 4 + ldd, end, what)
     h.update(terminal_data)
     _check_hash(x, h, what)
     return x[4:4 + ldd]
@@ -204,19 +220,29 @@ def static_data(records, aip, sda_tag_list):
     70 template (another record fails ODA), for SFI 11 to 30 the whole record; then the AIP if
     the SDA tag list (9F4A, or None) names 82, the only tag it may name."""
     out = bytearray()
+    for piece in static_pieces(records, aip, sda_tag_list):
+        out += piece
+    return bytes(out)
+
+
+def static_pieces(records, aip, sda_tag_list):
+    """static_data's bytes as a list of views of the records (and the AIP), in order: what
+    verify_sda and recover_icc_key hash, with no copy of them made (see the module's
+    docstring)."""
+    out = []
     for sfi, rec in records:
         if sfi <= 10:
             try:
-                objs = decode(rec)
+                objs = list(_walk(rec, 0, len(rec)))
             except TlvError:
                 objs = ()
             if len(objs) != 1 or objs[0][0] != _RECORD:
                 raise OdaFailed("record of SFI %d is not a 70 template" % sfi)
-            out += objs[0][1]
+            out.append(memoryview(rec)[objs[0][1]:objs[0][2]])
         else:
-            out += rec
+            out.append(rec)
     if sda_tag_list:
         if bytes(sda_tag_list) != bytes((_AIP,)):
             raise OdaFailed("SDA tag list names %s" % bytes(sda_tag_list).hex())
-        out += aip
-    return bytes(out)
+        out.append(aip)
+    return out

@@ -76,6 +76,30 @@ def test_load_from_the_file():
         os.remove(path)
 
 
+def test_a_held_file_is_read_again_from_its_start():
+    # capk.Store.hold(): the file opened once (before the card is read), each get() reading it
+    # again from its start; close() closes it, and a get() after opens it as before.
+    path = "/capk_test.json"
+    try:
+        with open(path, "w") as f:
+            f.write('[{"rid": "A000000004", "index": "EF", "exponent": "03", "expiry": "311231", "checksum": "%s", '
+                    '"modulus": "%s"}, {"rid": "A000000003", "index": "92", "exponent": "03", "expiry": "291231", '
+                    '"checksum": "%s", "modulus": "%s"}]' % (MC_EF["checksum"], MC_EF["modulus"],
+                                                             VISA_92["checksum"], VISA_92["modulus"]))
+        store = capk.Store.load(path).hold()
+        for _ in range(2):
+            assert store.get(H("A000000003"), 0x92, "261121").modulus == H(VISA_92["modulus"])
+            assert store.get(H("A000000004"), 0xEF, "261121").modulus == H(MC_EF["modulus"])
+        with raises(OdaFailed):
+            store.get(H("A000000003"), 0x93, "261121")
+        assert len(store) == 2
+        store.close()
+        store.close()  # again: nothing to do
+        assert store.get(H("A000000003"), 0x92, "261121").index == 0x92
+    finally:
+        os.remove(path)
+
+
 def test_two_digit_years():
     # 50-99 are 1950-1999, 00-49 are 2000-2049.
     assert capk.stamp("500101") < capk.stamp("991231") < capk.stamp("000101") < capk.stamp("491231")

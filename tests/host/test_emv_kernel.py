@@ -336,6 +336,18 @@ def test_interface_error_is_the_kernels_card_error(emv, device):
     assert device.eval("issubclass(InterfaceError, CardError)") is True
 
 
+def test_a_held_ca_key_file_is_closed_once_the_key_is_read(emv, device):
+    # The terminal opens the CA key file before the card is read (capk.Store.hold); the kernel
+    # closes it once it has the transaction's one CA key, before the RSA work (the payment's
+    # fullest heap). DDA passes, and the next card's key is read from the file as before.
+    device.exec("store.hold()")
+    assert device.eval("store._held is not None")
+    for _ in range(2):
+        r = emv.contact("visa-classic#arpc", 2500, "1234")
+        assert r["outcome"] == "online" and r["tvr"][:2] == "00" and bits(r["tsi"], 0, 0x80), r  # DDA passed
+        assert device.eval("store._held") is None
+
+
 def test_bad_certificate_fails_dda(emv):
     r = emv.contact("bad-cert", 2500, "1234")
     assert r["outcome"] == "online", r  # TAC online has DDA failed: the issuer decides

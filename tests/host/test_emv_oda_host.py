@@ -139,6 +139,22 @@ def test_good_chain_recovers_the_keys(dev, keys):
     assert call(dev, "oda.verify_dda", _Raw("icc"), sig, b"\x0a\x1b\x2c\x3e") == ("OdaFailed", "SDAD hash")
 
 
+def test_static_data_hashed_in_pieces(dev, keys):
+    # The kernel gives the static data as views of the card's records (oda.static_pieces: a 70
+    # template's value for SFI 1-10, a whole record for SFI 11-30, then the AIP), not one copy.
+    records, aip = [(1, b"\x70\x0c" + STATIC[:12]), (11, STATIC[12:-2])], STATIC[-2:]
+    pieces = _Raw("oda.static_pieces(%r, %r, b'\\x82')" % (records, aip))
+    assert call(dev, "oda.static_data", records, aip, b"\x82") == ("ok", STATIC)
+    cert, rem = icc_cert(keys["issuer"], keys["icc"])
+    assert icc(dev, cert, rem, static=pieces) == ("ok", (keys["icc"]["modulus"], 3))
+    sig = ssad(keys["issuer"], b"\xda\xc1", STATIC)
+    assert call(dev, "oda.verify_sda", _Raw("ik"), sig, pieces) == ("ok", b"\xda\xc1")
+    records[1] = (11, b"\x00" + STATIC[13:-2])  # one byte of a record other than the card signed
+    other = _Raw("oda.static_pieces(%r, %r, b'\\x82')" % (records, aip))
+    assert icc(dev, cert, rem, static=other) == ("OdaFailed", "ICC certificate hash")
+    assert call(dev, "oda.verify_sda", _Raw("ik"), sig, other) == ("OdaFailed", "SSAD hash")
+
+
 def test_short_keys_are_padded_and_take_no_remainder(dev, keys):
     # A 768-bit issuer key under the 1152-bit CA: 96 bytes in a room of 108, then BB padding.
     cert, rem = issuer_cert(keys["ca"], keys["short"])
