@@ -49,6 +49,7 @@ SERIAL = {
     "tests/host/test_iso7816.py": "a removal noticed within 1 s",
     "tests/host/test_pn532.py": "an answer within 2 s",
     "tests/host/test_terminal_card.py::test_card_removed_mid_transaction": "a removed card noticed within 1.5 s",
+    "tests/host/test_terminal_card.py::test_card_taken_out_while_the_bank_is_asked": "a removed card told within 1.5 s",
     "tests/host/test_terminal_settings.py::test_the_lock_timeout_chosen_is_the_one_the_terminal_keeps":
         "the lock timeout, 25-50 s",
     "tests/host/test_watchdog.py": "the watchdog's reset, within its timeout + 3 s",

@@ -490,6 +490,7 @@ async def _authorise(app, op, kernel, res, online, slot, payment, amount, curren
         if pin in (CANCEL, TIMEOUT):
             return None
     ui.progress("Authorising", "Contacting the bank")
+    told = asyncio.create_task(_told_removed(ui, slot, payment[0])) if slot is not None else None
     try:
         answer = await online(res, pin)
     except Exception as e:
@@ -505,6 +506,8 @@ async def _authorise(app, op, kernel, res, online, slot, payment, amount, curren
                 return _offline(app, kernel, res, amount, currency)
         raise errors.failure(e)
     finally:
+        if told is not None:
+            told.cancel()
         if pin is not None:
             for i in range(len(pin)):
                 pin[i] = 0
@@ -526,6 +529,16 @@ async def _authorise(app, op, kernel, res, online, slot, payment, amount, curren
                              "cancelled: nothing was charged.")
     app.link.uplink.completed(answer)  # the card's TC: its armed reversal dropped (a cut before it sends it)
     return answer, res
+
+
+async def _told_removed(ui, slot, due):
+    """While the bank is asked, a contact card taken out of the slot is said within _LOOK_MS,
+    not once the answer comes (up to the link's answer wait): the request has left, so the flow
+    still waits for its answer, and the approval the card can no longer take is reversed (or,
+    unanswered, its reversal stands); the screen after says which."""
+    while slot.present():
+        await asyncio.sleep_ms(_LOOK_MS)
+    ui.progress("Card removed", "%s. The payment is being cancelled: nothing will be charged." % due)
 
 
 async def _reverse(app, answer):

@@ -273,6 +273,33 @@ def test_card_removed_mid_transaction(shop):
     assert t.ledger() == before
 
 
+def test_card_taken_out_while_the_bank_is_asked(shop):
+    # The bank's answer slow to come (the route holds it 3 s): a card taken out while
+    # "Authorising" waits is said within a second, not once the answer comes; the approval
+    # that comes after it is reversed, and nothing is charged.
+    t = shop
+    before = t.ledger()
+    t.rig.call("do", name="wifi", action="latency", ms=3000)
+    try:
+        start(t, "4300")
+        t.insert(VISA)
+        t.screen("Card PIN")
+        t.type_pin("1234")
+        t.screen("Authorising")
+        removed = time.monotonic()
+        t.remove_card()
+        told = t.screen("Card removed", timeout=5)
+        assert time.monotonic() - removed < 1.5
+        assert "buttons" not in told and told["text"].startswith("€43.00. The payment is being cancelled"), told
+        final = t.screen(lambda s: s["title"] == "Card removed" and "buttons" in s, timeout=30)
+        assert "The bank's approval was cancelled: nothing was charged." in final["text"], final
+    finally:
+        t.rig.call("do", name="wifi", action="latency", ms=0)
+    t.tap("OK")
+    t.screen("Pocket Terminal")
+    assert t.ledger() == before
+
+
 def test_cancel_while_waiting_for_the_card(shop):
     t = shop
     before = t.ledger()

@@ -26,6 +26,8 @@ Actions (control API `do`, name `wifi`):
     cut_after_up                    down as soon as the device's next data has been passed on
                                     (a link lost mid-transaction: the bank got the request, its
                                     answer has nowhere to go)
+    latency ms=N                    what comes from the bank held N ms before it is passed on (a
+                                    slow or congested route; 0: none)
 """
 
 import asyncio
@@ -104,6 +106,7 @@ class AccessPoint(Model):
         self.sta_ssid = None
         self.forwarded = set()  # (device side, bank side) writers of each forwarded connection
         self.cut_armed = False
+        self.latency_s = 0.0  # what the bank sends is held this long (do_latency)
         self.connections = 0
         self.refused = 0
         self.bytes_up = self.bytes_down = 0
@@ -217,6 +220,10 @@ class AccessPoint(Model):
         self.cut_armed = True
         return self.status()
 
+    def do_latency(self, ms):
+        self.latency_s = max(0.0, float(ms) / 1000)
+        return self.status()
+
     def _cut(self):
         # The station's end is reset (its link is gone); the bank's sees the connection end.
         for device_side, bank_side in list(self.forwarded):
@@ -244,6 +251,8 @@ class AccessPoint(Model):
     async def _pipe(self, reader, writer, counter):
         try:
             while data := await reader.read(65536):
+                if counter == "bytes_down" and self.latency_s:
+                    await asyncio.sleep(self.latency_s)
                 setattr(self, counter, getattr(self, counter) + len(data))
                 writer.write(data)
                 await writer.drain()
@@ -262,5 +271,6 @@ class AccessPoint(Model):
     def status(self):
         return {"up": self.up, "networks": self.do_networks(), "target": list(self.target) if self.target else None,
                 "route": list(self.route) if self.route else None, "station": self.station(),
+                "latency_ms": round(self.latency_s * 1000),
                 "open": len(self.forwarded), "connections": self.connections, "refused": self.refused,
                 "bytes_up": self.bytes_up, "bytes_down": self.bytes_down}
