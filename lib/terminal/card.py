@@ -147,7 +147,7 @@ async def pay_by_card(app, op, amount, currency, online, payee="this terminal", 
     from terminal import offline
 
     try:
-        advice = offline.store(paid)
+        advice = offline.store(up, paid)
     except Exception as e:
         raise errors.failure(e)
     if up is not None and up.connected:  # (it is: _offline made the record)

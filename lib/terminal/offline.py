@@ -5,8 +5,8 @@ as a 0220 advice when it is back, in order, exactly once.
 
     cfg = limit(update.config.kernel("978"), up)   # the caps folded into the floors, online as
                                                     # the uplink is (up None: no offline approval)
-    record = prepare(up, cfg, result, 1250, "978") # the TC's advice, its STAN taken (OverCaps: none)
-    advice = store(record)                    # on flash (the kernel let go of in between)
+    record = prepare(up, cfg, result, 1250, "978") # the TC's advice (OverCaps: none)
+    advice = store(up, record)                # its STAN taken, on flash (the kernel let go of in between)
     await forward(up)                         # the batch, oldest first, until one is not taken
     waiting()                                 # the keys of the advices not forwarded yet
     refused()                                 # the references of those the bank refused
@@ -128,17 +128,18 @@ def limit(cfg, up):
 
 def prepare(up, cfg, result, amount, currency):
     """The advice of the card's offline approval (an emv.kernel Result, APPROVED with a TC): its
-    record, its STAN taken, for store(). Apart so that the card flow lets go of the kernel, the
-    slot's driver and their modules (~8 KB) before the write, the offline flow's peak. OverCaps,
-    and nothing taken, beyond what the caps leave: the kernel was given a floor limit below them,
-    so only a card approving more than it was asked gets there."""
+    record's fields, for store(). Apart so that the card flow lets go of the kernel, the slot's
+    driver and their modules (~8 KB) before anything is written, the offline flow's peak: the
+    STAN too is taken by store() (its counter's write opens a file, ~380 bytes, which here, the
+    kernel still in, was a block a steady unit's heap had no hole for). OverCaps beyond what the
+    caps leave: the kernel was given a floor limit below them, so only a card approving more
+    than it was asked gets there."""
     from uplink import _card_fields, _now
 
     if amount > room(cfg, waiting()):
         raise OverCaps("%d beyond the offline caps" % amount)
     fields = {3: "000000", 4: amount, 49: currency, 42: up.merchant}
     fields[7], fields[12], fields[13] = _now()
-    fields[11] = up.journal.next_stan()
     _card_fields(result, fields)
     fields.pop(35, None)  # track 2 is not kept (PCI DSS); the host finds the card by its PAN
     record = {}
@@ -146,13 +147,17 @@ def prepare(up, cfg, result, amount, currency):
         v = fields[de]
         if v is not None:
             record[str(de)] = v.hex() if isinstance(v, bytes) else v
-    return {"key": "%s%s_%d" % (fields[11], fields[7], amount), "fields": record}
+    return {"fields": record}
 
 
-def store(record):
-    """The advice (prepare's record) on flash when this returns; its Advice, its PAN History's."""
+def store(up, record):
+    """The advice (prepare's record) with its STAN, on flash when this returns; its Advice, its
+    PAN History's."""
+    fields = record["fields"]
+    fields["11"] = up.journal.next_stan()
+    record["key"] = "%s%s_%d" % (fields["11"], fields["7"], fields["4"])
     _batch().queue(record)
-    return Advice(record["key"], record["fields"].get("2"))
+    return Advice(record["key"], fields.get("2"))
 
 
 async def forward(up):

@@ -33,7 +33,7 @@ cfg = TerminalConfig()
 def batch():
     return [offline._batch().entry(k) for k in offline.waiting()]
 """
-STORE = "adv = offline.store(offline.prepare(up, cfg, card, %d, '978'))"
+STORE = "adv = offline.store(up, offline.prepare(up, cfg, card, %d, '978'))"
 FORWARD = "go(offline.forward)"
 
 
@@ -129,7 +129,7 @@ def test_a_card_that_insists_on_going_online_and_the_default_action_when_the_ban
         emvfix.check_cryptogram(approved)       # the issuer's own check of the TC
         start = posted(b)
         ready(b)  # the uplink's names again (emvfix's SETUP took some)
-        b.dev.exec("adv = offline.store(offline.prepare(up, kernel.config, res, 3000, '978'))\n" + FORWARD, timeout=60)
+        b.dev.exec("adv = offline.store(up, offline.prepare(up, kernel.config, res, 3000, '978'))\n" + FORWARD, timeout=60)
         assert start - posted(b) == 3000 and value(b, "batch()") == []
     finally:
         b.vd.rig.call("do", name="card", action="remove")
