@@ -330,13 +330,17 @@ async def _offline():
     _unload(before)
     before = None  # (the bench's own: not held through the flow measured)
     import json
+    import os
     from update.config import TERMINAL
+    # The unit's own parameters kept aside on flash, not as text in the heap through the flow
+    # measured (the bench's memory is not the firmware's).
+    kept = TERMINAL + '.bench'
     try:
         with open(TERMINAL) as f:
-            kept = f.read()
+            t = json.load(f)
+        os.rename(TERMINAL, kept)
     except OSError:
-        kept = None
-    t = json.loads(kept) if kept else {}
+        t, kept = {}, None
     t['floor_limit'] = 5000
     with open(TERMINAL, 'w') as f:
         json.dump(t, f)
@@ -357,12 +361,9 @@ async def _offline():
             MARK.pop('end', None)
     finally:
         up.connected = True
-        if kept is None:
-            import os
-            os.remove(TERMINAL)
-        else:
-            with open(TERMINAL, 'w') as f:
-                f.write(kept)
+        os.remove(TERMINAL)
+        if kept is not None:
+            os.rename(kept, TERMINAL)
 
 
 async def _top_up():
