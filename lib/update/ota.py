@@ -10,6 +10,7 @@ Through MicroPython's `esp32.Partition` only (the virtual handheld's is tools/vd
     ota.floor()     # the chip's secure version (eFuse): no image below it boots
     ota.confirm()   # the running image works: ESP-IDF marks it valid and raises the eFuse to
                     # its security version (a no-op once done)
+    ota.on_trial()  # whether the running image has yet to confirm itself (otadata says so)
     ota.Installer() # package.installer_for(1)
 
 A power cut at any write leaves the old image booting (the slot written is not the booted
@@ -28,8 +29,13 @@ _SECURE_VERSION_BITS = const(32)  # CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIE
 # The SECURE_VERSION eFuse (ESP-IDF's esp32 eFuse table: EFUSE_BLK3 bits 128..159,
 # EFUSE_BLK3_RDATA4_REG): a thermometer code, the version is the number of bits burned.
 _EFUSE_BLK3_RDATA4 = const(0x3FF5A088)
-
-_confirmed = False
+# otadata (ESP-IDF's esp_ota_select_entry_t, one per sector): u32 ota_seq, u8 seq_label[20],
+# u32 ota_state, u32 crc (crc32_le(UINT32_MAX, ota_seq)); the sequence names the slot:
+# (ota_seq - 1) % slots.
+_OTADATA = const(0x00)  # ESP_PARTITION_SUBTYPE_DATA_OTA
+_OTA_0 = const(0x10)  # ESP_PARTITION_SUBTYPE_APP_OTA_0
+_ENTRY = const(32)
+_PENDING_VERIFY = const(1)  # esp_ota_img_states_t
 
 
 def _refused(why):
@@ -68,18 +74,47 @@ def floor():
 
 def confirm():
     """The running image has proved itself (the app reached its home screen, the vault opened):
-    no rollback to the previous one from now on. Once per boot."""
-    global _confirmed
-    if not _confirmed:
-        from esp32 import Partition
+    no rollback to the previous one from now on (a no-op once done: ESP-IDF writes otadata only
+    for an image on trial)."""
+    from esp32 import Partition
 
-        try:
-            Partition.mark_app_valid_cancel_rollback()
-        except OSError:
-            # ESP_FAIL: no otadata entry names the running image (the bootloader found none it
-            # could use and booted the first app that verified): nothing is on trial.
-            pass
-        _confirmed = True
+    try:
+        Partition.mark_app_valid_cancel_rollback()
+    except OSError:
+        # ESP_FAIL: no otadata entry names the running image (the bootloader found none it
+        # could use and booted the first app that verified): nothing is on trial.
+        pass
+
+
+def on_trial():
+    """Whether the running image is still on trial: the otadata entry that names its slot says
+    PENDING_VERIFY (ESP-IDF's esp_ota_get_state_partition, which esp32.Partition does not
+    offer). Read from flash, where the bootloader keeps it, not kept in this module: the module
+    is let go of and imported again (the app after each screen; update.__init__ after a
+    sign-on's offer, beside a flow that imported it), and a flag set in one import was not in
+    the next: a confirmed image refused its update."""
+    import binascii
+
+    from esp32 import Partition
+
+    slot = Partition(Partition.RUNNING).info()[1] - _OTA_0  # type: ignore  # (as in running())
+    slots = sum(1 for p in Partition.find(Partition.TYPE_APP) if p.info()[1] >= _OTA_0)
+    otadata = Partition.find(Partition.TYPE_DATA, _OTADATA)
+    if slot < 0 or not otadata:
+        return False  # a factory app, or no otadata: nothing is ever on trial
+    entry = bytearray(_ENTRY)
+    newest, state = -1, None
+    for sector in (0, 1):
+        otadata[0].readblocks(sector, entry)
+        seq = int.from_bytes(entry[0:4], "little")
+        crc = int.from_bytes(entry[28:32], "little")
+        # bootloader_common_ota_select_valid: a sector being written (its crc wrong) or blank
+        # does not count.
+        if seq in (0, 0xFFFFFFFF) or crc != binascii.crc32(entry[0:4], 0xFFFFFFFF) or (seq - 1) % slots != slot:
+            continue
+        if seq > newest:
+            newest, state = seq, int.from_bytes(entry[24:28], "little")
+    return state == _PENDING_VERIFY
 
 
 class Installer:
@@ -98,7 +133,7 @@ class Installer:
         version below the chip's, or beyond what its eFuse can hold; an image larger than the slot."""
         from esp32 import Partition
 
-        if not _confirmed:
+        if on_trial():
             # The slot written would be the one this image falls back to (ESP-IDF refuses it
             # too: ESP_ERR_OTA_ROLLBACK_INVALID_STATE): only a confirmed image updates.
             raise _refused("the running firmware has not confirmed itself yet")

@@ -192,13 +192,21 @@ def test_new_image_rolls_back_unless_confirmed_then_raises_the_floor(bench):
     reset(bench)
     assert booted(bench) == ("ota_1", 2, 1, "PENDING_VERIFY")
     assert secure_version_efuse(bench) == 0  # not before it confirmed itself
+    # On trial, it installs nothing (its fallback is the slot an update writes).
+    assert bench.report("from update import ota\nprint(ota.on_trial())") is True
+    writes, said = counted(bench, install_code(bench, package(FIRMWARE, 3, 1, appimage.build(3, 1, size=IMAGE_SIZE))))
+    assert "refused the running firmware has not confirmed itself yet" in said and writes == 0, said
     bench.dev.exec(CONFIRM)
+    assert bench.report("from update import ota\nprint(ota.on_trial())") is False
     assert secure_version_efuse(bench) == 0b1
     assert bench.report("from update import ota\nprint(ota.floor())") == 1
     reset(bench)
     assert booted(bench) == ("ota_1", 2, 1, "VALID")
-    # A downgrade below the floor is refused before any write; a newer one goes to ota_0.
-    bench.dev.exec(CONFIRM)
+    # A downgrade below the floor is refused before any write; a newer one goes to ota_0. The
+    # confirmation is the bootloader's record, not the module's: confirmed, then update.ota let
+    # go of and imported anew (as the app and a sign-on's offer let go of modules beside a flow),
+    # it still installs.
+    bench.dev.exec(CONFIRM + "import parts\nparts.unload(['update.ota'])\n")
     writes, said = counted(bench, install_code(bench, package(FIRMWARE, 3, 0, appimage.build(3, 0, size=IMAGE_SIZE))))
     assert "refused firmware of security version 0, below this unit's 1" in said and writes == 0, said
     writes, said = counted(bench, install_code(bench, package(FIRMWARE, 3, 1, appimage.build(3, 1, size=IMAGE_SIZE))))
