@@ -9,8 +9,8 @@
 A key is (modulus bytes, exponent int); a CaKey (emv.capk) serves as one too. Certificates and
 signatures are opened with the public key (pow(x, e, n)) and checked as Book 2 says, in its
 order; each failed check raises OdaFailed naming it. `today` is "YYMMDD". The static data to be
-authenticated is built by `static_data` from the records the AFL names (Book 3 section 10.3);
-`static_pieces` gives the same bytes as views of the records, and `static` may be either.
+authenticated is given by `static_pieces` from the records the AFL names (Book 3 section 10.3),
+as views of the records; `static` may be those pieces or the same bytes whole.
 
 ODA runs at a payment's fullest heap (the card's records read, its data held): what it makes
 there is views (memoryview) of what it has rather than copies of it, as on a steady unit's
@@ -214,21 +214,13 @@ def fdda_terminal_data(un, amount, currency, card_auth_data):
     return bytes(un) + bytes(amount) + bytes(currency) + bytes(card_auth_data)
 
 
-def static_data(records, aip, sda_tag_list):
+def static_pieces(records, aip, sda_tag_list):
     """The static data to be authenticated (Book 3 section 10.3) from the records the AFL
     marks for ODA, [(sfi, record), ...] in AFL order: for SFI 1 to 10 the value of the record's
     70 template (another record fails ODA), for SFI 11 to 30 the whole record; then the AIP if
-    the SDA tag list (9F4A, or None) names 82, the only tag it may name."""
-    out = bytearray()
-    for piece in static_pieces(records, aip, sda_tag_list):
-        out += piece
-    return bytes(out)
-
-
-def static_pieces(records, aip, sda_tag_list):
-    """static_data's bytes as a list of views of the records (and the AIP), in order: what
-    verify_sda and recover_icc_key hash, with no copy of them made (see the module's
-    docstring)."""
+    the SDA tag list (9F4A, or None) names 82, the only tag it may name. As a list of views of
+    the records (and the AIP), in order: what verify_sda and recover_icc_key hash, with no copy
+    of them made (see the module's docstring)."""
     out = []
     for sfi, rec in records:
         if sfi <= 10:

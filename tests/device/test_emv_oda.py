@@ -107,22 +107,26 @@ def test_two_digit_years():
         capk.stamp("2612")
 
 
+def _static(records, aip, sda_tag_list):
+    return b"".join(bytes(piece) for piece in oda.static_pieces(records, aip, sda_tag_list))
+
+
 def test_static_data_to_authenticate():
     rec1 = H("700A5A084761739001010119")
     rec11 = H("700A" "5F24032812315F340101")
     # SFI 1-10: the 70 template's value; SFI 11-30: the whole record; then the AIP if 9F4A says.
-    assert oda.static_data([(1, rec1), (11, rec11)], H("3900"), H("82")) == (
+    assert _static([(1, rec1), (11, rec11)], H("3900"), H("82")) == (
         H("5A084761739001010119") + rec11 + H("3900"))
-    assert oda.static_data([(2, rec1)], H("3900"), None) == H("5A084761739001010119")
+    assert _static([(2, rec1)], H("3900"), None) == H("5A084761739001010119")
     with raises(OdaFailed) as e:
-        oda.static_data([(3, H("77045A020102"))], H("3900"), None)
+        _static([(3, H("77045A020102"))], H("3900"), None)
     assert str(e.value) == "record of SFI 3 is not a 70 template"
     with raises(OdaFailed):
-        oda.static_data([(3, H("7005" "5A0201"))], H("3900"), None)  # malformed
+        _static([(3, H("7005" "5A0201"))], H("3900"), None)  # malformed
     with raises(OdaFailed):
-        oda.static_data([(3, rec1 + rec1)], H("3900"), None)  # two templates
+        _static([(3, rec1 + rec1)], H("3900"), None)  # two templates
     with raises(OdaFailed) as e:
-        oda.static_data([(1, rec1)], H("3900"), H("829F02"))  # only the AIP may be listed
+        _static([(1, rec1)], H("3900"), H("829F02"))  # only the AIP may be listed
     assert str(e.value) == "SDA tag list names 829f02"
 
 
