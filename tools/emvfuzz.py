@@ -10,7 +10,7 @@ path, the device's 256 KB heap) on this same file, which then runs the loop:
 - feed it to tlv.decode/flatten/find/parse_dol/build_dol, and to oda's functions: certificates
   and signatures are formatted blocks opened with exponent 1 (pow(x, 1, n) == x), so a mutated
   block reaches every check after the RSA step (lengths, hash, PAN, expiry, remainder,
-  padding), plus records for static_data.
+  padding), plus records for static_pieces.
 
 Every input must end in a result or an EmvError subclass (TlvError, OdaFailed...). Anything else
 (IndexError, MemoryError, a recursion error...) is a crash: the input's hex and the traceback
@@ -203,7 +203,7 @@ def fuzz(count, seed):
                         check_oda(k, data, step)
                     else:
                         recs = [(random.randrange(1, 31), data), (random.randrange(1, 31), data[1:])]
-                        oda.static_data(recs, b"\x39\x00", random.choice((None, b"", b"\x82", data[:2])))
+                        oda.static_pieces(recs, b"\x39\x00", random.choice((None, b"", b"\x82", data[:2])))
                     stats["results"] = stats.get("results", 0) + 1
                 except EmvError as e:
                     name = type(e).__name__
