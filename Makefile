@@ -9,10 +9,10 @@ STAMP := $(VENV)/.installed
 FIRMWARE := boot.py main.py $(shell find board drivers lib -name '*.py' 2>/dev/null)
 # The board-faithful interpreter (tools/vdevice/build.py): MicroPython v1.28.0's unix port, 32-bit,
 # the firmware frozen into it. Its source: the tarball named by $(MICROPYTHON_TARBALL) if set (CI
-# sets it), else the tag fetched from GitHub.
+# sets it), else the tag fetched from GitHub; firmware/patches applied to it, as to the board's.
 MICROPYTHON := build/micropython-1.28.0/ports/unix/build-pocket/micropython
 FROZEN := $(FIRMWARE) firmware/manifest.py firmware/manifest_terminal.py tools/vdevice/launcher.py \
-	$(wildcard tools/vdevice/port/*)
+	$(wildcard tools/vdevice/port/*) $(wildcard firmware/patches/*.patch)
 
 # A real board's serial port (make deploy PORT=...), and the web simulator's page (make run
 # WEB_PORT=8081 when 8080 is taken).

@@ -60,3 +60,46 @@ def test_heap_is_the_esp32s():
     # (tools.vdevice.STAND_INS, less py/gc.c's tables for it), so the firmware has the board's room.
     stand_ins = int(os.getenv("PT_STAND_INS") or 0) if sys.platform != "esp32" else 0
     assert 111936 + stand_ins * 15 // 16 <= total <= 111936 + stand_ins, (total, stand_ins)
+
+
+async def _kept_by_the_scheduler(n):
+    """The heap a finished task's coroutine held, still held once the task is let go of, while
+    the task the scheduler ran before it waits on: n bytes if it is kept, ~0 if not."""
+    import asyncio
+
+    gate = asyncio.Event()
+
+    async def waiting():  # a long-lived task (the uplink's reader, say)
+        await gate.wait()
+
+    async def holding():  # a flow's short task (a card's removal watcher, say)
+        block = bytearray(n)
+        await asyncio.sleep_ms(0)
+        return len(block)
+
+    def start(coro):  # (made here, the coroutine would stay on this frame's value stack)
+        return asyncio.create_task(coro())
+
+    gc.collect()
+    before = gc.mem_alloc()
+    waiter = start(waiting)
+    await start(holding)  # queued after the waiter: its child in the run queue
+    await asyncio.sleep_ms(1)  # (the C stack below this frame, where it ran, used again)
+    gc.collect()
+    kept = gc.mem_alloc() - before
+    gate.set()
+    await waiter
+    return kept
+
+
+def test_a_finished_task_is_not_kept_by_the_task_run_before_it():
+    # asyncio's run queue is a pairing heap (py/pairheap.c) whose nodes are the tasks. v1.28.0
+    # left a popped task's last-child pointer set: a long-lived task kept the task queued under
+    # it, its coroutine's locals and its function's module, until it next had a child. In the
+    # offline flow the uplink's reader kept a contact purchase's card-removal watcher, and with
+    # it the card slot's driver and four modules (~5 KB, the flow's peak 96 KB instead of 91).
+    # firmware/patches/ clears it; the board's build applies the same patch.
+    import asyncio
+
+    kept = asyncio.run(_kept_by_the_scheduler(8192))
+    assert kept < 1024, kept

@@ -4,6 +4,7 @@ fits the 4 MB flash without overlaps and holds the vfs image tools/image.py buil
 freezes exactly the firmware files the board runs, each of which exists and compiles with
 mpy-cross for the ESP32; the sdkconfig fragment sets every option firmware/README.md claims."""
 
+import os
 import re
 import subprocess
 import sys
@@ -180,3 +181,15 @@ def test_board_files_name_each_other():
     assert "${MICROPY_BOARD_DIR}/partitions.csv" in cmake
     assert "set(IDF_TARGET esp32)" in cmake
     assert "sdkconfig.ble" not in cmake.split("set(SDKCONFIG_DEFAULTS")[1]
+
+
+@pytest.mark.parametrize("patch", sorted((FIRMWARE / "patches").glob("*.patch")), ids=lambda p: p.name)
+def test_the_virtual_handhelds_tree_has_the_boards_patches(patch):
+    # The interpreter the tests and the benches run is the board's only if its tree carries the
+    # same changes to MicroPython: each patch reverses cleanly there (it is applied, whole), and
+    # the tree's stamp names this set of patches (a changed one makes the tree anew).
+    vbuild.ensure()
+    check = subprocess.run(["git", "apply", "--reverse", "--check", patch], cwd=vbuild.SOURCE, capture_output=True,
+                           text=True, env={**os.environ, "GIT_CEILING_DIRECTORIES": str(vbuild.SOURCE.parent)})
+    assert check.returncode == 0, check.stderr
+    assert "; patches sha256:" in vbuild.STAMP.read_text()

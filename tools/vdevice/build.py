@@ -9,12 +9,14 @@ The source, in this order:
 - $MICROPYTHON_TARBALL: a tarball of the v1.28.0 tree with the two submodules the unix port
   needs (lib/mbedtls, lib/micropython-lib) at the commits below (CI sets it);
 - otherwise the tag and those commits fetched with git from GitHub.
-It is unpacked once into build/micropython-1.28.0, which later builds reuse; make there is
-incremental (a firmware change re-freezes and relinks in seconds).
+It is unpacked once into build/micropython-1.28.0, with firmware/patches applied (the board's
+build applies the same: firmware/README.md), and later builds reuse it; a change of the patches
+makes it anew. make there is incremental (a firmware change re-freezes and relinks in seconds).
 """
 
 import argparse
 import fcntl
+import hashlib
 import os
 import shutil
 import subprocess
@@ -41,6 +43,10 @@ EXE = SOURCE / "ports" / "unix" / BUILD / "micropython"
 MPY_CROSS = SOURCE / "mpy-cross" / "build" / "mpy-cross"
 STAMP = SOURCE / ".pocket-source"  # what the tree was made from
 
+# The firmware's own changes to MicroPython, the board's and this build's alike (each file says
+# why), applied in name order.
+FIRMWARE_PATCHES = ROOT / "firmware" / "patches"
+
 # One line of the unix port that the ESP32's shape needs changed, and why: the unix port sizes
 # an import's path buffer (on the C stack, one per nested import) at PATH_MAX, 4096 bytes; the
 # ESP32 port at 128. Four nested imports were 16 KB, the board's whole stack.
@@ -64,6 +70,7 @@ def frozen_sources():
     for folder in ("board", "drivers", "lib"):
         yield from (ROOT / folder).rglob("*.py")
     yield from (ROOT / "firmware").glob("manifest*.py")
+    yield from FIRMWARE_PATCHES.glob("*.patch")
     yield Path(__file__).resolve().parent / "launcher.py"
     yield Path(__file__).resolve().parent / "esp32.py"
     yield ROOT / "tools" / "flowprobe.py"
@@ -87,17 +94,22 @@ def _run(cmd, log, **kw):
 
 
 def source(log):
-    """The v1.28.0 tree in build/, from the tarball or from GitHub; returns where it came from.
+    """The v1.28.0 tree in build/, from the tarball or from GitHub, patched; returns where it
+    came from.
 
     A tree already there is kept, wherever it came from, unless $MICROPYTHON_TARBALL names a
-    different tarball; a new one is made beside it and moved into place only when complete, so
-    that an interrupted fetch never leaves half a tree (nor takes away a good one)."""
+    different tarball or firmware/patches changed; a new one is made beside it and moved into
+    place only when complete, so that an interrupted fetch never leaves half a tree (nor takes
+    away a good one)."""
     tarball = os.environ.get(TARBALL_VARIABLE)
     if tarball and not Path(tarball).is_file():
         raise BuildError("%s=%s: no such file" % (TARBALL_VARIABLE, tarball))
-    origin = ("tarball sha256:" + sha256_file(tarball)) if tarball else ("git " + TAG)
-    if STAMP.exists() and (not tarball or STAMP.read_text().strip() == origin):
-        return STAMP.read_text().strip()
+    patches = sorted(FIRMWARE_PATCHES.glob("*.patch"))
+    patched = "; patches sha256:" + hashlib.sha256(b"".join(p.read_bytes() for p in patches)).hexdigest()
+    origin = (("tarball sha256:" + sha256_file(tarball)) if tarball else ("git " + TAG)) + patched
+    made = STAMP.read_text().strip() if STAMP.exists() else ""
+    if made == origin or (not tarball and made.endswith(patched)):
+        return made
     work = SOURCE.with_name(SOURCE.name + ".new")
     if work.exists():
         shutil.rmtree(work)
@@ -124,6 +136,11 @@ def source(log):
         if old not in text:
             raise BuildError("%s no longer has the line this build changes: %r" % (path, old))
         target.write_text(text.replace(old, new, 1))
+    for patch in patches:
+        # git apply run inside this project's checkout would take the paths as the project's
+        # and skip them: the ceiling keeps it from finding any repository above the tree.
+        _run(["git", "apply", "--verbose", patch], log, cwd=tree,
+             env=dict(os.environ, GIT_CEILING_DIRECTORIES=str(tree.parent)))
     (tree / STAMP.name).write_text(origin + "\n")
     if SOURCE.exists():
         shutil.rmtree(SOURCE)
