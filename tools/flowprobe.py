@@ -393,7 +393,7 @@ async def _at_once(offer, module, paths):
     # (paths), so that every run installs.
     import os
     from update import package
-    while up.update is not None and not up.update.done():
+    while up.update is not None and not up.update.is_set():
         await asyncio.sleep_ms(20)
     for path in paths:
         try:

@@ -6,7 +6,7 @@ go of the modules it imported for it: they sign on in the background of every fl
 update.package and update.config would otherwise stay in the heap (1.8 KB) for good.
 
     update.call("update.package", "versions")      # (firmware, security, parameters, files versions)
-    await update.follow(up, offer)                 # a sign-on's offer (DE48), by the uplink's task
+    await update.follow(up, offer, done)           # a sign-on's offer (DE48), by the uplink's task
 """
 
 
@@ -26,11 +26,12 @@ def call(module, name, *args):
         _let_go(before)
 
 
-async def follow(up, offer):
+async def follow(up, offer, done):
     """update.package.follow(up, offer), in the uplink's task after a sign-on that offers
     something, and this package's modules imported for it let go after: a unit with a firmware
     offer waiting for its owner kept update.package and update.config (2 KB) in the heap through
-    every flow. Only update.*: a flow running beside the task may have imported the others."""
+    every flow. Only update.*: a flow running beside the task may have imported the others.
+    done: an asyncio.Event, set at the end."""
     import sys
 
     before = set(sys.modules)
@@ -40,6 +41,7 @@ async def follow(up, offer):
         await package.follow(up, offer)
     finally:
         _let_go(before, "update.")
+        done.set()
 
 
 def _let_go(before, within=""):

@@ -282,8 +282,10 @@ class Uplink:
         # What else waits on flash for the bank, sent after the reversals at every sign-on:
         # coroutine functions of the Uplink (terminal.link adds the offline advices').
         self.after_sign_on = []
-        # The task following the last sign-on's offer (lib/update/package.follow), and why the
-        # last one offered failed (None: none failed).
+        # Set once the last sign-on's offer is followed (update.follow, in a task of its own;
+        # None: none was offered), and why the last one offered failed (None: none failed). An
+        # Event, not the task: a finished task keeps its coroutine, whose frame keeps what it
+        # imported (update.package's old copy, ~2 KB, beside the update flow's own).
         self.update = None
         self.update_error = None
         self.offered = None  # a firmware package's id (UPD=): for update.ota, with the owner's consent
@@ -361,10 +363,11 @@ class Uplink:
             self._ready.set()
             watch = asyncio.create_task(self._idle_echo())
             await self._send_reversals()
-            if answer.fields.get(48) and (self.update is None or self.update.done()):
+            if answer.fields.get(48) and (self.update is None or self.update.is_set()):
                 from update import follow  # only when the bank offers something; let go of after
 
-                self.update = asyncio.create_task(follow(self, answer.fields[48]))
+                self.update = asyncio.Event()
+                asyncio.create_task(follow(self, answer.fields[48], self.update))
             for then in self.after_sign_on:
                 await then(self)
             await receiver
