@@ -296,6 +296,8 @@ class FlowRig:
         self.pending = False  # the steady state: payment requests waiting at their cap
         self.parameters = False  # the parameters flow's package published
         self.files = False  # the files flow's
+        self.update_version = 1  # the last firmware package published for the update flow (1: none)
+        self.update_due = True  # a new one is to be published before the next update run
 
     def __enter__(self):
         from tools import bench
@@ -359,7 +361,7 @@ class FlowRig:
             self.publish_parameters()
         if kind == "files" and not self.files:
             self.publish_files()
-        if kind == "update":
+        if kind == "update" and self.update_due:
             self.publish_update()
         from mpremote.transport import TransportError
 
@@ -379,6 +381,8 @@ class FlowRig:
             return ("failed", err.decode(errors="replace").strip().splitlines()[-1]), {}
         if console.result is None:
             return ("failed", "no result from the device"), {}
+        if kind == "update" and console.result[0][0] == "ok":
+            self.update_due = True  # installed: the next boot may run it (see publish_update)
         return console.result
 
     def publish_parameters(self):
@@ -407,15 +411,19 @@ class FlowRig:
         self.files = True
 
     def publish_update(self):
-        """The firmware package the update flow installs, published once: the bank offers it at
-        every sign-on after (the unit keeps reporting version 1: it never restarts into it)."""
+        """The firmware package the update flow installs, of a version above any the unit may run:
+        an update run that installed one switched the unit's boot to it (otadata), so the next
+        boot (the next trial, the steady fill) runs that version, confirmed at its home menu, and
+        the bank offers only a higher one. The flow measured is the same whatever the version."""
         from tools.bank import admin
         from tools.vdevice import appimage
 
-        path = self.tmp / "update-image.bin"
-        if not path.exists():
-            path.write_bytes(appimage.build(2, 0, size=UPDATE_IMAGE))
-            assert admin.main(["--state-dir", str(self.bank.dir), "publish", "firmware", str(path), "--version", "2"]) == 0
+        self.update_version += 1
+        path = self.tmp / ("update-image-%d.bin" % self.update_version)
+        path.write_bytes(appimage.build(self.update_version, 0, size=UPDATE_IMAGE))
+        assert admin.main(["--state-dir", str(self.bank.dir), "publish", "firmware", str(path),
+                           "--version", str(self.update_version)]) == 0
+        self.update_due = False
 
     def tap_at(self, x, y, after_ms=0):
         self.vd.rig.call("do", name="touch", action="tap", x=int(x), y=int(y), after_ms=after_ms)
