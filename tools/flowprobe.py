@@ -386,16 +386,19 @@ async def _unlock():
         MARK['end'] = snap()
 
 
-async def _at_once(offer, module, paths):
+async def _at_once(offer, name, paths):
     # The bank's package of version 1 (tools/flowbench.py publishes it) offered as a sign-on's
     # answer offers it, downloaded and installed at once. First (not measured): whatever the
     # sign-on's own offer started finished, and what the unit installed of its kind dropped
-    # (paths), so that every run installs.
+    # (paths, of update.<name>), so that every run installs. Its modules are imported after that
+    # offer's end, which lets go of the update.* modules imported meanwhile: imported before,
+    # this frame kept those copies and the flow made second ones (the parameters' peak held both).
     import os
-    from update import package
     while up.update is not None and not up.update.is_set():
         await asyncio.sleep_ms(20)
-    for path in paths:
+    from update import package
+    module = __import__('update.' + name, None, None, ('VERSION',))
+    for path in paths(module):
         try:
             os.remove(path)
         except OSError:
@@ -411,13 +414,11 @@ async def _at_once(offer, module, paths):
 
 
 async def _parameters():
-    from update import config
-    await _at_once('CFG=1', config, (config.VERSION, config.TERMINAL))
+    await _at_once('CFG=1', 'config', lambda config: (config.VERSION, config.TERMINAL))
 
 
 async def _files():
-    from update import files
-    await _at_once('FILES=1', files, (files.VERSION,))
+    await _at_once('FILES=1', 'files', lambda files: (files.VERSION,))
 
 
 async def _update():
