@@ -34,7 +34,7 @@ def verify(icc_key, sent, template, got, un):
         raise OdaFailed("SDAD cryptogram information data")
     h = hashlib.sha1(sent)
     i = 0
-    for tag, _, end in tlv._walk(template, 0, len(template)):
+    for tag, _, end in tlv.walk(template):
         while template[i] in (0x00, 0xFF):  # padding between objects is no object
             i += 1
         if tag != 0x9F4B:

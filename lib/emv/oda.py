@@ -24,7 +24,7 @@ from micropython import const
 
 from emv import OdaFailed, TlvError
 from emv.capk import stamp
-from emv.tlv import _walk
+from emv.tlv import walk
 
 _HEADER = const(0x6A)
 _TRAILER = const(0xBC)
@@ -225,7 +225,7 @@ def static_pieces(records, aip, sda_tag_list):
     for sfi, rec in records:
         if sfi <= 10:
             try:
-                objs = list(_walk(rec, 0, len(rec)))
+                objs = list(walk(rec))
             except TlvError:
                 objs = ()
             if len(objs) != 1 or objs[0][0] != _RECORD:

@@ -2,6 +2,7 @@
 
     from emv import tlv
     tlv.decode(data)            [(tag, value), ...] one level; 00/FF padding between objects skipped
+    tlv.walk(data)              (tag, value start, value end) of each, one level: read in place
     tlv.flatten(data)           {tag: value} of every primitive object, recursing into templates
     tlv.find(data, 0x9F38)      the first object with that tag at any depth, or None
     tlv.encode(0x9F02, value)   tag, length, value
@@ -63,8 +64,11 @@ def _header(data, i, end):
     return tag, j, j + n
 
 
-def _walk(data, i, end):
-    """Yield (tag, value start, value end) of each object in data[i:end]."""
+def walk(data, i=0, end=None):
+    """Yield (tag, value start, value end) of each object in data[i:end] (to its end if None):
+    where each value is, for a caller that reads it in place (ODA, CDA) rather than copied."""
+    if end is None:
+        end = len(data)
     while i < end:
         b = data[i]
         if b == 0x00 or b == 0xFF:  # padding before, between, after objects (Book 3 B1)
@@ -84,13 +88,13 @@ def is_constructed(tag):
 
 def decode(data):
     """[(tag, value bytes), ...] of the objects at the top level of data."""
-    return [(t, bytes(data[vs:ve])) for t, vs, ve in _walk(data, 0, len(data))]
+    return [(t, bytes(data[vs:ve])) for t, vs, ve in walk(data)]
 
 
 def _flatten(data, i, end, out, depth):
     if depth > MAX_DEPTH:
         raise TlvError("templates nested deeper than %d at %d" % (MAX_DEPTH, i))
-    for t, vs, ve in _walk(data, i, end):
+    for t, vs, ve in walk(data, i, end):
         if is_constructed(t):
             _flatten(data, vs, ve, out, depth + 1)
         elif t in out:
@@ -111,7 +115,7 @@ def flatten(data, out=None):
 def _find(data, i, end, tag, depth):
     if depth > MAX_DEPTH:
         raise TlvError("templates nested deeper than %d at %d" % (MAX_DEPTH, i))
-    for t, vs, ve in _walk(data, i, end):
+    for t, vs, ve in walk(data, i, end):
         if t == tag:
             return bytes(data[vs:ve])
         if is_constructed(t):
