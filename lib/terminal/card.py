@@ -69,10 +69,33 @@ async def pay_by_card(app, op, amount, currency, online, payee="this terminal", 
     without the bank (terminal.offline; a purchase may, a merchant's request is the bank's);
     answer is then a terminal.offline.Advice, its 0220 on flash, and result the same Advice
     (its PAN: the kernel's result is let go of before the advice is stored)."""
+    up = app.link.uplink
+    paid = await _with_card(app, op, amount, currency, online, payee, offline, up)
+    if not isinstance(paid, dict):
+        return paid
+    # An offline approval: its advice's record (terminal.offline.prepare), stored now, with the
+    # card done with and nothing but the record left of it: the kernel, its result, the slot's
+    # driver and their modules let go of first (~8 KB: the write and the forward have it). The
+    # card's part ran in _with_card, a coroutine of its own, for this: a coroutine's frame is
+    # on the heap and keeps what its value stack last held (here the slot's driver, 2.6 KB with
+    # its modules, through the write and the forward); that frame is gone once it returned.
+    _let_go(_SLOT + _KERNEL)
+    from terminal import offline
+
+    try:
+        advice = offline.store(up, paid)
+    except Exception as e:
+        raise errors.failure(e)
+    if up is not None and up.connected:  # (it is: _offline made the record)
+        asyncio.create_task(offline.forward(up))
+    return advice, advice  # the advice stands for the result too (its PAN, History's)
+
+
+async def _with_card(app, op, amount, currency, online, payee, offline, up):
+    """pay_by_card's card part: what pay_by_card returns, or an offline approval's record."""
     import parts
     from terminal.receipt import alpha
 
-    up = app.link.uplink
     if up is not None and up.journal.full:
         raise errors.Failure(errors.REVERSALS_WAITING)  # before the card is asked for: its 0200 could not be sent
     ui = app.ui
@@ -135,24 +158,7 @@ async def pay_by_card(app, op, amount, currency, online, payee="this terminal", 
         _keys_closed(made[0])  # (by _read unless the card failed or was cancelled)
         await _surely(_release(slot, nfc))
         op.critical = False
-    if not isinstance(paid, dict):
-        return paid
-    # An offline approval: its advice's record (terminal.offline.prepare), stored now, with the
-    # card done with and nothing but the record left of it: the kernel, its result, the slot's
-    # driver and their modules let go of first (~8 KB: the write and the forward have it).
-    kernel = res = slot = None
-    made.clear()
-    inserted.clear()
-    _let_go(_SLOT + _KERNEL)
-    from terminal import offline
-
-    try:
-        advice = offline.store(up, paid)
-    except Exception as e:
-        raise errors.failure(e)
-    if up is not None and up.connected:  # (it is: _offline made the record)
-        asyncio.create_task(offline.forward(up))
-    return advice, advice  # the advice stands for the result too (its PAN, History's)
+    return paid
 
 
 # What a payment lets go of once it is done with it: the PN532's driver once its field is off

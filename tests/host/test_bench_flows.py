@@ -212,3 +212,31 @@ def test_purchases_in_a_row_report_the_heap_after_each(rig):
     topped = (1 + len(flowbench.CARD_FLOWS)) * 100 * flowbench.AMOUNT
     paid = (2 + 1 + 1 + 2) * flowbench.AMOUNT + flowbench.REQUEST_AMOUNT
     assert rig.bank.balance(account) - before == topped - paid
+
+
+# parts.unload with a record of the modules still alive right after an offline approval lets go
+# of the card's (the slot's driver and the kernel), before its advice is written.
+AFTER_THE_CARD = """
+import heapstat, parts
+STRAY = []
+_unload = parts.unload
+def _recorded(names):
+    _unload(names)
+    if 'drivers.iso7816_slot' in names and 'terminal.card' not in names:  # (not the flow's end)
+        STRAY.append(heapstat.stray_modules())
+parts.unload = _recorded
+"""
+
+
+def test_an_offline_approval_lets_go_of_the_card_before_its_advice_is_written(rig):
+    # The card's part of the payment runs in a coroutine of its own (terminal.card._with_card):
+    # run in pay_by_card's frame, whose value stack still held the slot's driver when the
+    # kernel and the driver were let go of, the driver and iso7816.atr/.pps (2.6 KB) stayed
+    # alive through the advice's write and forward.
+    rig.top_up_card("offline")
+    rig.boot(flowbench.BEYOND)
+    assert rig.setup() is None
+    rig.dev.exec(AFTER_THE_CARD)
+    (status, why), _ = rig.run("offline")
+    assert status == "ok", why
+    assert rig.dev.eval("STRAY") == [[]]
