@@ -316,6 +316,26 @@ async def _give_back():
     await op.run(app)
 
 
+def _offline_parameters(path):
+    # The unit's own parameters kept aside on flash (their name, None if it had none), not as
+    # text in the heap through the flow measured, and the floor limit the flow needs written.
+    # A plain function, not in _offline: a coroutine's frame is on the heap and keeps what its
+    # value stack last held (the files of the `with`s below, 384 bytes each, through the flow).
+    import json
+    import os
+    kept = path + '.bench'
+    try:
+        with open(path) as f:
+            t = json.load(f)
+        os.rename(path, kept)
+    except OSError:
+        t, kept = {}, None
+    t['floor_limit'] = 5000
+    with open(path, 'w') as f:
+        json.dump(t, f)
+    return kept
+
+
 async def _offline():
     # First the same purchase online (not measured, as _give_back's payment): the card's
     # offline counters back to 0, as its going online now and then does; else after its
@@ -329,22 +349,9 @@ async def _offline():
     await _purchase()
     _unload(before)
     before = None  # (the bench's own: not held through the flow measured)
-    import json
     import os
     from update.config import TERMINAL
-    # The unit's own parameters kept aside on flash, not as text in the heap through the flow
-    # measured (the bench's memory is not the firmware's).
-    kept = TERMINAL + '.bench'
-    try:
-        with open(TERMINAL) as f:
-            t = json.load(f)
-        os.rename(TERMINAL, kept)
-    except OSError:
-        t, kept = {}, None
-    t['floor_limit'] = 5000
-    with open(TERMINAL, 'w') as f:
-        json.dump(t, f)
-    del t, f  # (a closed file is still 384 bytes: not the flow's)
+    kept = _offline_parameters(TERMINAL)
     gc.collect()
     heapstat.reset()
     MARK['start'] = snap()
