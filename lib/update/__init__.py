@@ -31,16 +31,19 @@ async def follow(up, offer, done):
     something, and this package's modules imported for it let go after: a unit with a firmware
     offer waiting for its owner kept update.package and update.config (2 KB) in the heap through
     every flow. Only update.*: a flow running beside the task may have imported the others.
-    done: an asyncio.Event, set at the end."""
+    done: an asyncio.Event, set at the end whatever happened (unset, the uplink would follow no
+    later offer)."""
     import sys
 
-    before = set(sys.modules)
     try:
-        from update import package
+        before = set(sys.modules)
+        try:
+            from update import package
 
-        await package.follow(up, offer)
+            await package.follow(up, offer)
+        finally:
+            _let_go(before, "update.")
     finally:
-        _let_go(before, "update.")
         done.set()
 
 
