@@ -31,8 +31,9 @@ step after the owner's choices (the amount typed, the account picked: a person's
   installed at once in the same way (update.files: staged beside, committed by one rename); the
   unit's files version dropped before each run.
 - update: terminal.update.Update, the owner having chosen "Update available": the package's
-  signed header read and shown, "Install now" tapped, the package (a 32 KB app image, version 2,
-  published with the bank's update key) downloaded in 0800/360 records, verified and written to
+  signed header read and shown, "Install now" tapped, the package (a 32 KB app image of a version
+  above any the unit runs, published with the bank's update key before each run that follows an
+  install: publish_update) downloaded in 0800/360 records, verified and written to
   the other OTA slot, the boot switched to it (update.ota); the restart after it is not measured.
 - offline: a contact purchase online (not measured: the card's offline counters back to 0), then
   the same purchase with the bank away (the uplink taken as not signed on) and the issuer's
