@@ -4,7 +4,6 @@ fits the 4 MB flash without overlaps and holds the vfs image tools/image.py buil
 freezes exactly the firmware files the board runs, each of which exists and compiles with
 mpy-cross for the ESP32; the sdkconfig fragment sets every option firmware/README.md claims."""
 
-import os
 import re
 import subprocess
 import sys
@@ -189,7 +188,7 @@ def test_the_virtual_handhelds_tree_has_the_boards_patches(patch):
     # same changes to MicroPython: each patch reverses cleanly there (it is applied, whole), and
     # the tree's stamp names this set of patches (a changed one makes the tree anew).
     vbuild.ensure()
-    check = subprocess.run(["git", "apply", "--reverse", "--check", patch], cwd=vbuild.SOURCE, capture_output=True,
-                           text=True, env={**os.environ, "GIT_CEILING_DIRECTORIES": str(vbuild.SOURCE.parent)})
+    check = subprocess.run(["git", "apply", "--reverse", "--check", patch], capture_output=True, text=True,
+                           **vbuild.git_in(vbuild.SOURCE))
     assert check.returncode == 0, check.stderr
     assert "; patches sha256:" in vbuild.STAMP.read_text()

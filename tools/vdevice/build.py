@@ -85,6 +85,13 @@ def stale():
     return any(not p.exists() or p.stat().st_mtime > built for p in frozen_sources())
 
 
+def git_in(tree):
+    """subprocess.run's keywords for git on the files of tree (a MicroPython tree, a git clone or
+    not): run inside this project's checkout, git would take the paths as the project's and
+    (git apply) skip them; the ceiling keeps it from finding any repository above the tree."""
+    return {"cwd": tree, "env": dict(os.environ, GIT_CEILING_DIRECTORIES=str(tree.parent))}
+
+
 def _run(cmd, log, **kw):
     log.write("+ %s\n" % " ".join(str(c) for c in cmd))
     log.flush()
@@ -137,10 +144,7 @@ def source(log):
             raise BuildError("%s no longer has the line this build changes: %r" % (path, old))
         target.write_text(text.replace(old, new, 1))
     for patch in patches:
-        # git apply run inside this project's checkout would take the paths as the project's
-        # and skip them: the ceiling keeps it from finding any repository above the tree.
-        _run(["git", "apply", "--verbose", patch], log, cwd=tree,
-             env=dict(os.environ, GIT_CEILING_DIRECTORIES=str(tree.parent)))
+        _run(["git", "apply", "--verbose", patch], log, **git_in(tree))
     (tree / STAMP.name).write_text(origin + "\n")
     if SOURCE.exists():
         shutil.rmtree(SOURCE)

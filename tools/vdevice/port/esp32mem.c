@@ -506,7 +506,6 @@ static mp_obj_t heapstat_stray_modules(void) {
 static MP_DEFINE_CONST_FUN_OBJ_0(heapstat_stray_modules_obj, heapstat_stray_modules);
 
 static const mp_rom_map_elem_t heapstat_module_globals_table[] = {
-    { MP_ROM_QSTR(MP_QSTR_stray_modules), MP_ROM_PTR(&heapstat_stray_modules_obj) },
     { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR_heapstat) },
     { MP_ROM_QSTR(MP_QSTR_largest), MP_ROM_PTR(&heapstat_largest_obj) },
     { MP_ROM_QSTR(MP_QSTR_reset), MP_ROM_PTR(&heapstat_reset_obj) },
@@ -517,6 +516,7 @@ static const mp_rom_map_elem_t heapstat_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_tls_blocks), MP_ROM_PTR(&heapstat_tls_blocks_obj) },
     { MP_ROM_QSTR(MP_QSTR_native), MP_ROM_PTR(&heapstat_native_obj) },
     { MP_ROM_QSTR(MP_QSTR_cpu_us), MP_ROM_PTR(&heapstat_cpu_us_obj) },
+    { MP_ROM_QSTR(MP_QSTR_stray_modules), MP_ROM_PTR(&heapstat_stray_modules_obj) },
 };
 static MP_DEFINE_CONST_DICT(heapstat_module_globals, heapstat_module_globals_table);
 
